@@ -1,0 +1,442 @@
+"""What igor does: list stacks, deploy, cancel, follow a deployment.
+
+Plain functions over a Cloud 66 client that return outcomes. They never print
+and never know whether a person is in a shell or in Slack; rendering happens at
+the edges (`render/terminal.py`, `render/slack.py`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from igor_cli import __version__
+from igor_cli.errors import (
+    AmbiguousStack,
+    Conflict,
+    ExitCode,
+    StackNotFound,
+    UnknownService,
+    UsageProblem,
+)
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66 import (
+        AsyncAction,
+        Deployment,
+        DeployResponse,
+        Service,
+        Stack,
+    )
+
+IGOR_REFERENCE_PREFIX = "igor:"
+
+
+class Client(Protocol):
+    """The part of `Cloud66Client` the actions use (tests may pass the real one)."""
+
+    def stacks(self) -> list[Stack]: ...
+    def services(self, uid: str) -> list[Service]: ...
+    def deployments(self, uid: str) -> list[Deployment]: ...
+    def actions(self, uid: str) -> list[AsyncAction]: ...
+    def action(self, uid: str, action_id: str) -> AsyncAction: ...
+    def deploy(
+        self, uid: str, *, services: Sequence[str] = (), user_reference: str = ""
+    ) -> DeployResponse: ...
+    def cancel(self, uid: str, deployment_id: str) -> str: ...
+
+
+# -- who is asking ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a command came from, for the `user_reference` and the audit line."""
+
+    via: str  # "cli" or "slack"
+    user: str  # "alice@laptop" or a Slack user ID
+    request_id: str = ""  # the Slack event ID: a retry of one event must not deploy twice
+
+    @property
+    def user_reference(self) -> str:
+        """The tag stored at Cloud 66 with the deployment (at most 255 chars)."""
+        parts = [IGOR_REFERENCE_PREFIX + self.via, self.user]
+        if self.request_id:
+            parts.append(self.request_id)
+        return ":".join(parts)[:255]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who started a deployment, read back from its `user_reference`."""
+
+    via: str
+    user: str
+
+    @classmethod
+    def from_reference(cls, reference: str) -> Requester | None:
+        """Parse `igor:<via>:<user>[:<request id>]`; None if igor did not write it."""
+        if not reference.startswith(IGOR_REFERENCE_PREFIX):
+            return None
+        _, via, *rest = reference.split(":", 3)
+        return cls(via=via, user=rest[0] if rest else "")
+
+
+# -- requests (what the user asked for; built by the shared command definitions)
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """`igor list`."""
+
+    stack: str | None = None
+    environment: str | None = None
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """`igor deploy`."""
+
+    stack: str
+    environment: str | None = None
+    services: tuple[str, ...] = ()
+    wait: bool = True
+    follow: bool = False
+    dry_run: bool = False
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """`igor cancel`."""
+
+    stack: str
+    environment: str | None = None
+    services: tuple[str, ...] = ()
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class VersionRequest:
+    """`igor version`."""
+
+    as_json: bool = False
+
+
+Request = ListRequest | DeployRequest | CancelRequest | VersionRequest
+
+
+# -- outcomes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackList:
+    """The stacks that matched `igor list`."""
+
+    stacks: list[Stack]
+    stack_filter: str | None = None
+    environment: str | None = None
+
+    exit_code = ExitCode.OK
+
+
+class DeployResult(Enum):
+    """What a deploy request came to."""
+
+    STARTED = "started"
+    QUEUED = "queued"
+    ALREADY_DEPLOYING = "already_deploying"
+    BUSY_NOT_QUEUED = "busy_not_queued"
+    WOULD_START = "would_start"
+    WOULD_QUEUE = "would_queue"
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """The result of `deploy`: what happened and the facts to report."""
+
+    result: DeployResult
+    stack: Stack
+    services: tuple[str, ...] = ()
+    action_id: str = ""
+    message: str = ""
+    running: Deployment | None = None  # the deployment that made the stack busy
+    started_by: Requester | None = None  # igor's requester of the running deployment
+    started_at: datetime | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Nothing deployed when the stack was already busy: that is a failure."""
+        if self.result in (DeployResult.ALREADY_DEPLOYING, DeployResult.BUSY_NOT_QUEUED):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    @property
+    def posted(self) -> bool:
+        """Whether a deployment was asked of Cloud 66."""
+        return self.result in (DeployResult.STARTED, DeployResult.QUEUED)
+
+
+class CancelResult(Enum):
+    """What a cancel request came to."""
+
+    CANCELLING = "cancelling"
+    NOTHING_TO_CANCEL = "nothing_to_cancel"
+    ALREADY_CANCELLING = "already_cancelling"
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """The result of `cancel`."""
+
+    result: CancelResult
+    stack: Stack
+    deployment: Deployment | None = None
+    started_by: Requester | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Nothing to cancel is a failure; an already running cancel is not."""
+        if self.result is CancelResult.NOTHING_TO_CANCEL:
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+
+@dataclass(frozen=True)
+class VersionOutcome:
+    """igor's version."""
+
+    version: str = __version__
+    exit_code = ExitCode.OK
+
+
+Outcome = StackList | DeployOutcome | CancelOutcome | VersionOutcome
+
+
+# -- stacks ----------------------------------------------------------------
+
+
+def list_stacks(
+    client: Client, stack: str | None = None, environment: str | None = None
+) -> StackList:
+    """Stacks whose name contains `stack` (any case), in `environment` (exact, any case)."""
+    needle = (stack or "").casefold()
+    env = (environment or "").casefold()
+    chosen = [
+        s
+        for s in client.stacks()
+        if needle in s.name.casefold() and (not env or s.environment.casefold() == env)
+    ]
+    chosen.sort(key=lambda s: (s.name.casefold(), s.environment.casefold()))
+    return StackList(chosen, stack, environment)
+
+
+def resolve_stack(stacks: Sequence[Stack], name: str, environment: str | None) -> Stack:
+    """The one stack with this exact name (any case), narrowed by environment."""
+    wanted = name.strip().casefold()
+    if not wanted:
+        raise UsageProblem("The stack name is empty.", "Name a stack with -s.")
+    named = [s for s in stacks if s.name.casefold() == wanted]
+    if environment:
+        in_env = [s for s in named if s.environment.casefold() == environment.casefold()]
+        if not in_env and named:
+            have = ", ".join(sorted({s.environment for s in named}))
+            raise StackNotFound(
+                name,
+                environment,
+                [],
+                f"Stack {name!r} has no {environment!r} environment; it is in: {have}.",
+            )
+        named = in_env
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise AmbiguousStack(named[0].name, sorted(s.environment for s in named))
+    where = f" in {environment!r}" if environment else ""
+    raise StackNotFound(
+        name, environment, _close_names(stacks, name), f"No stack named {name!r}{where}."
+    )
+
+
+def _close_names(stacks: Sequence[Stack], name: str) -> list[str]:
+    names = sorted({s.name for s in stacks})
+    by_fold = {n.casefold(): n for n in names}
+    wanted = name.casefold()
+    close = difflib.get_close_matches(wanted, list(by_fold), n=3, cutoff=0.6)
+    contains = [n for f, n in by_fold.items() if wanted in f and f not in close]
+    return ([by_fold[c] for c in close] + contains)[:3]
+
+
+def split_services(values: Sequence[str]) -> tuple[str, ...]:
+    """`-v web -v worker:1.2,api` -> ("web", "worker:1.2", "api"), without blanks or repeats."""
+    seen: dict[str, None] = {}
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                seen[part.strip()] = None
+    return tuple(seen)
+
+
+def _check_services(client: Client, stack: Stack, services: Sequence[str]) -> None:
+    if not services:
+        return
+    available = [s.name for s in client.services(stack.uid)]
+    by_fold = {a.casefold() for a in available}
+    unknown = [s for s in services if s.split(":", 1)[0].casefold() not in by_fold]
+    if unknown:
+        raise UnknownService(stack.label, unknown, available)
+
+
+def _live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
+    return next((d for d in deployments if d.is_deploying), None)
+
+
+def _running_igor_action(actions: Sequence[AsyncAction]) -> AsyncAction | None:
+    return next(
+        (
+            a
+            for a in actions
+            if not a.finished and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+        ),
+        None,
+    )
+
+
+# -- deploy ----------------------------------------------------------------
+
+
+def deploy(client: Client, request: DeployRequest, origin: Origin) -> DeployOutcome:
+    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
+    from igor_cli.cloud66 import StackStatus
+
+    stack = resolve_stack(client.stacks(), request.stack, request.environment)
+    services = split_services(request.services)
+    _check_services(client, stack, services)
+    live = _live_deployment(client.deployments(stack.uid))
+    busy = (
+        stack.is_busy
+        or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
+        or live is not None
+    )
+    actions = client.actions(stack.uid) if busy or origin.request_id else []
+
+    def outcome(
+        result: DeployResult, action: AsyncAction | None = None, answer: DeployResponse | None = None
+    ) -> DeployOutcome:
+        return DeployOutcome(
+            result,
+            stack,
+            services,
+            action_id=action.id if action else answer.async_action_id if answer else "",
+            message=answer.message if answer else "",
+            running=live,
+            started_by=Requester.from_reference(action.user_reference) if action else None,
+            started_at=action.started_at if action else None,
+        )
+
+    if origin.request_id:
+        # A Slack retry of this very event, perhaps handled by another replica.
+        mine = next((a for a in actions if a.user_reference == origin.user_reference), None)
+        if mine is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, mine)
+    if busy:
+        ours = _running_igor_action(actions)
+        if ours is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, ours)
+        if not request.wait:
+            return outcome(DeployResult.BUSY_NOT_QUEUED)
+    if request.dry_run:
+        return outcome(DeployResult.WOULD_QUEUE if busy else DeployResult.WOULD_START)
+    answer = client.deploy(stack.uid, services=services, user_reference=origin.user_reference)
+    queued = answer.queued or busy
+    return outcome(DeployResult.QUEUED if queued else DeployResult.STARTED, answer=answer)
+
+
+# -- cancel ----------------------------------------------------------------
+
+
+def cancel(client: Client, request: CancelRequest) -> CancelOutcome:
+    """Cancel the stack's live deployment, or say there is none."""
+    stack = resolve_stack(client.stacks(), request.stack, request.environment)
+    _check_services(client, stack, split_services(request.services))
+    live = _live_deployment(client.deployments(stack.uid))
+    if live is None:
+        return CancelOutcome(CancelResult.NOTHING_TO_CANCEL, stack)
+    ours = _running_igor_action(client.actions(stack.uid))
+    started_by = Requester.from_reference(ours.user_reference) if ours else None
+    try:
+        message = client.cancel(stack.uid, live.id)
+    except Conflict:
+        return CancelOutcome(CancelResult.ALREADY_CANCELLING, stack, live, started_by)
+    if "already" in message.casefold():
+        return CancelOutcome(CancelResult.ALREADY_CANCELLING, stack, live, started_by)
+    return CancelOutcome(CancelResult.CANCELLING, stack, live, started_by)
+
+
+# -- follow ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One look at a deployment being followed."""
+
+    elapsed: float
+    finished: bool
+    success: bool | None = None
+    message: str = ""
+    timed_out: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 when the deployment succeeded; 1 when it failed or is still running."""
+        return ExitCode.OK if self.finished and self.success else ExitCode.FAILED
+
+
+@dataclass
+class FollowPolicy:
+    """How often to look, and for how long, with an injectable clock and sleep."""
+
+    interval: float = 5.0
+    timeout: float = 3600.0
+    clock: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+
+def follow(
+    client: Client, stack_uid: str, action_id: str, policy: FollowPolicy | None = None
+) -> Iterator[Progress]:
+    """Yield progress until the deploy's async action finishes or the timeout passes."""
+    policy = policy or FollowPolicy()
+    started = policy.clock()
+    while True:
+        action = client.action(stack_uid, action_id)
+        elapsed = policy.clock() - started
+        if action.finished:
+            yield Progress(elapsed, True, bool(action.finished_success), action.finished_message)
+            return
+        if elapsed >= policy.timeout:
+            yield Progress(elapsed, False, None, "still running", timed_out=True)
+            return
+        yield Progress(elapsed, False)
+        policy.sleep(policy.interval)
+
+
+def perform(connect: Callable[[], Client], request: Request, origin: Origin) -> Outcome:
+    """Run one request; the shell and the Slack bridge both come through here.
+
+    `connect` is called only for requests that need Cloud 66.
+    """
+    if isinstance(request, VersionRequest):
+        return VersionOutcome()
+    client = connect()
+    if isinstance(request, ListRequest):
+        return list_stacks(client, request.stack, request.environment)
+    if isinstance(request, DeployRequest):
+        return deploy(client, request, origin)
+    return cancel(client, request)

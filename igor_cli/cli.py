@@ -1,0 +1,377 @@
+"""The igor command line: one definition of each option, shared by every command.
+
+The command functions only turn options into a request and hand it to whoever
+is running them (`ctx.obj`): in a shell that is `ShellSession`, which performs
+it and renders the outcome; in chat it is the Slack bridge. So chat text and
+argv go through the very same parser, usage errors and help included.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, NewType, NoReturn, Protocol, TypeVar
+
+import typer
+from typer._click import ClickException, Context, echo
+from typer._click.exceptions import UsageError
+from typer.core import TyperCommand, TyperGroup
+
+from igor_cli import __version__
+from igor_cli.actions import (
+    CancelRequest,
+    DeployRequest,
+    ListRequest,
+    Request,
+    VersionRequest,
+)
+from igor_cli.config import Environment
+
+CHAT_COMMANDS = ("deploy", "cancel", "list", "help", "version")
+ALIASES = {
+    "list": ("get", "show", "find", "stacks"),
+    "deploy": ("redeploy",),
+    "cancel": ("stop", "exit", "halt"),
+}
+
+# -- help and usage that work the same in a shell and in chat -----------------
+
+
+class HelpRequested(ClickException):
+    """`-h`: the help text, shown on stdout with exit code 0 (or replied in chat)."""
+
+    exit_code = 0
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def show(self, file: Any = None) -> None:
+        """Print the help (stdout unless told otherwise)."""
+        echo(self.text, file=file)
+
+
+def _raise_help(ctx: Context, _param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        raise HelpRequested(ctx.get_help())
+
+
+class IgorCommand(TyperCommand):
+    """A command whose `-h` raises `HelpRequested` instead of printing."""
+
+    def get_help_option(self, ctx: Context) -> Any:
+        """The usual help option, with a callback that raises."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _raise_help
+        return option
+
+
+class IgorGroup(TyperGroup):
+    """The `igor` group: `-h` raises, and unknown commands list the known ones."""
+
+    def get_help_option(self, ctx: Context) -> Any:
+        """The usual help option, with a callback that raises."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _raise_help
+        return option
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Any, list[str]]:
+        """Find the command; name an unknown one and list the valid ones."""
+        name = args[0] if args else ""
+        command = self.get_command(ctx, name.lower())
+        if command is None:
+            raise UsageError(
+                f"Unknown command {name!r}. Commands: {', '.join(CHAT_COMMANDS)}.", ctx
+            )
+        return name.lower(), command, args[1:]
+
+
+# -- who runs the request -----------------------------------------------------
+
+
+class Submitter(Protocol):
+    """Whoever runs the command functions: the shell session or the chat bridge."""
+
+    def submit(self, request: Request) -> None:
+        """Perform (shell) or capture (chat) a request."""
+
+
+def _submit(ctx: typer.Context, request: Request) -> None:
+    submitter = ctx.obj
+    if submitter is None or not hasattr(submitter, "submit"):
+        submitter = ShellSession(Environment())
+    submitter.submit(request)
+
+
+class ShellSession:
+    """Runs requests in a shell: perform, render, exit with the outcome's code."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def submit(self, request: Request) -> NoReturn:
+        """Perform the request and exit."""
+        from igor_cli.shell import run
+
+        raise typer.Exit(run(self.env, request))
+
+
+# -- the options (one definition each) ----------------------------------------
+
+Switch = NewType("Switch", bool)
+_SWITCH_WORDS = {
+    "true": True, "yes": True, "on": True, "1": True,
+    "false": False, "no": False, "off": False, "0": False,
+}  # fmt: skip
+
+
+def parse_switch(value: str | bool) -> Switch:
+    """`-w` values: true/false/yes/no/on/off/1/0, any case."""
+    if isinstance(value, bool):
+        return Switch(value)
+    try:
+        return Switch(_SWITCH_WORDS[value.strip().lower()])
+    except KeyError:
+        raise typer.BadParameter(f"{value!r} is not true or false.") from None
+
+
+def _complete_stacks(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from igor_cli.completion import stack_names
+
+    return stack_names(ctx, incomplete)
+
+
+def _complete_environments(ctx: typer.Context, incomplete: str) -> list[str]:
+    from igor_cli.completion import environments
+
+    return environments(ctx, incomplete)
+
+
+def _complete_services(ctx: typer.Context, incomplete: str) -> list[str]:
+    from igor_cli.completion import services
+
+    return services(ctx, incomplete)
+
+
+StackName = Annotated[
+    str,
+    typer.Option(
+        "-s", "--stack", metavar="NAME", show_default=False,
+        help="The stack's exact name (any case).", autocompletion=_complete_stacks,
+    ),
+]  # fmt: skip
+StackFilter = Annotated[
+    str | None,
+    typer.Option(
+        "-s", "--stack", metavar="TEXT",
+        help="Only stacks whose name contains TEXT (any case).",
+        autocompletion=_complete_stacks,
+    ),
+]  # fmt: skip
+EnvironmentName = Annotated[
+    str | None,
+    typer.Option(
+        "-e", "--environment", metavar="ENV",
+        help="The stack's environment, e.g. production (any case).",
+        autocompletion=_complete_environments,
+    ),
+]  # fmt: skip
+Services = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-v", "--service", metavar="NAME[:TAG]",
+        help="Only this service (repeat, or separate with commas).",
+        autocompletion=_complete_services,
+    ),
+]  # fmt: skip
+Wait = Annotated[
+    Switch,
+    typer.Option(
+        "-w", "--wait", metavar="true|false", parser=parse_switch, show_default="true",
+        help="When the stack is busy with another deployment, queue behind it (true) "
+        "or give up (false).",
+        autocompletion=lambda: ["true", "false"],
+    ),
+]  # fmt: skip
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Same as -w false.")]
+Follow = Annotated[
+    bool, typer.Option("--follow", help="Show progress until the deployment finishes.")
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Check everything, deploy nothing, say what would happen.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+
+
+# -- the app ------------------------------------------------------------------
+
+app = typer.Typer(
+    name="igor",
+    cls=IgorGroup,
+    help="igor: deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack.",
+    epilog="Try it without an account: igor --sandbox list",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        echo(f"igor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Use the built-in Cloud 66 simulator instead of your account "
+            "(also IGOR_SANDBOX=1).",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Show igor's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack."""
+    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    if sandbox:
+        env.sandbox = True
+    ctx.obj = ShellSession(env)
+
+
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., None])
+
+
+def command(name: str, **kwargs: Any) -> Callable[[CommandFunction], CommandFunction]:
+    """Register a command and its aliases (hidden from the list, named in its help)."""
+    aliases = ALIASES.get(name, ())
+
+    def register(function: CommandFunction) -> CommandFunction:
+        help_text = inspect.cleandoc(function.__doc__ or "")
+        if aliases:
+            help_text += "\n\nAliases: " + ", ".join(aliases) + "."
+        app.command(name, cls=IgorCommand, help=help_text, **kwargs)(function)
+        for alias in aliases:
+            app.command(alias, cls=IgorCommand, help=help_text, hidden=True, **kwargs)(function)
+        return function
+
+    return register
+
+
+@command("list")
+def list_command(
+    ctx: typer.Context,
+    stack: StackFilter = None,
+    environment: EnvironmentName = None,
+    as_json: Json = False,
+) -> None:
+    """List your stacks: status, health and last activity."""
+    _submit(ctx, ListRequest(stack, environment, as_json))
+
+
+@command("deploy")
+def deploy_command(
+    ctx: typer.Context,
+    stack: StackName,
+    environment: EnvironmentName = None,
+    service: Services = None,
+    wait: Wait = Switch(True),
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Deploy a stack (or only some of its services).
+
+    If the stack is busy with a deployment igor did not start, the deploy is
+    queued behind it unless -w false.
+    """
+    _submit(
+        ctx,
+        DeployRequest(
+            stack,
+            environment,
+            tuple(service or ()),
+            wait=bool(wait) and not no_wait,
+            follow=follow,
+            dry_run=dry_run,
+            as_json=as_json,
+        ),
+    )
+
+
+@command("cancel")
+def cancel_command(
+    ctx: typer.Context,
+    stack: StackName,
+    environment: EnvironmentName = None,
+    service: Services = None,
+    as_json: Json = False,
+) -> None:
+    """Cancel the stack's running deployment."""
+    _submit(ctx, CancelRequest(stack, environment, tuple(service or ()), as_json))
+
+
+@command("version", hidden=True)
+def version_command(ctx: typer.Context, as_json: Json = False) -> None:
+    """Show igor's version."""
+    _submit(ctx, VersionRequest(as_json))
+
+
+@command("help", hidden=True)
+def help_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(metavar="[COMMAND]", show_default=False)] = None,
+) -> None:
+    """Show help for igor or for one command."""
+    parent = ctx.parent or ctx
+    group = parent.command
+    if not name:
+        raise HelpRequested(group.get_help(parent))
+    assert isinstance(group, IgorGroup)
+    _, found, _ = group.resolve_command(parent, [name])
+    with found.make_context(name.lower(), [], parent=parent, resilient_parsing=True) as sub:
+        raise HelpRequested(found.get_help(sub))
+
+
+def run_shell(args: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    import os
+    import sys
+
+    try:
+        result = app(args=args, prog_name="igor", obj=env, standalone_mode=False)
+    except HelpRequested as shown:
+        shown.show()
+        return 0
+    except ClickException as problem:
+        problem.show()
+        return problem.exit_code
+    except typer.Abort:
+        echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("IGOR_DEBUG"):
+            raise
+        echo(
+            f"igor: unexpected error ({type(exc).__name__}). "
+            "Run again with IGOR_DEBUG=1 to see where, and please report it.",
+            file=sys.stderr,
+        )
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,47 @@
+"""Open a Cloud 66 client for an environment: the real API, or the sandbox."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from igor_cli.config import Environment
+from igor_cli.credentials import TokenKind, require_token
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.sandbox import Simulator
+
+_sandbox: Simulator | None = None
+_sandbox_lock = threading.Lock()
+
+
+def sandbox_url(env: Environment) -> str:
+    """Start this process's sandbox simulator (once) and return its API URL.
+
+    Its state lives in the user cache dir, so `deploy` then `list` in two
+    commands shows the stack deploying.
+    """
+    global _sandbox  # noqa: PLW0603 - one simulator per process, started on first use
+    with _sandbox_lock:
+        if _sandbox is None:
+            from igor_cli.sandbox import Simulator
+
+            state = env.cache_dir() / "sandbox-state.json"
+            state.parent.mkdir(parents=True, exist_ok=True)
+            _sandbox = Simulator(state_path=state).start()
+        return _sandbox.url
+
+
+def open_client(env: Environment) -> Cloud66Client:
+    """A client with the token igor finds now (read afresh for every command)."""
+    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.completion import StackCache
+
+    if env.in_sandbox:
+        from igor_cli.sandbox import SANDBOX_TOKEN
+
+        token, url = SANDBOX_TOKEN, sandbox_url(env)
+    else:
+        token, url = require_token(TokenKind.CLOUD66, env), env.api_url()
+    return Cloud66Client(token, url, observer=StackCache(env))

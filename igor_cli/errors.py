@@ -1,0 +1,154 @@
+"""Exit codes and the one family of errors igor raises on purpose.
+
+Every error carries a sentence for the user and, where there is one, a hint
+saying what to do next. The edges (the shell and the Slack bridge) map them to
+output and exit codes; nothing in between catches broad exceptions.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (SPEC section 3)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    NOT_AUTHORISED = 4
+    UNAVAILABLE = 5
+    INTERRUPTED = 130
+
+
+class IgorError(Exception):
+    """An expected failure: a message for the user, a hint, an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+# What the user asked for cannot be done (exit 1).
+
+
+class StackNotFound(IgorError):
+    """No stack has that name (in that environment)."""
+
+    def __init__(
+        self, name: str, environment: str | None, suggestions: list[str], message: str
+    ) -> None:
+        hint = ""
+        if suggestions:
+            hint = "Did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+        else:
+            hint = "Run `igor list` to see your stacks."
+        super().__init__(message, hint)
+        self.name = name
+        self.environment = environment
+        self.suggestions = suggestions
+
+
+class AmbiguousStack(IgorError):
+    """One name in several environments, and no `-e` to choose."""
+
+    def __init__(self, name: str, environments: list[str]) -> None:
+        choices = ", ".join(environments)
+        super().__init__(
+            f"There are {len(environments)} stacks named {name!r} ({choices}).",
+            f"Choose one with -e, for example `-e {environments[0]}`.",
+        )
+        self.name = name
+        self.environments = environments
+
+
+class UnknownService(IgorError):
+    """A `-v` service the stack does not have."""
+
+    def __init__(self, stack: str, unknown: list[str], available: list[str]) -> None:
+        names = ", ".join(unknown)
+        hint = (
+            "Its services are: " + ", ".join(available) + "."
+            if available
+            else "It has no services to choose from; deploy without -v."
+        )
+        super().__init__(f"Stack {stack!r} has no service named {names}.", hint)
+        self.unknown = unknown
+        self.available = available
+
+
+class UsageProblem(IgorError):
+    """Options that parse but do not make sense together."""
+
+    exit_code = ExitCode.USAGE
+
+
+# Tokens (exit 4).
+
+
+class NotRegistered(IgorError):
+    """No token to talk to Cloud 66 (or Slack) with."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+
+class KeyringUnavailable(IgorError):
+    """No usable OS keyring on this machine."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+
+# Cloud 66 answered with an error, or could not be reached.
+
+
+class Cloud66Error(IgorError):
+    """Cloud 66 answered with an error."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, hint: str = "", status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+class Unauthorized(Cloud66Error):
+    """401: the token is wrong, expired or revoked."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+
+class Forbidden(Cloud66Error):
+    """403: the token lacks a scope."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+
+class NotFound(Cloud66Error):
+    """404 from the API."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Conflict(Cloud66Error):
+    """409 from the API."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Throttled(Cloud66Error):
+    """429, or 503 `throttled`, after every retry."""
+
+
+class Unreachable(Cloud66Error):
+    """Cloud 66 could not be reached (DNS, refused, timeouts) after every retry."""
+
+
+class ApiError(Cloud66Error):
+    """Any other error answer, or an answer igor cannot read."""
+
+
+class OutcomeUnknown(Cloud66Error):
+    """A deploy or cancel was sent but no answer came back: it may have happened."""

@@ -1,0 +1,184 @@
+"""The words igor says about an outcome, shared by the terminal and Slack.
+
+Both renderers state the same facts; only the decoration differs (colour in a
+terminal, mrkdwn and mentions in Slack). Callers pass `person` to name people
+their own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from igor_cli.actions import (
+    CancelOutcome,
+    CancelResult,
+    DeployOutcome,
+    DeployResult,
+    Progress,
+    Requester,
+    StackList,
+)
+from igor_cli.cloud66 import Stack
+
+PersonNamer = Callable[[Requester], str]
+
+
+def plain_person(requester: Requester) -> str:
+    """How the terminal names who asked: `alice@laptop`, `Slack user U123`."""
+    if requester.via == "slack":
+        return f"Slack user {requester.user}"
+    return requester.user or "someone"
+
+
+def ago(then: datetime | None, now: datetime) -> str:
+    """`just now`, `5 minutes ago`, `3 days ago`; `never` for no time."""
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now" if seconds < 10 else f"{seconds} seconds ago"
+
+
+def duration(seconds: float) -> str:
+    """`42s`, `3m 05s`."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    return f"{whole // 60}m {whole % 60:02d}s"
+
+
+def _services(services: tuple[str, ...]) -> str:
+    return f" (services {', '.join(services)})" if services else ""
+
+
+def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    if outcome.started_by is not None:
+        when = ago(outcome.started_at, now)
+        return f"started by {person(outcome.started_by)} {when}"
+    if outcome.running is not None:
+        running = outcome.running
+        via = f" via {running.triggered_via}" if running.triggered_via else ""
+        return f"started by {running.triggered_by}{via} {ago(running.started_at, now)}"
+    return "started outside igor"
+
+
+def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    """One sentence: what the deploy request came to."""
+    stack = outcome.stack.label
+    services = _services(outcome.services)
+    result = outcome.result
+    if result is DeployResult.STARTED:
+        return f"Deploy started: {stack}{services}."
+    if result is DeployResult.QUEUED:
+        return (
+            f"{stack} is busy with a deployment {_running_by(outcome, person, now)}; "
+            f"this deploy{services} is queued behind the running deployment."
+        )
+    if result is DeployResult.ALREADY_DEPLOYING:
+        return f"{stack} is already deploying, {_running_by(outcome, person, now)}. Nothing was posted."
+    if result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            f"{stack} is busy, not queued: a deployment {_running_by(outcome, person, now)} "
+            "is running and -w false asked not to queue. Nothing was posted."
+        )
+    if result is DeployResult.WOULD_QUEUE:
+        return (
+            f"Dry run: {stack} is busy (a deployment {_running_by(outcome, person, now)}); "
+            f"a deploy{services} would be queued behind it. Nothing was posted."
+        )
+    return f"Dry run: a deploy of {stack}{services} would start now. Nothing was posted."
+
+
+def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+    """One sentence: what the cancel request came to."""
+    stack = outcome.stack.label
+    if outcome.result is CancelResult.NOTHING_TO_CANCEL or outcome.deployment is None:
+        return f"{stack} is not deploying, nothing to cancel."
+    deployment = outcome.deployment
+    who = person(outcome.started_by) if outcome.started_by else deployment.triggered_by
+    started = f"started by {who} {ago(deployment.started_at, now)}"
+    if outcome.result is CancelResult.ALREADY_CANCELLING:
+        return f"Deployment {deployment.id} of {stack} ({started}) is already cancelling."
+    return f"Cancelling deployment {deployment.id} of {stack} ({started})."
+
+
+def progress_sentence(stack: Stack, progress: Progress) -> str:
+    """How a followed deployment is doing."""
+    took = duration(progress.elapsed)
+    if progress.timed_out:
+        return (
+            f"{stack.label} is still deploying after {took}; igor stopped watching. "
+            f"Check later with `igor list -s {stack.name}`."
+        )
+    if not progress.finished:
+        return f"Deploying {stack.label}… {took}"
+    said = f": {progress.message}" if progress.message else ""
+    if progress.success:
+        return f"Deployed {stack.label} in {took}{said}."
+    return f"Deployment of {stack.label} failed after {took}{said}."
+
+
+def list_summary(stacks: StackList) -> str:
+    """`3 stacks` or why there are none."""
+    if stacks.stacks:
+        count = len(stacks.stacks)
+        return f"{count} stack{'s' if count != 1 else ''}"
+    filters = []
+    if stacks.stack_filter:
+        filters.append(f"named like {stacks.stack_filter!r}")
+    if stacks.environment:
+        filters.append(f"in {stacks.environment!r}")
+    return "No stacks" + (" " + " ".join(filters) if filters else "") + "."
+
+
+def stack_json(stack: Stack) -> dict[str, Any]:
+    """A stack in igor's JSON output."""
+    return {
+        "uid": stack.uid,
+        "name": stack.name,
+        "environment": stack.environment,
+        "status": int(stack.status),
+        "status_text": stack.status.text,
+        "health": int(stack.health),
+        "health_text": stack.health.text,
+        "busy": stack.is_busy,
+        "last_activity": stack.last_activity.isoformat() if stack.last_activity else None,
+    }
+
+
+def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
+    """A deploy or cancel outcome in igor's JSON output."""
+    stack = {
+        "uid": outcome.stack.uid,
+        "name": outcome.stack.name,
+        "environment": outcome.stack.environment,
+    }
+    requester = outcome.started_by
+    started_by = {"via": requester.via, "user": requester.user} if requester else None
+    if isinstance(outcome, CancelOutcome):
+        deployment = outcome.deployment
+        return {
+            "result": outcome.result.value,
+            "stack": stack,
+            "deployment_id": deployment.id if deployment else None,
+            "triggered_by": deployment.triggered_by if deployment else None,
+            "started_by": started_by,
+        }
+    running = outcome.running
+    return {
+        "result": outcome.result.value,
+        "stack": stack,
+        "services": list(outcome.services),
+        "posted": outcome.posted,
+        "async_action_id": outcome.action_id or None,
+        "message": outcome.message or None,
+        "running_deployment_id": running.id if running else None,
+        "started_by": started_by,
+    }

@@ -1,0 +1,183 @@
+"""Outcomes to the terminal: rich for people, plain JSON for programs.
+
+Results go to stdout, progress and diagnostics to stderr. Colour and box art
+only on a terminal; NO_COLOR is honoured (rich reads it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from igor_cli.actions import (
+    CancelOutcome,
+    CancelResult,
+    DeployOutcome,
+    DeployResult,
+    Outcome,
+    Progress,
+    StackList,
+    VersionOutcome,
+)
+from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+from igor_cli.errors import IgorError
+from igor_cli.render import sentences
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STATUS_STYLE = {
+    StackStatus.DEPLOYED: "green",
+    StackStatus.DEPLOY_FAILED: "red",
+    StackStatus.UNABLE_TO_ANALYZE: "red",
+    StackStatus.QUEUED: "yellow",
+    StackStatus.DEPLOYING: "yellow",
+    StackStatus.ANALYZING: "cyan",
+    StackStatus.PENDING_ANALYSIS: "cyan",
+}
+HEALTH_STYLE = {
+    StackHealth.HEALTHY: "green",
+    StackHealth.IMPAIRED: "yellow",
+    StackHealth.FAILED: "red",
+    StackHealth.BUILDING: "cyan",
+    StackHealth.UNKNOWN: "dim",
+}
+
+
+def console(file: TextIO) -> Console:
+    """A rich console on `file`: colour only on a terminal and without NO_COLOR."""
+    from rich.console import Console
+
+    return Console(file=file, highlight=False, soft_wrap=True)
+
+
+class TerminalRenderer:
+    """Writes outcomes, errors and progress for a person or, with `as_json`, a program."""
+
+    def __init__(self, out: TextIO, err: TextIO, now: datetime, *, as_json: bool = False) -> None:
+        self.out_file = out
+        self.out = console(out)
+        self.err = console(err)
+        self.now = now
+        self.as_json = as_json
+
+    def outcome(self, outcome: Outcome) -> None:
+        """Show what a command came to."""
+        if isinstance(outcome, VersionOutcome):
+            self._line(f"igor {outcome.version}", {"version": outcome.version})
+        elif isinstance(outcome, StackList):
+            self.stack_list(outcome)
+        elif isinstance(outcome, DeployOutcome):
+            text = sentences.deploy_sentence(outcome, sentences.plain_person, self.now)
+            style = _deploy_style(outcome)
+            hint = _deploy_hint(outcome)
+            self._line(text, sentences.outcome_json(outcome), style, hint)
+        else:
+            text = sentences.cancel_sentence(outcome, sentences.plain_person, self.now)
+            style = "yellow" if outcome.result is CancelResult.NOTHING_TO_CANCEL else "green"
+            self._line(text, sentences.outcome_json(outcome), style)
+
+    def stack_list(self, listing: StackList) -> None:
+        """The stacks table (or a JSON array)."""
+        if self.as_json:
+            self._json([sentences.stack_json(s) for s in listing.stacks])
+            return
+        if not listing.stacks:
+            self.err.print(sentences.list_summary(listing))
+            return
+        from rich import box
+        from rich.table import Table
+
+        on_terminal = self.out.is_terminal
+        table = Table(
+            box=box.SIMPLE_HEAD if on_terminal else None,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold" if on_terminal else "",
+        )
+        for column in ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY"):
+            table.add_column(column, no_wrap=True)
+        for stack in listing.stacks:
+            table.add_row(*self._row(stack))
+        self.out.print(table)
+
+    def _row(self, stack: Stack) -> list[str]:
+        from rich.markup import escape
+
+        status = stack.status.text + (" (busy)" if stack.is_busy and stack.status not in (
+            StackStatus.DEPLOYING, StackStatus.QUEUED) else "")
+        return [
+            escape(stack.name),
+            escape(stack.environment),
+            f"[{STATUS_STYLE.get(stack.status, '')}]{status}[/]",
+            f"[{HEALTH_STYLE[stack.health]}]{stack.health.text}[/]",
+            sentences.ago(stack.last_activity, self.now),
+        ]
+
+    def error(self, error: IgorError) -> None:
+        """An expected failure: the message, then what to do (stderr)."""
+        from rich.markup import escape
+
+        self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
+        if error.hint:
+            self.err.print(escape(error.hint))
+
+    def progress_line(self, stack: Stack, progress: Progress) -> None:
+        """The final word on a followed deployment (stdout)."""
+        text = sentences.progress_sentence(stack, progress)
+        style = "green" if progress.finished and progress.success else "red"
+        data = {
+            "finished": progress.finished,
+            "success": progress.success,
+            "message": progress.message,
+            "elapsed_seconds": round(progress.elapsed, 1),
+        }
+        self._line(text, data, style)
+
+    @contextmanager
+    def watching(self, stack: Stack) -> Iterator[Any]:
+        """A spinner on stderr while following (only on a terminal); yields an updater."""
+        if self.as_json or not self.err.is_terminal:
+            yield lambda progress: None
+            return
+        with self.err.status(f"Deploying {stack.label}…") as status:
+            yield lambda progress: status.update(sentences.progress_sentence(stack, progress))
+
+    def _line(
+        self, text: str, data: Any, style: str = "", hint: str = ""
+    ) -> None:
+        if self.as_json:
+            self._json(data)
+            return
+        from rich.markup import escape
+
+        self.out.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
+        if hint:
+            self.err.print(f"[dim]{escape(hint)}[/]")
+
+    def _json(self, data: Any) -> None:
+        # Plain text, never through rich: no colour codes, no wrapping.
+        self.out_file.write(json.dumps(data, indent=2) + "\n")
+        self.out_file.flush()
+
+
+def _deploy_style(outcome: DeployOutcome) -> str:
+    if outcome.result in (DeployResult.STARTED, DeployResult.QUEUED):
+        return "green"
+    if outcome.result in (DeployResult.WOULD_START, DeployResult.WOULD_QUEUE):
+        return "cyan"
+    return "yellow"
+
+
+def _deploy_hint(outcome: DeployOutcome) -> str:
+    name = outcome.stack.name
+    env = f" -e {outcome.stack.environment}" if outcome.stack.environment else ""
+    quoted = f'"{name}"' if " " in name else name
+    if outcome.posted:
+        return f"Watch it with `igor list -s {quoted}`; cancel with `igor cancel -s {quoted}{env}`."
+    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
+        return "Run it again with -w true to queue behind the running deployment."
+    return ""
