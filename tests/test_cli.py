@@ -1,0 +1,390 @@
+"""The command line end to end: CliRunner -> igor -> real HTTP -> the simulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from igor_cli.sandbox import Simulator
+from tests.conftest import Igor
+from tests.fakes.clock import FakeClock
+
+
+def deploy_posts(sim: Simulator) -> int:
+    return sim.count("POST", "/deployments")
+
+
+# -- list -------------------------------------------------------------------
+
+
+def test_list_shows_every_stack_sorted_by_name_then_environment(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list")
+    assert ran.exit_code == 0
+    names = [line.split()[0] for line in ran.stdout.splitlines()[1:] if line.strip()]
+    assert names == ["api", "blog", "legacy", "Payments", "search", "shop", "shop"]
+    shop_lines = [line for line in ran.stdout.splitlines() if line.startswith("shop")]
+    assert "production" in shop_lines[0]
+    assert "staging" in shop_lines[1]
+    assert "Deployed successfully" in ran.stdout
+    assert "Impaired" in ran.stdout
+    assert "ago" in ran.stdout
+
+
+@pytest.mark.parametrize("alias", ["list", "get", "show", "find", "stacks", "LIST"])
+def test_every_list_alias_lists(sim: Simulator, igor: Igor, alias: str) -> None:
+    ran = igor(alias, "-s", "sho")
+    assert ran.exit_code == 0
+    assert ran.stdout.count("shop") == 2
+    assert "blog" not in ran.stdout
+
+
+def test_list_filters_by_substring_and_exact_environment(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list", "-e", "STAGING", "--stack", "S")
+    assert ran.exit_code == 0
+    lines = [line for line in ran.stdout.splitlines()[1:] if line.strip()]
+    assert [line.split()[0] for line in lines] == ["search", "shop"]
+    assert all("staging" in line for line in lines)
+    assert igor("list", "-e", "stag").stderr.startswith("No stacks in 'stag'")
+
+
+def test_list_json_is_plain_and_complete(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list", "--json", "-s", "shop")
+    assert ran.exit_code == 0
+    assert "\x1b[" not in ran.stdout
+    stacks = json.loads(ran.stdout)
+    assert [(s["name"], s["environment"]) for s in stacks] == [
+        ("shop", "production"),
+        ("shop", "staging"),
+    ]
+    assert set(stacks[0]) == {
+        "uid", "name", "environment", "status", "status_text",
+        "health", "health_text", "busy", "last_activity",
+    }  # fmt: skip
+    assert stacks[0]["status_text"] == "Deployed successfully"
+    assert stacks[0]["busy"] is False
+
+
+def test_list_reads_every_page(sim: Simulator, igor: Igor) -> None:
+    sim.add_stacks(75)
+    ran = igor("list", "--json")
+    assert len(json.loads(ran.stdout)) == 75 + 7
+    assert sim.count("GET", "/stacks") == 3
+
+
+# -- deploy -----------------------------------------------------------------
+
+
+def test_deploy_starts_and_tags_the_deployment(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "blog")
+    assert ran.exit_code == 0
+    assert "Deploy started: blog (production)." in ran.stdout
+    assert deploy_posts(sim) == 1
+    posted = [r for r in sim.requests if r.method == "POST"][0]
+    assert posted.body["user_reference"].startswith("igor:cli:")
+    assert "@" in posted.body["user_reference"]
+    assert igor("list", "-s", "blog").stdout.count("Deploying") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "-s", "shop", "-e", "production"],
+        ["deploy", "-e", "production", "-s", "shop"],
+        ["redeploy", "--environment", "Production", "--stack", "SHOP"],
+        ["deploy", "-w", "false", "-s", "shop", "-e", "production"],
+    ],
+)
+def test_option_order_and_aliases_do_not_matter(
+    sim: Simulator, igor: Igor, args: list[str]
+) -> None:
+    ran = igor(*args)
+    assert ran.exit_code == 0, ran.output
+    assert "Deploy started: shop (production)." in ran.stdout
+    assert deploy_posts(sim) == 1
+
+
+def test_deploy_services_are_checked_and_sent(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "api", "-v", "web:1.2", "-v", "worker,web:1.2")
+    assert ran.exit_code == 0, ran.output
+    posted = [r for r in sim.requests if r.method == "POST"][0]
+    assert posted.body["services"] == "web:1.2,worker"
+
+
+def test_deploy_unknown_service_posts_nothing(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "api", "-v", "db")
+    assert ran.exit_code == 1
+    assert "no service named db" in ran.stderr
+    assert "web, worker" in ran.stderr
+    assert deploy_posts(sim) == 0
+
+
+def test_deploy_ambiguous_name_lists_environments(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "shop")
+    assert ran.exit_code == 1
+    assert "2 stacks named 'shop' (production, staging)" in ran.stderr
+    assert "-e production" in ran.stderr
+    assert deploy_posts(sim) == 0
+
+
+def test_deploy_unknown_stack_suggests_close_names(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "shpo", "-e", "production")
+    assert ran.exit_code == 1
+    assert "No stack named 'shpo'" in ran.stderr
+    assert "Did you mean 'shop'?" in ran.stderr
+    assert "Traceback" not in ran.output
+    assert deploy_posts(sim) == 0
+
+
+def test_deploy_is_exact_not_substring(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "sho", "-e", "production")
+    assert ran.exit_code == 1
+    assert deploy_posts(sim) == 0
+
+
+def test_deploy_wrong_environment_says_where_the_stack_is(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "blog", "-e", "staging")
+    assert ran.exit_code == 1
+    assert "no 'staging' environment; it is in: production" in ran.stderr
+
+
+def test_second_deploy_while_igor_deploys_is_refused(sim: Simulator, igor: Igor) -> None:
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    ran = igor("deploy", "-s", "blog")
+    assert ran.exit_code == 1
+    assert "already deploying, started by" in ran.stdout
+    assert "Nothing was posted" in ran.stdout
+    assert deploy_posts(sim) == 1
+
+
+def test_deploy_behind_a_foreign_deployment_is_queued(sim: Simulator, igor: Igor) -> None:
+    sim.start_foreign_deployment("blog", "production", triggered_by="dana@example.com")
+    ran = igor("deploy", "-s", "blog")
+    assert ran.exit_code == 0
+    assert "started by dana@example.com" in ran.stdout
+    assert "queued behind the running deployment" in ran.stdout
+    assert deploy_posts(sim) == 1
+
+
+@pytest.mark.parametrize("no_queue", [["-w", "false"], ["-w", "NO"], ["--wait", "0"], ["--no-wait"]])
+def test_busy_and_wait_false_posts_nothing(
+    sim: Simulator, igor: Igor, no_queue: list[str]
+) -> None:
+    sim.start_foreign_deployment("blog", "production")
+    ran = igor("deploy", "-s", "blog", *no_queue)
+    assert ran.exit_code == 1
+    assert "busy, not queued" in ran.stdout
+    assert deploy_posts(sim) == 0
+
+
+def test_bad_wait_value_is_a_usage_error(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "blog", "-w", "maybe")
+    assert ran.exit_code == 2
+    assert "Usage: igor deploy" in ran.stderr
+    assert "'maybe' is not true or false" in ran.stderr
+    assert sim.requests == []
+
+
+def test_dry_run_checks_everything_and_posts_nothing(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "api", "-v", "web", "--dry-run")
+    assert ran.exit_code == 0
+    assert "Dry run: a deploy of api (production) (services web) would start now" in ran.stdout
+    assert sim.count("GET", "/services") == 1
+    assert deploy_posts(sim) == 0
+    sim.start_foreign_deployment("blog", "production")
+    assert "would be queued" in igor("deploy", "-s", "blog", "--dry-run").stdout
+    assert deploy_posts(sim) == 0
+
+
+def test_deploy_json(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "blog", "--json")
+    outcome = json.loads(ran.stdout)
+    assert outcome["result"] == "started"
+    assert outcome["posted"] is True
+    assert outcome["stack"]["name"] == "blog"
+    assert outcome["async_action_id"]
+
+
+def test_follow_exits_0_when_the_deployment_succeeds(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    ran = igor("deploy", "-s", "blog", "--follow")
+    assert ran.exit_code == 0, ran.output
+    assert "Deployed blog (production) in" in ran.stdout
+    assert sum(clock.slept) >= 60  # simulated, not real, seconds
+    assert sum("/actions/" in r.path for r in sim.requests) >= 2
+
+
+def test_follow_exits_1_when_the_deployment_fails(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-s", "legacy", "--follow")
+    assert ran.exit_code == 1
+    assert "Deployment of legacy (production) failed" in ran.stdout
+
+
+# -- cancel -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["cancel", "stop", "exit", "halt"])
+def test_cancel_deletes_the_live_deployment(sim: Simulator, igor: Igor, alias: str) -> None:
+    igor("deploy", "-s", "blog")
+    ran = igor(alias, "-s", "blog")
+    assert ran.exit_code == 0
+    assert "Cancelling deployment" in ran.stdout
+    assert "of blog (production) (started by" in ran.stdout
+    assert sim.count("DELETE") == 1
+
+
+def test_cancel_twice_says_already_cancelling(sim: Simulator, igor: Igor) -> None:
+    igor("deploy", "-s", "blog")
+    igor("cancel", "-s", "blog")
+    ran = igor("cancel", "-s", "blog")
+    assert ran.exit_code == 0
+    assert "is already cancelling" in ran.stdout
+    assert sim.count("DELETE") == 2
+
+
+def test_cancel_with_nothing_deploying(sim: Simulator, igor: Igor) -> None:
+    ran = igor("cancel", "-s", "blog")
+    assert ran.exit_code == 1
+    assert "blog (production) is not deploying, nothing to cancel." in ran.stdout
+    assert sim.count("DELETE") == 0
+
+
+def test_cancel_json(sim: Simulator, igor: Igor) -> None:
+    sim.start_foreign_deployment("blog", "production", triggered_by="dana@example.com")
+    outcome = json.loads(igor("cancel", "-s", "blog", "--json").stdout)
+    assert outcome["result"] == "cancelling"
+    assert outcome["triggered_by"] == "dana@example.com"
+
+
+# -- failures ---------------------------------------------------------------
+
+
+def test_missing_token_says_how_to_provide_one(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IGOR_CLOUD66_TOKEN")
+    ran = igor("list")
+    assert ran.exit_code == 4
+    assert "IGOR_CLOUD66_TOKEN" in ran.stderr
+    assert "igor register" in ran.stderr
+    assert sim.requests == []
+
+
+def test_rejected_token(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", "wrong-token-4242")
+    ran = igor("deploy", "-s", "blog")
+    assert ran.exit_code == 4
+    assert "Cloud 66 rejected the token" in ran.stderr
+    assert "wrong-token-4242" not in ran.output
+    assert deploy_posts(sim) == 0
+
+
+def test_unreachable(igor: Igor, monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("IGOR_API_URL", f"http://127.0.0.1:{port}/api/3")
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", "x")
+    ran = igor("list")
+    assert ran.exit_code == 5
+    assert "could not be reached" in ran.stderr
+    assert "Traceback" not in ran.output
+
+
+def test_throttled_after_retries(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("igor_cli.cloud66.RetryPolicy.sleep", staticmethod(lambda s: None))
+    sim.fail_next(503, count=20, body={"error": "throttled", "error_description": "slow down"})
+    ran = igor("list")
+    assert ran.exit_code == 5
+    assert "throttling" in ran.stderr
+    assert sim.count("GET", "/stacks") == 5  # the first try and four retries
+
+
+def test_retry_on_503_then_success(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("igor_cli.cloud66.RetryPolicy.sleep", staticmethod(lambda s: None))
+    sim.fail_next(503, count=2, headers={"Retry-After": "0"})
+    ran = igor("list")
+    assert ran.exit_code == 0
+    assert sim.count("GET", "/stacks") == 3
+
+
+def test_a_deploy_post_is_never_retried(sim: Simulator, igor: Igor) -> None:
+    sim.fail_next(503, path_contains="/deployments", count=1)
+    # The GET of deployments eats the fault first; fail the POST itself.
+    sim.reset_requests()
+    sim.fail_next(502, count=5)
+    ran = igor("deploy", "-s", "blog")
+    assert ran.exit_code == 5
+    assert deploy_posts(sim) <= 1
+
+
+def test_a_dropped_deploy_answer_is_reported_as_unknown(sim: Simulator, igor: Igor) -> None:
+    sim.drop_next(1, path_contains="/deployments")  # the GET of deployments
+    ran = igor("deploy", "-s", "blog")
+    # the GET is retried; the POST goes through
+    assert ran.exit_code == 0
+    sim.reset_requests()
+    assert igor("cancel", "-s", "blog").exit_code == 0
+
+
+def test_malformed_json_is_a_clear_error(igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class NotJson(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>maintenance</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotJson)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("IGOR_API_URL", f"http://127.0.0.1:{server.server_port}/api/3")
+        monkeypatch.setenv("IGOR_CLOUD66_TOKEN", "x")
+        ran = igor("list")
+    finally:
+        server.shutdown()
+    assert ran.exit_code == 5
+    assert "not JSON" in ran.stderr
+
+
+# -- help and usage ---------------------------------------------------------
+
+
+def test_help_names_aliases_and_hides_them_from_the_list(igor: Igor) -> None:
+    top = igor("-h")
+    assert top.exit_code == 0
+    listed = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines()[1:4]]
+    assert listed == ["list", "deploy", "cancel"]
+    for alias in ("redeploy", "halt", "stacks ", "get", "version"):
+        assert f"\n  {alias}" not in top.stdout
+    assert "Aliases: redeploy." in igor("deploy", "-h").stdout
+    assert "Aliases: stop, exit, halt." in igor("halt", "--help").stdout
+    assert "Aliases: get, show, find, stacks." in igor("help", "list").stdout
+
+
+def test_missing_stack_is_a_usage_error(igor: Igor) -> None:
+    ran = igor("deploy", "-e", "production")
+    assert ran.exit_code == 2
+    assert "Missing option '-s' / '--stack'" in ran.stderr
+
+
+def test_unknown_command_lists_the_commands(igor: Igor) -> None:
+    ran = igor("deplyo")
+    assert ran.exit_code == 2
+    assert "Unknown command 'deplyo'. Commands: deploy, cancel, list, help, version." in ran.stderr
+
+
+def test_version(igor: Igor) -> None:
+    from igor_cli import __version__
+
+    assert igor("--version").stdout.strip() == f"igor {__version__}"
+    assert igor("version").stdout.strip() == f"igor {__version__}"
