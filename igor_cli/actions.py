@@ -327,7 +327,9 @@ def deploy(client: Client, request: DeployRequest, origin: Origin) -> DeployOutc
     actions = client.actions(stack.uid) if busy or origin.request_id else []
 
     def outcome(
-        result: DeployResult, action: AsyncAction | None = None, answer: DeployResponse | None = None
+        result: DeployResult,
+        action: AsyncAction | None = None,
+        answer: DeployResponse | None = None,
     ) -> DeployOutcome:
         return DeployOutcome(
             result,

@@ -77,9 +77,7 @@ class IgorGroup(TyperGroup):
             option.callback = _raise_help
         return option
 
-    def resolve_command(
-        self, ctx: Context, args: list[str]
-    ) -> tuple[str | None, Any, list[str]]:
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
         """Find the command; name an unknown one and list the valid ones."""
         name = args[0] if args else ""
         command = self.get_command(ctx, name.lower())

@@ -571,9 +571,10 @@ def _unknown(what: str) -> OutcomeUnknown:
 def _refused(exc: Exception) -> bool:
     reason: BaseException | None = exc
     while reason is not None:
-        if isinstance(reason, ConnectionRefusedError) or "NewConnectionError" in type(
-            reason
-        ).__name__:
+        if (
+            isinstance(reason, ConnectionRefusedError)
+            or "NewConnectionError" in type(reason).__name__
+        ):
             return True
         reason = reason.__context__ or reason.__cause__ or _first_arg(reason)
     return False

@@ -35,7 +35,7 @@ def sandbox_url(env: Environment) -> str:
 
 def open_client(env: Environment) -> Cloud66Client:
     """A client with the token igor finds now (read afresh for every command)."""
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66 import Cloud66Client, RetryPolicy
     from igor_cli.completion import StackCache
 
     if env.in_sandbox:
@@ -44,4 +44,4 @@ def open_client(env: Environment) -> Cloud66Client:
         token, url = SANDBOX_TOKEN, sandbox_url(env)
     else:
         token, url = require_token(TokenKind.CLOUD66, env), env.api_url()
-    return Cloud66Client(token, url, observer=StackCache(env))
+    return Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep), observer=StackCache(env))

@@ -80,4 +80,3 @@ def _follow(
     assert last is not None  # follow always yields at least once
     renderer.progress_line(outcome.stack, last)
     return int(last.exit_code)
-

@@ -75,9 +75,7 @@ class Igor:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None) -> Ran:
-        env = Environment(
-            clock=self.clock.datetime, monotonic=self.clock, sleep=self.clock.sleep
-        )
+        env = Environment(clock=self.clock.datetime, monotonic=self.clock, sleep=self.clock.sleep)
         result = self.runner.invoke(app, list(args), obj=env, input=input)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception

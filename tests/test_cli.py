@@ -80,7 +80,7 @@ def test_deploy_starts_and_tags_the_deployment(sim: Simulator, igor: Igor) -> No
     assert ran.exit_code == 0
     assert "Deploy started: blog (production)." in ran.stdout
     assert deploy_posts(sim) == 1
-    posted = [r for r in sim.requests if r.method == "POST"][0]
+    posted = next(r for r in sim.requests if r.method == "POST")
     assert posted.body["user_reference"].startswith("igor:cli:")
     assert "@" in posted.body["user_reference"]
     assert igor("list", "-s", "blog").stdout.count("Deploying") == 1
@@ -107,7 +107,7 @@ def test_option_order_and_aliases_do_not_matter(
 def test_deploy_services_are_checked_and_sent(sim: Simulator, igor: Igor) -> None:
     ran = igor("deploy", "-s", "api", "-v", "web:1.2", "-v", "worker,web:1.2")
     assert ran.exit_code == 0, ran.output
-    posted = [r for r in sim.requests if r.method == "POST"][0]
+    posted = next(r for r in sim.requests if r.method == "POST")
     assert posted.body["services"] == "web:1.2,worker"
 
 
@@ -166,10 +166,10 @@ def test_deploy_behind_a_foreign_deployment_is_queued(sim: Simulator, igor: Igor
     assert deploy_posts(sim) == 1
 
 
-@pytest.mark.parametrize("no_queue", [["-w", "false"], ["-w", "NO"], ["--wait", "0"], ["--no-wait"]])
-def test_busy_and_wait_false_posts_nothing(
-    sim: Simulator, igor: Igor, no_queue: list[str]
-) -> None:
+@pytest.mark.parametrize(
+    "no_queue", [["-w", "false"], ["-w", "NO"], ["--wait", "0"], ["--no-wait"]]
+)
+def test_busy_and_wait_false_posts_nothing(sim: Simulator, igor: Igor, no_queue: list[str]) -> None:
     sim.start_foreign_deployment("blog", "production")
     ran = igor("deploy", "-s", "blog", *no_queue)
     assert ran.exit_code == 1
@@ -294,40 +294,51 @@ def test_unreachable(igor: Igor, monkeypatch: pytest.MonkeyPatch, clock: FakeClo
     assert "Traceback" not in ran.output
 
 
-def test_throttled_after_retries(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("igor_cli.cloud66.RetryPolicy.sleep", staticmethod(lambda s: None))
+def test_throttled_after_retries(sim: Simulator, igor: Igor, clock: FakeClock) -> None:
     sim.fail_next(503, count=20, body={"error": "throttled", "error_description": "slow down"})
     ran = igor("list")
     assert ran.exit_code == 5
     assert "throttling" in ran.stderr
     assert sim.count("GET", "/stacks") == 5  # the first try and four retries
+    assert len(clock.slept) == 4
 
 
-def test_retry_on_503_then_success(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("igor_cli.cloud66.RetryPolicy.sleep", staticmethod(lambda s: None))
-    sim.fail_next(503, count=2, headers={"Retry-After": "0"})
+def test_retry_on_503_then_success_honours_retry_after(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    sim.fail_next(503, count=2, headers={"Retry-After": "7"})
     ran = igor("list")
     assert ran.exit_code == 0
     assert sim.count("GET", "/stacks") == 3
+    assert clock.slept == [7.0, 7.0]
 
 
-def test_a_deploy_post_is_never_retried(sim: Simulator, igor: Igor) -> None:
-    sim.fail_next(503, path_contains="/deployments", count=1)
-    # The GET of deployments eats the fault first; fail the POST itself.
-    sim.reset_requests()
-    sim.fail_next(502, count=5)
+def test_a_failed_deploy_post_is_never_retried(sim: Simulator, igor: Igor) -> None:
+    sim.fail_next(503, count=5, method="POST")
     ran = igor("deploy", "-s", "blog")
     assert ran.exit_code == 5
-    assert deploy_posts(sim) <= 1
+    assert deploy_posts(sim) == 1
 
 
-def test_a_dropped_deploy_answer_is_reported_as_unknown(sim: Simulator, igor: Igor) -> None:
-    sim.drop_next(1, path_contains="/deployments")  # the GET of deployments
+def test_an_unanswered_deploy_is_reported_as_unknown_not_retried(
+    sim: Simulator, igor: Igor
+) -> None:
+    sim.drop_next(1, method="POST")
     ran = igor("deploy", "-s", "blog")
-    # the GET is retried; the POST goes through
+    assert ran.exit_code == 5
+    assert "no answer came back: it may or may not have happened" in ran.stderr
+    assert "igor list -s" in ran.stderr
+    assert deploy_posts(sim) == 1
+    # It did happen: a second deploy finds igor's own deployment running.
+    assert "already deploying" in igor("deploy", "-s", "blog").stdout
+    assert deploy_posts(sim) == 1
+
+
+def test_an_unanswered_get_is_retried(sim: Simulator, igor: Igor) -> None:
+    sim.drop_next(2, method="GET", path_contains="/stacks")
+    ran = igor("list")
     assert ran.exit_code == 0
-    sim.reset_requests()
-    assert igor("cancel", "-s", "blog").exit_code == 0
+    assert sim.count("GET", "/stacks") == 3
 
 
 def test_malformed_json_is_a_clear_error(igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:

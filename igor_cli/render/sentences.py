@@ -82,7 +82,8 @@ def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) 
             f"this deploy{services} is queued behind the running deployment."
         )
     if result is DeployResult.ALREADY_DEPLOYING:
-        return f"{stack} is already deploying, {_running_by(outcome, person, now)}. Nothing was posted."
+        running = _running_by(outcome, person, now)
+        return f"{stack} is already deploying, {running}. Nothing was posted."
     if result is DeployResult.BUSY_NOT_QUEUED:
         return (
             f"{stack} is busy, not queued: a deployment {_running_by(outcome, person, now)} "

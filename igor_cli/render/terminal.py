@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from igor_cli.actions import (
-    CancelOutcome,
     CancelResult,
     DeployOutcome,
     DeployResult,
@@ -107,8 +106,11 @@ class TerminalRenderer:
     def _row(self, stack: Stack) -> list[str]:
         from rich.markup import escape
 
-        status = stack.status.text + (" (busy)" if stack.is_busy and stack.status not in (
-            StackStatus.DEPLOYING, StackStatus.QUEUED) else "")
+        status = stack.status.text + (
+            " (busy)"
+            if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED)
+            else ""
+        )
         return [
             escape(stack.name),
             escape(stack.environment),
@@ -146,9 +148,7 @@ class TerminalRenderer:
         with self.err.status(f"Deploying {stack.label}…") as status:
             yield lambda progress: status.update(sentences.progress_sentence(stack, progress))
 
-    def _line(
-        self, text: str, data: Any, style: str = "", hint: str = ""
-    ) -> None:
+    def _line(self, text: str, data: Any, style: str = "", hint: str = "") -> None:
         if self.as_json:
             self._json(data)
             return

@@ -1,0 +1,608 @@
+"""The simulator's HTTP side: a real server on 127.0.0.1 speaking Cloud 66 API v3.
+
+`Simulator` owns the state (in memory, or in a JSON file shared between
+processes), advances simulated time lazily on every request, records every
+request for tests, and can inject faults (error statuses, dropped connections,
+latency) to exercise a client's retry and "outcome unknown" paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from igor_cli.sandbox import SANDBOX_TOKEN, RecordedRequest
+from igor_cli.sandbox.state import SandboxError, SandboxState
+
+if sys.platform != "win32":
+    import fcntl
+
+API_PREFIX = "/api/3"
+PAGINATION_STYLES = ("previous", "prev")
+
+_ERROR_NAMES = {
+    400: ("invalid_request", "The request is invalid"),
+    401: ("invalid_token", "The access token is invalid"),
+    403: ("insufficient_scope", "The access token does not have the required scope"),
+    404: ("not_found", "Not found"),
+    409: ("conflict", "The request conflicts with the current state"),
+    429: ("too_many_requests", "Too many requests, retry later"),
+    500: ("internal_server_error", "Something went wrong"),
+    502: ("bad_gateway", "Bad gateway"),
+    503: ("throttled", "Rate limit exceeded: 3,000 requests per user per hour"),
+    504: ("gateway_timeout", "Gateway timeout"),
+}
+
+
+def error_body(
+    status: int, error: str | None = None, description: str | None = None
+) -> dict[str, Any]:
+    """The API's error shape, with defaults that fit the status."""
+    default_error, default_description = _ERROR_NAMES.get(status, ("error", "Request failed"))
+    return {
+        "error": error or default_error,
+        "error_description": description or default_description,
+        "details": None,
+    }
+
+
+@dataclass
+class _Fault:
+    """An injected answer (or a dropped connection when status is None)."""
+
+    status: int | None
+    remaining: int
+    path_contains: str
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    method: str = ""
+
+
+@dataclass
+class _Reply:
+    status: int
+    payload: dict[str, Any]
+    headers: dict[str, str]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # The default backlog of 5 drops connections when a client fetches pages in parallel.
+    request_queue_size = 128
+    simulator: Simulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: clients that hang up mid-answer are expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Cloud66Sandbox/1.0"
+    # Idle keep-alive connections are closed by stop(); this only bounds leaks.
+    timeout = 300
+
+    @property
+    def sim(self) -> Simulator:
+        """The simulator this server belongs to."""
+        return cast(_Server, self.server).simulator
+
+    def setup(self) -> None:
+        """Track the connection so stop() can close idle keep-alive sockets."""
+        super().setup()
+        # Headers and body go out in separate writes; without this, Nagle plus the
+        # client's delayed ACK adds ~40 ms to every keep-alive answer.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sim._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        """Forget the connection."""
+        self.sim._track(self.connection, add=False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def do_GET(self) -> None:
+        """Answer a GET."""
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        """Answer a POST."""
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        """Answer a DELETE."""
+        self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        """Answer a PUT (no such route)."""
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        """Answer a PATCH (no such route)."""
+        self._handle("PATCH")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request logging."""
+
+    def _handle(self, method: str) -> None:
+        sim = self.sim
+        if sim._stopped:
+            self.close_connection = True
+            return
+        split = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        body, body_problem = _parse_body(raw, self.headers.get("Content-Type", ""))
+        request = RecordedRequest(method, split.path, query, body)
+        sim._record(request)
+        fault, drop = sim._take_faults(method, split.path)
+        if sim.latency > 0:
+            time.sleep(sim.latency)
+        if fault is not None and fault.status is not None:
+            reply = _Reply(
+                fault.status, fault.body or error_body(fault.status), dict(fault.headers or {})
+            )
+        else:
+            try:
+                reply = sim._answer(
+                    request,
+                    body_problem=body_problem,
+                    authorization=self.headers.get("Authorization"),
+                )
+            except Exception as exc:  # a simulator bug must still answer in API shape
+                reply = _Reply(500, error_body(500, description=f"sandbox error: {exc!r}"), {})
+        if drop:
+            # No response at all: the client sees a reset with its request delivered.
+            self.close_connection = True
+            return
+        self._send(reply)
+        if sim._stopped:
+            self.close_connection = True
+
+    def _send(self, reply: _Reply) -> None:
+        data = json.dumps(reply.payload).encode()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+
+def _parse_body(raw: bytes, content_type: str) -> tuple[dict[str, Any], str | None]:
+    """JSON or form fields from a request body, and a problem description if unreadable."""
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        return {}, None
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/json" or (
+        kind != "application/x-www-form-urlencoded" and text.lstrip().startswith(("{", "["))
+    ):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {}, "The request body is not valid JSON"
+        if not isinstance(value, dict):
+            return {}, "The request body must be a JSON object"
+        return value, None
+    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}, None
+
+
+def _text_param(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+class Simulator:
+    """A Cloud 66 API v3 simulator served over HTTP on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        stacks: list[dict[str, Any]] | None = None,
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        token: str = SANDBOX_TOKEN,
+        port: int = 0,
+        deploy_seconds: float = 60.0,
+        per_page: int = 30,
+        pagination_style: str = "previous",
+    ) -> None:
+        """Configure it; nothing is bound or read until used (a state file beats `stacks`)."""
+        if pagination_style not in PAGINATION_STYLES:
+            raise ValueError(f"pagination_style must be one of {PAGINATION_STYLES}")
+        if per_page < 1:
+            raise ValueError("per_page must be at least 1")
+        self.requests: list[RecordedRequest] = []
+        self.latency = 0.0
+        self.pagination_style = pagination_style
+        self.per_page = per_page
+        self.deploy_seconds = deploy_seconds
+        self._seed_stacks = stacks
+        self._state_path = Path(state_path) if state_path is not None else None
+        self._clock = clock
+        self._token = token
+        self._port = port
+        self._state: SandboxState | None = None
+        self._disk_signature: tuple[int, int, int] | None = None
+        self._lock = threading.RLock()
+        self._side_lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._drops: list[_Fault] = []
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Bind 127.0.0.1 and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        with self._transaction():
+            pass  # load or seed now, so the first request is not the one paying for it
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.simulator = self
+        self._stopped = False
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"igor-sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopped = True
+        server.shutdown()
+        server.server_close()
+        with self._side_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Simulator:
+        """Start the simulator."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the simulator."""
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server is bound to."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The API base URL, e.g. http://127.0.0.1:8066/api/3."""
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token this simulator accepts."""
+        return self._token
+
+    # -- request log and fault injection ----------------------------------
+
+    def count(self, method: str, path_suffix: str = "") -> int:
+        """How many recorded requests used `method` on a path ending with `path_suffix`."""
+        with self._side_lock:
+            recorded = list(self.requests)
+        return sum(1 for r in recorded if r.method == method and r.path.endswith(path_suffix))
+
+    def reset_requests(self) -> None:
+        """Forget the recorded requests."""
+        with self._side_lock:
+            self.requests.clear()
+
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        path_contains: str = "",
+        method: str = "",
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next `count` matching requests with `status` instead of serving them.
+
+        A request matches when its path contains `path_contains` and, if
+        `method` is given, it uses that method.
+        """
+        with self._side_lock:
+            self._faults.append(_Fault(status, count, path_contains, body, headers, method))
+
+    def drop_next(self, count: int = 1, *, path_contains: str = "", method: str = "") -> None:
+        """Serve the next `count` matching requests, then close without answering."""
+        with self._side_lock:
+            self._drops.append(_Fault(None, count, path_contains, method=method))
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._side_lock:
+            self.requests.append(request)
+
+    def _take_faults(self, method: str, path: str) -> tuple[_Fault | None, bool]:
+        with self._side_lock:
+            fault = _take(self._faults, method, path)
+            return fault, _take(self._drops, method, path) is not None
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._side_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    # -- test helpers -----------------------------------------------------
+
+    def add_stacks(self, n: int, *, prefix: str = "app") -> None:
+        """Add `n` production stacks named f"{prefix}-{i:04d}", deployed and healthy."""
+        with self._transaction() as (state, now):
+            state.add_stacks(n, prefix, now)
+
+    def set_failing(self, stack_name: str, environment: str, failing: bool = True) -> None:
+        """Make that stack's deployments end in failure (or succeed again)."""
+        with self._transaction() as (state, _):
+            state.set_failing(state.find_stack(stack_name, environment).uid, failing)
+
+    def start_foreign_deployment(
+        self, stack_name: str, environment: str, *, triggered_by: str = "alice@example.com"
+    ) -> int:
+        """Start a deployment from "the dashboard" (no user_reference); returns its id."""
+        with self._transaction() as (state, now):
+            uid = state.find_stack(stack_name, environment).uid
+            deployment, _, _ = state.deploy(uid, now=now, user=triggered_by, via="web")
+            return deployment.id
+
+    def stack(self, name: str, environment: str) -> dict[str, Any]:
+        """The stack's JSON as the API would show it now (KeyError if there is none)."""
+        with self._transaction() as (state, _):
+            return dict(state.find_stack(name, environment).fields)
+
+    # -- state and persistence --------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[tuple[SandboxState, float]]:
+        """Load the latest state, bring it to clock(), and save what the caller changes."""
+        with self._lock, self._file_lock():
+            self._sync()
+            state = self._state
+            assert state is not None
+            now = float(self._clock())
+            state.advance(now, self.deploy_seconds)
+            try:
+                yield state, now
+            finally:
+                if state.dirty:
+                    self._save(state)
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Serialise read-modify-write of the state file across processes."""
+        if self._state_path is None or sys.platform == "win32":
+            yield
+            return
+        lock_path = self._state_path.with_name(self._state_path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _sync(self) -> None:
+        """Adopt the state file if another process changed it; seed if there is none."""
+        path = self._state_path
+        if path is None:
+            if self._state is None:
+                self._state = SandboxState.seed(self._clock(), self._seed_stacks)
+                self._state.dirty = False
+            return
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            if self._state is None:
+                self._state = SandboxState.seed(self._clock(), self._seed_stacks)
+            self._save(self._state)
+            return
+        signature = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if self._state is not None and signature == self._disk_signature:
+            return
+        try:
+            self._state = SandboxState.from_json(json.loads(path.read_text(encoding="utf-8")))
+            self._disk_signature = signature
+        except (OSError, ValueError):
+            # A sandbox's state is disposable: start over rather than refuse to run.
+            self._state = SandboxState.seed(self._clock(), self._seed_stacks)
+            self._save(self._state)
+
+    def _save(self, state: SandboxState) -> None:
+        state.dirty = False
+        path = self._state_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temp.write_text(json.dumps(state.to_json(), separators=(",", ":")), encoding="utf-8")
+        os.replace(temp, path)
+        info = path.stat()
+        self._disk_signature = (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    # -- the API ----------------------------------------------------------
+
+    def _answer(
+        self, request: RecordedRequest, *, body_problem: str | None, authorization: str | None
+    ) -> _Reply:
+        """Serve one request against the state (faults were handled by the caller)."""
+        method, path, query, body = request.method, request.path, request.query, request.body
+        if not self._authorised(authorization):
+            return _Reply(401, error_body(401), {})
+        if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            return _Reply(404, error_body(404, description="Route not found"), {})
+        parts = [p for p in path[len(API_PREFIX) :].split("/") if p]
+        if body_problem is not None:
+            return _Reply(400, error_body(400, description=body_problem), {})
+        try:
+            page = _page_number(query)
+            with self._transaction() as (state, now):
+                return self._route(state, now, method, parts, page=page, params={**query, **body})
+        except SandboxError as exc:
+            return _Reply(exc.status, error_body(exc.status, exc.error, exc.description), {})
+
+    def _authorised(self, authorization: str | None) -> bool:
+        scheme, _, credential = (authorization or "").strip().partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credential.strip().encode(), self._token.encode()
+        )
+
+    def _route(
+        self,
+        state: SandboxState,
+        now: float,
+        method: str,
+        parts: list[str],
+        *,
+        page: int,
+        params: dict[str, Any],
+    ) -> _Reply:
+        route = (method, len(parts), parts[0] if parts else "")
+        if route == ("GET", 1, "accounts"):
+            return self._page([state.account()], page)
+        if route == ("GET", 1, "stacks"):
+            return self._page([dict(s.fields) for s in state.stacks], page)
+        if not parts or parts[0] != "stacks" or len(parts) < 2:
+            raise SandboxError(404, "not_found", "Route not found")
+        uid, rest = parts[1], parts[2:]
+        stack = state.get_stack(uid)
+        if method == "GET" and not rest:
+            return _Reply(200, {"response": dict(stack.fields)}, {})
+        if method == "GET" and rest == ["services"]:
+            return self._page([dict(s) for s in stack.services], page)
+        if method == "GET" and rest == ["deployments"]:
+            return self._page(state.list_deployments(uid), page)
+        if method == "POST" and rest == ["deployments"]:
+            return self._post_deployment(state, now, uid, params)
+        if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":
+            state.cancel(uid, _int_id(rest[1], "Deployment"), now)
+            return _Reply(200, {"response": {"ok": True, "message": "Cancelling deployment"}}, {})
+        if method == "GET" and rest == ["actions"]:
+            return self._page(state.list_actions(uid), page)
+        if method == "GET" and len(rest) == 2 and rest[0] == "actions":
+            action = state.get_action(uid, _int_id(rest[1], "Action"))
+            return _Reply(200, {"response": action}, {})
+        raise SandboxError(404, "not_found", "Route not found")
+
+    def _post_deployment(
+        self, state: SandboxState, now: float, uid: str, params: dict[str, Any]
+    ) -> _Reply:
+        _, action, queued = state.deploy(
+            uid,
+            now=now,
+            services=_text_param(params, "services"),
+            git_ref=_text_param(params, "git_ref"),
+            user_reference=_text_param(params, "user_reference"),
+        )
+        response = {
+            "ok": True,
+            "message": "Deployment queued" if queued else "Deployment started",
+            "queued": queued,
+            "async_action_id": action.id,
+        }
+        return _Reply(200, {"response": response}, {})
+
+    def _page(self, items: list[dict[str, Any]], page: int) -> _Reply:
+        per_page = self.per_page
+        total = len(items)
+        pages = max(1, math.ceil(total / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        before = page - 1 if page > 1 else None
+        after = page + 1 if page < pages else None
+        pagination: dict[str, Any]
+        if self.pagination_style == "prev":
+            pagination = {"prev": before, "next": after, "current": page, "count": total}
+        else:
+            pagination = {
+                "previous": before,
+                "next": after,
+                "current": page,
+                "per_page": per_page,
+                "count": total,
+            }
+        pagination["pages"] = pages
+        return _Reply(200, {"response": chunk, "count": total, "pagination": pagination}, {})
+
+
+def _take(faults: list[_Fault], method: str, path: str) -> _Fault | None:
+    """Consume one use of the first fault matching the request (caller holds the lock)."""
+    for fault in faults:
+        wanted = fault.path_contains in path and fault.method in ("", method)
+        if wanted and fault.remaining > 0:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                faults.remove(fault)
+            return fault
+    return None
+
+
+def _page_number(query: dict[str, str]) -> int:
+    raw = query.get("page", "1") or "1"
+    try:
+        page = int(raw)
+    except ValueError:
+        page = 0
+    if page < 1:
+        raise SandboxError(400, "invalid_request", f"page must be a positive integer, not {raw!r}")
+    return page
+
+
+def _int_id(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SandboxError(404, "not_found", f"{what} not found") from None

@@ -1,0 +1,599 @@
+"""The simulated Cloud 66 account: stacks, deployments and async actions.
+
+Pure data and rules, no HTTP and no disk: the server wraps every request in
+`advance()` + one operation, and persists `to_json()` when `dirty` is set.
+Times are kept as epoch seconds and rendered as ISO 8601 UTC only on output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ACCOUNT_ID = 1
+ACCOUNT_EMAIL = "sandbox@igor.example"
+ACCOUNT_NAME = "igor sandbox"
+FORMAT = "igor-sandbox/1"
+CANCEL_SECONDS = 5.0
+MAX_USER_REFERENCE = 255
+
+STATUS_DEPLOYED = 1
+STATUS_FAILED = 2
+STATUS_DEPLOYING = 6
+HEALTH_BUILDING = 1
+HEALTH_HEALTHY = 3
+HEALTH_FAILED = 4
+
+SUCCESS = "Success"
+FAILED = "Failed"
+CANCELLED = "Cancelled"
+IN_PROGRESS = "In progress"
+
+# Integer codes for some outcomes and string codes for others, on purpose: the
+# real API is inconsistent across versions and clients must compare `meaning`.
+_OUTCOME_CODES: dict[str, int | str] = {
+    IN_PROGRESS: 0,
+    SUCCESS: 1,
+    FAILED: "failed",
+    CANCELLED: "3",
+}
+_FINISHED_MESSAGES = {
+    SUCCESS: "Deployment completed successfully",
+    FAILED: "Deployment failed",
+    CANCELLED: "Deployment cancelled",
+}
+_VIA = {"api": {"code": 2, "meaning": "API"}, "web": {"code": 0, "meaning": "Web"}}
+_CLOUDS = ("AWS", "DigitalOcean", "Google Cloud", "Hetzner", "Linode", "Azure")
+_DAY = 86400.0
+
+
+class SandboxError(Exception):
+    """A request the API refuses; carries the HTTP status and error body."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        """Remember the status and the `error` / `error_description` pair."""
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+def iso(epoch: float) -> str:
+    """Render epoch seconds the way Cloud 66 does: ISO 8601 UTC with a Z."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stack_uid(name: str, environment: str) -> str:
+    """A stable 32-hex uid for a stack, so sample uids survive restarts."""
+    return hashlib.sha256(f"stack:{name}:{environment}".encode()).hexdigest()[:32]
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "stack"
+
+
+@dataclass
+class Stack:
+    """A stack: the fields GET /stacks shows, plus what only the simulator knows."""
+
+    fields: dict[str, Any]
+    services: list[dict[str, Any]] = field(default_factory=list)
+    failing: bool = False
+
+    @property
+    def uid(self) -> str:
+        """The stack's uid."""
+        return str(self.fields["uid"])
+
+
+@dataclass
+class Deployment:
+    """A deployment, queued (not started), live, or finished."""
+
+    id: int
+    stack_uid: str
+    triggered_by: str
+    via: str
+    requested_at: float
+    action_id: int
+    git_ref: str
+    git_hash: str
+    services: list[str] | None
+    user_reference: str | None
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_at: float | None = None
+    outcome: str | None = None
+    prev_status: int | None = None
+    prev_health: int | None = None
+
+    @property
+    def live(self) -> bool:
+        """Started and not finished."""
+        return self.started_at is not None and self.finished_at is None
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for the live deployment of its stack to end."""
+        return self.started_at is None and self.finished_at is None
+
+
+@dataclass
+class Action:
+    """An async action (`stack_redeploy`) that tracks one deployment."""
+
+    id: int
+    stack_uid: str
+    user: str
+    started_via: str
+    started_at: float
+    metadata: dict[str, Any]
+    finished_at: float | None = None
+    finished_success: bool | None = None
+    finished_message: str | None = None
+
+
+def _service(stack_name: str, name: str, image: str, replicas: int, now: float) -> dict[str, Any]:
+    containers = [
+        {
+            "uid": _digest("container", stack_name, name, i)[:24],
+            "name": f"{name}-{_digest('cname', stack_name, name, i)[:8]}",
+            "server_name": ("lion", "tiger", "otter")[i % 3],
+            "server_ip": f"10.0.0.{11 + i}",
+            "image": image,
+            "started_at": iso(now - _DAY),
+        }
+        for i in range(replicas)
+    ]
+    return {"name": name, "containers": containers, "image": image, "source_type": "image"}
+
+
+def _sample_stacks(now: float) -> list[dict[str, Any]]:
+    """The fixed sample account; ages are relative to `now` so it always looks recent."""
+    hour = 3600.0
+    return [
+        {"name": "shop", "environment": "production", "framework": "rails", "language": "ruby",
+         "cloud": "AWS", "age": 2 * hour, "created": 400 * _DAY},
+        {"name": "shop", "environment": "staging", "framework": "rails", "language": "ruby",
+         "cloud": "AWS", "age": 26 * hour, "created": 380 * _DAY},
+        {"name": "blog", "environment": "production", "framework": "rack", "language": "ruby",
+         "cloud": "DigitalOcean", "age": 3 * _DAY, "created": 900 * _DAY},
+        {"name": "api", "environment": "production", "framework": "docker", "language": "docker",
+         "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * _DAY,
+         "services": [
+             _service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
+             _service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
+         ]},
+        {"name": "legacy", "environment": "production", "framework": "rails", "language": "ruby",
+         "cloud": "Linode", "age": 6 * _DAY, "created": 2000 * _DAY,
+         "status": STATUS_FAILED, "health": HEALTH_FAILED, "failing": True},
+        {"name": "Payments Portal", "environment": "production", "framework": "node",
+         "language": "node", "cloud": "Azure", "age": 2 * _DAY, "created": 150 * _DAY},
+        {"name": "search", "environment": "staging", "framework": "node", "language": "node",
+         "cloud": "Hetzner", "age": 12 * hour, "created": 90 * _DAY,
+         "status": STATUS_DEPLOYED, "health": 2},
+    ]  # fmt: skip
+
+
+class SandboxState:
+    """Everything the simulated API knows, with the rules that change it."""
+
+    def __init__(self) -> None:
+        """An empty account; use `seed()` or `from_json()` to fill it."""
+        self.stacks: list[Stack] = []
+        self.deployments: list[Deployment] = []
+        self.actions: list[Action] = []
+        self.next_deployment_id = 4001
+        self.next_action_id = 9001
+        # Set by every mutation except `advance()`, which any reader recomputes
+        # the same way from the same file, so it never needs saving.
+        self.dirty = False
+        self._by_uid: dict[str, Stack] = {}
+
+    # -- building ---------------------------------------------------------
+
+    @classmethod
+    def seed(cls, now: float, stacks: list[dict[str, Any]] | None = None) -> SandboxState:
+        """A fresh account holding `stacks` (or the samples), each with one past deploy."""
+        state = cls()
+        specs = _sample_stacks(now) if stacks is None else [dict(s) for s in stacks]
+        for index, spec in enumerate(specs):
+            state._add_stack(spec, now, index)
+        state.dirty = True
+        return state
+
+    def _add_stack(self, spec: dict[str, Any], now: float, index: int) -> Stack:
+        spec = dict(spec)
+        name = str(spec.pop("name"))
+        environment = str(spec.pop("environment", "production"))
+        uid = str(spec.pop("uid", stack_uid(name, environment)))
+        if uid in self._by_uid:
+            raise ValueError(f"duplicate stack {name!r} ({environment})")
+        # Spread generated stacks over the past week so "last activity" varies.
+        age = float(spec.pop("age", (index * 7919 % 604800) + 600))
+        created = float(spec.pop("created", 365 * _DAY + index * 3600))
+        services = [
+            s
+            if isinstance(s, dict)
+            else _service(name, str(s), f"example/{_slug(name)}:1.0", 1, now)
+            for s in spec.pop("services", [])
+        ]
+        failing = bool(spec.pop("failing", False))
+        last = now - age
+        slug = _slug(name)
+        fields: dict[str, Any] = {
+            "uid": uid,
+            "name": name,
+            "environment": environment,
+            "status": STATUS_DEPLOYED,
+            "health": HEALTH_HEALTHY,
+            "is_busy": False,
+            "framework": "rails",
+            "language": "ruby",
+            "cloud": _CLOUDS[index % len(_CLOUDS)],
+            "fqdn": f"{slug}-{environment}-{uid[:6]}.c66.me",
+            "git": f"git@github.com:example/{slug}.git",
+            "git_branch": "main",
+            "account_id": ACCOUNT_ID,
+            "maintenance_mode": False,
+            "has_loadbalancer": environment == "production",
+            "created_at": iso(now - created),
+            "updated_at": iso(last),
+            "last_activity": iso(last),
+            "last_activity_iso": iso(last),
+            "redeploy_hook": (
+                f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{_digest('hook', uid)[:32]}"
+            ),
+        }
+        fields.update(spec)
+        stack = Stack(fields=fields, services=services, failing=failing)
+        self.stacks.append(stack)
+        self._by_uid[uid] = stack
+        if not fields.get("is_busy"):
+            # History, so GET deployments is never empty for a fresh stack.
+            outcome = FAILED if fields["status"] == STATUS_FAILED else SUCCESS
+            deployment, _ = self._create(
+                stack,
+                user=ACCOUNT_EMAIL,
+                via="web",
+                now=last - 240.0,
+                git_ref=None,
+                services=None,
+                user_reference=None,
+            )
+            deployment.started_at = last - 240.0
+            self._close(deployment, last, outcome, touch_stack=False)
+        return stack
+
+    def add_stacks(self, n: int, prefix: str, now: float) -> None:
+        """Add `n` deployed, healthy production stacks named prefix-0001 onwards."""
+        taken = {(s.fields["name"], s.fields["environment"]) for s in self.stacks}
+        number = 0
+        for _ in range(n):
+            number += 1
+            while (f"{prefix}-{number:04d}", "production") in taken:
+                number += 1
+            name = f"{prefix}-{number:04d}"
+            taken.add((name, "production"))
+            self._add_stack({"name": name, "environment": "production"}, now, len(self.stacks))
+        self.dirty = True
+
+    # -- persistence ------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to rebuild this state, as plain JSON."""
+        return {
+            "format": FORMAT,
+            "next_deployment_id": self.next_deployment_id,
+            "next_action_id": self.next_action_id,
+            "stacks": [asdict(s) for s in self.stacks],
+            "deployments": [asdict(d) for d in self.deployments],
+            "actions": [asdict(a) for a in self.actions],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SandboxState:
+        """Rebuild a state saved by `to_json`; ValueError if it is not one."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError("not an igor sandbox state file")
+        state = cls()
+        try:
+            state.next_deployment_id = int(data["next_deployment_id"])
+            state.next_action_id = int(data["next_action_id"])
+            state.stacks = [Stack(**s) for s in data["stacks"]]
+            state.deployments = [Deployment(**d) for d in data["deployments"]]
+            state.actions = [Action(**a) for a in data["actions"]]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"damaged sandbox state: {exc}") from exc
+        state._by_uid = {s.uid: s for s in state.stacks}
+        return state
+
+    # -- lookups ----------------------------------------------------------
+
+    def get_stack(self, uid: str) -> Stack:
+        """The stack with this uid, or a 404."""
+        stack = self._by_uid.get(uid)
+        if stack is None:
+            raise SandboxError(404, "not_found", "Stack not found")
+        return stack
+
+    def find_stack(self, name: str, environment: str) -> Stack:
+        """The stack with this exact name and environment (KeyError if none)."""
+        for stack in self.stacks:
+            if stack.fields["name"] == name and stack.fields["environment"] == environment:
+                return stack
+        raise KeyError(f"no sandbox stack {name!r} in {environment!r}")
+
+    def _running(self, uid: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.stack_uid == uid and d.live), None)
+
+    def _next_queued(self, uid: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.stack_uid == uid and d.queued), None)
+
+    def _action(self, action_id: int) -> Action:
+        return next(a for a in self.actions if a.id == action_id)
+
+    # -- time -------------------------------------------------------------
+
+    def advance(self, now: float, deploy_seconds: float) -> None:
+        """Finish every deployment whose time is up and start what was queued behind it."""
+        pending = {d.stack_uid for d in self.deployments if d.finished_at is None}
+        for uid in sorted(pending):
+            self._advance_stack(uid, now, deploy_seconds)
+
+    def _advance_stack(self, uid: str, now: float, deploy_seconds: float) -> None:
+        while True:
+            running = self._running(uid)
+            if running is None:
+                waiting = self._next_queued(uid)
+                if waiting is None:
+                    return
+                # Only reachable from a hand-edited state file: nothing runs, so go.
+                self._begin(waiting, waiting.requested_at)
+                continue
+            assert running.started_at is not None
+            if running.cancel_at is not None:
+                end, outcome = running.cancel_at, CANCELLED
+            else:
+                end = running.started_at + deploy_seconds
+                outcome = FAILED if self.get_stack(uid).failing else SUCCESS
+            if end > now:
+                return
+            self._close(running, end, outcome)
+            waiting = self._next_queued(uid)
+            if waiting is not None:
+                self._begin(waiting, max(end, waiting.requested_at))
+
+    # -- operations -------------------------------------------------------
+
+    def deploy(
+        self,
+        uid: str,
+        *,
+        now: float,
+        user: str = ACCOUNT_EMAIL,
+        via: str = "api",
+        services: str | None = None,
+        git_ref: str | None = None,
+        user_reference: str | None = None,
+    ) -> tuple[Deployment, Action, bool]:
+        """Start a deployment or queue it behind the live one; returns (.., .., queued)."""
+        stack = self.get_stack(uid)
+        if user_reference is not None and len(user_reference) > MAX_USER_REFERENCE:
+            raise SandboxError(
+                400,
+                "invalid_request",
+                f"user_reference is too long (maximum is {MAX_USER_REFERENCE} characters)",
+            )
+        wanted = [s.strip() for s in (services or "").split(",") if s.strip()]
+        known = {str(s["name"]) for s in stack.services}
+        for entry in wanted:
+            name = entry.split(":", 1)[0]
+            if name not in known:
+                raise SandboxError(400, "invalid_request", f"service '{name}' not found")
+        busy = self._running(uid) is not None or self._next_queued(uid) is not None
+        deployment, action = self._create(
+            stack,
+            user=user,
+            via=via,
+            now=now,
+            git_ref=git_ref,
+            services=wanted or None,
+            user_reference=user_reference,
+        )
+        if not busy:
+            self._begin(deployment, now)
+        self.dirty = True
+        return deployment, action, busy
+
+    def cancel(self, uid: str, deployment_id: int, now: float) -> None:
+        """Ask a live deployment to stop; it ends CANCEL_SECONDS later."""
+        self.get_stack(uid)
+        deployment = next(
+            (d for d in self.deployments if d.id == deployment_id and d.stack_uid == uid), None
+        )
+        if deployment is None:
+            raise SandboxError(404, "not_found", "Deployment not found")
+        if deployment.finished_at is not None:
+            raise SandboxError(404, "not_found", "Deployment is not running")
+        if deployment.cancel_at is not None:
+            raise SandboxError(409, "conflict", "Deployment is already being cancelled")
+        if deployment.queued:
+            # Never started, so there is nothing to wind down.
+            self._close(deployment, now, CANCELLED, touch_stack=False)
+        else:
+            deployment.cancel_at = now + CANCEL_SECONDS
+        self.dirty = True
+
+    def set_failing(self, uid: str, failing: bool) -> None:
+        """Make the stack's deployments end in failure (or stop doing so)."""
+        self.get_stack(uid).failing = failing
+        self.dirty = True
+
+    def _create(
+        self,
+        stack: Stack,
+        *,
+        user: str,
+        via: str,
+        now: float,
+        git_ref: str | None,
+        services: list[str] | None,
+        user_reference: str | None,
+    ) -> tuple[Deployment, Action]:
+        deployment_id, action_id = self.next_deployment_id, self.next_action_id
+        self.next_deployment_id += 1
+        self.next_action_id += 1
+        ref = git_ref or str(stack.fields.get("git_branch") or "main")
+        deployment = Deployment(
+            id=deployment_id,
+            stack_uid=stack.uid,
+            triggered_by=user,
+            via=via,
+            requested_at=now,
+            action_id=action_id,
+            git_ref=ref,
+            git_hash=_digest("commit", stack.uid, ref, deployment_id)[:40],
+            services=services,
+            user_reference=user_reference,
+        )
+        action = Action(
+            id=action_id,
+            stack_uid=stack.uid,
+            user=user,
+            started_via=via,
+            started_at=now,
+            metadata={
+                "user_reference": user_reference,
+                "services": ",".join(services) if services else None,
+                "git_ref": git_ref,
+                "deployment_id": deployment_id,
+            },
+        )
+        self.deployments.append(deployment)
+        self.actions.append(action)
+        return deployment, action
+
+    def _begin(self, deployment: Deployment, at: float) -> None:
+        fields = self.get_stack(deployment.stack_uid).fields
+        deployment.started_at = at
+        deployment.prev_status = int(fields["status"])
+        deployment.prev_health = int(fields["health"])
+        fields.update(
+            status=STATUS_DEPLOYING, health=HEALTH_BUILDING, is_busy=True, updated_at=iso(at)
+        )
+
+    def _close(
+        self, deployment: Deployment, at: float, outcome: str, *, touch_stack: bool = True
+    ) -> None:
+        deployment.finished_at = at
+        deployment.outcome = outcome
+        action = self._action(deployment.action_id)
+        action.finished_at = at
+        action.finished_success = outcome == SUCCESS
+        action.finished_message = _FINISHED_MESSAGES[outcome]
+        if not touch_stack:
+            return
+        stack = self.get_stack(deployment.stack_uid)
+        if outcome == SUCCESS:
+            status, health = STATUS_DEPLOYED, HEALTH_HEALTHY
+            self._retag(stack, deployment.services or [])
+        elif outcome == FAILED:
+            status, health = STATUS_FAILED, HEALTH_FAILED
+        else:
+            status = deployment.prev_status if deployment.prev_status is not None else 1
+            health = deployment.prev_health if deployment.prev_health is not None else 3
+        stamp = iso(at)
+        stack.fields.update(
+            status=status,
+            health=health,
+            is_busy=False,
+            updated_at=stamp,
+            last_activity=stamp,
+            last_activity_iso=stamp,
+        )
+
+    @staticmethod
+    def _retag(stack: Stack, services: list[str]) -> None:
+        """After a successful `web:1.5` deploy, the web service runs tag 1.5."""
+        for entry in services:
+            name, _, tag = entry.partition(":")
+            for service in stack.services:
+                if service["name"] == name and tag:
+                    image = f"{str(service['image']).rsplit(':', 1)[0]}:{tag}"
+                    service["image"] = image
+                    for container in service.get("containers", []):
+                        container["image"] = image
+
+    # -- rendering --------------------------------------------------------
+
+    def account(self) -> dict[str, Any]:
+        """The one account, as GET /accounts lists it."""
+        oldest = min((str(s.fields["created_at"]) for s in self.stacks), default=None)
+        return {
+            "id": ACCOUNT_ID,
+            "owner": ACCOUNT_EMAIL,
+            "name": ACCOUNT_NAME,
+            "stack_count": len(self.stacks),
+            "created_at": oldest,
+        }
+
+    def list_deployments(self, uid: str) -> list[dict[str, Any]]:
+        """The stack's started deployments, newest first, as the API shows them."""
+        started = [d for d in self.deployments if d.stack_uid == uid and d.started_at is not None]
+        started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=True)
+        return [render_deployment(d) for d in started]
+
+    def list_actions(self, uid: str) -> list[dict[str, Any]]:
+        """The stack's async actions, newest first."""
+        actions = [a for a in self.actions if a.stack_uid == uid]
+        actions.sort(key=lambda a: (a.started_at, a.id), reverse=True)
+        return [render_action(a) for a in actions]
+
+    def get_action(self, uid: str, action_id: int) -> dict[str, Any]:
+        """One async action of the stack, or a 404."""
+        for action in self.actions:
+            if action.id == action_id and action.stack_uid == uid:
+                return render_action(action)
+        raise SandboxError(404, "not_found", "Action not found")
+
+
+def render_deployment(d: Deployment) -> dict[str, Any]:
+    """A deployment as GET /stacks/{uid}/deployments shows it."""
+    meaning = d.outcome or IN_PROGRESS
+    return {
+        "id": d.id,
+        "triggered_by": d.triggered_by,
+        "triggered_via": dict(_VIA.get(d.via, _VIA["api"])),
+        "started_at": iso(d.started_at) if d.started_at is not None else None,
+        "finished_at": iso(d.finished_at) if d.finished_at is not None else None,
+        "outcome": {"code": _OUTCOME_CODES[meaning], "meaning": meaning},
+        "is_deploying": d.live,
+        "git_hash": d.git_hash,
+        "git_ref": d.git_ref,
+        "services": list(d.services) if d.services else None,
+    }
+
+
+def render_action(a: Action) -> dict[str, Any]:
+    """An async action as GET /stacks/{uid}/actions shows it."""
+    return {
+        "id": a.id,
+        "user": a.user,
+        "resource_type": "Stack",
+        "resource_id": a.stack_uid,
+        "action": "stack_redeploy",
+        "started_via": a.started_via,
+        "started_at": iso(a.started_at),
+        "finished_at": iso(a.finished_at) if a.finished_at is not None else None,
+        "finished_success": a.finished_success,
+        "finished_message": a.finished_message,
+        "metadata": dict(a.metadata),
+    }
