@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, NewType, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NewType, NoReturn, Protocol, TypeVar
 
 import typer
 from typer._click import ClickException, Context, echo
@@ -18,14 +18,10 @@ from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from igor_cli import __version__
-from igor_cli.actions import (
-    CancelRequest,
-    DeployRequest,
-    ListRequest,
-    Request,
-    VersionRequest,
-)
-from igor_cli.config import Environment
+
+if TYPE_CHECKING:
+    from igor_cli.actions import Request
+    from igor_cli.config import Environment
 
 CHAT_COMMANDS = ("deploy", "cancel", "list", "help", "version")
 ALIASES = {
@@ -101,6 +97,8 @@ class Submitter(Protocol):
 def _submit(ctx: typer.Context, request: Request) -> None:
     submitter = ctx.obj
     if submitter is None or not hasattr(submitter, "submit"):
+        from igor_cli.config import Environment
+
         submitter = ShellSession(Environment())
     submitter.submit(request)
 
@@ -244,6 +242,8 @@ def main(
     ] = False,
 ) -> None:
     """Deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack."""
+    from igor_cli.config import Environment
+
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     if sandbox:
         env.sandbox = True
@@ -277,6 +277,8 @@ def list_command(
     as_json: Json = False,
 ) -> None:
     """List your stacks: status, health and last activity."""
+    from igor_cli.actions import ListRequest
+
     _submit(ctx, ListRequest(stack, environment, as_json))
 
 
@@ -297,6 +299,8 @@ def deploy_command(
     If the stack is busy with a deployment igor did not start, the deploy is
     queued behind it unless -w false.
     """
+    from igor_cli.actions import DeployRequest
+
     _submit(
         ctx,
         DeployRequest(
@@ -320,12 +324,16 @@ def cancel_command(
     as_json: Json = False,
 ) -> None:
     """Cancel the stack's running deployment."""
+    from igor_cli.actions import CancelRequest
+
     _submit(ctx, CancelRequest(stack, environment, tuple(service or ()), as_json))
 
 
 @command("version", hidden=True)
 def version_command(ctx: typer.Context, as_json: Json = False) -> None:
     """Show igor's version."""
+    from igor_cli.actions import VersionRequest
+
     _submit(ctx, VersionRequest(as_json))
 
 
