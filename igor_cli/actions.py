@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 from igor_cli import __version__
 from igor_cli.errors import (
     AmbiguousStack,
+    ApiError,
     Conflict,
     ExitCode,
     StackNotFound,
+    Throttled,
     UnknownService,
+    Unreachable,
     UsageProblem,
 )
 
@@ -181,6 +184,12 @@ class DeployOutcome:
     def posted(self) -> bool:
         """Whether a deployment was asked of Cloud 66."""
         return self.result in (DeployResult.STARTED, DeployResult.QUEUED)
+
+    @property
+    def followable(self) -> bool:
+        """Whether there is an igor deployment (this one, or one igor already runs) to watch."""
+        watched = (DeployResult.STARTED, DeployResult.QUEUED, DeployResult.ALREADY_DEPLOYING)
+        return self.result in watched and bool(self.action_id)
 
 
 class CancelResult(Enum):
@@ -402,10 +411,14 @@ class Progress:
 
 @dataclass
 class FollowPolicy:
-    """How often to look, and for how long, with an injectable clock and sleep."""
+    """How often to look, for how long, and how to back off when Cloud 66 pushes back.
+
+    The clock and sleep are injectable so that tests follow in simulated time.
+    """
 
     interval: float = 5.0
     timeout: float = 3600.0
+    max_backoff: float = 300.0
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
@@ -413,20 +426,31 @@ class FollowPolicy:
 def follow(
     client: Client, stack_uid: str, action_id: str, policy: FollowPolicy | None = None
 ) -> Iterator[Progress]:
-    """Yield progress until the deploy's async action finishes or the timeout passes."""
+    """Yield progress until the deploy's async action finishes or the timeout passes.
+
+    Throttling and outages (after the client's own retries) only slow the
+    polling down; a rejected token or a vanished action ends it.
+    """
     policy = policy or FollowPolicy()
     started = policy.clock()
+    delay = policy.interval
     while True:
-        action = client.action(stack_uid, action_id)
+        try:
+            action = client.action(stack_uid, action_id)
+        except (Throttled, Unreachable, ApiError):
+            action = None
+            delay = min(policy.max_backoff, delay * 2)
+        else:
+            delay = policy.interval
         elapsed = policy.clock() - started
-        if action.finished:
+        if action is not None and action.finished:
             yield Progress(elapsed, True, bool(action.finished_success), action.finished_message)
             return
         if elapsed >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
             return
         yield Progress(elapsed, False)
-        policy.sleep(policy.interval)
+        policy.sleep(delay)
 
 
 def perform(connect: Callable[[], Client], request: Request, origin: Origin) -> Outcome:

@@ -29,6 +29,8 @@ ALIASES = {
     "deploy": ("redeploy",),
     "cancel": ("stop", "exit", "halt"),
 }
+# What chat may run (the shell has more: serve, register, ...).
+CHAT_ALLOWED = frozenset(CHAT_COMMANDS).union(*ALIASES.values())
 
 # -- help and usage that work the same in a shell and in chat -----------------
 
@@ -78,10 +80,13 @@ class IgorGroup(TyperGroup):
         name = args[0] if args else ""
         command = self.get_command(ctx, name.lower())
         if command is None:
-            raise UsageError(
-                f"Unknown command {name!r}. Commands: {', '.join(CHAT_COMMANDS)}.", ctx
-            )
+            raise unknown_command(name, ctx)
         return name.lower(), command, args[1:]
+
+
+def unknown_command(name: str, ctx: Context) -> UsageError:
+    """The usage error for a command igor does not have (or not in chat)."""
+    return UsageError(f"Unknown command {name!r}. Commands: {', '.join(CHAT_COMMANDS)}.", ctx)
 
 
 # -- who runs the request -----------------------------------------------------
@@ -351,6 +356,43 @@ def help_command(
     _, found, _ = group.resolve_command(parent, [name])
     with found.make_context(name.lower(), [], parent=parent, resilient_parsing=True) as sub:
         raise HelpRequested(found.get_help(sub))
+
+
+@app.command("serve")
+def serve_command(ctx: typer.Context) -> None:
+    """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
+
+    Needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-), or the tokens
+    stored with `igor register --slack`, and a Cloud 66 token (or --sandbox).
+    """
+    from igor_cli.chat.slack import configure_logging, serve
+
+    configure_logging()
+    raise typer.Exit(serve(_environment(ctx)))
+
+
+@app.command("chat")
+def chat_command(ctx: typer.Context) -> None:
+    """Talk to the bot locally: type what you would type in Slack.
+
+    Replies are the bot's own, rendered as text; deployments are followed as in
+    Slack. Rehearse offline with `igor --sandbox chat`.
+    """
+    import sys
+
+    from igor_cli.chat.shell import run_console
+    from igor_cli.shell import shell_origin
+
+    raise typer.Exit(run_console(_environment(ctx), shell_origin().user, sys.stdin, sys.stdout))
+
+
+def _environment(ctx: typer.Context) -> Environment:
+    session = ctx.find_object(ShellSession)
+    if session is not None:
+        return session.env
+    from igor_cli.config import Environment
+
+    return Environment()
 
 
 def run_shell(args: list[str] | None = None, env: Environment | None = None) -> int:

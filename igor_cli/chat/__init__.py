@@ -1,0 +1,1 @@
+"""igor in chat: text normalisation, the bridge to the commands, the Slack adapter."""

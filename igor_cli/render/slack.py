@@ -1,0 +1,216 @@
+"""Outcomes to Slack: Block Kit with a plain-text fallback.
+
+The facts and sentences are the terminal's (`render/sentences.py`); here they
+get mrkdwn, mentions, and the limits of Block Kit (50 blocks a message, 3,000
+characters a text block), so a long stack list never becomes a Slack error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from igor_cli.actions import (
+    CancelOutcome,
+    CancelResult,
+    DeployOutcome,
+    DeployResult,
+    Outcome,
+    Progress,
+    Requester,
+    StackList,
+    VersionOutcome,
+)
+from igor_cli.cloud66 import Stack
+from igor_cli.errors import IgorError, NotRegistered, Unauthorized
+from igor_cli.render import sentences
+
+TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
+MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
+CANNOT_REACH_CLOUD66 = "I can't reach Cloud 66 with the stored token; run `igor register`."
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """What to post: the fallback text (notifications, screen readers) and the blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn reserves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_person(requester: Requester) -> str:
+    """A Slack requester is mentioned; a shell user is named."""
+    if requester.via == "slack" and requester.user:
+        return f"<@{requester.user}>"
+    return f"{requester.user or 'someone'} (from a shell)"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def _code(text: str) -> str:
+    return "```" + text.replace("```", "'''") + "```"
+
+
+def message(text: str, hint: str = "", emoji: str = "") -> SlackMessage:
+    """A one-sentence reply; `text` and `hint` are mrkdwn (already escaped)."""
+    blocks = [_section(f"{emoji} {text}".strip())]
+    if hint:
+        blocks.append(_context(hint))
+    return SlackMessage(_plain(text), blocks)
+
+
+def _plain(mrkdwn: str) -> str:
+    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def preformatted(text: str) -> SlackMessage:
+    """Help and usage text, as the shell shows it, in a code block."""
+    # Leave room for escaping (`&` becomes five characters) and the fences.
+    chunks = _chunks(text.splitlines(), TEXT_LIMIT // 2)
+    return SlackMessage(text, [_section(_code(escape(chunk))) for chunk in chunks[:MAX_BLOCKS]])
+
+
+def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) -> SlackMessage:
+    """The reply to a command."""
+    if as_json:
+        return preformatted(_json(outcome))
+    if isinstance(outcome, VersionOutcome):
+        return message(f"igor {outcome.version}")
+    if isinstance(outcome, StackList):
+        return render_stacks(outcome, now)
+    if isinstance(outcome, DeployOutcome):
+        text = escape(sentences.deploy_sentence(outcome, slack_person, now))
+        text = _unescape_mentions(text)
+        return message(text, _deploy_hint(outcome), _deploy_emoji(outcome))
+    text = _unescape_mentions(escape(sentences.cancel_sentence(outcome, slack_person, now)))
+    emoji = (
+        ":information_source:"
+        if outcome.result is not CancelResult.CANCELLING
+        else ":octagonal_sign:"
+    )
+    return message(text, emoji=emoji)
+
+
+def _unescape_mentions(text: str) -> str:
+    # Mentions are the one markup igor puts in its own sentences.
+    return text.replace("&lt;@", "<@").replace("&gt;", ">")
+
+
+def _deploy_emoji(outcome: DeployOutcome) -> str:
+    return {
+        DeployResult.STARTED: ":rocket:",
+        DeployResult.QUEUED: ":hourglass_flowing_sand:",
+        DeployResult.ALREADY_DEPLOYING: ":information_source:",
+        DeployResult.BUSY_NOT_QUEUED: ":no_entry_sign:",
+    }.get(outcome.result, ":mag:")
+
+
+def _deploy_hint(outcome: DeployOutcome) -> str:
+    if outcome.posted:
+        return "I'll post the outcome in this thread."
+    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
+        return "Ask again with `-w true` to queue behind the running deployment."
+    return ""
+
+
+def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
+    """The stack table in code blocks, split to fit, summarised past Block Kit's limit."""
+    if not listing.stacks:
+        return message(escape(sentences.list_summary(listing)), emoji=":mag:")
+    rows = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")]
+    rows += [
+        (
+            s.name,
+            s.environment,
+            s.status.text + (" (busy)" if s.is_busy else ""),
+            s.health.text,
+            sentences.ago(s.last_activity, now),
+        )
+        for s in listing.stacks
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
+    chunks = _chunks(lines, TEXT_LIMIT // 2)
+    blocks = [_section(_code(escape(chunk))) for chunk in chunks[:MAX_BLOCKS]]
+    summary = sentences.list_summary(listing)
+    if len(chunks) > MAX_BLOCKS:
+        shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
+        hidden = len(listing.stacks) - shown
+        blocks.append(_context(f"…and {hidden} more. Narrow the list with `-s` or `-e`."))
+    fallback = summary + ": " + ", ".join(s.label for s in listing.stacks[:20])
+    if len(listing.stacks) > 20:
+        fallback += ", …"
+    return SlackMessage(fallback, blocks)
+
+
+def _chunks(lines: list[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for whole in lines:
+        line = whole[:limit]
+        if current and size + len(line) + 1 > limit:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def render_error(error: IgorError) -> SlackMessage:
+    """An expected failure. A token problem names the fix that needs no restart."""
+    if isinstance(error, (Unauthorized, NotRegistered)):
+        return message(escape(CANNOT_REACH_CLOUD66), emoji=":key:")
+    return message(escape(error.message), escape(error.hint), ":warning:")
+
+
+def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> SlackMessage:
+    """Progress of a followed deployment; the final one mentions who asked."""
+    text = escape(sentences.progress_sentence(stack, progress))
+    if not progress.finished and not progress.timed_out:
+        return message(text, emoji=":hourglass_flowing_sand:")
+    mentions = " ".join(f"<@{user}>" for user in dict.fromkeys(requesters))
+    emoji = ":white_check_mark:" if progress.success else ":x:"
+    if progress.timed_out:
+        emoji = ":hourglass:"
+    return message(f"{mentions} {text}".strip(), emoji=emoji)
+
+
+def _json(outcome: Outcome) -> str:
+    if isinstance(outcome, StackList):
+        data: Any = [sentences.stack_json(s) for s in outcome.stacks]
+    elif isinstance(outcome, (DeployOutcome, CancelOutcome)):
+        data = sentences.outcome_json(outcome)
+    else:
+        data = {"version": outcome.version}
+    return json.dumps(data, indent=2)
+
+
+def as_text(message: SlackMessage) -> str:
+    """A message as a person would read it in Slack, for the local chat console."""
+    parts: list[str] = []
+    for block in message.blocks:
+        if block.get("type") == "section":
+            parts.append(_plain(block["text"]["text"]).replace("```", ""))
+        elif block.get("type") == "context":
+            parts.append("  " + _plain(block["elements"][0]["text"]))
+        elif block.get("type") == "actions":
+            parts.append("  " + " ".join(f"[{e['text']['text']}]" for e in block["elements"]))
+    return "\n".join(parts) if parts else message.text
