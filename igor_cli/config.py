@@ -46,6 +46,7 @@ class Environment:
     stdout: TextIO | None = None
     stderr: TextIO | None = None
     follow_interval: float = 5.0
+    slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
 
     @property

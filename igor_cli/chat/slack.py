@@ -156,7 +156,7 @@ class SlackBot:
             web_client=self.web,
             auto_reconnect_enabled=True,
             logger=logging.getLogger("igor.socket"),
-            ping_interval=10,
+            ping_interval=self.env.slack_ping_interval,
         )
         self.socket.socket_mode_request_listeners.append(self._on_request)
         self.socket.connect()

@@ -1,0 +1,1200 @@
+"""A fake Slack for tests: Web API over HTTP and Socket Mode over a hand-written WebSocket.
+
+Everything listens on one 127.0.0.1 port:
+
+* ``POST|GET /api/<method>``   Web API (form-encoded, JSON or query-string parameters)
+* ``POST /response/<id>``      response_url (slash commands, :meth:`FakeSlack.response_url`)
+* ``GET /link/?ticket=...``    Socket Mode WebSocket endpoint (RFC 6455, server side)
+
+The real ``slack_sdk`` clients talk to it unmodified::
+
+    with FakeSlack() as fake:
+        web = WebClient(token=fake.bot_token, base_url=fake.api_url)
+        sm = SocketModeClient(app_token=fake.app_token, web_client=web)
+        sm.connect()
+        fake.wait_connected()
+        envelope_id = fake.push_event({"type": "app_mention", "text": "<@UIGOR> help"})
+        fake.wait_ack(envelope_id)
+
+Threads: one accept loop, one thread per TCP connection (for a WebSocket that thread is the
+connection's reader), one short-lived thread per :meth:`FakeSlack.send_disconnect`. All are
+daemon threads and :meth:`FakeSlack.stop` closes every socket and joins them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import secrets
+import socket
+import string
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "Ack",
+    "Call",
+    "FakeSlack",
+    "Frame",
+    "encode_frame",
+    "read_frame",
+    "websocket_accept",
+]
+
+logger = logging.getLogger(__name__)
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+#: Parameters that slack_sdk (or a bot) may send as JSON-encoded strings in form bodies.
+_JSON_STRING_FIELDS = ("blocks", "attachments", "user_auth_blocks", "metadata")
+
+_JOIN_BUDGET = 2.0
+
+
+# ---------------------------------------------------------------------------
+# WebSocket framing (RFC 6455), shared with the tests' raw client
+
+
+@dataclass(frozen=True)
+class Frame:
+    fin: bool
+    opcode: int
+    masked: bool
+    payload: bytes
+
+
+def websocket_accept(key: str) -> str:
+    """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key."""
+    digest = hashlib.sha1((key + WS_GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def apply_mask(data: bytes, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` (masking and unmasking are the same)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+def encode_frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bytes | None = None
+) -> bytes:
+    """One frame; unmasked (server to client) unless a 4-byte ``mask`` is given."""
+    b1 = (0x80 if fin else 0) | opcode
+    mask_bit = 0x80 if mask is not None else 0
+    n = len(payload)
+    if n <= 125:
+        header = struct.pack("!BB", b1, mask_bit | n)
+    elif n <= 0xFFFF:
+        header = struct.pack("!BBH", b1, mask_bit | 126, n)
+    else:
+        header = struct.pack("!BBQ", b1, mask_bit | 127, n)
+    if mask is None:
+        return header + payload
+    if len(mask) != 4:
+        raise ValueError("mask must be 4 bytes")
+    return header + mask + apply_mask(payload, mask)
+
+
+def read_frame(read: Callable[[int], bytes]) -> Frame:
+    """Read one frame with ``read(n)`` (which must return n bytes, or fewer only at EOF).
+
+    Raises EOFError when the stream ends before a whole frame arrived.
+    """
+
+    def exactly(n: int) -> bytes:
+        if n == 0:
+            return b""
+        data = read(n)
+        if len(data) != n:
+            raise EOFError(f"stream ended after {len(data)} of {n} bytes")
+        return data
+
+    b1, b2 = exactly(2)
+    length = b2 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", exactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", exactly(8))
+    masked = bool(b2 & 0x80)
+    mask = exactly(4) if masked else b""
+    payload = exactly(length)
+    if masked:
+        payload = apply_mask(payload, mask)
+    return Frame(fin=bool(b1 & 0x80), opcode=b1 & 0x0F, masked=masked, payload=payload)
+
+
+# ---------------------------------------------------------------------------
+# Public records
+
+
+@dataclass
+class Call:
+    """One HTTP request received (every request is recorded, including rejected ones)."""
+
+    method: str  # Web API method, or "response_url"
+    params: dict[str, Any]  # merged query/form/JSON params, JSON-string fields decoded
+    token: str | None = field(repr=False)  # bearer (or form) token; kept out of repr
+    at: float  # time.monotonic() when received
+    # Extras beyond the brief (all defaulted):
+    path: str = ""  # request path, e.g. "/api/chat.postMessage" or "/response/<id>"
+    status: int = 200  # HTTP status answered
+    error: str | None = None  # the "error" answered ({"ok": false}) or None when ok
+    response: Any = field(default=None, repr=False)  # the JSON (or text) answered
+
+
+@dataclass
+class Ack:
+    envelope_id: str
+    sent_at: float  # monotonic time the envelope was pushed (nan if never pushed)
+    acked_at: float  # monotonic time the ack frame arrived
+    payload: dict[str, Any] | None
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int
+    error: str | None
+
+
+ConnState = Literal["open", "disconnecting", "silent", "closed"]
+
+
+class _WsConn:
+    """Server side of one WebSocket. ``state`` is guarded by the FakeSlack condition."""
+
+    def __init__(self, conn_id: int, sock: socket.socket, ticket: str) -> None:
+        self.id = conn_id
+        self.sock = sock
+        self.ticket = ticket
+        self.write_lock = threading.Lock()
+        self.state: ConnState = "open"
+        self.opened_at = time.monotonic()
+        self.closed_at: float | None = None
+        self.pings_received = 0
+        self.close_sent = False
+        self.reset_requested = False
+        self.rfile: BufferedIOBase | None = None
+        self.finished = threading.Event()  # set once the reader thread let go of the socket
+
+    def send_frame(self, opcode: int, payload: bytes = b"") -> None:
+        data = encode_frame(opcode, payload)
+        with self.write_lock:
+            self.sock.sendall(data)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        with self.write_lock:
+            if self.close_sent:
+                return
+            self.close_sent = True
+            self.sock.sendall(encode_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()))
+
+    def __repr__(self) -> str:
+        return f"<ws #{self.id} {self.state}>"
+
+
+def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(how)
+
+
+# ---------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        sock: socket.socket = request
+        if self.fake._stopping.is_set():
+            self.shutdown_request(sock)
+            return
+        thread = threading.Thread(
+            target=self._run_tracked,
+            args=(sock, client_address),
+            name=f"fake-slack-conn-{client_address[1]}",
+            daemon=True,
+        )
+        self.fake._track(thread, sock)
+        thread.start()
+
+    def _run_tracked(self, sock: socket.socket, client_address: Any) -> None:
+        try:
+            self.process_request_thread(sock, client_address)
+        finally:
+            self.fake._untrack(threading.current_thread(), sock)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("fake slack: error handling %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeSlack/1.0"
+    timeout = 30  # idle keep-alive connections; WebSockets switch to blocking mode
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("fake slack: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _fake(self) -> FakeSlack:
+        assert isinstance(self.server, _HTTPServer)
+        return self.server.fake
+
+    def _dispatch(self) -> None:
+        fake = self._fake()
+        parts = urlsplit(self.path)
+        if parts.path.rstrip("/") == "/link":
+            fake._handle_websocket(self, parts.query)
+            return
+        body = self._read_body()
+        content_type = self.headers.get("Content-Type", "")
+        if parts.path.startswith("/api/"):
+            status, headers, payload = fake._handle_api(
+                method=parts.path[len("/api/") :],
+                path=parts.path,
+                query=parts.query,
+                body=body,
+                content_type=content_type,
+                authorization=self.headers.get("Authorization"),
+            )
+        elif parts.path.startswith("/response/") and self.command == "POST":
+            status, headers, payload = fake._handle_response_url(parts.path, body, content_type)
+        else:
+            status, headers, payload = (
+                404,
+                {"Content-Type": "text/plain; charset=utf-8"},
+                b"not found",
+            )
+        self.respond(status, headers, payload)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def respond(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data).encode("utf-8")
+
+
+def _decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+
+    def merge_form(text: str) -> None:
+        for key, values in parse_qs(text, keep_blank_values=True).items():
+            params[key] = values[0] if len(values) == 1 else values
+
+    if query:
+        merge_form(query)
+    if body:
+        text = body.decode("utf-8", errors="replace")
+        if "json" in content_type.lower() or (not content_type and text.lstrip()[:1] == "{"):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                params.update(data)
+        elif "form-urlencoded" in content_type.lower() or not content_type:
+            merge_form(text)
+    for name in _JSON_STRING_FIELDS:
+        value = params.get(name)
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            with contextlib.suppress(ValueError):
+                params[name] = json.loads(value)
+    return params
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[len("bearer ") :].strip() or None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The fake
+
+
+ApiHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class FakeSlack:
+    """Fake Slack Web API + Socket Mode server. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-bot",
+        app_token: str = "xapp-test-app",
+        bot_user_id: str = "UIGOR",
+        bot_id: str = "BIGOR",
+        bot_name: str = "igor",
+        team_id: str = "T0001",
+        team_name: str = "Acme",
+        app_id: str = "A0001",
+        server_ping_interval: float | None = None,
+    ) -> None:
+        """``server_ping_interval``: if set, send a PING on every live connection that often,
+        as real Slack does. This also makes slack_sdk's ``SocketModeClient.close()`` return
+        sooner: it waits for its reader's blocking ``recv`` (3 s timeout) to return.
+        """
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.bot_name = bot_name
+        self.team_id = team_id
+        self.team_name = team_name
+        self.app_id = app_id
+        self.server_ping_interval = server_ping_interval
+
+        self.api_url = ""  # set by start(): "http://127.0.0.1:<port>/api/"
+        self.base_url = ""  # set by start(): "http://127.0.0.1:<port>"
+        self.port = 0
+
+        self.calls: list[Call] = []
+        self.acks: dict[str, Ack] = {}  # first ack per envelope
+        self.ack_log: list[Ack] = []  # every ack frame, in arrival order
+        self.client_messages: list[Any] = []  # client text frames that are not acks
+        self.protocol_errors: list[str] = []  # WebSocket protocol violations by clients
+        self.connections_opened = 0
+
+        self._cond = threading.Condition(threading.RLock())
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._handlers: dict[str, ApiHandler] = {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "reactions.add": self._reactions_add,
+            "users.info": self._users_info,
+            "conversations.info": self._conversations_info,
+        }
+        self._tickets: set[str] = set()
+        self._response_ids: set[str] = set()
+        self._reactions: set[tuple[str, str, str]] = set()
+        self._pushed: dict[str, float] = {}
+        self._conns: list[_WsConn] = []
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._ts_counter = 0
+        self._conn_counter = 0
+        self._server: _HTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        if self._server is not None:
+            raise RuntimeError("FakeSlack already started")
+        self._stopping.clear()
+        server = _HTTPServer(self)
+        self._server = server
+        self.port = int(server.server_address[1])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.base_url}/api/"
+        self._serve_thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-slack-accept",
+            daemon=True,
+        )
+        self._serve_thread.start()
+        if self.server_ping_interval is not None:
+            pinger = threading.Thread(target=self._ping_loop, name="fake-slack-pinger", daemon=True)
+            with self._cond:
+                self._threads.add(pinger)
+            pinger.start()
+        return self
+
+    def _ping_loop(self) -> None:
+        interval = self.server_ping_interval or 1.0
+        while not self._stopping.wait(interval):
+            with self._cond:
+                conns = [c for c in self._conns if c.state in ("open", "disconnecting")]
+            for conn in conns:
+                with contextlib.suppress(OSError):
+                    conn.send_frame(OP_PING, f"fake:{time.time()}".encode())
+
+    def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + _JOIN_BUDGET
+        server.shutdown()
+        server.server_close()
+        with self._cond:
+            sockets = list(self._sockets)
+            for conn in self._conns:
+                conn.state = "closed"
+            self._cond.notify_all()
+        for sock in sockets:
+            _shutdown(sock)
+        threads = [*self._threads, *([self._serve_thread] if self._serve_thread else [])]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        self._server = None
+        self._serve_thread = None
+        if stuck:
+            logger.warning("fake slack: threads still alive after stop(): %s", stuck)
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _track(self, thread: threading.Thread, sock: socket.socket) -> None:
+        with self._cond:
+            self._threads.add(thread)
+            self._sockets.add(sock)
+
+    def _untrack(self, thread: threading.Thread, sock: socket.socket) -> None:
+        with self._cond:
+            self._threads.discard(thread)
+            self._sockets.discard(sock)
+
+    # -- Web API: inspection and failure injection -----------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._cond:
+            return [c for c in self.calls if c.method == method]
+
+    def post_message_count(self) -> int:
+        return len(self.calls_to("chat.postMessage"))
+
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Block until at least ``count`` calls to ``method`` were received; return them all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [c for c in self.calls if c.method == method]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [c.method for c in self.calls]
+                    raise AssertionError(
+                        f"expected >= {count} call(s) to {method} within {timeout}s, "
+                        f"got {len(found)}; all calls so far: {seen}"
+                    )
+                self._cond.wait(remaining)
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int = 0,
+        error: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` (authenticated) calls to ``method`` fail.
+
+        With ``error`` they answer HTTP 200 ``{"ok": false, "error": error}``; otherwise HTTP
+        ``status`` (429 adds ``Retry-After: retry_after`` and ``"error": "ratelimited"``).
+        ``method`` may be "response_url".
+        """
+        with self._cond:
+            queue = self._failures.setdefault(method, deque())
+            for _ in range(count):
+                queue.append(_Failure(status=status, retry_after=retry_after, error=error))
+
+    def set_handler(self, method: str, handler: ApiHandler) -> None:
+        """Add or replace a Web API method: ``handler(params) -> response dict``.
+
+        The bot token is required; failure injection and recording still apply.
+        """
+        with self._cond:
+            self._handlers[method] = handler
+
+    def response_url(self) -> str:
+        """A fresh response_url (e.g. for a block_actions payload given to push_interactive)."""
+        response_id = uuid.uuid4().hex
+        with self._cond:
+            self._response_ids.add(response_id)
+        return f"{self.base_url}/response/{response_id}"
+
+    # -- Web API: request handling ---------------------------------------------
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        with self._cond:
+            queue = self._failures.get(method)
+            if queue:
+                return queue.popleft()
+            return None
+
+    @staticmethod
+    def _failure_response(failure: _Failure) -> tuple[int, dict[str, str], dict[str, Any]]:
+        if failure.error is not None:
+            return 200, {}, {"ok": False, "error": failure.error}
+        if failure.status == 429:
+            return (
+                429,
+                {"Retry-After": str(failure.retry_after)},
+                {"ok": False, "error": "ratelimited"},
+            )
+        return failure.status, {}, {"ok": False, "error": f"http_{failure.status}"}
+
+    def _record(self, call: Call) -> None:
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    def _handle_api(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        content_type: str,
+        authorization: str | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        at = time.monotonic()
+        params = _decode_params(query, body, content_type)
+        form_token = params.pop("token", None)
+        token = _bearer(authorization) or (form_token if isinstance(form_token, str) else None)
+        status, headers, response = self._api_response(method, params, token)
+        self._record(
+            Call(
+                method=method,
+                params=params,
+                token=token,
+                at=at,
+                path=path,
+                status=status,
+                error=None if response.get("ok") else str(response.get("error")),
+                response=response,
+            )
+        )
+        return status, {**_JSON_HEADERS, **headers}, _json_bytes(response)
+
+    def _api_response(
+        self, method: str, params: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._cond:
+            handler = self._handlers.get(method)
+            bot_token, app_token = self.bot_token, self.app_token
+        if handler is None:
+            return 200, {}, {"ok": False, "error": "unknown_method"}
+        if method == "apps.connections.open":
+            if token != app_token:
+                return 200, {}, {"ok": False, "error": "invalid_auth"}
+        elif token != bot_token:
+            is_app_token = token is not None and (token == app_token or token.startswith("xapp-"))
+            error = "not_allowed_token_type" if is_app_token else "invalid_auth"
+            return 200, {}, {"ok": False, "error": error}
+        failure = self._take_failure(method)
+        if failure is not None:
+            return self._failure_response(failure)
+        response = handler(params)
+        response.setdefault("ok", True)
+        return 200, {}, response
+
+    def _handle_response_url(
+        self, path: str, body: bytes, content_type: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        at = time.monotonic()
+        params = _decode_params("", body, content_type)
+        if isinstance(params.get("payload"), str):  # form-encoded payload=<json>
+            try:
+                decoded = json.loads(params["payload"])
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict):
+                params = decoded
+        response_id = path[len("/response/") :].strip("/")
+        with self._cond:
+            known = response_id in self._response_ids
+        text_headers = {"Content-Type": "text/plain; charset=utf-8"}
+        status, headers, text, error = 200, text_headers, "ok", None
+        failure = self._take_failure("response_url") if known else None
+        if not known:
+            status, text, error = 404, "invalid_response_url", "invalid_response_url"
+        elif failure is not None:
+            status, extra, response = self._failure_response(failure)
+            headers = {**text_headers, **extra}
+            error = str(response["error"])
+            text = error
+        self._record(
+            Call(
+                method="response_url",
+                params=params,
+                token=None,
+                at=at,
+                path=path,
+                status=status,
+                error=error,
+                response=text,
+            )
+        )
+        return status, headers, text.encode("utf-8")
+
+    # -- Web API: methods ------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        with self._cond:
+            self._ts_counter += 1
+            micros = 100 * self._ts_counter
+        return f"{1_700_000_000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://acme.slack.com/",
+            "team": self.team_name,
+            "user": self.bot_name,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        ticket = str(uuid.uuid4())
+        with self._cond:
+            self._tickets.add(ticket)
+        return {
+            "ok": True,
+            "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={self.app_id}",
+        }
+
+    def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not any(params.get(k) for k in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        message = {k: v for k, v in params.items() if k != "channel"}
+        message.update(
+            {"type": "message", "ts": ts, "user": self.bot_user_id, "bot_id": self.bot_id}
+        )
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text", "")}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts, name = params.get("channel"), params.get("timestamp"), params.get("name")
+        if not channel or not ts:
+            return {"ok": False, "error": "no_item_specified"}
+        if not name:
+            return {"ok": False, "error": "invalid_name"}
+        key = (str(channel), str(ts), str(name))
+        with self._cond:
+            if key in self._reactions:
+                return {"ok": False, "error": "already_reacted"}
+            self._reactions.add(key)
+        return {"ok": True}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = params.get("user")
+        if not user_id or not isinstance(user_id, str):
+            return {"ok": False, "error": "user_not_found"}
+        is_bot = user_id == self.bot_user_id
+        if is_bot:
+            name = self.bot_name
+        else:
+            name = (user_id[2:] if user_id.startswith("U0") else user_id[1:]).lower() or "user"
+        real_name = name.title()
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": real_name,
+                "deleted": False,
+                "is_bot": is_bot,
+                "tz": "Europe/London",
+                "profile": {"real_name": real_name, "display_name": name},
+            },
+        }
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": "deploys",
+                "is_channel": True,
+                "is_private": False,
+                "is_member": True,
+            },
+        }
+
+    # -- Socket Mode: server side ----------------------------------------------
+
+    def _handle_websocket(self, h: _Handler, query: str) -> None:
+        h.close_connection = True
+        upgrade = h.headers.get("Upgrade", "").lower()
+        connection = h.headers.get("Connection", "").lower()
+        key = h.headers.get("Sec-WebSocket-Key", "").strip()
+        version = h.headers.get("Sec-WebSocket-Version", "").strip()
+        if h.command != "GET" or upgrade != "websocket" or "upgrade" not in connection or not key:
+            h.respond(400, _JSON_HEADERS, _json_bytes({"ok": False, "error": "not_websocket"}))
+            return
+        if version != "13":
+            h.respond(
+                426, {**_JSON_HEADERS, "Sec-WebSocket-Version": "13"}, _json_bytes({"ok": False})
+            )
+            return
+        ticket = parse_qs(query).get("ticket", [""])[0]
+        with self._cond:
+            known = ticket in self._tickets and not self._stopping.is_set()
+        if not known:
+            h.respond(401, _JSON_HEADERS, _json_bytes({"ok": False, "error": "invalid_ticket"}))
+            return
+
+        sock = h.connection
+        sock.settimeout(None)
+        handshake = (
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "Upgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {websocket_accept(key)}\r\n"
+            "\r\n"
+        ).encode("ascii")
+        hello = {
+            "type": "hello",
+            "num_connections": 1,
+            "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+            "connection_info": {"app_id": self.app_id},
+        }
+        with self._cond:
+            self._conn_counter += 1
+            conn = _WsConn(self._conn_counter, sock, ticket)
+        # Hold the write lock while registering so that no push overtakes the hello.
+        with conn.write_lock:
+            with self._cond:
+                self._conns.append(conn)
+                hello["num_connections"] = sum(1 for c in self._conns if c.state != "closed")
+            try:
+                sock.sendall(handshake + encode_frame(OP_TEXT, _json_bytes(hello)))
+            except OSError:
+                self._finish_conn(conn)
+                return
+            with self._cond:
+                self.connections_opened += 1
+                self._cond.notify_all()
+        logger.debug("fake slack: websocket %s opened", conn)
+        conn.rfile = h.rfile
+        try:
+            self._read_loop(conn, h.rfile)
+        finally:
+            self._finish_conn(conn)
+
+    def _read_loop(self, conn: _WsConn, rfile: BufferedIOBase) -> None:
+        fragments: list[bytes] | None = None
+        message_opcode = OP_TEXT
+        try:
+            while True:
+                frame = read_frame(rfile.read)
+                if not frame.masked:
+                    self._protocol_error(conn, "unmasked client frame")
+                    break
+                if frame.opcode >= 0x8:  # control frame
+                    if not frame.fin or len(frame.payload) > 125:
+                        self._protocol_error(conn, "fragmented or oversized control frame")
+                        break
+                    if frame.opcode == OP_PING:
+                        with self._cond:
+                            conn.pings_received += 1
+                            silent = conn.state == "silent"
+                        if not silent:
+                            conn.send_frame(OP_PONG, frame.payload)
+                    elif frame.opcode == OP_CLOSE:
+                        code = 1000
+                        if len(frame.payload) >= 2:
+                            (code,) = struct.unpack("!H", frame.payload[:2])
+                        conn.send_close(code)
+                        break
+                    elif frame.opcode != OP_PONG:
+                        self._protocol_error(conn, f"unknown control opcode {frame.opcode:#x}")
+                        break
+                    continue
+                if frame.opcode == OP_CONTINUATION:
+                    if fragments is None:
+                        self._protocol_error(conn, "continuation without a started message")
+                        break
+                    fragments.append(frame.payload)
+                elif frame.opcode in (OP_TEXT, OP_BINARY):
+                    if fragments is not None:
+                        self._protocol_error(conn, "new data frame inside a fragmented message")
+                        break
+                    fragments = [frame.payload]
+                    message_opcode = frame.opcode
+                else:
+                    self._protocol_error(conn, f"reserved opcode {frame.opcode:#x}")
+                    break
+                if frame.fin:
+                    data = b"".join(fragments)
+                    fragments = None
+                    self._on_client_message(conn, message_opcode, data)
+        except (OSError, EOFError):
+            pass
+
+    def _protocol_error(self, conn: _WsConn, what: str) -> None:
+        with self._cond:
+            self.protocol_errors.append(f"{conn!r}: {what}")
+        with contextlib.suppress(OSError):
+            conn.send_close(1002, what[:100])
+
+    def _on_client_message(self, conn: _WsConn, opcode: int, data: bytes) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if conn.state == "silent":
+                return
+        try:
+            message: Any = json.loads(data.decode("utf-8")) if opcode == OP_TEXT else data
+        except ValueError:
+            message = data.decode("utf-8", errors="replace")
+        with self._cond:
+            if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+                envelope_id = message["envelope_id"]
+                payload = message.get("payload")
+                ack = Ack(
+                    envelope_id=envelope_id,
+                    sent_at=self._pushed.get(envelope_id, math.nan),
+                    acked_at=now,
+                    payload=payload if isinstance(payload, dict) else None,
+                )
+                self.ack_log.append(ack)
+                self.acks.setdefault(envelope_id, ack)
+            else:
+                self.client_messages.append(message)
+            self._cond.notify_all()
+
+    def _close_conn(self, conn: _WsConn) -> None:
+        """Close from any thread: FIN (or, if a reset was requested, just wake the reader)."""
+        with self._cond:
+            conn.state = "closed"
+            if conn.closed_at is None:
+                conn.closed_at = time.monotonic()
+            self._cond.notify_all()
+        # SHUT_RD wakes the reader thread without sending anything; it then sends the RST.
+        _shutdown(conn.sock, socket.SHUT_RD if conn.reset_requested else socket.SHUT_RDWR)
+
+    def _finish_conn(self, conn: _WsConn) -> None:
+        """Run by the reader thread when it leaves: the socket is torn down here."""
+        with self._cond:
+            conn.state = "closed"
+            if conn.closed_at is None:
+                conn.closed_at = time.monotonic()
+            reset = conn.reset_requested
+            self._cond.notify_all()
+        if reset:
+            # A real close() with SO_LINGER 0 sends RST instead of FIN. The fd is only released
+            # once the handler's buffered reader (which holds a reference) is closed too.
+            try:
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if conn.rfile is not None:
+                    conn.rfile.close()
+                conn.sock.close()
+            except OSError:
+                pass
+        else:
+            _shutdown(conn.sock)
+        conn.finished.set()
+        logger.debug("fake slack: websocket %s closed", conn)
+
+    # -- Socket Mode: test controls --------------------------------------------
+
+    def live_connections(self) -> int:
+        """Connections that are open and accept pushes."""
+        with self._cond:
+            return sum(1 for c in self._conns if c.state == "open")
+
+    def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Until ``connections_opened >= count`` and a connection is live (hello sent)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (
+                self.connections_opened >= count and any(c.state == "open" for c in self._conns)
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected >= {count} Socket Mode connection(s) with one live within "
+                        f"{timeout}s; opened={self.connections_opened}, "
+                        f"connections={self._conns}, "
+                        f"apps.connections.open calls={self._count('apps.connections.open')}"
+                    )
+                self._cond.wait(remaining)
+
+    def wait_disconnected(self, timeout: float = 5.0) -> None:
+        """Until no connection is live (e.g. after the client closed)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(c.state in ("open", "disconnecting") for c in self._conns):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"connections still live after {timeout}s: {self._conns}")
+                self._cond.wait(remaining)
+
+    def _count(self, method: str) -> int:
+        return sum(1 for c in self.calls if c.method == method)
+
+    def _newest_open(self) -> _WsConn:
+        with self._cond:
+            for conn in reversed(self._conns):
+                if conn.state == "open":
+                    return conn
+            raise AssertionError(
+                "no live Socket Mode connection to push to "
+                f"(opened={self.connections_opened}, connections={self._conns})"
+            )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        conn = self._newest_open()
+        envelope_id = message.get("envelope_id")
+        data = _json_bytes(message)
+        if isinstance(envelope_id, str):
+            with self._cond:
+                self._pushed[envelope_id] = time.monotonic()
+        try:
+            conn.send_frame(OP_TEXT, data)
+        except OSError as exc:
+            self._close_conn(conn)
+            raise AssertionError(f"push on {conn!r} failed: {exc}") from exc
+
+    def push_raw(self, message: dict[str, Any]) -> None:
+        """Send any JSON object as a text frame on the newest live connection."""
+        self._send(message)
+
+    def push_event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        envelope_id = str(uuid.uuid4())
+        alphabet = string.ascii_uppercase + string.digits
+        self._send(
+            {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": retry_attempt,
+                "retry_reason": retry_reason,
+                "payload": {
+                    "token": "verification",
+                    "team_id": self.team_id,
+                    "api_app_id": self.app_id,
+                    "event": event,
+                    "type": "event_callback",
+                    "event_id": event_id
+                    or "Ev" + "".join(secrets.choice(alphabet) for _ in range(10)),
+                    "event_time": int(time.time()),
+                    "authorizations": [
+                        {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
+                    ],
+                },
+            }
+        )
+        return envelope_id
+
+    def push_slash_command(
+        self,
+        text: str,
+        *,
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0DEPLOY",
+        command: str = "/igor",
+    ) -> str:
+        envelope_id = str(uuid.uuid4())
+        self._send(
+            {
+                "envelope_id": envelope_id,
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": {
+                    "token": "verification",
+                    "team_id": self.team_id,
+                    "team_domain": "acme",
+                    "channel_id": channel_id,
+                    "channel_name": "deploys",
+                    "user_id": user_id,
+                    "user_name": user_name,
+                    "command": command,
+                    "text": text,
+                    "api_app_id": self.app_id,
+                    "is_enterprise_install": "false",
+                    "response_url": self.response_url(),
+                    "trigger_id": f"{secrets.randbelow(10**9)}.{secrets.token_hex(8)}",
+                },
+            }
+        )
+        return envelope_id
+
+    def push_interactive(self, payload: dict[str, Any]) -> str:
+        envelope_id = str(uuid.uuid4())
+        self._send(
+            {
+                "envelope_id": envelope_id,
+                "type": "interactive",
+                "accepts_response_payload": False,
+                "payload": payload,
+            }
+        )
+        return envelope_id
+
+    def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while envelope_id not in self.acks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    pushed = envelope_id in self._pushed
+                    raise AssertionError(
+                        f"no ack for envelope {envelope_id} within {timeout}s "
+                        f"(pushed={pushed}, acks so far={list(self.acks)}, "
+                        f"connections={self._conns})"
+                    )
+                self._cond.wait(remaining)
+            return self.acks[envelope_id]
+
+    def send_disconnect(
+        self, reason: str = "refresh_requested", *, close_after: float = 1.0
+    ) -> None:
+        """Send a ``disconnect`` message on the newest live connection, then (after
+        ``close_after`` seconds) a close frame and a TCP close, as Slack does.
+
+        From the disconnect on, that connection takes no more pushes.
+        """
+        conn = self._newest_open()
+        with self._cond:
+            conn.state = "disconnecting"
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}
+        try:
+            conn.send_frame(OP_TEXT, _json_bytes(message))
+        except OSError:
+            self._close_conn(conn)
+            return
+
+        def close_later() -> None:
+            try:
+                if self._stopping.wait(close_after):
+                    return
+                with contextlib.suppress(OSError):
+                    conn.send_close(1001, "disconnect")
+                self._close_conn(conn)
+            finally:
+                with self._cond:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(
+            target=close_later, name=f"fake-slack-close-{conn.id}", daemon=True
+        )
+        with self._cond:
+            self._threads.add(thread)
+        thread.start()
+
+    def drop_connections(self, *, mode: Literal["reset", "close", "silent"] = "reset") -> None:
+        """Abruptly lose every live connection, without a close frame.
+
+        ``reset``: TCP RST (the client's recv fails at once); ``close``: TCP FIN;
+        ``silent``: keep the socket but stop answering (no pongs, acks ignored), like a
+        half-open connection; the client notices only by its ping timeout.
+        """
+        with self._cond:
+            conns = [c for c in self._conns if c.state in ("open", "disconnecting")]
+            for conn in conns:
+                if mode == "silent":
+                    conn.state = "silent"
+                else:
+                    conn.reset_requested = mode == "reset"
+            self._cond.notify_all()
+        if mode == "silent":
+            return
+        for conn in conns:
+            self._close_conn(conn)
+        deadline = time.monotonic() + _JOIN_BUDGET
+        for conn in conns:
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))
