@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from igor_cli.config import Environment
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from tests.fakes.clock import FakeClock
 from tests.fakes.keyring import MemoryKeyring
+from tests.fakes.slack import Call, FakeSlack
 
 _CLEARED_PREFIXES = ("IGOR_", "SLACK_", "NO_COLOR", "PYTHON_KEYRING")
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -86,3 +88,84 @@ class Igor:
 def igor(clock: FakeClock) -> Igor:
     """Run igor: `igor("deploy", "-s", "shop")`."""
     return Igor(clock)
+
+
+# -- the bot ----------------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """A fake Slack (Web API and Socket Mode) on 127.0.0.1."""
+    with FakeSlack(server_ping_interval=0.2) as fake:
+        yield fake
+
+
+class RunningBot:
+    """`igor serve` running in a thread against the fake Slack and the simulator."""
+
+    def __init__(self, slack: FakeSlack, clock: FakeClock) -> None:
+        self.slack = slack
+        self.clock = clock
+        self.stop = threading.Event()
+        self.exit_code: int | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, *, wait: bool = True) -> RunningBot:
+        from igor_cli.chat.slack import serve
+
+        env = Environment(
+            monotonic=self.clock,
+            sleep=self.clock.sleep,
+            clock=self.clock.datetime,
+            slack_ping_interval=0.3,
+        )
+
+        def run() -> None:
+            self.exit_code = serve(env, self.stop)
+
+        self.thread = threading.Thread(target=run, name="igor-serve", daemon=True)
+        self.thread.start()
+        if wait:
+            self.slack.wait_connected()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def mention(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0DEPLOY", ts: str = ""
+    ) -> str:
+        """Post `@igor <text>` in a channel; returns the message ts."""
+        ts = ts or next_ts()
+        self.slack.push_event(
+            {"type": "app_mention", "user": user, "text": f"<@{self.slack.bot_user_id}> {text}",
+             "channel": channel, "ts": ts, "event_ts": ts}
+        )  # fmt: skip
+        return ts
+
+    def replies(self, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        return self.slack.wait_for_calls("chat.postMessage", count, timeout)
+
+
+_ts = [1_700_000_000]
+
+
+def next_ts() -> str:
+    """A fresh Slack message timestamp."""
+    _ts[0] += 1
+    return f"{_ts[0]}.000100"
+
+
+@pytest.fixture
+def bot(
+    slack: FakeSlack, sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningBot]:
+    """A running bot; tokens come from the environment as a user would set them."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    monkeypatch.setenv("SLACK_APP_TOKEN", slack.app_token)
+    monkeypatch.setenv("IGOR_SLACK_API_URL", slack.api_url)
+    running = RunningBot(slack, clock)
+    yield running
+    running.close()

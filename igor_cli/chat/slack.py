@@ -312,18 +312,19 @@ def configure_logging() -> None:
 def serve(env: Environment, stop: threading.Event | None = None) -> int:
     """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code."""
     stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
+    bot: SlackBot | None = None
     try:
         web, identity = check_slack_tokens(env)
         bot = SlackBot(env, web, identity)
         bot.connect()
+        stop.wait()
     except IgorError as error:
         log.error("%s %s", error.message, error.hint)
         return int(error.exit_code)
-    restore = _stop_on_signals(stop)
-    try:
-        stop.wait()
     finally:
-        bot.close()
+        if bot is not None:
+            bot.close()
         restore()
     return int(ExitCode.OK)
 
