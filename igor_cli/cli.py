@@ -22,6 +22,7 @@ from igor_cli import __version__
 if TYPE_CHECKING:
     from igor_cli.actions import Request
     from igor_cli.config import Environment
+    from igor_cli.render.terminal import TerminalRenderer
 
 CHAT_COMMANDS = ("deploy", "cancel", "list", "help", "version")
 ALIASES = {
@@ -384,6 +385,107 @@ def chat_command(ctx: typer.Context) -> None:
     from igor_cli.shell import shell_origin
 
     raise typer.Exit(run_console(_environment(ctx), shell_origin().user, sys.stdin, sys.stdout))
+
+
+Stdin = Annotated[
+    bool,
+    typer.Option(
+        "--stdin", help="Read the token(s) from standard input, one a line (for scripts)."
+    ),
+]
+
+
+@app.command("register")
+def register_command(
+    ctx: typer.Context,
+    slack: Annotated[
+        bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
+    ] = False,
+    stdin: Stdin = False,
+) -> None:
+    """Check a token with its API and store it in the OS keyring.
+
+    Asks for the Cloud 66 personal access token (hidden), or with --slack for
+    the Slack bot token (xoxb-) and app-level token (xapp-). Tokens are never
+    taken as arguments: they would show in `ps` and your shell history.
+    """
+    import sys
+
+    from igor_cli.credentials import TokenKind
+    from igor_cli.registration import register
+
+    kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if slack else [TokenKind.CLOUD66]
+
+    def read(kind: TokenKind) -> str:
+        if stdin:
+            return sys.stdin.readline()
+        return str(typer.prompt(kind.description, hide_input=True, err=True))
+
+    def run(env: Environment, renderer: TerminalRenderer) -> int:
+        for done in register(env, kinds, read):
+            renderer.success(f"Registered the {done.kind.description}: {done.belongs_to}.")
+            if done.shadowed_by_environment:
+                renderer.note(f"{done.kind.variable} is set and still wins over the keyring.")
+        return 0
+
+    raise typer.Exit(_run_edge(ctx, run))
+
+
+@app.command("deregister")
+def deregister_command(
+    ctx: typer.Context,
+    cloud66: Annotated[bool, typer.Option("--cloud66", help="Only the Cloud 66 token.")] = False,
+    slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove igor's tokens from the OS keyring (all of them, or those named)."""
+    from igor_cli.credentials import TokenKind
+    from igor_cli.registration import deregister
+
+    kinds = [k for k in TokenKind if (cloud66 and k is TokenKind.CLOUD66) or (
+        slack and k is not TokenKind.CLOUD66)] or list(TokenKind)  # fmt: skip
+
+    def run(env: Environment, renderer: TerminalRenderer) -> int:
+        names = ", ".join(k.description for k in kinds)
+        if not yes and not typer.confirm(f"Remove {names} from the keyring?", err=True):
+            renderer.note("Nothing removed.")
+            return 1
+        for kind, removed in deregister(kinds):
+            if removed:
+                renderer.success(f"Removed the {kind.description}.")
+            else:
+                renderer.note(f"No {kind.description} was stored.")
+        return 0
+
+    raise typer.Exit(_run_edge(ctx, run))
+
+
+@app.command("doctor")
+def doctor_command(ctx: typer.Context) -> None:
+    """Check igor's set-up: where each token comes from and whether it is accepted."""
+    from igor_cli.registration import doctor
+
+    def run(env: Environment, renderer: TerminalRenderer) -> int:
+        checks, code = doctor(env)
+        for check in checks:
+            renderer.check(check.name, check.ok, check.detail)
+        return int(code)
+
+    raise typer.Exit(_run_edge(ctx, run))
+
+
+def _run_edge(ctx: typer.Context, run: Callable[[Environment, TerminalRenderer], int]) -> int:
+    """Run a shell-only command: typed errors become a message and their exit code."""
+    from igor_cli.errors import IgorError
+    from igor_cli.render.terminal import TerminalRenderer
+
+    env = _environment(ctx)
+    renderer = TerminalRenderer(env.out, env.err, env.clock())
+    try:
+        return run(env, renderer)
+    except IgorError as error:
+        renderer.error(error)
+        return int(error.exit_code)
 
 
 def _environment(ctx: typer.Context) -> Environment:

@@ -84,39 +84,49 @@ def _web_client(token: str, env: Environment) -> WebClient:
     return client
 
 
-def check_slack_tokens(env: Environment) -> tuple[WebClient, Identity]:
-    """Check both Slack tokens, retrying network failures only; return the bot's identity."""
+def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> Any:
+    """One Slack Web API call with a token; network failures retried, rejection final."""
     from slack_sdk.errors import SlackApiError
 
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return call()
+        except SlackApiError as error:
+            reason = str(error.response.get("error", "rejected"))
+            raise SlackTokenRejected(
+                f"Slack rejected the {kind.description} ({reason}).",
+                f"Check {kind.variable}, or run `igor register --slack`.",
+            ) from None
+        except OSError as error:  # URLError, timeouts, refused connections
+            if attempt == START_ATTEMPTS:
+                raise Unreachable(
+                    f"Slack could not be reached ({type(error).__name__}).",
+                    "Check the network, or IGOR_SLACK_API_URL if you set it.",
+                ) from None
+            log.warning("Slack unreachable (%s); retrying", type(error).__name__)
+            env.sleep(min(8.0, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
+    """`auth.test` with the bot token: who the bot is, in which workspace."""
+    web = _web_client(token, env)
+    me = _slack_call(TokenKind.SLACK_BOT, env, web.auth_test)
+    return web, Identity(str(me["user_id"]), str(me.get("user") or "igor"), str(me.get("team")))
+
+
+def check_app_token(token: str, env: Environment) -> None:
+    """`apps.connections.open` with the app token (the connection is not kept)."""
+    web = _web_client(token, env)
+    _slack_call(TokenKind.SLACK_APP, env, lambda: web.apps_connections_open(app_token=token))
+
+
+def check_slack_tokens(env: Environment) -> tuple[WebClient, Identity]:
+    """Check both Slack tokens; return a client with the bot token, and the bot's identity."""
     bot_token = require_token(TokenKind.SLACK_BOT, env)
     app_token = require_token(TokenKind.SLACK_APP, env)
-    web = _web_client(bot_token, env)
-    checks: list[tuple[TokenKind, Callable[[], Any]]] = [
-        (TokenKind.SLACK_BOT, web.auth_test),
-        (TokenKind.SLACK_APP, lambda: web.apps_connections_open(app_token=app_token)),
-    ]
-    answers: list[Any] = []
-    for kind, check in checks:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            try:
-                answers.append(check())
-                break
-            except SlackApiError as error:
-                reason = str(error.response.get("error", "rejected"))
-                raise SlackTokenRejected(
-                    f"Slack rejected the {kind.description} ({reason}).",
-                    f"Check {kind.variable}, or run `igor register --slack`.",
-                ) from None
-            except OSError as error:  # URLError, timeouts, refused connections
-                if attempt == START_ATTEMPTS:
-                    raise Unreachable(
-                        f"Slack could not be reached ({type(error).__name__}).",
-                        "Check the network, or IGOR_SLACK_API_URL if you set it.",
-                    ) from None
-                log.warning("Slack unreachable (%s); retrying", type(error).__name__)
-                env.sleep(min(8.0, 0.5 * 2**attempt))
-    me = answers[0]
-    identity = Identity(str(me["user_id"]), str(me.get("user") or "igor"), str(me.get("team")))
+    web, identity = check_bot_token(bot_token, env)
+    check_app_token(app_token, env)
     return web, identity
 
 

@@ -127,6 +127,25 @@ class TerminalRenderer:
         if error.hint:
             self.err.print(escape(error.hint))
 
+    def success(self, text: str) -> None:
+        """Something was done (stdout)."""
+        from rich.markup import escape
+
+        self.out.print(f"[green]✓[/] {escape(text)}")
+
+    def note(self, text: str) -> None:
+        """Something worth knowing (stderr)."""
+        from rich.markup import escape
+
+        self.err.print(f"[dim]{escape(text)}[/]")
+
+    def check(self, name: str, ok: bool | None, detail: str) -> None:
+        """One line of `igor doctor`: ✓ works, ✗ broken, · information."""
+        from rich.markup import escape
+
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[ok]
+        self.out.print(f"{mark} {escape(name)}: {escape(detail)}")
+
     def progress_line(self, stack: Stack, progress: Progress) -> None:
         """The final word on a followed deployment (stdout)."""
         text = sentences.progress_sentence(stack, progress)

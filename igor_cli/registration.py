@@ -1,0 +1,144 @@
+"""`igor register`, `igor deregister`, `igor doctor`: the tokens' life cycle.
+
+A token is checked against its API before it is stored, read back after it is
+stored, and never shown: at most its last four characters.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from igor_cli import __version__
+from igor_cli.config import Environment
+from igor_cli.credentials import (
+    TokenKind,
+    check_shape,
+    find_token,
+    keyring_backend,
+    keyring_delete,
+    keyring_store,
+    keyring_usable,
+    require_keyring,
+)
+from igor_cli.errors import ExitCode, IgorError
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A token that was checked and stored."""
+
+    kind: TokenKind
+    belongs_to: str  # the account or workspace, in words
+    shadowed_by_environment: bool  # an environment variable still wins over it
+
+
+def verify(kind: TokenKind, token: str, env: Environment) -> str:
+    """Ask the token's API whether it works; say whose it is. Raises the API's error."""
+    if kind is TokenKind.CLOUD66:
+        from igor_cli.cloud66 import Cloud66Client, RetryPolicy
+
+        url = env.api_url()
+        if env.in_sandbox:
+            from igor_cli.connect import sandbox_url
+
+            url = sandbox_url(env)
+        with Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep)) as client:
+            accounts = client.accounts()
+            count = len(client.stacks())
+        owner = ", ".join(a.owner or a.name for a in accounts) or "your account"
+        return f"{owner}, {count} stack{'s' if count != 1 else ''}"
+    from igor_cli.chat.slack import check_app_token, check_bot_token
+
+    if kind is TokenKind.SLACK_BOT:
+        _, identity = check_bot_token(token, env)
+        return f"bot @{identity.name} in the {identity.team} workspace"
+    check_app_token(token, env)
+    return "Socket Mode connections allowed"
+
+
+def register(
+    env: Environment, kinds: list[TokenKind], read: Callable[[TokenKind], str]
+) -> list[Registered]:
+    """Read, check, store and read back each token, in order; stop at the first problem."""
+    require_keyring()  # before asking anyone to paste a token
+    done = []
+    for kind in kinds:
+        token = check_shape(kind, read(kind))
+        belongs_to = verify(kind, token, env)
+        keyring_store(kind, token)
+        shadowed = bool(env.environ.get(kind.variable, "").strip())
+        done.append(Registered(kind, belongs_to, shadowed))
+    return done
+
+
+def deregister(kinds: list[TokenKind]) -> list[tuple[TokenKind, bool]]:
+    """Remove tokens from the keyring; (kind, whether one was stored) for each."""
+    return [(kind, keyring_delete(kind)) for kind in kinds]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `igor doctor`."""
+
+    name: str
+    ok: bool | None  # None: not needed for `igor list`, just information
+    detail: str
+
+
+def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
+    """Where each token comes from and whether its API accepts it."""
+    checks = [
+        Check("igor", None, f"{__version__} on Python {sys.version.split()[0]}"),
+        _config_check(env),
+        Check(
+            "keyring",
+            None,
+            keyring_backend()
+            + ("" if keyring_usable() else " (none usable: tokens must come from the environment)"),
+        ),
+    ]
+    code = ExitCode.OK
+    if env.in_sandbox:
+        checks.append(Check("Cloud 66", True, "sandbox: the built-in simulator"))
+    else:
+        check, code = _token_check(env, TokenKind.CLOUD66, required=True)
+        checks.append(check)
+    for kind in (TokenKind.SLACK_BOT, TokenKind.SLACK_APP):
+        checks.append(_token_check(env, kind, required=False)[0])
+    if checks[1].ok is False and code is ExitCode.OK:
+        code = ExitCode.USAGE
+    return checks, code
+
+
+def _config_check(env: Environment) -> Check:
+    path = env.config_path()
+    if not path.exists():
+        return Check("config file", None, f"{path} (none; optional)")
+    try:
+        env.config()
+    except IgorError as error:
+        return Check("config file", False, error.message)
+    return Check("config file", True, str(path))
+
+
+def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[Check, ExitCode]:
+    name = kind.description
+    try:
+        found = find_token(kind, env)
+    except IgorError as error:
+        return Check(name, False, error.message), error.exit_code
+    if found is None:
+        why = "igor list needs it" if required else "only igor serve needs it"
+        hint = f"set {kind.variable} or run `igor register{' --slack' if not required else ''}`"
+        code = ExitCode.NOT_AUTHORISED if required else ExitCode.OK
+        return Check(name, False if required else None, f"missing ({why}; {hint})"), code
+    where = f"from {found.source}" + (
+        f" ({kind.variable})" if found.source == "environment" else ""
+    )
+    try:
+        belongs_to = verify(kind, found.value, env)
+    except IgorError as error:
+        return Check(name, False, f"{where}, {found.masked}: {error.message}"), error.exit_code
+    return Check(name, True, f"{where}, {found.masked}: accepted ({belongs_to})"), ExitCode.OK
