@@ -387,6 +387,22 @@ def chat_command(ctx: typer.Context) -> None:
     raise typer.Exit(run_console(_environment(ctx), shell_origin().user, sys.stdin, sys.stdout))
 
 
+@app.command("slack-manifest")
+def slack_manifest_command(
+    name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
+) -> None:
+    """Print the Slack app manifest igor needs (JSON; Slack accepts it as is).
+
+    Create the app from it at api.slack.com/apps (From a manifest), then make
+    the app-level token (connections:write) and install it to get the bot token.
+    """
+    import json
+
+    from igor_cli.chat.manifest import manifest
+
+    echo(json.dumps(manifest(name), indent=2))
+
+
 Stdin = Annotated[
     bool,
     typer.Option(
@@ -423,6 +439,10 @@ def register_command(
 
     def run(env: Environment, renderer: TerminalRenderer) -> int:
         for done in register(env, kinds, read):
+            if done.kind is TokenKind.SIGNING_KEY:
+                renderer.success("Created the confirmation signing key in the keyring.")
+                renderer.note("Bot replicas on other machines need it too: set IGOR_SIGNING_KEY.")
+                continue
             renderer.success(f"Registered the {done.kind.description}: {done.belongs_to}.")
             if done.shadowed_by_environment:
                 renderer.note(f"{done.kind.variable} is set and still wins over the keyring.")

@@ -22,6 +22,8 @@ class TokenKind(Enum):
     CLOUD66 = ("IGOR_CLOUD66_TOKEN", "cloud66", "Cloud 66 personal access token", "")
     SLACK_BOT = ("SLACK_BOT_TOKEN", "slack-bot", "Slack bot token (xoxb-)", "xoxb-")
     SLACK_APP = ("SLACK_APP_TOKEN", "slack-app", "Slack app-level token (xapp-)", "xapp-")
+    # Signs the confirmation buttons; every replica of the bot needs the same one.
+    SIGNING_KEY = ("IGOR_SIGNING_KEY", "signing-key", "confirmation signing key", "")
 
     @property
     def prefix(self) -> str:

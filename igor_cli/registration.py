@@ -6,6 +6,7 @@ stored, and never shown: at most its last four characters.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
     if kind is TokenKind.SLACK_BOT:
         _, identity = check_bot_token(token, env)
         return f"bot @{identity.name} in the {identity.team} workspace"
-    check_app_token(token, env)
-    return "Socket Mode connections allowed"
+    if kind is TokenKind.SLACK_APP:
+        check_app_token(token, env)
+        return "Socket Mode connections allowed"
+    return "no service to check it with"
 
 
 def register(
@@ -70,6 +73,11 @@ def register(
         keyring_store(kind, token)
         shadowed = bool(env.environ.get(kind.variable, "").strip())
         done.append(Registered(kind, belongs_to, shadowed))
+    if TokenKind.SLACK_BOT in kinds and find_token(TokenKind.SIGNING_KEY, env) is None:
+        # Confirmation buttons are signed with it; replicas on other machines
+        # need the same key in IGOR_SIGNING_KEY.
+        keyring_store(TokenKind.SIGNING_KEY, secrets.token_urlsafe(32))
+        done.append(Registered(TokenKind.SIGNING_KEY, "created", shadowed_by_environment=False))
     return done
 
 
@@ -107,9 +115,32 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
         checks.append(check)
     for kind in (TokenKind.SLACK_BOT, TokenKind.SLACK_APP):
         checks.append(_token_check(env, kind, required=False)[0])
-    if checks[1].ok is False and code is ExitCode.OK:
+    checks.append(_signing_key_check(env))
+    checks.extend(_rules_checks(env))
+    if any(c.ok is False and c.name in ("config file", "bot rules") for c in checks) and not code:
         code = ExitCode.USAGE
     return checks, code
+
+
+def _signing_key_check(env: Environment) -> Check:
+    name = TokenKind.SIGNING_KEY.description
+    try:
+        found = find_token(TokenKind.SIGNING_KEY, env)
+    except IgorError as error:
+        return Check(name, False, error.message)
+    if found is None:
+        return Check(name, None, "missing (needed only for confirmations; `igor register --slack`)")
+    return Check(name, True, f"from {found.source}")
+
+
+def _rules_checks(env: Environment) -> list[Check]:
+    from igor_cli.chat.guard import rules_from_config
+
+    try:
+        rules = rules_from_config(env.config(), str(env.config_path()))
+    except IgorError as error:
+        return [Check("bot rules", False, error.message)]
+    return [Check("bot rules", None, line) for line in rules.summary()]
 
 
 def _config_check(env: Environment) -> Check:

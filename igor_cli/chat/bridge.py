@@ -13,11 +13,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import DeployOutcome, Origin, Outcome, Request, perform
+from igor_cli.actions import (
+    CancelRequest,
+    DeployOutcome,
+    DeployRequest,
+    Origin,
+    Outcome,
+    Request,
+    perform,
+)
+from igor_cli.chat.guard import PendingCommand, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
 from igor_cli.config import Environment
 from igor_cli.errors import IgorError
-from igor_cli.render.slack import SlackMessage, preformatted, render_error, render_outcome
+from igor_cli.render.slack import (
+    SlackMessage,
+    escape,
+    message,
+    preformatted,
+    render_confirmation,
+    render_error,
+    render_outcome,
+)
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
@@ -28,11 +45,13 @@ class BridgeReply:
     """What igor answers to one message, and what the log line says about it."""
 
     message: SlackMessage
-    status: str  # ok, failed, error, usage, help
+    status: str  # ok, failed, error, usage, help, refused, confirm
     command: str = ""
     request: Request | None = None
     outcome: Outcome | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    ephemeral: bool = False  # only the requester sees it (refusals)
+    pending: PendingCommand | None = None  # waiting for the requester's click
 
     @property
     def deployment_to_follow(self) -> DeployOutcome | None:
@@ -52,14 +71,15 @@ class _Capture:
 
 
 def parse(words: list[str]) -> tuple[str, Request]:
-    """Parse chat words with the shell's command definitions.
+    """Parse chat words with the shell's command definitions: (command, request).
 
-    Raises the shell's own exceptions: `HelpRequested` for help, a click
-    `UsageError` (with the same usage text) for anything wrong.
+    The command is the canonical name (`deploy` for `redeploy`). Raises the
+    shell's own exceptions: `HelpRequested` for help, a click `UsageError`
+    (with the same usage text) for anything wrong.
     """
     import typer
 
-    from igor_cli.cli import CHAT_ALLOWED, app, unknown_command
+    from igor_cli.cli import ALIASES, CHAT_ALLOWED, app, unknown_command
 
     group = typer.main.get_command(app)
     capture = _Capture()
@@ -70,15 +90,25 @@ def parse(words: list[str]) -> tuple[str, Request]:
         with command.make_context(name, rest, parent=root) as context:
             command.invoke(context)
     assert capture.request is not None, "every chat command submits a request"
-    return command.name or name, capture.request
+    canonical = next((c for c, aliases in ALIASES.items() if name in aliases), name)
+    return canonical, capture.request
 
 
 class Bridge:
     """Turns one chat message into a reply, through the shared commands and actions."""
 
-    def __init__(self, env: Environment, connect: Callable[[], Client] | None = None) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        connect: Callable[[], Client] | None = None,
+        *,
+        rules: Rules | None = None,
+        signer: Signer | None = None,
+    ) -> None:
         self.env = env
         self._connect = connect
+        self.rules = rules or Rules()
+        self.signer = signer
 
     def connect(self) -> Client:
         """A Cloud 66 client with the token in force now (read afresh every command)."""
@@ -88,26 +118,93 @@ class Bridge:
 
         return open_client(self.env)
 
-    def handle(self, text: str, origin: Origin) -> BridgeReply:
+    def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> BridgeReply:
         """Answer one message (already stripped of igor's name or mention)."""
+        try:
+            words = split_words(normalise(text))
+        except IgorError as error:
+            return BridgeReply(render_error(error), "usage")
+        return self.run_words(words, origin, channel, thread)
+
+    def confirmed(self, pending: PendingCommand) -> BridgeReply:
+        """Run a command its requester has just confirmed (the rules are checked again)."""
+        origin = Origin("slack", pending.user, pending.request_id)
+        return self.run_words(pending.words, origin, pending.channel, pending.thread, True)
+
+    def run_words(
+        self,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+        confirmed: bool = False,
+    ) -> BridgeReply:
+        """Parse, check the rules, ask for a confirmation or perform."""
         from typer._click import ClickException
 
         from igor_cli.cli import HelpRequested
 
         started = time.monotonic()
         try:
-            name, request = parse(split_words(normalise(text)))
+            name, request = parse(words)
         except HelpRequested as shown:
             return BridgeReply(preformatted(shown.text), "help", "help")
         except ClickException as problem:
             buffer = io.StringIO()
             problem.show(file=buffer)
             return BridgeReply(preformatted(buffer.getvalue().strip()), "usage")
-        except IgorError as error:
-            return BridgeReply(render_error(error), "usage")
+        environment = getattr(request, "environment", None)
+        fields = _request_fields(request)
+        refusal = self.rules.check(name, environment, channel, origin.user)
+        if refusal is not None:
+            refused = message(_mentions(escape(refusal.reason)), emoji=":no_entry:")
+            fields["refused"] = refusal.reason
+            return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
+        if not confirmed and self._needs_confirmation(name, request):
+            return self._ask(name, request, words, origin, channel, thread)
         reply = self.perform(name, request, origin)
+        if confirmed:
+            reply.fields["confirmed_by"] = origin.user
         reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
         return reply
+
+    def _needs_confirmation(self, name: str, request: Request) -> bool:
+        if isinstance(request, DeployRequest) and request.dry_run:
+            return False  # nothing would be posted
+        return self.rules.needs_confirmation(name, getattr(request, "environment", None))
+
+    def _ask(
+        self,
+        name: str,
+        request: Request,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+    ) -> BridgeReply:
+        fields = _request_fields(request)
+        if self.signer is None:  # serve refuses to start like this; the console has no buttons
+            text = "This needs a confirmation, and confirmations need a signing key."
+            refused = message(text, emoji=":no_entry:")
+            return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
+        seconds = self.rules.confirm_seconds
+        pending = PendingCommand(
+            words, origin.user, channel, thread, origin.request_id,
+            expires=self.env.clock().timestamp() + seconds,
+        )  # fmt: skip
+        assert isinstance(request, (DeployRequest, CancelRequest))
+        stack = escape(request.stack)
+        where = escape(request.environment or "")
+        if isinstance(request, DeployRequest):
+            question = f"deploy *{stack}* to *{where}*?"
+            labels = ("Deploy", "Cancel")
+        else:
+            question = f"cancel the running deployment of *{stack}* in *{where}*?"
+            labels = ("Cancel the deployment", "Keep it")
+        value = self.signer.sign(pending)
+        ask = render_confirmation(question, *labels, value, origin.user, seconds)
+        fields["confirmation"] = "asked"
+        return BridgeReply(ask, "confirm", name, request, fields=fields, pending=pending)
 
     def perform(self, name: str, request: Request, origin: Origin) -> BridgeReply:
         """Run a parsed request and render its outcome for Slack."""
@@ -132,6 +229,10 @@ class Bridge:
         fields["result"] = _result(outcome)
         message = render_outcome(outcome, self.env.clock(), as_json=request.as_json)
         return BridgeReply(message, status, name, request, outcome, fields)
+
+
+def _mentions(text: str) -> str:
+    return text.replace("&lt;@", "<@").replace("&lt;#", "<#").replace("&gt;", ">")
 
 
 def _request_fields(request: Request) -> dict[str, Any]:

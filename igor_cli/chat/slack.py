@@ -23,11 +23,18 @@ from typing import TYPE_CHECKING, Any
 from igor_cli.actions import FollowPolicy, Origin
 from igor_cli.chat.bridge import Bridge, BridgeReply
 from igor_cli.chat.follow import Followers, Watcher
+from igor_cli.chat.guard import BadConfirmation, Rules, RulesError, Signer, rules_from_config
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, require_token
+from igor_cli.credentials import TokenKind, find_token, require_token
 from igor_cli.errors import ExitCode, IgorError, NotRegistered, Unreachable
-from igor_cli.render.slack import SlackMessage
+from igor_cli.render.slack import (
+    CONFIRM_ACTION,
+    DECLINE_ACTION,
+    SlackMessage,
+    has_buttons,
+    message,
+)
 
 if TYPE_CHECKING:
     from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -130,14 +137,34 @@ def check_slack_tokens(env: Environment) -> tuple[WebClient, Identity]:
     return web, identity
 
 
+def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
+    """The rules in the config file, and the signer confirmations need (fail closed)."""
+    rules = rules_from_config(env.config(), str(env.config_path()))
+    key = find_token(TokenKind.SIGNING_KEY, env)
+    if rules.confirm and key is None:
+        raise RulesError(
+            "Confirmations are configured (slack.confirm) but there is no signing key.",
+            "Run `igor register --slack` to create one, or set IGOR_SIGNING_KEY "
+            "(the same value on every replica).",
+        )
+    return rules, Signer(key.value.encode()) if key else None
+
+
 class SlackBot:
     """Socket Mode events -> the bridge -> replies in thread, with follow-ups."""
 
-    def __init__(self, env: Environment, web: WebClient, identity: Identity) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        web: WebClient,
+        identity: Identity,
+        rules: Rules | None = None,
+        signer: Signer | None = None,
+    ) -> None:
         self.env = env
         self.web = web
         self.identity = identity
-        self.bridge = Bridge(env)
+        self.bridge = Bridge(env, rules=rules, signer=signer)
         self.followers = Followers(
             self.bridge.connect,
             FollowPolicy(
@@ -200,6 +227,8 @@ class SlackBot:
             self._submit(self.handle_event, payload.get("event") or {})
         elif request.type == "slash_commands":
             self._submit(self.handle_slash_command, payload)
+        elif request.type == "interactive" and payload.get("type") == "block_actions":
+            self._submit(self.handle_click, payload)
 
     def _submit(self, work: Callable[[dict[str, Any]], None], payload: dict[str, Any]) -> None:
         with self._busy_changed:
@@ -250,9 +279,17 @@ class SlackBot:
         thread = str(event.get("thread_ts") or ts)
         user = str(event["user"])
         origin = Origin("slack", user, f"{channel}-{ts}")
-        reply = self.bridge.handle(text, origin)
-        posted = self._post(channel, thread, reply.message)
+        reply = self.bridge.handle(text, origin, channel, thread)
         self._log(reply, user, channel)
+        if reply.ephemeral:
+            self.web.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread,
+                text=reply.message.text, blocks=reply.message.blocks,
+            )  # fmt: skip
+            return
+        posted = self._post(channel, thread, reply.message)
+        if reply.pending is not None:
+            self._expire_later(channel, thread, posted, reply)
         self._follow(reply, user, channel, thread, posted)
 
     def handle_slash_command(self, payload: dict[str, Any]) -> None:
@@ -263,18 +300,160 @@ class SlackBot:
         channel = str(payload.get("channel_id", ""))
         trigger = str(payload.get("trigger_id") or time.time())
         hook = WebhookClient(str(payload.get("response_url", "")), timeout=15)
-        reply = self.bridge.handle(str(payload.get("text", "")), Origin("slack", user, trigger))
+        origin = Origin("slack", user, trigger)
+        reply = self.bridge.handle(str(payload.get("text", "")), origin, channel)
 
         def respond(message: SlackMessage) -> None:
             hook.send(text=message.text, blocks=message.blocks, response_type="in_channel")
 
-        respond(reply.message)
         self._log(reply, user, channel)
+        if reply.ephemeral:
+            hook.send(
+                text=reply.message.text, blocks=reply.message.blocks, response_type="ephemeral"
+            )
+            return
+        respond(reply.message)
         outcome = reply.deployment_to_follow
         if outcome is not None:
             self.followers.watch(
                 outcome.stack, outcome.action_id, Watcher(user, respond, place=f"slash:{trigger}")
             )
+
+    # -- confirmations -------------------------------------------------------
+
+    def handle_click(self, payload: dict[str, Any]) -> None:
+        """A confirmation button: only the requester's click counts, and only in time."""
+        actions = payload.get("actions") or [{}]
+        action = actions[0]
+        if action.get("action_id") not in (CONFIRM_ACTION, DECLINE_ACTION):
+            return
+        user = str((payload.get("user") or {}).get("id", ""))
+        container = payload.get("container") or {}
+        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
+        message_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
+        response_url = str(payload.get("response_url") or "")
+        log_line: dict[str, Any] = {"user": user, "channel": channel, "command": "confirmation"}
+        try:
+            assert self.bridge.signer is not None
+            pending = self.bridge.signer.verify(
+                str(action.get("value", "")), self.env.clock().timestamp()
+            )
+        except (BadConfirmation, AssertionError) as error:
+            expired = isinstance(error, BadConfirmation) and "expired" in error.message
+            if expired:
+                self._decide(
+                    channel,
+                    message_ts,
+                    response_url,
+                    ":hourglass: This request expired; nothing was done. Ask again if need be.",
+                )
+            else:
+                self._ephemeral(
+                    channel, user, "That button is not one igor made; nothing was done."
+                )
+            audit.info(json.dumps({**log_line, "outcome": "expired" if expired else "refused"}))
+            return
+        if user != pending.user:
+            self._ephemeral(channel, user, f"Only <@{pending.user}> can confirm this.")
+            audit.info(
+                json.dumps({**log_line, "outcome": "refused", "reason": "not the requester"})
+            )
+            return
+        when = self.env.clock().strftime("%H:%M UTC")
+        if action.get("action_id") == DECLINE_ACTION:
+            self._decide(
+                channel,
+                message_ts,
+                response_url,
+                f":heavy_multiplication_x: Declined by <@{user}> at {when}; nothing was done.",
+            )
+            audit.info(
+                json.dumps(
+                    {
+                        **log_line,
+                        "outcome": "declined",
+                        "confirmation": "declined",
+                        "confirmed_by": user,
+                    }
+                )
+            )
+            return
+        self._decide(
+            channel,
+            message_ts,
+            response_url,
+            f":white_check_mark: Confirmed by <@{user}> at {when}.",
+        )
+        reply = self.bridge.confirmed(pending)
+        reply.fields["confirmation"] = "confirmed"
+        self._log(reply, user, channel)
+        if reply.ephemeral:
+            self._ephemeral(channel, user, reply.message.text)
+            return
+        posted = self._post(channel, pending.thread or message_ts, reply.message)
+        self._follow(reply, user, channel, pending.thread or message_ts, posted)
+
+    def _decide(self, channel: str, ts: str, response_url: str, text: str) -> None:
+        """Replace the question (and its buttons) with what became of it."""
+        decided = message(text)
+        if response_url:
+            from slack_sdk.webhook import WebhookClient
+
+            WebhookClient(response_url, timeout=15).send(
+                text=decided.text, blocks=decided.blocks, replace_original=True
+            )
+        else:
+            self.web.chat_update(channel=channel, ts=ts, text=decided.text, blocks=decided.blocks)
+
+    def _ephemeral(self, channel: str, user: str, text: str) -> None:
+        said = message(text)
+        self.web.chat_postEphemeral(channel=channel, user=user, text=said.text, blocks=said.blocks)
+
+    def _expire_later(self, channel: str, thread: str, posted: str, reply: BridgeReply) -> None:
+        """When the time is up and nobody answered, say so on the question itself."""
+        from slack_sdk.errors import SlackApiError
+
+        assert reply.pending is not None
+        delay = max(0.0, reply.pending.expires - self.env.clock().timestamp())
+
+        def expire() -> None:
+            if self._stopping.is_set():
+                return
+            # Another replica may have handled the click: look at the message
+            # as Slack shows it now, and only edit a question still waiting.
+            try:
+                found = self.web.conversations_replies(
+                    channel=channel,
+                    ts=thread,
+                    oldest=posted,
+                    latest=posted,
+                    inclusive=True,
+                    limit=1,
+                )
+                messages: list[dict[str, Any]] = found.get("messages", [])
+                current = next((m for m in messages if m.get("ts") == posted), None)
+            except (SlackApiError, OSError):
+                log.warning("could not read the confirmation back from Slack", exc_info=True)
+                return
+            if current is not None and has_buttons(current):
+                self._decide(
+                    channel,
+                    posted,
+                    "",
+                    ":hourglass: Nobody confirmed within the time; nothing was done.",
+                )
+                line = {
+                    "user": reply.pending.user if reply.pending else "",
+                    "channel": channel,
+                    "command": reply.command,
+                    "outcome": "expired",
+                    "confirmation": "expired",
+                }
+                audit.info(json.dumps(line))
+
+        timer = threading.Timer(delay, expire)
+        timer.daemon = True
+        timer.start()
 
     def _post(self, channel: str, thread: str, message: SlackMessage) -> str:
         answer = self.web.chat_postMessage(
@@ -319,14 +498,40 @@ def configure_logging() -> None:
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)
 
 
+def audit_file(env: Environment) -> logging.Handler | None:
+    """`[audit] path`: the command lines appended to a JSON-lines file, flushed per line."""
+    section = env.config().get("audit", {})
+    if not isinstance(section, dict) or not section.get("path"):
+        return None
+    from pathlib import Path
+
+    path = Path(str(section["path"])).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    except OSError as error:
+        raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
+    audit.addHandler(handler)
+    return handler
+
+
 def serve(env: Environment, stop: threading.Event | None = None) -> int:
     """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code."""
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     bot: SlackBot | None = None
+    audit_handler: logging.Handler | None = None
     try:
+        # A broken config stops the bot here: never start with no rules by accident.
+        rules, signer = load_guard(env)
+        audit_handler = audit_file(env)
         web, identity = check_slack_tokens(env)
-        bot = SlackBot(env, web, identity)
+        bot = SlackBot(env, web, identity, rules, signer)
+        for line in rules.summary():
+            log.info("rules: %s", line)
         bot.connect()
         stop.wait()
     except IgorError as error:
@@ -335,6 +540,9 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
     finally:
         if bot is not None:
             bot.close()
+        if audit_handler is not None:
+            audit.removeHandler(audit_handler)
+            audit_handler.close()
         restore()
     return int(ExitCode.OK)
 

@@ -181,6 +181,30 @@ def render_error(error: IgorError) -> SlackMessage:
     return message(escape(error.message), escape(error.hint), ":warning:")
 
 
+CONFIRM_ACTION = "igor_confirm"
+DECLINE_ACTION = "igor_decline"
+
+
+def render_confirmation(
+    question: str, confirm_label: str, decline_label: str, value: str, user: str, seconds: float
+) -> SlackMessage:
+    """A question with two buttons carrying the signed pending command."""
+    text = f"<@{user}>, {question} Only you can answer, within {seconds:g} seconds."
+    buttons = [
+        {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
+         "text": {"type": "plain_text", "text": confirm_label}, "value": value},
+        {"type": "button", "action_id": DECLINE_ACTION,
+         "text": {"type": "plain_text", "text": decline_label}, "value": value},
+    ]  # fmt: skip
+    blocks = [_section(f":raised_hand: {text}"), {"type": "actions", "elements": buttons}]
+    return SlackMessage(_plain(text), blocks)
+
+
+def has_buttons(message: dict[str, Any]) -> bool:
+    """Whether a posted message still shows igor's confirmation buttons."""
+    return any(block.get("type") == "actions" for block in message.get("blocks") or [])
+
+
 def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> SlackMessage:
     """Progress of a followed deployment; the final one mentions who asked."""
     text = escape(sentences.progress_sentence(stack, progress))

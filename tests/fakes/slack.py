@@ -427,7 +427,10 @@ class FakeSlack:
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
         }
+        # What the bot posted, as Slack would show it now: (channel, ts) -> message.
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._tickets: set[str] = set()
         self._response_ids: set[str] = set()
         self._reactions: set[tuple[str, str, str]] = set()
@@ -737,6 +740,8 @@ class FakeSlack:
         message.update(
             {"type": "message", "ts": ts, "user": self.bot_user_id, "bot_id": self.bot_id}
         )
+        with self._cond:
+            self.messages[(str(channel), ts)] = dict(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -745,7 +750,29 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not ts:
             return {"ok": False, "error": "message_not_found"}
+        with self._cond:
+            stored = self.messages.get((str(channel), str(ts)))
+            if stored is not None:
+                # chat.update replaces text and blocks; absent blocks are removed.
+                stored["text"] = params.get("text", "")
+                stored["blocks"] = params.get("blocks", [])
         return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text", "")}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, thread = str(params.get("channel", "")), str(params.get("ts", ""))
+        if not channel or not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or "inf")
+        with self._cond:
+            found = [
+                dict(m)
+                for (c, ts), m in sorted(self.messages.items(), key=lambda item: float(item[0][1]))
+                if c == channel
+                and (ts == thread or m.get("thread_ts") == thread)
+                and oldest <= float(ts) <= latest
+            ]
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):

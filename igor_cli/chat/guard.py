@@ -1,0 +1,264 @@
+"""Guard rails for the bot: who may run what where, and signed confirmations.
+
+Rules live in the config file under `[slack]` and are keyed on Slack IDs, never
+on display names (anyone can change theirs). With no rules, everything is
+allowed; once any rule exists, whatever no rule allows is refused. A pending
+confirmation travels in the button's value, signed and with an expiry, so any
+replica can act on the click and the bot keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from igor_cli.errors import IgorError, UsageProblem
+
+RULE_KEYS = ("commands", "environments", "channels", "users")
+ANY = "*"
+CONFIRM_SECONDS = 60.0
+
+
+class RulesError(UsageProblem):
+    """The `[slack]` section of the config file is not what igor expects."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One `[[slack.allow]]` table: every listed field must match (missing = any)."""
+
+    number: int
+    commands: frozenset[str] | None = None
+    environments: frozenset[str] | None = None
+    channels: frozenset[str] | None = None
+    users: frozenset[str] | None = None
+
+    def describe(self) -> str:
+        """`rule 2 (deploy, cancel in production; channels C1; users U1, U2)`."""
+        parts = []
+        for key in RULE_KEYS:
+            values = getattr(self, key)
+            if values is not None:
+                parts.append(f"{key} {', '.join(sorted(values))}")
+        return f"rule {self.number} ({'; '.join(parts) or 'anything'})"
+
+    def allows(self, command: str, environment: str | None, channel: str, user: str) -> bool:
+        """Whether this rule lets that user run that command there."""
+        return (
+            _match(self.commands, command)
+            and _match(self.channels, channel)
+            and _match(self.users, user)
+            and (self.environments is None or _match(self.environments, environment or ""))
+        )
+
+
+def _match(allowed: frozenset[str] | None, value: str) -> bool:
+    if allowed is None or ANY in allowed:
+        return True
+    return any(name.casefold() == value.casefold() for name in allowed)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a command was refused, in words for the requester."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The authorisation rules and the environments that need a confirmation."""
+
+    allow: tuple[Rule, ...] = ()
+    confirm: frozenset[str] = frozenset()
+    confirm_seconds: float = CONFIRM_SECONDS
+
+    @property
+    def configured(self) -> bool:
+        """Any rule at all turns on fail-closed checking."""
+        return bool(self.allow)
+
+    def check(
+        self, command: str, environment: str | None, channel: str, user: str
+    ) -> Refusal | None:
+        """None when allowed; otherwise why not (fail closed once rules exist)."""
+        if not self.configured:
+            return None
+        command = command.casefold()
+        if any(r.allows(command, environment, channel, user) for r in self.allow):
+            return None
+        if environment is None:
+            envs = sorted(
+                {
+                    env
+                    for rule in self.allow
+                    for env in rule.environments or ()
+                    if rule.allows(command, env, channel, user)
+                }
+            )
+            if envs:
+                return Refusal(
+                    f"`{command}` is allowed for you here only in {', '.join(envs)}: "
+                    "name the environment with -e."
+                )
+        where = f" in {environment}" if environment else ""
+        return Refusal(
+            f"No rule allows <@{user}> to run `{command}`{where} in <#{channel}>. "
+            f"Rules in force: {'; '.join(r.describe() for r in self.allow)}."
+        )
+
+    def needs_confirmation(self, command: str, environment: str | None) -> bool:
+        """Deploy and cancel in a `confirm` environment wait for the requester's click."""
+        return command in ("deploy", "cancel") and (environment or "").casefold() in self.confirm
+
+    def summary(self) -> list[str]:
+        """The rules in force, one line each (for `igor doctor` and the log)."""
+        if not self.configured and not self.confirm:
+            return ["no rules: everyone may run every command everywhere"]
+        lines = [r.describe() for r in self.allow]
+        if self.confirm:
+            lines.append(
+                f"confirm in {', '.join(sorted(self.confirm))} "
+                f"(expires after {self.confirm_seconds:g} s)"
+            )
+        return lines
+
+
+def rules_from_config(config: Mapping[str, Any], path: str = "the config file") -> Rules:
+    """Read `[slack]`; anything malformed is a RulesError naming the place."""
+    slack = config.get("slack", {})
+    if not isinstance(slack, Mapping):
+        raise RulesError(f"{path}: [slack] must be a table.")
+    unknown = set(slack) - {"allow", "confirm", "confirm_seconds"}
+    if unknown:
+        raise RulesError(
+            f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
+            "Known keys: allow, confirm, confirm_seconds.",
+        )
+    allow = slack.get("allow", [])
+    if not isinstance(allow, list):
+        raise RulesError(f"{path}: slack.allow must be an array of tables ([[slack.allow]]).")
+    rules = tuple(_rule(entry, number, path) for number, entry in enumerate(allow, start=1))
+    confirm = _names(slack.get("confirm", []), f"{path}: slack.confirm")
+    seconds = slack.get("confirm_seconds", CONFIRM_SECONDS)
+    if (
+        not isinstance(seconds, (int, float))
+        or isinstance(seconds, bool)
+        or not 5 <= seconds <= 900
+    ):
+        raise RulesError(f"{path}: slack.confirm_seconds must be a number from 5 to 900.")
+    return Rules(rules, frozenset(confirm), float(seconds))
+
+
+def _rule(entry: Any, number: int, path: str) -> Rule:
+    where = f"{path}: rule {number} of [[slack.allow]]"
+    if not isinstance(entry, Mapping):
+        raise RulesError(f"{where} must be a table.")
+    unknown = set(entry) - set(RULE_KEYS)
+    if unknown:
+        raise RulesError(
+            f"{where} has unknown key(s): {', '.join(sorted(unknown))}.",
+            f"Known keys: {', '.join(RULE_KEYS)}.",
+        )
+    if not entry:
+        raise RulesError(f"{where} is empty; say what it allows, or remove it.")
+    fields: dict[str, frozenset[str]] = {}
+    for key in RULE_KEYS:
+        if key in entry:
+            names = _names(entry[key], f"{where}: {key}")
+            if key in ("channels", "users"):
+                _check_ids(names, key, where)
+            fields[key] = frozenset(names)
+    return Rule(number, **fields)
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise RulesError(f"{where} must be a list of names.")
+    return [v.strip() for v in value]
+
+
+def _check_ids(names: list[str], key: str, where: str) -> None:
+    # Slack IDs: U/W for users, C/G/D for channels. Display names can be changed
+    # by anyone, so they are refused rather than silently never matching.
+    prefixes = ("U", "W") if key == "users" else ("C", "G", "D")
+    bad = [n for n in names if n != ANY and not (n[:1] in prefixes and n.isalnum() and n.isupper())]
+    if bad:
+        kind = "user IDs (U…)" if key == "users" else "channel IDs (C…)"
+        raise RulesError(
+            f"{where}: {', '.join(bad)} are not Slack {kind}.",
+            "Use IDs, not names: in Slack, open the profile or channel details to copy the ID.",
+        )
+
+
+# -- confirmations ------------------------------------------------------------
+
+
+class BadConfirmation(IgorError):
+    """A button value that was forged, altered, or is too old."""
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """A command waiting for its requester's click."""
+
+    words: list[str]
+    user: str
+    channel: str
+    thread: str
+    request_id: str
+    expires: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Signer:
+    """HMAC-SHA256 over the pending command, so a button value cannot be forged."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def sign(self, pending: PendingCommand) -> str:
+        """The button value (well under Slack's 2,000 characters for a command)."""
+        body = json.dumps(
+            {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
+             "r": pending.request_id, "e": round(pending.expires, 3)},
+            separators=(",", ":"), ensure_ascii=True,
+        ).encode()  # fmt: skip
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()
+        return _b64(body) + "." + _b64(mac)
+
+    def verify(self, value: str, now: float) -> PendingCommand:
+        """The pending command, if the value is ours, unaltered and not expired."""
+        try:
+            body_text, mac_text = value.split(".", 1)
+            body, mac = _unb64(body_text), _unb64(mac_text)
+        except ValueError:
+            raise BadConfirmation("That confirmation is not one igor made.") from None
+        if not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()):
+            raise BadConfirmation("That confirmation is not one igor made (bad signature).")
+        data = json.loads(body)
+        pending = PendingCommand(
+            words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
+            request_id=data["r"], expires=float(data["e"]),
+        )  # fmt: skip
+        if now > pending.expires:
+            raise BadConfirmation("That confirmation has expired.", "Ask again.")
+        return pending
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise ValueError("not base64") from None

@@ -1,0 +1,79 @@
+"""The Slack app manifest igor needs: Socket Mode, interactivity, `/igor`, and no more scopes.
+
+The scopes come from the Web API methods and events the bot really uses,
+listed once here; a test runs the bot and checks every method it called is
+listed, so the manifest cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from igor_cli import __version__
+
+# Web API method -> the bot scopes it needs (None: no bot scope, e.g. the app token's own).
+WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    "auth.test": (),
+    "apps.connections.open": (),  # the app-level token's connections:write
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    # Reading a confirmation back at its expiry, wherever it was asked.
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),
+}
+# Event subscriptions -> the scope each needs.
+EVENT_SCOPES: dict[str, str] = {
+    "app_mention": "app_mentions:read",
+    "message.im": "im:history",
+    "message.channels": "channels:history",  # "igor deploy ..." without a mention
+}
+SLASH_COMMAND_SCOPE = "commands"
+
+
+def bot_scopes() -> list[str]:
+    """Every bot scope igor needs, sorted."""
+    scopes = {scope for needed in WEB_API_SCOPES.values() for scope in needed}
+    scopes.update(EVENT_SCOPES.values())
+    scopes.add(SLASH_COMMAND_SCOPE)
+    return sorted(scopes)
+
+
+def manifest(name: str = "igor") -> dict[str, Any]:
+    """The app manifest, in Slack's format (paste it at api.slack.com/apps -> From a manifest)."""
+    return {
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": name,
+            "description": "Deploy, cancel and list Cloud 66 stacks from Slack.",
+            "long_description": (
+                f"{name} is igor {__version__}, a Cloud 66 toolbelt that doubles as a Slack bot. "
+                "Mention it, message it, or use /igor: list, deploy -s STACK, cancel -s STACK. "
+                "It answers in the thread and follows the deployments it starts."
+            ),
+            "background_color": "#1b3a57",
+        },
+        "features": {
+            "app_home": {
+                "home_tab_enabled": False,
+                "messages_tab_enabled": True,
+                "messages_tab_read_only_enabled": False,
+            },
+            "bot_user": {"display_name": name, "always_online": True},
+            "slash_commands": [
+                {
+                    "command": "/igor",
+                    "description": "Deploy, cancel and list Cloud 66 stacks",
+                    "usage_hint": "list | deploy -s STACK -e ENV | cancel -s STACK | help",
+                    "should_escape": False,
+                }
+            ],
+        },
+        "oauth_config": {"scopes": {"bot": bot_scopes()}},
+        "settings": {
+            "event_subscriptions": {"bot_events": sorted(EVENT_SCOPES)},
+            "interactivity": {"is_enabled": True},
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": True,
+            "token_rotation_enabled": False,
+        },
+    }
