@@ -13,7 +13,7 @@ from igor_cli.chat.manifest import EVENT_SCOPES, WEB_API_SCOPES, bot_scopes, man
 from igor_cli.config import Environment
 from igor_cli.errors import UsageProblem
 from igor_cli.sandbox import Simulator
-from tests.conftest import Igor, RunningBot, next_ts
+from tests.conftest import Igor, RunningBot
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import Call, FakeSlack
 
