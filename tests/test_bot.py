@@ -157,7 +157,8 @@ def test_unbalanced_quote_gets_a_clear_reply(bot: RunningBot, slack: FakeSlack) 
             "Unknown command 'frobnicate'. Commands: deploy, cancel, list, help, version.",
         ),
         ("serve", "Unknown command 'serve'."),
-        ("help", "deploy"),
+        ("help", "deploy   Deploy a stack"),
+        ("", "list     List your stacks"),
     ],
 )
 def test_usage_help_and_unknown_commands_match_the_shell(

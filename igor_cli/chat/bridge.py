@@ -79,12 +79,15 @@ def parse(words: list[str]) -> tuple[str, Request]:
     """
     import typer
 
-    from igor_cli.cli import ALIASES, CHAT_ALLOWED, app, unknown_command
+    from igor_cli.cli import ALIASES, CHAT_ALLOWED, HelpRequested, app, unknown_command
 
     group = typer.main.get_command(app)
+    if not words or words in (["help"], ["-h"], ["--help"]):
+        # The shell's top-level help lists shell-only commands and options.
+        raise HelpRequested(chat_help(group))
     capture = _Capture()
     with group.make_context("igor", [], resilient_parsing=True, obj=capture) as root:
-        name, command, rest = group.resolve_command(root, words or ["help"])  # type: ignore[attr-defined]
+        name, command, rest = group.resolve_command(root, words)  # type: ignore[attr-defined]
         if name not in CHAT_ALLOWED:
             raise unknown_command(words[0], root)
         with command.make_context(name, rest, parent=root) as context:
@@ -92,6 +95,20 @@ def parse(words: list[str]) -> tuple[str, Request]:
     assert capture.request is not None, "every chat command submits a request"
     canonical = next((c for c, aliases in ALIASES.items() if name in aliases), name)
     return canonical, capture.request
+
+
+def chat_help(group: Any) -> str:
+    """What igor does in chat, from the same command definitions as the shell."""
+    from igor_cli.cli import ALIASES, CHAT_COMMANDS
+
+    lines = ["Commands:"]
+    for name in CHAT_COMMANDS:
+        command = group.commands[name]
+        aliases = ALIASES.get(name, ())
+        also = f" (also {', '.join(aliases)})" if aliases else ""
+        lines.append(f"  {name:<8} {command.get_short_help_str(70)}{also}")
+    lines += ["", "Options can come in any order. `help deploy` (or `deploy -h`) for details."]
+    return "\n".join(lines)
 
 
 class Bridge:
