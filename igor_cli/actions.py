@@ -8,6 +8,7 @@ the edges (`render/terminal.py`, `render/slack.py`).
 from __future__ import annotations
 
 import difflib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -320,13 +321,35 @@ def _running_igor_action(actions: Sequence[AsyncAction]) -> AsyncAction | None:
 # -- deploy ----------------------------------------------------------------
 
 
+_stack_locks: dict[str, threading.Lock] = {}
+_stack_locks_guard = threading.Lock()
+
+
+def _stack_lock(uid: str) -> threading.Lock:
+    with _stack_locks_guard:
+        return _stack_locks.setdefault(uid, threading.Lock())
+
+
 def deploy(client: Client, request: DeployRequest, origin: Origin) -> DeployOutcome:
     """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
-    from igor_cli.cloud66 import StackStatus
-
     stack = resolve_stack(client.stacks(), request.stack, request.environment)
     services = split_services(request.services)
     _check_services(client, stack, services)
+    # Two people asking this process at once: the second must see the first's
+    # deployment, not race it to the POST. (Across replicas, user_reference.)
+    with _stack_lock(stack.uid):
+        return _deploy_resolved(client, request, origin, stack, services)
+
+
+def _deploy_resolved(
+    client: Client,
+    request: DeployRequest,
+    origin: Origin,
+    stack: Stack,
+    services: tuple[str, ...],
+) -> DeployOutcome:
+    from igor_cli.cloud66 import StackStatus
+
     live = _live_deployment(client.deployments(stack.uid))
     busy = (
         stack.is_busy

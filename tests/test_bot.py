@@ -135,7 +135,9 @@ def test_typography_and_escaping_are_undone(
         "Dry run: a deploy of Payments Portal (production) would start now" in reply.params["text"]
     )
     bot.mention("list -s &lt;nothing&gt; -e <mailto:prod@x.io|production>")
-    assert "No stacks named like '<nothing>' in 'production'." in bot.replies(2)[1].params["text"]
+    # Slack shows `&lt;` as `<`: the text is the user's, escaped so it cannot become markup.
+    said = bot.replies(2)[1].params["text"]
+    assert "No stacks named like '&lt;nothing&gt;' in 'production'." in said
     assert sim.count("POST", "/deployments") == 0
 
 

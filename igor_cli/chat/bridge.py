@@ -21,6 +21,7 @@ from igor_cli.actions import (
     Outcome,
     Request,
     perform,
+    resolve_stack,
 )
 from igor_cli.chat.guard import PendingCommand, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
@@ -34,6 +35,7 @@ from igor_cli.render.slack import (
     render_confirmation,
     render_error,
     render_outcome,
+    render_refusal,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class BridgeReply:
         """A deployment igor runs for this stack, to follow in the thread."""
         outcome = self.outcome
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
+
+
+BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 
 
 class _Capture:
@@ -90,6 +95,8 @@ def parse(words: list[str]) -> tuple[str, Request]:
         name, command, rest = group.resolve_command(root, words)  # type: ignore[attr-defined]
         if name not in CHAT_ALLOWED:
             raise unknown_command(words[0], root)
+        if name == "help" and rest and rest[0].lower() not in CHAT_ALLOWED:
+            raise unknown_command(rest[0], root)
         with command.make_context(name, rest, parent=root) as context:
             command.invoke(context)
     assert capture.request is not None, "every chat command submits a request"
@@ -174,8 +181,8 @@ class Bridge:
         fields = _request_fields(request)
         refusal = self.rules.check(name, environment, channel, origin.user)
         if refusal is not None:
-            refused = message(_mentions(escape(refusal.reason)), emoji=":no_entry:")
-            fields["refused"] = refusal.reason
+            refused = render_refusal(refusal)
+            fields["refused"] = refusal.sentence()
             return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
         if not confirmed and self._needs_confirmation(name, request):
             return self._ask(name, request, words, origin, channel, thread)
@@ -204,12 +211,23 @@ class Bridge:
             text = "This needs a confirmation, and confirmations need a signing key."
             refused = message(text, emoji=":no_entry:")
             return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
+        assert isinstance(request, (DeployRequest, CancelRequest))
+        # Ask only about a stack that exists (a read; nothing is posted yet).
+        clients: list[Client] = []
+        try:
+            clients.append(self.connect())
+            resolve_stack(clients[0].stacks(), request.stack, request.environment)
+        except IgorError as error:
+            fields["error"] = type(error).__name__
+            return BridgeReply(render_error(error), "error", name, request, fields=fields)
+        finally:
+            for client in clients:
+                _close(client)
         seconds = self.rules.confirm_seconds
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds,
         )  # fmt: skip
-        assert isinstance(request, (DeployRequest, CancelRequest))
         stack = escape(request.stack)
         where = escape(request.environment or "")
         if isinstance(request, DeployRequest):
@@ -219,6 +237,11 @@ class Bridge:
             question = f"cancel the running deployment of *{stack}* in *{where}*?"
             labels = ("Cancel the deployment", "Keep it")
         value = self.signer.sign(pending)
+        if len(value) > BUTTON_VALUE_LIMIT:
+            text = "That command is too long to put behind a confirmation button; shorten it."
+            return BridgeReply(
+                message(text, emoji=":warning:"), "usage", name, request, fields=fields
+            )
         ask = render_confirmation(question, *labels, value, origin.user, seconds)
         fields["confirmation"] = "asked"
         return BridgeReply(ask, "confirm", name, request, fields=fields, pending=pending)
@@ -239,17 +262,17 @@ class Bridge:
             return BridgeReply(render_error(error), "error", name, request, fields=fields)
         finally:
             for client in clients:
-                close = getattr(client, "close", None)
-                if close is not None:
-                    close()
+                _close(client)
         status = "ok" if outcome.exit_code == 0 else "failed"
         fields["result"] = _result(outcome)
         message = render_outcome(outcome, self.env.clock(), as_json=request.as_json)
         return BridgeReply(message, status, name, request, outcome, fields)
 
 
-def _mentions(text: str) -> str:
-    return text.replace("&lt;@", "<@").replace("&lt;#", "<#").replace("&gt;", ">")
+def _close(client: Client) -> None:
+    close = getattr(client, "close", None)
+    if close is not None:
+        close()
 
 
 def _request_fields(request: Request) -> dict[str, Any]:

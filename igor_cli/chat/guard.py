@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +65,31 @@ def _match(allowed: frozenset[str] | None, value: str) -> bool:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a command was refused, in words for the requester."""
+    """Why a command was refused: the facts, worded by `sentence`."""
 
-    reason: str
+    command: str
+    environment: str | None
+    channel: str
+    user: str
+    rules: tuple[str, ...] = ()
+    only_in: tuple[str, ...] = ()  # allowed there if the environment were named
+
+    def sentence(
+        self,
+        person: Callable[[str], str] = lambda user: f"<@{user}>",
+        place: Callable[[str], str] = lambda channel: f"<#{channel}>",
+    ) -> str:
+        """Why, in words; `person` and `place` say how to name a user and a channel."""
+        if self.only_in:
+            return (
+                f"`{self.command}` is allowed for you here only in {', '.join(self.only_in)}: "
+                "name the environment with -e."
+            )
+        where = f" in {self.environment}" if self.environment else ""
+        return (
+            f"No rule allows {person(self.user)} to run `{self.command}`{where} in "
+            f"{place(self.channel)}. Rules in force: {'; '.join(self.rules)}."
+        )
 
 
 @dataclass(frozen=True)
@@ -102,15 +124,9 @@ class Rules:
                 }
             )
             if envs:
-                return Refusal(
-                    f"`{command}` is allowed for you here only in {', '.join(envs)}: "
-                    "name the environment with -e."
-                )
-        where = f" in {environment}" if environment else ""
-        return Refusal(
-            f"No rule allows <@{user}> to run `{command}`{where} in <#{channel}>. "
-            f"Rules in force: {'; '.join(r.describe() for r in self.allow)}."
-        )
+                return Refusal(command, environment, channel, user, only_in=tuple(envs))
+        rules = tuple(r.describe() for r in self.allow)
+        return Refusal(command, environment, channel, user, rules=rules)
 
     def needs_confirmation(self, command: str, environment: str | None) -> bool:
         """Deploy and cancel in a `confirm` environment wait for the requester's click."""
@@ -229,7 +245,7 @@ class Signer:
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
              "r": pending.request_id, "e": round(pending.expires, 3)},
-            separators=(",", ":"), ensure_ascii=True,
+            separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
         return _b64(body) + "." + _b64(mac)

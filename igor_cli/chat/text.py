@@ -18,8 +18,8 @@ _EN_DASH_SHORT = re.compile(EN_DASH + r"(?=[A-Za-z](?:\s|$))")
 _QUOTES = str.maketrans(
     {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u201a": "'"}
 )
-_SPACES = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u202f": " ", "\t": " "})
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SPACES = re.compile(r"\s")  # every Unicode space, tab and line break separates words
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ue000-\uf8ff]")  # and private use: igor's own markers
 MAX_TEXT = 4000  # no command is longer; bigger texts are refused, not parsed
 
 
@@ -40,7 +40,7 @@ def normalise(text: str) -> str:
     """Undo Slack's escaping and typographic replacements."""
     text = _LINK.sub(_unwrap, text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    text = text.translate(_QUOTES).translate(_SPACES)
+    text = _SPACES.sub(" ", text.translate(_QUOTES))
     text = text.replace(EM_DASH, "--")
     text = _EN_DASH_SHORT.sub("-", text)  # an en dash before one letter: a short option (-e)
     text = text.replace(EN_DASH, "--")  # before a word: a long one (--follow)
@@ -55,7 +55,9 @@ def normalise(text: str) -> str:
 
 def strip_address(text: str, bot_user_id: str, bot_name: str) -> tuple[str, bool]:
     """Remove a leading `<@BOT>`, `@igor` or `igor` (and `:`/`,`); say whether one was there."""
-    pattern = rf"^\s*(?:<@{re.escape(bot_user_id)}(?:\|[^>]*)?>|@?{re.escape(bot_name)}\b)[:,]?\s*"
+    # "igor deploy", "igor: deploy", "@igor, deploy"; not "igor's deploy went fine".
+    name = rf"@?{re.escape(bot_name)}(?=[\s:,]|$)"
+    pattern = rf"^\s*(?:<@{re.escape(bot_user_id)}(?:\|[^>]*)?>|{name})[:,]?\s*"
     stripped, count = re.subn(pattern, "", text, count=1, flags=re.IGNORECASE)
     return stripped, bool(count)
 

@@ -8,6 +8,7 @@ characters a text block), so a long stack list never becomes a Slack error.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,12 +24,14 @@ from igor_cli.actions import (
     StackList,
     VersionOutcome,
 )
+from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import IgorError, NotRegistered, Unauthorized
 from igor_cli.render import sentences
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
 MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
+MAX_LIST_ROWS = 100  # more is no longer readable in a chat thread
 CANNOT_REACH_CLOUD66 = "I can't reach Cloud 66 with the stored token; run `igor register`."
 
 
@@ -45,10 +48,32 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# igor's own mentions are written as markers (private-use characters, which
+# chat text normalisation removes from what people type), so that escaping
+# the whole sentence cannot leave a mention that a user smuggled in.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKER = re.compile(_OPEN + r"([@#])([A-Z0-9]+)" + _CLOSE)
+
+
+def mention(user: str) -> str:
+    """A mention of a Slack user, for `mrkdwn` to make live."""
+    return f"{_OPEN}@{user}{_CLOSE}"
+
+
+def channel_link(channel: str) -> str:
+    """A link to a Slack channel, for `mrkdwn` to make live."""
+    return f"{_OPEN}#{channel}{_CLOSE}"
+
+
+def mrkdwn(text: str) -> str:
+    """Plain text as mrkdwn: everything escaped but igor's own mentions."""
+    return _MARKER.sub(r"<\1\2>", escape(text)).replace(_OPEN, "").replace(_CLOSE, "")
+
+
 def slack_person(requester: Requester) -> str:
     """A Slack requester is mentioned; a shell user is named."""
     if requester.via == "slack" and requester.user:
-        return f"<@{requester.user}>"
+        return mention(requester.user)
     return f"{requester.user or 'someone'} (from a shell)"
 
 
@@ -65,22 +90,27 @@ def _code(text: str) -> str:
 
 
 def message(text: str, hint: str = "", emoji: str = "") -> SlackMessage:
-    """A one-sentence reply; `text` and `hint` are mrkdwn (already escaped)."""
+    """A short reply; `text` and `hint` are mrkdwn (see `mrkdwn`).
+
+    The fallback text stays escaped too: Slack reads it as mrkdwn in
+    notifications, where an unescaped `<!channel>` would ping everyone.
+    """
+    text = _cut(text, TEXT_LIMIT)
     blocks = [_section(f"{emoji} {text}".strip())]
     if hint:
-        blocks.append(_context(hint))
-    return SlackMessage(_plain(text), blocks)
+        blocks.append(_context(_cut(hint, TEXT_LIMIT)))
+    return SlackMessage(text, blocks)
 
 
-def _plain(mrkdwn: str) -> str:
-    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+def _plain(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def preformatted(text: str) -> SlackMessage:
-    """Help and usage text, as the shell shows it, in a code block."""
-    # Leave room for escaping (`&` becomes five characters) and the fences.
-    chunks = _chunks(text.splitlines(), TEXT_LIMIT // 2)
-    return SlackMessage(text, [_section(_code(escape(chunk))) for chunk in chunks[:MAX_BLOCKS]])
+    """Help and usage text, as the shell shows it, in code blocks that fit."""
+    chunks = _chunks([escape(line) for line in text.splitlines()], TEXT_LIMIT - 6)
+    blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
+    return SlackMessage(_cut(escape(text), TEXT_LIMIT), blocks)
 
 
 def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) -> SlackMessage:
@@ -92,21 +122,15 @@ def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) ->
     if isinstance(outcome, StackList):
         return render_stacks(outcome, now)
     if isinstance(outcome, DeployOutcome):
-        text = escape(sentences.deploy_sentence(outcome, slack_person, now))
-        text = _unescape_mentions(text)
+        text = mrkdwn(sentences.deploy_sentence(outcome, slack_person, now))
         return message(text, _deploy_hint(outcome), _deploy_emoji(outcome))
-    text = _unescape_mentions(escape(sentences.cancel_sentence(outcome, slack_person, now)))
+    text = mrkdwn(sentences.cancel_sentence(outcome, slack_person, now))
     emoji = (
         ":information_source:"
         if outcome.result is not CancelResult.CANCELLING
         else ":octagonal_sign:"
     )
     return message(text, emoji=emoji)
-
-
-def _unescape_mentions(text: str) -> str:
-    # Mentions are the one markup igor puts in its own sentences.
-    return text.replace("&lt;@", "<@").replace("&gt;", ">")
 
 
 def _deploy_emoji(outcome: DeployOutcome) -> str:
@@ -127,9 +151,10 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
 
 
 def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
-    """The stack table in code blocks, split to fit, summarised past Block Kit's limit."""
+    """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
+    shown_stacks = listing.stacks[:MAX_LIST_ROWS]
     rows = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")]
     rows += [
         (
@@ -139,31 +164,44 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
             s.health.text,
             sentences.ago(s.last_activity, now),
         )
-        for s in listing.stacks
+        for s in shown_stacks
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+        escape("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        for row in rows
     ]
-    chunks = _chunks(lines, TEXT_LIMIT // 2)
-    blocks = [_section(_code(escape(chunk))) for chunk in chunks[:MAX_BLOCKS]]
+    chunks = _chunks(lines, TEXT_LIMIT - 6)
+    blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
-    if len(chunks) > MAX_BLOCKS:
-        shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
-        hidden = len(listing.stacks) - shown
+    shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
+    hidden = len(listing.stacks) - shown
+    if hidden > 0:
         blocks.append(_context(f"…and {hidden} more. Narrow the list with `-s` or `-e`."))
     fallback = summary + ": " + ", ".join(s.label for s in listing.stacks[:20])
     if len(listing.stacks) > 20:
         fallback += ", …"
-    return SlackMessage(fallback, blocks)
+    return SlackMessage(_cut(escape(fallback), TEXT_LIMIT), blocks)
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters of escaped text, never half an entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def _chunks(lines: list[str], limit: int) -> list[str]:
+    """Escaped lines grouped into blocks of at most `limit` characters."""
     chunks: list[str] = []
     current: list[str] = []
     size = 0
     for whole in lines:
-        line = whole[:limit]
+        line = _cut(whole, limit)
         if current and size + len(line) + 1 > limit:
             chunks.append("\n".join(current))
             current, size = [], 0
@@ -177,8 +215,13 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
 def render_error(error: IgorError) -> SlackMessage:
     """An expected failure. A token problem names the fix that needs no restart."""
     if isinstance(error, (Unauthorized, NotRegistered)):
-        return message(escape(CANNOT_REACH_CLOUD66), emoji=":key:")
-    return message(escape(error.message), escape(error.hint), ":warning:")
+        return message(mrkdwn(CANNOT_REACH_CLOUD66), emoji=":key:")
+    return message(mrkdwn(error.message), mrkdwn(error.hint), ":warning:")
+
+
+def render_refusal(refusal: Refusal) -> SlackMessage:
+    """Why a command was refused (shown to the requester only)."""
+    return message(mrkdwn(refusal.sentence(mention, channel_link)), emoji=":no_entry:")
 
 
 CONFIRM_ACTION = "igor_confirm"
@@ -188,8 +231,11 @@ DECLINE_ACTION = "igor_decline"
 def render_confirmation(
     question: str, confirm_label: str, decline_label: str, value: str, user: str, seconds: float
 ) -> SlackMessage:
-    """A question with two buttons carrying the signed pending command."""
-    text = f"<@{user}>, {question} Only you can answer, within {seconds:g} seconds."
+    """A question with two buttons carrying the signed pending command.
+
+    `question` is mrkdwn (its stack and environment escaped by the caller).
+    """
+    text = f"{mrkdwn(mention(user))}, {question} Only you can answer, within {seconds:g} seconds."
     buttons = [
         {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
          "text": {"type": "plain_text", "text": confirm_label}, "value": value},
@@ -197,7 +243,7 @@ def render_confirmation(
          "text": {"type": "plain_text", "text": decline_label}, "value": value},
     ]  # fmt: skip
     blocks = [_section(f":raised_hand: {text}"), {"type": "actions", "elements": buttons}]
-    return SlackMessage(_plain(text), blocks)
+    return SlackMessage(text, blocks)
 
 
 def has_buttons(message: dict[str, Any]) -> bool:
@@ -207,10 +253,10 @@ def has_buttons(message: dict[str, Any]) -> bool:
 
 def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> SlackMessage:
     """Progress of a followed deployment; the final one mentions who asked."""
-    text = escape(sentences.progress_sentence(stack, progress))
+    text = mrkdwn(sentences.progress_sentence(stack, progress))
     if not progress.finished and not progress.timed_out:
         return message(text, emoji=":hourglass_flowing_sand:")
-    mentions = " ".join(f"<@{user}>" for user in dict.fromkeys(requesters))
+    mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
     emoji = ":white_check_mark:" if progress.success else ":x:"
     if progress.timed_out:
         emoji = ":hourglass:"
