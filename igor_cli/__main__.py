@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
     """Run igor with the process's arguments and exit with its code."""
+    if os.environ.get("_IGOR_COMPLETE"):
+        # A TAB: answered from the cache without typer's value conversion,
+        # which imports pydantic (SPEC section 8: within 1.3x of `import typer`).
+        from igor_cli.completion import answer_request
+
+        sys.exit(answer_request())
     from igor_cli.cli import run_shell
 
     sys.exit(run_shell())

@@ -1,0 +1,653 @@
+"""TAB completion: the cache, the answers, the committed scripts in real shells, a light start."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from igor_cli.cli import app
+from igor_cli.cloud66 import Service, Stack, StackHealth, StackStatus
+from igor_cli.completion import (
+    COMPLETE_VAR,
+    StackCache,
+    answer_request,
+    cache_file,
+    cache_key,
+    load,
+    main,
+    scripts,
+)
+from igor_cli.config import Environment
+from igor_cli.sandbox import Simulator
+from tests.conftest import Igor
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPLETIONS = ROOT / "completions"
+SHELLS = ("bash", "zsh", "fish")
+SHELL_TIMEOUT = 40.0
+ALIASES = {"get", "show", "find", "stacks", "redeploy", "stop", "exit", "halt"}
+SANDBOX_NAMES = ["api", "blog", "legacy", "Payments Portal", "search", "shop"]
+
+
+def stack(name: str, environment: str = "production", uid: str = "") -> Stack:
+    return Stack(
+        uid=uid or f"{name}-{environment}",
+        name=name,
+        environment=environment,
+        status=StackStatus.DEPLOYED,
+        health=StackHealth.HEALTHY,
+        is_busy=False,
+    )
+
+
+# -- asking the way a shell asks ----------------------------------------------------
+
+
+def request(shell: str, line: str) -> dict[str, str]:
+    """The variables each script in completions/ sets for the command line `line`."""
+    if shell == "bash":
+        # completions/igor.bash sends the line, a new empty word as ''.
+        words = line + "''" if line.endswith(" ") else line
+        return {COMPLETE_VAR: "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "-1"}
+    variables = {COMPLETE_VAR: f"complete_{shell}", "_TYPER_COMPLETE_ARGS": line}
+    if shell == "fish":
+        variables["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
+    return variables
+
+
+_ZSH_ITEM = re.compile(r'"((?:[^"]|"")*)"(?::"((?:[^"]|"")*)")?')
+
+
+def candidates(shell: str, answer: str) -> list[tuple[str, str]]:
+    """(value, help) pairs out of one shell's answer; help is "" where there is none."""
+    answer = answer.strip()
+    if shell == "zsh":
+        if answer in ("", "_files"):
+            return []
+        assert answer.startswith("_arguments '*: :((") and answer.endswith("))'"), answer
+
+        def unescape(text: str) -> str:
+            for escaped, plain in (('""', '"'), ("''", "'"), ("\\$", "$"), ("\\`", "`")):
+                text = text.replace(escaped, plain)
+            return text.replace("\\\\:", ":")
+
+        return [
+            (unescape(value), " ".join(unescape(help_ or "").split()))
+            for value, help_ in _ZSH_ITEM.findall(answer[len("_arguments '*: :((") : -3])
+        ]
+    pairs = []
+    for line in answer.splitlines():
+        value, _, help_ = line.partition("\t")
+        pairs.append((value, help_))
+    return pairs
+
+
+def via_typer(shell: str, line: str) -> list[tuple[str, str]]:
+    """Ask typer's own completion, in process (what `igor --install-completion` scripts get)."""
+    result = CliRunner().invoke(app, [], env=request(shell, line), prog_name="igor")
+    assert result.exit_code == 0, result.output
+    answer = result.stdout
+    if shell == "fish":
+        # typer renders help through rich, which wraps it at 80 columns: a
+        # line without a tab after one with help is the rest of that help.
+        joined: list[str] = []
+        for piece in answer.splitlines():
+            if joined and "\t" in joined[-1] and "\t" not in piece:
+                joined[-1] += " " + piece
+            else:
+                joined.append(piece)
+        answer = "\n".join(joined)
+    return candidates(shell, answer)
+
+
+def via_igor(shell: str, line: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Ask `answer_request`, igor's own answer to a TAB, in process."""
+    with monkeypatch.context() as patched:
+        for name, value in request(shell, line).items():
+            patched.setenv(name, value)
+        out = StringIO()
+        assert answer_request(out) == 0
+    return candidates(shell, out.getvalue())
+
+
+def values(pairs: list[tuple[str, str]]) -> list[str]:
+    return [value for value, _ in pairs]
+
+
+Ask = Callable[[str, str], list[tuple[str, str]]]
+
+
+@pytest.fixture(params=["typer", "igor"])
+def ask(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ask:
+    """Both ways of answering a TAB: `ask(shell, line)` -> (value, help) pairs."""
+    if request.param == "typer":
+        return via_typer
+    return lambda shell, line: via_igor(shell, line, monkeypatch)
+
+
+@pytest.fixture
+def cached(sim: Simulator, igor: Igor) -> Simulator:
+    """The simulator's stacks in the cache, as `igor list` and `deploy -v` leave them."""
+    assert igor("list").exit_code == 0
+    assert igor("deploy", "-s", "api", "-v", "web").exit_code == 0
+    return sim
+
+
+# -- the cache ----------------------------------------------------------------------
+
+
+def test_a_command_that_fetched_the_stacks_leaves_them_per_api_with_a_time_stamp(
+    sim: Simulator, igor: Igor
+) -> None:
+    assert igor("list").exit_code == 0
+    env = Environment()
+    data = load(env, sim.url)
+    assert data["api"] == sim.url
+    # The time stamp is igor's clock (a fake one in tests), not the wall clock.
+    assert datetime.fromisoformat(data["saved_at"]) == igor.clock.datetime()
+    pairs = {(s["name"], s["environment"]) for s in data["stacks"]}
+    assert ("Payments Portal", "production") in pairs
+    assert ("shop", "staging") in pairs
+    path = cache_file(env, sim.url)
+    assert path.parent.parent == Path(os.environ["IGOR_CACHE_DIR"])
+    assert path.stat().st_mode & 0o077 == 0  # stack names are nobody else's business
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left
+
+
+def test_services_igor_has_seen_are_kept_when_the_list_is_fetched_again(
+    cached: Simulator, igor: Igor
+) -> None:
+    assert igor("list").exit_code == 0
+    entries = {s["name"]: s for s in load(Environment(), cached.url)["stacks"]}
+    assert entries["api"]["services"] == ["web", "worker"]
+    assert entries["shop"]["services"] == []
+
+
+def test_sandbox_and_account_never_mix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IGOR_API_URL", "https://cloud66.example/api/3/")
+    StackCache(Environment()).stacks([stack("real-shop")])
+    StackCache(Environment(sandbox=True)).stacks([stack("toy-shop")])
+    # A trailing slash does not make another account.
+    monkeypatch.setenv("IGOR_API_URL", "https://cloud66.example/api/3")
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == ["real-shop"]
+    assert values(via_igor("bash", "igor --sandbox deploy -s ", monkeypatch)) == ["toy-shop"]
+    monkeypatch.setenv("IGOR_SANDBOX", "1")
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == ["toy-shop"]
+    monkeypatch.delenv("IGOR_SANDBOX")
+    monkeypatch.setenv("IGOR_API_URL", "https://other.example/api/3")
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
+
+
+def test_a_file_for_another_api_or_a_damaged_file_completes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = Environment()
+    StackCache(env).stacks([stack("shop")])
+    path = cache_file(env, cache_key(env))
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "api": "https://elsewhere.example"}))
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
+    path.write_text('{"api": "' + data["api"] + '", "stacks": [{"name": 1}, "x"')
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
+    path.write_text(json.dumps({**data, "stacks": [{"name": "x"}, 3, data["stacks"][0]]}))
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == ["shop"]
+
+
+def test_concurrent_commands_leave_a_whole_cache() -> None:
+    # `igor serve` runs commands in threads that all write the cache.
+    env = Environment()
+    stacks = [stack(f"app{n}", uid=f"uid{n}") for n in range(40)]
+    cache = StackCache(env)
+    cache.stacks(stacks)
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        barrier.wait()
+        for _ in range(5):
+            StackCache(env).stacks(stacks)
+            StackCache(env).services(f"uid{n}", [Service(f"svc{n}")])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    entries = {s["uid"]: s for s in load(env, cache.key)["stacks"]}
+    assert len(entries) == 40
+    assert all(entries[f"uid{n}"]["services"] == [f"svc{n}"] for n in range(8))
+    assert len(list(cache_file(env, cache.key).parent.iterdir())) == 1
+
+
+def test_an_unwritable_cache_dir_only_costs_completions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("IGOR_CACHE_DIR", str(blocker))
+    StackCache(Environment()).stacks([stack("shop")])  # no exception
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
+
+
+def test_a_broken_config_file_completes_nothing_rather_than_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    StackCache(Environment()).stacks([stack("shop")])
+    Path(os.environ["IGOR_CONFIG"]).write_text("[cloud66\n")
+    assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
+
+
+# -- what TAB offers (typer's answer and igor's fast one) -----------------------------
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_commands_complete_without_aliases_or_hidden_commands(ask: Ask, shell: str) -> None:
+    listed = values(ask(shell, "igor "))
+    assert {"list", "deploy", "cancel"} <= set(listed)
+    assert not set(listed) & (ALIASES | {"help", "version"})
+    started = values(ask(shell, "igor de"))
+    assert "deploy" in started
+    assert all(name.startswith("de") for name in started)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_options_and_wait_values_complete(ask: Ask, shell: str) -> None:
+    options = set(values(ask(shell, "igor deploy --")))
+    assert {"--stack", "--environment", "--service", "--wait", "--no-wait", "--dry-run"} <= options
+    assert values(ask(shell, "igor deploy -w ")) == ["true", "false"]
+    assert values(ask(shell, "igor deploy -s shop --wait f")) == ["false"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_stack_names_come_from_the_cache_with_their_environments(
+    cached: Simulator, ask: Ask, shell: str
+) -> None:
+    pairs = ask(shell, "igor deploy -s ")
+    assert values(pairs) == SANDBOX_NAMES
+    if shell != "bash":  # bash shows no help
+        assert dict(pairs)["shop"] == "production, staging"
+        assert dict(pairs)["Payments Portal"] == "production"
+    assert values(ask(shell, "igor cancel --stack Pay")) == ["Payments Portal"]
+    assert values(ask(shell, "igor deploy --stack=sh")) == ["shop"]
+    assert values(ask(shell, "igor list -e staging -s ")) == ["search", "shop"]
+    # An alias is a command like the others; its name is not case-sensitive.
+    assert values(ask(shell, "igor REDEPLOY -s le")) == ["legacy"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_environments_narrow_to_the_stack_typed_and_services_to_its_own(
+    cached: Simulator, ask: Ask, shell: str
+) -> None:
+    assert values(ask(shell, "igor deploy -e ")) == ["production", "staging"]
+    assert values(ask(shell, "igor deploy -s search -e ")) == ["staging"]
+    assert values(ask(shell, "igor deploy -s 'Payments Portal' -e ")) == ["production"]
+    assert values(ask(shell, "igor deploy -s API -v ")) == ["web", "worker"]
+    assert values(ask(shell, "igor deploy -v w -s api -v ")) == ["web", "worker"]
+    assert values(ask(shell, "igor deploy -s shop -v ")) == []
+    assert values(ask(shell, "igor deploy -v ")) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_without_a_cache_stack_names_complete_nothing(sim: Simulator, ask: Ask, shell: str) -> None:
+    started = time.monotonic()
+    assert ask(shell, "igor deploy -s ") == []
+    assert ask(shell, "igor deploy -e ") == []
+    assert time.monotonic() - started < 10
+    assert sim.requests == []  # never the network
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "igor ",
+        "igor -",
+        "igor d",
+        "igor list -",
+        "igor deploy -",
+        "igor deploy -s ",
+        "igor deploy -s P",
+        "igor deploy --stack=s",
+        "igor stop -s shop -e ",
+        "igor deploy -s api -v w",
+        "igor deploy -w ",
+        "igor --sandbox list -s ",
+    ],
+)
+def test_igor_answers_as_typer_does(
+    cached: Simulator, monkeypatch: pytest.MonkeyPatch, shell: str, line: str
+) -> None:
+    # The fast answer must not drift from the command definitions typer reads.
+    # Help texts are compared on one line: typer wraps them at 80 columns.
+    ours = via_igor(shell, line, monkeypatch)
+    theirs = via_typer(shell, line)
+    assert sorted(ours) == sorted((v, " ".join(h.split())) for v, h in theirs)
+
+
+def test_other_instructions_are_left_to_typer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(COMPLETE_VAR, "source_bash")
+    monkeypatch.setattr(sys, "argv", ["igor"])
+    with pytest.raises(SystemExit) as exited:
+        answer_request()
+    assert exited.value.code == 0
+    assert "complete -o default -F _igor_completion igor" in capsys.readouterr().out
+
+
+# -- the scripts --------------------------------------------------------------------
+
+
+def test_the_committed_scripts_are_what_the_app_generates() -> None:
+    generated = scripts()
+    assert sorted(generated) == ["_igor", "igor.bash", "igor.fish"]
+    for name, text in generated.items():
+        committed = (COMPLETIONS / name).read_text(encoding="utf-8")
+        stale = (
+            f"completions/{name} is stale: `python -m igor_cli.completion generate completions/`"
+        )
+        assert committed == text, stale
+    assert generated["_igor"].startswith("#compdef igor\n")
+    assert all(COMPLETE_VAR in text for text in generated.values())
+
+
+def test_generate_writes_the_three_scripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "_igor",
+        "igor.bash",
+        "igor.fish",
+    ]
+    assert (tmp_path / "out" / "_igor").read_text() == scripts()["_igor"]
+    assert main(["generate"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_install_completion_still_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Set before typer builds the options: it lets --install-completion take the shell.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["--install-completion", "bash"], prog_name="igor")
+    assert result.exit_code == 0, result.output
+    installed = tmp_path / ".bash_completions" / "igor.sh"
+    assert "_IGOR_COMPLETE=complete_bash" in installed.read_text()
+    assert str(installed) in (tmp_path / ".bashrc").read_text()
+
+
+# -- the real shells on the committed scripts ---------------------------------------
+
+
+def needs(shell: str) -> str:
+    found = shutil.which(shell)
+    if found is None:
+        pytest.skip(f"{shell} is not installed")
+    return found
+
+
+@pytest.fixture
+def shell_env(cached: Simulator, tmp_path: Path) -> dict[str, str]:
+    """The environment of a shell in which `igor` is this checkout's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "igor"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m igor_cli "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["HOME"] = str(tmp_path / "home")
+    Path(env["HOME"]).mkdir()
+    env["TERM"] = "dumb"
+    cached.reset_requests()
+    return env
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """Where the shells run: a file to offer, should a script fall back to file names."""
+    directory = tmp_path / "work"
+    directory.mkdir()
+    (directory / "a-file-not-a-stack").write_text("")
+    return directory
+
+
+def test_bash_completes_with_the_committed_script(
+    shell_env: dict[str, str], workdir: Path, cached: Simulator
+) -> None:
+    bash = needs("bash")
+    # The words are as bash splits them (it also cuts at = and :), seen in a
+    # real interactive bash.
+    cases = [
+        ("igor de", ["igor", "de"]),
+        ("igor deploy -s ", ["igor", "deploy", "-s", ""]),
+        ("igor deploy -s Pay", ["igor", "deploy", "-s", "Pay"]),
+        ('igor deploy -s "Pay', ["igor", "deploy", "-s", '"Pay']),
+        ("igor deploy --stack=Pa", ["igor", "deploy", "--stack", "=", "Pa"]),
+        (
+            "igor deploy -s Payments\\ Portal -e ",
+            ["igor", "deploy", "-s", "Payments\\ Portal", "-e", ""],
+        ),
+        ("igor deploy -s nosuch -v ", ["igor", "deploy", "-s", "nosuch", "-v", ""]),
+    ]
+    script = [f"source {COMPLETIONS / 'igor.bash'}", "complete -p igor"]
+    for line, words in cases:
+        script += [
+            f"COMP_LINE={shlex.quote(line)}",
+            "COMP_POINT=${#COMP_LINE}",
+            f"COMP_WORDS=({' '.join(shlex.quote(word) for word in words)})",
+            "COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))",
+            "_igor_completion igor",
+            "printf '%s\\n' \"${COMPREPLY[@]}\" '--'",
+        ]
+    ran = subprocess.run(
+        [bash, "--norc", "--noprofile", "-c", "\n".join(script)], cwd=workdir,
+        env=shell_env, capture_output=True, text=True, timeout=SHELL_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    registration, _, rest = ran.stdout.partition("\n")
+    assert registration == "complete -F _igor_completion igor"
+    answers = [block.split("\n") for block in rest.split("--\n")[:-1]]
+    answers = [[item for item in block if item] for block in answers]
+    assert len(answers) == len(cases)
+    assert "deploy" in answers[0] and all(w.startswith("de") for w in answers[0])
+    assert not set(answers[0]) & ALIASES
+    assert answers[1] == ["api", "blog", "legacy", "Payments\\ Portal", "search", "shop"]
+    assert answers[2] == ["Payments\\ Portal"]  # escaped, so it stays one word
+    assert answers[3] == ["Payments Portal"]  # inside the quote bash opened
+    assert answers[4] == ["Payments\\ Portal"]
+    assert answers[5] == ["production"]
+    assert answers[6] == []
+    assert cached.requests == []
+
+
+def test_zsh_completes_with_the_committed_script_on_the_first_tab(
+    shell_env: dict[str, str], tmp_path: Path, workdir: Path, cached: Simulator
+) -> None:
+    zsh = needs("zsh")
+    log = tmp_path / "zsh.log"
+    setup = tmp_path / "setup.zsh"
+    # A fresh interactive zsh loads _igor from $fpath, as users have it; a
+    # compadd wrapper records what zsh offers, a key records the line.
+    setup.write_text(
+        f"fpath=({COMPLETIONS} $fpath)\n"
+        "autoload -Uz compinit && compinit -u -D\n"
+        "compadd() {\n"
+        "    local -a hits\n"
+        '    builtin compadd -O hits "$@"\n'
+        f'    (( $#hits )) && print -rl -- "${{hits[@]/#/match:}}" >> {log}\n'
+        '    builtin compadd "$@"\n'
+        "}\n"
+        f'record-line() {{ print -r -- "line:$BUFFER" >> {log}; BUFFER=; }}\n'
+        "zle -N record-line\n"
+        "bindkey '^T' record-line\n"
+        f"print -r -- ready >> {log}\n"
+    )
+    lines = ["igor dep", "igor deploy -s ", "igor deploy -s Pay", 'igor deploy -s "Pay',
+             "igor deploy --stack=Pa", "igor deploy -s Payments\\ Portal -e ",
+             "igor deploy -s nosuch -v "]  # fmt: skip
+    with Terminal(zsh, ["-f", "-i"], shell_env, workdir) as terminal:
+        terminal.type(f"source {setup}\n", log, "ready\n")
+        for count, line in enumerate(lines, start=1):
+            terminal.type(line + "\t\x14", log, "line:", count)
+    blocks = re.split(r"^line:(.*)$", log.read_text().split("ready\n", 1)[1], flags=re.M)
+    offered = [{m for m in block.splitlines() if m.startswith("match:")} for block in blocks[0::2]]
+    after = blocks[1::2]
+    assert after[0] == "igor deploy "  # the very first TAB completes
+    assert offered[1] == {f"match:{name}" for name in SANDBOX_NAMES}
+    assert after[1] == "igor deploy -s "  # several: listed, nothing inserted
+    assert after[2] == "igor deploy -s Payments\\ Portal "
+    assert after[3] == 'igor deploy -s "Payments Portal" '
+    assert after[4] == "igor deploy --stack=Payments\\ Portal "
+    assert after[5] == "igor deploy -s Payments\\ Portal -e production "
+    assert offered[6] == set()  # no file names instead
+    assert after[6] == "igor deploy -s nosuch -v "
+    assert cached.requests == []
+
+
+def test_fish_completes_with_the_committed_script(
+    shell_env: dict[str, str], workdir: Path, cached: Simulator
+) -> None:
+    fish = needs("fish")
+    lines = ["igor de", "igor deploy -s ", 'igor deploy -s "Pay', "igor deploy --stack=Pa",
+             "igor deploy -s Payments\\ Portal -e ", "igor deploy -s nosuch -v "]  # fmt: skip
+    commands = [f"source {COMPLETIONS / 'igor.fish'}"]
+    for line in lines:
+        escaped = line.replace("\\", "\\\\").replace("'", "\\'")
+        commands += [f"complete -C '{escaped}'", "echo =="]
+    ran = subprocess.run(
+        [fish, "--no-config", "-c", "; ".join(commands)], cwd=workdir,
+        env=shell_env, capture_output=True, text=True, timeout=SHELL_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    answers = [
+        [tuple(item.split("\t", 1)) for item in block.split("\n") if item]
+        for block in ran.stdout.split("==\n")[:-1]
+    ]
+    assert len(answers) == len(lines)
+    assert ("deploy", "Deploy a stack (or only some of its...") in answers[0]
+    assert all(item[0].startswith("de") for item in answers[0])
+    assert [name for name, _ in answers[1]] == SANDBOX_NAMES
+    assert ("shop", "production, staging") in answers[1]
+    assert answers[2] == [("Payments Portal", "production")]
+    assert answers[3] == [("--stack=Payments Portal", "production")]
+    assert answers[4] == [("production",)]
+    assert answers[5] == []  # no file names instead
+    assert cached.requests == []
+
+
+class Terminal:
+    """A program on a pseudo-terminal: type into it, wait for what it writes to a log."""
+
+    def __init__(self, program: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.argv = [program, *args]
+        self.env = env
+        self.cwd = cwd
+
+    def __enter__(self) -> Terminal:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.screen = b""
+        return self
+
+    def type(self, keys: str, log: Path, marker: str, count: int = 1) -> None:
+        """Type `keys`, then wait until `marker` is in `log` `count` times."""
+        os.write(self.master, keys.encode())
+        deadline = time.monotonic() + SHELL_TIMEOUT
+        while time.monotonic() < deadline:
+            if log.exists() and log.read_text().count(marker) >= count:
+                return
+            # Keep reading the terminal, or the shell blocks writing to it.
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    break
+        tail = self.screen[-2000:].decode(errors="replace")
+        raise AssertionError(f"no {marker!r} in {log} after {keys!r}; the terminal showed:\n{tail}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        os.close(self.master)
+
+
+# -- a light start --------------------------------------------------------------------
+
+_HEAVY = {"requests", "keyring", "slack_sdk", "rich"}
+
+
+def loaded_modules(code: str, env: dict[str, str]) -> set[str]:
+    """The modules a fresh interpreter holds when `code` is done (SystemExit included)."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + ' '.join(sys.modules)))\n"
+        f"{code}\n"
+    )
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert "MODULES " in ran.stderr, ran.stderr
+    return set(ran.stderr.rsplit("MODULES ", 1)[1].split())
+
+
+def heavy(modules: set[str]) -> set[str]:
+    """What a TAB or --version must not load: network, keyring, Slack, rich, the actions."""
+    return {m for m in modules if m.split(".")[0] in _HEAVY or m == "igor_cli.actions"}
+
+
+def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -> None:
+    entry = "sys.argv = ['igor'{}]\nfrom igor_cli.__main__ import main\nmain()"
+    env = dict(os.environ)
+    for option in ("--version", "--help"):
+        modules = loaded_modules(entry.format(f", {option!r}"), env)
+        assert "igor_cli.cli" in modules  # the probe does see igor's modules
+        assert not heavy(modules), option
+    modules = loaded_modules(entry.format(""), {**env, **request("bash", "igor deploy -s ")})
+    assert "igor_cli.completion" in modules
+    assert not heavy(modules)
+    assert "pydantic" not in modules  # igor_cli/__main__.py hands a TAB to answer_request
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_igors_answer_to_a_tab_loads_neither_pydantic_nor_rich(
+    cached: Simulator, shell: str
+) -> None:
+    code = "from igor_cli.completion import answer_request\nanswer_request()"
+    for line in ("igor de", "igor deploy -s ", "igor deploy -"):
+        modules = loaded_modules(code, {**os.environ, **request(shell, line)})
+        assert "igor_cli.cli" in modules
+        assert ("igor_cli.config" in modules) == ("-s" in line)  # the cache, only when asked
+        assert not heavy(modules)
+        assert not {m for m in modules if m.split(".")[0] == "pydantic"}, line
