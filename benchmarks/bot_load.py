@@ -1,0 +1,288 @@
+"""`igor serve` under load (SPEC section 8): 50 commands arriving at once, every envelope
+acked within 500 ms and every command answered.
+
+    python -m benchmarks.bot_load       # from the repository root
+
+The real `serve()` runs in a thread against the fake Slack of the test suite (the real
+slack_sdk Socket Mode client on the other end) and the Cloud 66 simulator with 100 ms of
+latency a request. Fifty distinct mentions are pushed back to back; the fake records when
+each envelope went out and when its ack came back, and every reply it was sent.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests.fakes` lives beside `benchmarks`
+
+from igor_cli.config import Environment  # noqa: E402
+from igor_cli.sandbox import SANDBOX_TOKEN, Simulator  # noqa: E402
+from tests.fakes.slack import Call, FakeSlack  # noqa: E402
+
+COMMANDS = 50
+ACK_BUDGET = 0.5  # seconds, per envelope
+ANSWER_TIMEOUT = 60.0  # seconds for all 50 first replies: "every command answered"
+LATENCY = 0.1  # seconds per Cloud 66 request
+DEPLOY_SECONDS = 4.0  # simulated deployments finish quickly, so follow-ups end in the run
+FOLLOW_INTERVAL = 1.0  # the bot polls every 2 s (it doubles the interval, at least 1 s)
+CHANNEL = "C0LOAD"
+
+# What a busy channel sends at once: listing, deploying several stacks (two people
+# deploying blog together, one Slack retry), cancelling, help, mistakes of every kind.
+MIX: tuple[tuple[str, str], ...] = (
+    ("U0ALICE", "list"),
+    ("U0BOB", "list -s shop"),
+    ("U0CAROL", "list -e staging"),
+    ("U0DAN", "get -s o"),
+    ("U0ERIN", "stacks"),
+    ("U0FRANK", "show -e production"),
+    ("U0ALICE", "list --json"),
+    ("U0BOB", "find -s PAY"),
+    ("U0CAROL", "list -s nothing-here"),
+    ("U0DAN", "list -s ' ' -e production"),
+    ("U0ALICE", "deploy -s blog"),
+    ("U0BOB", "deploy -s blog"),
+    ("U0CAROL", "deploy -s api"),
+    ("U0DAN", 'deploy -s "Payments Portal"'),
+    ("U0ERIN", "deploy -s shop -e staging"),
+    ("U0FRANK", "redeploy -s search"),
+    ("U0ALICE", "deploy -s legacy -w false"),
+    ("U0BOB", "deploy -s shop"),
+    ("U0CAROL", "deploy -s shop -e production --dry-run"),
+    ("U0DAN", "deploy -s api -v web --dry-run"),
+    ("U0ERIN", "cancel -s shop -e production"),
+    ("U0FRANK", "stop -s nope"),
+    ("U0ALICE", "halt -s blog -e staging"),
+    ("U0BOB", "cancel -s api -v nosuch"),
+    ("U0CAROL", "help"),
+    ("U0DAN", "help deploy"),
+    ("U0ERIN", "deploy -h"),
+    ("U0FRANK", "list --help"),
+    ("U0ALICE", "cancel -h"),
+    ("U0BOB", "-h"),
+    ("U0CAROL", "version"),
+    ("U0DAN", "version --json"),
+    ("U0ERIN", "frobnicate"),
+    ("U0FRANK", "deploy"),
+    ("U0ALICE", "deploy -s blog -w maybe"),
+    ("U0BOB", "list --bogus"),
+    ("U0CAROL", "serve"),
+    ("U0DAN", "deploy -s nope"),
+    ("U0ERIN", "deploy -s ../../etc/passwd"),
+    ("U0FRANK", "cancel -s <!channel>"),
+    ("U0ALICE", "*deploy* -s blog"),
+    ("U0BOB", "list -s " + "x" * 3000),
+    ("U0CAROL", "deploy -s blog " + "A" * 5000),
+    ("U0DAN", 'deploy -s "Payments Portal'),
+    ("U0ERIN", "list -s 'shop"),
+    ("U0FRANK", 'cancel -s "'),
+    ("U0ALICE", "deploy -s \u2018blog"),
+    ("U0BOB", "deploy -s api \u2014dry-run \u2014stack"),
+    ("U0CAROL", "\u201cdeploy -s search"),
+    ("U0DAN", "deploy -s \x00blog\x00 --dry-run"),
+)
+SAMPLE_STACKS = (
+    ("shop", "production"), ("shop", "staging"), ("blog", "production"), ("api", "production"),
+    ("legacy", "production"), ("Payments Portal", "production"), ("search", "staging"),
+)  # fmt: skip
+RETRIED = 12  # the index of one deploy Slack delivers a second time (same ts)
+# A first reply that starts a deployment to follow; its outcome is posted later in the thread.
+FOLLOWED = ("Deploy started", "queued behind", "already deploying")
+
+
+@dataclass
+class Measured:
+    """What one run of the benchmark saw."""
+
+    ack_latencies: list[float]
+    answer_seconds: float | None  # first push to the last first reply; None if not all came
+    answered_once: int
+    doubles: list[str]
+    posts_per_stack: Counter[str]
+    follow_ups: int
+
+
+def _report(name: str, measured: float, budget: float, unit: str = "s") -> bool:
+    # The style of benchmarks/__main__.py, against an absolute budget instead of a ratio.
+    ok = measured <= budget
+    verdict = "ok" if ok else "OVER BUDGET"
+    print(f"{name:<44} {measured:8.3f}{unit} (budget {budget:.3f}{unit})  {verdict}")
+    return ok
+
+
+def _count(name: str, measured: int, budget: int, *, at_least: bool = False) -> bool:
+    ok = measured >= budget if at_least else measured <= budget
+    verdict = "ok" if ok else "OVER BUDGET"
+    bound = "at least" if at_least else "at most"
+    print(f"{name:<44} {measured:8d}  (budget {bound} {budget})  {verdict}")
+    return ok
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def _environment(slack: FakeSlack, sim: Simulator, scratch: Path) -> Environment:
+    return Environment(
+        environ={
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_APP_TOKEN": slack.app_token,
+            "IGOR_SLACK_API_URL": slack.api_url,
+            "IGOR_API_URL": sim.url,
+            "IGOR_CLOUD66_TOKEN": SANDBOX_TOKEN,
+            "IGOR_CACHE_DIR": str(scratch / "cache"),
+            "IGOR_CONFIG": str(scratch / "config.toml"),
+        },
+        follow_interval=FOLLOW_INTERVAL,
+        slack_ping_interval=5.0,
+    )
+
+
+def _first_replies(slack: FakeSlack, threads: set[str]) -> dict[str, list[Call]]:
+    replies: dict[str, list[Call]] = {ts: [] for ts in threads}
+    for call in slack.calls_to("chat.postMessage"):
+        thread = str(call.params.get("thread_ts"))
+        if thread in replies and call.params.get("channel") == CHANNEL:
+            replies[thread].append(call)
+    return replies
+
+
+def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def _run(slack: FakeSlack, sim: Simulator) -> Measured:
+    base = 1_800_000_000
+    pushed: dict[str, str] = {}  # envelope -> ts
+    users: dict[str, str] = {}  # ts -> who asked
+    started = time.monotonic()
+    for number, (user, text) in enumerate(MIX):
+        ts = f"{base + number}.000100"
+        event = {"type": "app_mention", "user": user, "channel": CHANNEL, "ts": ts,
+                 "event_ts": ts, "text": f"<@{slack.bot_user_id}> {text}"}  # fmt: skip
+        pushed[slack.push_event(event)] = ts
+        users[ts] = user
+        if number == RETRIED:  # Slack's retry of the same post: must not run twice
+            again = slack.push_event(event, retry_attempt=1, retry_reason="timeout")
+            pushed[again] = ts
+    threads = set(users)
+    acks = [slack.wait_ack(envelope, timeout=10) for envelope in pushed]
+    latencies = [ack.acked_at - ack.sent_at for ack in acks]
+
+    def everyone_answered() -> bool:
+        return all(_first_replies(slack, threads).values())
+
+    answered = _wait(everyone_answered, ANSWER_TIMEOUT)
+    replies = _first_replies(slack, threads)
+    last_first = max((calls[0].at for calls in replies.values() if calls), default=started)
+    answer_seconds = last_first - started if answered else None
+
+    # Outcomes of the followed deployments arrive later; wait for them, then look for doubles.
+    def outcomes_posted() -> bool:
+        now = _first_replies(slack, threads)
+        return all(
+            len(calls) >= 2
+            for calls in now.values()
+            if calls and any(word in calls[0].params["text"] for word in FOLLOWED)
+        )
+
+    _wait(outcomes_posted, DEPLOY_SECONDS + 4 * FOLLOW_INTERVAL + 10)
+    time.sleep(0.5)
+    replies = _first_replies(slack, threads)
+    doubles: list[str] = []
+    follow_ups = 0
+    for ts, calls in replies.items():
+        if not calls:
+            continue
+        first, later = calls[0], calls[1:]
+        followed = any(word in first.params["text"] for word in FOLLOWED)
+        outcomes = [c for c in later if followed and f"<@{users[ts]}>" in c.params["text"]]
+        follow_ups += len(outcomes)
+        if len(later) != len(outcomes) or len(outcomes) > 1:
+            doubles.append(f"{ts}: {len(calls)} posts, first {first.params['text'][:60]!r}")
+    labels = {sim.stack(name, env)["uid"]: f"{name} ({env})" for name, env in SAMPLE_STACKS}
+    posts = Counter(
+        labels.get(uid, uid)
+        for uid in (
+            r.path.split("/")[4]  # /api/3/stacks/<uid>/deployments
+            for r in list(sim.requests)
+            if r.method == "POST" and r.path.endswith("/deployments")
+        )
+    )
+    answered_once = sum(1 for calls in replies.values() if calls) - len(doubles)
+    return Measured(latencies, answer_seconds, answered_once, doubles, posts, follow_ups)
+
+
+def bench_bot_load() -> bool:
+    """50 commands at once through `igor serve`: acks within 500 ms, each answered once."""
+    from igor_cli.chat.slack import serve
+
+    assert len(MIX) == COMMANDS
+    with (
+        tempfile.TemporaryDirectory(prefix="igor-bench-") as scratch,
+        Simulator(deploy_seconds=DEPLOY_SECONDS) as sim,
+        FakeSlack(server_ping_interval=0.5) as slack,
+    ):
+        sim.latency = LATENCY
+        env = _environment(slack, sim, Path(scratch))
+        stop = threading.Event()
+        exit_codes: list[int] = []
+        bot = threading.Thread(
+            target=lambda: exit_codes.append(serve(env, stop)),
+            name="igor-serve",
+            daemon=True,
+        )
+        bot.start()
+        try:
+            slack.wait_connected(timeout=15)
+            measured = _run(slack, sim)
+        finally:
+            stop.set()
+            bot.join(15)
+        stopped_cleanly = not bot.is_alive() and exit_codes == [0]
+
+    latencies = measured.ack_latencies
+    ok = True
+    ok &= _report("igor serve: ack latency, median", statistics.median(latencies), ACK_BUDGET)
+    ok &= _report("igor serve: ack latency, p99", _p99(latencies), ACK_BUDGET)
+    ok &= _report("igor serve: ack latency, max", max(latencies), ACK_BUDGET)
+    if measured.answer_seconds is None:
+        print(f"{'igor serve: time to answer all 50':<44} {'never':>9} "
+              f"(budget {ANSWER_TIMEOUT:.3f}s)  OVER BUDGET")  # fmt: skip
+        ok = False
+    else:
+        ok &= _report("igor serve: time to answer all 50", measured.answer_seconds, ANSWER_TIMEOUT)
+    ok &= _count("igor serve: commands answered exactly once", measured.answered_once, COMMANDS,
+                 at_least=True)  # fmt: skip
+    for double in measured.doubles:
+        print(f"    answered more than once: {double}")
+    most = max(measured.posts_per_stack.values(), default=0)
+    ok &= _count("igor serve: deploy POSTs for one stack (max)", most, 1)
+    for stack, posts in measured.posts_per_stack.items():
+        if posts > 1:
+            print(f"    {posts} deploy POSTs for {stack}")
+    print(f"{'igor serve: deployment outcomes followed up':<44} {measured.follow_ups:8d}")
+    print(f"{'igor serve: stopped cleanly':<44} {'yes' if stopped_cleanly else 'no':>8}")
+    ok &= stopped_cleanly
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(0 if bench_bot_load() else 1)
