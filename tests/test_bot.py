@@ -381,3 +381,18 @@ def test_sigterm_closes_igor_serve_within_10_seconds(
     assert "connected to Slack as igor" in stderr
     assert "received SIGTERM; shutting down" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_dry_run_during_igors_deployment_follows_nothing(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    sim.deploy_seconds = 600  # type: ignore[misc]
+    bot.start()
+    bot.mention("deploy -s blog", user="U0ALICE", channel="C1")
+    assert "Deploy started" in bot.replies(1)[0].params["text"]
+    bot.mention("deploy -s blog --dry-run", user="U0BOB", channel="C2")
+    assert "already deploying" in bot.replies(2)[1].params["text"]
+    finals = [c for c in bot.replies(3, timeout=15)[2:] if "Deployed blog" in c.params["text"]]
+    time.sleep(0.3)
+    assert [c.params["channel"] for c in finals] == ["C1"]
+    assert all(c.params["channel"] != "C2" for c in slack.calls_to("chat.postMessage")[2:])

@@ -59,6 +59,8 @@ class BridgeReply:
     def deployment_to_follow(self) -> DeployOutcome | None:
         """A deployment igor runs for this stack, to follow in the thread."""
         outcome = self.outcome
+        if isinstance(self.request, DeployRequest) and self.request.dry_run:
+            return None  # a dry run asked what would happen; it follows nothing
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
 
