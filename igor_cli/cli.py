@@ -193,9 +193,9 @@ Services = Annotated[
 Wait = Annotated[
     Switch,
     typer.Option(
-        "-w", "--wait", metavar="true|false", parser=parse_switch, show_default="true",
-        help="When the stack is busy with another deployment, queue behind it (true) "
-        "or give up (false).",
+        "-w", "--wait", metavar="true|false", parser=parse_switch, show_default=False,
+        help="When the stack is busy with another deployment, queue behind it "
+        "(true, the default) or give up (false).",
         autocompletion=lambda: ["true", "false"],
     ),
 ]  # fmt: skip
