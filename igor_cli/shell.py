@@ -49,7 +49,7 @@ def run(env: Environment, request: Request) -> int:
 
     try:
         outcome = perform(connect, request, shell_origin())
-        renderer.outcome(outcome)
+        renderer.outcome(outcome, following=isinstance(request, DeployRequest) and request.follow)
         code = int(outcome.exit_code)
         if (
             isinstance(request, DeployRequest)

@@ -63,8 +63,8 @@ class TerminalRenderer:
         self.now = now
         self.as_json = as_json
 
-    def outcome(self, outcome: Outcome) -> None:
-        """Show what a command came to."""
+    def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
+        """Show what a command came to (`following`: progress comes next, so no hint)."""
         if isinstance(outcome, VersionOutcome):
             self._line(f"igor {outcome.version}", {"version": outcome.version})
         elif isinstance(outcome, StackList):
@@ -72,7 +72,7 @@ class TerminalRenderer:
         elif isinstance(outcome, DeployOutcome):
             text = sentences.deploy_sentence(outcome, sentences.plain_person, self.now)
             style = _deploy_style(outcome)
-            hint = _deploy_hint(outcome)
+            hint = "" if following else _deploy_hint(outcome)
             self._line(text, sentences.outcome_json(outcome), style, hint)
         else:
             text = sentences.cancel_sentence(outcome, sentences.plain_person, self.now)
