@@ -81,13 +81,14 @@ class IgorGroup(TyperGroup):
         name = args[0] if args else ""
         command = self.get_command(ctx, name.lower())
         if command is None:
-            raise unknown_command(name, ctx)
+            shown = [n for n, c in self.commands.items() if not c.hidden]
+            raise unknown_command(name, ctx, [*shown, "help", "version"])
         return name.lower(), command, args[1:]
 
 
-def unknown_command(name: str, ctx: Context) -> UsageError:
-    """The usage error for a command igor does not have (or not in chat)."""
-    return UsageError(f"Unknown command {name!r}. Commands: {', '.join(CHAT_COMMANDS)}.", ctx)
+def unknown_command(name: str, ctx: Context, commands: list[str]) -> UsageError:
+    """The usage error for a command igor does not have (here: in chat or in a shell)."""
+    return UsageError(f"Unknown command {name!r}. Commands: {', '.join(commands)}.", ctx)
 
 
 # -- who runs the request -----------------------------------------------------
@@ -101,8 +102,8 @@ class Submitter(Protocol):
 
 
 def _submit(ctx: typer.Context, request: Request) -> None:
-    submitter = ctx.obj
-    if submitter is None or not hasattr(submitter, "submit"):
+    submitter: Submitter | None = ctx.obj if hasattr(ctx.obj, "submit") else None
+    if submitter is None:
         from igor_cli.config import Environment
 
         submitter = ShellSession(Environment())

@@ -86,7 +86,14 @@ def parse(words: list[str]) -> tuple[str, Request]:
     """
     import typer
 
-    from igor_cli.cli import ALIASES, CHAT_ALLOWED, HelpRequested, app, unknown_command
+    from igor_cli.cli import (
+        ALIASES,
+        CHAT_ALLOWED,
+        CHAT_COMMANDS,
+        HelpRequested,
+        app,
+        unknown_command,
+    )
 
     group = typer.main.get_command(app)
     if not words or words in (["help"], ["-h"], ["--help"]):
@@ -94,11 +101,11 @@ def parse(words: list[str]) -> tuple[str, Request]:
         raise HelpRequested(chat_help(group))
     capture = _Capture()
     with group.make_context("igor", [], resilient_parsing=True, obj=capture) as root:
+        chat_commands = list(CHAT_COMMANDS)
+        for word in words[:2] if words[0].lower() == "help" else words[:1]:
+            if word.lower() not in CHAT_ALLOWED:  # unknown here, or shell-only
+                raise unknown_command(word, root, chat_commands)
         name, command, rest = group.resolve_command(root, words)  # type: ignore[attr-defined]
-        if name not in CHAT_ALLOWED:
-            raise unknown_command(words[0], root)
-        if name == "help" and rest and rest[0].lower() not in CHAT_ALLOWED:
-            raise unknown_command(rest[0], root)
         with command.make_context(name, rest, parent=root) as context:
             command.invoke(context)
     assert capture.request is not None, "every chat command submits a request"
