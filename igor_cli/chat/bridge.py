@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +152,21 @@ class Bridge:
 
         return open_client(self.env)
 
+    @contextmanager
+    def _clients(self) -> Iterator[Callable[[], Client]]:
+        """A `connect` that opens clients on demand, all closed at the end."""
+        clients: list[Client] = []
+
+        def connect() -> Client:
+            clients.append(self.connect())
+            return clients[-1]
+
+        try:
+            yield connect
+        finally:
+            for client in clients:
+                _close(client)
+
     def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> BridgeReply:
         """Answer one message (already stripped of igor's name or mention)."""
         try:
@@ -222,16 +238,12 @@ class Bridge:
             return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
         assert isinstance(request, (DeployRequest, CancelRequest))
         # Ask only about a stack that exists (a read; nothing is posted yet).
-        clients: list[Client] = []
         try:
-            clients.append(self.connect())
-            resolve_stack(clients[0].stacks(), request.stack, request.environment)
+            with self._clients() as connect:
+                resolve_stack(connect().stacks(), request.stack, request.environment)
         except IgorError as error:
             fields["error"] = type(error).__name__
             return BridgeReply(render_error(error), "error", name, request, fields=fields)
-        finally:
-            for client in clients:
-                _close(client)
         seconds = self.rules.confirm_seconds
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
@@ -257,21 +269,13 @@ class Bridge:
 
     def perform(self, name: str, request: Request, origin: Origin) -> BridgeReply:
         """Run a parsed request and render its outcome for Slack."""
-        clients: list[Client] = []
-
-        def connect() -> Client:
-            clients.append(self.connect())
-            return clients[-1]
-
         fields = _request_fields(request)
         try:
-            outcome = perform(connect, request, origin)
+            with self._clients() as connect:
+                outcome = perform(connect, request, origin)
         except IgorError as error:
             fields["error"] = type(error).__name__
             return BridgeReply(render_error(error), "error", name, request, fields=fields)
-        finally:
-            for client in clients:
-                _close(client)
         status = "ok" if outcome.exit_code == 0 else "failed"
         fields["result"] = _result(outcome)
         message = render_outcome(outcome, self.env.clock(), as_json=request.as_json)
