@@ -360,7 +360,7 @@ def help_command(
         raise HelpRequested(found.get_help(sub))
 
 
-@app.command("serve")
+@command("serve")
 def serve_command(ctx: typer.Context) -> None:
     """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
 
@@ -373,7 +373,7 @@ def serve_command(ctx: typer.Context) -> None:
     raise typer.Exit(serve(_environment(ctx)))
 
 
-@app.command("chat")
+@command("chat")
 def chat_command(ctx: typer.Context) -> None:
     """Talk to the bot locally: type what you would type in Slack.
 
@@ -388,7 +388,7 @@ def chat_command(ctx: typer.Context) -> None:
     raise typer.Exit(run_console(_environment(ctx), shell_origin().user, sys.stdin, sys.stdout))
 
 
-@app.command("slack-manifest")
+@command("slack-manifest")
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
 ) -> None:
@@ -412,7 +412,7 @@ Stdin = Annotated[
 ]
 
 
-@app.command("register")
+@command("register")
 def register_command(
     ctx: typer.Context,
     slack: Annotated[
@@ -452,7 +452,7 @@ def register_command(
     raise typer.Exit(_run_edge(ctx, run))
 
 
-@app.command("deregister")
+@command("deregister")
 def deregister_command(
     ctx: typer.Context,
     cloud66: Annotated[bool, typer.Option("--cloud66", help="Only the Cloud 66 token.")] = False,
@@ -481,7 +481,7 @@ def deregister_command(
     raise typer.Exit(_run_edge(ctx, run))
 
 
-@app.command("doctor")
+@command("doctor")
 def doctor_command(ctx: typer.Context) -> None:
     """Check igor's set-up: where each token comes from and whether it is accepted."""
     from igor_cli.registration import doctor

@@ -18,6 +18,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from igor_cli import __version__
+from igor_cli.config import DEFAULT_API_URL
 from igor_cli.errors import (
     ApiError,
     Cloud66Error,
@@ -33,7 +34,6 @@ from igor_cli.errors import (
 if TYPE_CHECKING:
     import requests
 
-DEFAULT_API_URL = "https://app.cloud66.com/api/3"
 USER_AGENT = f"igor/{__version__} (+https://github.com/cloud66-oss/igor)"
 
 

@@ -33,15 +33,18 @@ def sandbox_url(env: Environment) -> str:
         return _sandbox.url
 
 
-def open_client(env: Environment) -> Cloud66Client:
-    """A client with the token igor finds now (read afresh for every command)."""
+def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
+    """A client for the sandbox or Cloud 66, with `token` or the one igor finds now.
+
+    Without `token`, the token is looked up afresh for every command.
+    """
     from igor_cli.cloud66 import Cloud66Client, RetryPolicy
     from igor_cli.completion import StackCache
 
     if env.in_sandbox:
         from igor_cli.sandbox import SANDBOX_TOKEN
 
-        token, url = SANDBOX_TOKEN, sandbox_url(env)
+        token, url = token or SANDBOX_TOKEN, sandbox_url(env)
     else:
-        token, url = require_token(TokenKind.CLOUD66, env), env.api_url()
+        token, url = token or require_token(TokenKind.CLOUD66, env), env.api_url()
     return Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep), observer=StackCache(env))

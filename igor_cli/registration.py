@@ -38,14 +38,9 @@ class Registered:
 def verify(kind: TokenKind, token: str, env: Environment) -> str:
     """Ask the token's API whether it works; say whose it is. Raises the API's error."""
     if kind is TokenKind.CLOUD66:
-        from igor_cli.cloud66 import Cloud66Client, RetryPolicy
+        from igor_cli.connect import open_client
 
-        url = env.api_url()
-        if env.in_sandbox:
-            from igor_cli.connect import sandbox_url
-
-            url = sandbox_url(env)
-        with Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep)) as client:
+        with open_client(env, token) as client:
             accounts = client.accounts()
             count = len(client.stacks())
         owner = ", ".join(a.owner or a.name for a in accounts) or "your account"

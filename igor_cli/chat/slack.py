@@ -282,10 +282,7 @@ class SlackBot:
         reply = self.bridge.handle(text, origin, channel, thread)
         self._log(reply, user, channel)
         if reply.ephemeral:
-            self.web.chat_postEphemeral(
-                channel=channel, user=user, thread_ts=thread,
-                text=reply.message.text, blocks=reply.message.blocks,
-            )  # fmt: skip
+            self._ephemeral(channel, user, reply.message, thread)
             return
         posted = self._post(channel, thread, reply.message)
         if reply.pending is not None:
@@ -388,7 +385,7 @@ class SlackBot:
         reply.fields["confirmation"] = "confirmed"
         self._log(reply, user, channel)
         if reply.ephemeral:
-            self._ephemeral(channel, user, reply.message.text)
+            self._ephemeral(channel, user, reply.message, pending.thread)
             return
         posted = self._post(channel, pending.thread or message_ts, reply.message)
         self._follow(reply, user, channel, pending.thread or message_ts, posted)
@@ -405,9 +402,15 @@ class SlackBot:
         else:
             self.web.chat_update(channel=channel, ts=ts, text=decided.text, blocks=decided.blocks)
 
-    def _ephemeral(self, channel: str, user: str, text: str) -> None:
-        said = message(text)
-        self.web.chat_postEphemeral(channel=channel, user=user, text=said.text, blocks=said.blocks)
+    def _ephemeral(
+        self, channel: str, user: str, said: SlackMessage | str, thread: str = ""
+    ) -> None:
+        """A reply only `user` sees (a plain string is made into a message)."""
+        said = message(said) if isinstance(said, str) else said
+        self.web.chat_postEphemeral(
+            channel=channel, user=user, text=said.text, blocks=said.blocks,
+            thread_ts=thread or None,
+        )  # fmt: skip
 
     def _expire_later(self, channel: str, thread: str, posted: str, reply: BridgeReply) -> None:
         """When the time is up and nobody answered, say so on the question itself."""

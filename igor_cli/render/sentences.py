@@ -20,7 +20,7 @@ from igor_cli.actions import (
     Requester,
     StackList,
 )
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66 import Stack, StackStatus
 
 PersonNamer = Callable[[Requester], str]
 
@@ -124,6 +124,12 @@ def progress_sentence(stack: Stack, progress: Progress) -> str:
     if progress.success:
         return f"Deployed {stack.label} in {took}{said}."
     return f"Deployment of {stack.label} failed after {took}{said}."
+
+
+def status_label(stack: Stack) -> str:
+    """`Deployed successfully`, or `... (busy)` when busy with something the status hides."""
+    shown_busy = stack.status in (StackStatus.DEPLOYING, StackStatus.QUEUED)
+    return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
 
 
 def list_summary(stacks: StackList) -> str:

@@ -160,7 +160,7 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
         (
             s.name,
             s.environment,
-            s.status.text + (" (busy)" if s.is_busy else ""),
+            sentences.status_label(s),
             s.health.text,
             sentences.ago(s.last_activity, now),
         )

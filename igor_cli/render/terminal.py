@@ -106,11 +106,7 @@ class TerminalRenderer:
     def _row(self, stack: Stack) -> list[str]:
         from rich.markup import escape
 
-        status = stack.status.text + (
-            " (busy)"
-            if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED)
-            else ""
-        )
+        status = sentences.status_label(stack)
         return [
             escape(stack.name),
             escape(stack.environment),
