@@ -8,6 +8,10 @@ output and exit codes; nothing in between catches broad exceptions.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class ExitCode(IntEnum):
@@ -86,6 +90,10 @@ class UsageProblem(IgorError):
     exit_code = ExitCode.USAGE
 
 
+class BadApiUrl(UsageProblem):
+    """The Cloud 66 API base URL (IGOR_API_URL) is not a URL igor can use."""
+
+
 # Tokens (exit 4).
 
 
@@ -121,7 +129,19 @@ class Unauthorized(Cloud66Error):
 
 
 class Forbidden(Cloud66Error):
-    """403: the token lacks a scope."""
+    """403: the token lacks a scope; `scope` names the one the failed call needed."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+    def __init__(
+        self, message: str, hint: str = "", status: int | None = None, *, scope: str = "public"
+    ) -> None:
+        super().__init__(message, hint, status)
+        self.scope = scope
+
+
+class TrialExpired(Cloud66Error):
+    """402: the Cloud 66 account's trial has expired."""
 
     exit_code = ExitCode.NOT_AUTHORISED
 
@@ -139,7 +159,18 @@ class Conflict(Cloud66Error):
 
 
 class Throttled(Cloud66Error):
-    """429, or 503 `throttled`, after every retry."""
+    """503 `throttled` (final until `reset_at`), or 429 after every retry (`reset_at` None)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "",
+        status: int | None = None,
+        *,
+        reset_at: datetime | None = None,
+    ) -> None:
+        super().__init__(message, hint, status)
+        self.reset_at = reset_at
 
 
 class Unreachable(Cloud66Error):
@@ -151,4 +182,4 @@ class ApiError(Cloud66Error):
 
 
 class OutcomeUnknown(Cloud66Error):
-    """A deploy or cancel was sent but no answer came back: it may have happened."""
+    """A deploy or cancel was sent but no readable answer came back: it may have happened."""
