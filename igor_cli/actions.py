@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from igor_cli import __version__
 from igor_cli.errors import (
@@ -22,6 +22,8 @@ from igor_cli.errors import (
     ApiError,
     Conflict,
     ExitCode,
+    NotFound,
+    ServicesNeedDocker,
     StackNotFound,
     Throttled,
     UnknownService,
@@ -45,14 +47,23 @@ class Client(Protocol):
     """The part of `Cloud66Client` the actions use (tests may pass the real one)."""
 
     def stacks(self) -> list[Stack]: ...
+    def stack(self, uid: str) -> Stack: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
-    def actions(self, uid: str) -> list[AsyncAction]: ...
+    def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
     def deploy(
         self, uid: str, *, services: Sequence[str] = (), user_reference: str = ""
     ) -> DeployResponse: ...
     def cancel(self, uid: str, deployment_id: str) -> str: ...
+
+
+class StackHints(Protocol):
+    """Where a stack's uid may already be known (the completion cache), to skip the listing."""
+
+    def uids(self, name: str, environment: str | None) -> list[str]:
+        """The uids of stacks last seen with this name (any case) in this environment."""
+        ...
 
 
 # -- who is asking ---------------------------------------------------------
@@ -98,6 +109,11 @@ class Requester:
 class ListRequest:
     """`igor list`."""
 
+    # A change is what rules gate and confirmations ask about: every request says
+    # whether it is one, so a new command cannot slip past the guard by its name.
+    changes: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = True
+
     stack: str | None = None
     environment: str | None = None
     as_json: bool = False
@@ -106,6 +122,9 @@ class ListRequest:
 @dataclass(frozen=True)
 class DeployRequest:
     """`igor deploy`."""
+
+    changes: ClassVar[bool] = True
+    needs_cloud66: ClassVar[bool] = True
 
     stack: str
     environment: str | None = None
@@ -120,6 +139,9 @@ class DeployRequest:
 class CancelRequest:
     """`igor cancel`."""
 
+    changes: ClassVar[bool] = True
+    needs_cloud66: ClassVar[bool] = True
+
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
@@ -130,10 +152,14 @@ class CancelRequest:
 class VersionRequest:
     """`igor version`."""
 
+    changes: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = False
+
     as_json: bool = False
 
 
 Request = ListRequest | DeployRequest | CancelRequest | VersionRequest
+ChangeRequest = DeployRequest | CancelRequest  # each names the one stack it changes
 
 
 # -- outcomes --------------------------------------------------------------
@@ -293,9 +319,38 @@ def split_services(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def find_stack(
+    client: Client, name: str, environment: str | None, hints: StackHints | None = None
+) -> Stack:
+    """The one stack with this exact name (any case), narrowed by environment.
+
+    A uid the cache already knows is confirmed with one `GET /stacks/{uid}`; the
+    whole listing (every page) is read only when the cache has no single answer
+    or its answer turns out wrong.
+    """
+    if hints is not None and name.strip():
+        uids = hints.uids(name.strip(), environment)
+        if len(uids) == 1:
+            try:
+                stack = client.stack(uids[0])
+            except NotFound:
+                stack = None  # deleted or renamed since: the listing will say
+            if stack is not None and _is(stack, name, environment):
+                return stack
+    return resolve_stack(client.stacks(), name, environment)
+
+
+def _is(stack: Stack, name: str, environment: str | None) -> bool:
+    same_name = stack.name.casefold() == name.strip().casefold()
+    return same_name and (not environment or stack.environment.casefold() == environment.casefold())
+
+
 def _check_services(client: Client, stack: Stack, services: Sequence[str]) -> None:
     if not services:
         return
+    if not stack.is_docker:
+        # Checked before any other request: Cloud 66 deploys services of docker stacks only.
+        raise ServicesNeedDocker(stack.label)
     available = [s.name for s in client.services(stack.uid)]
     by_fold = {a.casefold() for a in available}
     unknown = [s for s in services if s.split(":", 1)[0].casefold() not in by_fold]
@@ -304,18 +359,14 @@ def _check_services(client: Client, stack: Stack, services: Sequence[str]) -> No
 
 
 def _live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
+    # Every page was read and no order is assumed: at most one deployment is live.
     return next((d for d in deployments if d.is_deploying), None)
 
 
-def _running_igor_action(actions: Sequence[AsyncAction]) -> AsyncAction | None:
-    return next(
-        (
-            a
-            for a in actions
-            if not a.finished and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
-        ),
-        None,
-    )
+def _igor_actions_running(actions: Sequence[AsyncAction]) -> list[AsyncAction]:
+    return [
+        a for a in actions if not a.finished and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+    ]
 
 
 # -- deploy ----------------------------------------------------------------
@@ -330,9 +381,11 @@ def _stack_lock(uid: str) -> threading.Lock:
         return _stack_locks.setdefault(uid, threading.Lock())
 
 
-def deploy(client: Client, request: DeployRequest, origin: Origin) -> DeployOutcome:
+def deploy(
+    client: Client, request: DeployRequest, origin: Origin, hints: StackHints | None = None
+) -> DeployOutcome:
     """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
-    stack = resolve_stack(client.stacks(), request.stack, request.environment)
+    stack = find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
     _check_services(client, stack, services)
     # Two people asking this process at once: the second must see the first's
@@ -350,18 +403,11 @@ def _deploy_resolved(
 ) -> DeployOutcome:
     from igor_cli.cloud66 import StackStatus
 
-    live = _live_deployment(client.deployments(stack.uid))
-    busy = (
-        stack.is_busy
-        or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
-        or live is not None
-    )
-    actions = client.actions(stack.uid) if busy or origin.request_id else []
-
     def outcome(
         result: DeployResult,
         action: AsyncAction | None = None,
         answer: DeployResponse | None = None,
+        live: Deployment | None = None,
     ) -> DeployOutcome:
         return DeployOutcome(
             result,
@@ -375,35 +421,51 @@ def _deploy_resolved(
         )
 
     if origin.request_id:
-        # A Slack retry of this very event, perhaps handled by another replica.
-        mine = next((a for a in actions if a.user_reference == origin.user_reference), None)
-        if mine is not None:
-            return outcome(DeployResult.ALREADY_DEPLOYING, mine)
+        # A retry of this very request (a Slack retry, a replayed confirmation),
+        # perhaps handled by another replica: Cloud 66 filters its actions by the
+        # reference igor stored. Only a deployment still running is a retry; a
+        # finished one is history.
+        mine = client.actions(stack.uid, user_reference=origin.user_reference)
+        running = next(
+            (a for a in mine if a.user_reference == origin.user_reference and not a.finished),
+            None,
+        )
+        if running is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, running)
+    live = _live_deployment(client.deployments(stack.uid))
+    busy = (
+        stack.is_busy
+        or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
+        or live is not None
+    )
     if busy:
-        ours = _running_igor_action(actions)
-        if ours is not None:
-            return outcome(DeployResult.ALREADY_DEPLOYING, ours)
+        ours = _igor_actions_running(client.actions(stack.uid))
+        if ours:
+            return outcome(DeployResult.ALREADY_DEPLOYING, ours[0], live=live)
         if not request.wait:
-            return outcome(DeployResult.BUSY_NOT_QUEUED)
+            return outcome(DeployResult.BUSY_NOT_QUEUED, live=live)
     if request.dry_run:
-        return outcome(DeployResult.WOULD_QUEUE if busy else DeployResult.WOULD_START)
+        return outcome(DeployResult.WOULD_QUEUE if busy else DeployResult.WOULD_START, live=live)
     answer = client.deploy(stack.uid, services=services, user_reference=origin.user_reference)
     queued = answer.queued or busy
-    return outcome(DeployResult.QUEUED if queued else DeployResult.STARTED, answer=answer)
+    return outcome(
+        DeployResult.QUEUED if queued else DeployResult.STARTED, answer=answer, live=live
+    )
 
 
 # -- cancel ----------------------------------------------------------------
 
 
-def cancel(client: Client, request: CancelRequest) -> CancelOutcome:
+def cancel(
+    client: Client, request: CancelRequest, hints: StackHints | None = None
+) -> CancelOutcome:
     """Cancel the stack's live deployment, or say there is none."""
-    stack = resolve_stack(client.stacks(), request.stack, request.environment)
+    stack = find_stack(client, request.stack, request.environment, hints)
     _check_services(client, stack, split_services(request.services))
     live = _live_deployment(client.deployments(stack.uid))
     if live is None:
         return CancelOutcome(CancelResult.NOTHING_TO_CANCEL, stack)
-    ours = _running_igor_action(client.actions(stack.uid))
-    started_by = Requester.from_reference(ours.user_reference) if ours else None
+    started_by = _igor_requester_of_live(client, stack)
     try:
         message = client.cancel(stack.uid, live.id)
     except Conflict:
@@ -411,6 +473,19 @@ def cancel(client: Client, request: CancelRequest) -> CancelOutcome:
     if "already" in message.casefold():
         return CancelOutcome(CancelResult.ALREADY_CANCELLING, stack, live, started_by)
     return CancelOutcome(CancelResult.CANCELLING, stack, live, started_by)
+
+
+def _igor_requester_of_live(client: Client, stack: Stack) -> Requester | None:
+    """Who asked igor for the live deployment, when that can be told for sure.
+
+    Cloud 66 does not say which async action runs which deployment, so igor names
+    its requester only when its action is the one unfinished action on the stack
+    (otherwise a deploy queued behind someone else's would take their name).
+    """
+    unfinished = [a for a in client.actions(stack.uid) if not a.finished]
+    if len(unfinished) == 1:
+        return Requester.from_reference(unfinished[0].user_reference)
+    return None
 
 
 # -- follow ----------------------------------------------------------------
@@ -425,10 +500,11 @@ class Progress:
     success: bool | None = None
     message: str = ""
     timed_out: bool = False
+    cancelled: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 when the deployment succeeded; 1 when it failed or is still running."""
+        """0 when the deployment succeeded; 1 when it failed, was cancelled or still runs."""
         return ExitCode.OK if self.finished and self.success else ExitCode.FAILED
 
 
@@ -437,37 +513,64 @@ class FollowPolicy:
     """How often to look, for how long, and how to back off when Cloud 66 pushes back.
 
     The clock and sleep are injectable so that tests follow in simulated time.
+    `give_up_after` consecutive failed looks end the follow (one 404 or outage
+    does not).
     """
 
     interval: float = 5.0
     timeout: float = 3600.0
     max_backoff: float = 300.0
+    give_up_after: int = 10
+    # Polls an hour that every loop following with this policy may spend together:
+    # a Cloud 66 token has 3,000 requests an hour for everything igor does.
+    hourly_budget: float = 360.0
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
+    def interval_for(self, loops: int) -> float:
+        """Seconds between looks when `loops` deployments are followed at once."""
+        return max(self.interval, max(1, loops) * 3600.0 / self.hourly_budget)
+
 
 def follow(
-    client: Client, stack_uid: str, action_id: str, policy: FollowPolicy | None = None
+    client: Client,
+    stack_uid: str,
+    action_id: str,
+    policy: FollowPolicy | None = None,
+    loops: Callable[[], int] = lambda: 1,
 ) -> Iterator[Progress]:
     """Yield progress until the deploy's async action finishes or the timeout passes.
 
-    Throttling and outages (after the client's own retries) only slow the
-    polling down; a rejected token or a vanished action ends it.
+    Throttling, outages and a passing 404 (after the client's own retries) only
+    slow the polling down; a rejected token, or `give_up_after` failures in a
+    row, end it.
     """
     policy = policy or FollowPolicy()
     started = policy.clock()
-    delay = policy.interval
+    delay = policy.interval_for(loops())
+    failures = 0
     while True:
         try:
             action = client.action(stack_uid, action_id)
-        except (Throttled, Unreachable, ApiError):
+        except (Throttled, Unreachable, ApiError, NotFound):
+            failures += 1
+            if failures >= policy.give_up_after:
+                raise
             action = None
             delay = min(policy.max_backoff, delay * 2)
         else:
-            delay = policy.interval
+            failures = 0
+            delay = policy.interval_for(loops())
         elapsed = policy.clock() - started
         if action is not None and action.finished:
-            yield Progress(elapsed, True, bool(action.finished_success), action.finished_message)
+            cancelled = not action.finished_success and "cancel" in action.finished_message.lower()
+            yield Progress(
+                elapsed,
+                True,
+                bool(action.finished_success),
+                action.finished_message,
+                cancelled=cancelled,
+            )
             return
         if elapsed >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
@@ -476,10 +579,16 @@ def follow(
         policy.sleep(delay)
 
 
-def perform(connect: Callable[[], Client], request: Request, origin: Origin) -> Outcome:
+def perform(
+    connect: Callable[[], Client],
+    request: Request,
+    origin: Origin,
+    hints: StackHints | None = None,
+) -> Outcome:
     """Run one request; the shell and the Slack bridge both come through here.
 
-    `connect` is called only for requests that need Cloud 66.
+    `connect` is called only for requests that need Cloud 66; `hints` (the
+    completion cache) saves listing every stack to find one.
     """
     if isinstance(request, VersionRequest):
         return VersionOutcome()
@@ -487,5 +596,5 @@ def perform(connect: Callable[[], Client], request: Request, origin: Origin) -> 
     if isinstance(request, ListRequest):
         return list_stacks(client, request.stack, request.environment)
     if isinstance(request, DeployRequest):
-        return deploy(client, request, origin)
-    return cancel(client, request)
+        return deploy(client, request, origin, hints)
+    return cancel(client, request, hints)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.
 SANDBOX_KEY = "(sandbox)"
 COMPLETE_VAR = "_IGOR_COMPLETE"
+# How long a listing is trusted to say a name is unique without `-e` (deploy, cancel).
+FRESH_SECONDS = 600.0
 
 # -- the cache ------------------------------------------------------------------
 
@@ -92,6 +94,33 @@ class StackCache:
                     entry["services"] = [s.name for s in services]
                     self._save(entries)
                     return
+
+    def uids(self, name: str, environment: str | None) -> list[str]:
+        """The uids last seen for this name (any case), in this environment when given.
+
+        Without an environment the answer is trusted only from a recent listing:
+        a stack of the same name added since would make the name ambiguous.
+        """
+        data = load(self.env, self.key)
+        if environment is None and not self._recent(data):
+            return []
+        wanted, env = name.casefold(), (environment or "").casefold()
+        return [
+            entry["uid"]
+            for entry in _entries(data)
+            if entry["name"].casefold() == wanted
+            and (not env or entry["environment"].casefold() == env)
+        ]
+
+    def _recent(self, data: Mapping[str, Any]) -> bool:
+        from datetime import datetime
+
+        try:
+            saved = datetime.fromisoformat(str(data.get("saved_at")))
+        except ValueError:
+            return False
+        age = (self.env.clock() - saved).total_seconds()
+        return 0 <= age <= FRESH_SECONDS
 
     def _save(self, entries: list[dict[str, Any]]) -> None:
         import tempfile

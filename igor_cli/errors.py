@@ -183,3 +183,13 @@ class ApiError(Cloud66Error):
 
 class OutcomeUnknown(Cloud66Error):
     """A deploy or cancel was sent but no readable answer came back: it may have happened."""
+
+
+class ServicesNeedDocker(IgorError):
+    """`-v` on a stack that is not a docker stack (Cloud 66 deploys services of docker stacks)."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__(
+            f"{stack} is not a docker stack: -v/--service applies to docker stacks only.",
+            "Deploy the whole stack without -v.",
+        )

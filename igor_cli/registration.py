@@ -38,13 +38,7 @@ class Registered:
 def verify(kind: TokenKind, token: str, env: Environment) -> str:
     """Ask the token's API whether it works; say whose it is. Raises the API's error."""
     if kind is TokenKind.CLOUD66:
-        from igor_cli.connect import open_client
-
-        with open_client(env, token) as client:
-            accounts = client.accounts()
-            count = len(client.stacks())
-        owner = ", ".join(a.owner or a.name for a in accounts) or "your account"
-        return f"{owner}, {count} stack{'s' if count != 1 else ''}"
+        return _verify_cloud66(token, env)
     from igor_cli.chat.slack import check_app_token, check_bot_token
 
     if kind is TokenKind.SLACK_BOT:
@@ -54,6 +48,30 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
         check_app_token(token, env)
         return "Socket Mode connections allowed"
     return "no service to check it with"
+
+
+def _verify_cloud66(token: str, env: Environment) -> str:
+    """`GET /stacks` (scope `public`) decides; the account's name is a bonus.
+
+    `GET /accounts` needs the `users` scope, which igor does not require: a
+    token without it is fine, and the answer says what the name would need.
+    """
+    from igor_cli.connect import open_client
+    from igor_cli.errors import Forbidden
+
+    with open_client(env, token) as client:
+        count = len(client.stacks())
+        remaining = client.rate_remaining
+        try:
+            accounts = client.accounts()
+        except Forbidden:
+            owner = "account name not shown (it needs the users scope)"
+        else:
+            owner = ", ".join(a.name or a.owner for a in accounts) or "your account"
+    said = f"{owner}, {count} stack{'s' if count != 1 else ''}"
+    if remaining is not None:
+        said += f", {remaining:,} requests left this hour"
+    return said
 
 
 def register(
@@ -112,7 +130,8 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
         checks.append(_token_check(env, kind, required=False)[0])
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
-    if any(c.ok is False and c.name in ("config file", "bot rules") for c in checks) and not code:
+    config_names = ("config file", "bot rules", "confirm environments")
+    if any(c.ok is False and c.name in config_names for c in checks) and not code:
         code = ExitCode.USAGE
     return checks, code
 
@@ -135,7 +154,30 @@ def _rules_checks(env: Environment) -> list[Check]:
         rules = rules_from_config(env.config(), str(env.config_path()))
     except IgorError as error:
         return [Check("bot rules", False, error.message)]
-    return [Check("bot rules", None, line) for line in rules.summary()]
+    checks = [Check("bot rules", None, line) for line in rules.summary()]
+    if rules.confirm:
+        checks.append(_confirm_check(env, rules.confirm))
+    return checks
+
+
+def _confirm_check(env: Environment, confirm: frozenset[str]) -> Check:
+    """A `confirm` name that matches no environment of the account never asks anything."""
+    from igor_cli.connect import open_client
+
+    try:
+        with open_client(env) as client:
+            have = {stack.environment.casefold() for stack in client.stacks()}
+    except IgorError as error:
+        return Check("confirm environments", None, f"not checked ({error.message})")
+    unknown = sorted(confirm - have)
+    if unknown:
+        return Check(
+            "confirm environments",
+            False,
+            f"{', '.join(unknown)} match no environment of your stacks "
+            f"({', '.join(sorted(have)) or 'none'}): nothing there would be confirmed",
+        )
+    return Check("confirm environments", True, ", ".join(sorted(confirm)))
 
 
 def _config_check(env: Environment) -> Check:

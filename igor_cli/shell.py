@@ -38,6 +38,7 @@ def shell_origin() -> Origin:
 
 def run(env: Environment, request: Request) -> int:
     """Perform a request for a person at a terminal; return the exit code."""
+    from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
 
     renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
@@ -48,7 +49,7 @@ def run(env: Environment, request: Request) -> int:
         return clients[-1]
 
     try:
-        outcome = perform(connect, request, shell_origin())
+        outcome = perform(connect, request, shell_origin(), StackCache(env))
         renderer.outcome(outcome, following=isinstance(request, DeployRequest) and request.follow)
         code = int(outcome.exit_code)
         if (

@@ -296,19 +296,21 @@ def test_unreachable(igor: Igor, monkeypatch: pytest.MonkeyPatch, clock: FakeClo
     assert "Traceback" not in ran.output
 
 
-def test_throttled_after_retries(sim: Simulator, igor: Igor, clock: FakeClock) -> None:
+def test_throttled_is_final_until_the_hour(sim: Simulator, igor: Igor, clock: FakeClock) -> None:
+    # Cloud 66's throttle lasts until the next hourly interval: retrying only spends time.
     sim.fail_next(503, count=20, body={"error": "throttled", "error_description": "slow down"})
     ran = igor("list")
     assert ran.exit_code == 5
-    assert "throttling" in ran.stderr
-    assert sim.count("GET", "/stacks") == 5  # the first try and four retries
-    assert len(clock.slept) == 4
+    assert "resets at" in ran.stderr
+    assert sim.count("GET", "/stacks") == 1
+    assert clock.slept == []
 
 
 def test_retry_on_503_then_success_honours_retry_after(
     sim: Simulator, igor: Igor, clock: FakeClock
 ) -> None:
-    sim.fail_next(503, count=2, headers={"Retry-After": "7"})
+    unavailable = {"error": "service_unavailable", "error_description": "down for a moment"}
+    sim.fail_next(503, count=2, headers={"Retry-After": "7"}, body=unavailable)
     ran = igor("list")
     assert ran.exit_code == 0
     assert sim.count("GET", "/stacks") == 3

@@ -570,10 +570,19 @@ def _run(bridge: Bridge, sim: Simulator, numbers: range, guarded: bool = False) 
             continue
         made = sim.requests[before:]
         found = reply_problems(reply) + request_problems(case, made, names_by_uid)
-        if reply.status in ("refused", "confirm") and made:
-            found.append(f"{reply.status}, yet {len(made)} calls to Cloud 66")
+        if reply.status in ("refused", "confirm"):
+            # Deciding may look the stack up (a read); it never changes anything.
+            changed = [r for r in made if r.method != "GET" or not _stack_lookup(r.path)]
+            if changed:
+                found.append(f"{reply.status}, yet {len(changed)} other calls to Cloud 66")
         problems += [f"{case.label} {case.text[:60]!r}: {p}" for p in found]
     return problems
+
+
+def _stack_lookup(path: str) -> bool:
+    """`GET /stacks` or `GET /stacks/{uid}`: finding the stack a command names."""
+    parts = path.removeprefix("/api/3/").split("/")
+    return parts[0] == "stacks" and len(parts) <= 2
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))

@@ -33,7 +33,7 @@ def stored(entry: str) -> str | None:
 def test_register_checks_stores_and_says_whose_token(api: Simulator, igor: Igor) -> None:
     ran = igor("register", input=f"{SANDBOX_TOKEN}\n")
     assert ran.exit_code == 0, ran.output
-    assert "Registered the Cloud 66 personal access token: sandbox@igor.example, 7 stacks." in (
+    assert "Registered the Cloud 66 personal access token: igor sandbox, 7 stacks." in (
         ran.stdout
     )
     assert stored("cloud66") == SANDBOX_TOKEN
@@ -167,7 +167,7 @@ def test_doctor_all_good(
     assert ran.exit_code == 0, ran.output
     out = ran.stdout
     assert "✓ Cloud 66 personal access token: from environment (IGOR_CLOUD66_TOKEN), …" in out
-    assert "accepted (sandbox@igor.example, 7 stacks)" in out
+    assert "accepted (igor sandbox, 7 stacks)" in out
     assert "✓ Slack bot token (xoxb-): from environment (SLACK_BOT_TOKEN)" in out
     assert "✓ Slack app-level token (xapp-): from keyring" in out
     for token in (SANDBOX_TOKEN, slack_api.bot_token, slack_api.app_token):

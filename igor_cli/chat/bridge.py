@@ -7,6 +7,7 @@ deployment). `igor serve` and `igor chat` both use it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +22,17 @@ from igor_cli.actions import (
     Origin,
     Outcome,
     Request,
+    find_stack,
     perform,
-    resolve_stack,
 )
-from igor_cli.chat.guard import PendingCommand, Rules, Signer
+from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
+from igor_cli.completion import StackCache
 from igor_cli.config import Environment
 from igor_cli.errors import IgorError
 from igor_cli.render.slack import (
     SlackMessage,
+    confirmation_question,
     escape,
     message,
     preformatted,
@@ -41,6 +44,7 @@ from igor_cli.render.slack import (
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
+    from igor_cli.cloud66 import Stack
 
 
 @dataclass
@@ -66,6 +70,7 @@ class BridgeReply:
 
 
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
+Step = BridgeReply | Callable[[], BridgeReply]  # a reply now, or the work that makes it
 
 
 class _Capture:
@@ -153,13 +158,14 @@ class Bridge:
         return open_client(self.env)
 
     @contextmanager
-    def _clients(self) -> Iterator[Callable[[], Client]]:
-        """A `connect` that opens clients on demand, all closed at the end."""
+    def _client(self) -> Iterator[Callable[[], Client]]:
+        """A `connect` that opens one client on first use; it is closed at the end."""
         clients: list[Client] = []
 
         def connect() -> Client:
-            clients.append(self.connect())
-            return clients[-1]
+            if not clients:
+                clients.append(self.connect())
+            return clients[0]
 
         try:
             yield connect
@@ -169,16 +175,27 @@ class Bridge:
 
     def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> BridgeReply:
         """Answer one message (already stripped of igor's name or mention)."""
+        step = self.begin(text, origin, channel, thread)
+        return step if isinstance(step, BridgeReply) else step()
+
+    def begin(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> Step:
+        """The reply now when no Cloud 66 call is needed (usage, help, version, a
+        refusal); otherwise the rest of the work, to run on a Cloud 66 worker."""
         try:
             words = split_words(normalise(text))
         except IgorError as error:
             return BridgeReply(render_error(error), "usage")
-        return self.run_words(words, origin, channel, thread)
+        return self.begin_words(words, origin, channel, thread)
 
     def confirmed(self, pending: PendingCommand) -> BridgeReply:
         """Run a command its requester has just confirmed (the rules are checked again)."""
+        step = self.begin_confirmed(pending)
+        return step if isinstance(step, BridgeReply) else step()
+
+    def begin_confirmed(self, pending: PendingCommand) -> Step:
+        """`begin` for a command its requester has just confirmed."""
         origin = Origin("slack", pending.user, pending.request_id)
-        return self.run_words(pending.words, origin, pending.channel, pending.thread, True)
+        return self.begin_words(pending.words, origin, pending.channel, pending.thread, pending)
 
     def run_words(
         self,
@@ -186,9 +203,21 @@ class Bridge:
         origin: Origin,
         channel: str,
         thread: str,
-        confirmed: bool = False,
+        confirmed: PendingCommand | None = None,
     ) -> BridgeReply:
         """Parse, check the rules, ask for a confirmation or perform."""
+        step = self.begin_words(words, origin, channel, thread, confirmed)
+        return step if isinstance(step, BridgeReply) else step()
+
+    def begin_words(
+        self,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+        confirmed: PendingCommand | None = None,
+    ) -> Step:
+        """`begin`, for words already split."""
         from typer._click import ClickException
 
         from igor_cli.cli import HelpRequested
@@ -202,27 +231,45 @@ class Bridge:
             buffer = io.StringIO()
             problem.show(file=buffer)
             return BridgeReply(preformatted(buffer.getvalue().strip()), "usage")
-        environment = getattr(request, "environment", None)
-        fields = _request_fields(request)
-        refusal = self.rules.check(name, environment, channel, origin.user)
+
+        def finish(reply: BridgeReply) -> BridgeReply:
+            if confirmed is not None and reply.status not in ("refused", "usage"):
+                reply.fields["confirmed_by"] = origin.user
+            reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
+            return reply
+
+        refusal = self._refused_whatever_the_stack(name, request, channel, origin.user)
         if refusal is not None:
-            refused = render_refusal(refusal)
-            fields["refused"] = refusal.sentence()
-            return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
-        if not confirmed and self._needs_confirmation(name, request):
-            return self._ask(name, request, words, origin, channel, thread)
-        reply = self.perform(name, request, origin)
-        if confirmed:
-            reply.fields["confirmed_by"] = origin.user
-        reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
-        return reply
+            return finish(_refused(name, request, refusal))
+        if not request.needs_cloud66:
+            return finish(self.perform(name, request, origin))
 
-    def _needs_confirmation(self, name: str, request: Request) -> bool:
-        if isinstance(request, DeployRequest) and request.dry_run:
-            return False  # nothing would be posted
-        return self.rules.needs_confirmation(name, getattr(request, "environment", None))
+        def rest() -> BridgeReply:
+            with self._client() as connect:
+                if request.changes:
+                    return finish(
+                        self._change(
+                            name, request, words, origin, channel, thread, confirmed, connect
+                        )
+                    )
+                return finish(self.perform(name, request, origin, connect))
 
-    def _ask(
+        return rest
+
+    def _refused_whatever_the_stack(
+        self, name: str, request: Request, channel: str, user: str
+    ) -> Refusal | None:
+        """A refusal that no stack could lift: decided without asking Cloud 66."""
+        typed = _typed_environment(request)
+        if not request.changes:
+            return self.rules.check(name, typed, channel, user)
+        # A change is decided on the stack it resolves to; a typed -e can only
+        # narrow that down, so a refusal for it stands whatever the stack.
+        if typed or not self.rules.could_allow(name, channel, user):
+            return self.rules.check(name, typed, channel, user)
+        return None
+
+    def _change(
         self,
         name: str,
         request: Request,
@@ -230,49 +277,88 @@ class Bridge:
         origin: Origin,
         channel: str,
         thread: str,
+        confirmed: PendingCommand | None,
+        connect: Callable[[], Client],
     ) -> BridgeReply:
+        """A command that changes a stack: every decision rests on the stack it resolves to.
+
+        What was typed can only narrow things down: a rule or a confirmation
+        keyed on an environment applies whether or not `-e` was given.
+        """
+        assert isinstance(request, (DeployRequest, CancelRequest))  # the requests that change
         fields = _request_fields(request)
+        try:
+            stack = find_stack(connect(), request.stack, request.environment, StackCache(self.env))
+        except IgorError as error:
+            fields["error"] = type(error).__name__
+            return BridgeReply(render_error(error), "error", name, request, fields=fields)
+        refusal = self.rules.check(name, stack.environment, channel, origin.user)
+        if refusal is not None:
+            return _refused(name, request, refusal, stack)
+        if confirmed is not None and confirmed.stack_uid and confirmed.stack_uid != stack.uid:
+            text = (
+                f"`{escape(request.stack)}` no longer means the stack you confirmed; "
+                "nothing was done. Ask again."
+            )
+            fields["refused"] = "stack changed since the confirmation"
+            return BridgeReply(
+                message(text, emoji=":no_entry:"), "refused", name, request, fields=fields
+            )
+        # The action acts on the stack the decisions were made about.
+        pinned = dataclasses.replace(request, environment=stack.environment)
+        dry_run = isinstance(request, DeployRequest) and request.dry_run  # nothing is posted
+        if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
+            return self._ask(name, pinned, stack, words, origin, channel, thread)
+        return self.perform(name, pinned, origin, connect)
+
+    def _ask(
+        self,
+        name: str,
+        request: DeployRequest | CancelRequest,
+        stack: Stack,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+    ) -> BridgeReply:
+        fields = {**_request_fields(request), "stack_uid": stack.uid}
         if self.signer is None:  # serve refuses to start like this; the console has no buttons
             text = "This needs a confirmation, and confirmations need a signing key."
             refused = message(text, emoji=":no_entry:")
             return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
-        assert isinstance(request, (DeployRequest, CancelRequest))
-        # Ask only about a stack that exists (a read; nothing is posted yet).
-        try:
-            with self._clients() as connect:
-                resolve_stack(connect().stacks(), request.stack, request.environment)
-        except IgorError as error:
-            fields["error"] = type(error).__name__
-            return BridgeReply(render_error(error), "error", name, request, fields=fields)
         seconds = self.rules.confirm_seconds
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
-            expires=self.env.clock().timestamp() + seconds,
+            expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
         )  # fmt: skip
-        stack = escape(request.stack)
-        where = escape(request.environment or "")
-        if isinstance(request, DeployRequest):
-            question = f"deploy *{stack}* to *{where}*?"
-            labels = ("Deploy", "Cancel")
-        else:
-            question = f"cancel the running deployment of *{stack}* in *{where}*?"
-            labels = ("Cancel the deployment", "Keep it")
+        question, confirm_label, decline_label = confirmation_question(request, stack)
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
             text = "That command is too long to put behind a confirmation button; shorten it."
             return BridgeReply(
                 message(text, emoji=":warning:"), "usage", name, request, fields=fields
             )
-        ask = render_confirmation(question, *labels, value, origin.user, seconds)
+        ask = render_confirmation(
+            question, confirm_label, decline_label, value, origin.user, seconds
+        )
         fields["confirmation"] = "asked"
         return BridgeReply(ask, "confirm", name, request, fields=fields, pending=pending)
 
-    def perform(self, name: str, request: Request, origin: Origin) -> BridgeReply:
+    def perform(
+        self,
+        name: str,
+        request: Request,
+        origin: Origin,
+        connect: Callable[[], Client] | None = None,
+    ) -> BridgeReply:
         """Run a parsed request and render its outcome for Slack."""
         fields = _request_fields(request)
         try:
-            with self._clients() as connect:
-                outcome = perform(connect, request, origin)
+            if connect is None:
+                with self._client() as connect_now:
+                    outcome = perform(connect_now, request, origin, StackCache(self.env))
+            else:
+                outcome = perform(connect, request, origin, StackCache(self.env))
         except IgorError as error:
             fields["error"] = type(error).__name__
             return BridgeReply(render_error(error), "error", name, request, fields=fields)
@@ -280,6 +366,22 @@ class Bridge:
         fields["result"] = _result(outcome)
         message = render_outcome(outcome, self.env.clock(), as_json=request.as_json)
         return BridgeReply(message, status, name, request, outcome, fields)
+
+
+def _typed_environment(request: Request) -> str | None:
+    return getattr(request, "environment", None)
+
+
+def _refused(
+    name: str, request: Request, refusal: Refusal, stack: Stack | None = None
+) -> BridgeReply:
+    fields = _request_fields(request)
+    if stack is not None:
+        fields["environment"] = stack.environment
+    fields["refused"] = refusal.sentence()
+    return BridgeReply(
+        render_refusal(refusal), "refused", name, request, fields=fields, ephemeral=True
+    )
 
 
 def _close(client: Client) -> None:

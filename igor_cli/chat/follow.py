@@ -1,23 +1,31 @@
 """Following deployments for chat: one poll loop per deployment, however many watch.
 
-Cloud 66 allows 3,000 requests an hour, so when several people ask about the
-same deployment they join the loop that already runs instead of starting their
-own. Each watcher is told how it goes where it asked (its thread).
+Cloud 66 allows 3,000 requests an hour per token, and the bot shares one token
+with the whole workspace: several people asking about one deployment join the
+loop that already runs, and the loops space their polls out so that together
+they stay within the policy's hourly budget. Progress edits go through one
+updater thread that sends a message only when its text changes, at most
+`UPDATES_PER_MINUTE` edits a minute in all (Slack's `chat.update` allows about
+50), so a poll never waits on Slack.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from igor_cli.actions import Client, FollowPolicy, Progress, follow
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import IgorError
-from igor_cli.render.slack import SlackMessage, render_error, render_progress
+from igor_cli.render.slack import SlackMessage, render_error, render_progress, render_stopped
 
 log = logging.getLogger("igor.follow")
+
+UPDATES_PER_MINUTE = 40
 
 
 @dataclass
@@ -37,27 +45,81 @@ class _Watch:
     watchers: list[Watcher] = field(default_factory=list)
 
 
+class Updater:
+    """Sends message edits from one thread: latest text wins, never faster than the limit."""
+
+    def __init__(self, per_minute: int = UPDATES_PER_MINUTE) -> None:
+        self._gap = 60.0 / per_minute
+        self._pending: OrderedDict[int, tuple[Callable[[SlackMessage], None], SlackMessage]] = (
+            OrderedDict()
+        )
+        self._sent: dict[int, str] = {}
+        self._changed = threading.Condition()
+        self._stopped = False
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name="igor-updates", daemon=True)
+        self._thread.start()
+
+    def offer(self, send: Callable[[SlackMessage], None], message: SlackMessage) -> None:
+        """Edit a message to `message` soon, unless it already says that."""
+        key = id(send)
+        with self._changed:
+            if self._sent.get(key) == message.text:
+                self._pending.pop(key, None)
+                return
+            self._pending[key] = (send, message)
+            self._changed.notify()
+
+    def forget(self, send: Callable[[SlackMessage], None]) -> None:
+        """Drop a message's pending edit (its deployment is over)."""
+        with self._changed:
+            self._pending.pop(id(send), None)
+            self._sent.pop(id(send), None)
+
+    def stop(self) -> None:
+        """Send nothing more."""
+        with self._changed:
+            self._stopped = True
+            self._pending.clear()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._stopped and not self._pending:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+                key, (send, message) = self._pending.popitem(last=False)
+                self._sent[key] = message.text
+            _quietly(send, message)
+            self.sent += 1
+            time.sleep(self._gap)
+
+
 class Followers:
     """Runs one poll loop per (stack, async action) and fans the news out."""
 
     def __init__(self, connect: Callable[[], Client], policy: FollowPolicy) -> None:
         self.connect = connect
         self.policy = policy
+        self.updates = Updater()
         self._lock = threading.Lock()
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._threads: list[threading.Thread] = []
-        self.loops_started = 0
+        self._stopping = threading.Event()
 
     def watch(self, stack: Stack, action_id: str, watcher: Watcher) -> bool:
         """Add a watcher; returns True if this started a new poll loop."""
         key = (stack.uid, action_id)
         with self._lock:
+            if self._stopping.is_set():
+                return False
             existing = self._watches.get(key)
             if existing is not None:
                 existing.watchers.append(watcher)
                 return False
             watch = self._watches[key] = _Watch(stack, action_id, [watcher])
-            self.loops_started += 1
             thread = threading.Thread(
                 target=self._run, args=(key, watch), name=f"follow-{stack.name}", daemon=True
             )
@@ -79,12 +141,27 @@ class Followers:
             thread.join(timeout)
         return not any(thread.is_alive() for thread in threads)
 
+    def stop(self) -> int:
+        """Stop following: tell every watcher that igor no longer watches; returns how many."""
+        self._stopping.set()
+        self.updates.stop()
+        with self._lock:
+            watches = list(self._watches.values())
+            self._watches.clear()
+        for watch in watches:
+            self._tell_each_place(watch, render_stopped(watch.stack))
+        return len(watches)
+
     def _run(self, key: tuple[str, str], watch: _Watch) -> None:
         last: Progress | None = None
         try:
             client = self.connect()
             try:
-                for progress in follow(client, watch.stack.uid, watch.action_id, self.policy):
+                for progress in follow(
+                    client, watch.stack.uid, watch.action_id, self.policy, lambda: self.active
+                ):
+                    if self._stopping.is_set():
+                        return  # stop() has told the watchers already
                     last = progress
                     if not progress.finished and not progress.timed_out:
                         self._tell_progress(watch, progress)
@@ -109,21 +186,30 @@ class Followers:
             watchers = list(watch.watchers)
         for watcher in watchers:
             if watcher.update is not None:
-                _quietly(watcher.update, message)
+                self.updates.offer(watcher.update, message)
 
     def _finish(self, key: tuple[str, str], final: SlackMessage) -> None:
         with self._lock:
-            watch = self._watches.pop(key)
+            watch = self._watches.pop(key, None)
+        if watch is None or self._stopping.is_set():
+            return
+        for watcher in watch.watchers:
+            if watcher.update is not None:
+                self.updates.forget(watcher.update)
+        self._tell_each_place(watch, final)
+
+    @staticmethod
+    def _tell_each_place(watch: _Watch, message: SlackMessage) -> None:
         told: set[str] = set()
         for watcher in watch.watchers:
             if watcher.place and watcher.place in told:
                 continue
             told.add(watcher.place)
-            _quietly(watcher.post, final)
+            _quietly(watcher.post, message)
 
 
 def _quietly(send: Callable[[SlackMessage], None], message: SlackMessage) -> None:
-    # Slack being unavailable for one update must not stop the loop.
+    # Slack being unavailable for one message must not stop the loop.
     try:
         send(message)
     except Exception:

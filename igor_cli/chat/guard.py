@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from igor_cli.errors import IgorError, UsageProblem
@@ -128,9 +128,22 @@ class Rules:
         rules = tuple(r.describe() for r in self.allow)
         return Refusal(command, environment, channel, user, rules=rules)
 
-    def needs_confirmation(self, command: str, environment: str | None) -> bool:
-        """Deploy and cancel in a `confirm` environment wait for the requester's click."""
-        return command in ("deploy", "cancel") and (environment or "").casefold() in self.confirm
+    def could_allow(self, command: str, channel: str, user: str) -> bool:
+        """Whether some rule lets that user run that command here, in some environment."""
+        if not self.configured:
+            return True
+        command = command.casefold()
+        return any(
+            _match(r.commands, command) and _match(r.channels, channel) and _match(r.users, user)
+            for r in self.allow
+        )
+
+    def needs_confirmation(self, environment: str) -> bool:
+        """Whether a change to a stack in this (resolved) environment waits for a click.
+
+        Names compare as `allow` compares them: in any case.
+        """
+        return environment.casefold() in self.confirm
 
     def summary(self) -> list[str]:
         """The rules in force, one line each (for `igor doctor` and the log)."""
@@ -160,7 +173,9 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     if not isinstance(allow, list):
         raise RulesError(f"{path}: slack.allow must be an array of tables ([[slack.allow]]).")
     rules = tuple(_rule(entry, number, path) for number, entry in enumerate(allow, start=1))
-    confirm = _names(slack.get("confirm", []), f"{path}: slack.confirm")
+    confirm = [
+        name.casefold() for name in _names(slack.get("confirm", []), f"{path}: slack.confirm")
+    ]
     seconds = slack.get("confirm_seconds", CONFIRM_SECONDS)
     if (
         not isinstance(seconds, (int, float))
@@ -221,9 +236,13 @@ class BadConfirmation(IgorError):
     """A button value that was forged, altered, or is too old."""
 
 
+class ConfirmationExpired(BadConfirmation):
+    """A genuine button value whose time is up."""
+
+
 @dataclass(frozen=True)
 class PendingCommand:
-    """A command waiting for its requester's click."""
+    """A command waiting for its requester's click, and the stack it was resolved to."""
 
     words: list[str]
     user: str
@@ -231,7 +250,7 @@ class PendingCommand:
     thread: str
     request_id: str
     expires: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    stack_uid: str = ""  # the confirmed command must still mean this stack
 
 
 class Signer:
@@ -244,7 +263,7 @@ class Signer:
         """The button value (well under Slack's 2,000 characters for a command)."""
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
-             "r": pending.request_id, "e": round(pending.expires, 3)},
+             "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid},
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
@@ -262,10 +281,10 @@ class Signer:
         data = json.loads(body)
         pending = PendingCommand(
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
-            request_id=data["r"], expires=float(data["e"]),
+            request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
         )  # fmt: skip
         if now > pending.expires:
-            raise BadConfirmation("That confirmation has expired.", "Ask again.")
+            raise ConfirmationExpired("That confirmation has expired.", "Ask again.")
         return pending
 
 

@@ -8,6 +8,7 @@ reaches Slack; with --sandbox nothing reaches Cloud 66 either.
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import TextIO
 
 from igor_cli.actions import FollowPolicy, Origin
@@ -35,6 +36,7 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
             stdout.write("igor> " + as_text(message).replace("\n", "\n      ") + "\n")
             stdout.flush()
 
+    session = uuid.uuid4().hex[:12]
     stdout.write("Talk to igor as you would in Slack (e.g. `list`, `deploy -s shop`). ")
     stdout.write("Ctrl-D or `quit` to leave.\n")
     for number, line in enumerate(iter(lambda: _prompt(stdin, stdout), None), start=1):
@@ -43,7 +45,8 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
             continue
         if text.lower() in EXITS:
             break
-        reply = bridge.handle(text, Origin("chat", user, f"console-{number}"))
+        # Unique across sessions: a request id seen at Cloud 66 means "this very request".
+        reply = bridge.handle(text, Origin("chat", user, f"console-{session}-{number}"))
         say(reply.message)
         outcome = reply.deployment_to_follow
         if outcome is not None:

@@ -123,7 +123,26 @@ def progress_sentence(stack: Stack, progress: Progress) -> str:
     said = f": {progress.message}" if progress.message else ""
     if progress.success:
         return f"Deployed {stack.label} in {took}{said}."
+    if progress.cancelled:
+        # Cloud 66's own words only when they say more than "cancelled" (who, why).
+        plain = progress.message.strip().rstrip(".").casefold() in ("", "deployment cancelled")
+        return f"Deployment of {stack.label} was cancelled after {took}{'' if plain else said}."
     return f"Deployment of {stack.label} failed after {took}{said}."
+
+
+def progress_step(stack: Stack, progress: Progress) -> str:
+    """How a followed deployment is doing, to the minute (a chat message edited as it goes)."""
+    minutes = int(progress.elapsed // 60)
+    so_far = "under a minute" if minutes < 1 else f"{minutes} min"
+    return f"Deploying {stack.label}… {so_far} so far."
+
+
+def stopped_sentence(stack: Stack) -> str:
+    """What igor says when it stops watching a deployment that goes on."""
+    return (
+        f"igor stopped watching {stack.label}; the deployment goes on. "
+        f"Check it with `igor list -s {stack.name}`."
+    )
 
 
 def status_label(stack: Stack) -> str:

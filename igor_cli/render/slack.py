@@ -7,6 +7,7 @@ characters a text block), so a long stack list never becomes a Slack error.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -15,8 +16,10 @@ from typing import Any
 
 from igor_cli.actions import (
     CancelOutcome,
+    CancelRequest,
     CancelResult,
     DeployOutcome,
+    DeployRequest,
     DeployResult,
     Outcome,
     Progress,
@@ -228,6 +231,30 @@ CONFIRM_ACTION = "igor_confirm"
 DECLINE_ACTION = "igor_decline"
 
 
+@functools.singledispatch
+def confirmation_question(request: object, stack: Stack) -> tuple[str, str, str]:
+    """The question asked before a change (mrkdwn), and its confirm and decline labels.
+
+    Every request that changes a stack registers its question here; one without
+    a question is never run behind a confirmation (the caller refuses it).
+    """
+    raise NotImplementedError(f"no confirmation question for {type(request).__name__}")
+
+
+@confirmation_question.register
+def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, str]:
+    services = f" (services {escape(', '.join(request.services))})" if request.services else ""
+    where = escape(stack.environment)
+    return f"deploy *{escape(stack.name)}*{services} to *{where}*?", "Deploy", "Cancel"
+
+
+@confirmation_question.register
+def _cancel_question(request: CancelRequest, stack: Stack) -> tuple[str, str, str]:
+    name, where = escape(stack.name), escape(stack.environment)
+    question = f"cancel the running deployment of *{name}* in *{where}*?"
+    return question, "Cancel the deployment", "Keep it"
+
+
 def render_confirmation(
     question: str, confirm_label: str, decline_label: str, value: str, user: str, seconds: float
 ) -> SlackMessage:
@@ -253,14 +280,22 @@ def has_buttons(message: dict[str, Any]) -> bool:
 
 def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> SlackMessage:
     """Progress of a followed deployment; the final one mentions who asked."""
-    text = mrkdwn(sentences.progress_sentence(stack, progress))
     if not progress.finished and not progress.timed_out:
-        return message(text, emoji=":hourglass_flowing_sand:")
+        step = mrkdwn(sentences.progress_step(stack, progress))
+        return message(step, emoji=":hourglass_flowing_sand:")
+    text = mrkdwn(sentences.progress_sentence(stack, progress))
     mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
     emoji = ":white_check_mark:" if progress.success else ":x:"
+    if progress.cancelled:
+        emoji = ":octagonal_sign:"
     if progress.timed_out:
         emoji = ":hourglass:"
     return message(f"{mentions} {text}".strip(), emoji=emoji)
+
+
+def render_stopped(stack: Stack) -> SlackMessage:
+    """igor stops watching (it is shutting down); the deployment goes on."""
+    return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
 
 
 def _json(outcome: Outcome) -> str:

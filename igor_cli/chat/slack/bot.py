@@ -1,0 +1,306 @@
+"""The bot's handlers: Slack events, slash commands and button clicks -> the bridge -> replies.
+
+Every envelope is acked by the transport before it reaches here. What needs no
+Cloud 66 call (usage, help, version, a refusal) is answered on the intake
+threads; the rest goes to a bounded pool of Cloud 66 workers, and a burst
+bigger than that pool's queue is answered "busy" instead of being dropped.
+Replies go through `Delivery` (fallbacks, 429s), deployments are followed by
+one poll loop each, and confirmation questions expire on one timer thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from igor_cli.actions import FollowPolicy, Origin
+from igor_cli.chat.bridge import Bridge, BridgeReply, Step
+from igor_cli.chat.follow import Followers, Watcher
+from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
+from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
+from igor_cli.chat.slack.events import RecentKeys, command_text
+from igor_cli.chat.slack.tokens import Identity
+from igor_cli.chat.workers import Scheduler, Workers
+from igor_cli.config import Environment
+from igor_cli.render.slack import (
+    CONFIRM_ACTION,
+    DECLINE_ACTION,
+    SlackMessage,
+    has_buttons,
+    mention,
+    message,
+    mrkdwn,
+)
+
+if TYPE_CHECKING:
+    from slack_sdk.web import WebClient
+
+log = logging.getLogger("igor.serve")
+audit = logging.getLogger("igor.audit")
+
+WORKERS = 8  # Cloud 66 workers
+QUEUE_LIMIT = 400  # commands waiting for a worker; beyond that: "busy, try again"
+INTAKE_THREADS = 2
+SHUTDOWN_SECONDS = 8.0  # SIGTERM to exit stays under 10 s
+FOLLOW_INTERVAL = 15.0  # no faster than the official client polls
+FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
+
+
+class SlackBot:
+    """Socket Mode payloads -> the bridge -> replies in thread, with follow-ups."""
+
+    def __init__(
+        self,
+        env: Environment,
+        web: WebClient,
+        identity: Identity,
+        rules: Rules | None = None,
+        signer: Signer | None = None,
+        *,
+        workers: int = WORKERS,
+        queue_limit: int = QUEUE_LIMIT,
+    ) -> None:
+        self.env = env
+        self.web = web
+        self.identity = identity
+        self.bridge = Bridge(env, rules=rules, signer=signer)
+        self.stopping = threading.Event()
+        self._delivery_stopped = threading.Event()
+        self.delivery = Delivery(web, self._delivery_stopped)
+        self.scheduler = Scheduler()
+        self.followers = Followers(
+            self.bridge.connect,
+            FollowPolicy(
+                interval=max(FOLLOW_INTERVAL, env.follow_interval),
+                timeout=2 * 3600,
+                hourly_budget=FOLLOW_HOURLY_BUDGET,
+                clock=env.monotonic,
+                sleep=env.sleep,
+            ),
+        )
+        self.seen = RecentKeys()
+        self.decided = RecentKeys()
+        self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
+        self.workers = Workers("igor-cmd", workers, queue_limit)
+
+    # -- from the transport ----------------------------------------------------
+
+    def dispatch(self, kind: str, payload: dict[str, Any]) -> None:
+        """Take one acked envelope's payload (never blocks the socket's reader)."""
+        if self.stopping.is_set():
+            return
+        if kind == "events_api":
+            event = payload.get("event") or {}
+            self.intake.submit(lambda: self.handle_event(event))
+        elif kind == "slash_commands":
+            self.intake.submit(lambda: self.handle_slash_command(payload))
+        elif kind == "interactive" and payload.get("type") == "block_actions":
+            self.intake.submit(lambda: self.handle_click(payload))
+
+    def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Stop taking commands, let running ones finish (bounded), tell who is waiting."""
+        self.stopping.set()
+        self.intake.stop()
+        self.workers.wait_idle(timeout / 2)
+        self.workers.stop()
+        stopped = self.followers.stop()
+        if stopped:
+            log.info("stopped following %d deployment(s); their threads were told", stopped)
+        self.delivery.wait_idle(timeout / 4)
+        self._delivery_stopped.set()
+        self.delivery.stop()
+        self.scheduler.stop()
+
+    # -- events, slash commands ----------------------------------------------
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        """Answer one `app_mention` or `message` event in its thread."""
+        text = command_text(event, self.identity)
+        if text is None:
+            return
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        # A mention arrives as app_mention and as message, and Slack retries:
+        # one post is one (channel, ts).
+        if not self.seen.first_time(f"{channel}:{ts}"):
+            return
+        user = str(event["user"])
+        thread = str(event.get("thread_ts") or ts)
+        origin = Origin("slack", user, f"{channel}-{ts}")
+        self._run(self.bridge.begin(text, origin, channel, thread), Place(channel, thread, user))
+
+    def handle_slash_command(self, payload: dict[str, Any]) -> None:
+        """Answer `/igor ...` through its response URL (the bot may not be in the channel)."""
+        user = str(payload.get("user_id", ""))
+        channel = str(payload.get("channel_id", ""))
+        trigger = str(payload.get("trigger_id") or payload.get("envelope_id") or "")
+        url = ResponseUrl(str(payload.get("response_url", "")))
+        place = Place(channel, "", user, url, answer_by_url=True)
+        origin = Origin("slack", user, trigger)
+        self._run(self.bridge.begin(str(payload.get("text", "")), origin, channel), place)
+
+    def _run(self, step: Step, place: Place, fields: dict[str, Any] | None = None) -> None:
+        """A reply now, or the rest of the work on a Cloud 66 worker (or "busy")."""
+        if isinstance(step, BridgeReply):
+            self._deliver(step, place, fields)
+            return
+        work = step
+        if not self.workers.submit(lambda: self._deliver(work(), place, fields)):
+            busy = message(
+                "I'm busy with many commands right now; nothing was done. Try again in a minute.",
+                emoji=":hourglass:",
+            )
+            audit.info(json.dumps({"event": "command", "user": place.user,
+                                   "channel": place.channel, "outcome": "busy"}))  # fmt: skip
+            self.delivery.post(place, busy, context={"command": "?", "outcome": "busy"})
+
+    def _deliver(self, reply: BridgeReply, place: Place, fields: dict[str, Any] | None) -> None:
+        reply.fields.update(fields or {})
+        self._log(reply, place)
+        context = {"command": reply.command or "?", "outcome": reply.status}
+        if reply.ephemeral:
+            self.delivery.ephemeral(place, reply.message, context=context)
+            return
+        posted: list[str] = []
+
+        def on_posted(ts: str) -> None:
+            posted.append(ts)
+            if reply.pending is not None and ts:
+                self._expire_later(place, ts, reply.pending, reply.command)
+
+        self.delivery.post(place, reply.message, context=context, on_posted=on_posted)
+        follow = reply.deployment_to_follow
+        if follow is None:
+            return
+
+        def post(said: SlackMessage) -> None:
+            self.delivery.post(place, said, context={**context, "outcome": "follow-up"})
+
+        def update(said: SlackMessage) -> None:
+            if posted and posted[0]:
+                self.delivery.update(place.channel, posted[0], said)
+
+        watcher = Watcher(place.user, post, None if place.answer_by_url else update, place.key)
+        self.followers.watch(follow.stack, follow.action_id, watcher)
+
+    # -- confirmations -------------------------------------------------------
+
+    def handle_click(self, payload: dict[str, Any]) -> None:
+        """A confirmation button: only the requester's click counts, only once, only in time."""
+        action = (payload.get("actions") or [{}])[0]
+        if action.get("action_id") not in (CONFIRM_ACTION, DECLINE_ACTION):
+            return
+        user = str((payload.get("user") or {}).get("id", ""))
+        container = payload.get("container") or {}
+        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
+        question_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
+        url = ResponseUrl(str(payload.get("response_url") or ""))
+        value = str(action.get("value", ""))
+        line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
+                                "command": "confirmation"}  # fmt: skip
+        try:
+            pending = self._verify(value)
+        except ConfirmationExpired:
+            place = Place(channel, question_ts, user, url)
+            expired = ":hourglass: This request expired; nothing was done. Ask again if need be."
+            self.delivery.replace(place, question_ts, message(expired))
+            audit.info(json.dumps({**line, "outcome": "expired"}))
+            return
+        except BadConfirmation:
+            place = Place(channel, "", user, url)
+            self.delivery.ephemeral(place, "That button is not one igor made; nothing was done.")
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "bad signature"}))
+            return
+        place = Place(channel, pending.thread or question_ts, user, url)
+        line["command"] = pending.words[0] if pending.words else "confirmation"
+        if user != pending.user:
+            self.delivery.ephemeral(
+                place, f"Only {mrkdwn(mention(pending.user))} can confirm this."
+            )
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "not the requester"}))
+            return
+        # A decision makes the value useless: the first one wins, whether the
+        # second comes from a Slack retry, another client, or another replica
+        # (which sees the question already replaced).
+        key = hashlib.sha256(value.encode()).hexdigest()
+        if not self.decided.first_time(key) or self._answered_already(
+            payload, channel, pending.thread, question_ts
+        ):
+            self.delivery.ephemeral(
+                place, "That question was already answered; nothing more was done."
+            )
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "already answered"}))
+            return
+        when = self.env.clock().strftime("%H:%M UTC")
+        who = mrkdwn(mention(user))
+        if action.get("action_id") == DECLINE_ACTION:
+            declined = f":heavy_multiplication_x: Declined by {who} at {when}; nothing was done."
+            self.delivery.replace(place, question_ts, message(declined))
+            audit.info(json.dumps({**line, "outcome": "declined", "confirmation": "declined",
+                                   "confirmed_by": user}))  # fmt: skip
+            return
+        self.delivery.replace(
+            place, question_ts, message(f":white_check_mark: Confirmed by {who} at {when}.")
+        )
+        step = self.bridge.begin_confirmed(pending)
+        self._run(step, place, {"confirmation": "confirmed"})
+
+    def _verify(self, value: str) -> PendingCommand:
+        if self.bridge.signer is None:
+            raise BadConfirmation("This bot asks no confirmations.")
+        return self.bridge.signer.verify(value, self.env.clock().timestamp())
+
+    def _answered_already(
+        self, payload: dict[str, Any], channel: str, thread: str, question_ts: str
+    ) -> bool:
+        """Whether the question no longer shows its buttons (another replica decided)."""
+        shown = payload.get("message")
+        if isinstance(shown, dict) and shown.get("ts") == question_ts and not has_buttons(shown):
+            return True
+        current = self._read_back(channel, thread or question_ts, question_ts)
+        return current is not None and not has_buttons(current)
+
+    def _read_back(self, channel: str, thread: str, ts: str) -> dict[str, Any] | None:
+        """The message as Slack shows it now, or None when it cannot be read."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            # conversations.replies puts the thread's parent first, and `limit`
+            # counts it: ask for two to see the question itself.
+            found = self.web.conversations_replies(
+                channel=channel, ts=thread, oldest=ts, latest=ts, inclusive=True, limit=2
+            )
+        except (SlackApiError, OSError) as error:
+            log.info("could not read a question back from Slack (%s)", type(error).__name__)
+            return None
+        messages: list[dict[str, Any]] = found.get("messages", [])
+        return next((m for m in messages if m.get("ts") == ts), None)
+
+    def _expire_later(self, place: Place, ts: str, pending: PendingCommand, command: str) -> None:
+        """When the time is up and nobody answered, say so on the question itself."""
+        delay = max(0.0, pending.expires - self.env.clock().timestamp())
+
+        def expire() -> None:
+            if self.stopping.is_set():
+                return
+            current = self._read_back(place.channel, place.thread, ts)
+            if current is None or not has_buttons(current):
+                return  # answered, here or on another replica
+            self.delivery.replace(
+                Place(place.channel, place.thread, place.user), ts,
+                message(":hourglass: Nobody confirmed within the time; nothing was done."),
+            )  # fmt: skip
+            audit.info(json.dumps({"event": "command", "user": pending.user,
+                                   "channel": place.channel, "command": command,
+                                   "outcome": "expired", "confirmation": "expired"}))  # fmt: skip
+
+        self.scheduler.call_later(delay, expire)
+
+    def _log(self, reply: BridgeReply, place: Place) -> None:
+        line = {"event": "command", "user": place.user, "channel": place.channel,
+                "command": reply.command}  # fmt: skip
+        line.update(reply.fields)
+        line["outcome"] = reply.status
+        audit.info(json.dumps(line, sort_keys=False))

@@ -1,0 +1,246 @@
+"""`igor serve`: the bot over Socket Mode (no public URL needed), and its life cycle.
+
+The transport acks every envelope at once (Slack allows 3 s) and hands the
+payload to the bot. slack_sdk's built-in client reconnects by itself, but it
+can go quiet (python-slack-sdk issue 1701) and notices a dead socket only after
+four ping intervals: a watchdog reconnects after two intervals without a pong,
+and an app token that Slack stops accepting ends the bot with exit code 4
+instead of a reconnect loop. An HTTP events endpoint would be a second
+transport calling the same `SlackBot.dispatch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from igor_cli.chat.guard import Rules, RulesError, Signer, rules_from_config
+from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
+from igor_cli.chat.slack.tokens import AUTH_ERRORS, check_slack_tokens, rejected
+from igor_cli.config import Environment
+from igor_cli.credentials import TokenKind, find_token, require_token
+from igor_cli.errors import ExitCode, IgorError
+
+if TYPE_CHECKING:
+    from slack_sdk.socket_mode.builtin import SocketModeClient
+    from slack_sdk.socket_mode.client import BaseSocketModeClient
+    from slack_sdk.socket_mode.request import SocketModeRequest
+    from slack_sdk.web import WebClient
+
+log = logging.getLogger("igor.serve")
+audit = logging.getLogger("igor.audit")
+
+# slack_sdk's built-in frame reader recurses once per frame while frames are
+# buffered back to back: a backlog of ~1,000 envelopes (a burst, or a pause of
+# the reader) exceeds Python's default limit and loses the connection's
+# messages. Python 3.11 keeps pure-Python recursion off the C stack, so a
+# higher limit costs memory only for the frames really used.
+RECURSION_LIMIT = 100_000
+STALE_PINGS = 2  # reconnect after this many ping intervals without a pong
+
+
+def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
+    """The rules in the config file, and the signer confirmations need (fail closed)."""
+    rules = rules_from_config(env.config(), str(env.config_path()))
+    key = find_token(TokenKind.SIGNING_KEY, env)
+    if rules.confirm and key is None:
+        raise RulesError(
+            "Confirmations are configured (slack.confirm) but there is no signing key.",
+            "Run `igor register --slack` to create one, or set IGOR_SIGNING_KEY "
+            "(the same value on every replica).",
+        )
+    return rules, Signer(key.value.encode()) if key else None
+
+
+class SocketModeTransport:
+    """Socket Mode envelopes in, acks out, payloads to `dispatch`; kept alive by a watchdog."""
+
+    def __init__(
+        self,
+        env: Environment,
+        web: WebClient,
+        dispatch: Callable[[str, dict[str, Any]], None],
+        stop: threading.Event,
+    ) -> None:
+        self.env = env
+        self.web = web
+        self.dispatch = dispatch
+        self.stop = stop
+        self.failure: IgorError | None = None
+        self.reconnects = 0
+        self.socket: SocketModeClient | None = None
+        self._watchdog: threading.Thread | None = None
+
+    def connect(self) -> None:
+        """Open the connection and start watching it."""
+        from slack_sdk.errors import SlackApiError
+        from slack_sdk.socket_mode.builtin import SocketModeClient
+
+        transport = self
+
+        class Socket(SocketModeClient):
+            def issue_new_wss_url(self) -> str:
+                """Slack's `apps.connections.open`; a rejected app token stops the bot."""
+                try:
+                    return str(super().issue_new_wss_url())
+                except SlackApiError as error:
+                    reason = str(error.response.get("error", ""))
+                    if reason in AUTH_ERRORS:
+                        transport.fail(rejected(TokenKind.SLACK_APP, reason))
+                    raise
+
+        self.socket = Socket(
+            app_token=require_token(TokenKind.SLACK_APP, self.env),
+            web_client=self.web,
+            auto_reconnect_enabled=True,
+            logger=logging.getLogger("igor.socket"),
+            ping_interval=self.env.slack_ping_interval,
+        )
+        self.socket.socket_mode_request_listeners.append(self._on_request)
+        self.socket.connect()
+        self._watchdog = threading.Thread(target=self._watch, name="igor-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def fail(self, error: IgorError) -> None:
+        """End the bot with this error (e.g. Slack no longer accepts the app token)."""
+        if self.failure is None:
+            self.failure = error
+        if self.socket is not None:
+            self.socket.auto_reconnect_enabled = False
+        self.stop.set()
+
+    def stop_listening(self) -> None:
+        """Take no more envelopes (the socket stays open while the bot winds down)."""
+        if self.socket is not None:
+            self.socket.socket_mode_request_listeners.clear()
+
+    def close(self, timeout: float = 1.5) -> None:
+        """Close the connection (bounded: a hung socket must not hold the exit)."""
+        if self.socket is None:
+            return
+        closer = threading.Thread(target=self.socket.close, daemon=True)
+        closer.start()
+        closer.join(timeout)
+
+    def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        # Ack first, always: Slack retries anything not acked within 3 s.
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        self.dispatch(request.type, request.payload or {})
+
+    def _watch(self) -> None:
+        """Reconnect when the connection has gone quiet for two ping intervals."""
+        interval = self.env.slack_ping_interval
+        while not self.stop.wait(interval / 2):
+            socket = self.socket
+            session = socket.current_session if socket is not None else None
+            if socket is None or session is None or not socket.is_connected():
+                continue  # slack_sdk is reconnecting (or the app token was refused)
+            heard = session.last_ping_pong_time or session._first_ping_time
+            if heard is None:
+                continue
+            quiet = time.time() - heard
+            if quiet > STALE_PINGS * interval:
+                log.warning("no answer from Slack for %.0f s; reconnecting", quiet)
+                self.reconnects += 1
+                try:
+                    socket.connect_to_new_endpoint(force=True)
+                except Exception as error:  # slack_sdk retries on its own as well
+                    log.warning("reconnecting failed (%s)", type(error).__name__)
+
+
+def configure_logging() -> None:
+    """One line per event on stderr; slack_sdk's own chatter only from warnings up."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("igor")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("igor.socket").setLevel(logging.WARNING)
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
+
+
+def audit_file(env: Environment) -> logging.Handler | None:
+    """`[audit] path`: the command lines appended to a JSON-lines file, flushed per line."""
+    section = env.config().get("audit", {})
+    if not isinstance(section, dict) or not section.get("path"):
+        return None
+    from pathlib import Path
+
+    path = Path(str(section["path"])).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    except OSError as error:
+        raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
+    audit.addHandler(handler)
+    return handler
+
+
+def serve(env: Environment, stop: threading.Event | None = None) -> int:
+    """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code."""
+    stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    bot: SlackBot | None = None
+    transport: SocketModeTransport | None = None
+    audit_handler: logging.Handler | None = None
+    try:
+        # A broken config stops the bot here: never start with no rules by accident.
+        rules, signer = load_guard(env)
+        audit_handler = audit_file(env)
+        web, identity = check_slack_tokens(env)
+        bot = SlackBot(env, web, identity, rules, signer)
+        for line in rules.summary():
+            log.info("rules: %s", line)
+        transport = SocketModeTransport(env, web, bot.dispatch, stop)
+        transport.connect()
+        log.info("connected to Slack as %s in %s", identity.name, identity.team)
+        stop.wait()
+        if transport.failure is not None:
+            raise transport.failure
+    except IgorError as error:
+        log.error("%s %s", error.message, error.hint)
+        return int(error.exit_code)
+    finally:
+        if transport is not None:
+            transport.stop_listening()
+        if bot is not None:
+            bot.close(SHUTDOWN_SECONDS)
+        if transport is not None:
+            transport.close()
+            log.info("disconnected from Slack")
+        if audit_handler is not None:
+            audit.removeHandler(audit_handler)
+            audit_handler.close()
+        restore()
+    return int(ExitCode.OK)
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

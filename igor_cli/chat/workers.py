@@ -1,0 +1,148 @@
+"""Threads for the bot: bounded worker pools and one timer thread.
+
+The pools are daemon threads with a bounded queue: a burst larger than the
+queue is refused at once (the caller answers "busy") instead of piling up, and
+a worker stuck on an unresponsive Cloud 66 never holds the process open after
+shutdown. Timers (confirmation expiry, retries after Slack's `Retry-After`)
+share one thread and one heap, however many are pending.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("igor.workers")
+
+Job = Callable[[], None]
+
+
+class Workers:
+    """`size` daemon threads taking jobs from a queue of at most `capacity`."""
+
+    def __init__(self, name: str, size: int, capacity: int) -> None:
+        self.name = name
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=capacity)
+        self._busy = 0
+        self._idle = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Job) -> bool:
+        """Queue a job; False (and nothing queued) when the queue is full."""
+        with self._idle:
+            try:
+                self._jobs.put_nowait(job)
+            except queue.Full:
+                return False
+            self._busy += 1
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        with self._idle:
+            return self._busy
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is queued or running; False if the time ran out."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def stop(self) -> None:
+        """Drop what is queued and let the threads end (running jobs are not waited for)."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._done()
+        for _ in self._threads:
+            try:
+                self._jobs.put_nowait(None)
+            except queue.Full:  # pragma: no cover - just drained
+                break
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # the bot must outlive any one command
+                log.exception("%s: a job failed unexpectedly", self.name)
+            finally:
+                self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
+
+
+class Scheduler:
+    """Runs callables later, on one thread, in time order (real seconds)."""
+
+    def __init__(self, name: str = "igor-timer") -> None:
+        self._heap: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, job: Job) -> None:
+        """Run `job` after `delay` seconds (unless stopped first)."""
+        with self._changed:
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
+            self._changed.notify()
+
+    @property
+    def pending(self) -> int:
+        """How many jobs wait for their time."""
+        with self._changed:
+            return len(self._heap)
+
+    @property
+    def threads(self) -> int:
+        """Always one, however many jobs wait (for tests and the benchmark)."""
+        return 1
+
+    def stop(self) -> None:
+        """Forget every pending job and end the thread."""
+        with self._changed:
+            self._stopped = True
+            self._heap.clear()
+            self._changed.notify()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._changed.wait(wait)
+                if self._stopped:
+                    return
+                _, _, job = heapq.heappop(self._heap)
+            try:
+                job()
+            except Exception:
+                log.exception("a timed job failed unexpectedly")
