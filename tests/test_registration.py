@@ -33,9 +33,7 @@ def stored(entry: str) -> str | None:
 def test_register_checks_stores_and_says_whose_token(api: Simulator, igor: Igor) -> None:
     ran = igor("register", input=f"{SANDBOX_TOKEN}\n")
     assert ran.exit_code == 0, ran.output
-    assert "Registered the Cloud 66 personal access token: igor sandbox, 7 stacks." in (
-        ran.stdout
-    )
+    assert "Registered the Cloud 66 personal access token: igor sandbox, 7 stacks." in (ran.stdout)
     assert stored("cloud66") == SANDBOX_TOKEN
     assert api.count("GET", "/accounts") == 1
     assert SANDBOX_TOKEN not in ran.output  # the prompt hides it, igor never prints it
