@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -413,14 +413,18 @@ class SandboxState:
     # -- persistence ------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """Everything needed to rebuild this state, as plain JSON."""
+        """Everything needed to rebuild this state, as plain JSON.
+
+        It shares the state's inner dicts and lists (`asdict` would deep-copy
+        them at several times the cost): serialise it, do not change it.
+        """
         return {
             "format": FORMAT,
             "next_deployment_id": self.next_deployment_id,
             "next_action_id": self.next_action_id,
-            "stacks": [asdict(s) for s in self.stacks],
-            "deployments": [asdict(d) for d in self.deployments],
-            "actions": [asdict(a) for a in self.actions],
+            "stacks": [vars(s) for s in self.stacks],
+            "deployments": [vars(d) for d in self.deployments],
+            "actions": [vars(a) for a in self.actions],
         }
 
     @classmethod
