@@ -541,6 +541,7 @@ def test_stop_closes_the_server(clock: FakeClock) -> None:
 
 def test_module_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    (tmp_path / "s").write_text("not json")
     process = subprocess.Popen(
         [sys.executable, "-m", "igor_cli.sandbox", "--port", "0", "--state", str(tmp_path / "s")],
         cwd=REPO,
@@ -555,6 +556,9 @@ def test_module_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
         exports = process.stdout.readline()
         assert "http://127.0.0.1:" in first
         assert "IGOR_CLOUD66_TOKEN=sandbox-token" in exports
+        note = process.stdout.readline()
+        assert note.startswith("The state file was damaged: moved it to ")
+        assert str(tmp_path / "s.damaged-") in note
         url = exports.split("IGOR_API_URL=")[1].split()[0]
         headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
         assert requests.get(f"{url}/accounts", headers=headers, timeout=5).ok

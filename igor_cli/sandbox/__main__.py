@@ -50,15 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit if args.rate_limit > 0 else None,
     )
     sim.latency = args.latency
+    if args.reset:
+        sim.reset()
     try:
-        if args.reset:
-            sim.reset()
         sim.start()
     except OSError as exc:
         print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if sim.recovered is not None:
-        print(f"The state file was damaged: moved it to {sim.recovered} and started over.")
 
     stopping = threading.Event()
 
@@ -69,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     where = f"state in {args.state}" if args.state else "state in memory only"
     print(f"Cloud 66 sandbox listening on {sim.url} ({where})")
     print(f"  export IGOR_API_URL={sim.url} IGOR_CLOUD66_TOKEN={SANDBOX_TOKEN}")
+    if sim.recovered is not None:
+        print(f"The state file was damaged: moved it to {sim.recovered} and started over.")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         # A timed wait keeps the main thread responsive to KeyboardInterrupt.
