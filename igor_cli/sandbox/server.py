@@ -3,7 +3,10 @@
 `Simulator` owns the state (in memory, or in a JSON file shared between
 processes), advances simulated time lazily on every request, records every
 request for tests, and can inject faults (error statuses, dropped connections,
-latency) to exercise a client's retry and "outcome unknown" paths.
+latency) to exercise a client's retry and "outcome unknown" paths. Like the real
+API it checks each token's scopes, throttles each token to a budget per clock
+hour, and leaves the things the docs leave open (list order, whether a page
+carries a count) for tests to choose.
 """
 
 from __future__ import annotations
