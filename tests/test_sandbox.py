@@ -140,13 +140,18 @@ def test_sample_stacks_are_realistic_and_stable(sim: Simulator, api: Api) -> Non
         2,
     )
     assert by_pair["api", "production"]["framework"] == "docker"
+    lengths = {}
     for stack in stacks:
         assert stack["last_activity_iso"].endswith("Z")
         assert stack["last_activity_iso"] < "2026-11-27T10:00:01Z"
         assert stack["is_busy"] is False
         history = api.deployments(stack["uid"])
-        assert len(history) == 1
-        assert history[0]["is_deploying"] is False
+        lengths[stack["name"], stack["environment"]] = len(history)
+        assert not any(d["is_deploying"] for d in history)
+        assert history[0]["finished_at"] == stack["last_activity_iso"]
+    assert lengths["shop", "production"] == 46
+    assert lengths["shop", "staging"] == 36
+    assert min(lengths.values()) >= 4
     with Simulator(clock=FakeClock(START + 86400)) as again:
         assert {s["uid"] for s in Api(again).all("/stacks")} == {s["uid"] for s in stacks}
     assert (
@@ -155,6 +160,8 @@ def test_sample_stacks_are_realistic_and_stable(sim: Simulator, api: Api) -> Non
     )
     accounts = api.get("/accounts").json()
     assert accounts["response"][0]["owner"] == "sandbox@igor.example"
+    assert accounts["response"][0]["friendly_name"] == "igor sandbox"
+    assert "name" not in accounts["response"][0]
     assert accounts["response"][0]["stack_count"] == 7
 
 
@@ -169,7 +176,6 @@ def test_paging_previous_style(sim: Simulator, api: Api) -> None:
         "current": 1,
         "per_page": 30,
         "count": 77,
-        "pages": 3,
     }
     assert pages[1]["pagination"]["previous"] == 1
     assert pages[1]["pagination"]["next"] == 3
@@ -195,7 +201,6 @@ def test_paging_prev_style_and_custom_page_size(clock: FakeClock) -> None:
             "next": 3,
             "current": 2,
             "count": 27,
-            "pages": 3,
         }
         assert pages[2]["pagination"]["next"] is None
         sim.pagination_style = "previous"
@@ -379,7 +384,8 @@ def test_services_and_deploy_validation(sim: Simulator, api: Api, clock: FakeClo
     too_long = api.deploy(docker, user_reference="x" * 256)
     assert too_long.status_code == 400
     assert too_long.json()["error"] == "invalid_request"
-    assert len(api.deployments(docker)) == 1  # only the history: nothing was started
+    assert not any(d["is_deploying"] for d in api.deployments(docker))  # nothing was started
+    assert sim.count("POST", "/deployments") == 2
 
     assert api.deploy(docker, services="web:1.2,worker", user_reference="x" * 255).ok
     assert api.deployments(docker)[0]["services"] == ["web:1.2", "worker"]
@@ -466,7 +472,7 @@ def test_state_is_shared_through_the_state_file(tmp_path: Path, clock: FakeClock
         assert one.delete(f"/stacks/{uid}/deployments/{live['id']}").status_code == 409
         assert one.get("/stacks").json()["count"] == 10
     saved = json.loads(state.read_text())
-    assert saved["format"] == "igor-sandbox/1"
+    assert saved["format"] == "igor-sandbox/2"
     assert not [p for p in state.parent.iterdir() if p.name.endswith(".tmp")]
 
     clock.now += 3600
@@ -475,14 +481,16 @@ def test_state_is_shared_through_the_state_file(tmp_path: Path, clock: FakeClock
         assert Api(later).deployments(uid)[0]["outcome"]["meaning"] == "Cancelled"
 
 
-def test_damaged_state_file_is_replaced_by_a_fresh_sandbox(
+def test_damaged_state_file_is_set_aside_and_replaced_by_a_fresh_sandbox(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     state = tmp_path / "state.json"
     state.write_text("{oops")
     with Simulator(clock=clock, state_path=state) as sim:
+        assert sim.recovered == tmp_path / f"state.json.damaged-{int(START)}"
         assert Api(sim).get("/stacks").json()["count"] == 7
-    assert json.loads(state.read_text())["format"] == "igor-sandbox/1"
+    assert sim.recovered.read_text() == "{oops"
+    assert json.loads(state.read_text())["format"] == "igor-sandbox/2"
 
 
 def test_in_memory_sandbox_writes_nothing(
@@ -533,6 +541,7 @@ def test_stop_closes_the_server(clock: FakeClock) -> None:
 
 def test_module_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    (tmp_path / "s").write_text("not json")
     process = subprocess.Popen(
         [sys.executable, "-m", "igor_cli.sandbox", "--port", "0", "--state", str(tmp_path / "s")],
         cwd=REPO,
@@ -547,6 +556,9 @@ def test_module_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
         exports = process.stdout.readline()
         assert "http://127.0.0.1:" in first
         assert "IGOR_CLOUD66_TOKEN=sandbox-token" in exports
+        note = process.stdout.readline()
+        assert note.startswith("The state file was damaged: moved it to ")
+        assert str(tmp_path / "s.damaged-") in note
         url = exports.split("IGOR_API_URL=")[1].split()[0]
         headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
         assert requests.get(f"{url}/accounts", headers=headers, timeout=5).ok

@@ -26,12 +26,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds to wait before each answer"
     )
+    parser.add_argument(
+        "--order",
+        choices=("newest", "oldest"),
+        default="newest",
+        help="order of the deployments and actions lists",
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=3000, help="requests per token per hour (0: no limit)"
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="start the state over with the sample account"
+    )
     args = parser.parse_args(argv)
 
     from igor_cli.sandbox.server import Simulator
 
-    sim = Simulator(state_path=args.state, port=args.port, deploy_seconds=args.deploy_seconds)
+    sim = Simulator(
+        state_path=args.state,
+        port=args.port,
+        deploy_seconds=args.deploy_seconds,
+        order=args.order,
+        rate_limit=args.rate_limit if args.rate_limit > 0 else None,
+    )
     sim.latency = args.latency
+    if args.reset:
+        sim.reset()
     try:
         sim.start()
     except OSError as exc:
@@ -47,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     where = f"state in {args.state}" if args.state else "state in memory only"
     print(f"Cloud 66 sandbox listening on {sim.url} ({where})")
     print(f"  export IGOR_API_URL={sim.url} IGOR_CLOUD66_TOKEN={SANDBOX_TOKEN}")
+    if sim.recovered is not None:
+        print(f"The state file was damaged: moved it to {sim.recovered} and started over.")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         # A timed wait keeps the main thread responsive to KeyboardInterrupt.

@@ -3,7 +3,10 @@
 `Simulator` owns the state (in memory, or in a JSON file shared between
 processes), advances simulated time lazily on every request, records every
 request for tests, and can inject faults (error statuses, dropped connections,
-latency) to exercise a client's retry and "outcome unknown" paths.
+latency) to exercise a client's retry and "outcome unknown" paths. Like the real
+API it checks each token's scopes, throttles each token to a budget per clock
+hour, and leaves the things the docs leave open (list order, whether a page
+carries a count) for tests to choose.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,24 +29,32 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from igor_cli.sandbox import SANDBOX_TOKEN, RecordedRequest
-from igor_cli.sandbox.state import SandboxError, SandboxState
+from igor_cli.sandbox.state import DEFAULT_OUTCOMES, SandboxError, SandboxState
 
 if sys.platform != "win32":
     import fcntl
 
 API_PREFIX = "/api/3"
 PAGINATION_STYLES = ("previous", "prev")
+ORDERS = ("newest", "oldest")
+SCOPES = frozenset({"public", "redeploy", "users", "admin"})
+RATE_LIMIT = 3000
+# Unconfirmed: the header names. The API docs show them in their samples (with a
+# limit of 3600 there, against the 3,000 an hour their text states).
+LIMIT_HEADER = "X-RateLimit-Limit"
+REMAINING_HEADER = "X-RateLimit-Remaining"
 
 _ERROR_NAMES = {
     400: ("invalid_request", "The request is invalid"),
     401: ("invalid_token", "The access token is invalid"),
+    # Unconfirmed: this wording. The docs' status table calls a 403 `forbidden`.
     403: ("insufficient_scope", "The access token does not have the required scope"),
     404: ("not_found", "Not found"),
     409: ("conflict", "The request conflicts with the current state"),
     429: ("too_many_requests", "Too many requests, retry later"),
     500: ("internal_server_error", "Something went wrong"),
     502: ("bad_gateway", "Bad gateway"),
-    503: ("throttled", "Rate limit exceeded: 3,000 requests per user per hour"),
+    503: ("throttled", f"Rate limit exceeded: {RATE_LIMIT:,} requests per user per hour"),
     504: ("gateway_timeout", "Gateway timeout"),
 }
 
@@ -155,9 +166,12 @@ class _Handler(BaseHTTPRequestHandler):
         if sim.latency > 0:
             time.sleep(sim.latency)
         if fault is not None and fault.status is not None:
-            reply = _Reply(
-                fault.status, fault.body or error_body(fault.status), dict(fault.headers or {})
-            )
+            # An injected answer never reached the API, so it spends no budget.
+            headers = {
+                **sim._rate_headers(self.headers.get("Authorization")),
+                **(fault.headers or {}),
+            }
+            reply = _Reply(fault.status, fault.body or error_body(fault.status), headers)
         else:
             try:
                 reply = sim._answer(
@@ -227,12 +241,24 @@ class Simulator:
         state_path: Path | None = None,
         clock: Callable[[], float] = time.time,
         token: str = SANDBOX_TOKEN,
+        scopes: Iterable[str] = SCOPES,
         port: int = 0,
         deploy_seconds: float = 60.0,
         per_page: int = 30,
         pagination_style: str = "previous",
+        include_count: bool = True,
+        include_pages: bool = False,
+        order: str = "newest",
+        rate_limit: int | None = RATE_LIMIT,
     ) -> None:
-        """Configure it; nothing is bound or read until used (a state file beats `stacks`)."""
+        """Configure it; nothing is bound or read until used (a state file beats `stacks`).
+
+        `scopes` are those of `token`; `add_token()` accepts more tokens.
+        `include_count=False` serves pages without any count (a client must
+        follow `next`); `include_pages=True` adds the `pages` key some doc
+        samples show. `order` is that of the deployments and actions lists.
+        `rate_limit` is each token's budget per clock hour (None: unlimited).
+        """
         if pagination_style not in PAGINATION_STYLES:
             raise ValueError(f"pagination_style must be one of {PAGINATION_STYLES}")
         if per_page < 1:
@@ -241,11 +267,19 @@ class Simulator:
         self.latency = 0.0
         self.pagination_style = pagination_style
         self.per_page = per_page
+        self.include_count = include_count
+        self.include_pages = include_pages
+        self.order = order
+        self.rate_limit = rate_limit
         self.deploy_seconds = deploy_seconds
+        # Where a damaged state file was moved before the sandbox reseeded, if it was.
+        self.recovered: Path | None = None
         self._seed_stacks = stacks
         self._state_path = Path(state_path) if state_path is not None else None
         self._clock = clock
         self._token = token
+        self._tokens: dict[str, frozenset[str]] = {token: frozenset(scopes)}
+        self._spent: dict[str, tuple[int, int]] = {}
         self._port = port
         self._state: SandboxState | None = None
         self._disk_signature: tuple[int, int, int] | None = None
@@ -323,8 +357,25 @@ class Simulator:
 
     @property
     def token(self) -> str:
-        """The bearer token this simulator accepts."""
+        """The bearer token this simulator was made with."""
         return self._token
+
+    @property
+    def order(self) -> str:
+        """ "newest" or "oldest": which end the deployments and actions lists start at."""
+        return self._order
+
+    @order.setter
+    def order(self, value: str) -> None:
+        # Cloud 66 documents no order for these lists: tests run both ways.
+        if value not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}")
+        self._order = value
+
+    def add_token(self, token: str, scopes: Iterable[str]) -> None:
+        """Accept one more bearer token, with these scopes (replacing any it had)."""
+        with self._side_lock:
+            self._tokens[token] = frozenset(scopes)
 
     # -- request log and fault injection ----------------------------------
 
@@ -404,6 +455,44 @@ class Simulator:
         with self._transaction() as (state, _):
             return dict(state.find_stack(name, environment).fields)
 
+    def add_history(
+        self,
+        stack_name: str,
+        environment: str,
+        count: int,
+        *,
+        outcomes: Sequence[str] = DEFAULT_OUTCOMES,
+        via: str = "web",
+        services: Sequence[str] | None = None,
+        git_ref: str | None = None,
+        profiles: Sequence[str | None] = (None,),
+    ) -> list[int]:
+        """Add `count` finished deployments older than the stack's oldest; newest id first.
+
+        They are spread over the past weeks, cycle through `outcomes` and
+        `profiles` (deployment profiles) newest first, and each has a finished
+        async action. KeyError for an unknown stack, ValueError for arguments
+        the stack cannot take (services on a non-docker stack, and so on).
+        """
+        with self._transaction() as (state, now):
+            uid = state.find_stack(stack_name, environment).uid
+            return state.add_history(
+                uid,
+                count,
+                now=now,
+                outcomes=outcomes,
+                via=via,
+                services=services,
+                git_ref=git_ref,
+                profiles=profiles,
+            )
+
+    def reset(self) -> None:
+        """Start the account over: the sample stacks (or `stacks`) as first seeded."""
+        with self._lock, self._file_lock():
+            self._state = SandboxState.seed(self._clock(), self._seed_stacks)
+            self._save(self._state)
+
     # -- state and persistence --------------------------------------------
 
     @contextlib.contextmanager
@@ -457,10 +546,31 @@ class Simulator:
         try:
             self._state = SandboxState.from_json(json.loads(path.read_text(encoding="utf-8")))
             self._disk_signature = signature
-        except (OSError, ValueError):
-            # A sandbox's state is disposable: start over rather than refuse to run.
+        except FileNotFoundError:
+            # Removed between stat() and read: the same as never having existed.
+            if self._state is None:
+                self._state = SandboxState.seed(self._clock(), self._seed_stacks)
+            self._save(self._state)
+        except ValueError:
+            # A sandbox's state is disposable: start over rather than refuse to run,
+            # but keep the damaged file where someone can look at it.
+            self.recovered = self._set_aside(path)
             self._state = SandboxState.seed(self._clock(), self._seed_stacks)
             self._save(self._state)
+
+    def _set_aside(self, path: Path) -> Path | None:
+        """Move a damaged state file to `<name>.damaged-<epoch>`; None if it cannot be."""
+        stamp = int(self._clock())
+        target = path.with_name(f"{path.name}.damaged-{stamp}")
+        serial = 1
+        while target.exists():
+            serial += 1
+            target = path.with_name(f"{path.name}.damaged-{stamp}-{serial}")
+        try:
+            os.replace(path, target)
+        except OSError:
+            return None
+        return target
 
     def _save(self, state: SandboxState) -> None:
         state.dirty = False
@@ -481,25 +591,80 @@ class Simulator:
     ) -> _Reply:
         """Serve one request against the state (faults were handled by the caller)."""
         method, path, query, body = request.method, request.path, request.query, request.body
-        if not self._authorised(authorization):
+        token = self._authorised(authorization)
+        if token is None:
             return _Reply(401, error_body(401), {})
+        allowed, headers = self._spend(token)
+        if not allowed:
+            description = (
+                f"Rate limit exceeded: {self.rate_limit or 0:,} requests per user per hour"
+            )
+            # No Retry-After: the budget comes back at the top of the next hour.
+            return _Reply(503, error_body(503, "throttled", description), headers)
         if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
-            return _Reply(404, error_body(404, description="Route not found"), {})
+            return _Reply(404, error_body(404, description="Route not found"), headers)
         parts = [p for p in path[len(API_PREFIX) :].split("/") if p]
+        needed = _scope_needed(method, parts)
+        if needed is not None and needed not in self._scopes(token):
+            return _Reply(403, error_body(403), headers)
         if body_problem is not None:
-            return _Reply(400, error_body(400, description=body_problem), {})
+            return _Reply(400, error_body(400, description=body_problem), headers)
         try:
             page = _page_number(query)
             with self._transaction() as (state, now):
-                return self._route(state, now, method, parts, page=page, params={**query, **body})
+                reply = self._route(state, now, method, parts, page=page, params={**query, **body})
         except SandboxError as exc:
-            return _Reply(exc.status, error_body(exc.status, exc.error, exc.description), {})
+            reply = _Reply(exc.status, error_body(exc.status, exc.error, exc.description), {})
+        reply.headers.update(headers)
+        return reply
 
-    def _authorised(self, authorization: str | None) -> bool:
+    def _authorised(self, authorization: str | None) -> str | None:
+        """The known token this Authorization header carries, or None."""
         scheme, _, credential = (authorization or "").strip().partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            credential.strip().encode(), self._token.encode()
-        )
+        if scheme.lower() != "bearer":
+            return None
+        offered = credential.strip().encode()
+        with self._side_lock:
+            tokens = list(self._tokens)
+        found = None
+        for token in tokens:  # compare with every token, so timing says nothing
+            if hmac.compare_digest(offered, token.encode()):
+                found = token
+        return found
+
+    def _scopes(self, token: str) -> frozenset[str]:
+        with self._side_lock:
+            scopes = self._tokens.get(token, frozenset())
+        # Unconfirmed: the docs give a token with no scope public read-only access.
+        return scopes or frozenset({"public"})
+
+    def _spend(self, token: str) -> tuple[bool, dict[str, str]]:
+        """Spend one request of the token's hourly budget: (allowed, rate headers)."""
+        limit = self.rate_limit
+        if limit is None:
+            return True, {}
+        hour = int(self._clock() // 3600)
+        with self._side_lock:
+            window, used = self._spent.get(token, (hour, 0))
+            if window != hour:
+                used = 0
+            allowed = used < limit
+            if allowed:
+                used += 1
+            self._spent[token] = (hour, used)
+        return allowed, {LIMIT_HEADER: str(limit), REMAINING_HEADER: str(max(0, limit - used))}
+
+    def _rate_headers(self, authorization: str | None) -> dict[str, str]:
+        """The rate headers of this request's token without spending anything."""
+        limit = self.rate_limit
+        token = self._authorised(authorization)
+        if limit is None or token is None:
+            return {}
+        hour = int(self._clock() // 3600)
+        with self._side_lock:
+            window, used = self._spent.get(token, (hour, 0))
+        used = used if window == hour else 0
+        return {LIMIT_HEADER: str(limit), REMAINING_HEADER: str(max(0, limit - used))}
 
     def _route(
         self,
@@ -525,14 +690,16 @@ class Simulator:
         if method == "GET" and rest == ["services"]:
             return self._page([dict(s) for s in stack.services], page)
         if method == "GET" and rest == ["deployments"]:
-            return self._page(state.list_deployments(uid), page)
+            return self._page(state.list_deployments(uid, self.order), page)
         if method == "POST" and rest == ["deployments"]:
             return self._post_deployment(state, now, uid, params)
         if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":
             state.cancel(uid, _int_id(rest[1], "Deployment"), now)
             return _Reply(200, {"response": {"ok": True, "message": "Cancelling deployment"}}, {})
         if method == "GET" and rest == ["actions"]:
-            return self._page(state.list_actions(uid), page)
+            # Unconfirmed: an empty `user_reference` filters nothing (Rails' `present?`).
+            reference = _text_param(params, "user_reference") or None
+            return self._page(state.list_actions(uid, self.order, reference), page)
         if method == "GET" and len(rest) == 2 and rest[0] == "actions":
             action = state.get_action(uid, _int_id(rest[1], "Action"))
             return _Reply(200, {"response": action}, {})
@@ -547,6 +714,7 @@ class Simulator:
             services=_text_param(params, "services"),
             git_ref=_text_param(params, "git_ref"),
             user_reference=_text_param(params, "user_reference"),
+            deployment_profile=_text_param(params, "deployment_profile"),
         )
         response = {
             "ok": True,
@@ -565,17 +733,17 @@ class Simulator:
         after = page + 1 if page < pages else None
         pagination: dict[str, Any]
         if self.pagination_style == "prev":
-            pagination = {"prev": before, "next": after, "current": page, "count": total}
+            pagination = {"prev": before, "next": after, "current": page}
         else:
-            pagination = {
-                "previous": before,
-                "next": after,
-                "current": page,
-                "per_page": per_page,
-                "count": total,
-            }
-        pagination["pages"] = pages
-        return _Reply(200, {"response": chunk, "count": total, "pagination": pagination}, {})
+            pagination = {"previous": before, "next": after, "current": page, "per_page": per_page}
+        body: dict[str, Any] = {"response": chunk}
+        if self.include_count:
+            pagination["count"] = total
+            body["count"] = total
+        if self.include_pages:
+            pagination["pages"] = pages
+        body["pagination"] = pagination
+        return _Reply(200, body, {})
 
 
 def _take(faults: list[_Fault], method: str, path: str) -> _Fault | None:
@@ -587,6 +755,15 @@ def _take(faults: list[_Fault], method: str, path: str) -> _Fault | None:
             if fault.remaining <= 0:
                 faults.remove(fault)
             return fault
+    return None
+
+
+def _scope_needed(method: str, parts: list[str]) -> str | None:
+    """The scope a route needs: `users` for accounts, `redeploy` to deploy or cancel."""
+    if method == "GET":
+        return "users" if parts == ["accounts"] else "public"
+    if method in ("POST", "DELETE") and len(parts) >= 3 and parts[0] == "stacks":
+        return "redeploy" if parts[2] == "deployments" else None
     return None
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 ACCOUNT_ID = 1
 ACCOUNT_EMAIL = "sandbox@igor.example"
 ACCOUNT_NAME = "igor sandbox"
-FORMAT = "igor-sandbox/1"
+# /2: stacks carry `backend`, deployments `deployment_profile`, and the samples a history.
+FORMAT = "igor-sandbox/2"
 CANCEL_SECONDS = 5.0
 MAX_USER_REFERENCE = 255
+DEFAULT_OUTCOMES = ("Success", "Success", "Failed", "Cancelled")
 
 STATUS_DEPLOYED = 1
 STATUS_FAILED = 2
@@ -46,8 +49,14 @@ _FINISHED_MESSAGES = {
     CANCELLED: "Deployment cancelled",
 }
 _VIA = {"api": {"code": 2, "meaning": "API"}, "web": {"code": 0, "meaning": "Web"}}
+# The one deploy type the documented sample shows (an object, like outcome and
+# triggered_via). Unconfirmed: the codes and meanings of the other deploy types.
+_DEPLOY_TYPE = {"code": 0, "meaning": "build"}
 _CLOUDS = ("AWS", "DigitalOcean", "Google Cloud", "Hetzner", "Linode", "Azure")
+_TEAM = ("alice@example.com", ACCOUNT_EMAIL, "bob@example.com", "carol@example.com")
 _DAY = 86400.0
+_HOUR = 3600.0
+_HEX_REF = re.compile(r"[0-9a-f]{7,40}")
 
 
 class SandboxError(Exception):
@@ -92,6 +101,11 @@ class Stack:
         """The stack's uid."""
         return str(self.fields["uid"])
 
+    @property
+    def is_docker(self) -> bool:
+        """A docker stack deploys services (`services`), never a `git_ref`."""
+        return self.fields.get("framework") == "docker"
+
 
 @dataclass
 class Deployment:
@@ -107,6 +121,7 @@ class Deployment:
     git_hash: str
     services: list[str] | None
     user_reference: str | None
+    deployment_profile: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
     cancel_at: float | None = None
@@ -155,31 +170,61 @@ def _service(stack_name: str, name: str, image: str, replicas: int, now: float) 
     return {"name": name, "containers": containers, "image": image, "source_type": "image"}
 
 
+# Newest first: mostly successes, with the failures and cancellations a real team has.
+_SHOP_OUTCOMES = (
+    SUCCESS, SUCCESS, SUCCESS, FAILED, SUCCESS, SUCCESS, CANCELLED, SUCCESS, SUCCESS,
+    SUCCESS, SUCCESS, FAILED, FAILED, SUCCESS, SUCCESS,
+)  # fmt: skip
+_SHOP_PROFILES = (None, None, None, None, "fast", None, None, None, None, None, None)
+_SHOP_REPO = "git@github.com:example/shop.git"
+
+
 def _sample_stacks(now: float) -> list[dict[str, Any]]:
     """The fixed sample account; ages are relative to `now` so it always looks recent."""
     hour = 3600.0
     return [
         {"name": "shop", "environment": "production", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 2 * hour, "created": 400 * _DAY},
+         "cloud": "AWS", "age": 2 * hour, "created": 400 * _DAY,
+         "git": _SHOP_REPO, "git_branch": "main",
+         "history": [{"count": 45, "outcomes": _SHOP_OUTCOMES, "profiles": _SHOP_PROFILES}]},
         {"name": "shop", "environment": "staging", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 26 * hour, "created": 380 * _DAY},
+         "cloud": "AWS", "age": 26 * hour, "created": 380 * _DAY,
+         "git": _SHOP_REPO, "git_branch": "develop",
+         "history": [{"count": 35, "outcomes": _SHOP_OUTCOMES[3:] + _SHOP_OUTCOMES[:3],
+                      "via": "api"}]},
         {"name": "blog", "environment": "production", "framework": "rack", "language": "ruby",
-         "cloud": "DigitalOcean", "age": 3 * _DAY, "created": 900 * _DAY},
+         "cloud": "DigitalOcean", "age": 3 * _DAY, "created": 900 * _DAY,
+         "history": [{"count": 4, "outcomes": (SUCCESS,)}]},
         {"name": "api", "environment": "production", "framework": "docker", "language": "docker",
          "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * _DAY,
          "services": [
              _service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
              _service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
+         ],
+         "history": [
+             {"count": 6, "services": ["web:1.4.1", "worker:1.4.1"], "via": "api",
+              "profiles": (None, None, "canary")},
+             {"count": 2, "services": ["web:1.4.1"], "outcomes": (FAILED, SUCCESS)},
+             {"count": 6, "services": ["web:1.4.0", "worker:1.4.0"],
+              "outcomes": (SUCCESS, SUCCESS, CANCELLED)},
+             {"count": 4, "services": ["web:1.3.9", "worker:1.3.9"], "outcomes": (SUCCESS,)},
          ]},
         {"name": "legacy", "environment": "production", "framework": "rails", "language": "ruby",
          "cloud": "Linode", "age": 6 * _DAY, "created": 2000 * _DAY,
-         "status": STATUS_FAILED, "health": HEALTH_FAILED, "failing": True},
+         "status": STATUS_FAILED, "health": HEALTH_FAILED, "failing": True,
+         "history": [{"count": 8, "outcomes": (FAILED, SUCCESS, SUCCESS, SUCCESS)}]},
         {"name": "Payments Portal", "environment": "production", "framework": "node",
-         "language": "node", "cloud": "Azure", "age": 2 * _DAY, "created": 150 * _DAY},
+         "language": "node", "cloud": "Azure", "age": 2 * _DAY, "created": 150 * _DAY,
+         "history": [{"count": 12, "outcomes": (SUCCESS, SUCCESS, SUCCESS, FAILED)}]},
         {"name": "search", "environment": "staging", "framework": "node", "language": "node",
          "cloud": "Hetzner", "age": 12 * hour, "created": 90 * _DAY,
-         "status": STATUS_DEPLOYED, "health": 2},
+         "status": STATUS_DEPLOYED, "health": 2, "history": [{"count": 3}]},
     ]  # fmt: skip
+
+
+def _fraction(*parts: object) -> float:
+    """A stable pseudo-random number in [0, 1) for these parts."""
+    return int(_digest(*parts)[:8], 16) / 0x100000000
 
 
 class SandboxState:
@@ -219,6 +264,7 @@ class SandboxState:
         # Spread generated stacks over the past week so "last activity" varies.
         age = float(spec.pop("age", (index * 7919 % 604800) + 600))
         created = float(spec.pop("created", 365 * _DAY + index * 3600))
+        history = spec.pop("history", [])
         services = [
             s
             if isinstance(s, dict)
@@ -226,6 +272,8 @@ class SandboxState:
             for s in spec.pop("services", [])
         ]
         failing = bool(spec.pop("failing", False))
+        # A stack with containers is a docker stack unless the spec says otherwise.
+        framework = str(spec.pop("framework", "docker" if services else "rails"))
         last = now - age
         slug = _slug(name)
         fields: dict[str, Any] = {
@@ -235,12 +283,15 @@ class SandboxState:
             "status": STATUS_DEPLOYED,
             "health": HEALTH_HEALTHY,
             "is_busy": False,
-            "framework": "rails",
-            "language": "ruby",
+            "framework": framework,
+            "language": "docker" if framework == "docker" else "ruby",
             "cloud": _CLOUDS[index % len(_CLOUDS)],
             "fqdn": f"{slug}-{environment}-{uid[:6]}.c66.me",
             "git": f"git@github.com:example/{slug}.git",
             "git_branch": "main",
+            # Unconfirmed: the values of `backend` (the Go client reads it, the docs
+            # do not list it); "kubernetes" for docker stacks, "" for the others.
+            "backend": "kubernetes" if framework == "docker" else "",
             "account_id": ACCOUNT_ID,
             "maintenance_mode": False,
             "has_loadbalancer": environment == "production",
@@ -257,20 +308,94 @@ class SandboxState:
         self.stacks.append(stack)
         self._by_uid[uid] = stack
         if not fields.get("is_busy"):
-            # History, so GET deployments is never empty for a fresh stack.
+            # The latest deployment: the code (or the images) running now.
             outcome = FAILED if fields["status"] == STATUS_FAILED else SUCCESS
+            tags = [f"{s['name']}:{_tag(str(s.get('image', '')))}" for s in services]
             deployment, _ = self._create(
                 stack,
                 user=ACCOUNT_EMAIL,
                 via="web",
                 now=last - 240.0,
                 git_ref=None,
-                services=None,
+                services=[t for t in tags if not t.endswith(":")] or None,
                 user_reference=None,
             )
             deployment.started_at = last - 240.0
             self._close(deployment, last, outcome, touch_stack=False)
+        for chunk in [history] if isinstance(history, int) else history:
+            options = {"count": chunk} if isinstance(chunk, int) else dict(chunk)
+            self.add_history(uid, now=now, **options)
         return stack
+
+    def add_history(
+        self,
+        uid: str,
+        count: int,
+        *,
+        now: float,
+        outcomes: Sequence[str] = DEFAULT_OUTCOMES,
+        via: str = "web",
+        services: Sequence[str] | None = None,
+        git_ref: str | None = None,
+        profiles: Sequence[str | None] = (None,),
+    ) -> list[int]:
+        """Add `count` finished deployments before the stack's oldest; returns their ids.
+
+        Entries go back in time from the oldest deployment the stack has (or
+        `now`), 6 to 36 hours apart, cycling through `outcomes` and `profiles`
+        newest first. Their ids sit below every existing id, so within a stack a
+        higher id is always a newer deployment.
+        """
+        stack = self.get_stack(uid)
+        if count < 0:
+            raise ValueError("count must not be negative")
+        labels = [_outcome_label(o) for o in outcomes] or [SUCCESS]
+        if via not in _VIA:
+            raise ValueError(f"via must be one of {sorted(_VIA)}")
+        try:
+            tags = _check_targets(stack, services, git_ref)
+        except SandboxError as exc:
+            raise ValueError(exc.description) from None
+        own = [d for d in self.deployments if d.stack_uid == uid]
+        anchor = min((d.started_at or d.requested_at for d in own), default=now)
+        lowest_deployment = min((d.id for d in self.deployments), default=self.next_deployment_id)
+        lowest_action = min((a.id for a in self.actions), default=self.next_action_id)
+        if count >= min(lowest_deployment, lowest_action):
+            raise ValueError("the sandbox has no room for a history that long")
+        ref = git_ref or str(stack.fields.get("git_branch") or "main")
+        repo = str(stack.fields.get("git") or uid)
+        commit = len(own)
+        ids: list[int] = []
+        at = anchor
+        for i in range(count):
+            key = (uid, anchor, i)
+            at -= (6.0 + 30.0 * _fraction("gap", *key)) * _HOUR
+            label = labels[i % len(labels)]
+            # A redeploy with nothing new pushed runs the same commit again.
+            if i == 0 or _fraction("same", *key) >= 0.25:
+                commit += 1
+            minutes = 1.0 if label == CANCELLED else 3.0 + 9.0 * _fraction("took", *key)
+            user = _TEAM[int(_fraction("who", *key) * len(_TEAM))]
+            deployment = Deployment(
+                id=lowest_deployment - 1 - i,
+                stack_uid=uid,
+                triggered_by=user,
+                via=via,
+                requested_at=at,
+                action_id=lowest_action - 1 - i,
+                git_ref=ref,
+                git_hash=_commit(repo, ref, commit),
+                services=list(tags) if tags else None,
+                user_reference=None,
+                deployment_profile=profiles[i % len(profiles)] if profiles else None,
+                started_at=at,
+            )
+            self.deployments.append(deployment)
+            self.actions.append(_action_for(deployment, git_ref))
+            self._close(deployment, at + minutes * 60.0, label, touch_stack=False)
+            ids.append(deployment.id)
+        self.dirty = True
+        return ids
 
     def add_stacks(self, n: int, prefix: str, now: float) -> None:
         """Add `n` deployed, healthy production stacks named prefix-0001 onwards."""
@@ -288,14 +413,18 @@ class SandboxState:
     # -- persistence ------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """Everything needed to rebuild this state, as plain JSON."""
+        """Everything needed to rebuild this state, as plain JSON.
+
+        It shares the state's inner dicts and lists (`asdict` would deep-copy
+        them at several times the cost): serialise it, do not change it.
+        """
         return {
             "format": FORMAT,
             "next_deployment_id": self.next_deployment_id,
             "next_action_id": self.next_action_id,
-            "stacks": [asdict(s) for s in self.stacks],
-            "deployments": [asdict(d) for d in self.deployments],
-            "actions": [asdict(a) for a in self.actions],
+            "stacks": [vars(s) for s in self.stacks],
+            "deployments": [vars(d) for d in self.deployments],
+            "actions": [vars(a) for a in self.actions],
         }
 
     @classmethod
@@ -310,7 +439,7 @@ class SandboxState:
             state.stacks = [Stack(**s) for s in data["stacks"]]
             state.deployments = [Deployment(**d) for d in data["deployments"]]
             state.actions = [Action(**a) for a in data["actions"]]
-        except (KeyError, TypeError) as exc:
+        except (AttributeError, KeyError, TypeError) as exc:
             raise ValueError(f"damaged sandbox state: {exc}") from exc
         state._by_uid = {s.uid: s for s in state.stacks}
         return state
@@ -383,8 +512,13 @@ class SandboxState:
         services: str | None = None,
         git_ref: str | None = None,
         user_reference: str | None = None,
+        deployment_profile: str | None = None,
     ) -> tuple[Deployment, Action, bool]:
-        """Start a deployment or queue it behind the live one; returns (.., .., queued)."""
+        """Start a deployment or queue it behind the live one; returns (.., .., queued).
+
+        Empty `services`, `git_ref` and `deployment_profile` count as absent: the
+        official Go client sends all three on every redeploy, empty when unset.
+        """
         stack = self.get_stack(uid)
         if user_reference is not None and len(user_reference) > MAX_USER_REFERENCE:
             raise SandboxError(
@@ -393,20 +527,17 @@ class SandboxState:
                 f"user_reference is too long (maximum is {MAX_USER_REFERENCE} characters)",
             )
         wanted = [s.strip() for s in (services or "").split(",") if s.strip()]
-        known = {str(s["name"]) for s in stack.services}
-        for entry in wanted:
-            name = entry.split(":", 1)[0]
-            if name not in known:
-                raise SandboxError(400, "invalid_request", f"service '{name}' not found")
+        wanted = _check_targets(stack, wanted, git_ref or None)
         busy = self._running(uid) is not None or self._next_queued(uid) is not None
         deployment, action = self._create(
             stack,
             user=user,
             via=via,
             now=now,
-            git_ref=git_ref,
+            git_ref=git_ref or None,
             services=wanted or None,
             user_reference=user_reference,
+            deployment_profile=deployment_profile or None,
         )
         if not busy:
             self._begin(deployment, now)
@@ -447,6 +578,7 @@ class SandboxState:
         git_ref: str | None,
         services: list[str] | None,
         user_reference: str | None,
+        deployment_profile: str | None = None,
     ) -> tuple[Deployment, Action]:
         deployment_id, action_id = self.next_deployment_id, self.next_action_id
         self.next_deployment_id += 1
@@ -460,34 +592,43 @@ class SandboxState:
             requested_at=now,
             action_id=action_id,
             git_ref=ref,
-            git_hash=_digest("commit", stack.uid, ref, deployment_id)[:40],
+            git_hash=self._resolve(stack, ref),
             services=services,
             user_reference=user_reference,
+            deployment_profile=deployment_profile,
         )
-        action = Action(
-            id=action_id,
-            stack_uid=stack.uid,
-            user=user,
-            started_via=via,
-            started_at=now,
-            metadata={
-                "user_reference": user_reference,
-                "services": ",".join(services) if services else None,
-                "git_ref": git_ref,
-                "deployment_id": deployment_id,
-            },
-        )
+        action = _action_for(deployment, git_ref)
         self.deployments.append(deployment)
         self.actions.append(action)
         return deployment, action
+
+    def _resolve(self, stack: Stack, ref: str) -> str:
+        """The commit a ref names: a branch's head, or a (short) hash the repo has run."""
+        repo = str(stack.fields.get("git") or stack.uid)
+        if not _HEX_REF.fullmatch(ref):
+            return _commit(repo, ref, 0)
+        if len(ref) == 40:
+            return ref
+        same_repo = {s.uid for s in self.stacks if s.fields.get("git") == repo}
+        for deployment in self.deployments:
+            if deployment.stack_uid in same_repo and deployment.git_hash.startswith(ref):
+                return deployment.git_hash
+        return (ref + _digest("commit", repo, ref))[:40]
 
     def _begin(self, deployment: Deployment, at: float) -> None:
         fields = self.get_stack(deployment.stack_uid).fields
         deployment.started_at = at
         deployment.prev_status = int(fields["status"])
         deployment.prev_health = int(fields["health"])
+        stamp = iso(at)
+        # Starting a deployment is activity too, not only its end.
         fields.update(
-            status=STATUS_DEPLOYING, health=HEALTH_BUILDING, is_busy=True, updated_at=iso(at)
+            status=STATUS_DEPLOYING,
+            health=HEALTH_BUILDING,
+            is_busy=True,
+            updated_at=stamp,
+            last_activity=stamp,
+            last_activity_iso=stamp,
         )
 
     def _close(
@@ -535,26 +676,38 @@ class SandboxState:
     # -- rendering --------------------------------------------------------
 
     def account(self) -> dict[str, Any]:
-        """The one account, as GET /accounts lists it."""
+        """The one account, as GET /accounts lists it (its name is `friendly_name`)."""
         oldest = min((str(s.fields["created_at"]) for s in self.stacks), default=None)
         return {
             "id": ACCOUNT_ID,
             "owner": ACCOUNT_EMAIL,
-            "name": ACCOUNT_NAME,
+            "friendly_name": ACCOUNT_NAME,
             "stack_count": len(self.stacks),
             "created_at": oldest,
         }
 
-    def list_deployments(self, uid: str) -> list[dict[str, Any]]:
-        """The stack's started deployments, newest first, as the API shows them."""
+    def list_deployments(self, uid: str, order: str = "newest") -> list[dict[str, Any]]:
+        """The stack's started deployments, newest (or oldest) first."""
         started = [d for d in self.deployments if d.stack_uid == uid and d.started_at is not None]
-        started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=True)
-        return [render_deployment(d) for d in started]
+        started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=order == "newest")
+        live = max(
+            (d for d in started if d.outcome == SUCCESS),
+            key=lambda d: (d.finished_at or 0.0, d.id),
+            default=None,
+        )
+        return [render_deployment(d, is_live=d is live) for d in started]
 
-    def list_actions(self, uid: str) -> list[dict[str, Any]]:
-        """The stack's async actions, newest first."""
-        actions = [a for a in self.actions if a.stack_uid == uid]
-        actions.sort(key=lambda a: (a.started_at, a.id), reverse=True)
+    def list_actions(
+        self, uid: str, order: str = "newest", user_reference: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The stack's async actions, newest (or oldest) first, maybe for one user_reference."""
+        actions = [
+            a
+            for a in self.actions
+            if a.stack_uid == uid
+            and (user_reference is None or a.metadata.get("user_reference") == user_reference)
+        ]
+        actions.sort(key=lambda a: (a.started_at, a.id), reverse=order == "newest")
         return [render_action(a) for a in actions]
 
     def get_action(self, uid: str, action_id: int) -> dict[str, Any]:
@@ -565,8 +718,68 @@ class SandboxState:
         raise SandboxError(404, "not_found", "Action not found")
 
 
-def render_deployment(d: Deployment) -> dict[str, Any]:
-    """A deployment as GET /stacks/{uid}/deployments shows it."""
+def _tag(image: str) -> str:
+    """The tag of an image reference (`ghcr.io/x/api:1.4` -> `1.4`), or ""."""
+    last = image.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def _commit(repo: str, ref: str, steps_back: int) -> str:
+    """A stable 40-hex commit: the head of `ref` in `repo`, or one `steps_back` before it."""
+    if steps_back == 0:
+        return _digest("head", repo, ref)[:40]
+    return _digest("commit", repo, ref, steps_back)[:40]
+
+
+def _outcome_label(outcome: str) -> str:
+    for label in (SUCCESS, FAILED, CANCELLED):
+        if outcome.strip().lower() == label.lower():
+            return label
+    raise ValueError(f"outcome must be one of {SUCCESS}, {FAILED}, {CANCELLED}, not {outcome!r}")
+
+
+def _check_targets(stack: Stack, services: Sequence[str] | None, git_ref: str | None) -> list[str]:
+    """The `services` entries if they fit the stack; a 400 SandboxError if not."""
+    wanted = [str(s).strip() for s in services or () if str(s).strip()]
+    # Unconfirmed: both refusals and their wording. cx documents --service as
+    # Docker only and --git-ref as non-Docker only; the API docs say the same
+    # of `services_filter` and `git_ref`.
+    if wanted and not stack.is_docker:
+        raise SandboxError(400, "invalid_request", "services apply to docker stacks only")
+    if git_ref and stack.is_docker:
+        raise SandboxError(400, "invalid_request", "git_ref applies to non-docker stacks only")
+    known = {str(s["name"]) for s in stack.services}
+    for entry in wanted:
+        name = entry.split(":", 1)[0]
+        if name not in known:
+            raise SandboxError(400, "invalid_request", f"service '{name}' not found")
+    return wanted
+
+
+def _action_for(deployment: Deployment, git_ref: str | None) -> Action:
+    """The async action (`stack_redeploy`) that tracks a deployment."""
+    services = deployment.services
+    return Action(
+        id=deployment.action_id,
+        stack_uid=deployment.stack_uid,
+        user=deployment.triggered_by,
+        started_via=deployment.via,
+        started_at=deployment.requested_at,
+        metadata={
+            "user_reference": deployment.user_reference,
+            "services": ",".join(services) if services else None,
+            "git_ref": git_ref,
+            "deployment_profile": deployment.deployment_profile,
+            "deployment_id": deployment.id,
+        },
+    )
+
+
+def render_deployment(d: Deployment, *, is_live: bool = False) -> dict[str, Any]:
+    """A deployment as GET /stacks/{uid}/deployments shows it.
+
+    `is_live` marks the deployment whose code runs now: the newest successful one.
+    """
     meaning = d.outcome or IN_PROGRESS
     return {
         "id": d.id,
@@ -578,7 +791,10 @@ def render_deployment(d: Deployment) -> dict[str, Any]:
         "is_deploying": d.live,
         "git_hash": d.git_hash,
         "git_ref": d.git_ref,
+        "deploy_type": dict(_DEPLOY_TYPE),
+        "is_live": is_live,
         "services": list(d.services) if d.services else None,
+        "deployment_profile": d.deployment_profile,
     }
 
 
