@@ -427,8 +427,9 @@ class Cloud66Client:
     ) -> None:
         """Raises `BadApiUrl` when `base_url` is not an http(s) URL.
 
-        With `session`, the client borrows it (the Authorization header goes with
-        each request, not on the session) and `close()` leaves it open.
+        With `session` (make it with `new_session()`, which keeps no cookies), the
+        client borrows it: the Authorization header goes with each request, not on
+        the session, and `close()` leaves it open. `now` dates a throttle's reset.
         """
         self.base_url = _checked_base_url(base_url, token)
         self.origin = _origin(self.base_url)
@@ -515,6 +516,8 @@ class Cloud66Client:
         Sent once, never retried: a missing or unreadable answer is `OutcomeUnknown`.
         """
         data: dict[str, str] = {}
+        # Unconfirmed: the Go client posts `services` as a JSON array; SPEC section 4
+        # documents the string "svc:tag,svc2", which igor sends.
         joined = ",".join(s for s in services if s)
         if joined:
             data["services"] = joined
@@ -712,6 +715,7 @@ class Cloud66Client:
         remaining = _header_int(response, "X-RateLimit-Remaining")
         if remaining is not None:
             self.rate_remaining = remaining
+        # Unconfirmed: SPEC names only X-RateLimit-Remaining; the Limit header is read if sent.
         limit = _header_int(response, "X-RateLimit-Limit")
         if limit is not None:
             self.rate_limit = limit
