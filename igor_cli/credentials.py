@@ -318,7 +318,10 @@ def known_tokens(env: Environment) -> list[str]:
     raw: list[str] = []
     for kind in TokenKind:
         raw.append(env.environ.get(kind.variable, ""))
-        raw.append(keyring_get(kind.entry) or "")
+        try:
+            raw.append(keyring_get(kind.entry) or "")
+        except Exception:  # noqa: S112 - a backend failing in a new way: scrub what is known
+            continue
     try:
         config, _ = parse_config(env.config_path())
     except IgorError:
