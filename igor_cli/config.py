@@ -117,7 +117,7 @@ def parse_config(path: Path) -> tuple[dict[str, Any], str]:
 
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file (HOME may not even exist)
         return {}, ""
     except OSError as exc:
         raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None

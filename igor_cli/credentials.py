@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from igor_cli.config import Environment, parse_config
-from igor_cli.errors import ExitCode, IgorError, KeyringUnavailable, NotRegistered, UsageProblem
+from igor_cli.errors import IgorError, KeyringUnavailable, NotRegistered, UsageProblem
 
 KEYRING_SERVICE = "igor"
 
@@ -213,10 +213,12 @@ def keyring_problem() -> str:
     return _load_backend()[1]
 
 
-class MalformedToken(IgorError):
-    """A token igor found that cannot be one (a line break, a wrong prefix): exit 4."""
+class MalformedToken(NotRegistered):
+    """A token igor found that cannot be one (a line break, a wrong prefix): exit 4.
 
-    exit_code = ExitCode.NOT_AUTHORISED
+    A kind of NotRegistered: no usable token, so chat gives its usual "run
+    `igor register`" reply while the shell says exactly what is wrong.
+    """
 
 
 def shape_problem(kind: TokenKind, token: str) -> str:

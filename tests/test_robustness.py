@@ -502,3 +502,21 @@ def test_slack_manifest_derives_the_bot_user_name(
     assert about.startswith(begins.replace("0.1.0", __import__("igor_cli").__version__))
     assert "igor is igor" not in about
     assert 175 <= len(about) <= 4000  # Slack's limits
+
+
+def test_a_home_that_is_not_a_directory_does_not_stop_a_command(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for name in ("IGOR_CONFIG", "IGOR_CACHE_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(blocker / "home"))
+    ran = igor("list", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert len(json.loads(ran.stdout)) == 7
+    ran = igor("doctor")  # reads the config file that cannot exist there: none, not an error
+    assert ran.exit_code == 0, ran.output
+    assert "✗" not in ran.stdout
+    assert "config file: " + str(blocker / "home") in ran.stdout
+    assert blocker.read_text() == "not a directory"
