@@ -22,7 +22,6 @@ from igor_cli import __version__
 if TYPE_CHECKING:
     from igor_cli.actions import Request
     from igor_cli.config import Environment
-    from igor_cli.errors import IgorError
     from igor_cli.render.terminal import TerminalRenderer
 
 CHAT_COMMANDS = ("deploy", "cancel", "list", "help", "version")
@@ -531,8 +530,6 @@ def run_shell(args: list[str] | None = None, env: Environment | None = None) -> 
     """Run the command line; returns the exit code."""
     import sys
 
-    from igor_cli.errors import IgorError
-
     try:
         try:
             result = app(args=args, prog_name="igor", obj=env, standalone_mode=False)
@@ -551,26 +548,36 @@ def run_shell(args: list[str] | None = None, env: Environment | None = None) -> 
         return 1
     except KeyboardInterrupt:
         return 130
-    except IgorError as error:  # a typed error a command left to the edge
-        _show_error(error, env)
-        return int(error.exit_code)
-    except OSError as error:
-        code = _os_error(error)
-        return code if code is not None else _unexpected(error, env)
-    except Exception as exc:
-        return _unexpected(exc, env)
+    except Exception as exc:  # the edge: every failure ends in a sentence
+        return _failed(exc, env)
     return result if isinstance(result, int) else 0
 
 
-def _show_error(error: IgorError, env: Environment | None) -> None:
+def _failed(exc: Exception, env: Environment | None) -> int:
+    """Say why a command failed and choose its exit code; only bugs are "unexpected"."""
     import contextlib
+    import os
 
-    from igor_cli.config import Environment
-    from igor_cli.render.terminal import TerminalRenderer
+    from igor_cli.errors import IgorError
 
-    env = env or Environment()
-    with contextlib.suppress(OSError, ValueError):
-        TerminalRenderer(env.out, env.err, env.clock()).error(error)
+    if isinstance(exc, IgorError):  # a typed error a command left to the edge
+        from igor_cli.config import Environment
+        from igor_cli.render.terminal import TerminalRenderer
+
+        run_in = env or Environment()
+        with contextlib.suppress(OSError, ValueError):
+            TerminalRenderer(run_in.out, run_in.err, run_in.clock()).error(exc)
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
+        return code
+    if os.environ.get("IGOR_DEBUG"):
+        _print_scrubbed_traceback(exc, env)
+    else:
+        _say(
+            f"igor: unexpected error ({type(exc).__name__}). "
+            "Run again with IGOR_DEBUG=1 to see where, and please report it."
+        )
+    return 1
 
 
 def _say(line: str) -> None:
@@ -600,19 +607,6 @@ def _os_error(error: OSError) -> int | None:
         _say(f"igor: cannot write the output: {reason}.")
         return 1
     return None
-
-
-def _unexpected(exc: Exception, env: Environment | None) -> int:
-    import os
-
-    if os.environ.get("IGOR_DEBUG"):
-        _print_scrubbed_traceback(exc, env)
-    else:
-        _say(
-            f"igor: unexpected error ({type(exc).__name__}). "
-            "Run again with IGOR_DEBUG=1 to see where, and please report it."
-        )
-    return 1
 
 
 def _print_scrubbed_traceback(exc: BaseException, env: Environment | None) -> None:
