@@ -8,15 +8,20 @@ import sys
 
 def main() -> None:
     """Run igor with the process's arguments and exit with its code."""
-    if os.environ.get("_IGOR_COMPLETE"):
-        # A TAB: answered from the cache without typer's value conversion,
-        # which imports pydantic (SPEC section 8: within 1.3x of `import typer`).
-        from igor_cli.completion import answer_request
+    try:
+        if os.environ.get("_IGOR_COMPLETE"):
+            # A TAB: answered from the cache without typer's value conversion,
+            # which imports pydantic (SPEC section 8: within 1.3x of `import typer`).
+            from igor_cli.completion import answer_request
 
-        sys.exit(answer_request())
-    from igor_cli.cli import run_shell
+            code = answer_request()
+        else:
+            from igor_cli.cli import run_shell
 
-    sys.exit(run_shell())
+            code = run_shell()
+    except KeyboardInterrupt:
+        code = 130  # Ctrl-C before run_shell could catch it (while importing): quietly
+    sys.exit(code)
 
 
 if __name__ == "__main__":

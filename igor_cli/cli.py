@@ -412,7 +412,8 @@ Stdin = Annotated[
 ]
 
 
-@command("register")
+# Extra arguments reach the function (ctx.args) instead of click's error, which would echo them.
+@command("register", context_settings={"allow_extra_args": True})
 def register_command(
     ctx: typer.Context,
     slack: Annotated[
@@ -431,6 +432,13 @@ def register_command(
     from igor_cli.credentials import TokenKind
     from igor_cli.registration import register
 
+    if ctx.args:  # most likely a token: refused without repeating it
+        raise UsageError(
+            "igor register takes no arguments: a token there shows in `ps` and your shell "
+            "history (if you typed one, replace it). Paste it at the hidden prompt of "
+            "`igor register`, or pipe it in with --stdin.",
+            ctx,
+        )
     kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if slack else [TokenKind.CLOUD66]
 
     def read(kind: TokenKind) -> str:
@@ -520,29 +528,93 @@ def _environment(ctx: typer.Context) -> Environment:
 
 def run_shell(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line; returns the exit code."""
-    import os
     import sys
 
     try:
-        result = app(args=args, prog_name="igor", obj=env, standalone_mode=False)
-    except HelpRequested as shown:
-        shown.show()
-        return 0
-    except ClickException as problem:
-        problem.show()
-        return problem.exit_code
-    except typer.Abort:
+        try:
+            result = app(args=args, prog_name="igor", obj=env, standalone_mode=False)
+        except HelpRequested as shown:
+            shown.show()
+            result = 0
+        except ClickException as problem:
+            problem.show()
+            return problem.exit_code
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a failed write is reported here, not at exit
+    except typer.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            return 130  # Ctrl-C at a prompt
         echo("Aborted.", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        if os.environ.get("IGOR_DEBUG"):
-            raise
-        echo(
-            f"igor: unexpected error ({type(exc).__name__}). "
-            "Run again with IGOR_DEBUG=1 to see where, and please report it.",
-            file=sys.stderr,
-        )
-        return 1
+    except Exception as exc:  # the edge: every failure ends in a sentence
+        return _failed(exc, env)
     return result if isinstance(result, int) else 0
+
+
+def _failed(exc: Exception, env: Environment | None) -> int:
+    """Say why a command failed and choose its exit code; only bugs are "unexpected"."""
+    import contextlib
+    import os
+
+    from igor_cli.errors import IgorError
+
+    if isinstance(exc, IgorError):  # a typed error a command left to the edge
+        from igor_cli.config import Environment
+        from igor_cli.render.terminal import TerminalRenderer
+
+        run_in = env or Environment()
+        with contextlib.suppress(OSError, ValueError):
+            TerminalRenderer(run_in.out, run_in.err, run_in.clock()).error(exc)
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
+        return code
+    if os.environ.get("IGOR_DEBUG"):
+        _print_scrubbed_traceback(exc, env)
+    else:
+        _say(
+            f"igor: unexpected error ({type(exc).__name__}). "
+            "Run again with IGOR_DEBUG=1 to see where, and please report it."
+        )
+    return 1
+
+
+def _say(line: str) -> None:
+    """A last word on stderr, which may be broken too."""
+    import contextlib
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        echo(line, file=sys.stderr)
+
+
+def _os_error(error: OSError) -> int | None:
+    """What the system refused, said plainly: a full disk, a closed pipe; None if unsure."""
+    import errno
+    import os
+
+    if error.errno == errno.EPIPE:
+        return 1  # the reader went away (`igor list | head -1`): nothing to say to anyone
+    if error.errno is None or not error.strerror:
+        return None
+    reason = error.strerror.lower()
+    if error.filename is not None:
+        _say(f"igor: cannot use {os.fsdecode(error.filename)}: {reason}.")
+        return 1
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EIO):
+        # No file named: what failed is the output igor was writing to.
+        _say(f"igor: cannot write the output: {reason}.")
+        return 1
+    return None
+
+
+def _print_scrubbed_traceback(exc: BaseException, env: Environment | None) -> None:
+    """IGOR_DEBUG=1: the traceback, with every token igor knows replaced by "[token]"."""
+    import traceback
+
+    from igor_cli.config import Environment
+    from igor_cli.credentials import scrub
+
+    text = "".join(traceback.format_exception(exc))
+    _say(scrub(text, env or Environment()).rstrip("\n"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,19 +105,196 @@ class Environment:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Parse the TOML config file; a missing file is an empty config."""
+    """Parse and check the TOML config file; a missing file is an empty config."""
+    config, text = parse_config(path)
+    validate_config(config, path, text)
+    return config
+
+
+def parse_config(path: Path) -> tuple[dict[str, Any], str]:
+    """The config file parsed but not checked, and its text ({} and "" when there is none)."""
     import tomllib
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # no file (HOME may not even exist)
+        return {}, ""
     except OSError as exc:
         raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None
     try:
-        return tomllib.loads(text)
+        # utf-8-sig: a byte order mark (Notepad writes one) is not an error.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"The config file {path} is not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x} at line {line}).",
+            "Save it as UTF-8, or point IGOR_CONFIG at another file.",
+        ) from None
+    try:
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"The config file {path} is not valid TOML: {exc}.",
             "Fix the file, or point IGOR_CONFIG at another one.",
         ) from None
+
+
+# -- what the config file may hold ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """The type a config value must have: in words, and as a test."""
+
+    words: str
+    accepts: Callable[[Any], bool]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+STRING = ValueType("a string", lambda value: isinstance(value, str))
+NUMBER = ValueType("a number", _is_number)
+STRINGS = ValueType(
+    "an array of strings",
+    lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
+)
+TABLES = ValueType(
+    "an array of tables",
+    lambda value: isinstance(value, list) and all(isinstance(v, dict) for v in value),
+)
+
+# Table -> key -> type. Only names and top-level types: what `[slack]` means is
+# checked by chat/guard.py, which can say which rule is wrong.
+CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
+    "cloud66": {"api_url": STRING},
+    "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
+    "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER},
+    "audit": {"path": STRING},
+}
+
+
+def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "") -> None:
+    """ConfigError for the first unknown table or key, or value of the wrong type.
+
+    The message names the file, the line (found in `text`, best effort), the
+    problem and the valid names.
+    """
+    for table, value in config.items():
+        keys = CONFIG_SCHEMA.get(table)
+        if keys is None:
+            raise _unknown_table(path, table, value, _at(_line_of(text, table)))
+        if not isinstance(value, dict):
+            at = _at(_line_of(text, table))
+            raise _problem(path, f"'{table}'{at} must be a table ([{table}]), not {_kind(value)}")
+        for key, item in value.items():
+            expected = keys.get(key)
+            if expected is None or not expected.accepts(item):
+                at = _at(_line_of(text, table, key))
+                raise _bad_key(path, table, keys, key, item, at)
+
+
+def _unknown_table(path: Path | str, name: str, value: Any, at: str) -> ConfigError:
+    tables = ", ".join(CONFIG_SCHEMA)
+    if isinstance(value, dict):
+        return _problem(
+            path,
+            f"unknown table [{name}]{at}; valid tables: {tables}",
+            _did_you_mean(name, CONFIG_SCHEMA),
+        )
+    # A key outside any table: most likely one that belongs in a table.
+    home = next((table for table, keys in CONFIG_SCHEMA.items() if name in keys), None)
+    return _problem(
+        path,
+        f"unknown key '{name}' outside any table{at}; valid tables: {tables}",
+        f"Put it under [{home}]." if home else _did_you_mean(name, CONFIG_SCHEMA),
+    )
+
+
+def _bad_key(
+    path: Path | str, table: str, keys: Mapping[str, ValueType], key: str, value: Any, at: str
+) -> ConfigError:
+    expected = keys.get(key)
+    if expected is None:
+        valid = ", ".join(keys)
+        return _problem(
+            path,
+            f"unknown key '{key}' in [{table}]{at}; valid keys: {valid}",
+            _did_you_mean(key, keys),
+        )
+    hint = ""
+    if expected is TABLES:
+        hint = f"Write each one as a [[{table}.{key}]] table."
+    elif expected is STRINGS and isinstance(value, str):
+        import json
+
+        hint = f"Write it as an array: {key} = [{json.dumps(value)}]"
+    return _problem(
+        path, f"'{key}' in [{table}]{at} must be {expected.words}, not {_kind(value)}", hint
+    )
+
+
+def _problem(path: Path | str, problem: str, hint: str = "") -> ConfigError:
+    return ConfigError(
+        f"{path}: {problem}.", hint or "Fix the file, or point IGOR_CONFIG at another one."
+    )
+
+
+def _did_you_mean(name: str, valid: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f"Did you mean '{close[0]}'?" if close else ""
+
+
+def _at(line: int | None) -> str:
+    return f" at line {line}" if line else ""
+
+
+def _kind(value: Any) -> str:
+    """A TOML value's type in words: `an integer`, `a table`."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        tables = value and all(isinstance(v, dict) for v in value)
+        return "an array of tables" if tables else "an array"
+    words = {int: "an integer", float: "a number", str: "a string"}
+    return words.get(type(value), "a date or time")
+
+
+def _line_of(text: str, table: str, key: str | None = None) -> int | None:
+    """The line defining `table` (or `key` in it): best effort, for error messages."""
+    import re
+
+    def name(word: str) -> str:
+        word = re.escape(word)
+        return f"""(?:{word}|"{word}"|'{word}')"""
+
+    table_header = re.compile(rf"\s*\[\[?\s*{name(table)}\s*[\].]")
+    any_header = re.compile(r"\s*\[")
+    lines = text.split("\n")
+    if key is None:
+        direct = re.compile(rf"\s*{name(table)}\s*[=.]")
+        candidates = [table_header, direct]
+    else:
+        dotted = re.compile(rf"\s*{name(table)}\s*\.\s*{name(key)}\s*[=.]")
+        sub_header = re.compile(rf"\s*\[\[?\s*{name(table)}\s*\.\s*{name(key)}\s*[\].]")
+        in_section = re.compile(rf"\s*{name(key)}\s*[=.]")
+        section = False
+        for number, line in enumerate(lines, start=1):
+            if any_header.match(line):
+                section = bool(re.match(rf"\s*\[\s*{name(table)}\s*\]", line))
+            elif section and in_section.match(line):
+                return number
+        # Last, anywhere (an inline table: `tokens = { cloud66 = 5 }`).
+        inline = re.compile(rf"(?:.*[{{,]\s*)?{name(key)}\s*=")
+        candidates = [dotted, sub_header, inline]
+    for pattern in candidates:
+        for number, line in enumerate(lines, start=1):
+            if pattern.match(line):
+                return number
+    return None

@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING
 
 from igor_cli.config import Environment
 from igor_cli.credentials import TokenKind, require_token
+from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.sandbox import Simulator
 
@@ -28,9 +31,37 @@ def sandbox_url(env: Environment) -> str:
             from igor_cli.sandbox import Simulator
 
             state = env.cache_dir() / "sandbox-state.json"
-            state.parent.mkdir(parents=True, exist_ok=True)
-            _sandbox = Simulator(state_path=state).start()
+            try:
+                state.parent.mkdir(parents=True, exist_ok=True)
+                simulator = Simulator(state_path=state).start()
+            except OSError as error:
+                raise _no_sandbox(error, state.parent) from None
+            _sandbox = simulator
+            _note_recovery(env, simulator)
         return _sandbox.url
+
+
+def _no_sandbox(error: OSError, directory: Path) -> IgorError:
+    """The sandbox cannot start: its state directory, or (without a file name) the server."""
+    reason = (error.strerror or type(error).__name__).lower()
+    if error.filename is None:
+        return IgorError(f"The sandbox could not start: {reason}.")
+    return IgorError(
+        f"The sandbox cannot keep its state in {directory}: {reason}.",
+        "Set IGOR_CACHE_DIR to a directory you can write to.",
+    )
+
+
+def _note_recovery(env: Environment, simulator: Simulator) -> None:
+    # Set by the simulator when it put a damaged state file aside (newer simulators).
+    recovered: Path | None = getattr(simulator, "recovered", None)
+    if recovered is not None:
+        from igor_cli.render.terminal import TerminalRenderer
+
+        TerminalRenderer(env.out, env.err, env.clock()).note(
+            f"The sandbox state was damaged; it was set aside as {recovered} "
+            "and the sandbox started afresh."
+        )
 
 
 def open_client(env: Environment, token: str | None = None) -> Cloud66Client:

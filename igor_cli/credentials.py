@@ -7,11 +7,15 @@ is never printed, logged or put in an exception message.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from igor_cli.config import Environment
-from igor_cli.errors import KeyringUnavailable, NotRegistered, UsageProblem
+from igor_cli.config import Environment, parse_config
+from igor_cli.errors import IgorError, KeyringUnavailable, NotRegistered, UsageProblem
 
 KEYRING_SERVICE = "igor"
 
@@ -72,9 +76,9 @@ def check_shape(kind: TokenKind, token: str) -> str:
     token = token.strip()
     if not token:
         raise UsageProblem(f"The {kind.description} is empty.", "Paste the token and press Enter.")
-    if any(c.isspace() for c in token) or not token.isprintable():
+    if any(c.isspace() for c in token) or not token.isprintable() or not token.isascii():
         raise UsageProblem(
-            f"That {kind.description} contains spaces or control characters.",
+            f"That {kind.description} contains spaces, control characters or non-ASCII ones.",
             "Paste the token alone, on one line.",
         )
     looks_like = next((name for p, name in _SLACK_KINDS.items() if token.startswith(p)), None)
@@ -92,12 +96,40 @@ def check_shape(kind: TokenKind, token: str) -> str:
     return token
 
 
-def keyring_backend() -> str:
-    """The name of the keyring backend in use, e.g. `SecretService Keyring`."""
+# What keyring raises when PYTHON_KEYRING_BACKEND (or keyringrc.cfg) names a
+# backend that cannot be loaded: the module is missing, the class is not in it, ...
+_BACKEND_LOAD_ERRORS = (ImportError, AttributeError, ValueError, TypeError)
+
+
+def _load_backend() -> tuple[Any, str]:
+    """keyring's backend and "", or None and why none can be loaded."""
     import keyring
 
-    backend = keyring.get_keyring()
+    try:
+        return keyring.get_keyring(), ""
+    except _BACKEND_LOAD_ERRORS as error:
+        named = os.environ.get("PYTHON_KEYRING_BACKEND")
+        if named is not None:
+            return None, f"PYTHON_KEYRING_BACKEND names a backend that cannot be loaded: {named!r}"
+        return None, f"the configured keyring backend cannot be loaded ({type(error).__name__})"
+
+
+def _backend() -> Any:
+    """keyring's backend, or KeyringUnavailable when none can be loaded."""
+    backend, problem = _load_backend()
+    if backend is None:
+        raise _no_keyring(problem)
+    return backend
+
+
+def _backend_name(backend: Any) -> str:
     return f"{type(backend).__module__.removeprefix('keyring.backends.')}.{type(backend).__name__}"
+
+
+def keyring_backend() -> str:
+    """The keyring backend in use, e.g. `SecretService.Keyring`, or why there is none."""
+    backend, problem = _load_backend()
+    return _backend_name(backend) if backend is not None else f"none ({problem})"
 
 
 def _no_keyring(reason: str) -> KeyringUnavailable:
@@ -112,14 +144,16 @@ def _no_keyring(reason: str) -> KeyringUnavailable:
 
 def keyring_usable() -> bool:
     """False for keyring's fail and null backends, or one that cannot even be read."""
-    import keyring
     from keyring.errors import KeyringError
 
-    module = type(keyring.get_keyring()).__module__
-    if module in ("keyring.backends.fail", "keyring.backends.null"):
+    try:
+        backend = _backend()
+    except KeyringUnavailable:
+        return False
+    if type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null"):
         return False
     try:
-        keyring.get_password(KEYRING_SERVICE, TokenKind.CLOUD66.entry)
+        backend.get_password(KEYRING_SERVICE, TokenKind.CLOUD66.entry)
     except (KeyringError, RuntimeError):
         return False  # e.g. no Secret Service on a headless Linux
     return True
@@ -127,19 +161,20 @@ def keyring_usable() -> bool:
 
 def require_keyring() -> None:
     """KeyringUnavailable, saying what to do instead, when no keyring can store tokens."""
+    backend = _backend()  # KeyringUnavailable when it cannot even be loaded
     if not keyring_usable():
-        raise _no_keyring(f"the {keyring_backend()} backend stores nothing")
+        raise _no_keyring(f"the {_backend_name(backend)} backend stores nothing")
 
 
 def keyring_store(kind: TokenKind, token: str) -> None:
     """Store a token and read it back: some backends silently drop writes."""
-    import keyring
     from keyring.errors import KeyringError
 
     require_keyring()
+    backend = _backend()
     try:
-        keyring.set_password(KEYRING_SERVICE, kind.entry, token)
-        kept = keyring.get_password(KEYRING_SERVICE, kind.entry)
+        backend.set_password(KEYRING_SERVICE, kind.entry, token)
+        kept = backend.get_password(KEYRING_SERVICE, kind.entry)
     except (KeyringError, RuntimeError) as error:
         raise _no_keyring(type(error).__name__) from None
     if kept != token:
@@ -148,13 +183,13 @@ def keyring_store(kind: TokenKind, token: str) -> None:
 
 def keyring_delete(kind: TokenKind) -> bool:
     """Remove a token from the keyring; False when it was not stored."""
-    import keyring
     from keyring.errors import KeyringError, PasswordDeleteError
 
+    backend = _backend()
     try:
-        if keyring.get_password(KEYRING_SERVICE, kind.entry) is None:
+        if backend.get_password(KEYRING_SERVICE, kind.entry) is None:
             return False
-        keyring.delete_password(KEYRING_SERVICE, kind.entry)
+        backend.delete_password(KEYRING_SERVICE, kind.entry)
     except PasswordDeleteError:
         return False
     except (KeyringError, RuntimeError) as error:
@@ -164,37 +199,224 @@ def keyring_delete(kind: TokenKind) -> bool:
 
 def keyring_get(entry: str) -> str | None:
     """Read igor's entry from the OS keyring; None when absent or no keyring works."""
-    import keyring
     from keyring.errors import KeyringError
 
     try:
-        return keyring.get_password(KEYRING_SERVICE, entry)
-    except (KeyringError, RuntimeError):
+        value = _backend().get_password(KEYRING_SERVICE, entry)
+    except (KeyringUnavailable, KeyringError, RuntimeError):
         return None
+    return value if isinstance(value, str) else None
+
+
+def keyring_problem() -> str:
+    """Why no keyring backend can be loaded, in words; "" when one can."""
+    return _load_backend()[1]
+
+
+class MalformedToken(NotRegistered):
+    """A token igor found that cannot be one (a line break, a wrong prefix): exit 4.
+
+    A kind of NotRegistered: no usable token, so chat gives its usual "run
+    `igor register`" reply while the shell says exactly what is wrong.
+    """
+
+
+def shape_problem(kind: TokenKind, token: str) -> str:
+    """What is wrong with the shape of a (stripped) token, in words; "" when nothing is.
+
+    Never quotes the token: "contains a line break", "does not start with xoxb-".
+    """
+    if len(token.splitlines()) > 1:
+        return "contains a line break"
+    if any(c.isspace() for c in token):
+        return "contains whitespace"
+    if not token.isprintable():
+        return "contains a control character"
+    if not token.isascii():
+        return "contains a character that is not ASCII"
+    looks_like = next((name for p, name in _SLACK_KINDS.items() if token.startswith(p)), None)
+    if kind.prefix and not token.startswith(kind.prefix):
+        return f"does not start with {kind.prefix}" + (
+            f" (it looks like {looks_like})" if looks_like else ""
+        )
+    if kind is TokenKind.CLOUD66 and looks_like:
+        return f"looks like {looks_like}, not a {kind.description}"
+    return ""
+
+
+def _refuse_found(kind: TokenKind, source: str, problem: str, env: Environment) -> MalformedToken:
+    """The error for a malformed token, naming its kind and where it was found."""
+    if source == "environment":
+        return MalformedToken(
+            f"{kind.variable} {problem}.",
+            f"Set {kind.variable} to the {kind.description} alone, on one line "
+            "(or unset it to use the keyring).",
+        )
+    if source == "keyring":
+        command = "igor register" + (" --slack" if kind is not TokenKind.CLOUD66 else "")
+        return MalformedToken(
+            f"The {kind.description} stored in the keyring {problem}.",
+            f"Store it again with `{command}`.",
+        )
+    return MalformedToken(
+        f"[tokens] {kind.entry} in the config file {env.config_path()} {problem}.",
+        "Fix it there, or remove it.",
+    )
 
 
 def find_token(kind: TokenKind, env: Environment) -> FoundToken | None:
-    """The token of this kind by precedence, or None."""
-    value = env.environ.get(kind.variable, "").strip()
-    if value:
-        return FoundToken(kind, value, "environment")
-    value = (keyring_get(kind.entry) or "").strip()
-    if value:
-        return FoundToken(kind, value, "keyring")
+    """The token of this kind by precedence, or None; MalformedToken when it cannot be one.
+
+    Surrounding whitespace is dropped; anything else wrong with the token's
+    shape is refused here, wherever it came from, before any request carries it.
+    """
+    source, value = "environment", env.environ.get(kind.variable, "").strip()
+    if not value:  # the keyring is asked only when the environment has no token
+        source, value = "keyring", (keyring_get(kind.entry) or "").strip()
+    if not value:
+        source, value = "config file", _config_token(kind, env).strip()
+    if not value:
+        return None
+    problem = shape_problem(kind, value)
+    if problem:
+        raise _refuse_found(kind, source, problem, env)
+    return FoundToken(kind, value, source)
+
+
+def _config_token(kind: TokenKind, env: Environment) -> str:
     tokens = env.config().get("tokens", {})
-    value = str(tokens.get(kind.entry, "")).strip() if isinstance(tokens, dict) else ""
-    if value:
-        return FoundToken(kind, value, "config file")
-    return None
+    value = tokens.get(kind.entry) if isinstance(tokens, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def require_token(kind: TokenKind, env: Environment) -> str:
     """The token of this kind, or NotRegistered saying how to provide one."""
     found = find_token(kind, env)
     if found is None:
+        problem = keyring_problem()
         raise NotRegistered(
-            f"No {kind.description} is set.",
+            f"No {kind.description} is set"
+            + (f" (and no keyring to read it from: {problem})" if problem else "")
+            + ".",
             f"Run `igor register`, or set {kind.variable}. "
             "To try igor without an account, add --sandbox.",
         )
     return found.value
+
+
+# -- keeping tokens out of tracebacks and logs -----------------------------------
+
+TOKEN_PLACEHOLDER = "[token]"  # noqa: S105 - what replaces a token, not one
+# Shorter values are not real tokens, and replacing them would garble the text.
+_SHORTEST_SCRUBBED = 6
+
+
+def known_tokens(env: Environment) -> list[str]:
+    """Every token value igor could hold now, malformed ones included, longest first.
+
+    Read from the environment, the keyring and the config file (unchecked: a
+    broken file's tokens are still secrets). Never raises: it serves error paths.
+    """
+    raw: list[str] = []
+    for kind in TokenKind:
+        raw.append(env.environ.get(kind.variable, ""))
+        try:
+            raw.append(keyring_get(kind.entry) or "")
+        except Exception:  # noqa: S112 - a backend failing in a new way: scrub what is known
+            continue
+    try:
+        config, _ = parse_config(env.config_path())
+    except IgorError:
+        config = {}  # unreadable: then igor cannot have used its tokens either
+    tokens = config.get("tokens")
+    if isinstance(tokens, dict):
+        raw.extend(v for v in tokens.values() if isinstance(v, str))
+    return _spellings(raw)
+
+
+def _spellings(raw: list[str]) -> list[str]:
+    """Each value as it may appear in text: as is, escaped (repr, JSON, URL), piece by piece."""
+    import json
+    from urllib.parse import quote
+
+    found: set[str] = set()
+    for value in raw:
+        stripped = value.strip()
+        for form in (
+            value,
+            stripped,
+            repr(stripped)[1:-1],
+            json.dumps(stripped)[1:-1],
+            quote(stripped, safe=""),
+            *stripped.split(),
+        ):
+            if len(form.strip()) >= _SHORTEST_SCRUBBED:
+                found.add(form)
+    return sorted(found, key=len, reverse=True)
+
+
+def _replace(text: str, values: list[str]) -> str:
+    for value in values:
+        if value in text:
+            text = text.replace(value, TOKEN_PLACEHOLDER)
+    return text
+
+
+def scrub(text: str, env: Environment) -> str:
+    """`text` with every token igor knows of (environment, keyring, config) as "[token]"."""
+    return _replace(text, known_tokens(env))
+
+
+class TokenScrubber(logging.Filter):
+    """A logging filter that replaces every known token in messages and tracebacks.
+
+    Install it on a logger (`logger.addFilter(TokenScrubber(env))`); the known
+    tokens are read again at most every `refresh_seconds`, so a token replaced
+    with `igor register` is soon scrubbed too.
+    """
+
+    def __init__(self, env: Environment, refresh_seconds: float = 5.0) -> None:
+        super().__init__()
+        self.env = env
+        self.refresh_seconds = refresh_seconds
+        self._values: list[str] = []
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+        self._reading = threading.local()  # a keyring backend that logs must not recurse
+
+    def values(self) -> list[str]:
+        """The known tokens' spellings, read again when they are older than refresh_seconds."""
+        if getattr(self._reading, "active", False):
+            return self._values
+        now = self.env.monotonic()
+        with self._lock:
+            if self._read_at is None or now - self._read_at >= self.refresh_seconds:
+                self._reading.active = True
+                try:
+                    self._values = known_tokens(self.env)
+                finally:
+                    self._reading.active = False
+                self._read_at = now
+            return self._values
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record in place; never drops it."""
+        values = self.values()
+        if not values:
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = f"{record.msg} {record.args}"
+        scrubbed = _replace(message, values)
+        if scrubbed != message or record.args:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            # The exception object itself may hold the token: keep only its text.
+            record.exc_text = _replace(record.exc_text, values)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = _replace(record.stack_info, values)
+        return True

@@ -339,6 +339,10 @@ def test_manifest_asks_for_exactly_what_the_bot_uses(
     assert printed["settings"]["interactivity"]["is_enabled"] is True
     assert printed["features"]["slash_commands"][0]["command"] == "/igor"
     assert printed["features"]["bot_user"]["display_name"] == "deploybot"
+    about = printed["display_information"]["long_description"]
+    assert about.startswith("deploybot runs igor ")
+    assert 175 <= len(about) <= 4000  # Slack refuses a manifest outside these bounds
+    assert not manifest()["display_information"]["long_description"].startswith("igor is igor")
     assert set(printed["settings"]["event_subscriptions"]["bot_events"]) == set(EVENT_SCOPES)
     # Drive every kind of call the bot makes, then check each is listed with its scopes.
     bot.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from igor_cli import __version__
+from igor_cli.errors import UsageProblem
 
 # Web API method -> the bot scopes it needs (None: no bot scope, e.g. the app token's own).
 WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
@@ -38,15 +39,58 @@ def bot_scopes() -> list[str]:
     return sorted(scopes)
 
 
+# Slack's limits (slackapi/manifest-schema, schemas/manifest.schema.1.0.0.json).
+APP_NAME_MAX = 35
+DISPLAY_NAME_MAX = 80
+LONG_DESCRIPTION_LENGTH = (175, 4000)
+
+
+def bot_display_name(name: str) -> str:
+    """The bot user's name derived from the app's: `Deploy Bot` -> `deploy-bot`.
+
+    Refuses (UsageProblem) an app name Slack would not take or that leaves no
+    letter or digit for the bot's name.
+    """
+    import re
+    import unicodedata
+
+    name = name.strip()
+    if not name or len(name) > APP_NAME_MAX or not name.isprintable():
+        shown = f"{len(name)} characters" if name.isprintable() else "control characters"
+        raise UsageProblem(
+            f"Slack takes an app name of 1 to {APP_NAME_MAX} printable characters "
+            f"(that one has {shown}).",
+            "Choose another name with --name.",
+        )
+    # Unconfirmed: Slack's schema only bounds the length; its docs say the bot
+    # user's name may hold lowercase letters, digits, '-', '_' and '.'.
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    display = re.sub(r"[^a-z0-9._-]+", "-", ascii_name.lower()).strip("-")
+    if not re.search(r"[a-z0-9]", display) or len(display) > DISPLAY_NAME_MAX:
+        raise UsageProblem(
+            f"The app name {name!r} does not make a bot user name: Slack allows lowercase "
+            "letters, digits, '-', '_' and '.' there.",
+            "Choose a name with some letters or digits with --name.",
+        )
+    return display
+
+
 def manifest(name: str = "igor") -> dict[str, Any]:
-    """The app manifest, in Slack's format (paste it at api.slack.com/apps -> From a manifest)."""
+    """The app manifest, in Slack's format (paste it at api.slack.com/apps -> From a manifest).
+
+    UsageProblem when `name` cannot be an app's name (see `bot_display_name`).
+    """
+    display_name = bot_display_name(name)
+    name = name.strip()
+    same = name.casefold() == "igor"
+    who = f"{name} {__version__} is" if same else f"{name} runs igor {__version__},"
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
             "name": name,
             "description": "Deploy, cancel and list Cloud 66 stacks from Slack.",
             "long_description": (
-                f"{name} is igor {__version__}, a Cloud 66 toolbelt that doubles as a Slack bot. "
+                f"{who} a Cloud 66 toolbelt that doubles as a Slack bot. "
                 "Mention it, message it, or use /igor: list, deploy -s STACK, cancel -s STACK. "
                 "It answers in the thread and follows the deployments it starts."
             ),
@@ -58,7 +102,7 @@ def manifest(name: str = "igor") -> dict[str, Any]:
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": False,
             },
-            "bot_user": {"display_name": name, "always_online": True},
+            "bot_user": {"display_name": display_name, "always_online": True},
             "slash_commands": [
                 {
                     "command": "/igor",
