@@ -64,6 +64,8 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = [
     "DEFAULT_BOT_SCOPES",
     "DEFAULT_RATE_LIMITS",
+    "RESPONSE_URL_LIFETIME",
+    "RESPONSE_URL_MAX_POSTS",
     "Ack",
     "Call",
     "FakeSlack",
@@ -116,7 +118,8 @@ _MEMBERSHIP_METHODS = frozenset(
 RESPONSE_URL_MAX_POSTS = 5
 RESPONSE_URL_LIFETIME = 30 * 60.0
 
-#: conversations.replies' default (and maximum) page size, per Slack's reference page.
+#: conversations.replies' default (and maximum) page size on Slack's reference page, for internal
+#: apps (commercially distributed non-Marketplace apps now get 15, and 1 request a minute).
 _REPLIES_DEFAULT_LIMIT = 1000
 
 
@@ -729,8 +732,9 @@ class FakeSlack:
         for conn in conns:
             # Unconfirmed: how Slack closes a Socket Mode connection whose token was revoked
             # (close code, or a "disconnect" message first); 1008 is the WebSocket "policy" code.
-            with contextlib.suppress(OSError):
-                conn.send_close(1008, "token revoked")
+            if conn.state != "silent":  # a silent connection gets nothing through
+                with contextlib.suppress(OSError):
+                    conn.send_close(1008, "token revoked")
             self._close_conn(conn)
         deadline = time.monotonic() + _JOIN_BUDGET
         for conn in conns:
@@ -807,10 +811,11 @@ class FakeSlack:
 
     @staticmethod
     def _failure_response(failure: _Failure) -> tuple[int, dict[str, str], dict[str, Any]]:
+        if failure.status == 429:
+            status, headers, response = _ratelimited(failure.retry_after)
+            return status, headers, {**response, "error": failure.error or "ratelimited"}
         if failure.error is not None:
             return failure.status, {}, {"ok": False, "error": failure.error}
-        if failure.status == 429:
-            return _ratelimited(failure.retry_after)
         return failure.status, {}, {"ok": False, "error": f"http_{failure.status}"}
 
     def _record(self, call: Call) -> None:
