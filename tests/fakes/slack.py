@@ -19,6 +19,22 @@ The real ``slack_sdk`` clients talk to it unmodified::
 Threads: one accept loop, one thread per TCP connection (for a WebSocket that thread is the
 connection's reader), one short-lived thread per :meth:`FakeSlack.send_disconnect`. All are
 daemon threads and :meth:`FakeSlack.stop` closes every socket and joins them.
+
+The fake enforces the rules a bot meets on first contact with the real Slack, so a test
+catches what Slack would refuse (each can be relaxed for a test that is about something else):
+
+* Channel membership (``enforce_membership``): in a channel (``C...``/``G...``) the bot is not
+  a member of, chat.postMessage, chat.postEphemeral, chat.update and conversations.replies
+  answer ``not_in_channel``. A pushed ``message``/``app_mention`` event makes the bot a member
+  (Slack only delivers those from channels the bot is in); slash commands and interactive
+  payloads do not. ``chat:write.public`` (``bot_scopes``/:meth:`FakeSlack.grant`) lets
+  chat.postMessage reach public channels anyway. DMs (``D...``) and user IDs always work.
+* response_url: 5 posts each, within 30 minutes of issue; then HTTP 404.
+* conversations.replies: the parent first, ``limit`` counting it, ``has_more`` and a cursor.
+* Rate limits per method (``rate_limits``; chat.update: 50 a minute): HTTP 429 + Retry-After.
+* Revoked tokens (:meth:`FakeSlack.revoke_bot_token`, :meth:`FakeSlack.revoke_app_token`).
+
+Time for these rules comes from the injectable ``clock`` (epoch seconds).
 """
 
 from __future__ import annotations
@@ -37,19 +53,24 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "DEFAULT_BOT_SCOPES",
+    "DEFAULT_RATE_LIMITS",
+    "RESPONSE_URL_LIFETIME",
+    "RESPONSE_URL_MAX_POSTS",
     "Ack",
     "Call",
     "FakeSlack",
     "Frame",
+    "RateLimit",
     "encode_frame",
     "read_frame",
     "websocket_accept",
@@ -69,6 +90,46 @@ OP_PONG = 0xA
 _JSON_STRING_FIELDS = ("blocks", "attachments", "user_auth_blocks", "metadata")
 
 _JOIN_BUDGET = 2.0
+
+
+class RateLimit(NamedTuple):
+    """At most ``calls`` calls to a method in any ``seconds`` long window."""
+
+    calls: int
+    seconds: float
+
+
+#: chat.update is Tier 3 ("about 50 a minute"). Slack does not publish its exact algorithm;
+#: the fake uses a sliding window over accepted calls.
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {"chat.update": RateLimit(50, 60.0)}
+
+#: What igor's manifest asks for (and no chat:write.public).
+DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
+    {"app_mentions:read", "channels:history", "chat:write", "commands", "groups:history",
+     "im:history"}
+)  # fmt: skip
+
+#: Methods that need the bot to be in the channel (C.../G...).
+_MEMBERSHIP_METHODS = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.update", "conversations.replies"}
+)
+
+#: A response_url takes this many posts, for this long after it was issued.
+RESPONSE_URL_MAX_POSTS = 5
+RESPONSE_URL_LIFETIME = 30 * 60.0
+
+#: conversations.replies' default (and maximum) page size on Slack's reference page, for internal
+#: apps (commercially distributed non-Marketplace apps now get 15, and 1 request a minute).
+_REPLIES_DEFAULT_LIMIT = 1000
+
+
+def _needs_membership(channel: str) -> bool:
+    """Public (C...) and private (G...) channels; DMs (D...) and user IDs (U.../W...) do not."""
+    return channel[:1] in ("C", "G")
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +239,12 @@ class _Failure:
     status: int
     retry_after: int
     error: str | None
+
+
+@dataclass
+class _ResponseUrl:
+    issued_at: float  # FakeSlack.clock() when issued
+    posts: int = 0  # accepted posts so far
 
 
 ConnState = Literal["open", "disconnecting", "silent", "closed"]
@@ -362,6 +429,11 @@ def _decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]
     return params
 
 
+def _ratelimited(retry_after: int) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """Slack's answer to a rate-limited call: HTTP 429, Retry-After in seconds."""
+    return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
+
+
 def _bearer(authorization: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[len("bearer ") :].strip() or None
@@ -390,10 +462,20 @@ class FakeSlack:
         team_name: str = "Acme",
         app_id: str = "A0001",
         server_ping_interval: float | None = None,
+        enforce_membership: bool = True,
+        bot_scopes: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        rate_limits: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         """``server_ping_interval``: if set, send a PING on every live connection that often,
         as real Slack does. This also makes slack_sdk's ``SocketModeClient.close()`` return
         sooner: it waits for its reader's blocking ``recv`` (3 s timeout) to return.
+
+        ``enforce_membership``: refuse channel posts the bot could not make (``not_in_channel``).
+        ``bot_scopes``: the scopes granted (default :data:`DEFAULT_BOT_SCOPES`).
+        ``clock``: epoch seconds for response_url expiry and rate limits.
+        ``rate_limits``: method -> (calls, seconds); default :data:`DEFAULT_RATE_LIMITS`,
+        ``{}`` turns them off.
         """
         self.bot_token = bot_token
         self.app_token = app_token
@@ -404,6 +486,14 @@ class FakeSlack:
         self.team_name = team_name
         self.app_id = app_id
         self.server_ping_interval = server_ping_interval
+        self.enforce_membership = enforce_membership
+        self.bot_scopes: set[str] = set(DEFAULT_BOT_SCOPES if bot_scopes is None else bot_scopes)
+        self.clock = clock
+        limits = DEFAULT_RATE_LIMITS if rate_limits is None else rate_limits
+        self.rate_limits: dict[str, RateLimit] = {
+            method: RateLimit(int(calls), float(seconds))
+            for method, (calls, seconds) in limits.items()
+        }
 
         self.api_url = ""  # set by start(): "http://127.0.0.1:<port>/api/"
         self.base_url = ""  # set by start(): "http://127.0.0.1:<port>"
@@ -429,16 +519,21 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "conversations.replies": self._conversations_replies,
         }
-        # What the bot posted, as Slack would show it now: (channel, ts) -> message.
+        # Messages as Slack would show them now, (channel, ts) -> message: what the bot posted
+        # and the people's messages pushed as message/app_mention events.
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._members: set[str] = set()  # conversations the bot is in
+        self._revoked: set[str] = set()  # tokens that Slack no longer accepts
+        self._rate_windows: dict[str, deque[float]] = {}  # method -> clock() of accepted calls
         self._tickets: set[str] = set()
-        self._response_ids: set[str] = set()
+        self._response_urls: dict[str, _ResponseUrl] = {}
         self._reactions: set[tuple[str, str, str]] = set()
         self._pushed: dict[str, float] = {}
         self._conns: list[_WsConn] = []
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
-        self._ts_counter = 0
+        self._ts_micros = 1_700_000_000 * 1_000_000
+        self._latest_known_micros = 0
         self._conn_counter = 0
         self._server: _HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -553,17 +648,23 @@ class FakeSlack:
         self,
         method: str,
         *,
-        status: int = 429,
-        retry_after: int = 0,
+        status: int | None = None,
+        retry_after: int = 1,
         error: str | None = None,
         count: int = 1,
     ) -> None:
         """Make the next ``count`` (authenticated) calls to ``method`` fail.
 
-        With ``error`` they answer HTTP 200 ``{"ok": false, "error": error}``; otherwise HTTP
-        ``status`` (429 adds ``Retry-After: retry_after`` and ``"error": "ratelimited"``).
-        ``method`` may be "response_url".
+        Without ``error``: HTTP ``status`` (default 429, which adds ``Retry-After:
+        retry_after`` and ``"error": "ratelimited"``). With ``error`` (e.g. "not_in_channel",
+        "channel_not_found", "token_revoked"): ``{"ok": false, "error": error}`` with HTTP
+        ``status``, default 200 (404 for "response_url", whose body is then ``error``).
+        ``method`` may be "response_url"; a failed response_url post does not use up the URL.
         """
+        if status is None and error is None:
+            status = 429
+        elif status is None:
+            status = 404 if method == "response_url" else 200
         with self._cond:
             queue = self._failures.setdefault(method, deque())
             for _ in range(count):
@@ -578,11 +679,126 @@ class FakeSlack:
             self._handlers[method] = handler
 
     def response_url(self) -> str:
-        """A fresh response_url (e.g. for a block_actions payload given to push_interactive)."""
+        """A fresh response_url (e.g. for a block_actions payload given to push_interactive).
+
+        It takes :data:`RESPONSE_URL_MAX_POSTS` posts within :data:`RESPONSE_URL_LIFETIME`
+        seconds of now (by ``clock``).
+        """
         response_id = uuid.uuid4().hex
         with self._cond:
-            self._response_ids.add(response_id)
+            self._response_urls[response_id] = _ResponseUrl(issued_at=self.clock())
         return f"{self.base_url}/response/{response_id}"
+
+    # -- Slack's rules: membership, scopes, tokens --------------------------------
+
+    def join(self, channel: str) -> None:
+        """The bot is now a member of ``channel`` (as after /invite @igor)."""
+        with self._cond:
+            self._members.add(channel)
+
+    def leave(self, channel: str) -> None:
+        """The bot is no longer a member of ``channel`` (it was removed, or left)."""
+        with self._cond:
+            self._members.discard(channel)
+
+    def is_member(self, channel: str) -> bool:
+        """Whether the bot may post in ``channel`` as a member (DMs and user IDs: always)."""
+        with self._cond:
+            return not _needs_membership(channel) or channel in self._members
+
+    def grant(self, *scopes: str) -> None:
+        """Add bot scopes (e.g. ``grant("chat:write.public")``), as a reinstall would."""
+        with self._cond:
+            self.bot_scopes.update(scopes)
+
+    def revoke_bot_token(self) -> None:
+        """From now on every Web API call with the current bot token answers token_revoked.
+
+        Setting ``bot_token`` to a new value afterwards models a reinstall: the new one works.
+        """
+        with self._cond:
+            self._revoked.add(self.bot_token)
+
+    def revoke_app_token(self) -> None:
+        """The app-level token stops working: apps.connections.open answers invalid_auth,
+        WebSocket URLs already issued are refused, and every open connection is closed
+        (close frame, then TCP FIN), so the client's reconnects fail.
+        """
+        with self._cond:
+            self._revoked.add(self.app_token)
+            self._tickets.clear()
+            conns = [c for c in self._conns if c.state != "closed"]
+            self._cond.notify_all()
+        for conn in conns:
+            # Unconfirmed: how Slack closes a Socket Mode connection whose token was revoked
+            # (close code, or a "disconnect" message first); 1008 is the WebSocket "policy" code.
+            if conn.state != "silent":  # a silent connection gets nothing through
+                with contextlib.suppress(OSError):
+                    conn.send_close(1008, "token revoked")
+            self._close_conn(conn)
+        deadline = time.monotonic() + _JOIN_BUDGET
+        for conn in conns:
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))
+
+    def _membership_error(self, method: str, params: dict[str, Any]) -> str | None:
+        if method not in _MEMBERSHIP_METHODS or not self.enforce_membership:
+            return None
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel or self.is_member(channel):
+            return None  # a missing channel is the method's own channel_not_found
+        with self._cond:
+            public_write = "chat:write.public" in self.bot_scopes
+        # chat:write.public: "Send messages to channels @app isn't a member of" (public only).
+        # Unconfirmed: that it does not cover chat.postEphemeral (the fake says it does not).
+        if method == "chat.postMessage" and public_write and channel.startswith("C"):
+            return None
+        # not_in_channel is documented for chat.postMessage and chat.postEphemeral.
+        # Unconfirmed: that chat.update and conversations.replies answer not_in_channel too
+        # (their error lists do not name it; channel_not_found is the other candidate).
+        return "not_in_channel"
+
+    def _rate_limited(self, method: str) -> int | None:
+        """Seconds to wait when ``method`` is over its window, else None (the call counts)."""
+        with self._cond:
+            limit = self.rate_limits.get(method)
+            if limit is None:
+                return None
+            now = self.clock()
+            window = self._rate_windows.setdefault(method, deque())
+            while window and window[0] <= now - limit.seconds:
+                window.popleft()
+            if len(window) >= limit.calls:
+                # Unconfirmed: Slack's Retry-After is whole seconds; its exact value here is
+                # the fake's (until the oldest call in the window leaves it).
+                return max(1, math.ceil(window[0] + limit.seconds - now))
+            window.append(now)
+            return None
+
+    def _remember_pushed(self, event: dict[str, Any]) -> None:
+        """A message/app_mention pushed from a channel: the bot is in it, and the message
+        exists (so it can be a thread's parent in conversations.replies)."""
+        if event.get("type") not in ("message", "app_mention"):
+            return
+        channel, ts = event.get("channel"), event.get("ts")
+        if not isinstance(channel, str) or not channel:
+            return
+        with self._cond:
+            if _needs_membership(channel):
+                self._members.add(channel)
+            if isinstance(ts, str) and ts and not event.get("subtype"):
+                stored = {k: v for k, v in event.items() if k not in ("channel", "event_ts")}
+                stored["type"] = "message"
+                self.messages.setdefault((channel, ts), stored)
+                parent = event.get("thread_ts")
+                if isinstance(parent, str) and parent and parent != ts:
+                    # A reply to a message the test never pushed: Slack has that parent.
+                    self.messages.setdefault(
+                        (channel, parent),
+                        {"type": "message", "ts": parent, "thread_ts": parent, "text": ""},
+                    )
+                with contextlib.suppress(ValueError):
+                    micros = round(float(ts) * 1_000_000)
+                    self._latest_known_micros = max(self._latest_known_micros, micros)
 
     # -- Web API: request handling ---------------------------------------------
 
@@ -595,14 +811,11 @@ class FakeSlack:
 
     @staticmethod
     def _failure_response(failure: _Failure) -> tuple[int, dict[str, str], dict[str, Any]]:
-        if failure.error is not None:
-            return 200, {}, {"ok": False, "error": failure.error}
         if failure.status == 429:
-            return (
-                429,
-                {"Retry-After": str(failure.retry_after)},
-                {"ok": False, "error": "ratelimited"},
-            )
+            status, headers, response = _ratelimited(failure.retry_after)
+            return status, headers, {**response, "error": failure.error or "ratelimited"}
+        if failure.error is not None:
+            return failure.status, {}, {"ok": False, "error": failure.error}
         return failure.status, {}, {"ok": False, "error": f"http_{failure.status}"}
 
     def _record(self, call: Call) -> None:
@@ -645,21 +858,39 @@ class FakeSlack:
         with self._cond:
             handler = self._handlers.get(method)
             bot_token, app_token = self.bot_token, self.app_token
+            revoked = token is not None and token in self._revoked
+            scopes = ",".join(sorted(self.bot_scopes))
         if handler is None:
             return 200, {}, {"ok": False, "error": "unknown_method"}
         if method == "apps.connections.open":
-            if token != app_token:
+            # Unconfirmed: the error for a revoked app-level token (invalid_auth or
+            # token_revoked); the fake says invalid_auth.
+            if token != app_token or revoked:
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
-        elif token != bot_token:
+            headers: dict[str, str] = {}
+        else:
             is_app_token = token is not None and (token == app_token or token.startswith("xapp-"))
-            error = "not_allowed_token_type" if is_app_token else "invalid_auth"
-            return 200, {}, {"ok": False, "error": error}
+            if is_app_token:
+                return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+            if revoked:
+                return 200, {}, {"ok": False, "error": "token_revoked"}
+            if token != bot_token:
+                return 200, {}, {"ok": False, "error": "invalid_auth"}
+            headers = {"X-OAuth-Scopes": scopes}  # Slack lists the token's scopes here
         failure = self._take_failure(method)
         if failure is not None:
-            return self._failure_response(failure)
+            status, extra, response = self._failure_response(failure)
+            return status, {**headers, **extra}, response
+        retry_after = self._rate_limited(method)
+        if retry_after is not None:
+            status, extra, response = _ratelimited(retry_after)
+            return status, {**headers, **extra}, response
+        refusal = self._membership_error(method, params)
+        if refusal is not None:
+            return 200, headers, {"ok": False, "error": refusal}
         response = handler(params)
         response.setdefault("ok", True)
-        return 200, {}, response
+        return 200, headers, response
 
     def _handle_response_url(
         self, path: str, body: bytes, content_type: str
@@ -674,13 +905,24 @@ class FakeSlack:
             if isinstance(decoded, dict):
                 params = decoded
         response_id = path[len("/response/") :].strip("/")
-        with self._cond:
-            known = response_id in self._response_ids
         text_headers = {"Content-Type": "text/plain; charset=utf-8"}
         status, headers, text, error = 200, text_headers, "ok", None
-        failure = self._take_failure("response_url") if known else None
-        if not known:
-            status, text, error = 404, "invalid_response_url", "invalid_response_url"
+        with self._cond:
+            issued = self._response_urls.get(response_id)
+            refusal: str | None = None
+            if issued is None:
+                refusal = "invalid_response_url"
+            elif self.clock() - issued.issued_at > RESPONSE_URL_LIFETIME:
+                refusal = "expired_url"
+            elif issued.posts >= RESPONSE_URL_MAX_POSTS:
+                refusal = "used_url"
+            failure = self._take_failure("response_url") if refusal is None else None
+            if issued is not None and refusal is None and failure is None:
+                issued.posts += 1
+        if refusal is not None:
+            # Slack: a response_url takes 5 posts within 30 minutes. Unconfirmed: that a refused
+            # post answers HTTP 404 with exactly "used_url" / "expired_url" as its body.
+            status, text, error = 404, refusal, refusal
         elif failure is not None:
             status, extra, response = self._failure_response(failure)
             headers = {**text_headers, **extra}
@@ -703,10 +945,11 @@ class FakeSlack:
     # -- Web API: methods ------------------------------------------------------
 
     def _next_ts(self) -> str:
+        """A fresh message ts, later than every message the fake knows (as Slack's are)."""
         with self._cond:
-            self._ts_counter += 1
-            micros = 100 * self._ts_counter
-        return f"{1_700_000_000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+            self._ts_micros = max(self._ts_micros + 100, self._latest_known_micros + 100)
+            micros = self._ts_micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -752,27 +995,85 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         with self._cond:
             stored = self.messages.get((str(channel), str(ts)))
-            if stored is not None:
-                # chat.update replaces text and blocks; absent blocks are removed.
-                stored["text"] = params.get("text", "")
-                stored["blocks"] = params.get("blocks", [])
+            if stored is None:
+                return {"ok": False, "error": "message_not_found"}
+            if stored.get("user") != self.bot_user_id:
+                return {"ok": False, "error": "cant_update_message"}  # a person's message
+            # chat.update replaces text and blocks; absent blocks are removed.
+            stored["text"] = params.get("text", "")
+            stored["blocks"] = params.get("blocks", [])
         return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text", "")}
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel, thread = str(params.get("channel", "")), str(params.get("ts", ""))
-        if not channel or not thread:
-            return {"ok": False, "error": "thread_not_found"}
-        oldest = float(params.get("oldest") or 0)
-        latest = float(params.get("latest") or "inf")
+        """The parent first (always, on the first page), then replies in ts order.
+
+        oldest/latest (exclusive unless ``inclusive``) select replies; ``limit`` counts the
+        parent, so limit=1 is the parent alone; a cut page has ``has_more`` and a cursor.
+        """
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(params.get("oldest") or 0)
+        except ValueError:
+            return {"ok": False, "error": "invalid_ts_oldest"}
+        try:
+            latest = float(params.get("latest") or "inf")
+        except ValueError:
+            return {"ok": False, "error": "invalid_ts_latest"}
+        inclusive = _truthy(params.get("inclusive", ""))
+        try:
+            limit = int(params.get("limit") or _REPLIES_DEFAULT_LIMIT)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        limit = max(1, min(limit, _REPLIES_DEFAULT_LIMIT))
+        cursor = str(params.get("cursor") or "")
+        after: float | None = None
+        if cursor:
+            try:
+                after = float(base64.b64decode(cursor, validate=True).decode().split(":", 1)[1])
+            except (ValueError, IndexError):
+                return {"ok": False, "error": "invalid_cursor"}
         with self._cond:
-            found = [
-                dict(m)
-                for (c, ts), m in sorted(self.messages.items(), key=lambda item: float(item[0][1]))
-                if c == channel
-                and (ts == thread or m.get("thread_ts") == thread)
-                and oldest <= float(ts) <= latest
-            ]
-        return {"ok": True, "messages": found, "has_more": False}
+            found = self.messages.get((channel, ts))
+            parent_ts = str(found.get("thread_ts") or ts) if found is not None else ts
+            parent = self.messages.get((channel, parent_ts))
+            if parent is None:
+                return {"ok": False, "error": "thread_not_found"}
+            thread = sorted(
+                (
+                    (float(t), dict(m))
+                    for (c, t), m in self.messages.items()
+                    if c == channel and t != parent_ts and m.get("thread_ts") == parent_ts
+                ),
+                key=lambda item: item[0],
+            )
+            parent = dict(parent)
+        if thread:
+            parent.update(
+                thread_ts=parent_ts,
+                reply_count=len(thread),
+                latest_reply=thread[-1][1]["ts"],
+            )
+
+        def wanted(at: float) -> bool:
+            if inclusive:
+                return oldest <= at <= latest
+            return oldest < at < latest
+
+        replies = [(at, m) for at, m in thread if wanted(at) and (after is None or at >= after)]
+        # Unconfirmed: that oldest/latest never drop the parent, and that pages after the
+        # first (cursor) leave the parent out.
+        head = [parent] if after is None else []
+        room = limit - len(head)
+        page = head + [m for _, m in replies[:room]]
+        response: dict[str, Any] = {"ok": True, "messages": page, "has_more": False}
+        if len(replies) > room:
+            response["has_more"] = True
+            next_at = replies[room][1]["ts"]
+            next_cursor = base64.b64encode(f"next_ts:{next_at}".encode()).decode()
+            response["response_metadata"] = {"next_cursor": next_cursor}
+        return response
 
     def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):
@@ -828,8 +1129,8 @@ class FakeSlack:
                 "id": channel,
                 "name": "deploys",
                 "is_channel": True,
-                "is_private": False,
-                "is_member": True,
+                "is_private": str(channel).startswith("G"),
+                "is_member": self.is_member(str(channel)) or not self.enforce_membership,
             },
         }
 
@@ -914,6 +1215,10 @@ class FakeSlack:
                         if not silent:
                             conn.send_frame(OP_PONG, frame.payload)
                     elif frame.opcode == OP_CLOSE:
+                        with self._cond:
+                            silent = conn.state == "silent"
+                        if silent:
+                            continue  # nothing gets through; the client's TCP close ends it
                         code = 1000
                         if len(frame.payload) >= 2:
                             (code,) = struct.unpack("!H", frame.payload[:2])
@@ -1072,6 +1377,30 @@ class FakeSlack:
         """Send any JSON object as a text frame on the newest live connection."""
         self._send(message)
 
+    def _event_envelope(
+        self, event: dict[str, Any], event_id: str | None, retry_attempt: int, retry_reason: str
+    ) -> dict[str, Any]:
+        alphabet = string.ascii_uppercase + string.digits
+        return {
+            "envelope_id": str(uuid.uuid4()),
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+            "payload": {
+                "token": "verification",
+                "team_id": self.team_id,
+                "api_app_id": self.app_id,
+                "event": event,
+                "type": "event_callback",
+                "event_id": event_id or "Ev" + "".join(secrets.choice(alphabet) for _ in range(10)),
+                "event_time": int(self.clock()),
+                "authorizations": [
+                    {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
+                ],
+            },
+        }
+
     def push_event(
         self,
         event: dict[str, Any],
@@ -1080,31 +1409,37 @@ class FakeSlack:
         retry_attempt: int = 0,
         retry_reason: str = "",
     ) -> str:
-        envelope_id = str(uuid.uuid4())
-        alphabet = string.ascii_uppercase + string.digits
-        self._send(
-            {
-                "envelope_id": envelope_id,
-                "type": "events_api",
-                "accepts_response_payload": False,
-                "retry_attempt": retry_attempt,
-                "retry_reason": retry_reason,
-                "payload": {
-                    "token": "verification",
-                    "team_id": self.team_id,
-                    "api_app_id": self.app_id,
-                    "event": event,
-                    "type": "event_callback",
-                    "event_id": event_id
-                    or "Ev" + "".join(secrets.choice(alphabet) for _ in range(10)),
-                    "event_time": int(time.time()),
-                    "authorizations": [
-                        {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
-                    ],
-                },
-            }
-        )
-        return envelope_id
+        """Deliver one Events API envelope; returns its envelope_id.
+
+        A ``message``/``app_mention`` event from a channel makes the bot a member of it, and
+        its message (``channel`` + ``ts``) exists from then on (e.g. as a thread's parent).
+        """
+        envelope = self._event_envelope(event, event_id, retry_attempt, retry_reason)
+        self._remember_pushed(event)
+        self._send(envelope)
+        return str(envelope["envelope_id"])
+
+    def push_events(self, events: list[dict[str, Any]]) -> list[str]:
+        """Deliver many Events API envelopes back to back in ONE socket send, as a backlog
+        arrives after a reconnect; returns their envelope_ids (each trackable by wait_ack).
+        """
+        envelopes = [self._event_envelope(event, None, 0, "") for event in events]
+        for event in events:
+            self._remember_pushed(event)
+        ids = [str(envelope["envelope_id"]) for envelope in envelopes]
+        data = b"".join(encode_frame(OP_TEXT, _json_bytes(envelope)) for envelope in envelopes)
+        conn = self._newest_open()
+        with self._cond:
+            now = time.monotonic()
+            for envelope_id in ids:
+                self._pushed[envelope_id] = now
+        try:
+            with conn.write_lock:
+                conn.sock.sendall(data)
+        except OSError as exc:
+            self._close_conn(conn)
+            raise AssertionError(f"push on {conn!r} failed: {exc}") from exc
+        return ids
 
     def push_slash_command(
         self,
@@ -1151,6 +1486,23 @@ class FakeSlack:
             }
         )
         return envelope_id
+
+    def wait_acks(self, envelope_ids: Iterable[str], timeout: float = 5.0) -> list[Ack]:
+        """Until every envelope in ``envelope_ids`` was acked (one deadline for all)."""
+        wanted = list(envelope_ids)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                missing = [e for e in wanted if e not in self.acks]
+                if not missing:
+                    return [self.acks[e] for e in wanted]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"{len(missing)} of {len(wanted)} envelope(s) not acked within "
+                        f"{timeout}s (first missing: {missing[0]})"
+                    )
+                self._cond.wait(remaining)
 
     def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
         deadline = time.monotonic() + timeout
@@ -1202,6 +1554,21 @@ class FakeSlack:
         with self._cond:
             self._threads.add(thread)
         thread.start()
+
+    def go_silent(self) -> None:
+        """The newest live connection goes half-dead, as after a network partition: the TCP
+        socket stays open, but the fake sends nothing on it (no events, no pings, no pongs)
+        and ignores what arrives (acks included). New connections work normally.
+        """
+        conn = self._newest_open()
+        with self._cond:
+            conn.state = "silent"
+            self._cond.notify_all()
+
+    def silent_connections(self) -> int:
+        """Connections made silent (by go_silent or drop_connections) that are still open."""
+        with self._cond:
+            return sum(1 for c in self._conns if c.state == "silent")
 
     def drop_connections(self, *, mode: Literal["reset", "close", "silent"] = "reset") -> None:
         """Abruptly lose every live connection, without a close frame.
