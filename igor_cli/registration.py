@@ -38,7 +38,7 @@ class Registered:
 def verify(kind: TokenKind, token: str, env: Environment) -> str:
     """Ask the token's API whether it works; say whose it is. Raises the API's error."""
     if kind is TokenKind.CLOUD66:
-        return _verify_cloud66(token, env)
+        return _verify_cloud66(token, env)[0]
     from igor_cli.chat.slack import check_app_token, check_bot_token
 
     if kind is TokenKind.SLACK_BOT:
@@ -50,7 +50,7 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
     return "no service to check it with"
 
 
-def _verify_cloud66(token: str, env: Environment) -> str:
+def _verify_cloud66(token: str, env: Environment) -> tuple[str, int | None]:
     """`GET /stacks` (scope `public`) decides; the account's name is a bonus.
 
     `GET /accounts` needs the `users` scope, which igor does not require: a
@@ -68,10 +68,7 @@ def _verify_cloud66(token: str, env: Environment) -> str:
             owner = "account name not shown (it needs the users scope)"
         else:
             owner = ", ".join(a.name or a.owner for a in accounts) or "your account"
-    said = f"{owner}, {count} stack{'s' if count != 1 else ''}"
-    if remaining is not None:
-        said += f", {remaining:,} requests left this hour"
-    return said
+    return f"{owner}, {count} stack{'s' if count != 1 else ''}", remaining
 
 
 def register(
@@ -205,8 +202,15 @@ def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[
     where = f"from {found.source}" + (
         f" ({kind.variable})" if found.source == "environment" else ""
     )
+    budget = ""
     try:
-        belongs_to = verify(kind, found.value, env)
+        if kind is TokenKind.CLOUD66:
+            belongs_to, remaining = _verify_cloud66(found.value, env)
+            if remaining is not None:
+                budget = f"; {remaining:,} requests left this hour"
+        else:
+            belongs_to = verify(kind, found.value, env)
     except IgorError as error:
         return Check(name, False, f"{where}, {found.masked}: {error.message}"), error.exit_code
-    return Check(name, True, f"{where}, {found.masked}: accepted ({belongs_to})"), ExitCode.OK
+    accepted = f"{where}, {found.masked}: accepted ({belongs_to}){budget}"
+    return Check(name, True, accepted), ExitCode.OK

@@ -94,9 +94,9 @@ def igor(clock: FakeClock) -> Igor:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    """A fake Slack (Web API and Socket Mode) on 127.0.0.1."""
-    with FakeSlack(server_ping_interval=0.2) as fake:
+def slack(clock: FakeClock) -> Iterator[FakeSlack]:
+    """A fake Slack (Web API and Socket Mode) on 127.0.0.1, on the tests' simulated time."""
+    with FakeSlack(server_ping_interval=0.2, clock=clock) as fake:
         yield fake
 
 

@@ -88,7 +88,7 @@ def _three_more_deployments(client: Cloud66Client, clock: FakeClock, uid: str) -
 
 def test_deployments_and_actions_read_every_page() -> None:
     clock = FakeClock()
-    with Simulator(clock=clock, per_page=1) as sim:
+    with Simulator(clock=clock, per_page=1, stacks=[{"name": "blog"}]) as sim:
         uid = sim.stack("blog", "production")["uid"]
         with client_for(sim, clock) as client:
             _three_more_deployments(client, clock, uid)
@@ -231,25 +231,26 @@ def test_account_name_is_the_friendly_name(sim: Simulator, clock: FakeClock) -> 
 
 
 def test_deploy_posts_the_optional_fields_only_when_given(sim: Simulator, clock: FakeClock) -> None:
-    uid = sim.stack("api", "production")["uid"]
+    docker = sim.stack("api", "production")["uid"]
+    classic = sim.stack("blog", "production")["uid"]
     with client_for(sim, clock) as client:
-        client.deploy(uid)
+        client.deploy(docker)
         clock.advance(120)
         client.deploy(
-            uid,
+            docker,
             services=["web:1.2", "worker"],
             user_reference="igor:cli:me",
-            git_ref="v2",
             deployment_profile="fast",
         )
-    first, second = (r.body for r in sim.requests if r.method == "POST")
+        client.deploy(classic, git_ref="v2")
+    first, second, third = (r.body for r in sim.requests if r.method == "POST")
     assert first == {}
     assert second == {
         "services": "web:1.2,worker",
         "user_reference": "igor:cli:me",
-        "git_ref": "v2",
         "deployment_profile": "fast",
     }
+    assert third == {"git_ref": "v2"}
 
 
 def test_user_reference_is_cut_to_255_characters(sim: Simulator, clock: FakeClock) -> None:
@@ -412,8 +413,9 @@ def test_rate_limit_headers_are_read_from_every_answer(sim: Simulator, clock: Fa
         with pytest.raises(NotFound):
             client.stack("nope")
         assert (client.rate_remaining, client.rate_limit) == (2998, 3000)
-        client.stacks()  # no headers: the last known values stay
-        assert client.rate_remaining == 2998
+        client.stacks()  # the simulator's own count, one request spent
+        assert client.rate_limit == 3000
+        assert client.rate_remaining is not None and client.rate_remaining < 3000
 
 
 # -- error answers ---------------------------------------------------------

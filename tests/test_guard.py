@@ -245,12 +245,6 @@ def test_a_forged_button_is_refused(
     assert sim.count("POST", "/deployments") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="igor reads the question back with conversations.replies(limit=1), but Slack "
-    "returns the thread's parent first and counts it in limit, so igor never sees its "
-    "question and never marks it expired",
-)
 def test_an_unanswered_question_expires(
     guarded: Path, bot: RunningBot, slack: FakeSlack, sim: Simulator, clock: FakeClock
 ) -> None:

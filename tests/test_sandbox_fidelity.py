@@ -614,18 +614,10 @@ def client(sandbox: Simulator) -> Iterator[Cloud66Client]:
         yield opened
 
 
-@pytest.mark.xfail(
-    strict=True, reason="igor's Account reads `name`; Cloud 66 names the account `friendly_name`"
-)
 def test_igor_reads_the_account_friendly_name(client: Cloud66Client) -> None:
     assert client.accounts()[0].name == "igor sandbox"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="igor reads one page when an answer has neither `pages` nor a count: "
-    "it must follow `next`",
-)
 def test_igor_follows_next_when_no_count_is_given(
     sandbox: Simulator, client: Cloud66Client
 ) -> None:
@@ -634,10 +626,6 @@ def test_igor_follows_next_when_no_count_is_given(
     assert len(client.stacks()) == 47
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="igor retries a 503 `throttled`, which lasts until the next hour (SPEC section 4)",
-)
 def test_igor_does_not_retry_a_throttled_answer(sandbox: Simulator, client: Cloud66Client) -> None:
     from igor_cli.errors import Throttled
 
@@ -647,10 +635,6 @@ def test_igor_does_not_retry_a_throttled_answer(sandbox: Simulator, client: Clou
     assert sandbox.count("GET") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="igor looks for the live deployment on the first page only, assuming newest first",
-)
 def test_igor_cancels_a_deployment_listed_oldest_first(sim: Simulator, igor: Igor) -> None:
     sim.order = "oldest"
     sim.start_foreign_deployment("shop", "production")

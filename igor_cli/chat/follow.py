@@ -70,12 +70,6 @@ class Updater:
             self._pending[key] = (send, message)
             self._changed.notify()
 
-    def forget(self, send: Callable[[SlackMessage], None]) -> None:
-        """Drop a message's pending edit (its deployment is over)."""
-        with self._changed:
-            self._pending.pop(id(send), None)
-            self._sent.pop(id(send), None)
-
     def stop(self) -> None:
         """Send nothing more."""
         with self._changed:
@@ -170,7 +164,7 @@ class Followers:
                 if close is not None:
                     close()
         except IgorError as error:
-            self._finish(key, render_error(error))
+            self._finish(key, render_error(error), render_error(error))
             return
         except Exception:  # a bug here must not kill the bot; say so in the log
             log.exception("following %s failed", watch.stack.label)
@@ -178,7 +172,11 @@ class Followers:
         assert last is not None
         with self._lock:
             users = [w.user for w in watch.watchers]
-        self._finish(key, render_progress(watch.stack, last, users))
+        # The thread gets the outcome (mentioning who asked); the "started"
+        # message is edited to say it too, so it never reads "deploying" forever.
+        self._finish(
+            key, render_progress(watch.stack, last, users), render_progress(watch.stack, last, [])
+        )
 
     def _tell_progress(self, watch: _Watch, progress: Progress) -> None:
         message = render_progress(watch.stack, progress, [])
@@ -188,14 +186,14 @@ class Followers:
             if watcher.update is not None:
                 self.updates.offer(watcher.update, message)
 
-    def _finish(self, key: tuple[str, str], final: SlackMessage) -> None:
+    def _finish(self, key: tuple[str, str], final: SlackMessage, edit: SlackMessage) -> None:
         with self._lock:
             watch = self._watches.pop(key, None)
         if watch is None or self._stopping.is_set():
             return
         for watcher in watch.watchers:
             if watcher.update is not None:
-                self.updates.forget(watcher.update)
+                self.updates.offer(watcher.update, edit)
         self._tell_each_place(watch, final)
 
     @staticmethod

@@ -136,7 +136,7 @@ class SlackBot:
         user = str(payload.get("user_id", ""))
         channel = str(payload.get("channel_id", ""))
         trigger = str(payload.get("trigger_id") or payload.get("envelope_id") or "")
-        url = ResponseUrl(str(payload.get("response_url", "")))
+        url = ResponseUrl(str(payload.get("response_url", "")), self.env.monotonic)
         place = Place(channel, "", user, url, answer_by_url=True)
         origin = Origin("slack", user, trigger)
         self._run(self.bridge.begin(str(payload.get("text", "")), origin, channel), place)
@@ -196,7 +196,7 @@ class SlackBot:
         container = payload.get("container") or {}
         channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
         question_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
-        url = ResponseUrl(str(payload.get("response_url") or ""))
+        url = ResponseUrl(str(payload.get("response_url") or ""), self.env.monotonic)
         value = str(action.get("value", ""))
         line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
                                 "command": "confirmation"}  # fmt: skip

@@ -49,12 +49,16 @@ class ResponseUrl:
     """A slash command's or a click's `response_url`, with what is left of it."""
 
     url: str
-    issued: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
     uses: int = 0
+    issued: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.issued = self.clock()
 
     def usable(self) -> bool:
         """Slack takes 5 posts within 30 minutes of the command."""
-        fresh = time.monotonic() - self.issued < RESPONSE_URL_SECONDS - 30
+        fresh = self.clock() - self.issued < RESPONSE_URL_SECONDS - 30
         return bool(self.url) and self.uses < RESPONSE_URL_USES and fresh
 
 

@@ -42,6 +42,7 @@ audit = logging.getLogger("igor.audit")
 # higher limit costs memory only for the frames really used.
 RECURSION_LIMIT = 100_000
 STALE_PINGS = 2  # reconnect after this many ping intervals without a pong
+STALE_FLOOR = 3.0  # but never sooner: a loaded machine may answer a ping late
 
 
 def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
@@ -146,7 +147,7 @@ class SocketModeTransport:
             if heard is None:
                 continue
             quiet = time.time() - heard
-            if quiet > STALE_PINGS * interval:
+            if quiet > max(STALE_PINGS * interval, STALE_FLOOR):
                 log.warning("no answer from Slack for %.0f s; reconnecting", quiet)
                 self.reconnects += 1
                 try:
