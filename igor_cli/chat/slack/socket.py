@@ -160,12 +160,33 @@ def configure_logging() -> None:
     """One line per event on stderr; slack_sdk's own chatter only from warnings up."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger("igor")
-    if not root.handlers:
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    for name in ("igor", "slack_sdk"):  # slack_sdk's warnings pass the same token scrubber
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("igor").setLevel(logging.INFO)
     logging.getLogger("igor.socket").setLevel(logging.WARNING)
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)
+
+
+def _scrub_logs(env: Environment, extra: logging.Handler | None) -> Callable[[], None]:
+    """Give every handler that writes the bot's log lines the token scrubber; returns its undo."""
+    from igor_cli.credentials import TokenScrubber
+
+    scrubber = TokenScrubber(env)
+    handlers = {*logging.getLogger("igor").handlers, *logging.getLogger("slack_sdk").handlers}
+    handlers.update(logging.getLogger().handlers)
+    if extra is not None:
+        handlers.add(extra)
+    for handler in handlers:
+        handler.addFilter(scrubber)
+
+    def undo() -> None:
+        for handler in handlers:
+            handler.removeFilter(scrubber)
+
+    return undo
 
 
 def audit_file(env: Environment) -> logging.Handler | None:
@@ -196,10 +217,12 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
     bot: SlackBot | None = None
     transport: SocketModeTransport | None = None
     audit_handler: logging.Handler | None = None
+    unscrub: Callable[[], None] | None = None
     try:
         # A broken config stops the bot here: never start with no rules by accident.
         rules, signer = load_guard(env)
         audit_handler = audit_file(env)
+        unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
         bot = SlackBot(env, web, identity, rules, signer)
         for line in rules.summary():
@@ -221,6 +244,8 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
         if transport is not None:
             transport.close()
             log.info("disconnected from Slack")
+        if unscrub is not None:
+            unscrub()
         if audit_handler is not None:
             audit.removeHandler(audit_handler)
             audit_handler.close()
