@@ -508,6 +508,10 @@ class Progress:
         return ExitCode.OK if self.finished and self.success else ExitCode.FAILED
 
 
+LOW_REMAINING = 600  # requests left this hour below which following slows down
+RESERVED_REQUESTS = 100  # kept for the commands people type
+
+
 @dataclass
 class FollowPolicy:
     """How often to look, for how long, and how to back off when Cloud 66 pushes back.
@@ -527,9 +531,18 @@ class FollowPolicy:
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
-    def interval_for(self, loops: int) -> float:
-        """Seconds between looks when `loops` deployments are followed at once."""
-        return max(self.interval, max(1, loops) * 3600.0 / self.hourly_budget)
+    def interval_for(self, loops: int, remaining: int | None = None) -> float:
+        """Seconds between looks when `loops` deployments are followed at once.
+
+        When Cloud 66 says how many requests the token has left this hour
+        (`X-RateLimit-Remaining`), the looks thin out as that number falls,
+        keeping a reserve for the commands people type.
+        """
+        interval = max(self.interval, max(1, loops) * 3600.0 / self.hourly_budget)
+        if remaining is not None and remaining < LOW_REMAINING:
+            spare = max(1, remaining - RESERVED_REQUESTS)
+            interval = max(interval, min(self.max_backoff, max(1, loops) * 3600.0 / spare))
+        return interval
 
 
 def follow(
@@ -560,7 +573,7 @@ def follow(
             delay = min(policy.max_backoff, delay * 2)
         else:
             failures = 0
-            delay = policy.interval_for(loops())
+            delay = policy.interval_for(loops(), getattr(client, "rate_remaining", None))
         elapsed = policy.clock() - started
         if action is not None and action.finished:
             cancelled = not action.finished_success and "cancel" in action.finished_message.lower()

@@ -299,3 +299,26 @@ def test_many_watchers_stay_under_slacks_update_limit(
     polled = {r.path for r in sim.requests if "/actions/" in r.path}
     assert len(polled) == 1  # one poll loop for all sixty
     assert [c for c in slack.calls_to("chat.update") if c.status == 429] == []
+
+
+def test_following_slows_down_as_the_hourly_budget_runs_out() -> None:
+    policy = FollowPolicy(interval=15, hourly_budget=1800)
+    assert policy.interval_for(1) == 15
+    assert policy.interval_for(20) == 40  # 20 loops share 1,800 polls an hour
+    assert policy.interval_for(1, remaining=2500) == 15
+    assert policy.interval_for(1, remaining=300) == 18  # 200 spare requests for an hour
+    assert policy.interval_for(1, remaining=50) == policy.max_backoff
+
+
+def test_private_use_characters_from_cloud66_never_become_mentions(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    from igor_cli.actions import Origin
+    from igor_cli.chat.bridge import Bridge
+
+    sim.add_stacks(1, prefix="\ue000@U0BOB\ue001")
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+    reply = bridge.handle("list", Origin("slack", "U0ALICE", "r-1"), "C1")
+    said = reply.message.text + json.dumps(reply.message.blocks)
+    assert "<@U0BOB>" not in said
+    assert "@U0BOB" in said  # the name is shown, as text

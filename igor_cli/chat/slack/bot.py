@@ -45,7 +45,9 @@ WORKERS = 8  # Cloud 66 workers
 QUEUE_LIMIT = 400  # commands waiting for a worker; beyond that: "busy, try again"
 INTAKE_THREADS = 2
 SHUTDOWN_SECONDS = 8.0  # SIGTERM to exit stays under 10 s
-FOLLOW_INTERVAL = 15.0  # no faster than the official client polls
+# The bot polls three times less often than a shell's --follow: every 15 s by
+# default, no faster than the official client; it shares one token with everyone.
+FOLLOW_SLOWER = 3.0
 FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
 
 
@@ -74,7 +76,7 @@ class SlackBot:
         self.followers = Followers(
             self.bridge.connect,
             FollowPolicy(
-                interval=max(FOLLOW_INTERVAL, env.follow_interval),
+                interval=env.follow_interval * FOLLOW_SLOWER,
                 timeout=2 * 3600,
                 hourly_budget=FOLLOW_HOURLY_BUDGET,
                 clock=env.monotonic,
