@@ -16,11 +16,11 @@ def main() -> None:
 
             code = answer_request()
         else:
-            from igor_cli.cli import run_shell
+            from igor_cli.terminal import main as run
 
-            code = run_shell()
+            code = run()
     except KeyboardInterrupt:
-        code = 130  # Ctrl-C before run_shell could catch it (while importing): quietly
+        code = 130  # Ctrl-C before the terminal edge could catch it (while importing): quietly
     sys.exit(code)
 
 

@@ -1,37 +1,52 @@
 """The igor command line: one definition of each option, shared by every command.
 
-The command functions only turn options into a request and hand it to whoever
-is running them (`ctx.obj`): in a shell that is `ShellSession`, which performs
-it and renders the outcome; in chat it is the Slack bridge. So chat text and
-argv go through the very same parser, usage errors and help included.
+`parse(words)` turns argv or chat words into a `Parsed` (the command and its
+request); it performs nothing. The terminal edge (`terminal.py`) and the chat
+bridge both parse here and then perform, so chat text and argv go through the
+very same parser, usage errors and help included. The click group is built
+once per process.
+
+This is the one module that imports `typer._click`, typer's vendored click:
+igor needs its exceptions, contexts and completion classes, which typer does
+not re-export (hence `typer<0.30` in pyproject). Other modules take them from
+here.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, NewType, NoReturn, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, NewType, TypeVar
 
 import typer
 from typer._click import ClickException, Context, echo
+from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import UsageError
+from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
+from typer.exceptions import Abort, Exit
 
 from igor_cli import __version__
 
-if TYPE_CHECKING:
-    from igor_cli.actions import Request
-    from igor_cli.config import Environment
-    from igor_cli.render.terminal import TerminalRenderer
+__all__ = [
+    "Abort",
+    "ClickException",
+    "Command",
+    "CompletionItem",
+    "Context",
+    "Exit",
+    "HelpRequested",
+    "ParameterSource",
+    "Parsed",
+    "ShellComplete",
+    "UsageError",
+    "parse",
+    "resolve_incomplete",
+]
 
-CHAT_COMMANDS = ("deploy", "cancel", "list", "help", "version")
-ALIASES = {
-    "list": ("get", "show", "find", "stacks"),
-    "deploy": ("redeploy",),
-    "cancel": ("stop", "exit", "halt"),
-}
-# What chat may run (the shell has more: serve, register, ...).
-CHAT_ALLOWED = frozenset(CHAT_COMMANDS).union(*ALIASES.values())
+resolve_incomplete = _resolve_incomplete  # for completion.py, which may not import typer._click
 
 # -- help and usage that work the same in a shell and in chat -----------------
 
@@ -89,38 +104,6 @@ class IgorGroup(TyperGroup):
 def unknown_command(name: str, ctx: Context, commands: list[str]) -> UsageError:
     """The usage error for a command igor does not have (here: in chat or in a shell)."""
     return UsageError(f"Unknown command {name!r}. Commands: {', '.join(commands)}.", ctx)
-
-
-# -- who runs the request -----------------------------------------------------
-
-
-class Submitter(Protocol):
-    """Whoever runs the command functions: the shell session or the chat bridge."""
-
-    def submit(self, request: Request) -> None:
-        """Perform (shell) or capture (chat) a request."""
-
-
-def _submit(ctx: typer.Context, request: Request) -> None:
-    submitter: Submitter | None = ctx.obj if hasattr(ctx.obj, "submit") else None
-    if submitter is None:
-        from igor_cli.config import Environment
-
-        submitter = ShellSession(Environment())
-    submitter.submit(request)
-
-
-class ShellSession:
-    """Runs requests in a shell: perform, render, exit with the outcome's code."""
-
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-
-    def submit(self, request: Request) -> NoReturn:
-        """Perform the request and exit."""
-        from igor_cli.shell import run
-
-        raise typer.Exit(run(self.env, request))
 
 
 # -- the options (one definition each) ----------------------------------------
@@ -224,10 +207,10 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        echo(f"igor {__version__}")
-        raise typer.Exit(0)
+def _version(ctx: Context, _param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        # Like -h: a text to show with exit code 0, shown by whoever parsed.
+        raise HelpRequested(f"igor {__version__}")
 
 
 @app.callback()
@@ -249,22 +232,32 @@ def main(
     ] = False,
 ) -> None:
     """Deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack."""
-    from igor_cli.config import Environment
-
-    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
-    if sandbox:
-        env.sandbox = True
-    ctx.obj = ShellSession(env)
+    # `parse` reads --sandbox from the parsed options; nothing runs here.
 
 
-CommandFunction = TypeVar("CommandFunction", bound=Callable[..., None])
+@dataclass(frozen=True)
+class CommandInfo:
+    """What a command says about itself: its names, and whether chat may run it."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    chat: bool = False  # the shell has more: serve, register, ...
 
 
-def command(name: str, **kwargs: Any) -> Callable[[CommandFunction], CommandFunction]:
-    """Register a command and its aliases (hidden from the list, named in its help)."""
-    aliases = ALIASES.get(name, ())
+COMMANDS: dict[str, CommandInfo] = {}
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
+
+
+def command(
+    name: str, *, aliases: tuple[str, ...] = (), chat: bool = False, **kwargs: Any
+) -> Callable[[CommandFunction], CommandFunction]:
+    """Register a command and its aliases (hidden from the list, named in its help).
+
+    The function turns options into a request and returns it; it performs nothing.
+    """
 
     def register(function: CommandFunction) -> CommandFunction:
+        COMMANDS[name] = CommandInfo(name, aliases, chat)
         help_text = inspect.cleandoc(function.__doc__ or "")
         if aliases:
             help_text += "\n\nAliases: " + ", ".join(aliases) + "."
@@ -276,22 +269,20 @@ def command(name: str, **kwargs: Any) -> Callable[[CommandFunction], CommandFunc
     return register
 
 
-@command("list")
+@command("list", aliases=("get", "show", "find", "stacks"), chat=True)
 def list_command(
-    ctx: typer.Context,
     stack: StackFilter = None,
     environment: EnvironmentName = None,
     as_json: Json = False,
-) -> None:
+) -> Any:  # a Request; typer reads annotations at run time
     """List your stacks: status, health and last activity."""
     from igor_cli.actions import ListRequest
 
-    _submit(ctx, ListRequest(stack, environment, as_json))
+    return ListRequest(stack, environment, as_json)
 
 
-@command("deploy")
+@command("deploy", aliases=("redeploy",), chat=True)
 def deploy_command(
-    ctx: typer.Context,
     stack: StackName,
     environment: EnvironmentName = None,
     service: Services = None,
@@ -300,7 +291,7 @@ def deploy_command(
     follow: Follow = False,
     dry_run: DryRun = False,
     as_json: Json = False,
-) -> None:
+) -> Any:
     """Deploy a stack (or only some of its services).
 
     If the stack is busy with a deployment igor did not start, the deploy is
@@ -308,100 +299,91 @@ def deploy_command(
     """
     from igor_cli.actions import DeployRequest
 
-    _submit(
-        ctx,
-        DeployRequest(
-            stack,
-            environment,
-            tuple(service or ()),
-            wait=bool(wait) and not no_wait,
-            follow=follow,
-            dry_run=dry_run,
-            as_json=as_json,
-        ),
+    return DeployRequest(
+        stack,
+        environment,
+        tuple(service or ()),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
-@command("cancel")
+@command("cancel", aliases=("stop", "exit", "halt"), chat=True)
 def cancel_command(
-    ctx: typer.Context,
     stack: StackName,
     environment: EnvironmentName = None,
     service: Services = None,
     as_json: Json = False,
-) -> None:
+) -> Any:
     """Cancel the stack's running deployment."""
     from igor_cli.actions import CancelRequest
 
-    _submit(ctx, CancelRequest(stack, environment, tuple(service or ()), as_json))
+    return CancelRequest(stack, environment, tuple(service or ()), as_json)
 
 
-@command("version", hidden=True)
-def version_command(ctx: typer.Context, as_json: Json = False) -> None:
+@command("version", hidden=True, chat=True)
+def version_command(as_json: Json = False) -> Any:
     """Show igor's version."""
     from igor_cli.actions import VersionRequest
 
-    _submit(ctx, VersionRequest(as_json))
+    return VersionRequest(as_json)
 
 
-@command("help", hidden=True)
+@command("help", hidden=True, chat=True)
 def help_command(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(metavar="[COMMAND]", show_default=False)] = None,
-) -> None:
+) -> Any:
     """Show help for igor or for one command."""
     parent = ctx.parent or ctx
     group = parent.command
     if not name:
         raise HelpRequested(group.get_help(parent))
-    assert isinstance(group, IgorGroup)
+    if not isinstance(group, IgorGroup):  # pragma: no cover - the app's group is always one
+        raise TypeError("help needs igor's command group")
     _, found, _ = group.resolve_command(parent, [name])
     with found.make_context(name.lower(), [], parent=parent, resilient_parsing=True) as sub:
         raise HelpRequested(found.get_help(sub))
 
 
 @command("serve")
-def serve_command(ctx: typer.Context) -> None:
+def serve_command() -> Any:
     """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
 
     Needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-), or the tokens
     stored with `igor register --slack`, and a Cloud 66 token (or --sandbox).
     """
-    from igor_cli.chat.slack import configure_logging, serve
+    from igor_cli.setup_commands import ServeRequest
 
-    configure_logging()
-    raise typer.Exit(serve(_environment(ctx)))
+    return ServeRequest()
 
 
 @command("chat")
-def chat_command(ctx: typer.Context) -> None:
+def chat_command() -> Any:
     """Talk to the bot locally: type what you would type in Slack.
 
     Replies are the bot's own, rendered as text; deployments are followed as in
     Slack. Rehearse offline with `igor --sandbox chat`.
     """
-    import sys
+    from igor_cli.setup_commands import ChatRequest
 
-    from igor_cli.chat.shell import run_console
-    from igor_cli.shell import shell_origin
-
-    raise typer.Exit(run_console(_environment(ctx), shell_origin().user, sys.stdin, sys.stdout))
+    return ChatRequest()
 
 
 @command("slack-manifest")
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
-) -> None:
+) -> Any:
     """Print the Slack app manifest igor needs (JSON; Slack accepts it as is).
 
     Create the app from it at api.slack.com/apps (From a manifest), then make
     the app-level token (connections:write) and install it to get the bot token.
     """
-    import json
+    from igor_cli.setup_commands import ManifestRequest
 
-    from igor_cli.chat.manifest import manifest
-
-    echo(json.dumps(manifest(name), indent=2))
+    return ManifestRequest(name)
 
 
 Stdin = Annotated[
@@ -420,17 +402,14 @@ def register_command(
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
     ] = False,
     stdin: Stdin = False,
-) -> None:
+) -> Any:
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
     the Slack bot token (xoxb-) and app-level token (xapp-). Tokens are never
     taken as arguments: they would show in `ps` and your shell history.
     """
-    import sys
-
-    from igor_cli.credentials import TokenKind
-    from igor_cli.registration import register
+    from igor_cli.setup_commands import RegisterRequest
 
     if ctx.args:  # most likely a token: refused without repeating it
         raise UsageError(
@@ -439,182 +418,75 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if slack else [TokenKind.CLOUD66]
-
-    def read(kind: TokenKind) -> str:
-        if stdin:
-            return sys.stdin.readline()
-        return str(typer.prompt(kind.description, hide_input=True, err=True))
-
-    def run(env: Environment, renderer: TerminalRenderer) -> int:
-        for done in register(env, kinds, read):
-            if done.kind is TokenKind.SIGNING_KEY:
-                renderer.success("Created the confirmation signing key in the keyring.")
-                renderer.note("Bot replicas on other machines need it too: set IGOR_SIGNING_KEY.")
-                continue
-            renderer.success(f"Registered the {done.kind.description}: {done.belongs_to}.")
-            if done.shadowed_by_environment:
-                renderer.note(f"{done.kind.variable} is set and still wins over the keyring.")
-        return 0
-
-    raise typer.Exit(_run_edge(ctx, run))
+    return RegisterRequest(slack=slack, stdin=stdin)
 
 
 @command("deregister")
 def deregister_command(
-    ctx: typer.Context,
     cloud66: Annotated[bool, typer.Option("--cloud66", help="Only the Cloud 66 token.")] = False,
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-) -> None:
+) -> Any:
     """Remove igor's tokens from the OS keyring (all of them, or those named)."""
-    from igor_cli.credentials import TokenKind
-    from igor_cli.registration import deregister
+    from igor_cli.setup_commands import DeregisterRequest
 
-    kinds = [k for k in TokenKind if (cloud66 and k is TokenKind.CLOUD66) or (
-        slack and k is not TokenKind.CLOUD66)] or list(TokenKind)  # fmt: skip
-
-    def run(env: Environment, renderer: TerminalRenderer) -> int:
-        names = ", ".join(k.description for k in kinds)
-        if not yes and not typer.confirm(f"Remove {names} from the keyring?", err=True):
-            renderer.note("Nothing removed.")
-            return 1
-        for kind, removed in deregister(kinds):
-            if removed:
-                renderer.success(f"Removed the {kind.description}.")
-            else:
-                renderer.note(f"No {kind.description} was stored.")
-        return 0
-
-    raise typer.Exit(_run_edge(ctx, run))
+    return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
 @command("doctor")
-def doctor_command(ctx: typer.Context) -> None:
+def doctor_command() -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted."""
-    from igor_cli.registration import doctor
+    from igor_cli.setup_commands import DoctorRequest
 
-    def run(env: Environment, renderer: TerminalRenderer) -> int:
-        checks, code = doctor(env)
-        for check in checks:
-            renderer.check(check.name, check.ok, check.detail)
-        return int(code)
-
-    raise typer.Exit(_run_edge(ctx, run))
+    return DoctorRequest()
 
 
-def _run_edge(ctx: typer.Context, run: Callable[[Environment, TerminalRenderer], int]) -> int:
-    """Run a shell-only command: typed errors become a message and their exit code."""
-    from igor_cli.errors import IgorError
-    from igor_cli.render.terminal import TerminalRenderer
+# -- parsing ------------------------------------------------------------------
 
-    env = _environment(ctx)
-    renderer = TerminalRenderer(env.out, env.err, env.clock())
-    try:
-        return run(env, renderer)
-    except IgorError as error:
-        renderer.error(error)
-        return int(error.exit_code)
-
-
-def _environment(ctx: typer.Context) -> Environment:
-    session = ctx.find_object(ShellSession)
-    if session is not None:
-        return session.env
-    from igor_cli.config import Environment
-
-    return Environment()
+# What chat lists, in the order they were defined (help and version last).
+_LAST = ("help", "version")
+CHAT_COMMANDS = (
+    *(name for name, info in COMMANDS.items() if info.chat and name not in _LAST),
+    *_LAST,
+)
+ALIASES = {name: info.aliases for name, info in COMMANDS.items() if info.aliases}
+# What chat may run, under any of its names.
+CHAT_ALLOWED = frozenset(
+    name for info in COMMANDS.values() if info.chat for name in (info.name, *info.aliases)
+)
 
 
-def run_shell(args: list[str] | None = None, env: Environment | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    import sys
+@dataclass(frozen=True)
+class Parsed:
+    """What a line of words asks for: the command (canonical name) and its request."""
 
-    try:
-        try:
-            result = app(args=args, prog_name="igor", obj=env, standalone_mode=False)
-        except HelpRequested as shown:
-            shown.show()
-            result = 0
-        except ClickException as problem:
-            problem.show()
-            return problem.exit_code
-        if sys.stdout is not None:
-            sys.stdout.flush()  # a failed write is reported here, not at exit
-    except typer.Abort as abort:
-        if isinstance(abort.__context__, KeyboardInterrupt):
-            return 130  # Ctrl-C at a prompt
-        echo("Aborted.", err=True)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the edge: every failure ends in a sentence
-        return _failed(exc, env)
-    return result if isinstance(result, int) else 0
+    command: str
+    request: Any  # a Request, or a shell-only request of the terminal edge
+    sandbox: bool = False  # --sandbox before the command
 
 
-def _failed(exc: Exception, env: Environment | None) -> int:
-    """Say why a command failed and choose its exit code; only bugs are "unexpected"."""
-    import contextlib
-    import os
-
-    from igor_cli.errors import IgorError
-
-    if isinstance(exc, IgorError):  # a typed error a command left to the edge
-        from igor_cli.config import Environment
-        from igor_cli.render.terminal import TerminalRenderer
-
-        run_in = env or Environment()
-        with contextlib.suppress(OSError, ValueError):
-            TerminalRenderer(run_in.out, run_in.err, run_in.clock()).error(exc)
-        return int(exc.exit_code)
-    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
-        return code
-    if os.environ.get("IGOR_DEBUG"):
-        _print_scrubbed_traceback(exc, env)
-    else:
-        _say(
-            f"igor: unexpected error ({type(exc).__name__}). "
-            "Run again with IGOR_DEBUG=1 to see where, and please report it."
-        )
-    return 1
+@functools.cache
+def group() -> IgorGroup:
+    """igor's click group, built once (typer converts every command's signature)."""
+    built = typer.main.get_command(app)
+    assert isinstance(built, IgorGroup)
+    return built
 
 
-def _say(line: str) -> None:
-    """A last word on stderr, which may be broken too."""
-    import contextlib
-    import sys
+def parse(words: list[str]) -> Parsed:
+    """Parse argv or chat words with the command definitions; perform nothing.
 
-    with contextlib.suppress(OSError, ValueError):
-        echo(line, file=sys.stderr)
-
-
-def _os_error(error: OSError) -> int | None:
-    """What the system refused, said plainly: a full disk, a closed pipe; None if unsure."""
-    import errno
-    import os
-
-    if error.errno == errno.EPIPE:
-        return 1  # the reader went away (`igor list | head -1`): nothing to say to anyone
-    if error.errno is None or not error.strerror:
-        return None
-    reason = error.strerror.lower()
-    if error.filename is not None:
-        _say(f"igor: cannot use {os.fsdecode(error.filename)}: {reason}.")
-        return 1
-    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EIO):
-        # No file named: what failed is the output igor was writing to.
-        _say(f"igor: cannot write the output: {reason}.")
-        return 1
-    return None
-
-
-def _print_scrubbed_traceback(exc: BaseException, env: Environment | None) -> None:
-    """IGOR_DEBUG=1: the traceback, with every token igor knows replaced by "[token]"."""
-    import traceback
-
-    from igor_cli.config import Environment
-    from igor_cli.credentials import scrub
-
-    text = "".join(traceback.format_exception(exc))
-    _say(scrub(text, env or Environment()).rstrip("\n"))
+    Raises `HelpRequested` for `-h`, `help` and `--version` (a text to show,
+    exit 0) and click's `UsageError` (the usage text) for anything wrong.
+    """
+    root_group = group()
+    with root_group.make_context("igor", list(words)) as root:
+        args = [*root._protected_args, *root.args]
+        if not args:
+            raise HelpRequested(root_group.get_help(root))
+        name, found, rest = root_group.resolve_command(root, args)
+        assert name is not None and found is not None
+        with found.make_context(name, rest, parent=root) as context:
+            request = found.invoke(context)
+    canonical = next((c for c, names in ALIASES.items() if name in names), name)
+    return Parsed(canonical, request, bool(root.params.get("sandbox")))

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import typer
-    from typer._click import Command, Context
-    from typer._click.shell_completion import CompletionItem, ShellComplete
 
+    from igor_cli.cli import Command, CompletionItem, Context, ShellComplete
     from igor_cli.cloud66 import Service, Stack
     from igor_cli.config import Environment
 
@@ -251,12 +250,12 @@ def answer_request(out: TextIO | None = None) -> int:
     Anything else in `_IGOR_COMPLETE` (`source_bash`, other shells) goes to
     typer, which knows it.
     """
+    from igor_cli.cli import app
+
     action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
     if action != "complete" or shell not in ("bash", "zsh", "fish"):
-        from igor_cli.cli import run_shell
-
-        return run_shell()
-    from igor_cli.cli import app
+        app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
+        return 0
 
     # The root alone: the commands this TAB needs are added once it is read.
     completer = _completers(app)[shell](
@@ -293,8 +292,9 @@ def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     """typer's classes for each shell (its protocol), with the costly steps replaced."""
-    from typer._click.shell_completion import _resolve_incomplete
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
+
+    from igor_cli.cli import resolve_incomplete
 
     class Fast:
         cli: Command
@@ -305,7 +305,7 @@ def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
             ctx = _parsed(_needed(app, self.cli, self.prog_name, args), self.prog_name, args)
             if ctx is None:
                 return []
-            obj, incomplete = _resolve_incomplete(ctx, args, incomplete)
+            obj, incomplete = resolve_incomplete(ctx, args, incomplete)
             return obj.shell_complete(ctx, incomplete)
 
     # typer passes help through rich, an import as long as the rest of the TAB,
@@ -350,8 +350,9 @@ def _context(command: Command, name: str, words: list[str], parent: Context | No
     converting is what imports pydantic, and no callback (such as
     `--version`'s) may run on a TAB.
     """
-    from typer._click.core import ParameterSource
     from typer.core import TyperGroup
+
+    from igor_cli.cli import ParameterSource
 
     settings = {**command.context_settings, "resilient_parsing": True}
     ctx = command.context_class(command, info_name=name, parent=parent, **settings)

@@ -91,8 +91,7 @@ def check_shape(kind: TokenKind, token: str) -> str:
     if not kind.prefix and looks_like:
         raise UsageProblem(
             f"That looks like {looks_like}, not a {kind.description}.",
-            "Create one in Cloud 66 under Account, Authorized Applications, "
-            "Personal Access Token.",
+            "Create one in Cloud 66 under Account, Authorized Applications, Personal Access Token.",
         )
     return token
 

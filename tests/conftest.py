@@ -12,9 +12,9 @@ import keyring
 import pytest
 from typer.testing import CliRunner
 
-from igor_cli.cli import app
 from igor_cli.config import Environment
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
+from igor_cli.terminal import main
 from tests.fakes.clock import FakeClock
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.slack import Call, FakeSlack
@@ -78,10 +78,9 @@ class Igor:
 
     def __call__(self, *args: str, input: str | None = None) -> Ran:
         env = Environment(clock=self.clock.datetime, monotonic=self.clock, sleep=self.clock.sleep)
-        result = self.runner.invoke(app, list(args), obj=env, input=input)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return Ran(result.exit_code, result.stdout, result.stderr)
+        with self.runner.isolation(input=input) as (stdout, stderr, _):
+            code = main(list(args), env)
+            return Ran(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ from typing import Any
 import keyring
 import pytest
 
-from igor_cli.cli import run_shell
 from igor_cli.config import Environment
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
+from igor_cli.terminal import main as run_shell
 from tests.conftest import Igor, RunningBot
 from tests.fakes.clock import FakeClock
 from tests.fakes.keyring import MemoryKeyring

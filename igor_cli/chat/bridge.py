@@ -73,16 +73,6 @@ BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = BridgeReply | Callable[[], BridgeReply]  # a reply now, or the work that makes it
 
 
-class _Capture:
-    """Stands where the shell session stands: keeps the request instead of running it."""
-
-    def __init__(self) -> None:
-        self.request: Request | None = None
-
-    def submit(self, request: Request) -> None:
-        self.request = request
-
-
 def parse(words: list[str]) -> tuple[str, Request]:
     """Parse chat words with the shell's command definitions: (command, request).
 
@@ -90,43 +80,29 @@ def parse(words: list[str]) -> tuple[str, Request]:
     shell's own exceptions: `HelpRequested` for help, a click `UsageError`
     (with the same usage text) for anything wrong.
     """
-    import typer
+    from igor_cli import cli
 
-    from igor_cli.cli import (
-        ALIASES,
-        CHAT_ALLOWED,
-        CHAT_COMMANDS,
-        HelpRequested,
-        app,
-        unknown_command,
-    )
-
-    group = typer.main.get_command(app)
     if not words or words in (["help"], ["-h"], ["--help"]):
         # The shell's top-level help lists shell-only commands and options.
-        raise HelpRequested(chat_help(group))
-    capture = _Capture()
-    with group.make_context("igor", [], resilient_parsing=True, obj=capture) as root:
-        chat_commands = list(CHAT_COMMANDS)
-        for word in words[:2] if words[0].lower() == "help" else words[:1]:
-            if word.lower() not in CHAT_ALLOWED:  # unknown here, or shell-only
-                raise unknown_command(word, root, chat_commands)
-        name, command, rest = group.resolve_command(root, words)  # type: ignore[attr-defined]
-        with command.make_context(name, rest, parent=root) as context:
-            command.invoke(context)
-    assert capture.request is not None, "every chat command submits a request"
-    canonical = next((c for c, aliases in ALIASES.items() if name in aliases), name)
-    return canonical, capture.request
+        raise cli.HelpRequested(chat_help())
+    for word in words[:2] if words[0].lower() == "help" else words[:1]:
+        if word.lower() not in cli.CHAT_ALLOWED:  # unknown here, shell-only, or an option
+            group = cli.group()
+            with group.make_context("igor", [], resilient_parsing=True) as root:
+                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS))
+    parsed = cli.parse(words)
+    return parsed.command, parsed.request
 
 
-def chat_help(group: Any) -> str:
+def chat_help() -> str:
     """What igor does in chat, from the same command definitions as the shell."""
-    from igor_cli.cli import ALIASES, CHAT_COMMANDS
+    from igor_cli import cli
 
+    group = cli.group()
     lines = ["Commands:"]
-    for name in CHAT_COMMANDS:
+    for name in cli.CHAT_COMMANDS:
         command = group.commands[name]
-        aliases = ALIASES.get(name, ())
+        aliases = cli.ALIASES.get(name, ())
         also = f" (also {', '.join(aliases)})" if aliases else ""
         lines.append(f"  {name:<8} {command.get_short_help_str(70)}{also}")
     lines += ["", "Options can come in any order. `help deploy` (or `deploy -h`) for details."]
@@ -218,9 +194,7 @@ class Bridge:
         confirmed: PendingCommand | None = None,
     ) -> Step:
         """`begin`, for words already split."""
-        from typer._click import ClickException
-
-        from igor_cli.cli import HelpRequested
+        from igor_cli.cli import ClickException, HelpRequested
 
         started = time.monotonic()
         try:

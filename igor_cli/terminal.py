@@ -1,0 +1,211 @@
+"""The terminal edge: parse argv, perform the request, render it, choose the exit code.
+
+`main(args, env)` is igor in a shell. It parses with the same command
+definitions as chat (`cli.parse`), then performs: the Cloud 66 commands through
+the shared actions (`--follow` shows live progress until the deployment
+finishes); the shell-only commands (set-up and the bot, `setup_commands.py`)
+run themselves. Typed errors become a message and their exit code
+in one place; nothing is "unexpected" but a bug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+from igor_cli.config import Environment
+
+if TYPE_CHECKING:
+    from igor_cli.actions import DeployOutcome, Origin, Request
+    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.render.terminal import TerminalRenderer
+
+
+# -- the edge -----------------------------------------------------------------
+
+
+def main(args: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line (argv when `args` is None); returns the exit code."""
+    from igor_cli.cli import Abort, ClickException, Exit, HelpRequested, parse
+
+    env = env or Environment()  # the entry point: nothing below builds its own
+    try:
+        try:
+            parsed = parse(sys.argv[1:] if args is None else list(args))
+        except HelpRequested as shown:
+            shown.show()
+            code = 0
+        except Exit as done:  # typer's own eager options (--install-completion)
+            code = int(done.exit_code)
+        except ClickException as problem:
+            problem.show()
+            return problem.exit_code
+        else:
+            if parsed.sandbox:
+                env.sandbox = True
+            code = perform(env, parsed.request)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a failed write is reported here, not at exit
+    except Abort as abort:  # a prompt was abandoned
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            return 130  # Ctrl-C at a prompt
+        _say("Aborted.")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the edge: every failure ends in a sentence
+        return _failed(exc, env)
+    return code
+
+
+def perform(env: Environment, request: Any) -> int:
+    """Perform a request for a person at a terminal; return the exit code.
+
+    A shell-only request (set-up, the bot) runs itself; the others go through
+    the shared actions. Typed errors become their message and exit code here.
+    """
+    from igor_cli.errors import IgorError
+
+    run_in_terminal = getattr(request, "run_in_terminal", None)
+    if run_in_terminal is None:
+        return run(env, request)
+    try:
+        return int(run_in_terminal(env))
+    except IgorError as error:
+        renderer(env).error(error)
+        return int(error.exit_code)
+
+
+def renderer(env: Environment) -> TerminalRenderer:
+    """Words for a person at this terminal."""
+    from igor_cli.render.terminal import TerminalRenderer
+
+    return TerminalRenderer(env.out, env.err, env.clock())
+
+
+def shell_origin() -> Origin:
+    """`igor:cli:<user>@<host>`: who deployed from this shell."""
+    import getpass
+    import socket
+
+    from igor_cli.actions import Origin
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Origin("cli", f"{user}@{socket.gethostname()}")
+
+
+def run(env: Environment, request: Request) -> int:
+    """Perform a request, render its outcome, follow a deployment if asked."""
+    from igor_cli.actions import DeployOutcome, DeployRequest
+    from igor_cli.actions import perform as perform_request
+    from igor_cli.completion import StackCache
+    from igor_cli.connect import open_client
+    from igor_cli.errors import IgorError
+    from igor_cli.render.terminal import TerminalRenderer
+
+    renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
+    clients: list[Cloud66Client] = []
+
+    def connect() -> Cloud66Client:
+        if not clients:
+            clients.append(open_client(env))
+        return clients[0]
+
+    following = isinstance(request, DeployRequest) and request.follow
+    try:
+        outcome = perform_request(connect, request, shell_origin(), StackCache(env))
+        renderer.outcome(outcome, following=following)
+        code = int(outcome.exit_code)
+        posted = isinstance(outcome, DeployOutcome) and outcome.posted and outcome.action_id
+        if following and posted:
+            assert isinstance(outcome, DeployOutcome)
+            code = _follow(env, connect(), outcome, renderer)
+    except IgorError as error:
+        renderer.error(error)
+        code = int(error.exit_code)
+    finally:
+        for client in clients:
+            client.close()
+    return code
+
+
+def _follow(
+    env: Environment, client: Cloud66Client, outcome: DeployOutcome, renderer: TerminalRenderer
+) -> int:
+    from igor_cli.actions import FollowPolicy, follow
+
+    policy = FollowPolicy(interval=env.follow_interval, clock=env.monotonic, sleep=env.sleep)
+    last = None
+    with renderer.watching(outcome.stack) as update:
+        for progress in follow(client, outcome.stack.uid, outcome.action_id, policy):
+            update(progress)
+            last = progress
+    assert last is not None  # follow always yields at least once
+    renderer.progress_line(outcome.stack, last)
+    return int(last.exit_code)
+
+
+# -- failures that reach the edge ------------------------------------------------
+
+
+def _failed(exc: Exception, env: Environment) -> int:
+    """Say why a command failed and choose its exit code; only bugs are "unexpected"."""
+    import os
+
+    from igor_cli.errors import IgorError
+
+    if isinstance(exc, IgorError):  # a typed error a command left to the edge
+        with contextlib.suppress(OSError, ValueError):
+            renderer(env).error(exc)
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
+        return code
+    if os.environ.get("IGOR_DEBUG"):
+        _print_scrubbed_traceback(exc, env)
+    else:
+        _say(
+            f"igor: unexpected error ({type(exc).__name__}). "
+            "Run again with IGOR_DEBUG=1 to see where, and please report it."
+        )
+    return 1
+
+
+def _say(line: str) -> None:
+    """A last word on stderr, which may be broken too."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _os_error(error: OSError) -> int | None:
+    """What the system refused, said plainly: a full disk, a closed pipe; None if unsure."""
+    import errno
+    import os
+
+    if error.errno == errno.EPIPE:
+        return 1  # the reader went away (`igor list | head -1`): nothing to say to anyone
+    if error.errno is None or not error.strerror:
+        return None
+    reason = error.strerror.lower()
+    if error.filename is not None:
+        _say(f"igor: cannot use {os.fsdecode(error.filename)}: {reason}.")
+        return 1
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EIO):
+        # No file named: what failed is the output igor was writing to.
+        _say(f"igor: cannot write the output: {reason}.")
+        return 1
+    return None
+
+
+def _print_scrubbed_traceback(exc: BaseException, env: Environment) -> None:
+    """IGOR_DEBUG=1: the traceback, with every token igor knows replaced by "[token]"."""
+    import traceback
+
+    from igor_cli.credentials import scrub
+
+    text = "".join(traceback.format_exception(exc))
+    _say(scrub(text, env).rstrip("\n"))
