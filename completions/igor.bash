@@ -1,4 +1,4 @@
-# bash completion for igor. Written by `python -m igor_cli.completion generate`: do not edit.
+# bash completion for igor. Written by `python -m igor_cli.tab generate`: do not edit.
 # Install: copy to /usr/share/bash-completion/completions/igor (or
 # ~/.local/share/bash-completion/completions/igor), or source it from ~/.bashrc.
 

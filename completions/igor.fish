@@ -1,4 +1,4 @@
-# fish completion for igor. Written by `python -m igor_cli.completion generate`: do not edit.
+# fish completion for igor. Written by `python -m igor_cli.tab generate`: do not edit.
 # Install: copy to ~/.config/fish/completions/igor.fish.
 
 function __igor_complete

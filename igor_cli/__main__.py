@@ -12,7 +12,7 @@ def main() -> None:
         if os.environ.get("_IGOR_COMPLETE"):
             # A TAB: answered from the cache without typer's value conversion,
             # which imports pydantic (SPEC section 8: within 1.3x of `import typer`).
-            from igor_cli.completion import answer_request
+            from igor_cli.tab import answer_request
 
             code = answer_request()
         else:

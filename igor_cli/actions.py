@@ -77,6 +77,18 @@ class Origin:
     user: str  # "alice@laptop" or a Slack user ID
     request_id: str = ""  # the Slack event ID: a retry of one event must not deploy twice
 
+    @classmethod
+    def of_shell(cls) -> Origin:
+        """`igor:cli:<user>@<host>`: who deploys from this shell."""
+        import getpass
+        import socket
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        return cls("cli", f"{user}@{socket.gethostname()}")
+
     @property
     def user_reference(self) -> str:
         """The tag stored at Cloud 66 with the deployment (at most 255 chars)."""

@@ -39,7 +39,7 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
     """Ask the token's API whether it works; say whose it is. Raises the API's error."""
     if kind is TokenKind.CLOUD66:
         return _verify_cloud66(token, env)[0]
-    from igor_cli.chat.slack import check_app_token, check_bot_token
+    from igor_cli.chat.slack.tokens import check_app_token, check_bot_token
 
     if kind is TokenKind.SLACK_BOT:
         _, identity = check_bot_token(token, env)

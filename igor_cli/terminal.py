@@ -11,15 +11,25 @@ in one place; nothing is "unexpected" but a bug.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
 
 if TYPE_CHECKING:
-    from igor_cli.actions import DeployOutcome, Origin, Request
+    from igor_cli.actions import DeployOutcome, Request
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.render.terminal import TerminalRenderer
+    from igor_cli.setup_commands import (
+        ChatRequest,
+        DeregisterRequest,
+        DoctorRequest,
+        ManifestRequest,
+        RegisterRequest,
+        ServeRequest,
+    )
 
 
 # -- the edge -----------------------------------------------------------------
@@ -67,11 +77,11 @@ def perform(env: Environment, request: Any) -> int:
     """
     from igor_cli.errors import IgorError
 
-    run_in_terminal = getattr(request, "run_in_terminal", None)
-    if run_in_terminal is None:
+    run_it = _shell_only().get(type(request))
+    if run_it is None:
         return run(env, request)
     try:
-        return int(run_in_terminal(env))
+        return run_it(request, env)
     except IgorError as error:
         renderer(env).error(error)
         return int(error.exit_code)
@@ -84,23 +94,9 @@ def renderer(env: Environment) -> TerminalRenderer:
     return TerminalRenderer(env.out, env.err, env.clock())
 
 
-def shell_origin() -> Origin:
-    """`igor:cli:<user>@<host>`: who deployed from this shell."""
-    import getpass
-    import socket
-
-    from igor_cli.actions import Origin
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Origin("cli", f"{user}@{socket.gethostname()}")
-
-
 def run(env: Environment, request: Request) -> int:
     """Perform a request, render its outcome, follow a deployment if asked."""
-    from igor_cli.actions import DeployOutcome, DeployRequest
+    from igor_cli.actions import DeployOutcome, DeployRequest, Origin
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
@@ -117,7 +113,7 @@ def run(env: Environment, request: Request) -> int:
 
     following = isinstance(request, DeployRequest) and request.follow
     try:
-        outcome = perform_request(connect, request, shell_origin(), StackCache(env))
+        outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env))
         renderer.outcome(outcome, following=following)
         code = int(outcome.exit_code)
         posted = isinstance(outcome, DeployOutcome) and outcome.posted and outcome.action_id
@@ -147,6 +143,106 @@ def _follow(
     assert last is not None  # follow always yields at least once
     renderer.progress_line(outcome.stack, last)
     return int(last.exit_code)
+
+
+# -- the shell-only commands (their requests are in setup_commands.py) ------------
+
+
+@functools.cache
+def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
+    """Which shell-only request runs how (loaded when a command is performed)."""
+    from igor_cli import setup_commands as requests
+
+    return {
+        requests.ServeRequest: _serve,
+        requests.ChatRequest: _chat,
+        requests.ManifestRequest: _manifest,
+        requests.RegisterRequest: _register,
+        requests.DeregisterRequest: _deregister,
+        requests.DoctorRequest: _doctor,
+    }
+
+
+def _serve(request: ServeRequest, env: Environment) -> int:
+    from igor_cli.chat.slack import configure_logging, serve
+
+    configure_logging()
+    return serve(env)
+
+
+def _chat(request: ChatRequest, env: Environment) -> int:
+    from igor_cli.actions import Origin
+    from igor_cli.chat.shell import run_console
+
+    return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
+
+
+def _manifest(request: ManifestRequest, env: Environment) -> int:
+    import json
+
+    from igor_cli.chat.manifest import manifest
+
+    env.out.write(json.dumps(manifest(request.name), indent=2) + "\n")
+    return 0
+
+
+def _register(request: RegisterRequest, env: Environment) -> int:
+    import typer
+
+    from igor_cli.credentials import TokenKind
+    from igor_cli.registration import register
+
+    def read(kind: TokenKind) -> str:
+        if request.stdin:
+            return sys.stdin.readline()
+        return str(typer.prompt(kind.description, hide_input=True, err=True))
+
+    kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
+    said = renderer(env)
+    for done in register(env, kinds, read):
+        if done.kind is TokenKind.SIGNING_KEY:
+            said.success("Created the confirmation signing key in the keyring.")
+            said.note("Bot replicas on other machines need it too: set IGOR_SIGNING_KEY.")
+            continue
+        said.success(f"Registered the {done.kind.description}: {done.belongs_to}.")
+        if done.shadowed_by_environment:
+            said.note(f"{done.kind.variable} is set and still wins over the keyring.")
+    return 0
+
+
+def _deregister(request: DeregisterRequest, env: Environment) -> int:
+    import typer
+
+    from igor_cli.credentials import TokenKind
+    from igor_cli.registration import deregister
+
+    kinds = [
+        kind
+        for kind in TokenKind
+        if (request.cloud66 and kind is TokenKind.CLOUD66)
+        or (request.slack and kind is not TokenKind.CLOUD66)
+    ] or list(TokenKind)
+    said = renderer(env)
+    names = ", ".join(kind.description for kind in kinds)
+    if not request.yes and not typer.confirm(f"Remove {names} from the keyring?", err=True):
+        said.note("Nothing removed.")
+        return 1
+    for kind, removed in deregister(kinds):
+        if removed:
+            said.success(f"Removed the {kind.description}.")
+        else:
+            said.note(f"No {kind.description} was stored.")
+    return 0
+
+
+def _doctor(request: DoctorRequest, env: Environment) -> int:
+    from igor_cli.registration import doctor
+
+    said = renderer(env)
+    checks, code = doctor(env)
+    for check in checks:
+        said.check(check.name, check.ok, check.detail)
+    return int(code)
 
 
 # -- failures that reach the edge ------------------------------------------------

@@ -25,18 +25,10 @@ from typer.testing import CliRunner
 
 from igor_cli.cli import app
 from igor_cli.cloud66 import Service, Stack, StackHealth, StackStatus
-from igor_cli.completion import (
-    COMPLETE_VAR,
-    StackCache,
-    answer_request,
-    cache_file,
-    cache_key,
-    load,
-    main,
-    scripts,
-)
+from igor_cli.completion import StackCache, cache_file, cache_key, load
 from igor_cli.config import Environment
 from igor_cli.sandbox import Simulator
+from igor_cli.tab import COMPLETE_VAR, answer_request, main, scripts
 from tests.conftest import Igor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,9 +352,7 @@ def test_the_committed_scripts_are_what_the_app_generates() -> None:
     assert sorted(generated) == ["_igor", "igor.bash", "igor.fish"]
     for name, text in generated.items():
         committed = (COMPLETIONS / name).read_text(encoding="utf-8")
-        stale = (
-            f"completions/{name} is stale: `python -m igor_cli.completion generate completions/`"
-        )
+        stale = f"completions/{name} is stale: `python -m igor_cli.tab generate completions/`"
         assert committed == text, stale
     assert generated["_igor"].startswith("#compdef igor\n")
     assert all(COMPLETE_VAR in text for text in generated.values())
@@ -644,7 +634,7 @@ def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -
 def test_igors_answer_to_a_tab_loads_neither_pydantic_nor_rich(
     cached: Simulator, shell: str
 ) -> None:
-    code = "from igor_cli.completion import answer_request\nanswer_request()"
+    code = "from igor_cli.tab import answer_request\nanswer_request()"
     for line in ("igor de", "igor deploy -s ", "igor deploy -"):
         modules = loaded_modules(code, {**os.environ, **request(shell, line)})
         assert "igor_cli.cli" in modules

@@ -7,26 +7,14 @@ without paying for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from igor_cli.sandbox.requests import SANDBOX_TOKEN, RecordedRequest
 
 if TYPE_CHECKING:
     from igor_cli.sandbox.server import Simulator
 
 __all__ = ["SANDBOX_TOKEN", "RecordedRequest", "Simulator"]
-
-# Not a secret: the fixed token every sandbox accepts unless told otherwise.
-SANDBOX_TOKEN = "sandbox-token"  # noqa: S105
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the simulator received, as tests inspect it."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any]
 
 
 def __getattr__(name: str) -> Any:

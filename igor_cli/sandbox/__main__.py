@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from igor_cli.sandbox import SANDBOX_TOKEN
+from igor_cli.sandbox.requests import SANDBOX_TOKEN
 
 
 def main(argv: list[str] | None = None) -> int:

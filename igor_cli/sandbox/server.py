@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from igor_cli.sandbox import SANDBOX_TOKEN, RecordedRequest
+from igor_cli.sandbox.requests import SANDBOX_TOKEN, RecordedRequest
 from igor_cli.sandbox.state import DEFAULT_OUTCOMES, SandboxError, SandboxState
 
 if sys.platform != "win32":

@@ -1,0 +1,300 @@
+"""Answering a TAB, and the completion scripts for bash, zsh and fish.
+
+A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so the
+scripts of `igor --install-completion` work too). `answer_request` answers it
+from the same command definitions as typer does, but without typer's value
+coercion, which imports pydantic and would double the time a TAB takes
+(SPEC section 8). The candidates come from `completion.py` (the local cache).
+The scripts in `completions/` are written by
+`python -m igor_cli.tab generate completions/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import typer
+
+    from igor_cli.cli import Command, CompletionItem, Context, ShellComplete
+
+COMPLETE_VAR = "_IGOR_COMPLETE"
+
+
+# -- answering a TAB ----------------------------------------------------------------
+
+
+def answer_request(out: TextIO | None = None) -> int:
+    """Answer one TAB (`_IGOR_COMPLETE=complete_<shell>`): print the candidates, return 0.
+
+    Anything else in `_IGOR_COMPLETE` (`source_bash`, other shells) goes to
+    typer, which knows it.
+    """
+    from igor_cli.cli import app
+
+    action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
+    if action != "complete" or shell not in ("bash", "zsh", "fish"):
+        app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
+        return 0
+
+    # The root alone: the commands this TAB needs are added once it is read.
+    completer = _completers(app)[shell](
+        _converted(app, []), {}, app.info.name or "igor", COMPLETE_VAR
+    )
+    (out or sys.stdout).write(completer.complete() + "\n")
+    return 0
+
+
+def _converted(app: typer.Typer, commands: list[Any]) -> Command:
+    """`app` as click commands, with only `commands` of those registered.
+
+    typer converts every command, aliases included, from its signature: most
+    of the time a TAB would take.
+    """
+    import copy
+
+    import typer.main
+
+    # A shallow copy: the app itself, as the command line uses it, is untouched.
+    part = copy.copy(app)
+    part.registered_commands = commands
+    return typer.main.get_command(part)
+
+
+def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
+    """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
+    typed = _context(root, prog_name, list(args), None)._protected_args
+    name = typed[0].lower() if typed else ""
+    return _converted(
+        app, [i for i in app.registered_commands if (i.name == name if name else not i.hidden)]
+    )
+
+
+def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
+    """typer's classes for each shell (its protocol), with the costly steps replaced."""
+    from typer._completion_classes import BashComplete, FishComplete, ZshComplete
+
+    from igor_cli.cli import resolve_incomplete
+
+    class Fast:
+        cli: Command
+        prog_name: str
+
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            """The candidates for `incomplete`, after `args`."""
+            ctx = _parsed(_needed(app, self.cli, self.prog_name, args), self.prog_name, args)
+            if ctx is None:
+                return []
+            obj, incomplete = resolve_incomplete(ctx, args, incomplete)
+            return obj.shell_complete(ctx, incomplete)
+
+    # typer passes help through rich, an import as long as the rest of the TAB,
+    # which also wraps it at 80 columns (a second, bogus candidate in fish);
+    # igor's help is plain text, so it is sent as it is, on one line.
+
+    class Bash(Fast, BashComplete):
+        pass
+
+    class Zsh(Fast, ZshComplete):
+        def format_completion(self, item: CompletionItem) -> str:
+            """`"value":"help"`, escaped for zsh as typer does."""
+            if not item.help:
+                return super().format_completion(item)
+            return f'"{_zsh_escape(item.value)}":"{_zsh_escape(_one_line(item.help))}"'
+
+    class Fish(Fast, FishComplete):
+        def format_completion(self, item: CompletionItem) -> str:
+            """`value<TAB>help`."""
+            if not item.help:
+                return super().format_completion(item)
+            return f"{item.value}\t{_one_line(item.help)}"
+
+    return {"bash": Bash, "zsh": Zsh, "fish": Fish}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _zsh_escape(text: str) -> str:
+    # typer's escaping, so that its zsh script and ours read the same answer.
+    for character, escaped in (('"', '""'), ("'", "''"), ("$", "\\$"), ("`", "\\`"), (":", r"\\:")):
+        text = text.replace(character, escaped)
+    return text
+
+
+def _context(command: Command, name: str, words: list[str], parent: Context | None) -> Context:
+    """A context for `command` with `words` read into `ctx.params`, as typed.
+
+    What click's `make_context` does, less the conversion of each value:
+    converting is what imports pydantic, and no callback (such as
+    `--version`'s) may run on a TAB.
+    """
+    from typer.core import TyperGroup
+
+    from igor_cli.cli import ParameterSource
+
+    settings = {**command.context_settings, "resilient_parsing": True}
+    ctx = command.context_class(command, info_name=name, parent=parent, **settings)
+    parser = command.make_parser(ctx)
+    opts, rest, _order = parser.parse_args(args=words)
+    for param in command.get_params(ctx):
+        if param.name is None:
+            continue
+        ctx.params[param.name] = opts.get(param.name)
+        if param.name in opts:
+            ctx.set_parameter_source(param.name, ParameterSource.COMMANDLINE)
+    ctx._opt_prefixes.update(parser._opt_prefixes)
+    if isinstance(command, TyperGroup) and rest:
+        ctx._protected_args, ctx.args = rest[:1], rest[1:]
+    else:
+        ctx.args = rest
+    return ctx
+
+
+def _parsed(cli: Command, prog_name: str, args: list[str]) -> Context | None:
+    """The context of the (sub)command being typed (click's `_resolve_context`, unconverted).
+
+    None for an unknown command.
+    """
+    from typer.core import TyperGroup
+
+    ctx = _context(cli, prog_name, list(args), None)
+    while isinstance(ctx.command, TyperGroup) and ctx._protected_args:
+        # Command names are not case-sensitive (IgorGroup.resolve_command).
+        name = ctx._protected_args[0].lower()
+        sub = ctx.command.get_command(ctx, name)
+        if sub is None:
+            return None
+        ctx = _context(sub, name, ctx.args, ctx)
+    return ctx
+
+
+# -- the shell scripts ------------------------------------------------------------
+
+_HEADER = (
+    "%(shell)s completion for %(prog)s. Written by "
+    "`python -m igor_cli.tab generate`: do not edit.\n"
+)
+
+_BASH = """\
+# %(header)s# Install: copy to /usr/share/bash-completion/completions/%(prog)s (or
+# ~/.local/share/bash-completion/completions/%(prog)s), or source it from ~/.bashrc.
+
+_%(ident)s_completion() {
+    local cur=${COMP_WORDS[COMP_CWORD]} line=${COMP_LINE:0:COMP_POINT} item
+    # %(prog)s gets the line itself, which it splits as the shell does: bash's own
+    # words are also cut at = and :. A new word not yet typed must still count.
+    if [[ -z $cur ]]; then
+        line+="''"
+    fi
+    COMPREPLY=()
+    while IFS= read -r item; do
+        [[ -n $item ]] || continue
+        # Inside an opened quote bash closes the quote itself; elsewhere a name
+        # with spaces must be escaped to stay one word.
+        if [[ $cur != [\\"\\']* ]]; then
+            printf -v item %%q "$item"
+        fi
+        COMPREPLY+=("$item")
+    done < <(env COMP_WORDS="$line" COMP_CWORD=-1 %(var)s=complete_bash %(prog)s 2>/dev/null)
+}
+
+complete -F _%(ident)s_completion %(prog)s
+"""
+
+_ZSH = """\
+#compdef %(prog)s
+# %(header)s# Install: put this file, named _%(prog)s, in a directory of $fpath before
+# compinit runs.
+
+_%(ident)s() {
+    local response
+    response=$(%(var)s=complete_zsh _TYPER_COMPLETE_ARGS="${words[1,CURRENT]}" %(prog)s 2>/dev/null)
+    # "_files" means no candidates, and %(prog)s takes no file names: offer nothing.
+    [[ -n $response && $response != _files ]] || return 1
+    # In --stack=NAME, match NAME and leave --stack= as it is.
+    if [[ $PREFIX == -*=* ]]; then
+        compset -P '*='
+    fi
+    # An _arguments call listing the candidates and their help, quoted for eval.
+    eval "$response"
+}
+
+# Autoloaded from $fpath, this file is the body of the first call to _%(ident)s:
+# complete now, or the first TAB would only define the function.
+if [[ $funcstack[1] == _%(ident)s ]]; then
+    _%(ident)s "$@"
+else
+    compdef _%(ident)s %(prog)s
+fi
+"""
+
+_FISH = """\
+# %(header)s# Install: copy to ~/.config/fish/completions/%(prog)s.fish.
+
+function __%(ident)s_complete
+    set -lx %(var)s complete_fish
+    set -lx _TYPER_COMPLETE_FISH_ACTION get-args
+    set -lx _TYPER_COMPLETE_ARGS (commandline -cp)
+    # In --stack=NAME fish matches the whole word: candidates must start with --stack= too.
+    set -l option (string match -r -- '^--?[^=]+=' (commandline -ct))
+    # One candidate a line, its help after a tab.
+    for candidate in (%(prog)s 2>/dev/null)
+        printf '%%s%%s\\n' "$option" "$candidate"
+    end
+end
+
+# %(prog)s takes no file names: never offer them instead.
+complete --command %(prog)s --no-files --arguments '(__%(ident)s_complete)'
+"""
+
+_SCRIPTS = {"bash": ("%s.bash", _BASH), "zsh": ("_%s", _ZSH), "fish": ("%s.fish", _FISH)}
+
+
+def scripts(prog: str | None = None) -> dict[str, str]:
+    """The completion scripts for each shell, by file name (`igor.bash`, `_igor`, `igor.fish`)."""
+    if prog is None:
+        from igor_cli.cli import app
+
+        prog = app.info.name or "igor"
+    values = {
+        "prog": prog,
+        "ident": re.sub(r"\W", "_", prog),
+        # The variable typer reads (typer.completion.show_callback).
+        "var": "_{}_COMPLETE".format(prog.replace("-", "_").upper()),
+    }
+    return {
+        name % prog: template % {**values, "header": _HEADER % {**values, "shell": shell}}
+        for shell, (name, template) in _SCRIPTS.items()
+    }
+
+
+def generate(directory: Path) -> list[Path]:
+    """Write the completion scripts into `directory`; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in scripts().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m igor_cli.tab generate DIR`."""
+    if len(argv) != 2 or argv[0] != "generate":
+        print("usage: python -m igor_cli.tab generate DIRECTORY", file=sys.stderr)
+        return 2
+    for path in generate(Path(argv[1])):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
