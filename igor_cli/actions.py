@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from igor_cli import __version__
 from igor_cli.errors import (
@@ -33,12 +33,14 @@ from igor_cli.errors import (
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import (
+        Account,
         AsyncAction,
         Deployment,
         DeployResponse,
         Service,
         Stack,
     )
+    from igor_cli.config import Environment
 
 IGOR_REFERENCE_PREFIX = "igor:"
 
@@ -48,6 +50,7 @@ class Client(Protocol):
 
     def stacks(self) -> list[Stack]: ...
     def stack(self, uid: str) -> Stack: ...
+    def accounts(self) -> list[Account]: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
@@ -170,7 +173,17 @@ class VersionRequest:
     as_json: bool = False
 
 
-Request = ListRequest | DeployRequest | CancelRequest | VersionRequest
+@dataclass(frozen=True)
+class WhoamiRequest:
+    """`igor whoami`."""
+
+    changes: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = True
+
+    as_json: bool = False
+
+
+Request = ListRequest | DeployRequest | CancelRequest | VersionRequest | WhoamiRequest
 ChangeRequest = DeployRequest | CancelRequest  # each names the one stack it changes
 
 
@@ -264,7 +277,19 @@ class VersionOutcome:
     exit_code = ExitCode.OK
 
 
-Outcome = StackList | DeployOutcome | CancelOutcome | VersionOutcome
+@dataclass(frozen=True)
+class WhoamiOutcome:
+    """Who igor talks to Cloud 66 as, and where."""
+
+    token_source: str  # "environment", "keyring", "config file", "sandbox"
+    api_url: str
+    sandbox: bool
+    account: str | None = None  # None: the token lacks the `users` scope
+    requests_left: int | None = None
+    exit_code = ExitCode.OK
+
+
+Outcome = StackList | DeployOutcome | CancelOutcome | VersionOutcome | WhoamiOutcome
 
 
 # -- stacks ----------------------------------------------------------------
@@ -604,22 +629,99 @@ def follow(
         policy.sleep(delay)
 
 
+# -- the registry: which action answers which request -----------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """What an action may use: Cloud 66 (opened on first use), who asks, what is known."""
+
+    connect: Callable[[], Client]
+    origin: Origin
+    hints: StackHints | None = None
+    env: Environment | None = None
+
+
+Action = Callable[[Run, Any], Any]
+ACTIONS: dict[type, Action] = {}
+
+
+def performs(request_type: type) -> Callable[[Action], Action]:
+    """Register the action that answers one kind of request (one per request type)."""
+
+    def register(action: Action) -> Action:
+        if request_type in ACTIONS:
+            raise ValueError(f"{request_type.__name__} already has an action")
+        ACTIONS[request_type] = action
+        return action
+
+    return register
+
+
+@performs(ListRequest)
+def _list_action(run: Run, request: ListRequest) -> StackList:
+    return list_stacks(run.connect(), request.stack, request.environment)
+
+
+@performs(DeployRequest)
+def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
+    return deploy(run.connect(), request, run.origin, run.hints)
+
+
+@performs(CancelRequest)
+def _cancel_action(run: Run, request: CancelRequest) -> CancelOutcome:
+    return cancel(run.connect(), request, run.hints)
+
+
+@performs(VersionRequest)
+def _version_action(run: Run, request: VersionRequest) -> VersionOutcome:
+    return VersionOutcome()
+
+
+@performs(WhoamiRequest)
+def _whoami_action(run: Run, request: WhoamiRequest) -> WhoamiOutcome:
+    return whoami(run)
+
+
+def whoami(run: Run) -> WhoamiOutcome:
+    """The token's source, the account when the token may see it, the API URL, the sandbox."""
+    from igor_cli.credentials import TokenKind, find_token
+    from igor_cli.errors import Forbidden
+
+    env = run.env
+    if env is None:
+        raise UsageProblem("whoami needs to know igor's environment.")
+    client = run.connect()
+    try:
+        accounts = client.accounts()
+    except Forbidden:
+        account = None  # the optional `users` scope
+    else:
+        account = ", ".join(a.name or a.owner for a in accounts) or None
+    found = None if env.in_sandbox else find_token(TokenKind.CLOUD66, env)
+    return WhoamiOutcome(
+        token_source="sandbox" if env.in_sandbox else (found.source if found else "none"),
+        api_url="the built-in sandbox" if env.in_sandbox else env.api_url(),
+        sandbox=env.in_sandbox,
+        account=account,
+        requests_left=getattr(client, "rate_remaining", None),
+    )
+
+
 def perform(
     connect: Callable[[], Client],
     request: Request,
     origin: Origin,
     hints: StackHints | None = None,
+    env: Environment | None = None,
 ) -> Outcome:
-    """Run one request; the shell and the Slack bridge both come through here.
+    """Run one request; the shell and the chat bridge both come through here.
 
-    `connect` is called only for requests that need Cloud 66; `hints` (the
+    `connect` is called only by actions that need Cloud 66; `hints` (the
     completion cache) saves listing every stack to find one.
     """
-    if isinstance(request, VersionRequest):
-        return VersionOutcome()
-    client = connect()
-    if isinstance(request, ListRequest):
-        return list_stacks(client, request.stack, request.environment)
-    if isinstance(request, DeployRequest):
-        return deploy(client, request, origin, hints)
-    return cancel(client, request, hints)
+    action = ACTIONS.get(type(request))
+    if action is None:
+        raise TypeError(f"no action answers {type(request).__name__}")
+    outcome: Outcome = action(Run(connect, origin, hints, env), request)
+    return outcome

@@ -331,6 +331,14 @@ def version_command(as_json: Json = False) -> Any:
     return VersionRequest(as_json)
 
 
+@command("whoami", chat=True)
+def whoami_command(as_json: Json = False) -> Any:
+    """Who igor talks to Cloud 66 as: the token's source, the account, the API URL."""
+    from igor_cli.actions import WhoamiRequest
+
+    return WhoamiRequest(as_json)
+
+
 @command("help", hidden=True, chat=True)
 def help_command(
     ctx: typer.Context,

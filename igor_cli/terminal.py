@@ -113,7 +113,7 @@ def run(env: Environment, request: Request) -> int:
 
     following = isinstance(request, DeployRequest) and request.follow
     try:
-        outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env))
+        outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env), env)
         renderer.outcome(outcome, following=following)
         code = int(outcome.exit_code)
         posted = isinstance(outcome, DeployOutcome) and outcome.posted and outcome.action_id

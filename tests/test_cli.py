@@ -395,7 +395,10 @@ def test_missing_stack_is_a_usage_error(igor: Igor) -> None:
 def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     ran = igor("deplyo")
     assert ran.exit_code == 2
-    assert "Unknown command 'deplyo'. Commands: list, deploy, cancel, serve, chat," in ran.stderr
+    assert (
+        "Unknown command 'deplyo'. Commands: list, deploy, cancel, whoami, serve, chat,"
+        in ran.stderr
+    )
     assert "doctor, help, version." in ran.stderr
 
 

@@ -330,9 +330,9 @@ class Bridge:
         try:
             if connect is None:
                 with self._client() as connect_now:
-                    outcome = perform(connect_now, request, origin, StackCache(self.env))
+                    outcome = perform(connect_now, request, origin, StackCache(self.env), self.env)
             else:
-                outcome = perform(connect, request, origin, StackCache(self.env))
+                outcome = perform(connect, request, origin, StackCache(self.env), self.env)
         except IgorError as error:
             fields["error"] = type(error).__name__
             return BridgeReply(render_error(error), "error", name, request, fields=fields)

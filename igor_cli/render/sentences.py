@@ -7,6 +7,7 @@ their own way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,8 @@ from igor_cli.actions import (
     Progress,
     Requester,
     StackList,
+    VersionOutcome,
+    WhoamiOutcome,
 )
 from igor_cli.cloud66 import Stack, StackStatus
 
@@ -208,3 +211,120 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         "running_deployment_id": running.id if running else None,
         "started_by": started_by,
     }
+
+
+# -- every outcome, by its type ------------------------------------------------------
+#
+# A new command registers its sentence, its facts (JSON) and its tone here,
+# beside the others; both renderers dispatch on the outcome's type. A test checks
+# that every command's outcomes have all three.
+
+
+@functools.singledispatch
+def sentence(outcome: Any, person: PersonNamer, now: datetime) -> str:
+    """What a command came to, in one sentence (a list: its summary)."""
+    raise NotImplementedError(f"no sentence for {type(outcome).__name__}")
+
+
+@functools.singledispatch
+def facts(outcome: Any) -> Any:
+    """What a command came to, as igor's JSON output."""
+    raise NotImplementedError(f"no facts for {type(outcome).__name__}")
+
+
+@functools.singledispatch
+def tone(outcome: Any) -> str:
+    """How it went, for colour and emoji: started, queued, stopping, info, refused,
+    dry-run or plain."""
+    raise NotImplementedError(f"no tone for {type(outcome).__name__}")
+
+
+@sentence.register
+def _list_sentence(outcome: StackList, person: PersonNamer, now: datetime) -> str:
+    return list_summary(outcome)
+
+
+@facts.register
+def _list_facts(outcome: StackList) -> Any:
+    return [stack_json(stack) for stack in outcome.stacks]
+
+
+@tone.register
+def _list_tone(outcome: StackList) -> str:
+    return "plain"
+
+
+@sentence.register
+def _deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    return deploy_sentence(outcome, person, now)
+
+
+@facts.register
+def _deploy_facts(outcome: DeployOutcome) -> Any:
+    return outcome_json(outcome)
+
+
+@tone.register
+def _deploy_tone(outcome: DeployOutcome) -> str:
+    return {
+        DeployResult.STARTED: "started",
+        DeployResult.QUEUED: "queued",
+        DeployResult.ALREADY_DEPLOYING: "info",
+        DeployResult.BUSY_NOT_QUEUED: "refused",
+    }.get(outcome.result, "dry-run")
+
+
+@sentence.register
+def _cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+    return cancel_sentence(outcome, person, now)
+
+
+@facts.register
+def _cancel_facts(outcome: CancelOutcome) -> Any:
+    return outcome_json(outcome)
+
+
+@tone.register
+def _cancel_tone(outcome: CancelOutcome) -> str:
+    return "stopping" if outcome.result is CancelResult.CANCELLING else "info"
+
+
+@sentence.register
+def _version_sentence(outcome: VersionOutcome, person: PersonNamer, now: datetime) -> str:
+    return f"igor {outcome.version}"
+
+
+@facts.register
+def _version_facts(outcome: VersionOutcome) -> Any:
+    return {"version": outcome.version}
+
+
+@tone.register
+def _version_tone(outcome: VersionOutcome) -> str:
+    return "plain"
+
+
+@sentence.register
+def _whoami_sentence(outcome: WhoamiOutcome, person: PersonNamer, now: datetime) -> str:
+    account = outcome.account or "an account whose name needs the users scope"
+    where = "the built-in sandbox" if outcome.sandbox else outcome.api_url
+    said = f"igor talks to {where} as {account}, with the token from {outcome.token_source}"
+    if outcome.requests_left is not None:
+        said += f"; {outcome.requests_left:,} requests left this hour"
+    return said + "."
+
+
+@facts.register
+def _whoami_facts(outcome: WhoamiOutcome) -> Any:
+    return {
+        "token_source": outcome.token_source,
+        "api_url": outcome.api_url,
+        "sandbox": outcome.sandbox,
+        "account": outcome.account,
+        "requests_left": outcome.requests_left,
+    }
+
+
+@tone.register
+def _whoami_tone(outcome: WhoamiOutcome) -> str:
+    return "plain"

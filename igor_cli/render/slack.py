@@ -15,9 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from igor_cli.actions import (
-    CancelOutcome,
     CancelRequest,
-    CancelResult,
     DeployOutcome,
     DeployRequest,
     DeployResult,
@@ -25,7 +23,6 @@ from igor_cli.actions import (
     Progress,
     Requester,
     StackList,
-    VersionOutcome,
 )
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
@@ -119,32 +116,31 @@ def preformatted(text: str) -> SlackMessage:
 def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) -> SlackMessage:
     """The reply to a command."""
     if as_json:
-        return preformatted(_json(outcome))
-    if isinstance(outcome, VersionOutcome):
-        return message(f"igor {outcome.version}")
-    if isinstance(outcome, StackList):
+        return preformatted(json.dumps(sentences.facts(outcome), indent=2))
+    if isinstance(outcome, StackList):  # the one outcome shown as a table
         return render_stacks(outcome, now)
-    if isinstance(outcome, DeployOutcome):
-        text = mrkdwn(sentences.deploy_sentence(outcome, slack_person, now))
-        return message(text, _deploy_hint(outcome), _deploy_emoji(outcome))
-    text = mrkdwn(sentences.cancel_sentence(outcome, slack_person, now))
-    emoji = (
-        ":information_source:"
-        if outcome.result is not CancelResult.CANCELLING
-        else ":octagonal_sign:"
-    )
-    return message(text, emoji=emoji)
+    text = mrkdwn(sentences.sentence(outcome, slack_person, now))
+    return message(text, slack_hint(outcome), TONE_EMOJI[sentences.tone(outcome)])
 
 
-def _deploy_emoji(outcome: DeployOutcome) -> str:
-    return {
-        DeployResult.STARTED: ":rocket:",
-        DeployResult.QUEUED: ":hourglass_flowing_sand:",
-        DeployResult.ALREADY_DEPLOYING: ":information_source:",
-        DeployResult.BUSY_NOT_QUEUED: ":no_entry_sign:",
-    }.get(outcome.result, ":mag:")
+TONE_EMOJI = {
+    "started": ":rocket:",
+    "queued": ":hourglass_flowing_sand:",
+    "stopping": ":octagonal_sign:",
+    "info": ":information_source:",
+    "refused": ":no_entry_sign:",
+    "dry-run": ":mag:",
+    "plain": "",
+}
 
 
+@functools.singledispatch
+def slack_hint(outcome: Any) -> str:
+    """What to do next, in the reply's small print (mrkdwn), when there is something."""
+    return ""
+
+
+@slack_hint.register
 def _deploy_hint(outcome: DeployOutcome) -> str:
     if outcome.posted:
         return "I'll post the outcome in this thread."
@@ -296,16 +292,6 @@ def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> 
 def render_stopped(stack: Stack) -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
     return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
-
-
-def _json(outcome: Outcome) -> str:
-    if isinstance(outcome, StackList):
-        data: Any = [sentences.stack_json(s) for s in outcome.stacks]
-    elif isinstance(outcome, (DeployOutcome, CancelOutcome)):
-        data = sentences.outcome_json(outcome)
-    else:
-        data = {"version": outcome.version}
-    return json.dumps(data, indent=2)
 
 
 def as_text(message: SlackMessage) -> str:

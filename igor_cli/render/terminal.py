@@ -6,6 +6,7 @@ only on a terminal; NO_COLOR is honoured (rich reads it).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +14,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from igor_cli.actions import (
-    CancelResult,
     DeployOutcome,
     DeployResult,
     Outcome,
     Progress,
     StackList,
-    VersionOutcome,
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError
@@ -65,24 +64,17 @@ class TerminalRenderer:
 
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
-        if isinstance(outcome, VersionOutcome):
-            self._line(f"igor {outcome.version}", {"version": outcome.version})
-        elif isinstance(outcome, StackList):
+        if isinstance(outcome, StackList):  # the one outcome shown as a table
             self.stack_list(outcome)
-        elif isinstance(outcome, DeployOutcome):
-            text = sentences.deploy_sentence(outcome, sentences.plain_person, self.now)
-            style = _deploy_style(outcome)
-            hint = "" if following else _deploy_hint(outcome)
-            self._line(text, sentences.outcome_json(outcome), style, hint)
-        else:
-            text = sentences.cancel_sentence(outcome, sentences.plain_person, self.now)
-            style = "yellow" if outcome.result is CancelResult.NOTHING_TO_CANCEL else "green"
-            self._line(text, sentences.outcome_json(outcome), style)
+            return
+        text = sentences.sentence(outcome, sentences.plain_person, self.now)
+        hint = "" if following else terminal_hint(outcome)
+        self._line(text, sentences.facts(outcome), TONE_STYLE[sentences.tone(outcome)], hint)
 
     def stack_list(self, listing: StackList) -> None:
         """The stacks table (or a JSON array)."""
         if self.as_json:
-            self._json([sentences.stack_json(s) for s in listing.stacks])
+            self._json(sentences.facts(listing))
             return
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
@@ -179,14 +171,24 @@ class TerminalRenderer:
         self.out_file.flush()
 
 
-def _deploy_style(outcome: DeployOutcome) -> str:
-    if outcome.result in (DeployResult.STARTED, DeployResult.QUEUED):
-        return "green"
-    if outcome.result in (DeployResult.WOULD_START, DeployResult.WOULD_QUEUE):
-        return "cyan"
-    return "yellow"
+TONE_STYLE = {
+    "started": "green",
+    "queued": "green",
+    "stopping": "green",
+    "info": "yellow",
+    "refused": "yellow",
+    "dry-run": "cyan",
+    "plain": "",
+}
 
 
+@functools.singledispatch
+def terminal_hint(outcome: Any) -> str:
+    """What to type next, when there is something (on stderr, dim)."""
+    return ""
+
+
+@terminal_hint.register
 def _deploy_hint(outcome: DeployOutcome) -> str:
     name = outcome.stack.name
     env = f" -e {outcome.stack.environment}" if outcome.stack.environment else ""

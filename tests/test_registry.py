@@ -1,0 +1,124 @@
+"""Every registered command is whole: an action for its request, renderers for each
+outcome, and a confirmation question when it changes something.
+
+A command added without one of them is refused here, instead of failing open in
+chat (no question asked) or failing quietly (no reply rendered).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from igor_cli import actions, cli, terminal
+from igor_cli.render import sentences
+from igor_cli.render.slack import confirmation_question
+
+
+def _sample_request(name: str) -> Any:
+    """The request a command builds when given dummy values for what it requires."""
+    command = cli.group().commands[name]
+    words = [name]
+    for param in command.params:
+        if param.required and param.opts and param.opts[0].startswith("-"):
+            words += [param.opts[0], "x"]
+    return cli.parse(words).request
+
+
+def _outcome_types(action: Any) -> list[type]:
+    hinted = typing.get_type_hints(action)["return"]
+    if isinstance(hinted, types.UnionType) or typing.get_origin(hinted) is typing.Union:
+        return list(typing.get_args(hinted))
+    return [hinted]
+
+
+def _registered(dispatcher: Any, kind: type) -> bool:
+    return dispatcher.dispatch(kind) is not dispatcher.registry[object]
+
+
+def problems_for(request_type: type) -> list[str]:
+    """What a request type lacks to be performed and rendered everywhere."""
+    name = request_type.__name__
+    action = actions.ACTIONS.get(request_type)
+    if action is None:
+        return [f"{name}: no action (actions.performs)"]
+    found = []
+    for outcome in _outcome_types(action):
+        for renderer in (sentences.sentence, sentences.facts, sentences.tone):
+            if not _registered(renderer, outcome):
+                found.append(f"{outcome.__name__}: no {renderer.__name__} (render/sentences.py)")
+    if request_type.changes and not _registered(confirmation_question, request_type):
+        found.append(f"{name}: changes a stack but has no confirmation question")
+    return found
+
+
+def test_every_command_is_whole() -> None:
+    shell_only = terminal._shell_only()
+    seen = 0
+    for name, info in cli.COMMANDS.items():
+        if name == "help":
+            continue  # answers with help text, never a request
+        request = _sample_request(name)
+        if type(request) in shell_only:
+            assert not info.chat, f"{name} is shell-only but chat may run it"
+            continue
+        assert not problems_for(type(request)), (name, problems_for(type(request)))
+        seen += 1
+    assert seen >= 5  # list, deploy, cancel, version, whoami
+
+
+@dataclass(frozen=True)
+class RestartRequest:
+    """A command someone adds without its question or renderers."""
+
+    changes: ClassVar[bool] = True
+    needs_cloud66: ClassVar[bool] = True
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class RestartOutcome:
+    exit_code = 0
+
+
+def restart(run: actions.Run, request: RestartRequest) -> RestartOutcome:
+    return RestartOutcome()
+
+
+def test_a_change_without_a_question_or_a_renderer_is_refused() -> None:
+    assert problems_for(RestartRequest) == ["RestartRequest: no action (actions.performs)"]
+    actions.ACTIONS[RestartRequest] = restart
+    try:
+        found = problems_for(RestartRequest)
+    finally:
+        del actions.ACTIONS[RestartRequest]
+    assert "RestartOutcome: no sentence (render/sentences.py)" in found
+    assert "RestartRequest: changes a stack but has no confirmation question" in found
+
+
+def test_chat_runs_only_what_the_definitions_allow() -> None:
+    assert set(cli.CHAT_COMMANDS) == {"list", "deploy", "cancel", "whoami", "help", "version"}
+    assert "serve" not in cli.CHAT_ALLOWED and "register" not in cli.CHAT_ALLOWED
+    assert {"redeploy", "stop", "get"} <= cli.CHAT_ALLOWED
+
+
+def test_whoami_in_the_shell_and_in_chat(sim: Any, igor: Any, clock: Any, monkeypatch: Any) -> None:
+    import json
+
+    from igor_cli.actions import Origin
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+
+    ran = igor("whoami")
+    assert ran.exit_code == 0, ran.output
+    assert f"igor talks to {sim.url} as igor sandbox, with the token from environment" in ran.stdout
+    facts = json.loads(igor("whoami", "--json").stdout)
+    assert facts["account"] == "igor sandbox" and facts["sandbox"] is False
+    sim.add_token("pat-no-users-scope-9", ["public", "redeploy"])
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", "pat-no-users-scope-9")
+    assert "an account whose name needs the users scope" in igor("whoami").stdout
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+    reply = bridge.handle("whoami", Origin("slack", "U1", "r-1"), "C1")
+    assert "igor talks to" in reply.message.text
