@@ -172,7 +172,7 @@ def _serve(request: ServeRequest, env: Environment) -> int:
 
 def _chat(request: ChatRequest, env: Environment) -> int:
     from igor_cli.actions import Origin
-    from igor_cli.chat.shell import run_console
+    from igor_cli.chat.console import run_console
 
     return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
 

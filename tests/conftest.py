@@ -6,13 +6,16 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keyring
 import pytest
 from typer.testing import CliRunner
 
+from igor_cli.chat.bridge import Reply
 from igor_cli.config import Environment
+from igor_cli.render.slack import SlackMessage
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from igor_cli.terminal import main
 from tests.fakes.clock import FakeClock
@@ -168,3 +171,10 @@ def bot(
     running = RunningBot(slack, clock)
     yield running
     running.close()
+
+
+def rendered(reply: Reply) -> SlackMessage:
+    """A chat reply as the Slack adapter renders it (Block Kit and its fallback text)."""
+    from igor_cli.render.slack import render_reply
+
+    return render_reply(reply, datetime.now(UTC))

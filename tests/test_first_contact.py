@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from igor_cli.actions import FollowPolicy, follow
-from igor_cli.chat.follow import Updater
-from igor_cli.chat.shell import run_console
+from igor_cli.chat.console import run_console
+from igor_cli.chat.slack.updates import Updater
 from igor_cli.cloud66 import Cloud66Client
 from igor_cli.config import Environment
 from igor_cli.render import sentences
 from igor_cli.render.slack import SlackMessage
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
-from tests.conftest import Igor, RunningBot, next_ts
+from tests.conftest import Igor, RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
 
@@ -319,6 +319,6 @@ def test_private_use_characters_from_cloud66_never_become_mentions(
     sim.add_stacks(1, prefix="\ue000@U0BOB\ue001")
     bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
     reply = bridge.handle("list", Origin("slack", "U0ALICE", "r-1"), "C1")
-    said = reply.message.text + json.dumps(reply.message.blocks)
+    said = rendered(reply).text + json.dumps(rendered(reply).blocks)
     assert "<@U0BOB>" not in said
     assert "@U0BOB" in said  # the name is shown, as text

@@ -21,7 +21,7 @@ from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.guard import PendingCommand, Signer, rules_from_config
 from igor_cli.config import Environment
 from igor_cli.sandbox import Simulator
-from tests.conftest import Igor, RunningBot, next_ts
+from tests.conftest import Igor, RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import Call, FakeSlack
 
@@ -205,14 +205,14 @@ def test_a_replayed_confirmation_finds_its_deployment_past_the_first_page(
     pending = PendingCommand(["deploy", "-s", "blog"], ALICE, "C1", "1.1", "C1-1.1",
                              expires=clock.now + 60, stack_uid=blog["uid"])  # fmt: skip
     first = bridge.confirmed(pending)
-    assert "Deploy started" in first.message.text
+    assert "Deploy started" in rendered(first).text
     # 31 newer actions on the stack: the first deployment's action is on page 2 now.
     for number in range(31):
         origin = Origin("slack", "U0BOB", f"other-{number}")
         bridge.perform("deploy", _deploy_request("blog"), origin)
     posts = sim.count("POST", "/deployments")
     again = bridge.confirmed(pending)
-    assert "already deploying" in again.message.text
+    assert "already deploying" in rendered(again).text
     assert sim.count("POST", "/deployments") == posts
     filtered = [
         r for r in sim.requests if r.query.get("user_reference") == "igor:slack:U0ALICE:C1-1.1"
@@ -236,7 +236,7 @@ def test_a_confirmed_command_must_still_mean_the_same_stack(
                              expires=clock.now + 60, stack_uid="a-different-uid")  # fmt: skip
     reply = bridge.confirmed(pending)
     assert reply.status == "refused"
-    assert "no longer means the stack you confirmed" in reply.message.text
+    assert "no longer means the stack you confirmed" in rendered(reply).text
     assert sim.count("POST", "/deployments") == 0
 
 
@@ -255,5 +255,5 @@ def test_dry_runs_and_reads_are_not_confirmed(
                     signer=Signer(b"k" * 32))  # fmt: skip
     for text in ("deploy -s blog --dry-run", "list -e production", "version"):
         reply = bridge.handle(text, Origin("slack", ALICE, f"r-{text}"), "C1")
-        assert reply.status == "ok", (text, reply.message.text)
+        assert reply.status == "ok", (text, rendered(reply).text)
     assert sim.count("POST", "/deployments") == 0

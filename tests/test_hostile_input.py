@@ -25,11 +25,11 @@ import pytest
 
 from igor_cli import __version__
 from igor_cli.actions import Origin
-from igor_cli.chat.bridge import Bridge, BridgeReply
+from igor_cli.chat.bridge import Bridge, Reply
 from igor_cli.chat.guard import Signer, rules_from_config
 from igor_cli.config import Environment
 from igor_cli.sandbox import RecordedRequest, Simulator
-from tests.conftest import RunningBot, next_ts
+from tests.conftest import RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import Call, FakeSlack
 
@@ -533,9 +533,9 @@ def request_problems(
 
 def reply_problems(reply: object) -> list[str]:
     """What is wrong with the bridge's answer."""
-    if not isinstance(reply, BridgeReply):
-        return [f"not a BridgeReply: {reply!r:.80}"]
-    return message_problems(reply.message.text, reply.message.blocks)
+    if not isinstance(reply, Reply):
+        return [f"not a Reply: {reply!r:.80}"]
+    return message_problems(rendered(reply).text, rendered(reply).blocks)
 
 
 # -- the fast layer: the bridge against the simulator -----------------------------------
@@ -748,7 +748,7 @@ def test_dash_h_alone_gives_the_chat_help(sim: Simulator, text: str) -> None:
     # The usage text says "Try 'igor -h' for help": in chat that must work too.
     reply = _bridge().handle(text, Origin("slack", "U1", "h"))
     assert reply.status == "help"
-    assert "Commands:" in reply.message.text
+    assert "Commands:" in rendered(reply).text
 
 
 # -- bugs this corpus found, fixed: each test keeps it fixed ------------------------------
@@ -760,9 +760,9 @@ def test_help_for_a_shell_only_command_is_refused_like_the_command(
 ) -> None:
     bridge = _bridge()
     refused = bridge.handle(command, Origin("slack", "U1", "a"))
-    assert f"Unknown command '{command}'" in refused.message.text  # the command itself
+    assert f"Unknown command '{command}'" in rendered(refused).text  # the command itself
     reply = bridge.handle(f"help {command}", Origin("slack", "U1", "b"))
-    assert f"Unknown command '{command}'" in reply.message.text
+    assert f"Unknown command '{command}'" in rendered(reply).text
 
 
 def _guarded_bridge() -> Bridge:
@@ -780,7 +780,7 @@ def test_user_text_cannot_mention_someone_in_igors_blocks(
     bridge = _guarded_bridge() if guarded else _bridge()
     reply = bridge.handle(text, Origin("slack", "U1"), "C0HOSTILE")
     assert reply.status in ("ok", "refused")  # the tag is not checked; the refusal names -e
-    assert not any("<@U0BOB" in shown for shown in _texts_of(reply.message.blocks))
+    assert not any("<@U0BOB" in shown for shown in _texts_of(rendered(reply).blocks))
 
 
 @pytest.mark.parametrize(
@@ -789,12 +789,12 @@ def test_user_text_cannot_mention_someone_in_igors_blocks(
 def test_a_confirmation_button_fits_block_kit(sim: Simulator, stack: str) -> None:
     reply = _guarded_bridge().handle(f"deploy -s {stack} -e production", Origin("slack", "U1"))
     assert reply.status == "error"  # no such stack: looked up before asking
-    assert not message_problems(reply.message.text, reply.message.blocks)
+    assert not message_problems(rendered(reply).text, rendered(reply).blocks)
     long_words = _guarded_bridge().handle(
         "deploy -s shop -e production -v " + ",".join(["web"] * 600), Origin("slack", "U1")
     )
     assert long_words.status == "usage"  # too long for a button: said, not posted broken
-    assert not message_problems(long_words.message.text, long_words.message.blocks)
+    assert not message_problems(rendered(long_words).text, rendered(long_words).blocks)
 
 
 @pytest.mark.parametrize(
@@ -804,15 +804,15 @@ def test_a_confirmation_button_fits_block_kit(sim: Simulator, stack: str) -> Non
 )  # fmt: skip
 def test_user_markup_never_becomes_live_in_the_fallback_text(sim: Simulator, text: str) -> None:
     reply = _bridge().handle(text, Origin("slack", "U1"))
-    assert reply.message.blocks  # the blocks are escaped; the fallback must be too
-    assert not re.search(r"<[!@#]", reply.message.text), reply.message.text
+    assert rendered(reply).blocks  # the blocks are escaped; the fallback must be too
+    assert not re.search(r"<[!@#]", rendered(reply).text), rendered(reply).text
 
 
 @pytest.mark.parametrize("space", ["\r", "\x0b", "\x0c", "\u3000", "\u2028"])
 def test_every_kind_of_whitespace_separates_words(sim: Simulator, space: str) -> None:
     reply = _bridge().handle(f"list{space}-e{space}staging", Origin("slack", "U1"))
-    assert reply.status == "ok", reply.message.text
-    assert reply.message.text.startswith("2 stacks")
+    assert reply.status == "ok", rendered(reply).text
+    assert rendered(reply).text.startswith("2 stacks")
 
 
 @pytest.mark.parametrize(
@@ -822,8 +822,8 @@ def test_every_kind_of_whitespace_separates_words(sim: Simulator, space: str) ->
 )
 def test_long_escaped_replies_keep_their_markup_whole(sim: Simulator, text: str) -> None:
     reply = _bridge().handle(text, Origin("slack", "U1"))
-    assert not message_problems(reply.message.text, reply.message.blocks)
-    for section in _texts_of(reply.message.blocks):
+    assert not message_problems(rendered(reply).text, rendered(reply).blocks)
+    for section in _texts_of(rendered(reply).blocks):
         if section.startswith("```"):
             assert section.endswith("```") and len(section) >= 6, section[-20:]
         assert not re.search(r"&(?:a|am|amp|l|lt|g|gt)?$", section), section[-20:]
@@ -851,7 +851,7 @@ def test_two_people_deploying_one_stack_at_once_post_one_deployment(sim: Simulat
     sim.latency = 0.2  # each check takes a while, as with the real Cloud 66
     bridge = _bridge()  # one bridge, shared by the workers, as in `igor serve`
     start = threading.Barrier(2, timeout=5)
-    replies: dict[str, BridgeReply] = {}
+    replies: dict[str, Reply] = {}
 
     def deploy(user: str) -> None:
         start.wait()
@@ -864,5 +864,5 @@ def test_two_people_deploying_one_stack_at_once_post_one_deployment(sim: Simulat
         worker.join(10)
     assert len(replies) == 2
     assert sim.count("POST", "/deployments") == 1
-    said = sorted(reply.message.text for reply in replies.values())
+    said = sorted(rendered(reply).text for reply in replies.values())
     assert "already deploying" in said[1], said

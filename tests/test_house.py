@@ -81,3 +81,15 @@ def test_the_core_knows_no_slack() -> None:
         imported = _imports(_modules()[name])
         slack = {m for m in imported if m.startswith(("slack_sdk", "igor_cli.render.slack"))}
         assert not slack, (name, slack)
+
+
+def test_only_the_slack_adapter_knows_slack_under_chat() -> None:
+    for name, path in _modules().items():
+        if not name.startswith("igor_cli.chat.") or name.startswith("igor_cli.chat.slack"):
+            continue
+        slack = {
+            module
+            for module in _imports(path)
+            if module.startswith(("slack_sdk", "igor_cli.render.slack", "igor_cli.chat.slack"))
+        }
+        assert not slack, (name, slack)

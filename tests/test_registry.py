@@ -110,6 +110,7 @@ def test_whoami_in_the_shell_and_in_chat(sim: Any, igor: Any, clock: Any, monkey
     from igor_cli.actions import Origin
     from igor_cli.chat.bridge import Bridge
     from igor_cli.config import Environment
+    from tests.conftest import rendered
 
     ran = igor("whoami")
     assert ran.exit_code == 0, ran.output
@@ -121,4 +122,4 @@ def test_whoami_in_the_shell_and_in_chat(sim: Any, igor: Any, clock: Any, monkey
     assert "an account whose name needs the users scope" in igor("whoami").stdout
     bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
     reply = bridge.handle("whoami", Origin("slack", "U1", "r-1"), "C1")
-    assert "igor talks to" in reply.message.text
+    assert "igor talks to" in rendered(reply).text

@@ -1,8 +1,10 @@
-"""Chat text -> the very same command definitions as the shell -> an outcome.
+"""The chat core: text -> the very same command definitions as the shell -> a reply.
 
-The bridge never talks to Slack: it takes a line of text and who sent it, and
-returns the reply to post (and the outcome, so the adapter can follow a
-deployment). `igor serve` and `igor chat` both use it.
+The bridge knows no chat platform: it takes a line of text, who sent it and
+where, checks the rules, asks for confirmations, performs, and returns a
+neutral `Reply` (the outcome, an error, a refusal, a question, help). Each
+adapter renders and delivers it: the Slack adapter as Block Kit, the local
+console (`igor chat`) as plain text.
 """
 
 from __future__ import annotations
@@ -30,32 +32,42 @@ from igor_cli.chat.text import normalise, split_words
 from igor_cli.completion import StackCache
 from igor_cli.config import Environment
 from igor_cli.errors import IgorError
-from igor_cli.render.slack import (
-    SlackMessage,
-    confirmation_question,
-    escape,
-    message,
-    preformatted,
-    render_confirmation,
-    render_error,
-    render_outcome,
-    render_refusal,
-)
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
     from igor_cli.cloud66 import Stack
 
 
-@dataclass
-class BridgeReply:
-    """What igor answers to one message, and what the log line says about it."""
+@dataclass(frozen=True)
+class Question:
+    """A change waiting for its requester's click: what it is, and the signed value."""
 
-    message: SlackMessage
+    request: DeployRequest | CancelRequest
+    stack: Stack
+    value: str  # the pending command, signed: it travels in the button
+    user: str
+    seconds: float
+
+
+@dataclass
+class Reply:
+    """What igor answers to one message, before any platform renders it.
+
+    Exactly one of `outcome`, `error`, `refusal`, `question`, `notice` or
+    `text` (help and usage, as the shell prints them) says what to answer;
+    each adapter renders it its own way (Block Kit for Slack, plain text for
+    the console). `fields` are what the log line says about it.
+    """
+
     status: str  # ok, failed, error, usage, help, refused, confirm
     command: str = ""
     request: Request | None = None
     outcome: Outcome | None = None
+    error: IgorError | None = None
+    refusal: Refusal | None = None
+    question: Question | None = None
+    notice: str = ""  # a sentence of igor's own, in plain words
+    text: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     ephemeral: bool = False  # only the requester sees it (refusals)
     pending: PendingCommand | None = None  # waiting for the requester's click
@@ -70,7 +82,7 @@ class BridgeReply:
 
 
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
-Step = BridgeReply | Callable[[], BridgeReply]  # a reply now, or the work that makes it
+Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
 
 
 def parse(words: list[str]) -> tuple[str, Request]:
@@ -149,10 +161,10 @@ class Bridge:
             for client in clients:
                 _close(client)
 
-    def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> BridgeReply:
+    def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> Reply:
         """Answer one message (already stripped of igor's name or mention)."""
         step = self.begin(text, origin, channel, thread)
-        return step if isinstance(step, BridgeReply) else step()
+        return step if isinstance(step, Reply) else step()
 
     def begin(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> Step:
         """The reply now when no Cloud 66 call is needed (usage, help, version, a
@@ -160,13 +172,13 @@ class Bridge:
         try:
             words = split_words(normalise(text))
         except IgorError as error:
-            return BridgeReply(render_error(error), "usage")
+            return Reply("usage", error=error)
         return self.begin_words(words, origin, channel, thread)
 
-    def confirmed(self, pending: PendingCommand) -> BridgeReply:
+    def confirmed(self, pending: PendingCommand) -> Reply:
         """Run a command its requester has just confirmed (the rules are checked again)."""
         step = self.begin_confirmed(pending)
-        return step if isinstance(step, BridgeReply) else step()
+        return step if isinstance(step, Reply) else step()
 
     def begin_confirmed(self, pending: PendingCommand) -> Step:
         """`begin` for a command its requester has just confirmed."""
@@ -180,10 +192,10 @@ class Bridge:
         channel: str,
         thread: str,
         confirmed: PendingCommand | None = None,
-    ) -> BridgeReply:
+    ) -> Reply:
         """Parse, check the rules, ask for a confirmation or perform."""
         step = self.begin_words(words, origin, channel, thread, confirmed)
-        return step if isinstance(step, BridgeReply) else step()
+        return step if isinstance(step, Reply) else step()
 
     def begin_words(
         self,
@@ -200,13 +212,13 @@ class Bridge:
         try:
             name, request = parse(words)
         except HelpRequested as shown:
-            return BridgeReply(preformatted(shown.text), "help", "help")
+            return Reply("help", "help", text=shown.text)
         except ClickException as problem:
             buffer = io.StringIO()
             problem.show(file=buffer)
-            return BridgeReply(preformatted(buffer.getvalue().strip()), "usage")
+            return Reply("usage", text=buffer.getvalue().strip())
 
-        def finish(reply: BridgeReply) -> BridgeReply:
+        def finish(reply: Reply) -> Reply:
             if confirmed is not None and reply.status not in ("refused", "usage"):
                 reply.fields["confirmed_by"] = origin.user
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
@@ -218,7 +230,7 @@ class Bridge:
         if not request.needs_cloud66:
             return finish(self.perform(name, request, origin))
 
-        def rest() -> BridgeReply:
+        def rest() -> Reply:
             with self._client() as connect:
                 if request.changes:
                     return finish(
@@ -253,7 +265,7 @@ class Bridge:
         thread: str,
         confirmed: PendingCommand | None,
         connect: Callable[[], Client],
-    ) -> BridgeReply:
+    ) -> Reply:
         """A command that changes a stack: every decision rests on the stack it resolves to.
 
         What was typed can only narrow things down: a rule or a confirmation
@@ -265,19 +277,17 @@ class Bridge:
             stack = find_stack(connect(), request.stack, request.environment, StackCache(self.env))
         except IgorError as error:
             fields["error"] = type(error).__name__
-            return BridgeReply(render_error(error), "error", name, request, fields=fields)
+            return Reply("error", name, request, error=error, fields=fields)
         refusal = self.rules.check(name, stack.environment, channel, origin.user)
         if refusal is not None:
             return _refused(name, request, refusal, stack)
         if confirmed is not None and confirmed.stack_uid and confirmed.stack_uid != stack.uid:
             text = (
-                f"`{escape(request.stack)}` no longer means the stack you confirmed; "
+                f"`{request.stack}` no longer means the stack you confirmed; "
                 "nothing was done. Ask again."
             )
             fields["refused"] = "stack changed since the confirmation"
-            return BridgeReply(
-                message(text, emoji=":no_entry:"), "refused", name, request, fields=fields
-            )
+            return Reply("refused", name, request, notice=text, fields=fields)
         # The action acts on the stack the decisions were made about.
         pinned = dataclasses.replace(request, environment=stack.environment)
         dry_run = isinstance(request, DeployRequest) and request.dry_run  # nothing is posted
@@ -294,29 +304,23 @@ class Bridge:
         origin: Origin,
         channel: str,
         thread: str,
-    ) -> BridgeReply:
+    ) -> Reply:
         fields = {**_request_fields(request), "stack_uid": stack.uid}
         if self.signer is None:  # serve refuses to start like this; the console has no buttons
             text = "This needs a confirmation, and confirmations need a signing key."
-            refused = message(text, emoji=":no_entry:")
-            return BridgeReply(refused, "refused", name, request, fields=fields, ephemeral=True)
+            return Reply("refused", name, request, notice=text, fields=fields, ephemeral=True)
         seconds = self.rules.confirm_seconds
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
         )  # fmt: skip
-        question, confirm_label, decline_label = confirmation_question(request, stack)
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
             text = "That command is too long to put behind a confirmation button; shorten it."
-            return BridgeReply(
-                message(text, emoji=":warning:"), "usage", name, request, fields=fields
-            )
-        ask = render_confirmation(
-            question, confirm_label, decline_label, value, origin.user, seconds
-        )
+            return Reply("usage", name, request, notice=text, fields=fields)
+        question = Question(request, stack, value, origin.user, seconds)
         fields["confirmation"] = "asked"
-        return BridgeReply(ask, "confirm", name, request, fields=fields, pending=pending)
+        return Reply("confirm", name, request, question=question, fields=fields, pending=pending)
 
     def perform(
         self,
@@ -324,8 +328,8 @@ class Bridge:
         request: Request,
         origin: Origin,
         connect: Callable[[], Client] | None = None,
-    ) -> BridgeReply:
-        """Run a parsed request and render its outcome for Slack."""
+    ) -> Reply:
+        """Run a parsed request; the reply carries its outcome."""
         fields = _request_fields(request)
         try:
             if connect is None:
@@ -335,27 +339,22 @@ class Bridge:
                 outcome = perform(connect, request, origin, StackCache(self.env), self.env)
         except IgorError as error:
             fields["error"] = type(error).__name__
-            return BridgeReply(render_error(error), "error", name, request, fields=fields)
+            return Reply("error", name, request, error=error, fields=fields)
         status = "ok" if outcome.exit_code == 0 else "failed"
         fields["result"] = _result(outcome)
-        message = render_outcome(outcome, self.env.clock(), as_json=request.as_json)
-        return BridgeReply(message, status, name, request, outcome, fields)
+        return Reply(status, name, request, outcome, fields=fields)
 
 
 def _typed_environment(request: Request) -> str | None:
     return getattr(request, "environment", None)
 
 
-def _refused(
-    name: str, request: Request, refusal: Refusal, stack: Stack | None = None
-) -> BridgeReply:
+def _refused(name: str, request: Request, refusal: Refusal, stack: Stack | None = None) -> Reply:
     fields = _request_fields(request)
     if stack is not None:
         fields["environment"] = stack.environment
     fields["refused"] = refusal.sentence()
-    return BridgeReply(
-        render_refusal(refusal), "refused", name, request, fields=fields, ephemeral=True
-    )
+    return Reply("refused", name, request, refusal=refusal, fields=fields, ephemeral=True)
 
 
 def _close(client: Client) -> None:

@@ -154,6 +154,22 @@ def status_label(stack: Stack) -> str:
     return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
 
 
+def stack_rows(stacks: list[Stack], now: datetime) -> list[tuple[str, ...]]:
+    """The stacks table, header first, as both chat renderers print it."""
+    rows: list[tuple[str, ...]] = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")]
+    rows += [
+        (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
+        for s in stacks
+    ]
+    return rows
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines of columns two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+
+
 def list_summary(stacks: StackList) -> str:
     """`3 stacks` or why there are none."""
     if stacks.stacks:

@@ -24,6 +24,8 @@ from igor_cli.actions import (
     Requester,
     StackList,
 )
+from igor_cli.chat.bridge import Reply
+from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import IgorError, NotRegistered, Unauthorized
@@ -102,10 +104,6 @@ def message(text: str, hint: str = "", emoji: str = "") -> SlackMessage:
     return SlackMessage(text, blocks)
 
 
-def _plain(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def preformatted(text: str) -> SlackMessage:
     """Help and usage text, as the shell shows it, in code blocks that fit."""
     chunks = _chunks([escape(line) for line in text.splitlines()], TEXT_LIMIT - 6)
@@ -153,23 +151,8 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
-    shown_stacks = listing.stacks[:MAX_LIST_ROWS]
-    rows = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")]
-    rows += [
-        (
-            s.name,
-            s.environment,
-            sentences.status_label(s),
-            s.health.text,
-            sentences.ago(s.last_activity, now),
-        )
-        for s in shown_stacks
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        escape("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        for row in rows
-    ]
+    rows = sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now)
+    lines = [escape(line) for line in sentences.aligned(rows)]
     chunks = _chunks(lines, TEXT_LIMIT - 6)
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
@@ -216,6 +199,29 @@ def render_error(error: IgorError) -> SlackMessage:
     if isinstance(error, (Unauthorized, NotRegistered)):
         return message(mrkdwn(CANNOT_REACH_CLOUD66), emoji=":key:")
     return message(mrkdwn(error.message), mrkdwn(error.hint), ":warning:")
+
+
+NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}
+
+
+def render_reply(reply: Reply, now: datetime) -> SlackMessage:
+    """The chat core's reply as Slack shows it."""
+    if reply.question is not None:
+        asked = reply.question
+        question, confirm, decline = confirmation_question(asked.request, asked.stack)
+        return render_confirmation(
+            question, confirm, decline, asked.value, asked.user, asked.seconds
+        )
+    if reply.refusal is not None:
+        return render_refusal(reply.refusal)
+    if reply.error is not None:
+        return render_error(reply.error)
+    if reply.outcome is not None:
+        as_json = bool(getattr(reply.request, "as_json", False))
+        return render_outcome(reply.outcome, now, as_json=as_json)
+    if reply.notice:
+        return message(mrkdwn(reply.notice), emoji=NOTICE_EMOJI.get(reply.status, ""))
+    return preformatted(reply.text)
 
 
 def render_refusal(refusal: Refusal) -> SlackMessage:
@@ -289,19 +295,16 @@ def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> 
     return message(f"{mentions} {text}".strip(), emoji=emoji)
 
 
+def render_news(news: News) -> SlackMessage:
+    """What became of a followed deployment (the final news mentions who asked)."""
+    if news.stopped:
+        return render_stopped(news.stack)
+    if news.error is not None:
+        return render_error(news.error)
+    assert news.progress is not None
+    return render_progress(news.stack, news.progress, list(news.requesters))
+
+
 def render_stopped(stack: Stack) -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
     return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
-
-
-def as_text(message: SlackMessage) -> str:
-    """A message as a person would read it in Slack, for the local chat console."""
-    parts: list[str] = []
-    for block in message.blocks:
-        if block.get("type") == "section":
-            parts.append(_plain(block["text"]["text"]).replace("```", ""))
-        elif block.get("type") == "context":
-            parts.append("  " + _plain(block["elements"][0]["text"]))
-        elif block.get("type") == "actions":
-            parts.append("  " + " ".join(f"[{e['text']['text']}]" for e in block["elements"]))
-    return "\n".join(parts) if parts else message.text

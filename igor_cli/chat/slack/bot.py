@@ -17,12 +17,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin
-from igor_cli.chat.bridge import Bridge, BridgeReply, Step
-from igor_cli.chat.follow import Followers, Watcher
+from igor_cli.chat.bridge import Bridge, Reply, Step
+from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
 from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
+from igor_cli.chat.slack.updates import Updater
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
 from igor_cli.render.slack import (
@@ -33,6 +34,8 @@ from igor_cli.render.slack import (
     mention,
     message,
     mrkdwn,
+    render_news,
+    render_reply,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +86,7 @@ class SlackBot:
                 sleep=env.sleep,
             ),
         )
+        self.updates = Updater()
         self.seen = RecentKeys()
         self.decided = RecentKeys()
         self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
@@ -108,6 +112,7 @@ class SlackBot:
         self.intake.stop()
         self.workers.wait_idle(timeout / 2)
         self.workers.stop()
+        self.updates.stop()
         stopped = self.followers.stop()
         if stopped:
             log.info("stopped following %d deployment(s); their threads were told", stopped)
@@ -145,7 +150,7 @@ class SlackBot:
 
     def _run(self, step: Step, place: Place, fields: dict[str, Any] | None = None) -> None:
         """A reply now, or the rest of the work on a Cloud 66 worker (or "busy")."""
-        if isinstance(step, BridgeReply):
+        if isinstance(step, Reply):
             self._deliver(step, place, fields)
             return
         work = step
@@ -158,12 +163,13 @@ class SlackBot:
                                    "channel": place.channel, "outcome": "busy"}))  # fmt: skip
             self.delivery.post(place, busy, context={"command": "?", "outcome": "busy"})
 
-    def _deliver(self, reply: BridgeReply, place: Place, fields: dict[str, Any] | None) -> None:
+    def _deliver(self, reply: Reply, place: Place, fields: dict[str, Any] | None) -> None:
         reply.fields.update(fields or {})
         self._log(reply, place)
         context = {"command": reply.command or "?", "outcome": reply.status}
+        said = render_reply(reply, self.env.clock())
         if reply.ephemeral:
-            self.delivery.ephemeral(place, reply.message, context=context)
+            self.delivery.ephemeral(place, said, context=context)
             return
         posted: list[str] = []
 
@@ -172,17 +178,22 @@ class SlackBot:
             if reply.pending is not None and ts:
                 self._expire_later(place, ts, reply.pending, reply.command)
 
-        self.delivery.post(place, reply.message, context=context, on_posted=on_posted)
+        self.delivery.post(place, said, context=context, on_posted=on_posted)
         follow = reply.deployment_to_follow
         if follow is None:
             return
 
-        def post(said: SlackMessage) -> None:
-            self.delivery.post(place, said, context={**context, "outcome": "follow-up"})
+        def post(news: News) -> None:
+            self.delivery.post(
+                place, render_news(news), context={**context, "outcome": "follow-up"}
+            )
 
-        def update(said: SlackMessage) -> None:
+        def edit(said: SlackMessage) -> None:
             if posted and posted[0]:
                 self.delivery.update(place.channel, posted[0], said)
+
+        def update(news: News) -> None:
+            self.updates.offer(edit, render_news(news))
 
         watcher = Watcher(place.user, post, None if place.answer_by_url else update, place.key)
         self.followers.watch(follow.stack, follow.action_id, watcher)
@@ -300,7 +311,7 @@ class SlackBot:
 
         self.scheduler.call_later(delay, expire)
 
-    def _log(self, reply: BridgeReply, place: Place) -> None:
+    def _log(self, reply: Reply, place: Place) -> None:
         line = {"event": "command", "user": place.user, "channel": place.channel,
                 "command": reply.command}  # fmt: skip
         line.update(reply.fields)

@@ -1,8 +1,9 @@
 """`igor chat`: a local console that talks to the bot's own bridge.
 
 Like Hubot's shell adapter: type what you would type in Slack, read what igor
-would answer (the Slack reply rendered as text), follow-ups included. Nothing
-reaches Slack; with --sandbox nothing reaches Cloud 66 either.
+answers, follow-ups included. The console is a peer of the Slack adapter: it
+renders the chat core's replies as plain text. Nothing reaches Slack; with
+--sandbox nothing reaches Cloud 66 either.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import TextIO
 
 from igor_cli.actions import FollowPolicy, Origin
 from igor_cli.chat.bridge import Bridge
-from igor_cli.chat.follow import Followers, Watcher
+from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
-from igor_cli.render.slack import SlackMessage, as_text
+from igor_cli.render.text import render_news_text, render_text
 
 PROMPT = "you> "
 EXITS = {"quit", "exit()", ":q", "/quit"}
@@ -31,10 +32,13 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
     )
     lock = threading.Lock()
 
-    def say(message: SlackMessage) -> None:
+    def say(text: str) -> None:
         with lock:
-            stdout.write("igor> " + as_text(message).replace("\n", "\n      ") + "\n")
+            stdout.write("igor> " + text.replace("\n", "\n      ") + "\n")
             stdout.flush()
+
+    def tell(news: News) -> None:
+        say(render_news_text(news))
 
     session = uuid.uuid4().hex[:12]
     stdout.write("Talk to igor as you would in Slack (e.g. `list`, `deploy -s shop`). ")
@@ -47,10 +51,10 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
             break
         # Unique across sessions: a request id seen at Cloud 66 means "this very request".
         reply = bridge.handle(text, Origin("chat", user, f"console-{session}-{number}"))
-        say(reply.message)
+        say(render_text(reply, env.clock()))
         outcome = reply.deployment_to_follow
         if outcome is not None:
-            followers.watch(outcome.stack, outcome.action_id, Watcher(user, say))
+            followers.watch(outcome.stack, outcome.action_id, Watcher(user, tell))
     if followers.active:
         stdout.write(
             f"\nWaiting for {followers.active} deployment(s) to finish (Ctrl-C to stop).\n"
