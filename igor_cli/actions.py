@@ -8,9 +8,9 @@ the edges (`render/terminal.py`, `render/slack.py`).
 from __future__ import annotations
 
 import difflib
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -409,25 +409,20 @@ def _igor_actions_running(actions: Sequence[AsyncAction]) -> list[AsyncAction]:
 # -- deploy ----------------------------------------------------------------
 
 
-_stack_locks: dict[str, threading.Lock] = {}
-_stack_locks_guard = threading.Lock()
-
-
-def _stack_lock(uid: str) -> threading.Lock:
-    with _stack_locks_guard:
-        return _stack_locks.setdefault(uid, threading.Lock())
-
-
 def deploy(
-    client: Client, request: DeployRequest, origin: Origin, hints: StackHints | None = None
+    client: Client,
+    request: DeployRequest,
+    origin: Origin,
+    hints: StackHints | None = None,
+    stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> DeployOutcome:
     """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
     stack = find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
     _check_services(client, stack, services)
-    # Two people asking this process at once: the second must see the first's
+    # Two people asking this run at once: the second must see the first's
     # deployment, not race it to the POST. (Across replicas, user_reference.)
-    with _stack_lock(stack.uid):
+    with stack_lock(stack.uid) if stack_lock else nullcontext():
         return _deploy_resolved(client, request, origin, stack, services)
 
 
@@ -665,7 +660,8 @@ def _list_action(run: Run, request: ListRequest) -> StackList:
 
 @performs(DeployRequest)
 def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
-    return deploy(run.connect(), request, run.origin, run.hints)
+    locks = run.env.stack_lock if run.env is not None else None
+    return deploy(run.connect(), request, run.origin, run.hints, locks)
 
 
 @performs(CancelRequest)

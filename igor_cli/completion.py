@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +31,6 @@ SANDBOX_KEY = "(sandbox)"
 FRESH_SECONDS = 600.0
 
 # -- the cache ------------------------------------------------------------------
-
-# `igor serve` runs commands in threads: their read-modify-write of one cache
-# file must not interleave.
-_write_lock = threading.Lock()
 
 
 def cache_key(env: Environment, *, sandbox: bool = False) -> str:
@@ -63,7 +58,7 @@ class StackCache:
 
     def stacks(self, stacks: list[Stack]) -> None:
         """Replace the stack list, keeping the services already known."""
-        with _write_lock:
+        with self.env.lock:  # igor serve's threads must not interleave
             known = {entry["uid"]: entry for entry in _entries(load(self.env, self.key))}
             self._save(
                 [
@@ -79,7 +74,7 @@ class StackCache:
 
     def services(self, uid: str, services: list[Service]) -> None:
         """Remember a stack's services."""
-        with _write_lock:
+        with self.env.lock:  # igor serve's threads must not interleave
             entries = _entries(load(self.env, self.key))
             for entry in entries:
                 if entry["uid"] == uid:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,31 @@ class Environment:
     follow_interval: float = 5.0
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
+    # What the commands and threads of one run share (not settings): the sandbox
+    # simulator once started, one lock per stack for changes, and `lock` for
+    # the rest (writing the completion cache, starting the sandbox).
+    simulator: Any = field(default=None, init=False, repr=False, compare=False)
+    lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _guard: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _stack_locks: dict[str, threading.Lock] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def stack_lock(self, uid: str) -> threading.Lock:
+        """The lock that makes two changes to one stack, in this run, go one after the other."""
+        with self._guard:
+            return self._stack_locks.setdefault(uid, threading.Lock())
+
+    def close(self) -> None:
+        """Stop what this environment started (the sandbox simulator)."""
+        with self._guard:
+            simulator, self.simulator = self.simulator, None
+        if simulator is not None:
+            simulator.stop()
 
     @property
     def out(self) -> TextIO:

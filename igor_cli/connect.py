@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from igor_cli.config import Environment
@@ -15,19 +14,15 @@ if TYPE_CHECKING:
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.sandbox import Simulator
 
-_sandbox: Simulator | None = None
-_sandbox_lock = threading.Lock()
-
 
 def sandbox_url(env: Environment) -> str:
-    """Start this process's sandbox simulator (once) and return its API URL.
+    """Start the environment's sandbox simulator (once) and return its API URL.
 
     Its state lives in the user cache dir, so `deploy` then `list` in two
-    commands shows the stack deploying.
+    commands shows the stack deploying. `env.close()` stops it.
     """
-    global _sandbox  # noqa: PLW0603 - one simulator per process, started on first use
-    with _sandbox_lock:
-        if _sandbox is None:
+    with env.lock:
+        if env.simulator is None:
             from igor_cli.sandbox import Simulator
 
             state = env.cache_dir() / "sandbox-state.json"
@@ -36,9 +31,10 @@ def sandbox_url(env: Environment) -> str:
                 simulator = Simulator(state_path=state).start()
             except OSError as error:
                 raise _no_sandbox(error, state.parent) from None
-            _sandbox = simulator
+            env.simulator = simulator
             _note_recovery(env, simulator)
-        return _sandbox.url
+        url: str = env.simulator.url
+        return url
 
 
 def _no_sandbox(error: OSError, directory: Path) -> IgorError:

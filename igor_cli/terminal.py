@@ -66,6 +66,8 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         return 130
     except Exception as exc:  # the edge: every failure ends in a sentence
         return _failed(exc, env)
+    finally:
+        env.close()
     return code
 
 
