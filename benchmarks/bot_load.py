@@ -111,6 +111,7 @@ class Measured:
     doubles: list[str]
     posts_per_stack: Counter[str]
     follow_ups: int
+    cpu_per_command: float  # seconds of this process's CPU, fake Slack and simulator included
 
 
 def _report(name: str, measured: float, budget: float, unit: str = "s") -> bool:
@@ -173,6 +174,7 @@ def _run(slack: FakeSlack, sim: Simulator) -> Measured:
     pushed: dict[str, str] = {}  # envelope -> ts
     users: dict[str, str] = {}  # ts -> who asked
     started = time.monotonic()
+    cpu_started = time.process_time()
     for number, (user, text) in enumerate(MIX):
         ts = f"{base + number}.000100"
         event = {"type": "app_mention", "user": user, "channel": CHANNEL, "ts": ts,
@@ -190,6 +192,7 @@ def _run(slack: FakeSlack, sim: Simulator) -> Measured:
         return all(_first_replies(slack, threads).values())
 
     answered = _wait(everyone_answered, ANSWER_TIMEOUT)
+    cpu_per_command = (time.process_time() - cpu_started) / len(MIX)
     replies = _first_replies(slack, threads)
     last_first = max((calls[0].at for calls in replies.values() if calls), default=started)
     answer_seconds = last_first - started if answered else None
@@ -227,7 +230,9 @@ def _run(slack: FakeSlack, sim: Simulator) -> Measured:
         )
     )
     answered_once = sum(1 for calls in replies.values() if calls) - len(doubles)
-    return Measured(latencies, answer_seconds, answered_once, doubles, posts, follow_ups)
+    return Measured(
+        latencies, answer_seconds, answered_once, doubles, posts, follow_ups, cpu_per_command
+    )
 
 
 def bench_bot_load() -> bool:
@@ -279,6 +284,10 @@ def bench_bot_load() -> bool:
         if posts > 1:
             print(f"    {posts} deploy POSTs for {stack}")
     print(f"{'igor serve: deployment outcomes followed up':<44} {measured.follow_ups:8d}")
+    # An upper bound on the bot's own CPU: the fake Slack and the simulator run in this
+    # process too (time.process_time from the first push to the last first reply).
+    cpu = measured.cpu_per_command * 1000
+    print(f"{'igor serve: CPU a command (whole process)':<44} {cpu:8.1f} ms")
     print(f"{'igor serve: stopped cleanly':<44} {'yes' if stopped_cleanly else 'no':>8}")
     ok &= stopped_cleanly
     return ok
