@@ -123,3 +123,19 @@ def test_whoami_in_the_shell_and_in_chat(sim: Any, igor: Any, clock: Any, monkey
     bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
     reply = bridge.handle("whoami", Origin("slack", "U1", "r-1"), "C1")
     assert "igor talks to" in rendered(reply).text
+
+
+def test_a_change_that_names_no_stack_is_refused_not_dropped(sim: Any, clock: Any) -> None:
+    from igor_cli.actions import Origin
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+    with bridge._client() as connect:
+        reply = bridge._change(
+            "restart", RestartRequest(), ["restart"], Origin("slack", "U1", "r"), "C1", "", None,
+            connect,
+        )  # fmt: skip
+    assert reply.status == "refused"
+    assert "cannot tell which stack `restart` would change" in reply.notice
+    assert sim.requests == []

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import (
-    CancelRequest,
     DeployOutcome,
     DeployRequest,
     Origin,
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 class Question:
     """A change waiting for its requester's click: what it is, and the signed value."""
 
-    request: DeployRequest | CancelRequest
+    request: Request  # a request that changes a stack
     stack: Stack
     value: str  # the pending command, signed: it travels in the button
     user: str
@@ -271,10 +270,13 @@ class Bridge:
         What was typed can only narrow things down: a rule or a confirmation
         keyed on an environment applies whether or not `-e` was given.
         """
-        assert isinstance(request, (DeployRequest, CancelRequest))  # the requests that change
         fields = _request_fields(request)
+        named, typed = getattr(request, "stack", None), getattr(request, "environment", None)
+        if not isinstance(named, str):  # a change must name its stack: fail closed, and say so
+            text = f"igor cannot tell which stack `{name}` would change; nothing was done."
+            return Reply("refused", name, request, notice=text, fields=fields)
         try:
-            stack = find_stack(connect(), request.stack, request.environment, StackCache(self.env))
+            stack = find_stack(connect(), named, typed, StackCache(self.env))
         except IgorError as error:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)
@@ -283,14 +285,13 @@ class Bridge:
             return _refused(name, request, refusal, stack)
         if confirmed is not None and confirmed.stack_uid and confirmed.stack_uid != stack.uid:
             text = (
-                f"`{request.stack}` no longer means the stack you confirmed; "
-                "nothing was done. Ask again."
+                f"`{named}` no longer means the stack you confirmed; nothing was done. Ask again."
             )
             fields["refused"] = "stack changed since the confirmation"
             return Reply("refused", name, request, notice=text, fields=fields)
         # The action acts on the stack the decisions were made about.
-        pinned = dataclasses.replace(request, environment=stack.environment)
-        dry_run = isinstance(request, DeployRequest) and request.dry_run  # nothing is posted
+        pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
+        dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
         if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
             return self._ask(name, pinned, stack, words, origin, channel, thread)
         return self.perform(name, pinned, origin, connect)
@@ -298,7 +299,7 @@ class Bridge:
     def _ask(
         self,
         name: str,
-        request: DeployRequest | CancelRequest,
+        request: Request,
         stack: Stack,
         words: list[str],
         origin: Origin,
