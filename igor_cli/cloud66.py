@@ -358,7 +358,7 @@ _SCOPE_USES = {
 SCOPES_HINT = (
     "Make a token in Cloud 66 under Account -> Authorized Applications -> Personal Access "
     "Token, with the scopes public (to list), redeploy (to deploy and cancel) and, "
-    "optionally, users (to show the account's name); then run `igor register`."
+    "optionally, users (to show the account's name)."
 )
 
 
@@ -933,7 +933,7 @@ def _error_for(
     if status == 401:
         return Unauthorized(
             f"Cloud 66 rejected the token{said}.",
-            "Check IGOR_CLOUD66_TOKEN, or run `igor register` with a new token.",
+            "The token may be wrong, expired or revoked.",
             status,
         )
     if status == 402:

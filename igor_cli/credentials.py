@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from igor_cli.config import Environment, parse_config
-from igor_cli.errors import IgorError, KeyringUnavailable, NotRegistered, UsageProblem
+from igor_cli.errors import IgorError, KeyringUnavailable, NotRegistered, Remedy, UsageProblem
 
 KEYRING_SERVICE = "igor"
 
@@ -216,9 +216,17 @@ def keyring_problem() -> str:
 class MalformedToken(NotRegistered):
     """A token igor found that cannot be one (a line break, a wrong prefix): exit 4.
 
-    A kind of NotRegistered: no usable token, so chat gives its usual "run
-    `igor register`" reply while the shell says exactly what is wrong.
+    A kind of NotRegistered: no usable token. Stored again with `igor register`
+    when it came from the keyring (the remedy says so); fixed where it was set
+    otherwise.
     """
+
+    remedy = None
+
+
+def remedy_for(kind: TokenKind) -> Remedy:
+    """How a token of this kind is stored again (each edge words it)."""
+    return Remedy.REGISTER_CLOUD66 if kind is TokenKind.CLOUD66 else Remedy.REGISTER_SLACK
 
 
 def shape_problem(kind: TokenKind, token: str) -> str:
@@ -253,10 +261,10 @@ def _refuse_found(kind: TokenKind, source: str, problem: str, env: Environment) 
             "(or unset it to use the keyring).",
         )
     if source == "keyring":
-        command = "igor register" + (" --slack" if kind is not TokenKind.CLOUD66 else "")
         return MalformedToken(
             f"The {kind.description} stored in the keyring {problem}.",
-            f"Store it again with `{command}`.",
+            "It has to be stored again.",
+            remedy=remedy_for(kind),
         )
     return MalformedToken(
         f"[tokens] {kind.entry} in the config file {env.config_path()} {problem}.",
@@ -298,8 +306,8 @@ def require_token(kind: TokenKind, env: Environment) -> str:
             f"No {kind.description} is set"
             + (f" (and no keyring to read it from: {problem})" if problem else "")
             + ".",
-            f"Run `igor register`, or set {kind.variable}. "
-            "To try igor without an account, add --sandbox.",
+            "To try igor without an account, add --sandbox." if kind is TokenKind.CLOUD66 else "",
+            remedy=remedy_for(kind),
         )
     return found.value
 

@@ -1,13 +1,17 @@
 """Exit codes and the one family of errors igor raises on purpose.
 
-Every error carries a sentence for the user and, where there is one, a hint
-saying what to do next. The edges (the shell and the Slack bridge) map them to
-output and exit codes; nothing in between catches broad exceptions.
+Every error carries a sentence saying what went wrong and, where there is one,
+a hint in facts (which scope a token lacks, where tokens are made). What to
+type is the edge's to say: an error names its `remedy`, and the terminal and
+the chat adapters word it for their reader (a person at a shell can run
+`igor register`; a person in Slack has to ask whoever runs the bot). The edges
+map errors to output and exit codes; nothing in between catches broad
+exceptions.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,14 +29,24 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+class Remedy(Enum):
+    """What fixes an error, for each edge to word: a token to store again."""
+
+    REGISTER_CLOUD66 = "register-cloud66"
+    REGISTER_SLACK = "register-slack"
+
+
 class IgorError(Exception):
-    """An expected failure: a message for the user, a hint, an exit code."""
+    """An expected failure: a message for the user, a hint, an exit code, a remedy."""
 
     exit_code: ExitCode = ExitCode.FAILED
+    remedy: Remedy | None = None
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", *, remedy: Remedy | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if remedy is not None:
+            self.remedy = remedy
         self.hint = hint
 
 
@@ -101,6 +115,7 @@ class NotRegistered(IgorError):
     """No token to talk to Cloud 66 (or Slack) with."""
 
     exit_code = ExitCode.NOT_AUTHORISED
+    remedy: Remedy | None = Remedy.REGISTER_CLOUD66
 
 
 class KeyringUnavailable(IgorError):
@@ -126,12 +141,14 @@ class Unauthorized(Cloud66Error):
     """401: the token is wrong, expired or revoked."""
 
     exit_code = ExitCode.NOT_AUTHORISED
+    remedy: Remedy | None = Remedy.REGISTER_CLOUD66
 
 
 class Forbidden(Cloud66Error):
     """403: the token lacks a scope; `scope` names the one the failed call needed."""
 
     exit_code = ExitCode.NOT_AUTHORISED
+    remedy: Remedy | None = Remedy.REGISTER_CLOUD66
 
     def __init__(
         self, message: str, hint: str = "", status: int | None = None, *, scope: str = "public"

@@ -28,7 +28,7 @@ from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
-from igor_cli.errors import IgorError, NotRegistered, Unauthorized
+from igor_cli.errors import Forbidden, IgorError, Remedy
 from igor_cli.render import sentences
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
@@ -196,9 +196,19 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
 
 def render_error(error: IgorError) -> SlackMessage:
     """An expected failure. A token problem names the fix that needs no restart."""
-    if isinstance(error, (Unauthorized, NotRegistered)):
+    if error.remedy is Remedy.REGISTER_CLOUD66 and not isinstance(error, Forbidden):
         return message(mrkdwn(CANNOT_REACH_CLOUD66), emoji=":key:")
-    return message(mrkdwn(error.message), mrkdwn(error.hint), ":warning:")
+    remedy = CHAT_REMEDY[error.remedy] if error.remedy is not None else ""
+    hint = " ".join(words for words in (error.hint, remedy) if words)
+    return message(mrkdwn(error.message), mrkdwn(hint), ":warning:")
+
+
+# What a person in chat can do: ask whoever runs igor, who stores a new token.
+CHAT_REMEDY = {
+    Remedy.REGISTER_CLOUD66: "Whoever runs igor can store a new one with `igor register`; "
+    "no restart is needed.",
+    Remedy.REGISTER_SLACK: "Whoever runs igor can store new ones with `igor register --slack`.",
+}
 
 
 NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}

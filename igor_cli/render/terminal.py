@@ -21,7 +21,7 @@ from igor_cli.actions import (
     StackList,
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
-from igor_cli.errors import IgorError
+from igor_cli.errors import IgorError, Remedy
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
@@ -114,6 +114,8 @@ class TerminalRenderer:
         self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
         if error.hint:
             self.err.print(escape(error.hint))
+        if error.remedy is not None:
+            self.err.print(escape(REMEDY_WORDS[error.remedy]))
 
     def success(self, text: str) -> None:
         """Something was done (stdout)."""
@@ -170,6 +172,13 @@ class TerminalRenderer:
         self.out_file.write(json.dumps(data, indent=2) + "\n")
         self.out_file.flush()
 
+
+# What a person at a shell types to fix an error (chat words it for chat).
+REMEDY_WORDS = {
+    Remedy.REGISTER_CLOUD66: "Store a token with `igor register`, or set IGOR_CLOUD66_TOKEN.",
+    Remedy.REGISTER_SLACK: "Store the Slack tokens with `igor register --slack`, or set "
+    "SLACK_BOT_TOKEN and SLACK_APP_TOKEN.",
+}
 
 TONE_STYLE = {
     "started": "green",

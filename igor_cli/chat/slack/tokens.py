@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
 from igor_cli.credentials import TokenKind, require_token
-from igor_cli.errors import NotRegistered, Unreachable
+from igor_cli.errors import NotRegistered, Remedy, Unreachable
 
 if TYPE_CHECKING:
     from slack_sdk.web import WebClient
@@ -25,6 +25,8 @@ AUTH_ERRORS = frozenset(
 
 class SlackTokenRejected(NotRegistered):
     """Slack refused one of igor's tokens."""
+
+    remedy = Remedy.REGISTER_SLACK
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def rejected(kind: TokenKind, reason: str) -> SlackTokenRejected:
     """The error for a token Slack refuses."""
     return SlackTokenRejected(
         f"Slack rejected the {kind.description} ({reason}).",
-        f"Check {kind.variable}, or run `igor register --slack`.",
+        f"Check {kind.variable} if it is set.",
     )
 
 
