@@ -182,7 +182,7 @@ def _chat(request: ChatRequest, env: Environment) -> int:
 def _manifest(request: ManifestRequest, env: Environment) -> int:
     import json
 
-    from igor_cli.chat.manifest import manifest
+    from igor_cli.chat.slack.manifest import manifest
 
     env.out.write(json.dumps(manifest(request.name), indent=2) + "\n")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from igor_cli.chat.guard import BadConfirmation, PendingCommand, Rules, Signer, rules_from_config
-from igor_cli.chat.manifest import EVENT_SCOPES, WEB_API_SCOPES, bot_scopes, manifest
+from igor_cli.chat.slack.manifest import EVENT_SCOPES, WEB_API_SCOPES, bot_scopes, manifest
 from igor_cli.config import Environment
 from igor_cli.errors import UsageProblem
 from igor_cli.sandbox import Simulator
