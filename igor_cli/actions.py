@@ -23,6 +23,7 @@ from igor_cli.errors import (
     Conflict,
     ExitCode,
     NotFound,
+    RefNeedsClassic,
     ServicesNeedDocker,
     StackNotFound,
     Throttled,
@@ -56,7 +57,13 @@ class Client(Protocol):
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
     def deploy(
-        self, uid: str, *, services: Sequence[str] = (), user_reference: str = ""
+        self,
+        uid: str,
+        *,
+        services: Sequence[str] = (),
+        user_reference: str = "",
+        git_ref: str = "",
+        deployment_profile: str = "",
     ) -> DeployResponse: ...
     def cancel(self, uid: str, deployment_id: str) -> str: ...
 
@@ -144,6 +151,8 @@ class DeployRequest:
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
+    ref: str = ""  # git_ref: a branch, tag or commit (classic stacks)
+    profile: str = ""  # deployment_profile
     wait: bool = True
     follow: bool = False
     dry_run: bool = False
@@ -160,6 +169,19 @@ class CancelRequest:
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """`igor history`."""
+
+    changes: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = True
+
+    stack: str
+    environment: str | None = None
+    limit: int = 10
     as_json: bool = False
 
 
@@ -183,7 +205,9 @@ class WhoamiRequest:
     as_json: bool = False
 
 
-Request = ListRequest | DeployRequest | CancelRequest | VersionRequest | WhoamiRequest
+Request = (
+    ListRequest | DeployRequest | CancelRequest | HistoryRequest | VersionRequest | WhoamiRequest
+)
 ChangeRequest = DeployRequest | CancelRequest  # each names the one stack it changes
 
 
@@ -219,6 +243,8 @@ class DeployOutcome:
     result: DeployResult
     stack: Stack
     services: tuple[str, ...] = ()
+    ref: str = ""  # the git_ref posted (or that would be)
+    profile: str = ""  # the deployment_profile posted (or that would be)
     action_id: str = ""
     message: str = ""
     running: Deployment | None = None  # the deployment that made the stack busy
@@ -270,6 +296,29 @@ class CancelOutcome:
 
 
 @dataclass(frozen=True)
+class PastDeployment:
+    """One line of `igor history`: a deployment, and who asked igor for it when igor knows."""
+
+    deployment: Deployment
+    requester: Requester | None = None  # igor's requester, read from its user_reference
+
+    @property
+    def state(self) -> str:
+        """succeeded, failed, cancelled or running (Cloud 66's own word when it is none)."""
+        return deployment_state(self.deployment)
+
+
+@dataclass(frozen=True)
+class History:
+    """The newest deployments of a stack, newest first."""
+
+    stack: Stack
+    deployments: list[PastDeployment]
+    total: int  # how many Cloud 66 holds, across every page
+    exit_code = ExitCode.OK
+
+
+@dataclass(frozen=True)
 class VersionOutcome:
     """igor's version."""
 
@@ -289,7 +338,7 @@ class WhoamiOutcome:
     exit_code = ExitCode.OK
 
 
-Outcome = StackList | DeployOutcome | CancelOutcome | VersionOutcome | WhoamiOutcome
+Outcome = StackList | DeployOutcome | CancelOutcome | History | VersionOutcome | WhoamiOutcome
 
 
 # -- stacks ----------------------------------------------------------------
@@ -419,6 +468,9 @@ def deploy(
     """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
     stack = find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
+    if request.ref and stack.is_docker:
+        # Checked before any request that could post: Cloud 66 takes git_ref on classic stacks.
+        raise RefNeedsClassic(stack.label)
     _check_services(client, stack, services)
     # Two people asking this run at once: the second must see the first's
     # deployment, not race it to the POST. (Across replicas, user_reference.)
@@ -445,6 +497,8 @@ def _deploy_resolved(
             result,
             stack,
             services,
+            ref=request.ref,
+            profile=request.profile,
             action_id=action.id if action else answer.async_action_id if answer else "",
             message=answer.message if answer else "",
             running=live,
@@ -478,7 +532,13 @@ def _deploy_resolved(
             return outcome(DeployResult.BUSY_NOT_QUEUED, live=live)
     if request.dry_run:
         return outcome(DeployResult.WOULD_QUEUE if busy else DeployResult.WOULD_START, live=live)
-    answer = client.deploy(stack.uid, services=services, user_reference=origin.user_reference)
+    answer = client.deploy(
+        stack.uid,
+        services=services,
+        user_reference=origin.user_reference,
+        git_ref=request.ref,
+        deployment_profile=request.profile,
+    )
     queued = answer.queued or busy
     return outcome(
         DeployResult.QUEUED if queued else DeployResult.STARTED, answer=answer, live=live
@@ -518,6 +578,60 @@ def _igor_requester_of_live(client: Client, stack: Stack) -> Requester | None:
     if len(unfinished) == 1:
         return Requester.from_reference(unfinished[0].user_reference)
     return None
+
+
+# -- history ---------------------------------------------------------------
+
+_STATES = {
+    "success": "succeeded",
+    "succeeded": "succeeded",
+    "successful": "succeeded",
+    "failed": "failed",
+    "failure": "failed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "in progress": "running",
+    "running": "running",
+    "deploying": "running",
+}
+
+
+def deployment_state(deployment: Deployment) -> str:
+    """succeeded, failed, cancelled or running, from the outcome's meaning (any case)."""
+    if deployment.is_deploying:
+        return "running"
+    meaning = deployment.outcome.strip().casefold()
+    return _STATES.get(meaning, meaning or "unknown")
+
+
+def history(client: Client, request: HistoryRequest, hints: StackHints | None = None) -> History:
+    """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in."""
+    stack = find_stack(client, request.stack, request.environment, hints)
+    every = client.deployments(stack.uid)  # every page: the order is undocumented
+    newest = sorted(every, key=_newest_first)[: max(1, request.limit)]
+    requesters = _igor_requesters(client, stack)
+    chosen = [PastDeployment(d, requesters.get(d.id)) for d in newest]
+    return History(stack, chosen, len(every))
+
+
+def _newest_first(deployment: Deployment) -> tuple[float, int, str]:
+    started = deployment.started_at.timestamp() if deployment.started_at else float("inf")
+    number = int(deployment.id) if deployment.id.isdigit() else 0
+    return (-started, -number, deployment.id)
+
+
+def _igor_requesters(client: Client, stack: Stack) -> dict[str, Requester]:
+    """Which deployments igor started, and for whom, where Cloud 66's actions say so.
+
+    Unconfirmed: that an async action's metadata names its `deployment_id` (the
+    sandbox's does); without it every deployment shows Cloud 66's own words.
+    """
+    found: dict[str, Requester] = {}
+    for action in client.actions(stack.uid):
+        requester = Requester.from_reference(action.user_reference)
+        if requester is not None and action.deployment_id:
+            found[action.deployment_id] = requester
+    return found
 
 
 # -- follow ----------------------------------------------------------------
@@ -667,6 +781,11 @@ def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
 @performs(CancelRequest)
 def _cancel_action(run: Run, request: CancelRequest) -> CancelOutcome:
     return cancel(run.connect(), request, run.hints)
+
+
+@performs(HistoryRequest)
+def _history_action(run: Run, request: HistoryRequest) -> History:
+    return history(run.connect(), request, run.hints)
 
 
 @performs(VersionRequest)

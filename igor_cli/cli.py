@@ -191,6 +191,28 @@ DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Check everything, deploy nothing, say what would happen.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+GitRef = Annotated[
+    str | None,
+    typer.Option(
+        "--ref", metavar="REF", show_default=False,
+        help="Deploy this branch, tag or commit (classic stacks; docker stacks take -v "
+        "name:tag).",
+    ),
+]  # fmt: skip
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", metavar="NAME", show_default=False,
+        help="Deploy with this Cloud 66 deployment profile.",
+    ),
+]  # fmt: skip
+Count = Annotated[
+    int,
+    typer.Option(
+        "-n", "--limit", metavar="N", min=1, show_default=False,
+        help="Show the N newest deployments (default 10).",
+    ),
+]  # fmt: skip
 
 
 # -- the app ------------------------------------------------------------------
@@ -286,13 +308,15 @@ def deploy_command(
     stack: StackName,
     environment: EnvironmentName = None,
     service: Services = None,
+    ref: GitRef = None,
+    profile: Profile = None,
     wait: Wait = Switch(True),
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> Any:
-    """Deploy a stack (or only some of its services).
+    """Deploy a stack (or only some of its services, or a given ref).
 
     If the stack is busy with a deployment igor did not start, the deploy is
     queued behind it unless -w false.
@@ -303,6 +327,8 @@ def deploy_command(
         stack,
         environment,
         tuple(service or ()),
+        ref=(ref or "").strip(),
+        profile=(profile or "").strip(),
         wait=bool(wait) and not no_wait,
         follow=follow,
         dry_run=dry_run,
@@ -321,6 +347,19 @@ def cancel_command(
     from igor_cli.actions import CancelRequest
 
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
+
+
+@command("history", aliases=("deployments",), chat=True)
+def history_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    limit: Count = 10,
+    as_json: Json = False,
+) -> Any:
+    """Show the stack's deployments, newest first: outcome, who, how, and what ran."""
+    from igor_cli.actions import HistoryRequest
+
+    return HistoryRequest(stack, environment, limit, as_json)
 
 
 @command("version", hidden=True, chat=True)

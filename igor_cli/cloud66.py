@@ -255,12 +255,15 @@ class AsyncAction:
     finished_message: str
     user_reference: str = ""
     user: str = ""
+    deployment_id: str = ""  # Unconfirmed: metadata.deployment_id (the sandbox sets it)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> AsyncAction:
         """Build from `GET /stacks/{uid}/actions[/{id}]`."""
         metadata = data.get("metadata")
-        reference = metadata.get("user_reference") if isinstance(metadata, Mapping) else None
+        if not isinstance(metadata, Mapping):
+            metadata = {}
+        reference = metadata.get("user_reference")
         success = data.get("finished_success")
         return cls(
             id=clean_text(data.get("id")),
@@ -270,6 +273,7 @@ class AsyncAction:
             finished_message=clean_text(data.get("finished_message")),
             user_reference=clean_text(reference),
             user=clean_text(data.get("user")),
+            deployment_id=clean_text(metadata.get("deployment_id")),
         )
 
     @property

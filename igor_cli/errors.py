@@ -210,3 +210,13 @@ class ServicesNeedDocker(IgorError):
             f"{stack} is not a docker stack: -v/--service applies to docker stacks only.",
             "Deploy the whole stack without -v.",
         )
+
+
+class RefNeedsClassic(IgorError):
+    """`--ref` on a docker stack (Cloud 66 takes `git_ref` on classic stacks only)."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__(
+            f"{stack} is a docker stack: --ref applies to classic stacks only. Nothing was posted.",
+            "Deploy an image tag with -v name:tag instead (e.g. -v web:1.4.2).",
+        )

@@ -396,7 +396,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     ran = igor("deplyo")
     assert ran.exit_code == 2
     assert (
-        "Unknown command 'deplyo'. Commands: list, deploy, cancel, whoami, serve, chat,"
+        "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, whoami, serve,"
         in ran.stderr
     )
     assert "doctor, help, version." in ran.stderr

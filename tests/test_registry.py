@@ -66,7 +66,7 @@ def test_every_command_is_whole() -> None:
             continue
         assert not problems_for(type(request)), (name, problems_for(type(request)))
         seen += 1
-    assert seen >= 5  # list, deploy, cancel, version, whoami
+    assert seen >= 6  # list, deploy, cancel, history, version, whoami
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,15 @@ def test_a_change_without_a_question_or_a_renderer_is_refused() -> None:
 
 
 def test_chat_runs_only_what_the_definitions_allow() -> None:
-    assert set(cli.CHAT_COMMANDS) == {"list", "deploy", "cancel", "whoami", "help", "version"}
+    assert set(cli.CHAT_COMMANDS) == {
+        "list",
+        "deploy",
+        "cancel",
+        "history",
+        "whoami",
+        "help",
+        "version",
+    }
     assert "serve" not in cli.CHAT_ALLOWED and "register" not in cli.CHAT_ALLOWED
     assert {"redeploy", "stop", "get"} <= cli.CHAT_ALLOWED
 

@@ -17,6 +17,8 @@ from igor_cli.actions import (
     CancelResult,
     DeployOutcome,
     DeployResult,
+    History,
+    PastDeployment,
     Progress,
     Requester,
     StackList,
@@ -61,6 +63,16 @@ def _services(services: tuple[str, ...]) -> str:
     return f" (services {', '.join(services)})" if services else ""
 
 
+def _target(outcome: DeployOutcome) -> str:
+    """` (services a, b; ref v1.2; profile quick)`: what the deploy names beyond the stack."""
+    parts = [f"services {', '.join(outcome.services)}"] if outcome.services else []
+    if outcome.ref:
+        parts.append(f"ref {outcome.ref}")
+    if outcome.profile:
+        parts.append(f"profile {outcome.profile}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
     if outcome.started_by is not None:
         when = ago(outcome.started_at, now)
@@ -75,7 +87,7 @@ def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> s
 def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
     """One sentence: what the deploy request came to."""
     stack = outcome.stack.label
-    services = _services(outcome.services)
+    services = _target(outcome)
     result = outcome.result
     if result is DeployResult.STARTED:
         return f"Deploy started: {stack}{services}."
@@ -221,11 +233,117 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         "result": outcome.result.value,
         "stack": stack,
         "services": list(outcome.services),
+        "ref": outcome.ref or None,
+        "profile": outcome.profile or None,
         "posted": outcome.posted,
         "async_action_id": outcome.action_id or None,
         "message": outcome.message or None,
         "running_deployment_id": running.id if running else None,
         "started_by": started_by,
+    }
+
+
+# -- history -----------------------------------------------------------------
+
+
+def how_triggered(past: PastDeployment) -> str:
+    """`igor (shell)`, `igor (Slack)`, or Cloud 66's own word: `Web`, `API`, `Hook`."""
+    if past.requester is not None:
+        return "igor (Slack)" if past.requester.via == "slack" else "igor (shell)"
+    return past.deployment.triggered_via or "unknown"
+
+
+def who_triggered(past: PastDeployment, person: PersonNamer) -> str:
+    """The person igor deployed for, or whom Cloud 66 names."""
+    if past.requester is not None:
+        return person(past.requester)
+    return past.deployment.triggered_by
+
+
+def took(past: PastDeployment, now: datetime) -> str:
+    """How long it took (`3m 05s`), how long so far when running, `-` when unknown."""
+    d = past.deployment
+    if d.started_at is None:
+        return "-"
+    if d.finished_at is None:
+        so_far = duration(max(0.0, (now - d.started_at).total_seconds()))
+        return f"{so_far} so far" if d.is_deploying else "-"
+    return duration(max(0.0, (d.finished_at - d.started_at).total_seconds()))
+
+
+def what_ran(past: PastDeployment) -> str:
+    """`3f2a1c9 main`, or the service tags of a docker stack; `(profile x)` when one was used."""
+    d = past.deployment
+    if d.services:
+        said = ", ".join(d.services)
+    else:
+        said = " ".join(part for part in (d.git_hash[:7], d.git_ref) if part) or "-"
+    return said + (f" (profile {d.deployment_profile})" if d.deployment_profile else "")
+
+
+def outcome_word(past: PastDeployment) -> str:
+    """`succeeded`, `failed`, ...; `succeeded (live)` for the deployment that runs now."""
+    return past.state + (" (live)" if past.deployment.is_live else "")
+
+
+HISTORY_COLUMNS = ("ID", "STARTED", "TOOK", "OUTCOME", "BY", "VIA", "WHAT")
+
+
+def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tuple[str, ...]:
+    """One deployment, as the history table shows it."""
+    return (
+        past.deployment.id,
+        ago(past.deployment.started_at, now),
+        took(past, now),
+        outcome_word(past),
+        who_triggered(past, person),
+        how_triggered(past),
+        what_ran(past),
+    )
+
+
+def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tuple[str, ...]]:
+    """The history table, header first, as both chat renderers print it."""
+    return [HISTORY_COLUMNS, *(history_row(p, person, now) for p in found.deployments)]
+
+
+def history_summary(found: History) -> str:
+    """`shop (production): the 10 newest of 45 deployments; 5120 is live.`"""
+    stack = found.stack.label
+    if not found.deployments:
+        return f"{stack} has no deployments yet."
+    shown = len(found.deployments)
+    count = f"{found.total} deployment{'s' if found.total != 1 else ''}"
+    said = (
+        f"{stack}: {count}" if shown == found.total else f"{stack}: the {shown} newest of {count}"
+    )
+    live = next((p.deployment.id for p in found.deployments if p.deployment.is_live), None)
+    return said + (f"; deployment {live} is live." if live else ".")
+
+
+def history_json(past: PastDeployment) -> dict[str, Any]:
+    """A deployment in `igor history --json`."""
+    d = past.deployment
+    seconds = None
+    if d.started_at is not None and d.finished_at is not None:
+        seconds = round((d.finished_at - d.started_at).total_seconds(), 1)
+    requester = past.requester
+    return {
+        "id": d.id,
+        "started_at": d.started_at.isoformat() if d.started_at else None,
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+        "duration_seconds": seconds,
+        "outcome": past.state,
+        "outcome_text": d.outcome,
+        "triggered_by": d.triggered_by,
+        "triggered_via": d.triggered_via,
+        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "git_hash": d.git_hash or None,
+        "git_ref": d.git_ref or None,
+        "services": list(d.services),
+        "deployment_profile": d.deployment_profile or None,
+        "deploy_type": d.deploy_type or None,
+        "is_live": d.is_live,
     }
 
 
@@ -303,6 +421,21 @@ def _cancel_facts(outcome: CancelOutcome) -> Any:
 @tone.register
 def _cancel_tone(outcome: CancelOutcome) -> str:
     return "stopping" if outcome.result is CancelResult.CANCELLING else "info"
+
+
+@sentence.register
+def _history_sentence(outcome: History, person: PersonNamer, now: datetime) -> str:
+    return history_summary(outcome)
+
+
+@facts.register
+def _history_facts(outcome: History) -> Any:
+    return [history_json(past) for past in outcome.deployments]
+
+
+@tone.register
+def _history_tone(outcome: History) -> str:
+    return "plain"
 
 
 @sentence.register

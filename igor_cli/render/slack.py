@@ -19,6 +19,7 @@ from igor_cli.actions import (
     DeployOutcome,
     DeployRequest,
     DeployResult,
+    History,
     Outcome,
     Progress,
     Requester,
@@ -117,6 +118,8 @@ def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) ->
         return preformatted(json.dumps(sentences.facts(outcome), indent=2))
     if isinstance(outcome, StackList):  # the one outcome shown as a table
         return render_stacks(outcome, now)
+    if isinstance(outcome, History):  # a table too
+        return render_history(outcome, now)
     text = mrkdwn(sentences.sentence(outcome, slack_person, now))
     return message(text, slack_hint(outcome), TONE_EMOJI[sentences.tone(outcome)])
 
@@ -164,6 +167,22 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     if len(listing.stacks) > 20:
         fallback += ", …"
     return SlackMessage(_cut(escape(fallback), TEXT_LIMIT), blocks)
+
+
+def render_history(found: History, now: datetime) -> SlackMessage:
+    """The deployments table in code blocks that fit, under its summary.
+
+    Slack users igor deployed for are named by ID: mentions do not work in code blocks.
+    """
+    summary = escape(sentences.history_summary(found))
+    if not found.deployments:
+        return message(summary, emoji=":mag:")
+    rows = sentences.history_rows(found, sentences.plain_person, now)
+    lines = [escape(line) for line in sentences.aligned(rows)]
+    chunks = _chunks(lines, TEXT_LIMIT - 6)
+    blocks = [_section(summary)]
+    blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
+    return SlackMessage(_cut(summary, TEXT_LIMIT), blocks)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -256,8 +275,11 @@ def confirmation_question(request: object, stack: Stack) -> tuple[str, str, str]
 @confirmation_question.register
 def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, str]:
     services = f" (services {escape(', '.join(request.services))})" if request.services else ""
+    ref = f" at ref `{escape(request.ref)}`" if request.ref else ""
+    profile = f" with profile `{escape(request.profile)}`" if request.profile else ""
     where = escape(stack.environment)
-    return f"deploy *{escape(stack.name)}*{services} to *{where}*?", "Deploy", "Cancel"
+    question = f"deploy *{escape(stack.name)}*{services}{ref}{profile} to *{where}*?"
+    return question, "Deploy", "Cancel"
 
 
 @confirmation_question.register

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from igor_cli.actions import (
     DeployOutcome,
     DeployResult,
+    History,
     Outcome,
     Progress,
     StackList,
@@ -67,6 +68,9 @@ class TerminalRenderer:
         if isinstance(outcome, StackList):  # the one outcome shown as a table
             self.stack_list(outcome)
             return
+        if isinstance(outcome, History):  # a table too
+            self.history(outcome)
+            return
         text = sentences.sentence(outcome, sentences.plain_person, self.now)
         hint = "" if following else terminal_hint(outcome)
         self._line(text, sentences.facts(outcome), TONE_STYLE[sentences.tone(outcome)], hint)
@@ -93,6 +97,43 @@ class TerminalRenderer:
             table.add_column(column, no_wrap=True)
         for stack in listing.stacks:
             table.add_row(*self._row(stack))
+        self.out.print(table)
+
+    def history(self, found: History) -> None:
+        """The deployments table, newest first, under a summary (or a JSON array)."""
+        if self.as_json:
+            self._json(sentences.facts(found))
+            return
+        from rich.markup import escape
+
+        self.err.print(escape(sentences.history_summary(found)))
+        if not found.deployments:
+            return
+        from rich import box
+        from rich.table import Table
+
+        on_terminal = self.out.is_terminal
+        table = Table(
+            box=box.SIMPLE_HEAD if on_terminal else None,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold" if on_terminal else "",
+        )
+        for column in sentences.HISTORY_COLUMNS:
+            table.add_column(column, no_wrap=True)
+        for past in found.deployments:
+            row = sentences.history_row(past, sentences.plain_person, self.now)
+            cells = [escape(cell) for cell in row]
+            style = OUTCOME_STYLE.get(past.state, "")
+            if past.deployment.is_live:
+                style = "bold " + (style or "green")
+            cells[3] = f"[{style}]{cells[3]}[/]" if style else cells[3]
+            table.add_row(*cells)
+        # Piped, the table keeps its full width (a program reads it); on a terminal, the terminal's.
+        rows = sentences.history_rows(found, sentences.plain_person, self.now)
+        wide = max(len(line) for line in sentences.aligned(rows)) + 2
+        if not on_terminal:
+            self.out.width = max(self.out.width, wide)
         self.out.print(table)
 
     def _row(self, stack: Stack) -> list[str]:
@@ -180,6 +221,7 @@ REMEDY_WORDS = {
     "SLACK_BOT_TOKEN and SLACK_APP_TOKEN.",
 }
 
+OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 TONE_STYLE = {
     "started": "green",
     "queued": "green",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from igor_cli.actions import StackList
+from igor_cli.actions import History, StackList
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.errors import IgorError
@@ -30,6 +30,9 @@ def render_text(reply: Reply, now: datetime) -> str:
             return json.dumps(sentences.facts(outcome), indent=2)
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
             return "\n".join(sentences.aligned(sentences.stack_rows(outcome.stacks, now)))
+        if isinstance(outcome, History) and outcome.deployments:
+            rows = sentences.history_rows(outcome, sentences.plain_person, now)
+            return "\n".join([sentences.history_summary(outcome), *sentences.aligned(rows)])
         return sentences.sentence(outcome, sentences.plain_person, now)
     return reply.notice or reply.text
 
