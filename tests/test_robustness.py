@@ -26,7 +26,7 @@ import pytest
 
 from igor_cli.config import Environment
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
-from igor_cli.terminal import main as run_shell
+from igor_cli.terminal import main
 from tests.conftest import Igor, RunningBot
 from tests.fakes.clock import FakeClock
 from tests.fakes.keyring import MemoryKeyring
@@ -385,7 +385,7 @@ def test_igor_debug_shows_the_traceback_with_every_token_scrubbed(
 ) -> None:
     exploding_setup(monkeypatch)
     monkeypatch.setenv("IGOR_DEBUG", "1")
-    assert run_shell(["list"]) == 1  # before: the exception, token and all, went up
+    assert main(["list"]) == 1  # before: the exception, token and all, went up
     out, err = capsys.readouterr()
     assert out == ""
     assert "Traceback (most recent call last)" in err
@@ -398,7 +398,7 @@ def test_without_igor_debug_an_unexpected_error_names_only_its_type(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     exploding_setup(monkeypatch)
-    assert run_shell(["list"]) == 1
+    assert main(["list"]) == 1
     out, err = capsys.readouterr()
     assert (out, err) == ("", "igor: unexpected error (LookupError). Run again with "
                           "IGOR_DEBUG=1 to see where, and please report it.\n")  # fmt: skip
@@ -473,7 +473,7 @@ def test_the_log_filter_scrubs_messages_and_tracebacks(
 def test_slack_manifest_refuses_a_name_slack_would_not_take(
     name: str, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_shell(["slack-manifest", "--name", name]) == 2
+    assert main(["slack-manifest", "--name", name]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert problem in " ".join(err.split())

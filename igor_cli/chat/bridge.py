@@ -13,7 +13,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -333,11 +333,8 @@ class Bridge:
         """Run a parsed request; the reply carries its outcome."""
         fields = _request_fields(request)
         try:
-            if connect is None:
-                with self._client() as connect_now:
-                    outcome = perform(connect_now, request, origin, StackCache(self.env), self.env)
-            else:
-                outcome = perform(connect, request, origin, StackCache(self.env), self.env)
+            with nullcontext(connect) if connect else self._client() as connect_now:
+                outcome = perform(connect_now, request, origin, StackCache(self.env), self.env)
         except IgorError as error:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)

@@ -166,9 +166,12 @@ def status_label(stack: Stack) -> str:
     return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
 
 
+STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")
+
+
 def stack_rows(stacks: list[Stack], now: datetime) -> list[tuple[str, ...]]:
     """The stacks table, header first, as both chat renderers print it."""
-    rows: list[tuple[str, ...]] = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")]
+    rows: list[tuple[str, ...]] = [STACK_COLUMNS]
     rows += [
         (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
         for s in stacks

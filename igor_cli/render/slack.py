@@ -116,9 +116,9 @@ def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) ->
     """The reply to a command."""
     if as_json:
         return preformatted(json.dumps(sentences.facts(outcome), indent=2))
-    if isinstance(outcome, StackList):  # the one outcome shown as a table
+    if isinstance(outcome, StackList):  # the outcomes shown as tables
         return render_stacks(outcome, now)
-    if isinstance(outcome, History):  # a table too
+    if isinstance(outcome, History):
         return render_history(outcome, now)
     text = mrkdwn(sentences.sentence(outcome, slack_person, now))
     return message(text, slack_hint(outcome), TONE_EMOJI[sentences.tone(outcome)])
@@ -154,9 +154,7 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
-    rows = sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now)
-    lines = [escape(line) for line in sentences.aligned(rows)]
-    chunks = _chunks(lines, TEXT_LIMIT - 6)
+    chunks = _table_chunks(sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now))
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
     shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
@@ -177,12 +175,15 @@ def render_history(found: History, now: datetime) -> SlackMessage:
     summary = escape(sentences.history_summary(found))
     if not found.deployments:
         return message(summary, emoji=":mag:")
-    rows = sentences.history_rows(found, sentences.plain_person, now)
-    lines = [escape(line) for line in sentences.aligned(rows)]
-    chunks = _chunks(lines, TEXT_LIMIT - 6)
+    chunks = _table_chunks(sentences.history_rows(found, sentences.plain_person, now))
     blocks = [_section(summary)]
     blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     return SlackMessage(_cut(summary, TEXT_LIMIT), blocks)
+
+
+def _table_chunks(rows: list[tuple[str, ...]]) -> list[str]:
+    """A table's aligned, escaped lines, grouped to fit code blocks."""
+    return _chunks([escape(line) for line in sentences.aligned(rows)], TEXT_LIMIT - 6)
 
 
 def _cut(text: str, limit: int) -> str:

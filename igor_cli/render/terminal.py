@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,6 +27,7 @@ from igor_cli.render import sentences
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 STATUS_STYLE = {
     StackStatus.DEPLOYED: "green",
@@ -65,10 +66,10 @@ class TerminalRenderer:
 
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
-        if isinstance(outcome, StackList):  # the one outcome shown as a table
+        if isinstance(outcome, StackList):  # the outcomes shown as tables
             self.stack_list(outcome)
             return
-        if isinstance(outcome, History):  # a table too
+        if isinstance(outcome, History):
             self.history(outcome)
             return
         text = sentences.sentence(outcome, sentences.plain_person, self.now)
@@ -83,18 +84,7 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
-        from rich import box
-        from rich.table import Table
-
-        on_terminal = self.out.is_terminal
-        table = Table(
-            box=box.SIMPLE_HEAD if on_terminal else None,
-            show_edge=False,
-            pad_edge=False,
-            header_style="bold" if on_terminal else "",
-        )
-        for column in ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY"):
-            table.add_column(column, no_wrap=True)
+        table = self._table(sentences.STACK_COLUMNS)
         for stack in listing.stacks:
             table.add_row(*self._row(stack))
         self.out.print(table)
@@ -109,18 +99,8 @@ class TerminalRenderer:
         self.err.print(escape(sentences.history_summary(found)))
         if not found.deployments:
             return
-        from rich import box
-        from rich.table import Table
-
         on_terminal = self.out.is_terminal
-        table = Table(
-            box=box.SIMPLE_HEAD if on_terminal else None,
-            show_edge=False,
-            pad_edge=False,
-            header_style="bold" if on_terminal else "",
-        )
-        for column in sentences.HISTORY_COLUMNS:
-            table.add_column(column, no_wrap=True)
+        table = self._table(sentences.HISTORY_COLUMNS)
         for past in found.deployments:
             row = sentences.history_row(past, sentences.plain_person, self.now)
             cells = [escape(cell) for cell in row]
@@ -135,6 +115,22 @@ class TerminalRenderer:
         if not on_terminal:
             self.out.width = max(self.out.width, wide)
         self.out.print(table)
+
+    def _table(self, columns: Sequence[str]) -> Table:
+        """An empty table with these columns: box art and bold headers only on a terminal."""
+        from rich import box
+        from rich.table import Table
+
+        on_terminal = self.out.is_terminal
+        table = Table(
+            box=box.SIMPLE_HEAD if on_terminal else None,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold" if on_terminal else "",
+        )
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        return table
 
     def _row(self, stack: Stack) -> list[str]:
         from rich.markup import escape

@@ -142,7 +142,6 @@ class Delivery:
     def _post(
         self, place: Place, said: SlackMessage, context: dict[str, Any], on_posted: Posted | None
     ) -> None:
-        tried_url = False
         if place.answer_by_url and self._by_url(place, said, "in_channel"):
             return
         tried_url = place.answer_by_url
