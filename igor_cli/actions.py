@@ -22,6 +22,7 @@ from igor_cli.errors import (
     ApiError,
     Conflict,
     ExitCode,
+    IgorError,
     NotFound,
     RefNeedsClassic,
     ServicesNeedDocker,
@@ -159,6 +160,14 @@ class DeployRequest:
     as_json: bool = False
 
 
+class CancelTarget(Enum):
+    """Which deployment `cancel` was told to stop (none: the one there is)."""
+
+    ANY = ""
+    RUNNING = "running"
+    QUEUED = "queued"
+
+
 @dataclass(frozen=True)
 class CancelRequest:
     """`igor cancel`."""
@@ -169,6 +178,20 @@ class CancelRequest:
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
+    as_json: bool = False
+    target: CancelTarget = CancelTarget.ANY
+    deployment_id: str = ""  # --id N: this deployment, running or queued
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """`igor watch`: follow the stack's running deployment to its end."""
+
+    changes: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = True
+
+    stack: str
+    environment: str | None = None
     as_json: bool = False
 
 
@@ -206,12 +229,33 @@ class WhoamiRequest:
 
 
 Request = (
-    ListRequest | DeployRequest | CancelRequest | HistoryRequest | VersionRequest | WhoamiRequest
+    ListRequest
+    | DeployRequest
+    | CancelRequest
+    | HistoryRequest
+    | VersionRequest
+    | WhoamiRequest
+    | WatchRequest
 )
 ChangeRequest = DeployRequest | CancelRequest  # each names the one stack it changes
 
 
 # -- outcomes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackDeploys:
+    """What a stack's deployments say for `igor list`: the live one and the last one over."""
+
+    live: Deployment | None = None
+    live_by: Requester | None = None  # igor's requester of the live one, when it is igor's
+    last: Deployment | None = None  # the newest finished deployment
+    last_by: Requester | None = None
+
+    @property
+    def last_state(self) -> str:
+        """succeeded, failed or cancelled ("" with no finished deployment)."""
+        return deployment_state(self.last) if self.last is not None else ""
 
 
 @dataclass(frozen=True)
@@ -221,8 +265,30 @@ class StackList:
     stacks: list[Stack]
     stack_filter: str | None = None
     environment: str | None = None
+    # Per stack uid, when the deployments were read (not past DEPLOY_FACTS_LIMIT stacks).
+    deploys: dict[str, StackDeploys] = field(default_factory=dict)
 
     exit_code = ExitCode.OK
+
+    @property
+    def deploys_read(self) -> bool:
+        """Whether the deployments of the listed stacks were read (LAST DEPLOY)."""
+        return len(self.deploys) == len(self.stacks)
+
+    def last_activity(self, stack: Stack) -> datetime | None:
+        """The stack's last activity, moved on by a deployment that started or ended since."""
+        return last_activity(stack, self.deploys.get(stack.uid))
+
+
+def last_activity(stack: Stack, facts: StackDeploys | None) -> datetime | None:
+    """The stack's `last_activity`, or later: when its running deployment started or its
+    last one ended (Cloud 66 may not count a start as activity)."""
+    moments = [stack.last_activity]
+    if facts is not None:
+        moments.append(facts.live.started_at if facts.live else None)
+        moments.append(facts.last.finished_at if facts.last else None)
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
 
 
 class DeployResult(Enum):
@@ -276,23 +342,50 @@ class CancelResult(Enum):
     CANCELLING = "cancelling"
     NOTHING_TO_CANCEL = "nothing_to_cancel"
     ALREADY_CANCELLING = "already_cancelling"
+    CHOOSE = "choose"  # a running deployment and a queued one: igor does not guess
+
+
+@dataclass(frozen=True)
+class QueuedDeploy:
+    """A deploy igor asked for that waits behind the running deployment."""
+
+    action: AsyncAction
+    requester: Requester | None
+
+    @property
+    def deployment_id(self) -> str:
+        """Its deployment's id, when Cloud 66 says it (`metadata.deployment_id`)."""
+        return self.action.deployment_id
 
 
 @dataclass(frozen=True)
 class CancelOutcome:
-    """The result of `cancel`."""
+    """The result of `cancel`.
+
+    `deployment` is the running deployment (the one cancelled, or one to choose);
+    `queued` the deploys igor queued (the one cancelled, or the ones to choose).
+    """
 
     result: CancelResult
     stack: Stack
     deployment: Deployment | None = None
-    started_by: Requester | None = None
+    started_by: Requester | None = None  # igor's requester of `deployment`, when it is igor's
+    queued: tuple[QueuedDeploy, ...] = ()
+    cancelled: str = ""  # "running", "queued" or "named" (--id): which one this cancel stops
+    asked: CancelTarget = CancelTarget.ANY
+    cancelled_id: str = ""  # the deployment id deleted
 
     @property
     def exit_code(self) -> ExitCode:
-        """Nothing to cancel is a failure; an already running cancel is not."""
-        if self.result is CancelResult.NOTHING_TO_CANCEL:
+        """Nothing cancelled (nothing there, or a choice to make) is a failure."""
+        if self.result in (CancelResult.NOTHING_TO_CANCEL, CancelResult.CHOOSE):
             return ExitCode.FAILED
         return ExitCode.OK
+
+    @property
+    def cancelled_queued(self) -> QueuedDeploy | None:
+        """The queued deploy this cancel stops, if that is what it stops."""
+        return self.queued[0] if self.cancelled == "queued" and self.queued else None
 
 
 @dataclass(frozen=True)
@@ -338,16 +431,60 @@ class WhoamiOutcome:
     exit_code = ExitCode.OK
 
 
-Outcome = StackList | DeployOutcome | CancelOutcome | History | VersionOutcome | WhoamiOutcome
+@dataclass(frozen=True)
+class WatchOutcome:
+    """A deployment to follow to its end: what `watch` attaches to, and `deploy --follow` too.
+
+    No `action_id`: nothing runs or waits on the stack, so there is nothing to watch.
+    """
+
+    stack: Stack
+    action_id: str = ""  # the async action followed
+    deployment: Deployment | None = None  # the running deployment (None: not started yet)
+    started_by: Requester | None = None  # igor's requester, when it is igor's for sure
+    queued: bool = False  # igor's deploy, waiting behind the running one
+    started_at: datetime | None = None  # when it started (or was asked for, when queued)
+    typical: float | None = None  # seconds the stack's recent successful deployments took
+
+    @property
+    def followable(self) -> bool:
+        """Whether there is a deployment to follow."""
+        return bool(self.action_id)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Nothing to watch is a failure."""
+        return ExitCode.OK if self.followable else ExitCode.FAILED
+
+
+Outcome = (
+    StackList
+    | DeployOutcome
+    | CancelOutcome
+    | History
+    | VersionOutcome
+    | WhoamiOutcome
+    | WatchOutcome
+)
 
 
 # -- stacks ----------------------------------------------------------------
 
 
+# LAST DEPLOY costs a request or two per stack: read for a screenful of stacks at
+# most (a token has 3,000 requests an hour), and never for the thousand-stack listing.
+DEPLOY_FACTS_LIMIT = 30
+DEPLOY_FACTS_WORKERS = 8
+
+
 def list_stacks(
     client: Client, stack: str | None = None, environment: str | None = None
 ) -> StackList:
-    """Stacks whose name contains `stack` (any case), in `environment` (exact, any case)."""
+    """Stacks whose name contains `stack` (any case), in `environment` (exact, any case).
+
+    Up to DEPLOY_FACTS_LIMIT stacks, their deployments are read too (at once):
+    what runs now, and how the last one ended.
+    """
     needle = (stack or "").casefold()
     env = (environment or "").casefold()
     chosen = [
@@ -356,7 +493,37 @@ def list_stacks(
         if needle in s.name.casefold() and (not env or s.environment.casefold() == env)
     ]
     chosen.sort(key=lambda s: (s.name.casefold(), s.environment.casefold()))
-    return StackList(chosen, stack, environment)
+    deploys: dict[str, StackDeploys] = {}
+    if 0 < len(chosen) <= DEPLOY_FACTS_LIMIT:
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(DEPLOY_FACTS_WORKERS, len(chosen))
+        with ThreadPoolExecutor(workers, thread_name_prefix="igor-deploys") as pool:
+            found = pool.map(lambda s: stack_deploys(client, s), chosen)
+            deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
+    return StackList(chosen, stack, environment, deploys)
+
+
+def stack_deploys(client: Client, stack: Stack) -> StackDeploys:
+    """The stack's running deployment and its newest finished one, and who asked for each.
+
+    The async actions (igor's requesters) are read only when one of the two came
+    through the API, the way igor deploys.
+    """
+    every = client.deployments(stack.uid)
+    live = _live_deployment(every)
+    finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
+    last = min(finished, key=_newest_first, default=None)
+    shown = [d for d in (live, last) if d is not None]
+    if not any(d.triggered_via.casefold() in ("api", "") for d in shown):
+        return StackDeploys(live, None, last, None)
+    requesters = _igor_requesters(client, stack)
+    return StackDeploys(
+        live,
+        requesters.get(live.id) if live else None,
+        last,
+        requesters.get(last.id) if last else None,
+    )
 
 
 def resolve_stack(stacks: Sequence[Stack], name: str, environment: str | None) -> Stack:
@@ -548,36 +715,127 @@ def _deploy_resolved(
 # -- cancel ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What runs on a stack now, the async action behind it, and the deploys igor queued."""
+
+    live: Deployment | None
+    live_action: AsyncAction | None  # the action that runs `live`, when it can be told
+    queued: tuple[QueuedDeploy, ...]  # igor's deploys waiting (behind `live`, if any)
+
+    @property
+    def live_requester(self) -> Requester | None:
+        """igor's requester of the running deployment; None unless it is igor's for sure."""
+        if self.live_action is None:
+            return None
+        return Requester.from_reference(self.live_action.user_reference)
+
+
+def live_state(client: Client, stack: Stack) -> LiveState:
+    """Read the stack's deployments and actions (every page) and tell what runs and waits."""
+    live = _live_deployment(client.deployments(stack.uid))
+    unfinished = [a for a in client.actions(stack.uid) if not a.finished]
+    runs_live = _action_of(live, unfinished) if live is not None else None
+    queued = tuple(
+        QueuedDeploy(a, Requester.from_reference(a.user_reference))
+        for a in sorted(unfinished, key=_asked_first)
+        if a is not runs_live and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+    )
+    return LiveState(live, runs_live, queued)
+
+
+def _asked_first(action: AsyncAction) -> tuple[float, str]:
+    asked = action.started_at.timestamp() if action.started_at else float("inf")
+    return (asked, action.id)
+
+
+def _action_of(live: Deployment, unfinished: Sequence[AsyncAction]) -> AsyncAction | None:
+    """The unfinished action that runs the live deployment, when that can be told for sure.
+
+    An action that names its deployment (`metadata.deployment_id`) settles it.
+    Otherwise an action can only run the live deployment if the same Cloud 66
+    user asked for it no later than the deployment started, and it must be the
+    only such action: a deploy queued behind someone else's never takes their name.
+    """
+    named = [a for a in unfinished if a.deployment_id == live.id]
+    if named:
+        return named[0]
+    # Unconfirmed: that Cloud 66 leaves `metadata.deployment_id` out on some actions;
+    # the sandbox always sets it, so this rule only serves an API that does not.
+    possible = [
+        a
+        for a in unfinished
+        if not a.deployment_id
+        and (not a.user or a.user == live.triggered_by)
+        and (a.started_at is None or live.started_at is None or a.started_at <= live.started_at)
+    ]
+    return possible[0] if len(possible) == 1 else None
+
+
 def cancel(
     client: Client, request: CancelRequest, hints: StackHints | None = None
 ) -> CancelOutcome:
-    """Cancel the stack's live deployment, or say there is none."""
+    """Cancel what runs on the stack, or igor's queued deploy, or say which to choose.
+
+    With a running deployment and a deploy igor queued behind it, nothing is
+    cancelled unless the request says which (`--running`, `--queued`, `--id`).
+    """
     stack = find_stack(client, request.stack, request.environment, hints)
     _check_services(client, stack, split_services(request.services))
-    live = _live_deployment(client.deployments(stack.uid))
-    if live is None:
-        return CancelOutcome(CancelResult.NOTHING_TO_CANCEL, stack)
-    started_by = _igor_requester_of_live(client, stack)
+    state = live_state(client, stack)
+    live, queued = state.live, state.queued
+
+    def outcome(
+        result: CancelResult, cancelled: str = "", *, waiting: Sequence[QueuedDeploy] = queued
+    ) -> CancelOutcome:
+        return CancelOutcome(
+            result, stack, live, state.live_requester, tuple(waiting), cancelled, request.target
+        )
+
+    wanted = request.deployment_id.strip()
+    if wanted:
+        if live is not None and live.id == wanted:
+            return _delete(client, stack, wanted, outcome(CancelResult.CANCELLING, "running"))
+        named = [q for q in queued if q.deployment_id == wanted]
+        if named:
+            return _delete(
+                client, stack, wanted, outcome(CancelResult.CANCELLING, "queued", waiting=named)
+            )
+        # Not one igor can see running or queued: Cloud 66 says what it is.
+        return _delete(client, stack, wanted, outcome(CancelResult.CANCELLING, "named"))
+    target = request.target
+    if target is CancelTarget.RUNNING or (target is CancelTarget.ANY and not queued):
+        if live is None:
+            return outcome(CancelResult.NOTHING_TO_CANCEL)
+        return _delete(client, stack, live.id, outcome(CancelResult.CANCELLING, "running"))
+    if not queued:
+        return outcome(CancelResult.NOTHING_TO_CANCEL)
+    if len(queued) > 1 or (target is CancelTarget.ANY and live is not None):
+        return outcome(CancelResult.CHOOSE)
+    only = queued[0]
+    if not only.deployment_id:
+        raise IgorError(
+            f"Cloud 66 does not say which deployment igor's queued deploy of {stack.label} is, "
+            "so igor cannot cancel it.",
+            f"Cancel it in the Cloud 66 dashboard: {stack.dashboard_url}"
+            if stack.dashboard_url
+            else "Cancel it in the Cloud 66 dashboard.",
+        )
+    return _delete(client, stack, only.deployment_id, outcome(CancelResult.CANCELLING, "queued"))
+
+
+def _delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
+    """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure."""
+    import dataclasses
+
+    named = dataclasses.replace(said, deployment=said.deployment, cancelled_id=deployment_id)
     try:
-        message = client.cancel(stack.uid, live.id)
+        message = client.cancel(stack.uid, deployment_id)
     except Conflict:
-        return CancelOutcome(CancelResult.ALREADY_CANCELLING, stack, live, started_by)
+        return dataclasses.replace(named, result=CancelResult.ALREADY_CANCELLING)
     if "already" in message.casefold():
-        return CancelOutcome(CancelResult.ALREADY_CANCELLING, stack, live, started_by)
-    return CancelOutcome(CancelResult.CANCELLING, stack, live, started_by)
-
-
-def _igor_requester_of_live(client: Client, stack: Stack) -> Requester | None:
-    """Who asked igor for the live deployment, when that can be told for sure.
-
-    Cloud 66 does not say which async action runs which deployment, so igor names
-    its requester only when its action is the one unfinished action on the stack
-    (otherwise a deploy queued behind someone else's would take their name).
-    """
-    unfinished = [a for a in client.actions(stack.uid) if not a.finished]
-    if len(unfinished) == 1:
-        return Requester.from_reference(unfinished[0].user_reference)
-    return None
+        return dataclasses.replace(named, result=CancelResult.ALREADY_CANCELLING)
+    return named
 
 
 # -- history ---------------------------------------------------------------
@@ -650,8 +908,29 @@ class Progress:
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 when the deployment succeeded; 1 when it failed, was cancelled or still runs."""
-        return ExitCode.OK if self.finished and self.success else ExitCode.FAILED
+        """0 succeeded; 3 cancelled (someone asked; not igor failing); 1 failed or still runs."""
+        if self.finished and self.success:
+            return ExitCode.OK
+        if self.finished and self.cancelled:
+            return ExitCode.CANCELLED
+        return ExitCode.FAILED
+
+    @property
+    def state(self) -> str:
+        """succeeded, failed, cancelled, or running (also when igor stopped watching)."""
+        if not self.finished:
+            return "running"
+        if self.success:
+            return "succeeded"
+        return "cancelled" if self.cancelled else "failed"
+
+    @property
+    def cancelled_by(self) -> str:
+        """Who cancelled it, when Cloud 66's message says (`Deployment cancelled by X`)."""
+        if not self.cancelled:
+            return ""
+        _, found, who = self.message.partition(" by ")
+        return who.strip().rstrip(".") if found else ""
 
 
 LOW_REMAINING = 600  # requests left this hour below which following slows down
@@ -697,15 +976,16 @@ def follow(
     action_id: str,
     policy: FollowPolicy | None = None,
     loops: Callable[[], int] = lambda: 1,
+    already: float = 0.0,
 ) -> Iterator[Progress]:
     """Yield progress until the deploy's async action finishes or the timeout passes.
 
     Throttling, outages and a passing 404 (after the client's own retries) only
     slow the polling down; a rejected token, or `give_up_after` failures in a
-    row, end it.
+    row, end it. `already`: seconds the deployment ran before igor started watching.
     """
     policy = policy or FollowPolicy()
-    started = policy.clock()
+    started = policy.clock() - max(0.0, already)
     delay = policy.interval_for(loops())
     failures = 0
     while True:
@@ -731,11 +1011,91 @@ def follow(
                 cancelled=cancelled,
             )
             return
-        if elapsed >= policy.timeout:
+        if elapsed - already >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
             return
         yield Progress(elapsed, False)
         policy.sleep(delay)
+
+
+# -- watch -----------------------------------------------------------------
+
+TYPICAL_OF = 5  # the newest successful deployments an estimate is made from
+
+
+def watch(client: Client, request: WatchRequest, hints: StackHints | None = None) -> WatchOutcome:
+    """The stack's running deployment (or igor's queued deploy) to follow, with an estimate."""
+    stack = find_stack(client, request.stack, request.environment, hints)
+    state = live_state(client, stack)
+    typical = typical_duration(client.deployments(stack.uid))
+    if state.live_action is not None and state.live is not None:
+        return WatchOutcome(
+            stack,
+            state.live_action.id,
+            state.live,
+            state.live_requester,
+            started_at=state.live.started_at,
+            typical=typical,
+        )
+    if state.live is None and len(state.queued) == 1:
+        waiting = state.queued[0]  # about to start: nothing runs in front of it
+        return WatchOutcome(
+            stack,
+            waiting.action.id,
+            None,
+            waiting.requester,
+            queued=True,
+            started_at=waiting.action.started_at,
+            typical=typical,
+        )
+    if state.live is not None:
+        raise IgorError(
+            f"{stack.label} runs deployment {state.live.id}, but Cloud 66 does not say which "
+            "action to follow for it.",
+            f"Follow it in the Cloud 66 dashboard: {stack.dashboard_url}"
+            if stack.dashboard_url
+            else "Follow it in the Cloud 66 dashboard.",
+        )
+    return WatchOutcome(stack)
+
+
+def following(client: Client, outcome: DeployOutcome) -> WatchOutcome:
+    """What `deploy --follow` watches: the deployment igor asked for (or already runs)."""
+    typical = typical_duration(client.deployments(outcome.stack.uid))
+    return WatchOutcome(
+        outcome.stack,
+        outcome.action_id,
+        outcome.running if outcome.result is DeployResult.ALREADY_DEPLOYING else None,
+        outcome.started_by,
+        queued=outcome.result is DeployResult.QUEUED,
+        started_at=outcome.started_at,
+        typical=typical,
+    )
+
+
+def seconds_running(outcome: DeployOutcome | WatchOutcome, now: datetime) -> float:
+    """How long the followed deployment has run already (0 when igor just asked for it)."""
+    if outcome.started_at is None:
+        return 0.0
+    return max(0.0, (now - outcome.started_at).total_seconds())
+
+
+def typical_duration(deployments: Sequence[Deployment]) -> float | None:
+    """How long the stack's newest successful deployments took (the median), if any did."""
+    import statistics
+
+    done = [
+        d
+        for d in deployments
+        if deployment_state(d) == "succeeded" and d.started_at and d.finished_at
+    ]
+    newest = sorted(done, key=_newest_first)[:TYPICAL_OF]
+    seconds = [
+        (d.finished_at - d.started_at).total_seconds()
+        for d in newest
+        if d.finished_at is not None and d.started_at is not None
+    ]
+    return statistics.median(seconds) if seconds else None
 
 
 # -- the registry: which action answers which request -----------------------
@@ -786,6 +1146,11 @@ def _cancel_action(run: Run, request: CancelRequest) -> CancelOutcome:
 @performs(HistoryRequest)
 def _history_action(run: Run, request: HistoryRequest) -> History:
     return history(run.connect(), request, run.hints)
+
+
+@performs(WatchRequest)
+def _watch_action(run: Run, request: WatchRequest) -> WatchOutcome:
+    return watch(run.connect(), request, run.hints)
 
 
 @performs(VersionRequest)

@@ -206,6 +206,21 @@ Profile = Annotated[
         help="Deploy with this Cloud 66 deployment profile.",
     ),
 ]  # fmt: skip
+CancelRunning = Annotated[
+    bool,
+    typer.Option("--running", help="Cancel the running deployment, whoever started it."),
+]
+CancelQueued = Annotated[
+    bool,
+    typer.Option("--queued", help="Cancel the deploy igor queued behind the running one."),
+]
+DeploymentId = Annotated[
+    str | None,
+    typer.Option(
+        "--id", metavar="N", show_default=False,
+        help="Cancel deployment N (running or queued).",
+    ),
+]  # fmt: skip
 Count = Annotated[
     int,
     typer.Option(
@@ -338,15 +353,52 @@ def deploy_command(
 
 @command("cancel", aliases=("stop", "exit", "halt"), chat=True)
 def cancel_command(
+    ctx: typer.Context,
     stack: StackName,
     environment: EnvironmentName = None,
     service: Services = None,
+    running: CancelRunning = False,
+    queued: CancelQueued = False,
+    deployment_id: DeploymentId = None,
     as_json: Json = False,
 ) -> Any:
-    """Cancel the stack's running deployment."""
-    from igor_cli.actions import CancelRequest
+    """Cancel the stack's running deployment (or the deploy igor queued behind it).
 
-    return CancelRequest(stack, environment, tuple(service or ()), as_json)
+    When someone else's deployment runs and one of igor's waits behind it,
+    nothing is cancelled until you say which: --running, --queued or --id N.
+    """
+    from igor_cli.actions import CancelRequest, CancelTarget
+
+    given = {"--running": running, "--queued": queued, "--id": deployment_id}
+    chosen = [name for name, value in given.items() if value]
+    if len(chosen) > 1:
+        raise UsageError(f"Choose one of {' and '.join(chosen)}.", ctx)
+    target = (
+        CancelTarget.RUNNING if running else CancelTarget.QUEUED if queued else CancelTarget.ANY
+    )
+    return CancelRequest(
+        stack,
+        environment,
+        tuple(service or ()),
+        as_json,
+        target=target,
+        deployment_id=(deployment_id or "").strip(),
+    )
+
+
+@command("watch", chat=True)
+def watch_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    as_json: Json = False,
+) -> Any:
+    """Follow the stack's running deployment to its end, as deploy --follow does.
+
+    Ctrl-C stops watching; the deployment goes on.
+    """
+    from igor_cli.actions import WatchRequest
+
+    return WatchRequest(stack, environment, as_json)
 
 
 @command("history", aliases=("deployments",), chat=True)

@@ -156,12 +156,14 @@ class Stack:
     git: str = ""
     git_branch: str = ""
     backend: str = ""
+    dashboard_url: str = ""  # the stack's page in the Cloud 66 dashboard, when known
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Stack:
-        """Build from one entry of the API's `response`."""
+    def from_api(cls, data: Mapping[str, Any], origin: str = "") -> Stack:
+        """Build from one entry of the API's `response` (`origin`: where the API lives)."""
+        uid = clean_text(data.get("uid"))
         return cls(
-            uid=clean_text(data.get("uid")),
+            uid=uid,
             name=clean_text(data.get("name")),
             environment=clean_text(data.get("environment")),
             status=_enum(StackStatus, data.get("status"), StackStatus.UNKNOWN),
@@ -174,6 +176,7 @@ class Stack:
             git=clean_text(data.get("git")),
             git_branch=clean_text(data.get("git_branch")),
             backend=clean_text(data.get("backend")),
+            dashboard_url=dashboard_url(origin, uid) if origin and uid else "",
         )
 
     @property
@@ -190,6 +193,18 @@ class Stack:
             "kubernetes",
             "docker",
         }
+
+
+def dashboard_url(origin: str, uid: str) -> str:
+    """The stack's page in the dashboard of the Cloud 66 that serves the API at `origin`.
+
+    Unconfirmed: that the dashboard takes the stack's uid (`/stacks/<uid>`); the
+    links people share show `/stacks/<number>`, a number the API v3 does not give.
+    The sandbox serves a page at the same place.
+    """
+    from urllib.parse import quote
+
+    return f"{origin.rstrip('/')}/stacks/{quote(uid, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -466,14 +481,14 @@ class Cloud66Client:
 
     def stacks(self) -> list[Stack]:
         """Every stack the token can see (every page)."""
-        stacks = [Stack.from_api(item) for item in self._list("/stacks")]
+        stacks = [Stack.from_api(item, self.origin) for item in self._list("/stacks")]
         if self.observer is not None:
             self.observer.stacks(stacks)
         return stacks
 
     def stack(self, uid: str) -> Stack:
         """One stack (one GET)."""
-        return Stack.from_api(self._object(f"/stacks/{_segment(uid)}"))
+        return Stack.from_api(self._object(f"/stacks/{_segment(uid)}"), self.origin)
 
     def services(self, uid: str) -> list[Service]:
         """The services of a stack (empty for stacks without containers)."""

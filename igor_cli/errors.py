@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1
     USAGE = 2
+    # A followed deployment was cancelled (someone asked for it): not a failure of
+    # igor nor of the deployment, and a script may want to tell it apart.
+    CANCELLED = 3
     NOT_AUTHORISED = 4
     UNAVAILABLE = 5
     INTERRUPTED = 130

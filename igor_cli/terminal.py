@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from igor_cli.config import Environment
 
 if TYPE_CHECKING:
-    from igor_cli.actions import DeployOutcome, Request
+    from igor_cli.actions import Request, WatchOutcome
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.render.terminal import TerminalRenderer
     from igor_cli.setup_commands import (
@@ -50,6 +50,8 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
             code = int(done.exit_code)
         except ClickException as problem:
             problem.show()
+            if "--json" in (sys.argv[1:] if args is None else args):
+                _json_error("usage", problem.format_message(), problem.exit_code, env)
             return problem.exit_code
         else:
             if parsed.sandbox:
@@ -97,15 +99,28 @@ def renderer(env: Environment) -> TerminalRenderer:
 
 
 def run(env: Environment, request: Request) -> int:
-    """Perform a request, render its outcome, follow a deployment if asked."""
-    from igor_cli.actions import DeployOutcome, DeployRequest, Origin
+    """Perform a request, render its outcome, follow a deployment if asked (or watched)."""
+    from igor_cli.actions import (
+        DeployOutcome,
+        DeployRequest,
+        Origin,
+        WatchOutcome,
+        WatchRequest,
+        following,
+    )
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
     from igor_cli.errors import IgorError
     from igor_cli.render.terminal import TerminalRenderer
 
-    renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
+    follows = isinstance(request, WatchRequest) or (
+        isinstance(request, DeployRequest) and request.follow
+    )
+    # Following with --json writes JSON Lines: one compact event a line.
+    renderer = TerminalRenderer(
+        env.out, env.err, env.clock(), as_json=request.as_json, lines=follows
+    )
     clients: list[Cloud66Client] = []
 
     def connect() -> Cloud66Client:
@@ -113,15 +128,17 @@ def run(env: Environment, request: Request) -> int:
             clients.append(open_client(env))
         return clients[0]
 
-    following = isinstance(request, DeployRequest) and request.follow
     try:
         outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env), env)
-        renderer.outcome(outcome, following=following)
+        renderer.outcome(outcome, following=follows)
         code = int(outcome.exit_code)
-        posted = isinstance(outcome, DeployOutcome) and outcome.posted and outcome.action_id
-        if following and posted:
-            assert isinstance(outcome, DeployOutcome)
-            code = _follow(env, connect(), outcome, renderer)
+        watched = None
+        if isinstance(outcome, WatchOutcome) and outcome.followable:
+            watched = outcome
+        elif follows and isinstance(outcome, DeployOutcome) and outcome.posted:
+            watched = following(connect(), outcome) if outcome.action_id else None
+        if watched is not None:
+            code = _follow(env, connect(), watched, renderer)
     except IgorError as error:
         renderer.error(error)
         code = int(error.exit_code)
@@ -132,18 +149,26 @@ def run(env: Environment, request: Request) -> int:
 
 
 def _follow(
-    env: Environment, client: Cloud66Client, outcome: DeployOutcome, renderer: TerminalRenderer
+    env: Environment, client: Cloud66Client, watched: WatchOutcome, renderer: TerminalRenderer
 ) -> int:
-    from igor_cli.actions import FollowPolicy, follow
+    """Follow a deployment to its end (deploy --follow and watch alike); Ctrl-C leaves it be."""
+    from igor_cli.actions import FollowPolicy, follow, seconds_running
 
     policy = FollowPolicy(interval=env.follow_interval, clock=env.monotonic, sleep=env.sleep)
+    already = seconds_running(watched, env.clock())
     last = None
-    with renderer.watching(outcome.stack) as update:
-        for progress in follow(client, outcome.stack.uid, outcome.action_id, policy):
-            update(progress)
-            last = progress
+    try:
+        with renderer.watching(watched, env.monotonic, already) as update:
+            for progress in follow(
+                client, watched.stack.uid, watched.action_id, policy, already=already
+            ):
+                update(progress)
+                last = progress
+    except KeyboardInterrupt:
+        renderer.interrupted(watched)
+        return 130
     assert last is not None  # follow always yields at least once
-    renderer.progress_line(outcome.stack, last)
+    renderer.progress_line(watched, last)
     return int(last.exit_code)
 
 
@@ -270,6 +295,15 @@ def _failed(exc: Exception, env: Environment) -> int:
             "Run again with IGOR_DEBUG=1 to see where, and please report it."
         )
     return 1
+
+
+def _json_error(kind: str, message: str, exit_code: int, env: Environment) -> None:
+    """With --json, an error is also a JSON object on stdout, for the program reading it."""
+    from igor_cli.render.terminal import error_json
+
+    with contextlib.suppress(OSError, ValueError):
+        env.out.write(error_json(kind, message, exit_code) + "\n")
+        env.out.flush()
 
 
 def _say(line: str) -> None:

@@ -153,10 +153,10 @@ def test_unbalanced_quote_gets_a_clear_reply(bot: RunningBot, slack: FakeSlack) 
         ("deploy", "Usage: igor deploy [OPTIONS]"),
         ("deploy -s shop -w maybe", "'maybe' is not true or false"),
         ("deploy -h", "Aliases: redeploy."),
-        ("halt --help", "Cancel the stack's running deployment."),
+        ("halt --help", "Cancel the stack's running deployment"),
         (
             "frobnicate",
-            "Unknown command 'frobnicate'. Commands: list, deploy, cancel, history, whoami, help, "
+            "Unknown command 'frobnicate'. Commands: list, deploy, cancel, watch, history, whoami, help, "
             "version.",
         ),
         ("serve", "Unknown command 'serve'."),

@@ -59,7 +59,8 @@ def test_list_json_is_plain_and_complete(sim: Simulator, igor: Igor) -> None:
     ]
     assert set(stacks[0]) == {
         "uid", "name", "environment", "status", "status_text",
-        "health", "health_text", "busy", "last_activity",
+        "health", "health_text", "busy", "last_activity", "dashboard_url",
+        "deployments_read", "live_deployment", "last_deploy",
     }  # fmt: skip
     assert stacks[0]["status_text"] == "Deployed successfully"
     assert stacks[0]["busy"] is False
@@ -79,7 +80,7 @@ def test_deploy_starts_and_tags_the_deployment(sim: Simulator, igor: Igor) -> No
     ran = igor("deploy", "-s", "blog")
     assert ran.exit_code == 0
     assert "Deploy started: blog (production)." in ran.stdout
-    assert "Watch it with `igor list -s blog`" in ran.stderr
+    assert "Watch it with `igor watch -s blog -e production`" in ran.stderr
     assert deploy_posts(sim) == 1
     posted = next(r for r in sim.requests if r.method == "POST")
     assert posted.body["user_reference"].startswith("igor:cli:")
@@ -396,7 +397,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     ran = igor("deplyo")
     assert ran.exit_code == 2
     assert (
-        "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, whoami, serve,"
+        "Unknown command 'deplyo'. Commands: list, deploy, cancel, watch, history, whoami, serve,"
         in ran.stderr
     )
     assert "doctor, help, version." in ran.stderr

@@ -323,7 +323,7 @@ def test_cancel_then_conflict_then_not_running(sim: Simulator, api: Api, clock: 
     assert ended["finished_at"] == "2026-11-27T10:00:25Z"
     action = api.get(f"/stacks/{uid}/actions/{action_id}").json()["response"]
     assert action["finished_success"] is False
-    assert action["finished_message"] == "Deployment cancelled"
+    assert action["finished_message"] == "Deployment cancelled by sandbox@igor.example"
     assert sim.stack("shop", "production")["status"] == 1
     gone = api.delete(f"/stacks/{uid}/deployments/{deployment_id}")
     assert gone.status_code == 404

@@ -23,6 +23,7 @@ from igor_cli.actions import (
     Origin,
     Outcome,
     Request,
+    WatchOutcome,
     find_stack,
     perform,
 )
@@ -72,12 +73,14 @@ class Reply:
     pending: PendingCommand | None = None  # waiting for the requester's click
 
     @property
-    def deployment_to_follow(self) -> DeployOutcome | None:
-        """A deployment igor runs for this stack, to follow in the thread."""
+    def deployment_to_follow(self) -> DeployOutcome | WatchOutcome | None:
+        """A deployment to follow in the thread: one igor runs, or one `watch` attached to."""
         outcome = self.outcome
         if isinstance(self.request, DeployRequest) and self.request.dry_run:
             return None  # a dry run asked what would happen; it follows nothing
-        return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
+        if isinstance(outcome, DeployOutcome | WatchOutcome) and outcome.followable:
+            return outcome
+        return None
 
 
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value

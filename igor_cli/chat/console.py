@@ -12,7 +12,7 @@ import threading
 import uuid
 from typing import TextIO
 
-from igor_cli.actions import FollowPolicy, Origin
+from igor_cli.actions import FollowPolicy, Origin, seconds_running
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
@@ -54,7 +54,8 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
         say(render_text(reply, env.clock()))
         outcome = reply.deployment_to_follow
         if outcome is not None:
-            followers.watch(outcome.stack, outcome.action_id, Watcher(user, tell))
+            already = seconds_running(outcome, env.clock())
+            followers.watch(outcome.stack, outcome.action_id, Watcher(user, tell), already)
     if followers.active:
         stdout.write(
             f"\nWaiting for {followers.active} deployment(s) to finish (Ctrl-C to stop).\n"

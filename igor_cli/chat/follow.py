@@ -48,6 +48,7 @@ class _Watch:
     stack: Stack
     action_id: str
     watchers: list[Watcher] = field(default_factory=list)
+    already: float = 0.0  # seconds it ran before the loop started
 
 
 class Followers:
@@ -61,8 +62,11 @@ class Followers:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
-    def watch(self, stack: Stack, action_id: str, watcher: Watcher) -> bool:
-        """Add a watcher; returns True if this started a new poll loop."""
+    def watch(self, stack: Stack, action_id: str, watcher: Watcher, already: float = 0.0) -> bool:
+        """Add a watcher; returns True if this started a new poll loop.
+
+        `already`: seconds the deployment ran before (someone attached with `watch`).
+        """
         key = (stack.uid, action_id)
         with self._lock:
             if self._stopping.is_set():
@@ -71,7 +75,7 @@ class Followers:
             if existing is not None:
                 existing.watchers.append(watcher)
                 return False
-            watch = self._watches[key] = _Watch(stack, action_id, [watcher])
+            watch = self._watches[key] = _Watch(stack, action_id, [watcher], already)
             thread = threading.Thread(
                 target=self._run, args=(key, watch), name=f"follow-{stack.name}", daemon=True
             )
@@ -109,7 +113,12 @@ class Followers:
             client = self.connect()
             try:
                 for progress in follow(
-                    client, watch.stack.uid, watch.action_id, self.policy, lambda: self.active
+                    client,
+                    watch.stack.uid,
+                    watch.action_id,
+                    self.policy,
+                    lambda: self.active,
+                    already=watch.already,
                 ):
                     if self._stopping.is_set():
                         return  # stop() has told the watchers already

@@ -8,24 +8,30 @@ their own way.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from igor_cli.actions import (
     CancelOutcome,
     CancelResult,
+    CancelTarget,
     DeployOutcome,
     DeployResult,
     History,
     PastDeployment,
     Progress,
+    QueuedDeploy,
     Requester,
+    StackDeploys,
     StackList,
     VersionOutcome,
+    WatchOutcome,
     WhoamiOutcome,
+    deployment_state,
+    last_activity,
 )
-from igor_cli.cloud66 import Stack, StackStatus
+from igor_cli.cloud66 import Deployment, Stack, StackStatus
 
 PersonNamer = Callable[[Requester], str]
 
@@ -49,6 +55,17 @@ def ago(then: datetime | None, now: datetime) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "just now" if seconds < 10 else f"{seconds} seconds ago"
+
+
+def short_ago(then: datetime | None, now: datetime) -> str:
+    """`just now`, `12m ago`, `5h ago`, `3d ago`; `never` for no time (table cells)."""
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now" if seconds < 10 else f"{seconds}s ago"
 
 
 def duration(seconds: float) -> str:
@@ -113,16 +130,93 @@ def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) 
 
 
 def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
-    """One sentence: what the cancel request came to."""
+    """One sentence: what the cancel request came to, naming the deployment and who started it."""
     stack = outcome.stack.label
-    if outcome.result is CancelResult.NOTHING_TO_CANCEL or outcome.deployment is None:
+    if outcome.result is CancelResult.CHOOSE:
+        return _choose_sentence(outcome, person, now)
+    if outcome.result is CancelResult.NOTHING_TO_CANCEL:
+        if outcome.asked is CancelTarget.QUEUED:
+            return f"igor has no deploy of {stack} queued, nothing to cancel."
+        if outcome.asked is CancelTarget.RUNNING or outcome.queued:
+            return f"{stack} has no running deployment, nothing to cancel."
         return f"{stack} is not deploying, nothing to cancel."
+    queued = outcome.cancelled_queued
+    if queued is not None:
+        what = f"igor's queued deploy of {stack} ({_queued_by(queued, person, now)}"
+        what += f", deployment {queued.deployment_id})"
+        if outcome.result is CancelResult.ALREADY_CANCELLING:
+            return f"{what[0].upper()}{what[1:]} is already cancelling."
+        running = outcome.deployment
+        behind = f"; deployment {running.id} goes on" if running is not None else ""
+        return f"Cancelling {what}{behind}."
+    if outcome.cancelled == "named" or outcome.deployment is None:
+        number = outcome.cancelled_id
+        if outcome.result is CancelResult.ALREADY_CANCELLING:
+            return f"Deployment {number} of {stack} is already cancelling."
+        return f"Cancelling deployment {number} of {stack}."
     deployment = outcome.deployment
-    who = person(outcome.started_by) if outcome.started_by else deployment.triggered_by
-    started = f"started by {who} {ago(deployment.started_at, now)}"
+    started = f"started by {_live_by(outcome, person)} {ago(deployment.started_at, now)}"
     if outcome.result is CancelResult.ALREADY_CANCELLING:
         return f"Deployment {deployment.id} of {stack} ({started}) is already cancelling."
     return f"Cancelling deployment {deployment.id} of {stack} ({started})."
+
+
+def _live_by(outcome: CancelOutcome, person: PersonNamer) -> str:
+    """Who started the running deployment: igor's requester only when it is igor's for sure."""
+    deployment = outcome.deployment
+    assert deployment is not None
+    if outcome.started_by is not None:
+        return f"{person(outcome.started_by)} through igor"
+    via = f" via {deployment.triggered_via}" if deployment.triggered_via else ""
+    return f"{deployment.triggered_by}{via}"
+
+
+def _queued_by(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
+    who = person(queued.requester) if queued.requester else "someone"
+    return f"asked for by {who} {ago(queued.action.started_at, now)}"
+
+
+def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+    stack = outcome.stack.label
+    parts = []
+    if outcome.deployment is not None:
+        running = outcome.deployment
+        parts.append(
+            f"deployment {running.id} is running (started by {_live_by(outcome, person)} "
+            f"{ago(running.started_at, now)})"
+        )
+    for queued in outcome.queued:
+        number = f" (deployment {queued.deployment_id})" if queued.deployment_id else ""
+        parts.append(f"igor's deploy {_queued_by(queued, person, now)} waits{number}")
+    return f"On {stack}, {' and '.join(parts)}. Nothing was cancelled: say which to cancel."
+
+
+def cancel_choices(outcome: CancelOutcome) -> list[tuple[str, str]]:
+    """The commands (without `igor `) that settle a cancel needing a choice, and what each does."""
+    if outcome.result is not CancelResult.CHOOSE:
+        return []
+    target = f"cancel {target_words(outcome.stack)}"
+    choices = []
+    if outcome.deployment is not None:
+        choices.append((f"{target} --running", f"cancel deployment {outcome.deployment.id}"))
+    if len(outcome.queued) == 1:
+        choices.append((f"{target} --queued", "cancel igor's queued deploy"))
+    for queued in outcome.queued:
+        if queued.deployment_id:
+            choices.append(
+                (
+                    f"{target} --id {queued.deployment_id}",
+                    f"cancel deployment {queued.deployment_id}",
+                )
+            )
+    return choices
+
+
+def target_words(stack: Stack) -> str:
+    """`-s shop -e production`: the options that name this stack in a command."""
+    name = f'"{stack.name}"' if " " in stack.name else stack.name
+    env = f" -e {stack.environment}" if stack.environment else ""
+    return f"-s {name}{env}"
 
 
 def progress_sentence(stack: Stack, progress: Progress) -> str:
@@ -139,10 +233,46 @@ def progress_sentence(stack: Stack, progress: Progress) -> str:
     if progress.success:
         return f"Deployed {stack.label} in {took}{said}."
     if progress.cancelled:
-        # Cloud 66's own words only when they say more than "cancelled" (who, why).
-        plain = progress.message.strip().rstrip(".").casefold() in ("", "deployment cancelled")
-        return f"Deployment of {stack.label} was cancelled after {took}{'' if plain else said}."
+        by = progress.cancelled_by or "Cloud 66 does not say by whom"
+        return f"Deployment of {stack.label} was cancelled ({by}) after {took}."
     return f"Deployment of {stack.label} failed after {took}{said}."
+
+
+def after_failure(stack: Stack) -> list[tuple[str, str]]:
+    """What to type (without `igor `) after a failed deployment, and what for."""
+    target = target_words(stack)
+    return [(f"history {target}", "see what ran"), (f"deploy {target}", "try again")]
+
+
+def watching_line(watched: WatchOutcome, elapsed: float) -> str:
+    """The live line while following: the state, the time so far, and what is usual."""
+    state = "Queued" if watched.queued and watched.deployment is None else "Deploying"
+    said = f"{state}: {watched.stack.label}… {duration(elapsed)}"
+    if watched.typical:
+        usual = duration(watched.typical)
+        late = "; taking longer" if elapsed > watched.typical else ""
+        said += f" (usually about {usual}{late})"
+    return said
+
+
+def watch_sentence(outcome: WatchOutcome, person: PersonNamer, now: datetime) -> str:
+    """What `watch` attached to (or why there is nothing to watch)."""
+    stack = outcome.stack.label
+    if not outcome.followable:
+        return f"{stack} is not deploying, nothing to watch."
+    if outcome.deployment is None:
+        who = person(outcome.started_by) if outcome.started_by else "someone"
+        return (
+            f"Watching igor's deploy of {stack} asked for by {who} {ago(outcome.started_at, now)}."
+        )
+    running = outcome.deployment
+    who = (
+        f"{person(outcome.started_by)} through igor" if outcome.started_by else running.triggered_by
+    )
+    return (
+        f"Watching deployment {running.id} of {stack} "
+        f"(started by {who} {ago(running.started_at, now)})."
+    )
 
 
 def progress_step(stack: Stack, progress: Progress) -> str:
@@ -166,17 +296,47 @@ def status_label(stack: Stack) -> str:
     return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
 
 
-STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")
+STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")
 
 
-def stack_rows(stacks: list[Stack], now: datetime) -> list[tuple[str, ...]]:
+def stack_rows(
+    stacks: list[Stack], now: datetime, deploys: Mapping[str, StackDeploys] | None = None
+) -> list[tuple[str, ...]]:
     """The stacks table, header first, as both chat renderers print it."""
+    known = deploys or {}
     rows: list[tuple[str, ...]] = [STACK_COLUMNS]
     rows += [
-        (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
+        (
+            s.name,
+            s.environment,
+            status_label(s),
+            s.health.text,
+            ago(last_activity(s, known.get(s.uid)), now),
+            last_deploy(known.get(s.uid), now),
+        )
         for s in stacks
     ]
     return rows
+
+
+def short_person(requester: Requester | None, triggered_by: str) -> str:
+    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop."""
+    if requester is not None:
+        return requester.user.split("@", 1)[0] or requester.user or "someone"
+    return triggered_by.split("@", 1)[0] or triggered_by or "someone"
+
+
+def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
+    """`failed · alice · 3 minutes ago`: the running deployment, or how the last one ended."""
+    if facts is None:
+        return "-"  # not read (a long list)
+    if facts.live is not None:
+        who = short_person(facts.live_by, facts.live.triggered_by)
+        return f"running · {who} · {short_ago(facts.live.started_at, now)}"
+    if facts.last is None:
+        return "none"
+    who = short_person(facts.last_by, facts.last.triggered_by)
+    return f"{facts.last_state} · {who} · {short_ago(facts.last.finished_at, now)}"
 
 
 def aligned(rows: list[tuple[str, ...]]) -> list[str]:
@@ -198,9 +358,10 @@ def list_summary(stacks: StackList) -> str:
     return "No stacks" + (" " + " ".join(filters) if filters else "") + "."
 
 
-def stack_json(stack: Stack) -> dict[str, Any]:
-    """A stack in igor's JSON output."""
-    return {
+def stack_json(stack: Stack, facts: StackDeploys | None = None) -> dict[str, Any]:
+    """A stack in igor's JSON output, with its deployments when they were read."""
+    moved = last_activity(stack, facts)
+    said = {
         "uid": stack.uid,
         "name": stack.name,
         "environment": stack.environment,
@@ -209,7 +370,28 @@ def stack_json(stack: Stack) -> dict[str, Any]:
         "health": int(stack.health),
         "health_text": stack.health.text,
         "busy": stack.is_busy,
-        "last_activity": stack.last_activity.isoformat() if stack.last_activity else None,
+        "last_activity": moved.isoformat() if moved else None,
+        "dashboard_url": stack.dashboard_url or None,
+        "deployments_read": facts is not None,
+        "live_deployment": None,
+        "last_deploy": None,
+    }
+    if facts is not None and facts.live is not None:
+        said["live_deployment"] = _deployment_json(facts.live, facts.live_by)
+    if facts is not None and facts.last is not None:
+        said["last_deploy"] = _deployment_json(facts.last, facts.last_by)
+    return said
+
+
+def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
+    return {
+        "id": deployment.id,
+        "outcome": deployment_state(deployment),
+        "triggered_by": deployment.triggered_by,
+        "triggered_via": deployment.triggered_via or None,
+        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
+        "finished_at": deployment.finished_at.isoformat() if deployment.finished_at else None,
     }
 
 
@@ -227,9 +409,22 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         return {
             "result": outcome.result.value,
             "stack": stack,
+            "cancelled": outcome.cancelled or None,
+            "cancelled_deployment_id": outcome.cancelled_id or None,
             "deployment_id": deployment.id if deployment else None,
             "triggered_by": deployment.triggered_by if deployment else None,
             "started_by": started_by,
+            "queued": [
+                {
+                    "deployment_id": q.deployment_id or None,
+                    "async_action_id": q.action.id,
+                    "igor": {"via": q.requester.via, "user": q.requester.user}
+                    if q.requester
+                    else None,
+                }
+                for q in outcome.queued
+            ],
+            "choices": [words for words, _ in cancel_choices(outcome)],
         }
     running = outcome.running
     return {
@@ -383,7 +578,7 @@ def _list_sentence(outcome: StackList, person: PersonNamer, now: datetime) -> st
 
 @facts.register
 def _list_facts(outcome: StackList) -> Any:
-    return [stack_json(stack) for stack in outcome.stacks]
+    return [stack_json(stack, outcome.deploys.get(stack.uid)) for stack in outcome.stacks]
 
 
 @tone.register
@@ -423,6 +618,8 @@ def _cancel_facts(outcome: CancelOutcome) -> Any:
 
 @tone.register
 def _cancel_tone(outcome: CancelOutcome) -> str:
+    if outcome.result is CancelResult.CHOOSE:
+        return "refused"
     return "stopping" if outcome.result is CancelResult.CANCELLING else "info"
 
 
@@ -480,3 +677,34 @@ def _whoami_facts(outcome: WhoamiOutcome) -> Any:
 @tone.register
 def _whoami_tone(outcome: WhoamiOutcome) -> str:
     return "plain"
+
+
+@sentence.register
+def _watch_sentence(outcome: WatchOutcome, person: PersonNamer, now: datetime) -> str:
+    return watch_sentence(outcome, person, now)
+
+
+@facts.register
+def _watch_facts(outcome: WatchOutcome) -> Any:
+    running = outcome.deployment
+    requester = outcome.started_by
+    return {
+        "result": "watching" if outcome.followable else "nothing_to_watch",
+        "stack": {
+            "uid": outcome.stack.uid,
+            "name": outcome.stack.name,
+            "environment": outcome.stack.environment,
+        },
+        "async_action_id": outcome.action_id or None,
+        "deployment_id": running.id if running else None,
+        "queued": outcome.queued,
+        "started_by": {"via": requester.via, "user": requester.user} if requester else None,
+        "triggered_by": running.triggered_by if running else None,
+        "started_at": outcome.started_at.isoformat() if outcome.started_at else None,
+        "typical_seconds": round(outcome.typical, 1) if outcome.typical else None,
+    }
+
+
+@tone.register
+def _watch_tone(outcome: WatchOutcome) -> str:
+    return "info" if outcome.followable else "refused"

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from igor_cli.actions import (
+    CancelOutcome,
     CancelRequest,
+    CancelTarget,
     DeployOutcome,
     DeployRequest,
     DeployResult,
@@ -24,6 +26,7 @@ from igor_cli.actions import (
     Progress,
     Requester,
     StackList,
+    WatchOutcome,
 )
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
@@ -150,11 +153,27 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
     return ""
 
 
+@slack_hint.register
+def _cancel_hint(outcome: CancelOutcome) -> str:
+    choices = sentences.cancel_choices(outcome)
+    return (
+        "Say " + "; ".join(f"`{escape(words)}` to {what}" for words, what in choices) + "."
+        if choices
+        else ""
+    )
+
+
+@slack_hint.register
+def _watch_hint(outcome: WatchOutcome) -> str:
+    return "I'll post the outcome in this thread." if outcome.followable else ""
+
+
 def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
-    chunks = _table_chunks(sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now))
+    shown_stacks = listing.stacks[:MAX_LIST_ROWS]
+    chunks = _table_chunks(sentences.stack_rows(shown_stacks, now, listing.deploys))
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
     shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
@@ -286,7 +305,13 @@ def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, st
 @confirmation_question.register
 def _cancel_question(request: CancelRequest, stack: Stack) -> tuple[str, str, str]:
     name, where = escape(stack.name), escape(stack.environment)
-    question = f"cancel the running deployment of *{name}* in *{where}*?"
+    which = {
+        CancelTarget.RUNNING: "the running deployment",
+        CancelTarget.QUEUED: "igor's queued deploy",
+    }.get(request.target, "the deployment")
+    if request.deployment_id:
+        which = f"deployment {escape(request.deployment_id)}"
+    question = f"cancel {which} of *{name}* in *{where}*?"
     return question, "Cancel the deployment", "Keep it"
 
 
@@ -325,7 +350,22 @@ def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> 
         emoji = ":octagonal_sign:"
     if progress.timed_out:
         emoji = ":hourglass:"
-    return message(f"{mentions} {text}".strip(), emoji=emoji)
+    return message(f"{mentions} {text}".strip(), _after_failure(stack, progress), emoji)
+
+
+def _after_failure(stack: Stack, progress: Progress) -> str:
+    """After a failed deployment: the stack in the Cloud 66 dashboard, and what to ask next."""
+    if progress.state != "failed" or not progress.finished:
+        return ""
+    steps = "; ".join(
+        f"`{escape(words)}` to {why}" for words, why in sentences.after_failure(stack)
+    )
+    link = (
+        f"<{escape(stack.dashboard_url)}|Open {escape(stack.label)} in Cloud 66>. "
+        if stack.dashboard_url
+        else ""
+    )
+    return f"{link}Next: {steps}."
 
 
 def render_news(news: News) -> SlackMessage:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from igor_cli.actions import (
+    DEPLOY_FACTS_LIMIT,
+    CancelOutcome,
     DeployOutcome,
     DeployResult,
     History,
     Outcome,
     Progress,
     StackList,
+    WatchOutcome,
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
@@ -57,15 +60,29 @@ def console(file: TextIO) -> Console:
 class TerminalRenderer:
     """Writes outcomes, errors and progress for a person or, with `as_json`, a program."""
 
-    def __init__(self, out: TextIO, err: TextIO, now: datetime, *, as_json: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        now: datetime,
+        *,
+        as_json: bool = False,
+        lines: bool = False,
+    ) -> None:
+        """`lines`: with `as_json`, write JSON Lines (a followed deployment's events)."""
         self.out_file = out
         self.out = console(out)
         self.err = console(err)
         self.now = now
         self.as_json = as_json
+        self.lines = lines
 
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
+        if self.as_json and self.lines:
+            event = "watch" if isinstance(outcome, WatchOutcome) else "deploy"
+            self._event(event, sentences.facts(outcome))
+            return
         if isinstance(outcome, StackList):  # the outcomes shown as tables
             self.stack_list(outcome)
             return
@@ -86,8 +103,18 @@ class TerminalRenderer:
             return
         table = self._table(sentences.STACK_COLUMNS)
         for stack in listing.stacks:
-            table.add_row(*self._row(stack))
+            table.add_row(*self._row(stack, listing))
+        # Piped, the table keeps its full width (a program reads it); on a terminal, the terminal's.
+        rows = sentences.stack_rows(listing.stacks, self.now, listing.deploys)
+        if not self.out.is_terminal:
+            wide = max(len(line) for line in sentences.aligned(rows)) + 2
+            self.out.width = max(self.out.width, wide)
         self.out.print(table)
+        if not listing.deploys_read:
+            self.note(
+                f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
+                "narrow the list with -s or -e to see it."
+            )
 
     def history(self, found: History) -> None:
         """The deployments table, newest first, under a summary (or a JSON array)."""
@@ -132,22 +159,33 @@ class TerminalRenderer:
             table.add_column(column, no_wrap=True)
         return table
 
-    def _row(self, stack: Stack) -> list[str]:
+    def _row(self, stack: Stack, listing: StackList) -> list[str]:
         from rich.markup import escape
 
         status = sentences.status_label(stack)
+        facts = listing.deploys.get(stack.uid)
+        last = sentences.last_deploy(facts, self.now)
+        style = OUTCOME_STYLE.get(last.split(" ", 1)[0], "")
         return [
             escape(stack.name),
             escape(stack.environment),
             f"[{STATUS_STYLE.get(stack.status, '')}]{status}[/]",
             f"[{HEALTH_STYLE[stack.health]}]{stack.health.text}[/]",
-            sentences.ago(stack.last_activity, self.now),
+            sentences.ago(listing.last_activity(stack), self.now),
+            f"[{style}]{escape(last)}[/]" if style else escape(last),
         ]
 
     def error(self, error: IgorError) -> None:
-        """An expected failure: the message, then what to do (stderr)."""
+        """An expected failure: the message, then what to do (stderr); with --json, also
+        a JSON object on stdout."""
         from rich.markup import escape
 
+        if self.as_json:
+            kind = _snake(type(error).__name__)
+            self.out_file.write(
+                error_json(kind, error.message, int(error.exit_code), error.hint) + "\n"
+            )
+            self.out_file.flush()
         self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
         if error.hint:
             self.err.print(escape(error.hint))
@@ -173,29 +211,69 @@ class TerminalRenderer:
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[ok]
         self.out.print(f"{mark} {escape(name)}: {escape(detail)}")
 
-    def progress_line(self, stack: Stack, progress: Progress) -> None:
-        """The final word on a followed deployment (stdout)."""
+    def progress_line(self, watched: WatchOutcome, progress: Progress) -> None:
+        """The final word on a followed deployment (stdout), and what to do after a failure."""
+        stack = watched.stack
+        if self.as_json:
+            self._event("finished", _progress_json(watched, progress))
+            return
         text = sentences.progress_sentence(stack, progress)
-        style = "green" if progress.finished and progress.success else "red"
-        data = {
-            "finished": progress.finished,
-            "success": progress.success,
-            "message": progress.message,
-            "elapsed_seconds": round(progress.elapsed, 1),
-        }
-        self._line(text, data, style)
+        style = {"succeeded": "green", "cancelled": "yellow"}.get(progress.state, "red")
+        self._line(text, None, style)
+        if progress.finished and progress.state == "failed":
+            if stack.dashboard_url:
+                self.note(f"See it in Cloud 66: {stack.dashboard_url}")
+            steps = "; ".join(
+                f"`igor {words}` to {why}" for words, why in sentences.after_failure(stack)
+            )
+            self.note(f"Next: {steps}.")
 
     @contextmanager
-    def watching(self, stack: Stack) -> Iterator[Any]:
-        """A spinner on stderr while following (only on a terminal); yields an updater."""
-        if self.as_json or not self.err.is_terminal:
+    def watching(
+        self, watched: WatchOutcome, monotonic: Callable[[], float], already: float = 0.0
+    ) -> Iterator[Callable[[Progress], None]]:
+        """While following: JSON Lines of progress (--json), or on a terminal a line on
+        stderr whose elapsed time ticks every second, between polls too."""
+        if self.as_json:
+            yield lambda progress: self._progress_event(watched, progress)
+            return
+        if not self.err.is_terminal:
             yield lambda progress: None
             return
-        with self.err.status(f"Deploying {stack.label}…") as status:
-            yield lambda progress: status.update(sentences.progress_sentence(stack, progress))
+        line = _TickingLine(watched, monotonic, already)
+        with self.err.status(line, refresh_per_second=4):
+            yield lambda progress: None
+
+    def _progress_event(self, watched: WatchOutcome, progress: Progress) -> None:
+        if not progress.finished and not progress.timed_out:
+            self._event("progress", _progress_json(watched, progress))
+
+    def interrupted(self, watched: WatchOutcome) -> None:
+        """Ctrl-C while following: the deployment goes on; how to cancel it (stderr)."""
+        cancel = f"igor cancel {sentences.target_words(watched.stack)}"
+        if self.as_json:
+            self._event("interrupted", {**_naming(watched), "exit_code": 130})
+        self.note(
+            f"Stopped watching {watched.stack.label}; the deployment goes on. "
+            f"Cancel it with `{cancel}`."
+        )
+
+    def _event(self, event: str, data: dict[str, Any]) -> None:
+        """One JSON Lines event: compact, on one line, naming its stack and deployment."""
+        stack = data.get("stack")
+        named: dict[str, Any] = {"event": event}
+        if isinstance(stack, dict):
+            named.update(
+                stack=stack.get("name"),
+                environment=stack.get("environment"),
+                stack_uid=stack.get("uid"),
+            )
+        named.update({k: v for k, v in data.items() if k != "stack" or not isinstance(v, dict)})
+        self.out_file.write(json.dumps(named, separators=(",", ":")) + "\n")
+        self.out_file.flush()
 
     def _line(self, text: str, data: Any, style: str = "", hint: str = "") -> None:
-        if self.as_json:
+        if self.as_json and data is not None:
             self._json(data)
             return
         from rich.markup import escape
@@ -208,6 +286,68 @@ class TerminalRenderer:
         # Plain text, never through rich: no colour codes, no wrapping.
         self.out_file.write(json.dumps(data, indent=2) + "\n")
         self.out_file.flush()
+
+
+class _TickingLine:
+    """The live line: rich renders it a few times a second, so the time moves between polls."""
+
+    def __init__(
+        self, watched: WatchOutcome, monotonic: Callable[[], float], already: float
+    ) -> None:
+        self.watched = watched
+        self.monotonic = monotonic
+        self.start = monotonic() - already
+
+    def text(self) -> str:
+        """The line as it reads now."""
+        return sentences.watching_line(self.watched, self.monotonic() - self.start)
+
+    def __rich__(self) -> str:
+        from rich.markup import escape
+
+        return escape(self.text())
+
+
+def _naming(watched: WatchOutcome) -> dict[str, Any]:
+    """What every followed-deployment event says of its stack and deployment."""
+    stack = watched.stack
+    return {
+        "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
+        "async_action_id": watched.action_id,
+        "deployment_id": watched.deployment.id if watched.deployment else None,
+    }
+
+
+def _progress_json(watched: WatchOutcome, progress: Progress) -> dict[str, Any]:
+    said: dict[str, Any] = {
+        **_naming(watched),
+        "state": progress.state,
+        "finished": progress.finished,
+        "success": progress.success,
+        "message": progress.message or None,
+        "elapsed_seconds": round(progress.elapsed, 1),
+    }
+    if progress.finished or progress.timed_out:
+        said["timed_out"] = progress.timed_out
+        said["cancelled_by"] = progress.cancelled_by or None
+        said["dashboard_url"] = watched.stack.dashboard_url or None
+        said["exit_code"] = int(progress.exit_code)
+    return said
+
+
+def error_json(kind: str, message: str, exit_code: int, hint: str = "") -> str:
+    """An error as one compact JSON object (stdout, with --json)."""
+    said: dict[str, Any] = {"error": kind, "message": message, "exit_code": exit_code}
+    if hint:
+        said["hint"] = hint
+    return json.dumps(said, separators=(",", ":"))
+
+
+def _snake(name: str) -> str:
+    """StackNotFound -> stack_not_found."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 # What a person at a shell types to fix an error (chat words it for chat).
@@ -236,12 +376,16 @@ def terminal_hint(outcome: Any) -> str:
 
 
 @terminal_hint.register
+def _cancel_hint(outcome: CancelOutcome) -> str:
+    choices = sentences.cancel_choices(outcome)
+    return "; ".join(f"`igor {words}` to {what}" for words, what in choices)
+
+
+@terminal_hint.register
 def _deploy_hint(outcome: DeployOutcome) -> str:
-    name = outcome.stack.name
-    env = f" -e {outcome.stack.environment}" if outcome.stack.environment else ""
-    quoted = f'"{name}"' if " " in name else name
+    target = sentences.target_words(outcome.stack)
     if outcome.posted:
-        return f"Watch it with `igor list -s {quoted}`; cancel with `igor cancel -s {quoted}{env}`."
+        return f"Watch it with `igor watch {target}`; cancel with `igor cancel {target}`."
     if outcome.result is DeployResult.BUSY_NOT_QUEUED:
         return "Run it again with -w true to queue behind the running deployment."
     return ""

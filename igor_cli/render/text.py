@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from igor_cli.actions import History, StackList
+from igor_cli.actions import CancelOutcome, History, StackList
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.errors import IgorError
@@ -29,11 +29,16 @@ def render_text(reply: Reply, now: datetime) -> str:
         if getattr(reply.request, "as_json", False):
             return json.dumps(sentences.facts(outcome), indent=2)
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            return "\n".join(sentences.aligned(sentences.stack_rows(outcome.stacks, now)))
+            rows = sentences.stack_rows(outcome.stacks, now, outcome.deploys)
+            return "\n".join(sentences.aligned(rows))
         if isinstance(outcome, History) and outcome.deployments:
             rows = sentences.history_rows(outcome, sentences.plain_person, now)
             return "\n".join([sentences.history_summary(outcome), *sentences.aligned(rows)])
-        return sentences.sentence(outcome, sentences.plain_person, now)
+        said = sentences.sentence(outcome, sentences.plain_person, now)
+        choices = sentences.cancel_choices(outcome) if isinstance(outcome, CancelOutcome) else []
+        if choices:
+            said += "\nSay " + "; ".join(f"`{words}` to {what}" for words, what in choices) + "."
+        return said
     return reply.notice or reply.text
 
 
@@ -44,7 +49,13 @@ def render_news_text(news: News) -> str:
     if news.error is not None:
         return _error(news.error)
     assert news.progress is not None
-    return sentences.progress_sentence(news.stack, news.progress)
+    said = sentences.progress_sentence(news.stack, news.progress)
+    if news.progress.finished and news.progress.state == "failed":
+        if news.stack.dashboard_url:
+            said += f"\nSee it in Cloud 66: {news.stack.dashboard_url}"
+        steps = sentences.after_failure(news.stack)
+        said += "\nNext: " + "; ".join(f"`{words}` to {why}" for words, why in steps) + "."
+    return said
 
 
 def _error(error: IgorError) -> str:

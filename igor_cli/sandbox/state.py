@@ -125,6 +125,7 @@ class Deployment:
     started_at: float | None = None
     finished_at: float | None = None
     cancel_at: float | None = None
+    cancelled_by: str | None = None
     outcome: str | None = None
     prev_status: int | None = None
     prev_health: int | None = None
@@ -544,8 +545,13 @@ class SandboxState:
         self.dirty = True
         return deployment, action, busy
 
-    def cancel(self, uid: str, deployment_id: int, now: float) -> None:
-        """Ask a live deployment to stop; it ends CANCEL_SECONDS later."""
+    def cancel(self, uid: str, deployment_id: int, now: float, user: str = ACCOUNT_EMAIL) -> None:
+        """Ask a live deployment to stop (it ends CANCEL_SECONDS later), or drop a queued one.
+
+        Unconfirmed: that DELETE also cancels a queued deployment (the API docs say
+        "cancel a live stack deployment"), and that a cancelled deployment's async
+        action says who cancelled it ("Deployment cancelled by <user>").
+        """
         self.get_stack(uid)
         deployment = next(
             (d for d in self.deployments if d.id == deployment_id and d.stack_uid == uid), None
@@ -556,6 +562,7 @@ class SandboxState:
             raise SandboxError(404, "not_found", "Deployment is not running")
         if deployment.cancel_at is not None:
             raise SandboxError(409, "conflict", "Deployment is already being cancelled")
+        deployment.cancelled_by = user
         if deployment.queued:
             # Never started, so there is nothing to wind down.
             self._close(deployment, now, CANCELLED, touch_stack=False)
@@ -640,6 +647,8 @@ class SandboxState:
         action.finished_at = at
         action.finished_success = outcome == SUCCESS
         action.finished_message = _FINISHED_MESSAGES[outcome]
+        if outcome == CANCELLED and deployment.cancelled_by:
+            action.finished_message += f" by {deployment.cancelled_by}"
         if not touch_stack:
             return
         stack = self.get_stack(deployment.stack_uid)
@@ -687,7 +696,11 @@ class SandboxState:
         }
 
     def list_deployments(self, uid: str, order: str = "newest") -> list[dict[str, Any]]:
-        """The stack's started deployments, newest (or oldest) first."""
+        """The stack's started deployments, newest (or oldest) first.
+
+        Unconfirmed: that a queued deployment is not listed until it starts (igor
+        finds it by its unfinished async action and `metadata.deployment_id`).
+        """
         started = [d for d in self.deployments if d.stack_uid == uid and d.started_at is not None]
         started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=order == "newest")
         live = max(

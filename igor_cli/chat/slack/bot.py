@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import FollowPolicy, Origin
+from igor_cli.actions import FollowPolicy, Origin, seconds_running
 from igor_cli.chat.bridge import Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
@@ -196,7 +196,8 @@ class SlackBot:
             self.updates.offer(edit, render_news(news))
 
         watcher = Watcher(place.user, post, None if place.answer_by_url else update, place.key)
-        self.followers.watch(follow.stack, follow.action_id, watcher)
+        already = seconds_running(follow, self.env.clock())
+        self.followers.watch(follow.stack, follow.action_id, watcher, already)
 
     # -- confirmations -------------------------------------------------------
 
