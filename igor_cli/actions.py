@@ -828,7 +828,7 @@ def _delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcom
     """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure."""
     import dataclasses
 
-    named = dataclasses.replace(said, deployment=said.deployment, cancelled_id=deployment_id)
+    named = dataclasses.replace(said, cancelled_id=deployment_id)
     try:
         message = client.cancel(stack.uid, deployment_id)
     except Conflict:

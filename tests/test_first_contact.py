@@ -139,10 +139,10 @@ def test_a_cancelled_deployment_reads_cancelled(sim: Simulator, clock: FakeClock
         client.cancel(uid, live.id)
         policy = FollowPolicy(interval=1, clock=clock, sleep=clock.sleep)
         last = list(follow(client, uid, answer.async_action_id, policy))[-1]
-    assert last.cancelled and last.exit_code == 1
+    assert last.cancelled and last.exit_code == 3  # cancelled: not a failure, not a success
     stack = next(s for s in Cloud66Client(SANDBOX_TOKEN, sim.url).stacks() if s.uid == uid)
     said = sentences.progress_sentence(stack, last)
-    assert "was cancelled after" in said
+    assert "was cancelled (by sandbox@igor.example) after" in said
     assert "failed" not in said
 
 

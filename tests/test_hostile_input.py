@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from igor_cli import __version__
-from igor_cli.actions import Origin
+from igor_cli.actions import Origin, StackList
 from igor_cli.chat.bridge import Bridge, Reply
 from igor_cli.chat.guard import Signer, rules_from_config
 from igor_cli.config import Environment
@@ -516,9 +516,15 @@ def _stack_names_by_uid(sim: Simulator) -> dict[str, str]:
 
 
 def request_problems(
-    case: Case, requests: list[RecordedRequest], names_by_uid: dict[str, str]
+    case: Case,
+    requests: list[RecordedRequest],
+    names_by_uid: dict[str, str],
+    listed: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Calls to Cloud 66 that the message did not ask for."""
+    """Calls to Cloud 66 that the message did not ask for.
+
+    `listed`: the stacks a `list` answer shows, whose deployments it may read (LAST DEPLOY).
+    """
     problems: list[str] = []
     for request in requests:
         if request.method in ("POST", "DELETE", "PUT", "PATCH") and not case.may_change:
@@ -526,7 +532,8 @@ def request_problems(
         match = _STACK_PATH.match(request.path)
         if match is not None:
             name = names_by_uid.get(match.group(1), f"unknown uid {match.group(1)}")
-            if name not in case.names:
+            reads = request.method == "GET" and request.path.endswith(("/deployments", "/actions"))
+            if name not in case.names and not (reads and name in listed):
                 problems.append(f"{request.method} {request.path} ({name})")
     return problems
 
@@ -569,7 +576,9 @@ def _run(bridge: Bridge, sim: Simulator, numbers: range, guarded: bool = False) 
             problems.append(f"{case.label}: raised {type(error).__name__}: {error}"[:300])
             continue
         made = sim.requests[before:]
-        found = reply_problems(reply) + request_problems(case, made, names_by_uid)
+        shown = reply.outcome.stacks if isinstance(reply.outcome, StackList) else []
+        listed = frozenset(stack.name.casefold() for stack in shown)
+        found = reply_problems(reply) + request_problems(case, made, names_by_uid, listed)
         if reply.status in ("refused", "confirm"):
             # Deciding may look the stack up (a read); it never changes anything.
             changed = [r for r in made if r.method != "GET" or not _stack_lookup(r.path)]

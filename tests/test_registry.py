@@ -103,6 +103,7 @@ def test_chat_runs_only_what_the_definitions_allow() -> None:
         "list",
         "deploy",
         "cancel",
+        "watch",
         "history",
         "whoami",
         "help",

@@ -233,7 +233,11 @@ def progress_sentence(stack: Stack, progress: Progress) -> str:
     if progress.success:
         return f"Deployed {stack.label} in {took}{said}."
     if progress.cancelled:
-        by = progress.cancelled_by or "Cloud 66 does not say by whom"
+        by = (
+            f"by {progress.cancelled_by}"
+            if progress.cancelled_by
+            else "Cloud 66 does not say by whom"
+        )
         return f"Deployment of {stack.label} was cancelled ({by}) after {took}."
     return f"Deployment of {stack.label} failed after {took}{said}."
 
