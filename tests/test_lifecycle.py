@@ -202,7 +202,11 @@ def test_a_failed_follow_shows_the_message_the_dashboard_and_what_next(
     assert ran.exit_code == 1
     assert "Deployment of legacy (production) failed after" in ran.stdout
     assert ": Deployment failed." in ran.stdout  # Cloud 66's own words
-    assert f"See it in Cloud 66: {sim.url.rsplit('/api/', 1)[0]}/stacks/{uid}" in ran.stderr
+    link = f"{sim.url.rsplit('/api/', 1)[0]}/stacks/{uid}"
+    assert f"See it in Cloud 66: {link}" in ran.stderr
+    page = requests.get(link, timeout=5)  # the sandbox's stand-in for the dashboard
+    assert page.status_code == 200
+    assert "legacy (production)" in page.text
     assert "`igor history -s legacy -e production` to see what ran" in ran.stderr
     assert "`igor deploy -s legacy -e production` to try again" in ran.stderr
 
@@ -355,3 +359,20 @@ def test_watch_in_chat_joins_the_one_poll_loop(
     assert all("Deployed blog" in c.params["text"] for c in finals)
     polls = [r for r in sim.requests if "/actions/" in r.path]
     assert len(polls) <= 300 / 10 + 3  # one loop, not one each
+
+
+def test_without_deployment_ids_a_later_request_never_takes_the_running_ones_name() -> None:
+    from igor_cli.actions import _action_of
+    from igor_cli.cloud66 import AsyncAction
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    live = Deployment("7", "dana@example.com", "Web", start, None, "In progress", True)
+    dana = AsyncAction("1", start, None, None, "", user="dana@example.com")
+    mine = AsyncAction("2", start + timedelta(minutes=1), None, None, "",
+                       user_reference="igor:cli:me@laptop", user="dana@example.com")  # fmt: skip
+    assert _action_of(live, [mine]) is None  # asked for after it started: it waits
+    assert _action_of(live, [dana, mine]) is dana
+    other = AsyncAction("3", start, None, None, "", user="sam@example.com")
+    assert _action_of(live, [other]) is None  # another Cloud 66 user's request
+    twins = [dana, AsyncAction("4", start, None, None, "", user="dana@example.com")]
+    assert _action_of(live, twins) is None  # two could be it: igor does not guess

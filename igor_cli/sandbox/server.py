@@ -161,6 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length > 0 else b""
         body, body_problem = _parse_body(raw, self.headers.get("Content-Type", ""))
         request = RecordedRequest(method, split.path, query, body)
+        if method == "GET" and split.path.startswith("/stacks/"):
+            self._send_page(sim.dashboard_page(split.path))
+            return
         sim._record(request)
         fault, drop = sim._take_faults(method, split.path)
         if sim.latency > 0:
@@ -187,6 +190,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(reply)
         if sim._stopped:
+            self.close_connection = True
+
+    def _send_page(self, page: tuple[int, str]) -> None:
+        status, text = page
+        data = text.encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
             self.close_connection = True
 
     def _send(self, reply: _Reply) -> None:
@@ -428,6 +443,33 @@ class Simulator:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
+
+    def dashboard_page(self, path: str) -> tuple[int, str]:
+        """The "dashboard" page of a stack (`/stacks/<uid>`), where igor's links point.
+
+        A plain page naming the stack and its deployments, so a link igor prints
+        while the sandbox runs leads somewhere; the real dashboard needs a login.
+        """
+        import html
+
+        uid = path.removeprefix("/stacks/").strip("/")
+        with self._transaction() as (state, _):
+            try:
+                stack = dict(state.get_stack(uid).fields)
+            except SandboxError:
+                return 404, "<!doctype html><title>Not found</title><p>No such stack.</p>\n"
+            deployments = state.list_deployments(uid)[:10]
+        rows = "".join(
+            f"<li>{d['id']}: {html.escape(str(d['outcome']['meaning']))} "
+            f"({html.escape(str(d['triggered_by']))}, {d['started_at']})</li>"
+            for d in deployments
+        )
+        title = html.escape(f"{stack['name']} ({stack['environment']})")
+        return 200, (
+            f"<!doctype html><title>{title}: igor sandbox</title>"
+            f"<h1>{title}</h1><p>The igor sandbox's stand-in for the Cloud 66 dashboard.</p>"
+            f"<ul>{rows}</ul>\n"
+        )
 
     # -- test helpers -----------------------------------------------------
 
