@@ -432,7 +432,7 @@ def promote_command(
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> Any:
-    """Deploy to one environment what another runs (e.g. staging's commit to production).
+    """Deploy to one environment's stack what another's runs (staging to production).
 
     Both stacks must deploy from one repository. A busy stack follows deploy's
     -w rule.
