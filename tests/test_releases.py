@@ -8,6 +8,7 @@ posted and why.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -410,4 +411,25 @@ def test_rules_gate_rollback_and_promote_on_the_resolved_stack(
         assert reply.refusal is not None, text
     allowed = bridge.handle("rollback -s shop -e staging", Origin("slack", "U1", "r-ok"), "C1")
     assert allowed.outcome is not None
+    assert len(_posts(sim)) == 1
+
+
+def test_the_audit_line_says_what_a_rollback_deployed(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="igor")
+    bot.start()
+    bot.mention("rollback -s api", user="U0ALICE", channel="C9")
+    assert "Started to roll back api (production)" in bot.replies(1)[0].params["text"]
+    time.sleep(0.2)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "igor.audit"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["command"], line["stack"], line["environment"]) == (
+        "rollback",
+        "api",
+        "production",
+    )
+    assert line["result"] == "started" and line["outcome"] == "ok"
+    assert line["deploys"] == "web:1.4.1,worker:1.4.1"
     assert len(_posts(sim)) == 1

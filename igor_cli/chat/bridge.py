@@ -352,6 +352,9 @@ class Bridge:
             return Reply("error", name, request, error=error, fields=fields)
         status = "ok" if outcome.exit_code == 0 else "failed"
         fields["result"] = _result(outcome)
+        deploys = getattr(outcome, "deploys", "")  # rollback, promote: the hash or tags
+        if deploys:
+            fields["deploys"] = deploys
         return Reply(status, name, request, outcome, fields=fields)
 
 
