@@ -74,6 +74,10 @@ def custom(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Simula
         {"name": "docs", "environment": "production", "git": "git@github.com:example/docs.git"},
         {"name": "docs", "environment": "staging", "git": "https://github.com/Example/docs/",
          "status": 2, "history": [{"count": 2, "outcomes": ("Failed", "Cancelled")}]},
+        # A docker stack in two environments, staging a tag ahead.
+        {"name": "jobs", "environment": "production", "services": ["web"]},
+        {"name": "jobs", "environment": "staging",
+         "services": [{"name": "web", "image": "example/jobs:2.1", "containers": []}]},
     ]  # fmt: skip
     with Simulator(clock=clock, stacks=stacks) as simulator:
         monkeypatch.setenv("IGOR_API_URL", simulator.url)
@@ -265,6 +269,17 @@ def test_promote_refusals(custom: Simulator, igor: Igor) -> None:
     assert _posts(custom) == []
 
 
+def test_promote_on_docker_stacks_posts_the_image_tags(custom: Simulator, igor: Igor) -> None:
+    ran = igor("promote", "-s", "jobs", "--from", "staging", "--to", "production")
+    assert ran.exit_code == 0, ran.output
+    assert "Started to deploy web:2.1 (running in staging since" in ran.stdout
+    assert "to jobs (production), which runs web:1.0." in ran.stdout
+    posts = _posts(custom)
+    assert len(posts) == 1
+    assert posts[0].body["services"] == "web:2.1"
+    assert "git_ref" not in posts[0].body and "deployment_profile" not in posts[0].body
+
+
 # -- list --wide --------------------------------------------------------------------------
 
 
@@ -300,6 +315,16 @@ def test_list_wide_refuses_beyond_its_bound(sim: Simulator, igor: Igor) -> None:
     assert "at most 50 stacks with -s or -e" in ran.stderr
     assert sim.count("GET", "/deployments") == 0
     assert igor("list", "--wide", "-s", "app-00").exit_code == 0  # 50 stacks: at the bound
+
+
+def test_list_wide_in_chat_is_a_table_with_what_runs(sim: Simulator, clock: FakeClock) -> None:
+    reply = _bridge(clock).handle("list --wide -s shop", Origin("slack", "U1", "e-w"))
+    table = next(b["text"]["text"] for b in rendered(reply).blocks if "```" in json.dumps(b))
+    header = table.strip("`").splitlines()[0].split()
+    assert header[-1] == "RUNNING" and table.count("develop") == 1
+    console = render_text(reply, clock.datetime())
+    assert console.splitlines()[0].split()[-1] == "RUNNING"
+    assert sim.count("GET", "/deployments") == 4  # shop in two environments, two pages each
 
 
 # -- chat ----------------------------------------------------------------------------------
