@@ -55,6 +55,7 @@ class Client(Protocol):
     def accounts(self) -> list[Account]: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
+    def deployments_of(self, uids: Sequence[str]) -> dict[str, list[Deployment]]: ...
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
     def deploy(
@@ -140,6 +141,7 @@ class ListRequest:
     stack: str | None = None
     environment: str | None = None
     as_json: bool = False
+    wide: bool = False  # with what each stack runs (one deployments list per stack shown)
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ class StackList:
     stacks: list[Stack]
     stack_filter: str | None = None
     environment: str | None = None
+    # `--wide`: what each stack runs (its live deployment; None when it has none), by uid.
+    running: dict[str, Deployment | None] | None = None
     # Per stack uid, when the deployments were read (not past DEPLOY_FACTS_LIMIT stacks).
     deploys: dict[str, StackDeploys] = field(default_factory=dict)
 
@@ -478,13 +482,21 @@ DEPLOY_FACTS_WORKERS = 8
 
 
 def list_stacks(
-    client: Client, stack: str | None = None, environment: str | None = None
+    client: Client,
+    stack: str | None = None,
+    environment: str | None = None,
+    *,
+    wide: bool = False,
 ) -> StackList:
     """Stacks whose name contains `stack` (any case), in `environment` (exact, any case).
 
-    Up to DEPLOY_FACTS_LIMIT stacks, their deployments are read too (at once):
-    what runs now, and how the last one ended.
+    Up to DEPLOY_FACTS_LIMIT stacks (or WIDE_MAX_STACKS with `wide`), their
+    deployments are read too, at once: what deploys now, how the last one ended,
+    and (`wide`) what each runs. Past WIDE_MAX_STACKS, `wide` is refused before
+    any is read, since each costs at least one request of the token's hourly budget.
     """
+    from igor_cli.errors import TooManyStacks
+
     needle = (stack or "").casefold()
     env = (environment or "").casefold()
     chosen = [
@@ -493,27 +505,32 @@ def list_stacks(
         if needle in s.name.casefold() and (not env or s.environment.casefold() == env)
     ]
     chosen.sort(key=lambda s: (s.name.casefold(), s.environment.casefold()))
+    if wide and len(chosen) > WIDE_MAX_STACKS:
+        raise TooManyStacks(len(chosen), WIDE_MAX_STACKS)
+    every: dict[str, list[Deployment]] = {}
+    if chosen and (wide or len(chosen) <= DEPLOY_FACTS_LIMIT):
+        every = client.deployments_of([s.uid for s in chosen])
     deploys: dict[str, StackDeploys] = {}
-    if 0 < len(chosen) <= DEPLOY_FACTS_LIMIT:
+    if every:
         from concurrent.futures import ThreadPoolExecutor
 
         workers = min(DEPLOY_FACTS_WORKERS, len(chosen))
         with ThreadPoolExecutor(workers, thread_name_prefix="igor-deploys") as pool:
-            found = pool.map(lambda s: stack_deploys(client, s), chosen)
+            found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
             deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
-    return StackList(chosen, stack, environment, deploys)
+    running = {uid: live_deployment(d) for uid, d in every.items()} if wide else None
+    return StackList(chosen, stack, environment, running=running, deploys=deploys)
 
 
-def stack_deploys(client: Client, stack: Stack) -> StackDeploys:
+def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
     """The stack's running deployment and its newest finished one, and who asked for each.
 
     The async actions (igor's requesters) are read only when one of the two came
     through the API, the way igor deploys.
     """
-    every = client.deployments(stack.uid)
     live = _live_deployment(every)
     finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
-    last = min(finished, key=_newest_first, default=None)
+    last = min(finished, key=newest_first, default=None)
     shown = [d for d in (live, last) if d is not None]
     if not any(d.triggered_via.casefold() in ("api", "") for d in shown):
         return StackDeploys(live, None, last, None)
@@ -524,6 +541,14 @@ def stack_deploys(client: Client, stack: Stack) -> StackDeploys:
         last,
         requesters.get(last.id) if last else None,
     )
+
+
+WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
+
+
+def list_wide(client: Client, request: ListRequest) -> StackList:
+    """`list --wide`: the stacks and what each runs, from one deployments list per stack."""
+    return list_stacks(client, request.stack, request.environment, wide=True)
 
 
 def resolve_stack(stacks: Sequence[Stack], name: str, environment: str | None) -> Stack:
@@ -642,16 +667,19 @@ def deploy(
     # Two people asking this run at once: the second must see the first's
     # deployment, not race it to the POST. (Across replicas, user_reference.)
     with stack_lock(stack.uid) if stack_lock else nullcontext():
-        return _deploy_resolved(client, request, origin, stack, services)
+        return deploy_resolved(client, request, origin, stack, services)
 
 
-def _deploy_resolved(
+def deploy_resolved(
     client: Client,
     request: DeployRequest,
     origin: Origin,
     stack: Stack,
     services: tuple[str, ...],
+    deployments: Sequence[Deployment] | None = None,
 ) -> DeployOutcome:
+    """Deploy a stack already resolved and checked (under its lock): the busy rules, the
+    dry run, the one POST. `deployments`: the stack's list when the caller just read it."""
     from igor_cli.cloud66 import StackStatus
 
     def outcome(
@@ -685,7 +713,8 @@ def _deploy_resolved(
         )
         if running is not None:
             return outcome(DeployResult.ALREADY_DEPLOYING, running)
-    live = _live_deployment(client.deployments(stack.uid))
+    every = client.deployments(stack.uid) if deployments is None else deployments
+    live = _live_deployment(every)
     busy = (
         stack.is_busy
         or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
@@ -866,16 +895,31 @@ def history(client: Client, request: HistoryRequest, hints: StackHints | None = 
     """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in."""
     stack = find_stack(client, request.stack, request.environment, hints)
     every = client.deployments(stack.uid)  # every page: the order is undocumented
-    newest = sorted(every, key=_newest_first)[: max(1, request.limit)]
+    newest = sorted(every, key=newest_first)[: max(1, request.limit)]
     requesters = _igor_requesters(client, stack)
     chosen = [PastDeployment(d, requesters.get(d.id)) for d in newest]
     return History(stack, chosen, len(every))
 
 
-def _newest_first(deployment: Deployment) -> tuple[float, int, str]:
+def newest_first(deployment: Deployment) -> tuple[float, int, str]:
+    """A sort key: the newest deployment first (by start, then by id)."""
     started = deployment.started_at.timestamp() if deployment.started_at else float("inf")
     number = int(deployment.id) if deployment.id.isdigit() else 0
     return (-started, -number, deployment.id)
+
+
+def live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
+    """The deployment whose code runs now: the one Cloud 66 marks `is_live`, else the
+    newest that succeeded (None when none did).
+
+    Unconfirmed: that `is_live` marks the deployment running now (the sandbox marks
+    the newest success); without it, the newest success is the best igor can tell.
+    """
+    marked = sorted((d for d in deployments if d.is_live), key=newest_first)
+    if marked:
+        return marked[0]
+    succeeded = [d for d in deployments if deployment_state(d) == "succeeded"]
+    return min(succeeded, key=newest_first, default=None)
 
 
 def _igor_requesters(client: Client, stack: Stack) -> dict[str, Requester]:
@@ -1089,7 +1133,7 @@ def typical_duration(deployments: Sequence[Deployment]) -> float | None:
         for d in deployments
         if deployment_state(d) == "succeeded" and d.started_at and d.finished_at
     ]
-    newest = sorted(done, key=_newest_first)[:TYPICAL_OF]
+    newest = sorted(done, key=newest_first)[:TYPICAL_OF]
     seconds = [
         (d.finished_at - d.started_at).total_seconds()
         for d in newest
@@ -1129,6 +1173,8 @@ def performs(request_type: type) -> Callable[[Action], Action]:
 
 @performs(ListRequest)
 def _list_action(run: Run, request: ListRequest) -> StackList:
+    if request.wide:
+        return list_wide(run.connect(), request)
     return list_stacks(run.connect(), request.stack, request.environment)
 
 

@@ -100,23 +100,15 @@ def renderer(env: Environment) -> TerminalRenderer:
 
 def run(env: Environment, request: Request) -> int:
     """Perform a request, render its outcome, follow a deployment if asked (or watched)."""
-    from igor_cli.actions import (
-        DeployOutcome,
-        DeployRequest,
-        Origin,
-        WatchOutcome,
-        WatchRequest,
-        following,
-    )
+    from igor_cli.actions import DeployOutcome, Origin, WatchOutcome, WatchRequest, following
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
     from igor_cli.errors import IgorError
     from igor_cli.render.terminal import TerminalRenderer
 
-    follows = isinstance(request, WatchRequest) or (
-        isinstance(request, DeployRequest) and request.follow
-    )
+    # deploy, rollback and promote take --follow; watch always follows.
+    follows = isinstance(request, WatchRequest) or bool(getattr(request, "follow", False))
     # Following with --json writes JSON Lines: one compact event a line.
     renderer = TerminalRenderer(
         env.out, env.err, env.clock(), as_json=request.as_json, lines=follows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -106,9 +107,17 @@ def test_cancel_of_igors_own_deployment_names_its_requester(sim: Simulator, igor
     assert len(deletes(sim)) == 1
 
 
-def test_chat_gets_the_same_choice(bot: RunningBot, slack: FakeSlack, sim: Simulator) -> None:
-    sim.deploy_seconds = 3600  # type: ignore[misc]
+def test_chat_gets_the_same_choice(
+    bot: RunningBot,
+    slack: FakeSlack,
+    sim: Simulator,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     foreign = sim.start_foreign_deployment("blog", "production", triggered_by="dana@example.com")
+    # Following the queued deploy must not end Dana's deployment (in simulated time) meanwhile.
+    done, sleep = threading.Event(), clock.sleep
+    monkeypatch.setattr(clock, "sleep", lambda seconds: (done.wait(10), sleep(seconds)))
     bot.start()
     bot.mention("deploy -s blog")
     assert "queued behind" in bot.replies(1)[0].params["text"]
@@ -122,6 +131,7 @@ def test_chat_gets_the_same_choice(bot: RunningBot, slack: FakeSlack, sim: Simul
     bot.mention("cancel -s blog --running")
     assert f"Cancelling deployment {foreign}" in bot.replies(3)[2].params["text"]
     assert deletes(sim) == [str(foreign)]
+    done.set()
 
 
 # -- 2. a cancel is a cancel, and list shows what happened last --------------------
@@ -345,14 +355,22 @@ def test_the_live_line_is_drawn_on_a_terminal_only(clock: FakeClock) -> None:
 
 
 def test_watch_in_chat_joins_the_one_poll_loop(
-    bot: RunningBot, slack: FakeSlack, sim: Simulator
+    bot: RunningBot,
+    slack: FakeSlack,
+    sim: Simulator,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim.deploy_seconds = 300  # type: ignore[misc]
+    # The poll loop waits (in simulated time too) until Bob has attached.
+    attached, sleep = threading.Event(), clock.sleep
+    monkeypatch.setattr(clock, "sleep", lambda seconds: (attached.wait(10), sleep(seconds)))
     bot.start()
     bot.mention("deploy -s blog", user="U0ALICE", channel="C1")
     assert "Deploy started" in bot.replies(1)[0].params["text"]
     bot.mention("watch -s blog", user="U0BOB", channel="C2")
     watching = bot.replies(2)[1].params["text"]
+    attached.set()
     assert "Watching deployment" in watching
     finals = bot.replies(4, timeout=15)[2:]
     assert {c.params["channel"] for c in finals} == {"C1", "C2"}

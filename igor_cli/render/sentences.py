@@ -32,6 +32,7 @@ from igor_cli.actions import (
     last_activity,
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
+from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
 
 PersonNamer = Callable[[Requester], str]
 
@@ -301,26 +302,37 @@ def status_label(stack: Stack) -> str:
 
 
 STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")
+RUNNING_COLUMN = "RUNNING"  # `list --wide`
 
 
 def stack_rows(
-    stacks: list[Stack], now: datetime, deploys: Mapping[str, StackDeploys] | None = None
+    stacks: list[Stack],
+    now: datetime,
+    running: dict[str, Deployment | None] | None = None,
+    *,
+    deploys: Mapping[str, StackDeploys] | None = None,
 ) -> list[tuple[str, ...]]:
-    """The stacks table, header first, as both chat renderers print it."""
+    """The stacks table, header first, as both chat renderers print it (`running`: --wide)."""
+    wide = running is not None
     known = deploys or {}
-    rows: list[tuple[str, ...]] = [STACK_COLUMNS]
-    rows += [
-        (
+    rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
+    for s in stacks:
+        facts = known.get(s.uid)
+        row = (
             s.name,
             s.environment,
             status_label(s),
             s.health.text,
-            ago(last_activity(s, known.get(s.uid)), now),
-            last_deploy(known.get(s.uid), now),
+            ago(last_activity(s, facts), now),
+            last_deploy(facts, now),
         )
-        for s in stacks
-    ]
+        rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
+
+
+def running_text(deployment: Deployment | None) -> str:
+    """What a stack runs, for `list --wide`: `3f2a1c9 main`, image tags, or `-`."""
+    return what_ran(PastDeployment(deployment)) if deployment is not None else "-"
 
 
 def short_person(requester: Requester | None, triggered_by: str) -> str:
@@ -331,7 +343,7 @@ def short_person(requester: Requester | None, triggered_by: str) -> str:
 
 
 def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
-    """`failed · alice · 3 minutes ago`: the running deployment, or how the last one ended."""
+    """`failed · alice · 3m ago`: the deployment under way, or how the last one ended."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
@@ -362,10 +374,15 @@ def list_summary(stacks: StackList) -> str:
     return "No stacks" + (" " + " ".join(filters) if filters else "") + "."
 
 
-def stack_json(stack: Stack, facts: StackDeploys | None = None) -> dict[str, Any]:
-    """A stack in igor's JSON output, with its deployments when they were read."""
+def stack_json(
+    stack: Stack,
+    running: dict[str, Deployment | None] | None = None,
+    facts: StackDeploys | None = None,
+) -> dict[str, Any]:
+    """A stack in igor's JSON output: with `running` from `list --wide`, and its
+    deployments when they were read."""
     moved = last_activity(stack, facts)
-    said = {
+    shown = {
         "uid": stack.uid,
         "name": stack.name,
         "environment": stack.environment,
@@ -381,10 +398,13 @@ def stack_json(stack: Stack, facts: StackDeploys | None = None) -> dict[str, Any
         "last_deploy": None,
     }
     if facts is not None and facts.live is not None:
-        said["live_deployment"] = _deployment_json(facts.live, facts.live_by)
+        shown["live_deployment"] = _deployment_json(facts.live, facts.live_by)
     if facts is not None and facts.last is not None:
-        said["last_deploy"] = _deployment_json(facts.last, facts.last_by)
-    return said
+        shown["last_deploy"] = _deployment_json(facts.last, facts.last_by)
+    if running is not None:
+        live = running.get(stack.uid)
+        shown["running"] = None if live is None else ran_json(live)
+    return shown
 
 
 def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
@@ -396,6 +416,18 @@ def _deployment_json(deployment: Deployment, requester: Requester | None) -> dic
         "igor": {"via": requester.via, "user": requester.user} if requester else None,
         "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
         "finished_at": deployment.finished_at.isoformat() if deployment.finished_at else None,
+    }
+
+
+def ran_json(d: Deployment) -> dict[str, Any]:
+    """What a deployment ran, and when, in igor's JSON output."""
+    return {
+        "deployment_id": d.id,
+        "git_hash": d.git_hash or None,
+        "git_ref": d.git_ref or None,
+        "services": list(d.services),
+        "started_at": d.started_at.isoformat() if d.started_at else None,
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
     }
 
 
@@ -479,7 +511,9 @@ def what_ran(past: PastDeployment) -> str:
     if d.services:
         said = ", ".join(d.services)
     else:
-        said = " ".join(part for part in (d.git_hash[:7], d.git_ref) if part) or "-"
+        # A ref that is the commit itself (a rollback, a promotion) is not said twice.
+        ref = "" if d.git_ref and d.git_hash.startswith(d.git_ref) else d.git_ref
+        said = " ".join(part for part in (d.git_hash[:7], ref) if part) or "-"
     return said + (f" (profile {d.deployment_profile})" if d.deployment_profile else "")
 
 
@@ -582,7 +616,10 @@ def _list_sentence(outcome: StackList, person: PersonNamer, now: datetime) -> st
 
 @facts.register
 def _list_facts(outcome: StackList) -> Any:
-    return [stack_json(stack, outcome.deploys.get(stack.uid)) for stack in outcome.stacks]
+    return [
+        stack_json(stack, outcome.running, outcome.deploys.get(stack.uid))
+        for stack in outcome.stacks
+    ]
 
 
 @tone.register
@@ -640,6 +677,96 @@ def _history_facts(outcome: History) -> Any:
 @tone.register
 def _history_tone(outcome: History) -> str:
     return "plain"
+
+
+# -- rollback and promote: a deploy, with the two sides named -------------------------
+
+
+def redeploy_sentence(
+    outcome: DeployOutcome, doing: str, person: PersonNamer, now: datetime
+) -> str:
+    """What a rollback or promotion came to; `doing` names it (`roll back shop ... from A to B`)."""
+    stack = outcome.stack.label
+    result = outcome.result
+    running = _running_by(outcome, person, now)
+    if result is DeployResult.STARTED:
+        return f"Started to {doing}."
+    if result is DeployResult.QUEUED:
+        return f"Queued to {doing}, behind the running deployment ({running})."
+    if result is DeployResult.ALREADY_DEPLOYING:
+        return f"{stack} is already deploying, {running}. Nothing was posted."
+    if result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            f"{stack} is busy, not queued: a deployment {running} is running and -w false "
+            "asked not to queue. Nothing was posted."
+        )
+    if result is DeployResult.WOULD_QUEUE:
+        return (
+            f"Dry run: would {doing}, queued behind the running deployment ({running}). "
+            "Nothing was posted."
+        )
+    return f"Dry run: would {doing}. Nothing was posted."
+
+
+def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
+    """`roll back shop (production) from 3f2a1c9 to 9b7e0d4 (deployment 5120 of 2 days ago)`."""
+    target = outcome.target
+    return (
+        f"roll back {outcome.stack.label} from {short(outcome.current)} to {short(target)} "
+        f"(deployment {target.id} of {ago(target.started_at, now)})"
+    )
+
+
+def promote_doing(outcome: PromoteOutcome) -> str:
+    """`deploy 9b7e0d4 (running in staging since ...) to shop (production), which runs 3f2a1c9`."""
+    source = outcome.source
+    since = source.finished_at or source.started_at
+    when = f" since {since.strftime('%Y-%m-%d %H:%M UTC')}" if since else ""
+    runs = f"runs {short(outcome.current)}" if outcome.current else "has no successful deployment"
+    return (
+        f"deploy {short(source)} (running in {outcome.source_stack.environment}{when}) "
+        f"to {outcome.stack.label}, which {runs}"
+    )
+
+
+def _side(d: Deployment | None) -> dict[str, Any] | None:
+    return None if d is None else ran_json(d)
+
+
+@sentence.register
+def _rollback_sentence(outcome: RollbackOutcome, person: PersonNamer, now: datetime) -> str:
+    return redeploy_sentence(outcome, rollback_doing(outcome, now), person, now)
+
+
+@facts.register
+def _rollback_facts(outcome: RollbackOutcome) -> Any:
+    return {**outcome_json(outcome), "from": _side(outcome.current), "to": _side(outcome.target)}
+
+
+@tone.register
+def _rollback_tone(outcome: RollbackOutcome) -> str:
+    return _deploy_tone(outcome)
+
+
+@sentence.register
+def _promote_sentence(outcome: PromoteOutcome, person: PersonNamer, now: datetime) -> str:
+    return redeploy_sentence(outcome, promote_doing(outcome), person, now)
+
+
+@facts.register
+def _promote_facts(outcome: PromoteOutcome) -> Any:
+    source = outcome.source_stack
+    return {
+        **outcome_json(outcome),
+        "source_stack": {"uid": source.uid, "name": source.name, "environment": source.environment},
+        "from": _side(outcome.source),
+        "replaces": _side(outcome.current),
+    }
+
+
+@tone.register
+def _promote_tone(outcome: PromoteOutcome) -> str:
+    return _deploy_tone(outcome)
 
 
 @sentence.register

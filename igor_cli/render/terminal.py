@@ -101,14 +101,19 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
-        table = self._table(sentences.STACK_COLUMNS)
+        from rich.markup import escape
+
+        running = listing.running  # `--wide`: what each stack runs
+        columns = sentences.STACK_COLUMNS
+        table = self._table(columns if running is None else (*columns, sentences.RUNNING_COLUMN))
         for stack in listing.stacks:
-            table.add_row(*self._row(stack, listing))
-        # Piped, the table keeps its full width (a program reads it); on a terminal, the terminal's.
-        rows = sentences.stack_rows(listing.stacks, self.now, listing.deploys)
-        if not self.out.is_terminal:
-            wide = max(len(line) for line in sentences.aligned(rows)) + 2
-            self.out.width = max(self.out.width, wide)
+            cells = self._row(stack, listing)
+            if running is not None:
+                cells.append(escape(sentences.running_text(running.get(stack.uid))))
+            table.add_row(*cells)
+        if not self.out.is_terminal:  # piped: full width, as `history` does
+            rows = sentences.stack_rows(listing.stacks, self.now, running, deploys=listing.deploys)
+            self.out.width = max(self.out.width, max(map(len, sentences.aligned(rows))) + 2)
         self.out.print(table)
         if not listing.deploys_read:
             self.note(

@@ -29,7 +29,9 @@ def render_text(reply: Reply, now: datetime) -> str:
         if getattr(reply.request, "as_json", False):
             return json.dumps(sentences.facts(outcome), indent=2)
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            rows = sentences.stack_rows(outcome.stacks, now, outcome.deploys)
+            rows = sentences.stack_rows(
+                outcome.stacks, now, outcome.running, deploys=outcome.deploys
+            )
             return "\n".join(sentences.aligned(rows))
         if isinstance(outcome, History) and outcome.deployments:
             rows = sentences.history_rows(outcome, sentences.plain_person, now)
