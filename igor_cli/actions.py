@@ -270,18 +270,18 @@ class StackList:
     # `--wide`: what each stack runs (its live deployment; None when it has none), by uid.
     running: dict[str, Deployment | None] | None = None
     # Per stack uid, when the deployments were read (not past DEPLOY_FACTS_LIMIT stacks).
-    deploys: dict[str, StackDeploys] = field(default_factory=dict)
+    deploy_facts: dict[str, StackDeploys] = field(default_factory=dict)
 
     exit_code = ExitCode.OK
 
     @property
     def deploys_read(self) -> bool:
         """Whether the deployments of the listed stacks were read (LAST DEPLOY)."""
-        return len(self.deploys) == len(self.stacks)
+        return len(self.deploy_facts) == len(self.stacks)
 
     def last_activity(self, stack: Stack) -> datetime | None:
         """The stack's last activity, moved on by a deployment that started or ended since."""
-        return last_activity(stack, self.deploys.get(stack.uid))
+        return last_activity(stack, self.deploy_facts.get(stack.uid))
 
 
 def last_activity(stack: Stack, facts: StackDeploys | None) -> datetime | None:
@@ -519,7 +519,7 @@ def list_stacks(
             found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
             deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
     running = {uid: live_deployment(d) for uid, d in every.items()} if wide else None
-    return StackList(chosen, stack, environment, running=running, deploys=deploys)
+    return StackList(chosen, stack, environment, running=running, deploy_facts=deploys)
 
 
 def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:

@@ -310,21 +310,22 @@ def stack_rows(
     now: datetime,
     running: dict[str, Deployment | None] | None = None,
     *,
-    deploys: Mapping[str, StackDeploys] | None = None,
+    facts: Mapping[str, StackDeploys] | None = None,
 ) -> list[tuple[str, ...]]:
-    """The stacks table, header first, as both chat renderers print it (`running`: --wide)."""
+    """The stacks table, header first, as both chat renderers print it (`running`: --wide;
+    `facts`: each stack's deployments, for LAST DEPLOY)."""
     wide = running is not None
-    known = deploys or {}
+    known = facts or {}
     rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
     for s in stacks:
-        facts = known.get(s.uid)
+        seen = known.get(s.uid)
         row = (
             s.name,
             s.environment,
             status_label(s),
             s.health.text,
-            ago(last_activity(s, facts), now),
-            last_deploy(facts, now),
+            ago(last_activity(s, seen), now),
+            last_deploy(seen, now),
         )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
@@ -617,7 +618,7 @@ def _list_sentence(outcome: StackList, person: PersonNamer, now: datetime) -> st
 @facts.register
 def _list_facts(outcome: StackList) -> Any:
     return [
-        stack_json(stack, outcome.running, outcome.deploys.get(stack.uid))
+        stack_json(stack, outcome.running, outcome.deploy_facts.get(stack.uid))
         for stack in outcome.stacks
     ]
 

@@ -174,7 +174,7 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
     listed = listing.stacks[:MAX_LIST_ROWS]
-    rows = sentences.stack_rows(listed, now, listing.running, deploys=listing.deploys)
+    rows = sentences.stack_rows(listed, now, listing.running, facts=listing.deploy_facts)
     chunks = _table_chunks(rows)
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)

@@ -112,7 +112,9 @@ class TerminalRenderer:
                 cells.append(escape(sentences.running_text(running.get(stack.uid))))
             table.add_row(*cells)
         if not self.out.is_terminal:  # piped: full width, as `history` does
-            rows = sentences.stack_rows(listing.stacks, self.now, running, deploys=listing.deploys)
+            rows = sentences.stack_rows(
+                listing.stacks, self.now, running, facts=listing.deploy_facts
+            )
             self.out.width = max(self.out.width, max(map(len, sentences.aligned(rows))) + 2)
         self.out.print(table)
         if not listing.deploys_read:
@@ -168,7 +170,7 @@ class TerminalRenderer:
         from rich.markup import escape
 
         status = sentences.status_label(stack)
-        facts = listing.deploys.get(stack.uid)
+        facts = listing.deploy_facts.get(stack.uid)
         last = sentences.last_deploy(facts, self.now)
         style = OUTCOME_STYLE.get(last.split(" ", 1)[0], "")
         return [

@@ -30,7 +30,7 @@ def render_text(reply: Reply, now: datetime) -> str:
             return json.dumps(sentences.facts(outcome), indent=2)
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
             rows = sentences.stack_rows(
-                outcome.stacks, now, outcome.running, deploys=outcome.deploys
+                outcome.stacks, now, outcome.running, facts=outcome.deploy_facts
             )
             return "\n".join(sentences.aligned(rows))
         if isinstance(outcome, History) and outcome.deployments:
