@@ -477,7 +477,7 @@ Outcome = (
 
 # LAST DEPLOY costs a request or two per stack: read for a screenful of stacks at
 # most (a token has 3,000 requests an hour), and never for the thousand-stack listing.
-DEPLOY_FACTS_LIMIT = 30
+DEPLOY_FACTS_LIMIT = 20
 DEPLOY_FACTS_WORKERS = 8
 
 
