@@ -71,7 +71,10 @@ def _raise_help(ctx: Context, _param: Any, value: bool) -> None:
 
 
 class IgorCommand(TyperCommand):
-    """A command whose `-h` raises `HelpRequested` instead of printing."""
+    """A command whose `-h` raises `HelpRequested` instead of printing.
+
+    Its epilog holds its examples, one a line, shown as an Examples section.
+    """
 
     def get_help_option(self, ctx: Context) -> Any:
         """The usual help option, with a callback that raises."""
@@ -79,6 +82,13 @@ class IgorCommand(TyperCommand):
         if option is not None:
             option.callback = _raise_help
         return option
+
+    def format_epilog(self, ctx: Context, formatter: Any) -> None:
+        """The examples, as they are typed (never re-wrapped)."""
+        if self.epilog:
+            with formatter.section("Examples"):
+                for line in self.epilog.splitlines():
+                    formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
 
 
 class IgorGroup(TyperGroup):
@@ -91,19 +101,69 @@ class IgorGroup(TyperGroup):
             option.callback = _raise_help
         return option
 
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """`igor -h deploy` is `igor deploy -h`: -h before a command asks for its help."""
+        try:
+            return super().parse_args(ctx, args)
+        except HelpRequested:
+            _, rest, _ = self.make_parser(ctx).parse_args(args=list(args))
+            name = rest[0].lower() if rest else ""
+            command = self.get_command(ctx, name) if name else None
+            if command is None:
+                raise
+            with command.make_context(name, [], parent=ctx, resilient_parsing=True) as sub:
+                raise HelpRequested(command.get_help(sub)) from None
+
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
-        """Find the command; name an unknown one and list the valid ones."""
+        """Find the command; name an unknown one, suggest the closest, list the valid ones."""
         name = args[0] if args else ""
         command = self.get_command(ctx, name.lower())
         if command is None:
-            shown = [n for n, c in self.commands.items() if not c.hidden]
-            raise unknown_command(name, ctx, [*shown, "help", "version"])
+            shown = [name for _, names in self.grouped() for name in names]
+            raise unknown_command(name, ctx, shown, list(self.commands))
         return name.lower(), command, args[1:]
 
+    def grouped(self) -> list[tuple[str, list[str]]]:
+        """The listed commands under their group's heading, the groups in GROUPS order."""
+        groups: dict[str, list[str]] = {}
+        for name, command in self.commands.items():
+            if not command.hidden:
+                panel = getattr(command, "rich_help_panel", None) or SETUP
+                groups.setdefault(panel, []).append(name)
+        order = {panel: number for number, panel in enumerate(GROUPS)}
+        return sorted(groups.items(), key=lambda item: order.get(item[0], len(order)))
 
-def unknown_command(name: str, ctx: Context, commands: list[str]) -> UsageError:
-    """The usage error for a command igor does not have (here: in chat or in a shell)."""
-    return UsageError(f"Unknown command {name!r}. Commands: {', '.join(commands)}.", ctx)
+    def format_commands(self, ctx: Context, formatter: Any) -> None:
+        """The commands under their group's heading, each with its whole first paragraph."""
+        grouped = self.grouped()
+        width = max((len(name) for _, names in grouped for name in names), default=0)
+        for panel, names in grouped:
+            rows = []
+            for name in names:
+                first = inspect.cleandoc(self.commands[name].help or "").split("\n\n")[0]
+                rows.append((name.ljust(width), " ".join(first.split())))
+            with formatter.section(panel):
+                formatter.write_dl(rows)
+
+
+def unknown_command(
+    name: str, ctx: Context, commands: list[str], names: list[str] | None = None
+) -> UsageError:
+    """The usage error for a command igor does not have (here: in chat or in a shell).
+
+    A name igor retired says what replaced it; otherwise the closest of `names`
+    (the commands and their aliases, `commands` when not given) is suggested.
+    """
+    import difflib
+
+    retired = RETIRED.get(name.lower())
+    if retired is not None:
+        return UsageError(f"{name!r} no longer means `{retired}`: type `{retired}` instead.", ctx)
+    close = difflib.get_close_matches(name.lower(), commands if names is None else names, n=1)
+    suggestion = f" Did you mean {close[0]}?" if close else ""
+    return UsageError(
+        f"Unknown command {name!r}.{suggestion} Commands: {', '.join(commands)}.", ctx
+    )
 
 
 # -- the options (one definition each) ----------------------------------------
@@ -223,7 +283,6 @@ app = typer.Typer(
     help="igor: deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack.",
     epilog="Try it without an account: igor --sandbox list",
     rich_markup_mode=None,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -257,6 +316,11 @@ def main(
     # `parse` reads --sandbox from the parsed options; nothing runs here.
 
 
+# The groups of `igor -h`, in this order.
+STACKS, BOT, SETUP = "Stacks", "The Slack bot", "Set-up and help"
+GROUPS = (STACKS, BOT, SETUP)
+
+
 @dataclass(frozen=True)
 class CommandInfo:
     """What a command says about itself: its names, and whether chat may run it."""
@@ -264,25 +328,40 @@ class CommandInfo:
     name: str
     aliases: tuple[str, ...] = ()
     chat: bool = False  # the shell has more: serve, register, ...
+    retired: tuple[str, ...] = ()  # names it no longer answers to: refused with a pointer
 
 
 COMMANDS: dict[str, CommandInfo] = {}
+RETIRED: dict[str, str] = {}  # a retired name -> the command it used to mean
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
 def command(
-    name: str, *, aliases: tuple[str, ...] = (), chat: bool = False, **kwargs: Any
+    name: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    chat: bool = False,
+    retired: tuple[str, ...] = (),
+    group: str | None = None,
+    examples: tuple[str, ...] = (),
+    **kwargs: Any,
 ) -> Callable[[CommandFunction], CommandFunction]:
     """Register a command and its aliases (hidden from the list, named in its help).
 
-    The function turns options into a request and returns it; it performs nothing.
+    `group` is its heading in `igor -h` (chat commands work on stacks unless
+    they say otherwise; the others set igor up); `examples` are lines typed in
+    a shell, shown in its help. The function turns options into a request and
+    returns it; it performs nothing.
     """
 
     def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = CommandInfo(name, aliases, chat)
+        COMMANDS[name] = CommandInfo(name, aliases, chat, retired)
+        RETIRED.update(dict.fromkeys(retired, name))
         help_text = inspect.cleandoc(function.__doc__ or "")
         if aliases:
             help_text += "\n\nAliases: " + ", ".join(aliases) + "."
+        kwargs.setdefault("rich_help_panel", group or (STACKS if chat else SETUP))
+        kwargs.setdefault("epilog", "\n".join(examples) or None)
         app.command(name, cls=IgorCommand, help=help_text, **kwargs)(function)
         for alias in aliases:
             app.command(alias, cls=IgorCommand, help=help_text, hidden=True, **kwargs)(function)
@@ -291,7 +370,12 @@ def command(
     return register
 
 
-@command("list", aliases=("get", "show", "find", "stacks"), chat=True)
+@command(
+    "list",
+    aliases=("get", "show", "find", "stacks"),
+    chat=True,
+    examples=("igor list", "igor list -e production", "igor list shop --json"),
+)
 def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
@@ -303,7 +387,16 @@ def list_command(
     return ListRequest(stack, environment, as_json)
 
 
-@command("deploy", aliases=("redeploy",), chat=True)
+@command(
+    "deploy",
+    aliases=("redeploy",),
+    chat=True,
+    examples=(
+        "igor deploy shop -e production --follow",
+        "igor deploy -s shop -e staging -v web:1.4.2,worker",
+        "igor deploy blog --ref release-2.1 --dry-run",
+    ),
+)
 def deploy_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -336,7 +429,13 @@ def deploy_command(
     )
 
 
-@command("cancel", aliases=("stop", "exit", "halt"), chat=True)
+@command(
+    "cancel",
+    aliases=("stop", "halt"),
+    retired=("exit",),  # the original Igor's alias; `exit` leaves `igor chat` now
+    chat=True,
+    examples=("igor cancel shop -e production", "igor cancel -s blog --json"),
+)
 def cancel_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -349,7 +448,12 @@ def cancel_command(
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
 
 
-@command("history", aliases=("deployments",), chat=True)
+@command(
+    "history",
+    aliases=("deployments",),
+    chat=True,
+    examples=("igor history shop -e production", "igor history -s blog -n 30 --json"),
+)
 def history_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -362,7 +466,7 @@ def history_command(
     return HistoryRequest(stack, environment, limit, as_json)
 
 
-@command("version", hidden=True, chat=True)
+@command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))
 def version_command(as_json: Json = False) -> Any:
     """Show igor's version."""
     from igor_cli.actions import VersionRequest
@@ -370,7 +474,7 @@ def version_command(as_json: Json = False) -> Any:
     return VersionRequest(as_json)
 
 
-@command("whoami", chat=True)
+@command("whoami", chat=True, group=SETUP, examples=("igor whoami", "igor whoami --json"))
 def whoami_command(as_json: Json = False) -> Any:
     """Who igor talks to Cloud 66 as: the token's source, the account, the API URL."""
     from igor_cli.actions import WhoamiRequest
@@ -378,7 +482,7 @@ def whoami_command(as_json: Json = False) -> Any:
     return WhoamiRequest(as_json)
 
 
-@command("help", hidden=True, chat=True)
+@command("help", chat=True, group=SETUP, examples=("igor help", "igor help deploy"))
 def help_command(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(metavar="[COMMAND]", show_default=False)] = None,
@@ -395,7 +499,7 @@ def help_command(
         raise HelpRequested(found.get_help(sub))
 
 
-@command("serve")
+@command("serve", group=BOT, examples=("igor serve", "igor --sandbox serve"))
 def serve_command() -> Any:
     """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
 
@@ -407,7 +511,7 @@ def serve_command() -> Any:
     return ServeRequest()
 
 
-@command("chat")
+@command("chat", group=BOT, examples=("igor chat", "igor --sandbox chat"))
 def chat_command() -> Any:
     """Talk to the bot locally: type what you would type in Slack.
 
@@ -419,7 +523,11 @@ def chat_command() -> Any:
     return ChatRequest()
 
 
-@command("slack-manifest")
+@command(
+    "slack-manifest",
+    group=BOT,
+    examples=("igor slack-manifest > manifest.json", "igor slack-manifest --name deploybot"),
+)
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
 ) -> Any:
@@ -442,7 +550,15 @@ Stdin = Annotated[
 
 
 # Extra arguments reach the function (ctx.args) instead of click's error, which would echo them.
-@command("register", context_settings={"allow_extra_args": True})
+@command(
+    "register",
+    context_settings={"allow_extra_args": True},
+    examples=(
+        "igor register",
+        "igor register --slack",
+        'printf "%s\\n" "$TOKEN" | igor register --stdin',
+    ),
+)
 def register_command(
     ctx: typer.Context,
     slack: Annotated[
@@ -468,7 +584,7 @@ def register_command(
     return RegisterRequest(slack=slack, stdin=stdin)
 
 
-@command("deregister")
+@command("deregister", examples=("igor deregister", "igor deregister --slack --yes"))
 def deregister_command(
     cloud66: Annotated[bool, typer.Option("--cloud66", help="Only the Cloud 66 token.")] = False,
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
@@ -480,7 +596,7 @@ def deregister_command(
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
-@command("doctor")
+@command("doctor", examples=("igor doctor", "igor --sandbox doctor"))
 def doctor_command() -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted."""
     from igor_cli.setup_commands import DoctorRequest

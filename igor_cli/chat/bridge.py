@@ -10,7 +10,6 @@ console (`igor chat`) as plain text.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -34,6 +33,7 @@ from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
+    from igor_cli.cli import ClickException
     from igor_cli.cloud66 import Stack
 
 
@@ -80,6 +80,7 @@ class Reply:
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
 
+ADDRESS = "@igor"  # how a person calls igor in chat, in the words igor shows
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
 
@@ -99,10 +100,23 @@ def parse(words: list[str]) -> tuple[str, Request]:
     for word in words[:2] if words[0].lower() == "help" else words[:1]:
         if word.lower() not in cli.CHAT_ALLOWED:  # unknown here, shell-only, or an option
             group = cli.group()
+            # A shell-only command is not a typo: nothing in chat is close to what it meant.
+            names = [] if word.lower() in group.commands else sorted(cli.CHAT_ALLOWED)
             with group.make_context("igor", [], resilient_parsing=True) as root:
-                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS))
+                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
     parsed = cli.parse(words)
     return parsed.command, parsed.request
+
+
+def chat_usage(problem: ClickException) -> str:
+    """A usage error in chat's words: `@igor deploy -h`, never the shell's `Try 'igor -h'`."""
+    lines = []
+    ctx = getattr(problem, "ctx", None)
+    if ctx is not None and ctx.parent is not None:  # a command's own usage
+        usage = " ".join([ADDRESS, ctx.info_name or "", *ctx.command.collect_usage_pieces(ctx)])
+        lines += [f"Usage: {usage}", f"Try `{ADDRESS} {ctx.info_name} -h` for help.", ""]
+        return "\n".join([*lines, f"Error: {problem.format_message()}"])
+    return f"Error: {problem.format_message()}\n`{ADDRESS} help` tells what igor does in chat."
 
 
 def chat_help() -> str:
@@ -213,9 +227,7 @@ class Bridge:
         except HelpRequested as shown:
             return Reply("help", "help", text=shown.text)
         except ClickException as problem:
-            buffer = io.StringIO()
-            problem.show(file=buffer)
-            return Reply("usage", text=buffer.getvalue().strip())
+            return Reply("usage", text=chat_usage(problem))
 
         def finish(reply: Reply) -> Reply:
             if confirmed is not None and reply.status not in ("refused", "usage"):

@@ -20,7 +20,7 @@ from igor_cli.config import Environment
 from igor_cli.render.text import render_news_text, render_text
 
 PROMPT = "you> "
-EXITS = {"quit", "exit()", ":q", "/quit"}
+EXITS = {"exit", "quit", "exit()", ":q", "/quit", "/exit"}  # `exit` no longer cancels
 
 
 def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> int:
@@ -42,7 +42,7 @@ def run_console(env: Environment, user: str, stdin: TextIO, stdout: TextIO) -> i
 
     session = uuid.uuid4().hex[:12]
     stdout.write("Talk to igor as you would in Slack (e.g. `list`, `deploy -s shop`). ")
-    stdout.write("Ctrl-D or `quit` to leave.\n")
+    stdout.write("Ctrl-D, `exit` or `quit` to leave.\n")
     for number, line in enumerate(iter(lambda: _prompt(stdin, stdout), None), start=1):
         text, _ = strip_address(line.strip(), "", "igor")
         if not text:

@@ -1,0 +1,191 @@
+"""What a new user meets first: help, typos, retired names, default targets, the sandbox.
+
+Issue 11, items 9, 10, 13, 14 and 18: through the CLI runner, the `igor chat`
+console and the fake Slack.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from igor_cli.actions import Origin
+from igor_cli.chat.bridge import Bridge
+from igor_cli.config import Environment
+from igor_cli.sandbox import Simulator
+from tests.conftest import Igor, RunningBot, rendered
+from tests.fakes.clock import FakeClock
+from tests.fakes.slack import FakeSlack
+
+
+def text_of(call: object) -> str:
+    params = getattr(call, "params", {})
+    return str(params.get("text", "")) + str(params.get("blocks", ""))
+
+
+def _bridge(clock: FakeClock) -> Bridge:
+    return Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+
+
+# -- item 9: `exit` leaves the console and no longer cancels --------------------------
+
+
+def test_exit_is_no_longer_cancel_in_a_shell(sim: Simulator, igor: Igor) -> None:
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    ran = igor("exit", "-s", "blog")
+    assert ran.exit_code == 2
+    assert "'exit' no longer means `cancel`: type `cancel` instead." in ran.stderr
+    assert sim.count("DELETE") == 0
+    assert "Aliases: stop, halt." in igor("cancel", "-h").stdout  # not among the aliases either
+
+
+def test_exit_leaves_the_chat_console(sim: Simulator, igor: Igor) -> None:
+    before = sim.count("GET", "/stacks")
+    ran = igor("chat", input="exit\nlist\ncancel -s blog\n")
+    assert ran.exit_code == 0
+    assert "`exit` or `quit` to leave" in ran.stdout
+    assert "igor>" not in ran.stdout  # nothing after `exit` was answered
+    assert sim.count("GET", "/stacks") == before
+    assert sim.count("DELETE") == 0
+
+
+@pytest.mark.parametrize("leave", ["quit", "EXIT"])
+def test_quit_leaves_the_chat_console_too(sim: Simulator, igor: Igor, leave: str) -> None:
+    ran = igor("chat", input=f"version\n{leave}\nversion\n")
+    assert ran.exit_code == 0
+    assert ran.stdout.count("igor> igor ") == 1
+
+
+def test_exit_in_slack_is_refused_with_a_pointer_to_cancel(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot.start()
+    bot.mention("deploy -s blog")
+    bot.replies(1)
+    bot.mention("exit -s blog")
+    said = text_of(bot.replies(2)[-1])
+    assert "'exit' no longer means `cancel`: type `cancel` instead." in said
+    assert sim.count("DELETE") == 0
+
+
+# -- item 13: typos get a suggestion; chat shows chat's usage -------------------------
+
+
+def test_a_typo_in_a_shell_gets_a_suggestion(igor: Igor) -> None:
+    ran = igor("deplyo", "-s", "shop")
+    assert ran.exit_code == 2
+    assert "Unknown command 'deplyo'. Did you mean deploy?" in ran.stderr
+    assert "Did you mean redeploy?" in igor("redeplyo").stderr  # aliases too
+    assert "Did you mean" not in igor("frobnicate").stderr  # nothing close: no guess
+
+
+def test_a_typo_in_chat_gets_a_suggestion_in_chats_words(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot.start()
+    bot.mention("lsit -e staging")
+    said = text_of(bot.replies(1)[0])
+    assert "Unknown command 'lsit'. Did you mean list?" in said
+    assert "`@igor help`" in said
+    assert "Usage: igor" not in said
+    assert "Try 'igor" not in said
+    assert sim.count("GET", "/stacks") == 0
+
+
+def test_a_bad_option_in_chat_shows_the_commands_usage_in_chats_words(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    reply = _bridge(clock).handle("deploy -s shop --bogus", Origin("slack", "U1", "r1"))
+    said = rendered(reply).text
+    assert reply.status == "usage"
+    assert "Usage: @igor deploy [OPTIONS]" in said
+    assert "Try `@igor deploy -h` for help." in said
+    assert "No such option: --bogus" in said
+    assert "Try 'igor" not in said
+    assert "Usage: igor" not in said
+
+
+def test_a_shell_only_command_in_chat_is_not_taken_for_a_typo(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    reply = _bridge(clock).handle("serve", Origin("slack", "U1", "r1"))
+    said = rendered(reply).text
+    assert "Unknown command 'serve'." in said
+    assert "Did you mean" not in said  # `version` is close in letters, not in meaning
+
+
+def test_a_typo_in_the_chat_console_gets_a_suggestion(sim: Simulator, igor: Igor) -> None:
+    ran = igor("chat", input="histroy -s shop\n")
+    assert "Did you mean history?" in ran.stdout
+    assert "Try 'igor" not in ran.stdout
+    assert sim.count("GET", "/deployments") == 0
+
+
+# -- item 18: help ------------------------------------------------------------------------
+
+
+def test_igor_alone_prints_help_on_stdout_and_exits_0(igor: Igor) -> None:
+    ran = igor()
+    assert ran.exit_code == 0
+    assert ran.stdout.startswith("Usage: igor [OPTIONS] COMMAND [ARGS]...")
+    assert ran.stderr == ""
+    assert ran.stdout == igor("-h").stdout
+
+
+def test_the_command_list_is_grouped_whole_and_names_help_and_version(igor: Igor) -> None:
+    top = igor("-h").stdout
+    headings = [line for line in top.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert headings == ["Options:", "Stacks:", "The Slack bot:", "Set-up and help:"]
+    stacks = top.split("Stacks:")[1].split("The Slack bot:")[0]
+    assert "deploy" in stacks and "serve" not in stacks
+    assert "\n  help " in top and "\n  version " in top
+    # The first paragraph whole, where click cut it at 45 characters ("...").
+    assert "..." not in top.split("Stacks:")[1]
+    flat = " ".join(top.split())
+    assert "Deploy a stack (or only some of its services, or a given ref)." in flat
+
+
+def test_every_command_has_examples(igor: Igor) -> None:
+    from igor_cli import cli
+
+    for name, command in cli.group().commands.items():
+        if command.hidden:
+            continue
+        shown = igor(name, "-h")
+        assert shown.exit_code == 0, name
+        examples = shown.stdout.split("\nExamples:\n")
+        assert len(examples) == 2, f"igor {name} -h has no Examples section"
+        lines = examples[1].strip().splitlines()
+        assert lines and all(line.strip().startswith(("igor ", "printf ")) for line in lines)
+
+
+@pytest.mark.parametrize("command", ["deploy", "list", "help"])
+def test_dash_h_before_a_command_shows_that_commands_help(igor: Igor, command: str) -> None:
+    before = igor("-h", command)
+    assert before.exit_code == 0
+    assert before.stdout == igor(command, "-h").stdout
+    assert before.stdout.startswith(f"Usage: igor {command} ")
+
+
+def test_dash_h_before_an_unknown_word_shows_igors_help(igor: Igor) -> None:
+    ran = igor("--help", "frobnicate")
+    assert ran.exit_code == 0
+    assert ran.stdout == igor().stdout
+
+
+def test_version_and_help_stay_cheap_no_rich() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from igor_cli.terminal import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for args in (['--version'], ['-h'], []):\n"
+        "        assert main(args) == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
