@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, NewType, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, NewType, TypeVar
 
 import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import MissingParameter, UsageError
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
 
 from igor_cli import __version__
+
+if TYPE_CHECKING:
+    from igor_cli.targets import Default
 
 __all__ = [
     "Abort",
@@ -70,11 +73,67 @@ def _raise_help(ctx: Context, _param: Any, value: bool) -> None:
         raise HelpRequested(ctx.get_help())
 
 
+TARGET = "target"  # the stack's name typed after the command: `igor deploy shop`
+
+
+def _stack_word() -> Any:
+    """The argument that takes the stack's name typed first: one definition for every command.
+
+    Built by typer from an ordinary declaration, so it completes and converts as
+    typer's arguments do (`_get_param` is typer's own step for one parameter).
+    """
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = typer.Argument(
+        None,
+        metavar="STACK",
+        show_default=False,
+        autocompletion=_complete_stacks,
+        hidden=True,
+    )
+    return _get_param(ParamMeta(name=TARGET, default=info, annotation=str | None))
+
+
 class IgorCommand(TyperCommand):
     """A command whose `-h` raises `HelpRequested` instead of printing.
 
     Its epilog holds its examples, one a line, shown as an Examples section.
+    A command with `-s` also takes the stack as its first word (`igor deploy
+    shop`); a command whose `-s` is required names one stack, and only such a
+    command takes a default target (targets.py) for `-s` and `-e`.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A typer option (typer's MissingParameter wants one, not click's base class).
+        self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
+        self.names_a_stack = False
+        if self.stack_option is not None:
+            # Required after the first word and the defaults had their say (parse_args).
+            self.names_a_stack, self.stack_option.required = self.stack_option.required, False
+            self.params.append(_stack_word())
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """Read the options; the stack's name may come first instead of -s."""
+        rest = super().parse_args(ctx, args)
+        if self.stack_option is None:
+            return rest
+        word = ctx.params.pop(TARGET, None)
+        typed = ctx.get_parameter_source("stack") is ParameterSource.COMMANDLINE
+        if word is not None:
+            if typed and ctx.params.get("stack") != word:
+                raise UsageError(
+                    f"Two stacks named: {word!r} and -s {ctx.params.get('stack')!r}; name one.",
+                    ctx,
+                )
+            ctx.params["stack"] = word
+            ctx.set_parameter_source("stack", ParameterSource.COMMANDLINE)
+        if self.names_a_stack and ctx.params.get("stack") is None and not ctx.resilient_parsing:
+            raise MissingParameter(
+                "Name it after the command or with -s.", ctx=ctx, param=self.stack_option
+            )
+        return rest
 
     def get_help_option(self, ctx: Context) -> Any:
         """The usual help option, with a callback that raises."""
@@ -207,14 +266,16 @@ StackName = Annotated[
     str,
     typer.Option(
         "-s", "--stack", metavar="NAME", show_default=False,
-        help="The stack's exact name (any case).", autocompletion=_complete_stacks,
+        help="The stack's exact name (any case); also taken without -s. Default: "
+        ".igor.toml, IGOR_STACK or the config file (README: Default targets).",
+        autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip
 StackFilter = Annotated[
     str | None,
     typer.Option(
         "-s", "--stack", metavar="TEXT",
-        help="Only stacks whose name contains TEXT (any case).",
+        help="Only stacks whose name contains TEXT (any case); -s may be left out.",
         autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip
@@ -626,6 +687,11 @@ class Parsed:
     command: str
     request: Any  # a Request, or a shell-only request of the terminal edge
     sandbox: bool = False  # --sandbox before the command
+    defaults: Mapping[str, Default] = field(default_factory=dict)  # the ones it used
+
+
+def _no_defaults() -> Mapping[str, Default]:
+    return {}
 
 
 @functools.cache
@@ -636,11 +702,13 @@ def group() -> IgorGroup:
     return built
 
 
-def parse(words: list[str]) -> Parsed:
+def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_defaults) -> Parsed:
     """Parse argv or chat words with the command definitions; perform nothing.
 
-    Raises `HelpRequested` for `-h`, `help` and `--version` (a text to show,
-    exit 0) and click's `UsageError` (the usage text) for anything wrong.
+    `defaults` gives the default target (targets.py), read only for a command
+    that names one stack and used only where nothing was typed. Raises
+    `HelpRequested` for `-h`, `help` and `--version` (a text to show, exit 0)
+    and click's `UsageError` (the usage text) for anything wrong.
     """
     root_group = group()
     with root_group.make_context("igor", list(words)) as root:
@@ -649,7 +717,14 @@ def parse(words: list[str]) -> Parsed:
             raise HelpRequested(root_group.get_help(root))
         name, found, rest = root_group.resolve_command(root, args)
         assert name is not None and found is not None
-        with found.make_context(name, rest, parent=root) as context:
+        given = defaults() if getattr(found, "names_a_stack", False) else {}
+        default_map = {key: default.value for key, default in given.items()}
+        with found.make_context(name, rest, parent=root, default_map=default_map) as context:
+            used = {
+                key: default
+                for key, default in given.items()
+                if context.get_parameter_source(key) is ParameterSource.DEFAULT_MAP
+            }
             request = found.invoke(context)
     canonical = next((c for c, names in ALIASES.items() if name in names), name)
-    return Parsed(canonical, request, bool(root.params.get("sandbox")))
+    return Parsed(canonical, request, bool(root.params.get("sandbox")), used)

@@ -197,8 +197,9 @@ TABLES = ValueType(
 CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "cloud66": {"api_url": STRING},
     "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
-    "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER},
+    "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER, "channel": TABLES},
     "audit": {"path": STRING},
+    "defaults": {"stack": STRING, "environment": STRING},  # targets.py
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         RegisterRequest,
         ServeRequest,
     )
+    from igor_cli.targets import Default
 
 
 # -- the edge -----------------------------------------------------------------
@@ -42,7 +43,7 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
         try:
-            parsed = parse(sys.argv[1:] if args is None else list(args))
+            parsed = parse(sys.argv[1:] if args is None else list(args), _defaults(env))
         except HelpRequested as shown:
             shown.show()
             code = 0
@@ -54,6 +55,10 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         else:
             if parsed.sandbox:
                 env.sandbox = True
+            if parsed.defaults:
+                from igor_cli.targets import sentence
+
+                renderer(env).note(sentence(parsed.defaults))
             code = perform(env, parsed.request)
         if sys.stdout is not None:
             sys.stdout.flush()  # a failed write is reported here, not at exit
@@ -69,6 +74,17 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     finally:
         env.close()
     return code
+
+
+def _defaults(env: Environment) -> Callable[[], Mapping[str, Default]]:
+    """A shell's default target, read when a command needs one (targets.py)."""
+
+    def read() -> Mapping[str, Default]:
+        from igor_cli.targets import shell_defaults
+
+        return shell_defaults(env)
+
+    return read
 
 
 def perform(env: Environment, request: Any) -> int:

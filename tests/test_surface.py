@@ -6,8 +6,11 @@ console and the fake Slack.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +192,211 @@ def test_version_and_help_stay_cheap_no_rich() -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[]"
+
+
+# -- item 10: default targets, and the stack as the first word ---------------------------
+
+
+def _config(text: str) -> None:
+    Path(os.environ["IGOR_CONFIG"]).write_text(text, encoding="utf-8")
+
+
+def _project(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".igor.toml").write_text(text, encoding="utf-8")
+    return directory / ".igor.toml"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("deploy", "blog"), ("deploy", "--no-wait", "blog"), ("redeploy", "blog", "-e", "production")],
+)
+def test_the_stack_may_come_first_without_dash_s(
+    sim: Simulator, igor: Igor, args: tuple[str, ...]
+) -> None:
+    ran = igor(*args)
+    assert ran.exit_code == 0, ran.output
+    assert "Deploy started" in ran.stdout and "blog (production)" in ran.stdout
+    assert sim.count("POST", "/deployments") == 1
+    assert "Using" not in ran.stderr  # nothing was defaulted
+
+
+def test_every_command_with_dash_s_takes_the_stack_first(sim: Simulator, igor: Igor) -> None:
+    assert "shop (production)" in igor("history", "shop", "-e", "production").output
+    listed = igor("list", "sho").stdout
+    assert listed.count("shop") == 2 and "blog" not in listed  # list's -s filters
+    igor("deploy", "blog")
+    assert "Cancelling deployment" in igor("cancel", "blog").stdout
+    assert sim.count("DELETE") == 1
+
+
+def test_two_different_stacks_are_a_usage_error(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "blog", "-s", "shop")
+    assert ran.exit_code == 2
+    assert "Two stacks named: 'blog' and -s 'shop'; name one." in ran.stderr
+    assert sim.count("POST", "/deployments") == 0
+    assert igor("deploy", "blog", "-s", "blog", "--dry-run").exit_code == 0  # the same one
+
+
+def test_no_stack_and_no_default_is_a_usage_error(sim: Simulator, igor: Igor) -> None:
+    ran = igor("deploy", "-e", "production")
+    assert ran.exit_code == 2
+    assert "Missing option '-s' / '--stack'. Name it after the command or with -s." in ran.stderr
+    assert sim.count("GET") == 0
+
+
+def test_igor_toml_is_found_by_walking_up(
+    sim: Simulator, igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = _project(tmp_path / "shop", 'stack = "shop"\nenvironment = "staging"\n')
+    (tmp_path / "shop" / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shop" / "src" / "deep")
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 0, ran.output
+    assert "shop (staging)" in ran.stdout
+    assert f"Using stack shop and environment staging (from {found})." in ran.stderr
+    monkeypatch.chdir(tmp_path)  # above the project: no default
+    assert igor("deploy", "--dry-run").exit_code == 2
+
+
+def test_variables_give_defaults_and_say_so(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IGOR_STACK", "shop")
+    monkeypatch.setenv("IGOR_ENVIRONMENT", "production")
+    ran = igor("deploy", "--dry-run", "--json")
+    assert ran.exit_code == 0, ran.output
+    facts = json.loads(ran.stdout)  # the note is on stderr: stdout stays JSON
+    assert (facts["stack"]["name"], facts["stack"]["environment"]) == ("shop", "production")
+    assert "Using stack shop and environment production (from IGOR_STACK" not in ran.stderr
+    assert "stack shop (from IGOR_STACK)" in ran.stderr
+    assert "environment production (from IGOR_ENVIRONMENT)" in ran.stderr
+
+
+def test_the_config_files_defaults_come_last(
+    sim: Simulator,
+    igor: Igor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _config('[defaults]\nstack = "blog"\nenvironment = "production"\n')
+    monkeypatch.chdir(tmp_path)
+    ran = igor("deploy", "--dry-run")
+    assert "blog (production)" in ran.stdout
+    assert "(from [defaults] in " in ran.stderr
+    monkeypatch.setenv("IGOR_STACK", "shop")  # the variable beats the config file
+    assert "shop (production)" in igor("deploy", "--dry-run").stdout
+    _project(tmp_path, 'environment = "staging"\n')  # .igor.toml beats the variable
+    ran = igor("deploy", "--dry-run")
+    assert "shop (staging)" in ran.stdout
+    assert "stack shop (from IGOR_STACK)" in ran.stderr
+    assert f"environment staging (from {tmp_path / '.igor.toml'})" in ran.stderr
+    typed = igor("deploy", "legacy", "-e", "production", "--dry-run")  # typed beats them all
+    assert "legacy (production)" in typed.stdout
+    assert "Using" not in typed.stderr
+    assert sim.count("POST", "/deployments") == 0
+
+
+def test_list_takes_no_default(sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IGOR_STACK", "blog")
+    monkeypatch.setenv("IGOR_ENVIRONMENT", "staging")
+    ran = igor("list", "--json")
+    assert len(json.loads(ran.stdout)) == 7
+    assert "Using" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('stack = "shop"\ncolour = "red"\n', "unknown key 'colour'"),
+        ("stack = 5\n", "'stack' must be a string"),
+        ("stack = [\n", "The project file"),
+    ],
+)
+def test_a_bad_igor_toml_is_named(
+    sim: Simulator,
+    igor: Igor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    said: str,
+) -> None:
+    path = _project(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 2
+    assert said in ran.stderr and str(path) in ran.stderr
+    assert sim.count("GET") == 0
+    assert igor("list").exit_code == 0  # a command that takes no default does not read it
+
+
+CHANNEL_DEFAULTS = """
+[[slack.channel]]
+id = "C0SHOP"
+stack = "shop"
+environment = "staging"
+
+[[slack.channel]]
+id = "C0PROD"
+stack = "shop"
+environment = "production"
+"""
+
+
+def test_a_channel_has_its_own_default_and_the_shells_never_apply(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(CHANNEL_DEFAULTS)
+    monkeypatch.setenv("IGOR_STACK", "blog")  # the shell that runs the bot: not chat's
+    bot.start()
+    bot.mention("deploy --dry-run", channel="C0SHOP")
+    said = text_of(bot.replies(1)[0])
+    assert "shop (staging)" in said
+    assert "Using stack shop and environment staging (from this channel's default)." in said
+    bot.mention("deploy --dry-run", channel="C0ELSEWHERE")
+    said = text_of(bot.replies(2)[-1])
+    assert "Missing option '-s' / '--stack'" in said
+    assert "blog" not in said
+    bot.mention("deploy legacy --dry-run", channel="C0SHOP")  # typed: the channel's stack yields
+    said = text_of(bot.replies(3)[-1])
+    assert "Stack 'legacy' has no 'staging' environment" in said  # its environment still holds
+    assert sim.count("POST", "/deployments") == 0
+
+
+def test_a_channel_default_of_production_still_asks_for_confirmation(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    from igor_cli.chat.guard import Signer, rules_from_config
+
+    _config('[slack]\nconfirm = ["production"]\n' + CHANNEL_DEFAULTS)
+    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
+    bridge = Bridge(env, rules=rules_from_config(env.config()), signer=Signer(b"k" * 32))
+    reply = bridge.handle("deploy", Origin("slack", "U1", "r1"), "C0PROD")
+    assert reply.status == "confirm", rendered(reply).text
+    assert reply.question is not None and reply.question.stack.environment == "production"
+    assert "this channel's default" in rendered(reply).text
+    assert sim.count("POST", "/deployments") == 0
+    staging = bridge.handle("deploy", Origin("slack", "U1", "r2"), "C0SHOP")
+    assert staging.status == "ok"  # staging needs no confirmation: it was deployed
+    assert sim.count("POST", "/deployments") == 1
+
+
+def test_the_chat_console_uses_no_shell_default(
+    sim: Simulator, igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path, 'stack = "blog"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IGOR_STACK", "blog")
+    ran = igor("chat", input="deploy --dry-run\n")
+    assert "Missing option '-s' / '--stack'" in ran.stdout
+    assert sim.count("GET") == 0
+
+
+def test_a_malformed_channel_default_is_an_answer_not_a_crash(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    _config('[[slack.channel]]\nid = "C0SHOP"\nstak = "shop"\n')
+    reply = _bridge(clock).handle("deploy --dry-run", Origin("slack", "U1", "r1"), "C0SHOP")
+    assert reply.status == "error"
+    assert "unknown key 'stak'" in rendered(reply).text
+    assert sim.count("GET") == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from igor_cli.actions import Client
     from igor_cli.cli import ClickException
     from igor_cli.cloud66 import Stack
+    from igor_cli.targets import Default
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Reply:
     question: Question | None = None
     notice: str = ""  # a sentence of igor's own, in plain words
     text: str = ""
+    note: str = ""  # a line after the answer: the defaults it used (targets.py)
     fields: dict[str, Any] = field(default_factory=dict)
     ephemeral: bool = False  # only the requester sees it (refusals)
     pending: PendingCommand | None = None  # waiting for the requester's click
@@ -85,12 +87,15 @@ BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
 
 
-def parse(words: list[str]) -> tuple[str, Request]:
-    """Parse chat words with the shell's command definitions: (command, request).
+def parse(
+    words: list[str], defaults: Callable[[], Mapping[str, Default]] | None = None
+) -> tuple[str, Request, Mapping[str, Default]]:
+    """Parse chat words with the shell's command definitions: (command, request, defaults used).
 
-    The command is the canonical name (`deploy` for `redeploy`). Raises the
-    shell's own exceptions: `HelpRequested` for help, a click `UsageError`
-    (with the same usage text) for anything wrong.
+    The command is the canonical name (`deploy` for `redeploy`); `defaults` are
+    the channel's (never the shell's). Raises the shell's own exceptions:
+    `HelpRequested` for help, a click `UsageError` (with the same usage text)
+    for anything wrong.
     """
     from igor_cli import cli
 
@@ -104,8 +109,8 @@ def parse(words: list[str]) -> tuple[str, Request]:
             names = [] if word.lower() in group.commands else sorted(cli.CHAT_ALLOWED)
             with group.make_context("igor", [], resilient_parsing=True) as root:
                 raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
-    parsed = cli.parse(words)
-    return parsed.command, parsed.request
+    parsed = cli.parse(words, defaults) if defaults else cli.parse(words)
+    return parsed.command, parsed.request, parsed.defaults
 
 
 def chat_usage(problem: ClickException) -> str:
@@ -149,6 +154,12 @@ class Bridge:
         self._connect = connect
         self.rules = rules or Rules()
         self.signer = signer
+
+    def channel_defaults(self, channel: str) -> Mapping[str, Default]:
+        """The channel's default target (`[[slack.channel]]`); a shell's never apply here."""
+        from igor_cli.targets import channel_defaults
+
+        return channel_defaults(self.env.config(), channel, str(self.env.config_path()))
 
     def connect(self) -> Client:
         """A Cloud 66 client with the token in force now (read afresh every command)."""
@@ -223,15 +234,21 @@ class Bridge:
 
         started = time.monotonic()
         try:
-            name, request = parse(words)
+            name, request, defaults = parse(words, lambda: self.channel_defaults(channel))
         except HelpRequested as shown:
             return Reply("help", "help", text=shown.text)
         except ClickException as problem:
             return Reply("usage", text=chat_usage(problem))
+        except IgorError as error:  # the channel's default is malformed in the config file
+            return Reply("error", error=error)
 
         def finish(reply: Reply) -> Reply:
             if confirmed is not None and reply.status not in ("refused", "usage"):
                 reply.fields["confirmed_by"] = origin.user
+            if defaults:
+                from igor_cli.targets import sentence
+
+                reply.note = sentence(defaults)
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
             return reply
 

@@ -17,7 +17,12 @@ from igor_cli.render import sentences
 
 
 def render_text(reply: Reply, now: datetime) -> str:
-    """The chat core's reply as lines of text."""
+    """The chat core's reply as lines of text, and its note (the defaults used) last."""
+    text = _reply_text(reply, now)
+    return f"{text}\n{reply.note}" if reply.note else text
+
+
+def _reply_text(reply: Reply, now: datetime) -> str:
     if reply.question is not None:
         return "This needs a confirmation: in Slack, a button only you can press."
     if reply.refusal is not None:
