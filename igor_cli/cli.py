@@ -106,6 +106,7 @@ class IgorCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.params.append(_sandbox_flag())
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
         self.names_a_stack = False
@@ -117,6 +118,8 @@ class IgorCommand(TyperCommand):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Read the options; the stack's name may come first instead of -s."""
         rest = super().parse_args(ctx, args)
+        if ctx.params.pop("sandbox", False):  # after the command: as if before it
+            ctx.find_root().params["sandbox"] = True
         if self.stack_option is None:
             return rest
         word = ctx.params.pop(TARGET, None)
@@ -349,6 +352,27 @@ app = typer.Typer(
 )
 
 
+# Before the command, or after it (every command takes it too, unlisted: IgorCommand).
+SANDBOX = typer.Option(
+    "--sandbox",
+    help="Use the built-in Cloud 66 simulator instead of your account, before or after "
+    "the command (also IGOR_SANDBOX=1).",
+)
+
+
+def _sandbox_flag() -> Any:
+    """--sandbox as a command's own option: the definition above, unlisted in its help."""
+    from copy import copy
+
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = copy(SANDBOX)  # written for Annotated: its first name sits in `default`
+    info.param_decls, info.default = (info.default, *(info.param_decls or ())), False
+    info.hidden = True
+    return _get_param(ParamMeta(name="sandbox", default=info, annotation=bool))
+
+
 def _version(ctx: Context, _param: Any, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         # Like -h: a text to show with exit code 0, shown by whoever parsed.
@@ -358,14 +382,7 @@ def _version(ctx: Context, _param: Any, value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    sandbox: Annotated[
-        bool,
-        typer.Option(
-            "--sandbox",
-            help="Use the built-in Cloud 66 simulator instead of your account "
-            "(also IGOR_SANDBOX=1).",
-        ),
-    ] = False,
+    sandbox: Annotated[bool, SANDBOX] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -657,6 +674,17 @@ def deregister_command(
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
+@command("reset", examples=("igor --sandbox reset", "igor reset --sandbox"))
+def reset_command() -> Any:
+    """Reset the sandbox: its sample stacks as first seeded, nothing deploying.
+
+    Only with --sandbox (or IGOR_SANDBOX=1): it never touches your Cloud 66 account.
+    """
+    from igor_cli.setup_commands import ResetRequest
+
+    return ResetRequest()
+
+
 @command("doctor", examples=("igor doctor", "igor --sandbox doctor"))
 def doctor_command() -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted."""
@@ -686,7 +714,7 @@ class Parsed:
 
     command: str
     request: Any  # a Request, or a shell-only request of the terminal edge
-    sandbox: bool = False  # --sandbox before the command
+    sandbox: bool = False  # --sandbox before or after the command
     defaults: Mapping[str, Default] = field(default_factory=dict)  # the ones it used
 
 

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
         DoctorRequest,
         ManifestRequest,
         RegisterRequest,
+        ResetRequest,
         ServeRequest,
     )
     from igor_cli.targets import Default
 
+
+SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
 
 # -- the edge -----------------------------------------------------------------
 
@@ -122,6 +125,8 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.render.terminal import TerminalRenderer
 
     renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
+    if env.in_sandbox and request.needs_cloud66:
+        renderer.note(SANDBOX_NOTE)  # stderr: what --json prints stays JSON
     clients: list[Cloud66Client] = []
 
     def connect() -> Cloud66Client:
@@ -178,6 +183,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.RegisterRequest: _register,
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
+        requests.ResetRequest: _reset,
     }
 
 
@@ -191,6 +197,9 @@ def _serve(request: ServeRequest, env: Environment) -> int:
 def _chat(request: ChatRequest, env: Environment) -> int:
     from igor_cli.actions import Origin
     from igor_cli.chat.console import run_console
+
+    if env.in_sandbox:
+        renderer(env).note(SANDBOX_NOTE)
 
     return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
 
@@ -250,6 +259,23 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
             said.success(f"Removed the {kind.description}.")
         else:
             said.note(f"No {kind.description} was stored.")
+    return 0
+
+
+def _reset(request: ResetRequest, env: Environment) -> int:
+    from igor_cli.connect import sandbox_state_path, sandbox_url
+    from igor_cli.errors import UsageProblem
+
+    if not env.in_sandbox:
+        raise UsageProblem(
+            "`igor reset` resets the sandbox only; it never touches your Cloud 66 account.",
+            "Run `igor --sandbox reset`.",
+        )
+    sandbox_url(env)  # the simulator, on its state file
+    env.simulator.reset()  # under its file lock: a running `igor --sandbox serve` adopts it
+    renderer(env).success(
+        f"The sandbox is reset: its sample stacks as first seeded ({sandbox_state_path(env)})."
+    )
     return 0
 
 

@@ -400,3 +400,61 @@ def test_a_malformed_channel_default_is_an_answer_not_a_crash(
     assert reply.status == "error"
     assert "unknown key 'stak'" in rendered(reply).text
     assert sim.count("GET") == 0
+
+
+# -- item 14: --sandbox anywhere, marked, and reset -----------------------------------------
+
+SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
+
+
+@pytest.mark.parametrize(
+    "args", [("--sandbox", "list"), ("list", "--sandbox"), ("list", "-e", "staging", "--sandbox")]
+)
+def test_sandbox_before_or_after_the_command(igor: Igor, args: tuple[str, ...]) -> None:
+    ran = igor(*args)  # no token anywhere: only the sandbox can answer
+    assert ran.exit_code == 0, ran.output
+    assert "shop" in ran.stdout
+    assert ran.stderr.count(SANDBOX_NOTE) == 1
+
+
+def test_sandbox_json_stays_json_and_the_mark_goes_to_stderr(igor: Igor) -> None:
+    ran = igor("list", "--json", "--sandbox")
+    assert ran.exit_code == 0
+    assert len(json.loads(ran.stdout)) == 7
+    assert SANDBOX_NOTE not in ran.stdout
+    assert SANDBOX_NOTE in ran.stderr
+
+
+def test_your_account_is_not_marked_as_the_sandbox(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list")
+    assert ran.exit_code == 0
+    assert "Sandbox" not in ran.output
+
+
+def test_sandbox_reset_starts_the_sandbox_over(igor: Igor) -> None:
+    assert igor("deploy", "blog", "--sandbox").exit_code == 0
+    busy = {s["name"]: s["busy"] for s in json.loads(igor("--sandbox", "list", "--json").stdout)}
+    assert busy["blog"] is True
+    ran = igor("reset", "--sandbox")
+    assert ran.exit_code == 0
+    assert "The sandbox is reset" in ran.stdout
+    busy = {s["name"]: s["busy"] for s in json.loads(igor("--sandbox", "list", "--json").stdout)}
+    assert busy["blog"] is False
+    history = igor("--sandbox", "history", "blog", "--json").stdout
+    assert "igor:cli:" not in history  # the deployment igor started is gone
+
+
+def test_reset_without_the_sandbox_is_refused(sim: Simulator, igor: Igor) -> None:
+    ran = igor("reset")
+    assert ran.exit_code == 2
+    assert "resets the sandbox only" in ran.stderr
+    assert "igor --sandbox reset" in ran.stderr
+    assert sim.count("GET") == 0 and sim.count("POST") == 0
+    assert not (Path(os.environ["IGOR_CACHE_DIR"]) / "sandbox-state.json").exists()
+
+
+def test_sandbox_in_chat_is_refused_not_ignored(sim: Simulator, clock: FakeClock) -> None:
+    reply = _bridge(clock).handle("deploy -s blog --sandbox", Origin("slack", "U1", "r1"))
+    assert reply.status == "usage"
+    assert "--sandbox works in a shell only" in rendered(reply).text
+    assert sim.count("GET") == 0 and sim.count("POST") == 0

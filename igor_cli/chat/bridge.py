@@ -110,6 +110,11 @@ def parse(
             with group.make_context("igor", [], resilient_parsing=True) as root:
                 raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
     parsed = cli.parse(words, defaults) if defaults else cli.parse(words)
+    if parsed.sandbox:  # chat cannot switch the bot's Cloud 66: it would act on the real one
+        raise cli.UsageError(
+            "--sandbox works in a shell only: the bot talks to the sandbox when it was "
+            "started with `igor --sandbox serve`. Nothing was done."
+        )
     return parsed.command, parsed.request, parsed.defaults
 
 
