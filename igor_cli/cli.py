@@ -674,6 +674,14 @@ def deregister_command(
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
+@command("doctor", examples=("igor doctor", "igor --sandbox doctor"))
+def doctor_command() -> Any:
+    """Check igor's set-up: where each token comes from and whether it is accepted."""
+    from igor_cli.setup_commands import DoctorRequest
+
+    return DoctorRequest()
+
+
 @command("reset", examples=("igor --sandbox reset", "igor reset --sandbox"))
 def reset_command() -> Any:
     """Reset the sandbox: its sample stacks as first seeded, nothing deploying.
@@ -683,14 +691,6 @@ def reset_command() -> Any:
     from igor_cli.setup_commands import ResetRequest
 
     return ResetRequest()
-
-
-@command("doctor", examples=("igor doctor", "igor --sandbox doctor"))
-def doctor_command() -> Any:
-    """Check igor's set-up: where each token comes from and whether it is accepted."""
-    from igor_cli.setup_commands import DoctorRequest
-
-    return DoctorRequest()
 
 
 # -- parsing ------------------------------------------------------------------
