@@ -165,10 +165,13 @@ class IgorGroup(TyperGroup):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """`igor -h deploy` is `igor deploy -h`: -h before a command asks for its help."""
+        words = list(args)  # click's parser consumes the list it is given
         try:
             return super().parse_args(ctx, args)
         except HelpRequested:
-            _, rest, _ = self.make_parser(ctx).parse_args(args=list(args))
+            if not set(words) & set(ctx.help_option_names):
+                raise  # --version
+            _, rest, _ = self.make_parser(ctx).parse_args(args=words)
             name = rest[0].lower() if rest else ""
             command = self.get_command(ctx, name) if name else None
             if command is None:

@@ -176,6 +176,7 @@ def test_dash_h_before_an_unknown_word_shows_igors_help(igor: Igor) -> None:
     ran = igor("--help", "frobnicate")
     assert ran.exit_code == 0
     assert ran.stdout == igor().stdout
+    assert igor("--version", "deploy").stdout.startswith("igor ")  # not deploy's help
 
 
 def test_version_and_help_stay_cheap_no_rich() -> None:
