@@ -73,7 +73,7 @@ def _raise_help(ctx: Context, _param: Any, value: bool) -> None:
         raise HelpRequested(ctx.get_help())
 
 
-TARGET = "target"  # the stack's name typed after the command: `igor deploy shop`
+TARGET = "stack_named_first"  # `igor deploy shop`: no command has a parameter so named
 
 
 def _stack_word() -> Any:
@@ -106,6 +106,9 @@ class IgorCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        taken = {p.name for p in self.params} & {TARGET, "sandbox"}
+        if taken:  # a command's own parameter would be shadowed: fail at definition
+            raise TypeError(f"igor {self.name}: {', '.join(sorted(taken))} is igor's own name")
         self.params.append(_sandbox_flag())
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
@@ -340,6 +343,34 @@ Count = Annotated[
         help="Show the N newest deployments (default 10).",
     ),
 ]  # fmt: skip
+PastDeploymentId = Annotated[
+    str | None,
+    typer.Option(
+        "--to", metavar="ID", show_default=False,
+        help="Go back to this past deployment instead (its id, from igor history).",
+    ),
+]  # fmt: skip
+SourceEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--from", metavar="ENV", show_default=False,
+        help="The environment whose running commit (or image tags) to carry.",
+        autocompletion=_complete_environments,
+    ),
+]  # fmt: skip
+TargetEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--to", metavar="ENV", show_default=False,
+        help="The environment to deploy it to.", autocompletion=_complete_environments,
+    ),
+]  # fmt: skip
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Also show what each stack runs (one more request per stack; at most 50)."
+    ),
+]
 
 
 # -- the app ------------------------------------------------------------------
@@ -460,12 +491,13 @@ def command(
 def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
+    wide: Wide = False,
     as_json: Json = False,
 ) -> Any:  # a Request; typer reads annotations at run time
     """List your stacks: status, health and last activity."""
     from igor_cli.actions import ListRequest
 
-    return ListRequest(stack, environment, as_json)
+    return ListRequest(stack, environment, as_json, wide=wide)
 
 
 @command(
@@ -545,6 +577,79 @@ def history_command(
     from igor_cli.actions import HistoryRequest
 
     return HistoryRequest(stack, environment, limit, as_json)
+
+
+@command(
+    "rollback",
+    chat=True,
+    examples=(
+        "igor rollback shop -e production --dry-run",
+        "igor rollback -s shop -e production --to 4001 --follow",
+    ),
+)
+def rollback_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    to: PastDeploymentId = None,
+    wait: Wait = Switch(True),
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> Any:
+    """Go back to the last good deployment before the live one.
+
+    Deploys again what it ran: its commit on a classic stack, its image tags on
+    a docker stack. Refused when there is nothing to go back to; a busy stack
+    follows deploy's -w rule.
+    """
+    from igor_cli.releases import RollbackRequest
+
+    return RollbackRequest(
+        stack,
+        environment,
+        to=(to or "").strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@command(
+    "promote",
+    chat=True,
+    examples=(
+        "igor promote shop --from staging --to production --dry-run",
+        "igor promote -s shop --from staging --to production --follow",
+    ),
+)
+def promote_command(
+    stack: StackName,
+    source: SourceEnvironment,
+    target: TargetEnvironment,
+    wait: Wait = Switch(True),
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> Any:
+    """Deploy to one environment's stack what another's runs (staging to production).
+
+    Both stacks must deploy from one repository. A busy stack follows deploy's
+    -w rule.
+    """
+    from igor_cli.releases import PromoteRequest
+
+    return PromoteRequest(
+        stack,
+        source.strip(),
+        target.strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 @command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))

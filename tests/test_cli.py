@@ -397,7 +397,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     assert ran.exit_code == 2
     assert (
         "Unknown command 'deplyo'. Did you mean deploy? Commands: list, deploy, cancel, history, "
-        "serve," in ran.stderr
+        "rollback, promote, serve," in ran.stderr
     )
     assert "whoami, help, register, deregister, doctor, reset." in ran.stderr
 
