@@ -14,6 +14,7 @@ here.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable, Mapping
@@ -77,6 +78,12 @@ TARGET = "stack_named_first"  # `igor deploy shop`: no command has a parameter s
 
 
 def _stack_word() -> Any:
+    """The argument that takes the stack's name typed first, for one more command."""
+    return copy.copy(_built_stack_word())
+
+
+@functools.cache
+def _built_stack_word() -> Any:
     """The argument that takes the stack's name typed first: one definition for every command.
 
     Built by typer from an ordinary declaration, so it completes and converts as
@@ -395,13 +402,17 @@ SANDBOX = typer.Option(
 
 
 def _sandbox_flag() -> Any:
-    """--sandbox as a command's own option: the definition above, unlisted in its help."""
-    from copy import copy
+    """--sandbox for one more command."""
+    return copy.copy(_built_sandbox_flag())
 
+
+@functools.cache
+def _built_sandbox_flag() -> Any:
+    """--sandbox as a command's own option: the definition above, unlisted in its help."""
     from typer.main import _get_param
     from typer.models import ParamMeta
 
-    info = copy(SANDBOX)  # written for Annotated: its first name sits in `default`
+    info = copy.copy(SANDBOX)  # written for Annotated: its first name sits in `default`
     info.param_decls, info.default = (info.default, *(info.param_decls or ())), False
     info.hidden = True
     return _get_param(ParamMeta(name="sandbox", default=info, annotation=bool))
