@@ -97,6 +97,18 @@ def test_a_typo_in_chat_gets_a_suggestion_in_chats_words(
     assert sim.count("GET", "/stacks") == 0
 
 
+def test_chat_usage_names_the_bot_as_slack_knows_it(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    slack.bot_name = "deploybot"  # `igor slack-manifest --name deploybot`
+    bot.start()
+    bot.mention("deploy --bogus")
+    said = text_of(bot.replies(1)[0])
+    assert "Usage: @deploybot deploy [OPTIONS]" in said
+    assert "Try `@deploybot deploy -h` for help." in said
+    assert "@igor" not in said
+
+
 def test_a_bad_option_in_chat_shows_the_commands_usage_in_chats_words(
     sim: Simulator, clock: FakeClock
 ) -> None:

@@ -81,9 +81,9 @@ class Reply:
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
 
-ADDRESS = "@igor"  # how a person calls igor in chat, in the words igor shows
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
+ADDRESS = "@igor"  # how a person calls igor in chat, unless the adapter knows its name
 
 
 def parse(
@@ -117,15 +117,18 @@ def parse(
     return parsed.command, parsed.request, parsed.defaults
 
 
-def chat_usage(problem: ClickException) -> str:
-    """A usage error in chat's words: `@igor deploy -h`, never the shell's `Try 'igor -h'`."""
+def chat_usage(problem: ClickException, address: str = ADDRESS) -> str:
+    """A usage error in chat's words: `@igor deploy -h`, never the shell's `Try 'igor -h'`.
+
+    `address` is how a person calls the bot where it runs (`@deploybot`).
+    """
     lines = []
     ctx = getattr(problem, "ctx", None)
     if ctx is not None and ctx.parent is not None:  # a command's own usage
-        usage = " ".join([ADDRESS, ctx.info_name or "", *ctx.command.collect_usage_pieces(ctx)])
-        lines += [f"Usage: {usage}", f"Try `{ADDRESS} {ctx.info_name} -h` for help.", ""]
+        usage = " ".join([address, ctx.info_name or "", *ctx.command.collect_usage_pieces(ctx)])
+        lines += [f"Usage: {usage}", f"Try `{address} {ctx.info_name} -h` for help.", ""]
         return "\n".join([*lines, f"Error: {problem.format_message()}"])
-    return f"Error: {problem.format_message()}\n`{ADDRESS} help` tells what igor does in chat."
+    return f"Error: {problem.format_message()}\n`{address} help` tells what igor does in chat."
 
 
 def chat_help() -> str:
@@ -153,11 +156,13 @@ class Bridge:
         *,
         rules: Rules | None = None,
         signer: Signer | None = None,
+        address: str = ADDRESS,
     ) -> None:
         self.env = env
         self._connect = connect
         self.rules = rules or Rules()
         self.signer = signer
+        self.address = address  # `@igor`, or the bot's name in Slack
 
     def channel_defaults(self, channel: str) -> Mapping[str, Default]:
         """The channel's default target (`[[slack.channel]]`); a shell's never apply here."""
@@ -242,7 +247,7 @@ class Bridge:
         except HelpRequested as shown:
             return Reply("help", "help", text=shown.text)
         except ClickException as problem:
-            return Reply("usage", text=chat_usage(problem))
+            return Reply("usage", text=chat_usage(problem, self.address))
         except IgorError as error:  # the channel's default is malformed in the config file
             return Reply("error", error=error)
 
