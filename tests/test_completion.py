@@ -281,6 +281,9 @@ def test_stack_names_come_from_the_cache_with_their_environments(
     assert values(ask(shell, "igor list -e staging -s ")) == ["search", "shop"]
     # An alias is a command like the others; its name is not case-sensitive.
     assert values(ask(shell, "igor REDEPLOY -s le")) == ["legacy"]
+    # The stack may come first, without -s (`igor deploy shop`): it completes the same.
+    assert values(ask(shell, "igor deploy ")) == SANDBOX_NAMES
+    assert values(ask(shell, "igor history -e staging sh")) == ["shop"]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
