@@ -18,7 +18,7 @@ igor says so and where it came from (`sentence`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,18 +44,28 @@ Defaults = Mapping[str, Default]  # "stack" / "environment" -> the default
 def shell_defaults(env: Environment, cwd: Path | None = None) -> dict[str, Default]:
     """The defaults of a shell: .igor.toml, then the variables, then the config file."""
     found: dict[str, Default] = {}
-    project = find_project_file(cwd or Path.cwd())
-    layers = [
-        (read_project_file(project), str(project)) if project else ({}, ""),
-        ({k: env.environ.get(v, "") for k, v in _VARIABLES.items()}, ""),
-        (_config_defaults(env), f"[defaults] in {env.config_path()}"),
-    ]
-    for values, source in layers:
+
+    def offer(values: Mapping[str, Any], source: Callable[[str], str]) -> None:
         for name in FIELDS:
             value = str(values.get(name) or "").strip()
-            if value and name not in found:
-                found[name] = Default(value, source or _VARIABLES[name])
+            if value and name not in found:  # a nearer source already said
+                found[name] = Default(value, source(name))
+
+    start = cwd or _cwd()
+    project = find_project_file(start) if start is not None else None
+    if project is not None:
+        offer(read_project_file(project), lambda _: str(project))
+    offer({name: env.environ.get(variable) for name, variable in _VARIABLES.items()},
+          _VARIABLES.__getitem__)  # fmt: skip
+    offer(_config_defaults(env), lambda _: f"[defaults] in {env.config_path()}")
     return found
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # the directory was removed under the shell: no project to find
+        return None
 
 
 def find_project_file(start: Path) -> Path | None:
