@@ -11,6 +11,7 @@ from igor_cli.sandbox import Simulator
 from tests.conftest import Igor
 
 LONG_NAME = "customer-accounts-portal-0001"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SHORT_TIME = re.compile(r"(\d+[smhd] ago|just now|never)$")
 
 
@@ -19,15 +20,20 @@ def cells(line: str) -> list[str]:
     return re.split(r" {2,}", line.strip())
 
 
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
 @pytest.mark.parametrize("width", [50, 80, 120])
 def test_the_list_fits_the_screen_and_keeps_its_last_column(
-    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, width: int
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, width: int, terminal: bool
 ) -> None:
     sim.add_stacks(1, prefix="customer-accounts-portal")
     monkeypatch.setenv("COLUMNS", str(width))
+    if terminal:  # rich draws for a terminal: box art (a rule under the header), colour
+        monkeypatch.setenv("FORCE_COLOR", "1")
     ran = igor("list")
     assert ran.exit_code == 0
-    lines = ran.stdout.rstrip("\n").splitlines()
+    shown = ANSI.sub("", ran.stdout)
+    assert (shown != ran.stdout) == terminal
+    lines = [line for line in shown.rstrip("\n").splitlines() if not line.startswith("─")]
     assert len(lines) == 9  # the header and eight stacks
     assert max(len(line.rstrip()) for line in lines) <= width
     header, *rows = lines
@@ -39,7 +45,7 @@ def test_the_list_fits_the_screen_and_keeps_its_last_column(
         assert "…" not in health + when
     names = [cells(row)[0] for row in rows]
     if width >= 120:
-        assert LONG_NAME in names and "…" not in ran.stdout
+        assert LONG_NAME in names and "…" not in shown
         assert header.split() == ["NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST", "ACTIVITY"]
     else:  # only NAME and STATUS give way, with an ellipsis
         assert LONG_NAME not in names

@@ -392,7 +392,7 @@ def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tup
     """One deployment, as the history table shows it."""
     return (
         past.deployment.id,
-        ago(past.deployment.started_at, now),
+        short_ago(past.deployment.started_at, now),
         took(past, now),
         outcome_word(past),
         who_triggered(past, person),
