@@ -1,12 +1,12 @@
 """Answering a TAB, and the completion scripts for bash, zsh and fish.
 
-A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so the
-scripts of `igor --install-completion` work too). `answer_request` answers it
-from the same command definitions as typer does, but without typer's value
-coercion, which imports pydantic and would double the time a TAB takes
-(SPEC section 8). The candidates come from `completion.py` (the local cache).
-The scripts in `completions/` are written by
-`python -m igor_cli.tab generate completions/`.
+A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so
+typer's generic scripts work too). `answer_request` answers it from the same
+command definitions as typer does, but without typer's value coercion, which
+imports pydantic and would double the time a TAB takes (SPEC section 8). The
+candidates come from `completion.py` (the local cache). The scripts in
+`completions/` are written by `python -m igor_cli.tab generate completions/`;
+`igor completion SHELL` prints one, `--install` writes it for the shell to load.
 """
 
 from __future__ import annotations
