@@ -94,12 +94,20 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
-        # Fitted to the screen by the columns' own rules: only NAME and STATUS shrink.
-        rows = sentences.stack_rows(listing.stacks, self.now)
+        # Fitted to the screen by the columns' own rules: only NAME and STATUS shrink
+        # (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
+        running = listing.running
+        rows = sentences.stack_rows(listing.stacks, self.now, running)
         fitted = sentences.fit(rows, screen_width(self.out))
         table = self._table(fitted.header, fitted.widths)
         for stack in listing.stacks:
-            table.add_row(*self._row(stack))
+            if running is None:
+                table.add_row(*self._row(stack))
+            else:
+                from rich.markup import escape
+
+                wide = escape(sentences.running_text(running.get(stack.uid)))
+                table.add_row(*self._row(stack), wide)
         self.out.print(table, width=max(self.out.width, fitted.width))
 
     def history(self, found: History) -> None:

@@ -76,9 +76,8 @@ class ConsoleText:
     emoji: str = ""  # the mark Slack would show before the words
 
     def text(self) -> str:
-        """All of it as lines of text."""
-        lead = f"{self.emoji} {self.lead}".strip()
-        return "\n".join([*([lead] if lead else []), *self.table])
+        """The words and the table as lines of text (without the mark)."""
+        return "\n".join([*([self.lead] if self.lead else []), *self.table])
 
 
 def render_console(reply: Reply, now: datetime, width: int | None = None) -> ConsoleText:
@@ -97,7 +96,7 @@ def render_console(reply: Reply, now: datetime, width: int | None = None) -> Con
                 "", tuple(json.dumps(sentences.facts(outcome), indent=2).split("\n"))
             )
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            rows = sentences.stack_rows(outcome.stacks, now)
+            rows = sentences.stack_rows(outcome.stacks, now, outcome.running)
             return ConsoleText(
                 sentences.list_summary(outcome) + ":", tuple(sentences.aligned(rows, width))
             )
@@ -113,7 +112,7 @@ def render_console(reply: Reply, now: datetime, width: int | None = None) -> Con
 
 
 def render_text(reply: Reply, now: datetime) -> str:
-    """The chat core's reply as lines of text (emoji codes included)."""
+    """The chat core's reply as lines of text."""
     return render_console(reply, now).text()
 
 
@@ -129,7 +128,7 @@ def render_news_console(news: News) -> ConsoleText:
 
 
 def render_news_text(news: News) -> str:
-    """What became of a followed deployment, as a line of text (emoji codes included)."""
+    """What became of a followed deployment, as a line of text."""
     return render_news_console(news).text()
 
 
