@@ -96,18 +96,15 @@ class TerminalRenderer:
             return
         # Fitted to the screen by the columns' own rules: only NAME and STATUS shrink
         # (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
+        from rich.markup import escape
+
         running = listing.running
         rows = sentences.stack_rows(listing.stacks, self.now, running)
         fitted = sentences.fit(rows, screen_width(self.out))
         table = self._table(fitted.header, fitted.widths)
         for stack in listing.stacks:
-            if running is None:
-                table.add_row(*self._row(stack))
-            else:
-                from rich.markup import escape
-
-                wide = escape(sentences.running_text(running.get(stack.uid)))
-                table.add_row(*self._row(stack), wide)
+            wide = [] if running is None else [sentences.running_text(running.get(stack.uid))]
+            table.add_row(*self._row(stack), *map(escape, wide))
         self.out.print(table, width=max(self.out.width, fitted.width))
 
     def history(self, found: History) -> None:
@@ -197,7 +194,6 @@ class TerminalRenderer:
 
     def note(self, text: str) -> None:
         """Something worth knowing (stderr)."""
-
         self._prose(self.err, text, "dim")
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
