@@ -41,7 +41,14 @@ SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
 
 def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line (argv when `args` is None); returns the exit code."""
-    from igor_cli.cli import Abort, ClickException, Exit, HelpRequested, parse
+    from igor_cli.cli import (
+        Abort,
+        ClickException,
+        CompletionRequested,
+        Exit,
+        HelpRequested,
+        parse,
+    )
 
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
@@ -50,8 +57,12 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         except HelpRequested as shown:
             shown.show()
             code = 0
-        except Exit as done:  # typer's own eager options (--install-completion)
+        except Exit as done:  # typer's own eager options
             code = int(done.exit_code)
+        except CompletionRequested as asked:  # --install-completion, --show-completion
+            from igor_cli.setup_commands import CompletionRequest
+
+            code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
             return problem.exit_code
@@ -175,6 +186,7 @@ def _follow(
 def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
     """Which shell-only request runs how (loaded when a command is performed)."""
     from igor_cli import setup_commands as requests
+    from igor_cli.tab import completion
 
     return {
         requests.ServeRequest: _serve,
@@ -184,6 +196,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
         requests.ResetRequest: _reset,
+        requests.CompletionRequest: completion,
     }
 
 

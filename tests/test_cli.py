@@ -399,7 +399,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
         "Unknown command 'deplyo'. Did you mean deploy? Commands: list, deploy, cancel, history, "
         "rollback, promote, serve," in ran.stderr
     )
-    assert "whoami, help, register, deregister, doctor, reset." in ran.stderr
+    assert "whoami, help, register, deregister, doctor, completion, reset." in ran.stderr
 
 
 def test_version(igor: Igor) -> None:
