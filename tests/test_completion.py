@@ -653,7 +653,7 @@ def test_zsh_keeps_the_apostrophes_in_descriptions(
         terminal.type("igor cancel -\t\x14", log, "line:")
         terminal.read_until(b"exact name")  # the listing zsh wrote before the line was taken
     screen = terminal.screen.decode(errors="replace")
-    assert "The stack's exact name (any case)." in screen
+    assert "The stack's exact name (any case);" in screen
     assert "The stacks exact name" not in screen
 
 
