@@ -24,6 +24,7 @@ import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import UsageError
+from typer._click.globals import get_current_context
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
@@ -345,6 +346,13 @@ def cancel_command(
 ) -> Any:
     """Cancel the stack's running deployment."""
     from igor_cli.actions import CancelRequest
+
+    if service:  # -v is shared with deploy, but a cancel cannot take it: say why
+        raise UsageError(
+            "cancel takes no -v/--service: Cloud 66 cancels a whole deployment, not one "
+            "service's part of it. Nothing was cancelled.",
+            get_current_context(),
+        )
 
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
 

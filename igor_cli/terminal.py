@@ -169,7 +169,7 @@ def _serve(request: ServeRequest, env: Environment) -> int:
     from igor_cli.chat.slack import configure_logging, serve
 
     configure_logging()
-    return serve(env)
+    return serve(env, report=renderer(env).error)
 
 
 def _chat(request: ChatRequest, env: Environment) -> int:

@@ -337,7 +337,7 @@ def test_manifest_asks_for_exactly_what_the_bot_uses(
     assert printed == manifest("deploybot")
     assert printed["settings"]["socket_mode_enabled"] is True
     assert printed["settings"]["interactivity"]["is_enabled"] is True
-    assert printed["features"]["slash_commands"][0]["command"] == "/igor"
+    assert printed["features"]["slash_commands"][0]["command"] == "/deploybot"
     assert printed["features"]["bot_user"]["display_name"] == "deploybot"
     about = printed["display_information"]["long_description"]
     assert about.startswith("deploybot runs igor ")

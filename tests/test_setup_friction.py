@@ -1,0 +1,273 @@
+"""Set-up friction (issue 11): serve's missing tokens, bad URLs, the bot's JSON log lines,
+cancel -v, the manifest, doctor, register and deregister."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from igor_cli.chat.slack.log_lines import JsonLines
+from igor_cli.chat.slack.manifest import manifest
+from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
+from tests.conftest import Igor, RunningBot, next_ts
+from tests.fakes.slack import FakeSlack
+
+# -- igor serve without its Slack tokens (item 3) ------------------------------------
+
+
+def test_serve_names_every_missing_slack_token_at_once(sim: Simulator, igor: Igor) -> None:
+    ran = igor("serve")
+    assert ran.exit_code == 4
+    assert ran.stdout == ""
+    assert ran.stderr.startswith(
+        "Error: igor serve needs the Slack bot token (xoxb-) and the Slack app-level token "
+        "(xapp-); neither is set.\n"
+    ), ran.stderr
+    said = " ".join(ran.stderr.split())
+    assert "`igor register --slack`, or set SLACK_BOT_TOKEN and SLACK_APP_TOKEN." in said
+    assert "--sandbox" not in said  # a Cloud 66 token is set: the sandbox is no fix for Slack
+    assert "ERROR" not in ran.stderr and "igor.serve" not in ran.stderr  # not a log line
+
+
+def test_serve_names_only_the_missing_one(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1234-5678-abcdef")
+    ran = igor("--sandbox", "serve")
+    assert ran.exit_code == 4
+    said = " ".join(ran.stderr.split())
+    assert "needs the Slack app-level token (xapp-); it is not set." in said
+    assert "bot token" not in said
+    assert "or set SLACK_APP_TOKEN." in said
+    assert "--sandbox" not in said
+
+
+def test_serve_without_any_token_mentions_the_sandbox_for_cloud66_only(igor: Igor) -> None:
+    ran = igor("serve")
+    assert ran.exit_code == 4
+    said = " ".join(ran.stderr.split())
+    assert "neither is set" in said
+    assert "also needs a Cloud 66 token to answer commands (`igor register`)" in said
+    assert "--sandbox to rehearse on the simulator" in said
+
+
+# -- URLs and network errors (item 6) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("app.cloud66.com/api/3", "it does not start with http:// or https://"),
+        ("https://", "it names no host"),
+        ("https://exa mple.com/api/3", "'exa mple.com' is not a host name"),
+        ("https://bad_host!/api/3", "'bad_host!' is not a host name"),
+        ("https://example.com:99999/api/3", "its port is not a number from 0 to 65535"),
+    ],
+)
+def test_a_malformed_api_url_is_a_configuration_error_before_any_request(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("IGOR_API_URL", url)
+    ran = igor("list")
+    assert ran.exit_code == 2, ran.output
+    said = " ".join(ran.stderr.split())
+    assert f"(IGOR_API_URL) is not usable: {problem}." in said
+    assert "Set IGOR_API_URL to a URL such as https://app.cloud66.com/api/3" in said
+    assert "could not be reached" not in said
+
+
+def test_a_malformed_api_url_in_the_config_file_names_the_file(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", SANDBOX_TOKEN)
+    (tmp_path / "config.toml").write_text('[cloud66]\napi_url = "cloud66.example/api"\n')
+    ran = igor("list")
+    assert ran.exit_code == 2
+    said = " ".join(ran.stderr.split())
+    assert f"([cloud66] api_url in {tmp_path / 'config.toml'})" in said
+    assert "IGOR_API_URL" not in said
+
+
+def test_a_refused_connection_names_the_url_and_the_reason(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("IGOR_API_URL", f"http://127.0.0.1:{port}/api/3")
+    ran = igor("list")
+    assert ran.exit_code == 5
+    assert f"could not be reached at http://127.0.0.1:{port} (connection refused)" in ran.stderr
+    assert "Error" in ran.stderr and "ConnectionError" not in ran.stderr
+
+
+def test_unreachable_slack_is_named_with_its_url_and_reason(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1234-5678-abcdef")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-2-abcdef")
+    monkeypatch.setenv("IGOR_SLACK_API_URL", f"http://127.0.0.1:{port}/api/")
+    ran = igor("--sandbox", "serve")
+    assert ran.exit_code == 5
+    said = " ".join(ran.stderr.split())
+    assert f"Slack could not be reached at http://127.0.0.1:{port}/api/ (connection refused)" in (
+        said
+    )
+    assert "URLError" not in said and "OSError" not in said
+
+
+def test_a_malformed_slack_api_url_is_a_configuration_error(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1234-5678-abcdef")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-2-abcdef")
+    monkeypatch.setenv("IGOR_SLACK_API_URL", "slack.com/api/")
+    ran = igor("--sandbox", "serve")
+    assert ran.exit_code == 2
+    assert "(IGOR_SLACK_API_URL) is not usable" in " ".join(ran.stderr.split())
+
+
+# -- the bot's log: JSON lines (item 8) -------------------------------------------------
+
+
+def test_log_records_become_one_json_object_a_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines())
+    logger = logging.getLogger("igor.test-json-lines")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("two\nlines %s", "here")
+        logger.warning(json.dumps({"event": "command", "user": "U1", "level": "mine"}))
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    first, second, third = (json.loads(line) for line in lines)
+    assert first["message"] == "two\nlines here"
+    assert (first["level"], first["logger"]) == ("warning", "igor.test-json-lines")
+    assert first["time"].endswith("Z")
+    assert second["event"] == "command" and second["user"] == "U1"
+    assert second["level"] == "warning"  # the record's own keys win
+    assert "message" not in second
+    assert "ValueError: boom" in third["exception"]
+
+
+def test_serve_logs_json_lines_with_what_was_typed(
+    bot: RunningBot,
+    slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from igor_cli.chat.slack import configure_logging
+
+    audit = tmp_path / "audit.jsonl"
+    (tmp_path / "config.toml").write_text(f'[audit]\npath = "{audit}"\n')
+    loggers = [logging.getLogger(name) for name in ("igor", "slack_sdk")]
+    saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
+    for logger in loggers:
+        logger.handlers.clear()
+    try:
+        configure_logging()
+        bot.start()
+        bot.mention("list -s <@U0BOB|bob>")
+        bot.mention("dploy -s shop")  # a usage error
+        slack.push_slash_command(f"list -s {slack.bot_token}")
+        bot.replies(2)
+        slack.wait_for_calls("response_url", 1)
+        time.sleep(0.3)
+        bot.close()
+    finally:
+        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            logger.handlers[:] = handlers
+            logger.propagate, logger.level = propagate, level
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert lines, err
+    assert all({"time", "level", "logger"} <= set(line) for line in lines)
+    commands = [line for line in lines if line.get("event") == "command"]
+    assert len(commands) == 3, commands
+    typed = {line["text"]: line for line in commands}
+    assert set(typed) == {"list -s @U0BOB", "dploy -s shop", "list -s [token]"}
+    listed = typed["list -s @U0BOB"]
+    assert (listed["command"], listed["outcome"]) == ("list", "ok")
+    assert "result" not in listed  # "ok" said once
+    usage = typed["dploy -s shop"]
+    assert usage["outcome"] == "usage"
+    assert "command" not in usage
+    assert typed["list -s [token]"]["via"] == "slash"
+    assert slack.bot_token not in err
+    assert all("bob" not in line["text"] for line in commands)  # the mention's ID, not a name
+    written = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert sorted(line["text"] for line in written) == sorted(typed)
+
+
+# -- cancel -v, the manifest (item 19) ---------------------------------------------------
+
+
+def test_cancel_refuses_a_service(sim: Simulator, igor: Igor) -> None:
+    igor("deploy", "-s", "shop", "-e", "staging")
+    before = len(sim.requests)
+    ran = igor("cancel", "-s", "shop", "-e", "staging", "-v", "web")
+    assert ran.exit_code == 2
+    said = " ".join(ran.stderr.split())
+    assert "Usage: igor cancel" in said
+    assert "cancel takes no -v/--service: Cloud 66 cancels a whole deployment" in said
+    assert not [r for r in sim.requests[before:] if r.method == "DELETE"]
+
+
+def test_cancel_refuses_a_service_in_chat_too(sim: Simulator, igor: Igor) -> None:
+    ran = igor("chat", input="cancel -s shop -v web\n")
+    assert "cancel takes no -v/--service" in " ".join(ran.stdout.split())
+    assert not [r for r in sim.requests if r.method == "DELETE"]
+
+
+def test_the_manifest_subscribes_to_private_channels_and_the_bot_answers_there(
+    bot: RunningBot, slack: FakeSlack
+) -> None:
+    printed = manifest()
+    events = printed["settings"]["event_subscriptions"]["bot_events"]
+    assert "message.groups" in events
+    assert "groups:history" in printed["oauth_config"]["scopes"]["bot"]
+    bot.start()
+    ts = next_ts()
+    slack.push_event(
+        {"type": "message", "channel_type": "group", "user": "U0ALICE",
+         "text": "igor list -s shop", "channel": "G0PRIVATE", "ts": ts}
+    )  # fmt: skip
+    reply = bot.replies(1)[0]
+    assert reply.params["channel"] == "G0PRIVATE"
+    assert reply.params["thread_ts"] == ts
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [("igor", "/igor"), ("deploybot", "/deploybot"), ("Deploy Bot", "/deploy-bot"),
+     ("ops.bot", "/ops-bot"), ("A" * 35, "/" + "a" * 31)],
+)  # fmt: skip
+def test_the_slash_command_follows_the_name(igor: Igor, name: str, command: str) -> None:
+    printed = json.loads(igor("slack-manifest", "--name", name).stdout)
+    assert printed["features"]["slash_commands"][0]["command"] == command
+    assert 2 <= len(command) <= 32
+    about = printed["display_information"]["long_description"]
+    assert f"use {command}:" in about
+    assert " is igor " not in about
