@@ -489,11 +489,15 @@ def deregister_command(
 
 
 @command("doctor")
-def doctor_command() -> Any:
-    """Check igor's set-up: where each token comes from and whether it is accepted."""
+def doctor_command(as_json: Json = False) -> Any:
+    """Check igor's set-up: where each token comes from and whether it is accepted.
+
+    Also the keyring, the API URLs in use, and the scopes each token has where
+    its API tells. Exit code 0 when `igor list` would work.
+    """
     from igor_cli.setup_commands import DoctorRequest
 
-    return DoctorRequest()
+    return DoctorRequest(as_json=as_json)
 
 
 # -- parsing ------------------------------------------------------------------

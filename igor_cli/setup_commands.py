@@ -46,3 +46,5 @@ class DeregisterRequest:
 @dataclass(frozen=True)
 class DoctorRequest:
     """`igor doctor`."""
+
+    as_json: bool = False

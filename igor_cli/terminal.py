@@ -240,8 +240,15 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
 def _doctor(request: DoctorRequest, env: Environment) -> int:
     from igor_cli.registration import doctor
 
-    said = renderer(env)
     checks, code = doctor(env)
+    if request.as_json:
+        import json
+
+        found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
+        data = {"ok": code == 0, "exit_code": int(code), "checks": found}
+        env.out.write(json.dumps(data, indent=2) + "\n")
+        return int(code)
+    said = renderer(env)
     for check in checks:
         said.check(check.name, check.ok, check.detail)
     return int(code)

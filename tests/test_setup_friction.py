@@ -271,3 +271,74 @@ def test_the_slash_command_follows_the_name(igor: Igor, name: str, command: str)
     about = printed["display_information"]["long_description"]
     assert f"use {command}:" in about
     assert " is igor " not in about
+
+
+# -- doctor (item 5) --------------------------------------------------------------------
+
+
+def doctor_json(igor: Igor, *args: str) -> tuple[int, dict[str, dict[str, object]]]:
+    ran = igor("doctor", "--json", *args)
+    data = json.loads(ran.stdout)
+    assert data["exit_code"] == ran.exit_code
+    assert data["ok"] is (ran.exit_code == 0)
+    return ran.exit_code, {check["name"]: check for check in data["checks"]}
+
+
+def test_doctor_shows_the_urls_in_use_and_the_scopes_it_can_learn(
+    sim: Simulator, slack: FakeSlack, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    monkeypatch.setenv("SLACK_APP_TOKEN", slack.app_token)
+    monkeypatch.setenv("IGOR_SLACK_API_URL", slack.api_url)
+    code, checks = doctor_json(igor)
+    assert code == 0
+    assert checks["Cloud 66 API"]["url"] == sim.url.rstrip("/")
+    assert checks["Cloud 66 API"]["setting"] == "IGOR_API_URL"
+    assert checks["Slack API"]["url"] == slack.api_url
+    cloud66 = checks["Cloud 66 personal access token"]
+    assert cloud66["scopes"] == {"public": True, "users": True, "redeploy": None}
+    bot = checks["Slack bot token (xoxb-)"]
+    assert bot["ok"] is True
+    assert set(bot["scopes"]) == slack.bot_scopes  # type: ignore[arg-type]
+    # Learning the scopes posted nothing: never a deploy or a cancel to find out.
+    assert {r.method for r in sim.requests} == {"GET"}
+    text = igor("doctor").stdout
+    assert f"· Cloud 66 API: {sim.url.rstrip('/')} (IGOR_API_URL)" in text
+    assert "scopes: public yes, users yes, redeploy unknown" in " ".join(text.split())
+    assert f"· Slack API: {slack.api_url} (IGOR_SLACK_API_URL)" in text
+
+
+def test_doctor_says_which_scopes_a_token_lacks(
+    clock: object, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        Simulator(scopes={"public", "redeploy"}) as sim,
+        FakeSlack(bot_scopes={"chat:write", "commands", "app_mentions:read"}) as slack,
+    ):
+        monkeypatch.setenv("IGOR_API_URL", sim.url)
+        monkeypatch.setenv("IGOR_CLOUD66_TOKEN", sim.token)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+        monkeypatch.setenv("IGOR_SLACK_API_URL", slack.api_url)
+        code, checks = doctor_json(igor)
+        text = " ".join(igor("doctor").stdout.split())
+    assert code == 0  # igor list works without the users scope
+    assert checks["Cloud 66 personal access token"]["scopes"] == {
+        "public": True, "users": False, "redeploy": None,
+    }  # fmt: skip
+    bot = checks["Slack bot token (xoxb-)"]
+    assert bot["ok"] is False
+    assert "missing scopes channels:history, groups:history, im:history" in str(bot["detail"])
+    assert "✗ Slack bot token (xoxb-)" in text
+    assert "account name not shown (it needs the users scope)" in text
+
+
+def test_doctor_reports_a_malformed_api_url_as_a_setting(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IGOR_CLOUD66_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("IGOR_API_URL", "cloud66.example/api")
+    code, checks = doctor_json(igor)
+    assert code == 2
+    assert checks["Cloud 66 API"]["ok"] is False
+    assert "IGOR_API_URL" in str(checks["Cloud 66 API"]["detail"])
+    assert "Cloud 66 personal access token" not in checks  # said once, as the setting

@@ -42,6 +42,8 @@ class Identity:
     user_id: str
     name: str
     team: str
+    # The bot token's scopes, from auth.test's `x-oauth-scopes` header (None: not sent).
+    scopes: tuple[str, ...] | None = None
 
 
 def web_client(token: str, env: Environment) -> WebClient:
@@ -86,7 +88,13 @@ def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
     """`auth.test` with the bot token: who the bot is, in which workspace."""
     web = web_client(token, env)
     me = _slack_call(TokenKind.SLACK_BOT, env, web.auth_test)
-    return web, Identity(str(me["user_id"]), str(me.get("user") or "igor"), str(me.get("team")))
+    headers = {str(k).lower(): str(v) for k, v in (getattr(me, "headers", None) or {}).items()}
+    listed = headers.get("x-oauth-scopes")
+    scopes = (
+        None if listed is None else tuple(sorted(filter(None, listed.replace(" ", "").split(","))))
+    )
+    name = str(me.get("user") or "igor")
+    return web, Identity(str(me["user_id"]), name, str(me.get("team")), scopes)
 
 
 def check_app_token(token: str, env: Environment) -> None:
