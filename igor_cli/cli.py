@@ -457,12 +457,17 @@ def register_command(
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
     ] = False,
     stdin: Stdin = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a stored token that works without asking.")
+    ] = False,
 ) -> Any:
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-). Tokens are never
-    taken as arguments: they would show in `ps` and your shell history.
+    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
+    make each. Piped in (standard input not a terminal), a token is read as
+    with --stdin. Tokens are never taken as arguments: they would show in `ps`
+    and your shell history.
     """
     from igor_cli.setup_commands import RegisterRequest
 
@@ -473,7 +478,7 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    return RegisterRequest(slack=slack, stdin=stdin)
+    return RegisterRequest(slack=slack, stdin=stdin, force=force)
 
 
 @command("deregister")
@@ -482,7 +487,10 @@ def deregister_command(
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> Any:
-    """Remove igor's tokens from the OS keyring (all of them, or those named)."""
+    """Remove igor's tokens from the OS keyring (all of them, or those named).
+
+    Asks first, naming the ones stored; without a terminal, it needs --yes.
+    """
     from igor_cli.setup_commands import DeregisterRequest
 
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)

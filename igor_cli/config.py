@@ -46,6 +46,7 @@ class Environment:
     sleep: Callable[[float], None] = time.sleep
     stdout: TextIO | None = None
     stderr: TextIO | None = None
+    stdin: TextIO | None = None  # where answers are read (register, deregister)
     follow_interval: float = 5.0
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
@@ -84,6 +85,20 @@ class Environment:
     def err(self) -> TextIO:
         """Where progress and diagnostics go."""
         return self.stderr or sys.stderr
+
+    @property
+    def input(self) -> TextIO:
+        """Where answers and piped tokens are read."""
+        return self.stdin or sys.stdin
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether a person can answer a question: standard input is a terminal."""
+        stream = self.input
+        try:
+            return stream is not None and stream.isatty()
+        except (ValueError, OSError):  # closed
+            return False
 
     def flag(self, name: str) -> bool:
         """An on/off environment variable such as IGOR_SANDBOX=1."""

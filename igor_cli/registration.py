@@ -90,6 +90,43 @@ def _verify_cloud66(token: str, env: Environment) -> Cloud66Token:
     return Cloud66Token(f"{owner}, {count} stack{plural}", count, remaining, scopes)
 
 
+# Where each token is made, and what it needs: said before igor asks for one.
+WHERE_TO_MAKE = {
+    TokenKind.CLOUD66: (
+        "Make one at https://app.cloud66.com/oauth/authorized_applications (Account -> "
+        "Authorized Applications -> Personal Access Token) with the scopes public and "
+        "redeploy; add users to see the account's name."
+    ),
+    TokenKind.SLACK_BOT: (
+        "It is on your Slack app's OAuth & Permissions page at https://api.slack.com/apps "
+        "(create the app from `igor slack-manifest` and install it first)."
+    ),
+    TokenKind.SLACK_APP: (
+        "Make one on your Slack app's Basic Information page at https://api.slack.com/apps, "
+        "under App-Level Tokens, with the scope connections:write."
+    ),
+}
+
+
+def stored_and_working(env: Environment, kind: TokenKind) -> str | None:
+    """Whose the token stored in the keyring is, when one is stored and works; else None.
+
+    A stored token its API refuses (or that cannot be one) is not worth keeping:
+    None. One that cannot be checked now (the network) counts as working.
+    """
+    from igor_cli.credentials import keyring_get, shape_problem
+
+    stored = (keyring_get(kind.entry) or "").strip()
+    if not stored or shape_problem(kind, stored):
+        return None
+    try:
+        return verify(kind, stored, env)
+    except IgorError as error:
+        if error.exit_code == ExitCode.NOT_AUTHORISED:
+            return None  # refused: replacing it is what register is for
+        return f"not checked now: {error.message}"
+
+
 def register(
     env: Environment, kinds: list[TokenKind], read: Callable[[TokenKind], str]
 ) -> list[Registered]:

@@ -32,6 +32,7 @@ class RegisterRequest:
 
     slack: bool = False
     stdin: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)

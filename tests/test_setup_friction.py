@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -342,3 +345,140 @@ def test_doctor_reports_a_malformed_api_url_as_a_setting(
     assert checks["Cloud 66 API"]["ok"] is False
     assert "IGOR_API_URL" in str(checks["Cloud 66 API"]["detail"])
     assert "Cloud 66 personal access token" not in checks  # said once, as the setting
+
+
+# -- register and deregister (item 17) ---------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_igor(args: list[str], extra: dict[str, str], **popen: object) -> subprocess.Popen[bytes]:
+    """`python -m igor_cli ARGS` from this checkout, with an in-memory keyring."""
+    env = {**os.environ, **extra, "PYTHON_KEYRING_BACKEND": "tests.fakes.keyring.MemoryKeyring"}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "igor_cli", *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_a_piped_token_is_read_without_getpass_warnings(sim: Simulator) -> None:
+    process = run_igor(["register"], {"IGOR_API_URL": sim.url}, stdin=subprocess.PIPE)
+    out, err = process.communicate(f"{SANDBOX_TOKEN}\n".encode(), timeout=60)
+    said = err.decode()
+    assert process.returncode == 0, said
+    assert "Registered the Cloud 66 personal access token: igor sandbox" in out.decode()
+    assert "Warning" not in said and "echo" not in said
+    assert "Reading the Cloud 66 personal access token from standard input." in said
+    assert SANDBOX_TOKEN not in said + out.decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_at_a_real_terminal_an_empty_line_is_an_error_not_a_new_prompt(sim: Simulator) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        process = run_igor(["register"], {"IGOR_API_URL": sim.url}, stdin=terminal)
+        deadline = time.monotonic() + 30
+        assert process.stderr is not None
+        seen = b""
+        while b"(hidden): " not in seen and time.monotonic() < deadline:
+            seen += os.read(process.stderr.fileno(), 4096)
+        os.write(controller, b"\n")
+        _, rest = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    said = " ".join((seen + rest).decode().split())
+    assert process.returncode == 2, said
+    assert "https://app.cloud66.com/oauth/authorized_applications" in said
+    assert "with the scopes public and redeploy; add users to see the account's name" in said
+    assert said.count("(hidden): ") == 1  # asked once, not again
+    assert "The Cloud 66 personal access token is empty." in said
+    assert "Warning" not in said
+    assert sim.requests == []
+
+
+def test_the_prompt_says_where_each_token_is_made(slack: FakeSlack, igor: Igor) -> None:
+    ran = igor("register", "--slack", terminal="\n")
+    said = " ".join(ran.stderr.split())
+    assert ran.exit_code == 2
+    assert "OAuth & Permissions page at https://api.slack.com/apps" in said
+    assert "Slack bot token (xoxb-) (hidden): " in said
+    assert "is empty" in said
+
+
+def test_registering_over_a_working_token_asks_first(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+
+    monkeypatch.delenv("IGOR_CLOUD66_TOKEN")
+    keyring.set_password("igor", "cloud66", SANDBOX_TOKEN)
+    piped = igor("register", "--stdin", input="another-token-12345\n")
+    assert piped.exit_code == 2
+    said = " ".join(piped.stderr.split())
+    assert "A working Cloud 66 personal access token is already stored (igor sandbox" in said
+    assert "Add --force to replace it." in said
+    declined = igor("register", terminal="n\n")
+    assert declined.exit_code == 1
+    assert "Replace it? [y/N]" in declined.stderr
+    assert "Nothing was changed." in declined.stderr
+    assert keyring.get_password("igor", "cloud66") == SANDBOX_TOKEN
+    posts_before = len([r for r in sim.requests if r.method != "GET"])
+    forced = igor("register", "--force", "--stdin", input=f"{SANDBOX_TOKEN}\n")
+    assert forced.exit_code == 0, forced.output
+    assert "Replace it?" not in forced.stderr
+    again = igor("register", terminal=f"y\n{SANDBOX_TOKEN}\n")
+    assert again.exit_code == 0, again.output
+    assert "Registered the Cloud 66 personal access token" in again.stdout
+    assert len([r for r in sim.requests if r.method != "GET"]) == posts_before  # only reads
+
+
+def test_a_stored_token_that_no_longer_works_is_replaced_without_asking(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+
+    monkeypatch.delenv("IGOR_CLOUD66_TOKEN")
+    keyring.set_password("igor", "cloud66", "revoked-token-123456")
+    ran = igor("register", "--stdin", input=f"{SANDBOX_TOKEN}\n")
+    assert ran.exit_code == 0, ran.output
+    assert "Replace it?" not in ran.stderr
+    assert keyring.get_password("igor", "cloud66") == SANDBOX_TOKEN
+
+
+def test_deregister_asks_only_about_what_is_stored(igor: Igor) -> None:
+    import keyring
+
+    keyring.set_password("igor", "cloud66", "stored-token-1234")
+    ran = igor("deregister", terminal="n\n")
+    assert ran.exit_code == 1
+    assert "Remove the Cloud 66 personal access token from the keyring? [y/N]" in ran.stderr
+    assert "Slack" not in ran.stderr
+    assert keyring.get_password("igor", "cloud66") == "stored-token-1234"
+
+
+def test_deregister_without_a_terminal_refuses_instead_of_asking(igor: Igor) -> None:
+    import keyring
+
+    keyring.set_password("igor", "slack-bot", "xoxb-stored-1234")
+    ran = igor("deregister", input="y\n")  # piped: nobody to ask
+    assert ran.exit_code == 2
+    said = " ".join(ran.stderr.split())
+    assert (
+        "asks before it removes the Slack bot token (xoxb-), and standard input is not a " in said
+    )
+    assert "Add --yes to remove without asking." in said
+    assert "[y/N]" not in said
+    assert keyring.get_password("igor", "slack-bot") == "xoxb-stored-1234"
+    assert igor("deregister", "--yes").exit_code == 0
+    assert keyring.get_password("igor", "slack-bot") is None
+
+
+def test_deregister_with_nothing_stored_asks_nothing(igor: Igor) -> None:
+    ran = igor("deregister", "--cloud66", terminal="y\n")
+    assert ran.exit_code == 0
+    assert "No Cloud 66 personal access token is stored." in ran.stderr
+    assert "[y/N]" not in ran.stderr
