@@ -121,19 +121,30 @@ class KeyringMisconfigured(UsageProblem):
     """
 
 
-def _misconfigured(problem: str, kind: TokenKind | None = None) -> KeyringMisconfigured:
+def keyring_setting_error(
+    problem: str, missing: list[TokenKind] | None = None, needed_by: str = ""
+) -> KeyringMisconfigured:
+    """The error for a keyring setting that names no loadable backend: the setting to fix,
+    and the variables that would do instead (of the `missing` tokens, when given)."""
     setting = (
         "PYTHON_KEYRING_BACKEND"
         if problem.startswith("PYTHON_KEYRING_BACKEND")
         else "keyringrc.cfg (`python -m keyring diagnose` shows where it is)"
     )
-    where = f"set {kind.variable}" if kind else "set the tokens in the environment instead"
     said = f"No usable OS keyring on this machine ({problem})."
-    if kind is not None:
-        said = f"No {kind.description} is set, and the keyring cannot be read: {problem}."
+    where = "set the tokens in the environment instead"
+    if missing:
+        names = " and the ".join(kind.description for kind in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        said = (
+            f"{needed_by or 'igor'} needs the {names}, which {verb} not set, and the keyring "
+            f"cannot be read: {problem}."
+        )
+        if not needed_by:
+            said = f"No {names} is set, and the keyring cannot be read: {problem}."
+        where = "set " + " and ".join(kind.variable for kind in missing)
     return KeyringMisconfigured(
-        said,
-        f"Fix or remove {setting} (e.g. keyring.backends.SecretService.Keyring), or {where}.",
+        said, f"Fix or remove {setting} (e.g. keyring.backends.SecretService.Keyring), or {where}."
     )
 
 
@@ -141,7 +152,7 @@ def _backend() -> Any:
     """keyring's backend; KeyringMisconfigured when a setting names one that cannot load."""
     backend, problem = _load_backend()
     if backend is None:
-        raise _misconfigured(problem)
+        raise keyring_setting_error(problem)
     return backend
 
 
@@ -326,7 +337,7 @@ def require_token(kind: TokenKind, env: Environment) -> str:
     if found is None:
         problem = keyring_problem()
         if problem:  # a setting to fix, not a token to register (register would fail too)
-            raise _misconfigured(problem, kind)
+            raise keyring_setting_error(problem, [kind])
         raise NotRegistered(
             f"No {kind.description} is set.",
             "To try igor without an account, add --sandbox." if kind is TokenKind.CLOUD66 else "",

@@ -482,3 +482,17 @@ def test_deregister_with_nothing_stored_asks_nothing(igor: Igor) -> None:
     assert ran.exit_code == 0
     assert "No Cloud 66 personal access token is stored." in ran.stderr
     assert "[y/N]" not in ran.stderr
+
+
+def test_serve_with_an_unloadable_keyring_names_the_setting_and_the_variables() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON_KEYRING_BACKEND": "no_such.Keyring"}
+    ran = subprocess.run(
+        [sys.executable, "-m", "igor_cli", "--sandbox", "serve"], env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    said = " ".join(ran.stderr.split())
+    assert ran.returncode == 2, said
+    assert said.startswith("Error: igor serve needs the Slack bot token (xoxb-) and the Slack")
+    assert "PYTHON_KEYRING_BACKEND names a backend that cannot be loaded: 'no_such.Keyring'" in said
+    assert "or set SLACK_BOT_TOKEN and SLACK_APP_TOKEN." in said
+    assert "igor register" not in said and "Traceback" not in said

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, find_token, keyring_problem
+from igor_cli.credentials import TokenKind, find_token, keyring_problem, keyring_setting_error
 from igor_cli.errors import NotRegistered, Remedy, Unreachable
 
 if TYPE_CHECKING:
@@ -117,13 +117,13 @@ def require_slack_tokens(env: Environment) -> tuple[str, str]:
     bot, app = found[TokenKind.SLACK_BOT], found[TokenKind.SLACK_APP]
     if bot is not None and app is not None:
         return bot.value, app.value
+    problem = keyring_problem()
+    if problem:  # a setting to fix first: register could not store them either
+        raise keyring_setting_error(problem, missing, "igor serve")
     names = " and the ".join(kind.description for kind in missing)
     variables = " and ".join(kind.variable for kind in missing)
-    problem = keyring_problem()
     hint = (
-        f"Fix PYTHON_KEYRING_BACKEND, or set {variables}."
-        if problem
-        else f"Store {'them' if len(missing) > 1 else 'it'} with `igor register --slack`, "
+        f"Store {'them' if len(missing) > 1 else 'it'} with `igor register --slack`, "
         f"or set {variables}."
     )
     if not env.in_sandbox and find_token(TokenKind.CLOUD66, env) is None:
@@ -132,9 +132,7 @@ def require_slack_tokens(env: Environment) -> tuple[str, str]:
             "or --sandbox to rehearse on the simulator."
         )
     raise SlackTokensMissing(
-        f"igor serve needs the {names}; {'neither is' if len(missing) > 1 else 'it is not'} set"
-        + (f" (and no keyring to read from: {problem})" if problem else "")
-        + ".",
+        f"igor serve needs the {names}; {'neither is' if len(missing) > 1 else 'it is not'} set.",
         hint,
     )
 
