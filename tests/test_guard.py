@@ -301,6 +301,7 @@ def test_the_audit_file_gets_every_command_refusal_and_confirmation(
     assert (ALICE, "deploy", "confirm") in by_outcome
     confirmed = next(line for line in lines if line.get("confirmation") == "confirmed")
     assert confirmed["confirmed_by"] == ALICE
+    assert confirmed["text"] == "deploy -s shop -e production"  # what was typed, then confirmed
     assert confirmed["stack"] == "shop"
     assert confirmed["environment"] == "production"
 

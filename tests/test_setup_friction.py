@@ -496,3 +496,15 @@ def test_serve_with_an_unloadable_keyring_names_the_setting_and_the_variables() 
     assert "PYTHON_KEYRING_BACKEND names a backend that cannot be loaded: 'no_such.Keyring'" in said
     assert "or set SLACK_BOT_TOKEN and SLACK_APP_TOKEN." in said
     assert "igor register" not in said and "Traceback" not in said
+
+
+def test_a_tls_failure_names_the_url_and_tls(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    https = sim.url.replace("http://", "https://")  # TLS spoken to a plain-HTTP server
+    monkeypatch.setenv("IGOR_API_URL", https)
+    ran = igor("list")
+    assert ran.exit_code == 5
+    origin = https.split("/api")[0]
+    assert f"could not be reached at {origin} (TLS error)" in " ".join(ran.stderr.split())
+    assert "SSLError" not in ran.stderr

@@ -269,7 +269,8 @@ class SlackBot:
             place, question_ts, message(f":white_check_mark: Confirmed by {who} at {when}.")
         )
         step = self.bridge.begin_confirmed(pending)
-        self._run(step, place, {"confirmation": "confirmed"})
+        typed = loggable(" ".join(pending.words))
+        self._run(step, place, {"text": typed, "confirmation": "confirmed"})
 
     def _verify(self, value: str) -> PendingCommand:
         if self.bridge.signer is None:
