@@ -362,6 +362,21 @@ def run_igor(args: list[str], extra: dict[str, str], **popen: object) -> subproc
     )  # fmt: skip
 
 
+def read_until(process: subprocess.Popen[bytes], marker: bytes, timeout: float = 30) -> bytes:
+    """What the process wrote on stderr until `marker` (or its end, or `timeout`)."""
+    import select
+
+    assert process.stderr is not None
+    seen, deadline = b"", time.monotonic() + timeout
+    while marker not in seen and (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([process.stderr], [], [], left)
+        chunk = os.read(process.stderr.fileno(), 4096) if ready else b""
+        if ready and not chunk:
+            break  # it ended
+        seen += chunk
+    return seen
+
+
 def test_a_piped_token_is_read_without_getpass_warnings(sim: Simulator) -> None:
     process = run_igor(["register"], {"IGOR_API_URL": sim.url}, stdin=subprocess.PIPE)
     out, err = process.communicate(f"{SANDBOX_TOKEN}\n".encode(), timeout=60)
@@ -380,14 +395,11 @@ def test_at_a_real_terminal_an_empty_line_is_an_error_not_a_new_prompt(sim: Simu
     controller, terminal = pty.openpty()
     try:
         process = run_igor(["register"], {"IGOR_API_URL": sim.url}, stdin=terminal)
-        deadline = time.monotonic() + 30
-        assert process.stderr is not None
-        seen = b""
-        while b"(hidden): " not in seen and time.monotonic() < deadline:
-            seen += os.read(process.stderr.fileno(), 4096)
+        seen = read_until(process, b"(hidden): ")
         os.write(controller, b"\n")
         _, rest = process.communicate(timeout=60)
     finally:
+        process.kill()
         os.close(controller)
         os.close(terminal)
     said = " ".join((seen + rest).decode().split())
@@ -508,3 +520,23 @@ def test_a_tls_failure_names_the_url_and_tls(
     origin = https.split("/api")[0]
     assert f"could not be reached at {origin} (TLS error)" in " ".join(ran.stderr.split())
     assert "SSLError" not in ran.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_ctrl_c_at_a_real_terminal_prompt_exits_130(sim: Simulator) -> None:
+    import pty
+    import signal
+
+    controller, terminal = pty.openpty()
+    try:
+        process = run_igor(["register"], {"IGOR_API_URL": sim.url}, stdin=terminal)
+        seen = read_until(process, b"(hidden): ")
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 130, (seen + rest).decode()
+    assert b"Traceback" not in seen + rest
+    assert sim.requests == []
