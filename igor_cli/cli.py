@@ -18,6 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, NewType, TypeVar
 
 import typer
@@ -36,6 +37,7 @@ __all__ = [
     "ClickException",
     "Command",
     "CompletionItem",
+    "CompletionRequested",
     "Context",
     "Exit",
     "HelpRequested",
@@ -254,8 +256,25 @@ app = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,  # igor's own options below install igor's own scripts
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+class CompletionRequested(UsageError):
+    """`--install-completion` or `--show-completion`: done by the terminal edge, in a shell.
+
+    A usage error anywhere else (chat), so that nothing is ever installed there.
+    """
+
+    def __init__(self, ctx: Context, *, install: bool) -> None:
+        super().__init__("Completion scripts are for a shell: see `igor completion -h`.", ctx)
+        self.install = install
+
+
+def _completion_option(ctx: Context, param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        raise CompletionRequested(ctx, install=param.name == "install_completion")
 
 
 def _version(ctx: Context, _param: Any, value: bool) -> None:
@@ -279,6 +298,24 @@ def main(
         bool,
         typer.Option(
             "--version", is_eager=True, callback=_version, help="Show igor's version and exit."
+        ),
+    ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            is_eager=True,
+            callback=_completion_option,
+            help="Install TAB completion for your shell ($SHELL); see `igor completion`.",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            is_eager=True,
+            callback=_completion_option,
+            help="Print the TAB completion script for your shell ($SHELL).",
         ),
     ] = False,
 ) -> None:
@@ -594,6 +631,44 @@ def doctor_command(as_json: Json = False) -> Any:
     from igor_cli.setup_commands import DoctorRequest
 
     return DoctorRequest(as_json=as_json)
+
+
+class Shell(StrEnum):
+    """The shells igor completes in."""
+
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@command("completion")
+def completion_command(
+    shell: Annotated[
+        Shell | None,
+        typer.Argument(
+            metavar="SHELL",
+            show_default=False,
+            help="bash, zsh or fish (default: the one $SHELL names).",
+        ),
+    ] = None,
+    install: Annotated[
+        bool,
+        typer.Option("--install", help="Write it where the shell loads it by itself."),
+    ] = False,
+) -> Any:
+    """Print the TAB completion script for bash, zsh or fish (or install it), like
+    `gh completion -s SHELL`.
+
+    \b
+    Examples:
+      igor completion bash > ~/.local/share/bash-completion/completions/igor
+      igor completion zsh > ~/.zfunc/_igor   # ~/.zfunc in $fpath before compinit
+      igor completion fish > ~/.config/fish/completions/igor.fish
+      igor completion --install              # the same, for $SHELL
+    """
+    from igor_cli.setup_commands import CompletionRequest
+
+    return CompletionRequest(shell.value if shell else None, install)
 
 
 # -- parsing ------------------------------------------------------------------

@@ -345,6 +345,9 @@ class Observer(Protocol):
     def services(self, uid: str, services: list[Service]) -> None:
         """One stack's services."""
 
+    def deployments(self, uid: str, deployments: list[Deployment]) -> None:
+        """One stack's deployments (their service tags name services at no extra cost)."""
+
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = (5.0, 30.0)  # connect, read: each request's own limits, within the call's deadline
@@ -485,7 +488,10 @@ class Cloud66Client:
     def deployments(self, uid: str) -> list[Deployment]:
         """Every deployment of a stack, every page, in the API's order (undocumented)."""
         items = self._list(f"/stacks/{_segment(uid)}/deployments")
-        return [Deployment.from_api(item) for item in items]
+        deployments = [Deployment.from_api(item) for item in items]
+        if self.observer is not None:
+            self.observer.deployments(uid, deployments)
+        return deployments
 
     def deployments_of(self, uids: Iterable[str]) -> dict[str, list[Deployment]]:
         """Every deployment of each stack, the stacks read at once (at most `page_workers`).

@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 
 def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line (argv when `args` is None); returns the exit code."""
-    from igor_cli.cli import Abort, ClickException, Exit, HelpRequested, parse
+    from igor_cli.cli import (
+        Abort,
+        ClickException,
+        CompletionRequested,
+        Exit,
+        HelpRequested,
+        parse,
+    )
 
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
@@ -46,8 +53,12 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         except HelpRequested as shown:
             shown.show()
             code = 0
-        except Exit as done:  # typer's own eager options (--install-completion)
+        except Exit as done:  # typer's own eager options
             code = int(done.exit_code)
+        except CompletionRequested as asked:  # --install-completion, --show-completion
+            from igor_cli.setup_commands import CompletionRequest
+
+            code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
             return problem.exit_code
@@ -154,6 +165,7 @@ def _follow(
 def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
     """Which shell-only request runs how (loaded when a command is performed)."""
     from igor_cli import setup_commands as requests
+    from igor_cli.tab import completion
 
     return {
         requests.ServeRequest: _serve,
@@ -162,6 +174,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.RegisterRequest: _register,
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
+        requests.CompletionRequest: completion,
     }
 
 

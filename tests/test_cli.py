@@ -399,7 +399,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
         "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, rollback, promote, "
         "whoami, serve," in ran.stderr
     )
-    assert "doctor, help, version." in ran.stderr
+    assert "doctor, completion, help, version." in ran.stderr
 
 
 def test_version(igor: Igor) -> None:
