@@ -26,6 +26,7 @@ import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import MissingParameter, UsageError
+from typer._click.globals import get_current_context
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
@@ -606,6 +607,13 @@ def cancel_command(
     """Cancel the stack's running deployment."""
     from igor_cli.actions import CancelRequest
 
+    if service:  # -v is shared with deploy, but a cancel cannot take it: say why
+        raise UsageError(
+            "cancel takes no -v/--service: Cloud 66 cancels a whole deployment, not one "
+            "service's part of it. Nothing was cancelled.",
+            get_current_context(),
+        )
+
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
 
 
@@ -799,12 +807,17 @@ def register_command(
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
     ] = False,
     stdin: Stdin = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a stored token that works without asking.")
+    ] = False,
 ) -> Any:
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-). Tokens are never
-    taken as arguments: they would show in `ps` and your shell history.
+    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
+    make each. Piped in (standard input not a terminal), a token is read as
+    with --stdin. Tokens are never taken as arguments: they would show in `ps`
+    and your shell history.
     """
     from igor_cli.setup_commands import RegisterRequest
 
@@ -815,7 +828,7 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    return RegisterRequest(slack=slack, stdin=stdin)
+    return RegisterRequest(slack=slack, stdin=stdin, force=force)
 
 
 @command("deregister", examples=("igor deregister", "igor deregister --slack --yes"))
@@ -824,18 +837,25 @@ def deregister_command(
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> Any:
-    """Remove igor's tokens from the OS keyring (all of them, or those named)."""
+    """Remove igor's tokens from the OS keyring (all of them, or those named).
+
+    Asks first, naming the ones stored; without a terminal, it needs --yes.
+    """
     from igor_cli.setup_commands import DeregisterRequest
 
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
-@command("doctor", examples=("igor doctor", "igor --sandbox doctor"))
-def doctor_command() -> Any:
-    """Check igor's set-up: where each token comes from and whether it is accepted."""
+@command("doctor", examples=("igor doctor", "igor doctor --json", "igor --sandbox doctor"))
+def doctor_command(as_json: Json = False) -> Any:
+    """Check igor's set-up: where each token comes from and whether it is accepted.
+
+    Also the keyring, the API URLs in use, and the scopes each token has where
+    its API tells. Exit code 0 when `igor list` would work.
+    """
     from igor_cli.setup_commands import DoctorRequest
 
-    return DoctorRequest()
+    return DoctorRequest(as_json=as_json)
 
 
 class Shell(StrEnum):

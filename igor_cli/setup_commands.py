@@ -33,6 +33,7 @@ class RegisterRequest:
 
     slack: bool = False
     stdin: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class DeregisterRequest:
 @dataclass(frozen=True)
 class DoctorRequest:
     """`igor doctor`."""
+
+    as_json: bool = False
 
 
 @dataclass(frozen=True)
