@@ -163,11 +163,12 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     slack = config.get("slack", {})
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
-    unknown = set(slack) - {"allow", "confirm", "confirm_seconds"}
+    # [[slack.channel]] holds a channel's default target (targets.py), not a rule.
+    unknown = set(slack) - {"allow", "confirm", "confirm_seconds", "channel"}
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds.",
+            "Known keys: allow, confirm, confirm_seconds, channel.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):

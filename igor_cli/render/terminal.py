@@ -57,6 +57,16 @@ def console(file: TextIO) -> Console:
     return Console(file=file, highlight=False, soft_wrap=True)
 
 
+def screen_width(console: Console) -> int | None:
+    """How wide the screen is: a terminal's width, or COLUMNS; None when piped without it
+    (a program reads whole lines and whole tables)."""
+    import os
+
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console.width
+    return None
+
+
 class TerminalRenderer:
     """Writes outcomes, errors and progress for a person or, with `as_json`, a program."""
 
@@ -101,22 +111,18 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
+        # Fitted to the screen by the columns' own rules: only NAME, STATUS and LAST DEPLOY
+        # shrink (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
         from rich.markup import escape
 
-        running = listing.running  # `--wide`: what each stack runs
-        columns = sentences.STACK_COLUMNS
-        table = self._table(columns if running is None else (*columns, sentences.RUNNING_COLUMN))
+        running = listing.running
+        rows = sentences.stack_rows(listing.stacks, self.now, running, facts=listing.deploy_facts)
+        fitted = sentences.fit(rows, screen_width(self.out))
+        table = self._table(fitted.header, fitted.widths)
         for stack in listing.stacks:
-            cells = self._row(stack, listing)
-            if running is not None:
-                cells.append(escape(sentences.running_text(running.get(stack.uid))))
-            table.add_row(*cells)
-        if not self.out.is_terminal:  # piped: full width, as `history` does
-            rows = sentences.stack_rows(
-                listing.stacks, self.now, running, facts=listing.deploy_facts
-            )
-            self.out.width = max(self.out.width, max(map(len, sentences.aligned(rows))) + 2)
-        self.out.print(table)
+            wide = [] if running is None else [sentences.running_text(running.get(stack.uid))]
+            table.add_row(*self._row(stack, listing), *map(escape, wide))
+        self.out.print(table, width=max(self.out.width, fitted.width))
         if not listing.deploys_read:
             self.note(
                 f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
@@ -150,20 +156,27 @@ class TerminalRenderer:
             self.out.width = max(self.out.width, wide)
         self.out.print(table)
 
-    def _table(self, columns: Sequence[str]) -> Table:
-        """An empty table with these columns: box art and bold headers only on a terminal."""
+    def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
+        """An empty table with these columns (of these widths, cut with an ellipsis, when
+        given), two spaces apart: box art and bold headers only on a terminal."""
         from rich import box
         from rich.table import Table
 
         on_terminal = self.out.is_terminal
+        # The box's column separator is a space: with it, one space of padding makes two.
+        gap = sentences.GAP - (1 if on_terminal else 0)
         table = Table(
             box=box.SIMPLE_HEAD if on_terminal else None,
             show_edge=False,
             pad_edge=False,
+            padding=(0, gap, 0, 0),
             header_style="bold" if on_terminal else "",
         )
-        for column in columns:
-            table.add_column(column, no_wrap=True)
+        for i, column in enumerate(columns):
+            width = widths[i] if i < len(widths) else None
+            table.add_column(
+                column, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
+            )
         return table
 
     def _row(self, stack: Stack, listing: StackList) -> list[str]:
@@ -178,7 +191,7 @@ class TerminalRenderer:
             escape(stack.environment),
             f"[{STATUS_STYLE.get(stack.status, '')}]{status}[/]",
             f"[{HEALTH_STYLE[stack.health]}]{stack.health.text}[/]",
-            sentences.ago(listing.last_activity(stack), self.now),
+            sentences.short_ago(listing.last_activity(stack), self.now),
             f"[{style}]{escape(last)}[/]" if style else escape(last),
         ]
 
@@ -193,11 +206,18 @@ class TerminalRenderer:
                 error_json(kind, error.message, int(error.exit_code), error.hint) + "\n"
             )
             self.out_file.flush()
-        self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
+        width = screen_width(self.err)
+        message = error.message
+        first, *rest = (
+            sentences.wrapped(message, width, indent=len("Error: ")) if width else [message]
+        )
+        self.err.print(f"[bold red]Error:[/] {escape(first)}")
+        for line in rest:
+            self.err.print(escape(line))
         if error.hint:
-            self.err.print(escape(error.hint))
+            self._prose(self.err, error.hint)
         if error.remedy is not None:
-            self.err.print(escape(REMEDY_WORDS[error.remedy]))
+            self._prose(self.err, REMEDY_WORDS[error.remedy])
 
     def success(self, text: str) -> None:
         """Something was done (stdout)."""
@@ -207,9 +227,7 @@ class TerminalRenderer:
 
     def note(self, text: str) -> None:
         """Something worth knowing (stderr)."""
-        from rich.markup import escape
-
-        self.err.print(f"[dim]{escape(text)}[/]")
+        self._prose(self.err, text, "dim")
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
         """One line of `igor doctor`: ✓ works, ✗ broken, · information."""
@@ -283,11 +301,18 @@ class TerminalRenderer:
         if self.as_json and data is not None:
             self._json(data)
             return
+
+        self._prose(self.out, text, style)
+        if hint:
+            self._prose(self.err, hint, "dim")
+
+    def _prose(self, console: Console, text: str, style: str = "") -> None:
+        """Sentences wrapped between words to the console's width, commands kept whole."""
         from rich.markup import escape
 
-        self.out.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
-        if hint:
-            self.err.print(f"[dim]{escape(hint)}[/]")
+        width = screen_width(console)
+        for line in sentences.wrapped(text, width) if width else text.split("\n"):
+            console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
 
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping.
