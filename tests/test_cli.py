@@ -80,7 +80,7 @@ def test_deploy_starts_and_tags_the_deployment(sim: Simulator, igor: Igor) -> No
     ran = igor("deploy", "-s", "blog")
     assert ran.exit_code == 0
     assert "Deploy started: blog (production)." in ran.stdout
-    assert "Watch it with `igor watch -s blog -e production`" in ran.stderr
+    assert "Follow it: `igor watch -s blog -e production`" in ran.stderr
     assert deploy_posts(sim) == 1
     posted = next(r for r in sim.requests if r.method == "POST")
     assert posted.body["user_reference"].startswith("igor:cli:")
@@ -213,7 +213,7 @@ def test_follow_exits_0_when_the_deployment_succeeds(
     ran = igor("deploy", "-s", "blog", "--follow")
     assert ran.exit_code == 0, ran.output
     assert "Deployed blog (production) in" in ran.stdout
-    assert "Watch it with" not in ran.output  # it is being watched
+    assert "Follow it:" not in ran.output  # it is being watched
     assert sum(clock.slept) >= 60  # simulated, not real, seconds
     assert sum("/actions/" in r.path for r in sim.requests) >= 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -346,16 +346,16 @@ def short_person(requester: Requester | None, triggered_by: str) -> str:
 
 
 def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
-    """`failed · alice · 3m ago`: the deployment under way, or how the last one ended."""
+    """`failed · alice 3m ago`: the deployment under way, or how the last one ended."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
         who = short_person(facts.live_by, facts.live.triggered_by)
-        return f"running · {who} · {short_ago(facts.live.started_at, now)}"
+        return f"running · {who} {short_ago(facts.live.started_at, now)}"
     if facts.last is None:
         return "none"
     who = short_person(facts.last_by, facts.last.triggered_by)
-    return f"{facts.last_state} · {who} · {short_ago(facts.last.finished_at, now)}"
+    return f"{facts.last_state} · {who} {short_ago(facts.last.finished_at, now)}"
 
 
 # How far a column may shrink, ending in an ellipsis, when a table is wider than the
@@ -363,41 +363,56 @@ def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
 # is, while a cut environment, health or time says nothing. A column without a rule
 # keeps its full width (a new column does too, until it is given one).
 # LAST DEPLOY keeps its first word (succeeded, failed, cancelled, running).
-SHRINKS_TO = {"NAME": 7, "STATUS": 9, "LAST DEPLOY": 9}
+SHRINKS_TO = {"NAME": 7, "STATUS": 9, "LAST DEPLOY": 10}
 # Shorter headers, for when the table is too wide and the header is wider than its values.
 SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY", "LAST DEPLOY": "DEPLOY"}
 GAP = 2  # spaces between columns
 
 
+# Columns that give way whole when even the shrunk table is wider than the screen:
+# LAST DEPLOY (STATUS still says how the stack is; `igor history` says the rest).
+DROPS = ("LAST DEPLOY",)
+
+
 @dataclass(frozen=True)
 class Fit:
-    """A table's header and column widths, fitted to a screen."""
+    """A table's header and column widths, fitted to a screen (`keep`: the columns shown)."""
 
     header: tuple[str, ...]
     widths: list[int]
+    keep: tuple[int, ...] = ()
 
     @property
     def width(self) -> int:
         """The width of the whole table."""
         return sum(self.widths) + GAP * (len(self.widths) - 1)
 
+    def pick(self, row: Sequence[str]) -> tuple[str, ...]:
+        """The cells of a full row that this fit shows."""
+        return tuple(row[i] for i in self.keep) if self.keep else tuple(row)
+
 
 def fit(rows: list[tuple[str, ...]], width: int | None = None) -> Fit:
     """Each column's width: its widest cell, or less to fit `width` when given.
 
     First the long headers give way to short ones, then the shrinkable columns
-    give up room, the one with most to spare first, down to their minimums. Past
-    that the table stays wider than `width` rather than cut what cannot be cut.
+    give up room, the one with most to spare first, down to their minimums. A
+    column of DROPS gives way whole when the table cannot fit with it. Past that
+    the table stays wider than `width` rather than cut what cannot be cut.
     """
-    header, body = rows[0], rows[1:]
+    keep = tuple(range(len(rows[0])))
+    if width is not None and _narrowest(rows) > width:
+        keep = tuple(i for i in keep if rows[0][i] not in DROPS)
+    picked = [tuple(row[i] for i in keep) for row in rows]
+    header, body = picked[0], picked[1:]
     values = [max((len(row[i]) for row in body), default=0) for i in range(len(header))]
-    fitted = Fit(header, [max(len(h), v) for h, v in zip(header, values, strict=True)])
+    fitted = Fit(header, [max(len(h), v) for h, v in zip(header, values, strict=True)], keep)
     if width is None or fitted.width <= width:
         return fitted
     header = tuple(SHORT_HEADERS.get(h, h) for h in header)
     widths = [max(len(h), v) for h, v in zip(header, values, strict=True)]
     excess = Fit(header, widths).width - width
-    floors = {i: SHRINKS_TO[name] for i, name in enumerate(rows[0]) if name in SHRINKS_TO}
+    floors = {i: SHRINKS_TO[name] for i, name in enumerate(picked[0]) if name in SHRINKS_TO}
     while excess > 0:
         room = [i for i, floor in floors.items() if widths[i] > floor]
         if not room:
@@ -405,7 +420,19 @@ def fit(rows: list[tuple[str, ...]], width: int | None = None) -> Fit:
         widest = max(room, key=lambda i: widths[i] - floors[i])
         widths[widest] -= 1
         excess -= 1
-    return Fit(header, widths)
+    return Fit(header, widths, keep)
+
+
+def _narrowest(rows: list[tuple[str, ...]]) -> int:
+    """How narrow the table can get: short headers, shrinkable columns at their minimums."""
+    header, body = rows[0], rows[1:]
+    total = GAP * (len(header) - 1)
+    for i, name in enumerate(header):
+        value = max((len(row[i]) for row in body), default=0)
+        if name in SHRINKS_TO:
+            value = min(value, SHRINKS_TO[name])
+        total += max(len(SHORT_HEADERS.get(name, name)), value)
+    return total
 
 
 def cut(text: str, width: int) -> str:
@@ -420,7 +447,7 @@ def aligned(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
         (" " * GAP)
         .join(cut(c, fitted.widths[i]).ljust(fitted.widths[i]) for i, c in enumerate(row))
         .rstrip()
-        for row in [fitted.header, *rows[1:]]
+        for row in [fitted.header, *(fitted.pick(row) for row in rows[1:])]
     ]
 
 

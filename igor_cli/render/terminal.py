@@ -121,7 +121,7 @@ class TerminalRenderer:
         table = self._table(fitted.header, fitted.widths)
         for stack in listing.stacks:
             wide = [] if running is None else [sentences.running_text(running.get(stack.uid))]
-            table.add_row(*self._row(stack, listing), *map(escape, wide))
+            table.add_row(*fitted.pick([*self._row(stack, listing), *map(escape, wide)]))
         self.out.print(table, width=max(self.out.width, fitted.width))
         if not listing.deploys_read:
             self.note(
@@ -417,7 +417,7 @@ def _cancel_hint(outcome: CancelOutcome) -> str:
 def _deploy_hint(outcome: DeployOutcome) -> str:
     target = sentences.target_words(outcome.stack)
     if outcome.posted:
-        return f"Watch it with `igor watch {target}`; cancel with `igor cancel {target}`."
+        return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
     if outcome.result is DeployResult.BUSY_NOT_QUEUED:
         return "Run it again with -w true to queue behind the running deployment."
     return ""
