@@ -1,12 +1,14 @@
-"""`igor serve` under load (SPEC section 8): 50 commands arriving at once, every envelope
-acked within 500 ms and every command answered.
+"""`igor serve` under load (SPEC section 8, issue "Performance near the floor"): a burst of
+500 commands at 0 ms of Cloud 66 latency, acked with p99 <= 100 ms, every command answered
+exactly once, at <= 5 ms of CPU a command, and deploys of one stack never holding more
+than one worker.
 
     python -m benchmarks.bot_load       # from the repository root
 
 The real `serve()` runs in a thread against the fake Slack of the test suite (the real
-slack_sdk Socket Mode client on the other end) and the Cloud 66 simulator with 100 ms of
-latency a request. Fifty distinct mentions are pushed back to back; the fake records when
-each envelope went out and when its ack came back, and every reply it was sent.
+slack_sdk Socket Mode client on the other end) and the Cloud 66 simulator. Five hundred
+distinct mentions (a busy channel's mix, ten times over) are pushed back to back; the fake
+records when each envelope went out and when its ack came back, and every reply it was sent.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -30,11 +33,14 @@ from igor_cli.config import Environment  # noqa: E402
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator  # noqa: E402
 from tests.fakes.slack import Call, FakeSlack  # noqa: E402
 
-COMMANDS = 50
-ACK_BUDGET = 0.5  # seconds, per envelope
-ANSWER_TIMEOUT = 60.0  # seconds for all 50 first replies: "every command answered"
-LATENCY = 0.1  # seconds per Cloud 66 request
-DEPLOY_SECONDS = 4.0  # simulated deployments finish quickly, so follow-ups end in the run
+ROUNDS = 10  # the mix below, this many times: 500 commands
+COMMANDS = 50 * ROUNDS
+ACK_P99_BUDGET = 0.1  # seconds
+ACK_MAX_BUDGET = 0.5  # seconds, any envelope (SPEC section 8)
+CPU_BUDGET = 0.005  # seconds of CPU a command
+ANSWER_TIMEOUT = 60.0  # seconds for all first replies: "every command answered"
+LATENCY = 0.0  # seconds per Cloud 66 request
+DEPLOY_SECONDS = 8.0  # simulated deployments outlast the burst, and end in the run
 FOLLOW_INTERVAL = 1.0  # the bot polls every 3 s (three times the shell's interval)
 CHANNEL = "C0LOAD"
 
@@ -169,19 +175,67 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
+class WorkerWatch:
+    """Samples the bot's Cloud 66 workers: the most that ever held deploys of one stack.
+
+    A worker holds a deploy while `actions.deploy` is on its stack, running or
+    waiting for anything; sampled every millisecond, so a lower bound of the peak.
+    """
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self.peak_stack = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-sampler", daemon=True)
+
+    def __enter__(self) -> WorkerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _sample(self) -> None:
+        names = {}
+        while not self._stop.wait(0.001):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            held: Counter[str] = Counter()
+            for ident, frame in sys._current_frames().items():
+                if not names.get(ident, "").startswith("igor-cmd"):
+                    continue
+                stack = _deploying(frame)
+                if stack:
+                    held[stack] += 1
+            for stack, workers in held.items():
+                if workers > self.peak:
+                    self.peak, self.peak_stack = workers, stack
+
+
+def _deploying(frame: Any) -> str:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "deploy" and code.co_filename.endswith("actions.py"):
+            request = frame.f_locals.get("request")
+            return str(getattr(request, "stack", "")).strip().casefold()
+        frame = frame.f_back
+    return ""
+
+
 def _run(slack: FakeSlack, sim: Simulator) -> Measured:
     base = 1_800_000_000
     pushed: dict[str, str] = {}  # envelope -> ts
     users: dict[str, str] = {}  # ts -> who asked
+    burst = [item for _ in range(ROUNDS) for item in MIX]
     started = time.monotonic()
     cpu_started = time.process_time()
-    for number, (user, text) in enumerate(MIX):
+    for number, (user, text) in enumerate(burst):
         ts = f"{base + number}.000100"
         event = {"type": "app_mention", "user": user, "channel": CHANNEL, "ts": ts,
                  "event_ts": ts, "text": f"<@{slack.bot_user_id}> {text}"}  # fmt: skip
         pushed[slack.push_event(event)] = ts
         users[ts] = user
-        if number == RETRIED:  # Slack's retry of the same post: must not run twice
+        if number % len(MIX) == RETRIED:  # Slack's retry of the same post: must not run twice
             again = slack.push_event(event, retry_attempt=1, retry_reason="timeout")
             pushed[again] = ts
     threads = set(users)
@@ -192,7 +246,7 @@ def _run(slack: FakeSlack, sim: Simulator) -> Measured:
         return all(_first_replies(slack, threads).values())
 
     answered = _wait(everyone_answered, ANSWER_TIMEOUT)
-    cpu_per_command = (time.process_time() - cpu_started) / len(MIX)
+    cpu_per_command = (time.process_time() - cpu_started) / len(burst)
     replies = _first_replies(slack, threads)
     last_first = max((calls[0].at for calls in replies.values() if calls), default=started)
     answer_seconds = last_first - started if answered else None
@@ -236,10 +290,10 @@ def _run(slack: FakeSlack, sim: Simulator) -> Measured:
 
 
 def bench_bot_load() -> bool:
-    """50 commands at once through `igor serve`: acks within 500 ms, each answered once."""
+    """500 commands at once through `igor serve`: acks p99 within 100 ms, each answered once."""
     from igor_cli.chat.slack import serve
 
-    assert len(MIX) == COMMANDS
+    assert len(MIX) * ROUNDS == COMMANDS
     with (
         tempfile.TemporaryDirectory(prefix="igor-bench-") as scratch,
         Simulator(deploy_seconds=DEPLOY_SECONDS, rate_limit=None) as sim,
@@ -257,7 +311,8 @@ def bench_bot_load() -> bool:
         bot.start()
         try:
             slack.wait_connected(timeout=15)
-            measured = _run(slack, sim)
+            with WorkerWatch() as workers:
+                measured = _run(slack, sim)
         finally:
             stop.set()
             bot.join(15)
@@ -265,15 +320,17 @@ def bench_bot_load() -> bool:
 
     latencies = measured.ack_latencies
     ok = True
-    ok &= _report("igor serve: ack latency, median", statistics.median(latencies), ACK_BUDGET)
-    ok &= _report("igor serve: ack latency, p99", _p99(latencies), ACK_BUDGET)
-    ok &= _report("igor serve: ack latency, max", max(latencies), ACK_BUDGET)
+    print(f"{'igor serve: ' + str(COMMANDS) + ' commands at once, latency':<44} "
+          f"{LATENCY * 1000:8.0f} ms a Cloud 66 request")  # fmt: skip
+    print(f"{'igor serve: ack latency, median':<44} {statistics.median(latencies):8.3f}s")
+    ok &= _report("igor serve: ack latency, p99", _p99(latencies), ACK_P99_BUDGET)
+    ok &= _report("igor serve: ack latency, max", max(latencies), ACK_MAX_BUDGET)
     if measured.answer_seconds is None:
-        print(f"{'igor serve: time to answer all 50':<44} {'never':>9} "
+        print(f"{'igor serve: time to answer all':<44} {'never':>9} "
               f"(budget {ANSWER_TIMEOUT:.3f}s)  OVER BUDGET")  # fmt: skip
         ok = False
     else:
-        ok &= _report("igor serve: time to answer all 50", measured.answer_seconds, ANSWER_TIMEOUT)
+        ok &= _report("igor serve: time to answer all", measured.answer_seconds, ANSWER_TIMEOUT)
     ok &= _count("igor serve: commands answered exactly once", measured.answered_once, COMMANDS,
                  at_least=True)  # fmt: skip
     for double in measured.doubles:
@@ -286,8 +343,11 @@ def bench_bot_load() -> bool:
     print(f"{'igor serve: deployment outcomes followed up':<44} {measured.follow_ups:8d}")
     # An upper bound on the bot's own CPU: the fake Slack and the simulator run in this
     # process too (time.process_time from the first push to the last first reply).
-    cpu = measured.cpu_per_command * 1000
-    print(f"{'igor serve: CPU a command (whole process)':<44} {cpu:8.1f} ms")
+    ok &= _report("igor serve: CPU a command (whole process)", measured.cpu_per_command,
+                  CPU_BUDGET)  # fmt: skip
+    ok &= _count("igor serve: workers held by one stack's deploys", workers.peak, 1)
+    if workers.peak > 1:
+        print(f"    {workers.peak} workers held deploys of {workers.peak_stack!r} at once")
     print(f"{'igor serve: stopped cleanly':<44} {'yes' if stopped_cleanly else 'no':>8}")
     ok &= stopped_cleanly
     return ok
