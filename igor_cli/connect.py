@@ -11,6 +11,8 @@ from igor_cli.errors import IgorError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import requests
+
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.sandbox import Simulator
 
@@ -60,10 +62,28 @@ def _note_recovery(env: Environment, simulator: Simulator) -> None:
         )
 
 
+def shared_session(env: Environment) -> requests.Session:
+    """The run's one HTTP connection pool, made on first use; `env.close()` closes it.
+
+    Every client of the run (the bot's commands and follow loops, a shell
+    command) shares its keep-alive connections; each client passes its own
+    token with every request, so the session never holds one.
+    """
+    with env.lock:
+        if env.session is None:
+            from igor_cli.cloud66 import new_session
+
+            env.session = new_session()
+        session: requests.Session = env.session
+        return session
+
+
 def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
     """A client for the sandbox or Cloud 66, with `token` or the one igor finds now.
 
-    Without `token`, the token is looked up afresh for every command.
+    Without `token`, the token is looked up afresh for every command (a token
+    stored with `igor register` takes effect at once). The client borrows the
+    run's connection pool: closing it leaves the pool open.
     """
     from igor_cli.cloud66 import Cloud66Client, RetryPolicy
     from igor_cli.completion import StackCache
@@ -74,4 +94,10 @@ def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
         token, url = token or SANDBOX_TOKEN, sandbox_url(env)
     else:
         token, url = token or require_token(TokenKind.CLOUD66, env), env.api_url()
-    return Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep), observer=StackCache(env))
+    return Cloud66Client(
+        token,
+        url,
+        retry=RetryPolicy(sleep=env.sleep),
+        observer=StackCache(env),
+        session=shared_session(env),
+    )
