@@ -14,6 +14,7 @@ here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import UsageError
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
+from typer._coercion import RuntimeParam
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
 
@@ -78,6 +80,7 @@ class IgorCommand(TyperCommand):
         option = super().get_help_option(ctx)
         if option is not None:
             option.callback = _raise_help
+            _convert_plainly(option)
         return option
 
 
@@ -89,6 +92,7 @@ class IgorGroup(TyperGroup):
         option = super().get_help_option(ctx)
         if option is not None:
             option.callback = _raise_help
+            _convert_plainly(option)
         return option
 
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
@@ -517,7 +521,62 @@ def group() -> IgorGroup:
     """igor's click group, built once (typer converts every command's signature)."""
     built = typer.main.get_command(app)
     assert isinstance(built, IgorGroup)
+    _convert_without_pydantic(built)
     return built
+
+
+def _convert_without_pydantic(command: Command) -> None:
+    """Give each option of a type igor uses a conversion that needs no pydantic.
+
+    typer converts every value, defaults included, through a pydantic adapter
+    built on first use: importing pydantic costs 110 ms, a third of a command's
+    fixed cost. igor's values are already of their type once click has parsed
+    them; anything else goes to typer's own conversion, which says what is wrong.
+    """
+    for param in command.params:
+        _convert_plainly(param)
+    for sub in getattr(command, "commands", {}).values():
+        _convert_without_pydantic(sub)
+
+
+def _convert_plainly(param: Any) -> None:
+    from typer.core import TyperArgument, TyperOption
+
+    if isinstance(param, TyperOption | TyperArgument) and _plain(param.type_descriptor.annotation):
+        descriptor = param.type_descriptor
+        param._runtime_param = _PlainValue(descriptor.parameter_info, descriptor.annotation)
+
+
+def _plain(annotation: Any) -> bool:
+    return annotation in (str, bool, int, Switch) or annotation == list[str]
+
+
+class _PlainValue(RuntimeParam):
+    """A value click has parsed, taken as it is when it is of the option's type."""
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
+        kind, info = self.annotation, self.parameter_info
+        if info.parser is not None and isinstance(value, str):
+            # A bad value falls through: typer's own conversion below names the option.
+            with contextlib.suppress(typer.BadParameter):
+                value = info.parser(value)
+        if kind is str and isinstance(value, str):
+            return value
+        if kind in (bool, Switch) and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        if kind is int and type(value) is int:
+            low, high = info.min, info.max
+            if (low is None or value >= low) and (high is None or value <= high):
+                return value
+        strings = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        if kind == list[str] and strings:
+            return list(value)
+        from typer._coercion import build_runtime_param, resolve_type_descriptor
+
+        typer_own = build_runtime_param(resolve_type_descriptor(kind, info))
+        return typer_own._coerce_value(value, param, ctx)
 
 
 def parse(words: list[str]) -> Parsed:
