@@ -195,6 +195,7 @@ def test_a_file_for_another_api_or_a_damaged_file_completes_nothing(
     StackCache(env).stacks([stack("shop")])
     path = cache_file(env, cache_key(env))
     data = json.loads(path.read_text())
+    assert ", " not in path.read_text() and "\n" not in path.read_text()  # written compactly
     path.write_text(json.dumps({**data, "api": "https://elsewhere.example"}))
     assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
     path.write_text('{"api": "' + data["api"] + '", "stacks": [{"name": 1}, "x"')
