@@ -69,12 +69,16 @@ def shared_session(env: Environment) -> requests.Session:
     command) shares its keep-alive connections; each client passes its own
     token with every request, so the session never holds one.
     """
+    session: requests.Session | None = env.session
+    if session is not None:  # every command after the first: no lock to wait for
+        return session
     with env.lock:
         if env.session is None:
             from igor_cli.cloud66 import new_session
 
             env.session = new_session()
-        session: requests.Session = env.session
+        session = env.session
+        assert session is not None
         return session
 
 
