@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
@@ -28,32 +28,51 @@ if TYPE_CHECKING:
         DoctorRequest,
         ManifestRequest,
         RegisterRequest,
+        ResetRequest,
         ServeRequest,
     )
+    from igor_cli.targets import Default
 
+
+SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
 
 # -- the edge -----------------------------------------------------------------
 
 
 def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line (argv when `args` is None); returns the exit code."""
-    from igor_cli.cli import Abort, ClickException, Exit, HelpRequested, parse
+    from igor_cli.cli import (
+        Abort,
+        ClickException,
+        CompletionRequested,
+        Exit,
+        HelpRequested,
+        parse,
+    )
 
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
         try:
-            parsed = parse(sys.argv[1:] if args is None else list(args))
+            parsed = parse(sys.argv[1:] if args is None else list(args), _defaults(env))
         except HelpRequested as shown:
             shown.show()
             code = 0
-        except Exit as done:  # typer's own eager options (--install-completion)
+        except Exit as done:  # typer's own eager options
             code = int(done.exit_code)
+        except CompletionRequested as asked:  # --install-completion, --show-completion
+            from igor_cli.setup_commands import CompletionRequest
+
+            code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
             return problem.exit_code
         else:
             if parsed.sandbox:
                 env.sandbox = True
+            if parsed.defaults:
+                from igor_cli.targets import sentence
+
+                renderer(env).note(sentence(parsed.defaults))
             code = perform(env, parsed.request)
         if sys.stdout is not None:
             sys.stdout.flush()  # a failed write is reported here, not at exit
@@ -69,6 +88,17 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     finally:
         env.close()
     return code
+
+
+def _defaults(env: Environment) -> Callable[[], Mapping[str, Default]]:
+    """A shell's default target, read when a command needs one (targets.py)."""
+
+    def read() -> Mapping[str, Default]:
+        from igor_cli.targets import shell_defaults
+
+        return shell_defaults(env)
+
+    return read
 
 
 def perform(env: Environment, request: Any) -> int:
@@ -98,7 +128,7 @@ def renderer(env: Environment) -> TerminalRenderer:
 
 def run(env: Environment, request: Request) -> int:
     """Perform a request, render its outcome, follow a deployment if asked."""
-    from igor_cli.actions import DeployOutcome, DeployRequest, Origin
+    from igor_cli.actions import DeployOutcome, Origin
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
@@ -106,6 +136,8 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.render.terminal import TerminalRenderer
 
     renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
+    if env.in_sandbox and request.needs_cloud66:
+        renderer.note(SANDBOX_NOTE)  # stderr: what --json prints stays JSON
     clients: list[Cloud66Client] = []
 
     def connect() -> Cloud66Client:
@@ -113,7 +145,7 @@ def run(env: Environment, request: Request) -> int:
             clients.append(open_client(env))
         return clients[0]
 
-    following = isinstance(request, DeployRequest) and request.follow
+    following = bool(getattr(request, "follow", False))  # deploy, rollback, promote
     try:
         outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env), env)
         renderer.outcome(outcome, following=following)
@@ -174,6 +206,7 @@ def _follow(
 def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
     """Which shell-only request runs how (loaded when a command is performed)."""
     from igor_cli import setup_commands as requests
+    from igor_cli.tab import completion
 
     return {
         requests.ServeRequest: _serve,
@@ -182,6 +215,8 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.RegisterRequest: _register,
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
+        requests.ResetRequest: _reset,
+        requests.CompletionRequest: completion,
     }
 
 
@@ -189,12 +224,15 @@ def _serve(request: ServeRequest, env: Environment) -> int:
     from igor_cli.chat.slack import configure_logging, serve
 
     configure_logging()
-    return serve(env)
+    return serve(env, report=renderer(env).error)
 
 
 def _chat(request: ChatRequest, env: Environment) -> int:
     from igor_cli.actions import Origin
     from igor_cli.chat.console import run_console
+
+    if env.in_sandbox:
+        renderer(env).note(SANDBOX_NOTE)
 
     return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
 
@@ -209,18 +247,31 @@ def _manifest(request: ManifestRequest, env: Environment) -> int:
 
 
 def _register(request: RegisterRequest, env: Environment) -> int:
-    import typer
-
-    from igor_cli.credentials import TokenKind
-    from igor_cli.registration import register
-
-    def read(kind: TokenKind) -> str:
-        if request.stdin:
-            return sys.stdin.readline()
-        return str(typer.prompt(kind.description, hide_input=True, err=True))
+    from igor_cli.credentials import TokenKind, require_keyring
+    from igor_cli.errors import UsageProblem
+    from igor_cli.registration import WHERE_TO_MAKE, register, stored_and_working
 
     kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
     said = renderer(env)
+    require_keyring()  # before asking anything
+    whose = None if request.force else stored_and_working(env, kinds[0])
+    if whose is not None:
+        stored = f"A working {kinds[0].description} is already stored ({whose})"
+        if not env.can_ask:
+            raise UsageProblem(f"{stored}; nothing was changed.", "Add --force to replace it.")
+        if not _ask_yes(env, f"{stored}. Replace it?"):
+            said.note("Nothing was changed.")
+            return 1
+
+    def read(kind: TokenKind) -> str:
+        if request.stdin:
+            return env.input.readline()
+        if not env.can_ask:  # piped in: read it as --stdin does (no echo to turn off)
+            said.note(f"Reading the {kind.description} from standard input.")
+            return env.input.readline()
+        said.note(WHERE_TO_MAKE[kind])
+        return _ask_secret(env, f"{kind.description} (hidden): ")
+
     for done in register(env, kinds, read):
         if done.kind is TokenKind.SIGNING_KEY:
             said.success("Created the confirmation signing key in the keyring.")
@@ -232,10 +283,31 @@ def _register(request: RegisterRequest, env: Environment) -> int:
     return 0
 
 
-def _deregister(request: DeregisterRequest, env: Environment) -> int:
-    import typer
+def _ask_secret(env: Environment, prompt: str) -> str:
+    """A hidden answer from the person at the terminal ("" for Ctrl-D: an empty token)."""
+    if env.stdin is not None:  # a terminal the caller gave (tests, an embedding program)
+        env.err.write(prompt)
+        env.err.flush()
+        return env.input.readline()
+    import getpass
 
-    from igor_cli.credentials import TokenKind
+    try:
+        return getpass.getpass(prompt, stream=env.err)
+    except EOFError:
+        env.err.write("\n")
+        return ""
+
+
+def _ask_yes(env: Environment, question: str) -> bool:
+    """Yes only for y or yes; Enter, anything else or Ctrl-D is no."""
+    env.err.write(f"{question} [y/N]: ")
+    env.err.flush()
+    return env.input.readline().strip().lower() in ("y", "yes")
+
+
+def _deregister(request: DeregisterRequest, env: Environment) -> int:
+    from igor_cli.credentials import TokenKind, keyring_get, require_keyring
+    from igor_cli.errors import UsageProblem
     from igor_cli.registration import deregister
 
     kinds = [
@@ -245,10 +317,22 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
         or (request.slack and kind is not TokenKind.CLOUD66)
     ] or list(TokenKind)
     said = renderer(env)
-    names = ", ".join(kind.description for kind in kinds)
-    if not request.yes and not typer.confirm(f"Remove {names} from the keyring?", err=True):
-        said.note("Nothing removed.")
-        return 1
+    require_keyring()
+    stored = [kind for kind in kinds if keyring_get(kind.entry) is not None]
+    if not stored:
+        said.note("No " + " or ".join(kind.description for kind in kinds) + " is stored.")
+        return 0
+    names = _and(["the " + kind.description for kind in stored])
+    if not request.yes:
+        if not env.can_ask:
+            raise UsageProblem(
+                f"igor deregister asks before it removes {names}, and standard input is not "
+                "a terminal: nothing was removed.",
+                "Add --yes to remove without asking.",
+            )
+        if not _ask_yes(env, f"Remove {names} from the keyring?"):
+            said.note("Nothing removed.")
+            return 1
     for kind, removed in deregister(kinds):
         if removed:
             said.success(f"Removed the {kind.description}.")
@@ -257,11 +341,39 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
     return 0
 
 
+def _reset(request: ResetRequest, env: Environment) -> int:
+    from igor_cli.connect import sandbox_state_path, sandbox_url
+    from igor_cli.errors import UsageProblem
+
+    if not env.in_sandbox:
+        raise UsageProblem(
+            "`igor reset` resets the sandbox only; it never touches your Cloud 66 account.",
+            "Run `igor --sandbox reset`.",
+        )
+    sandbox_url(env)  # the simulator, on its state file
+    env.simulator.reset()  # under its file lock: a running `igor --sandbox serve` adopts it
+    renderer(env).success(
+        f"The sandbox is reset: its sample stacks as first seeded ({sandbox_state_path(env)})."
+    )
+    return 0
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _doctor(request: DoctorRequest, env: Environment) -> int:
     from igor_cli.registration import doctor
 
-    said = renderer(env)
     checks, code = doctor(env)
+    if request.as_json:
+        import json
+
+        found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
+        data = {"ok": code == 0, "exit_code": int(code), "checks": found}
+        env.out.write(json.dumps(data, indent=2) + "\n")
+        return int(code)
+    said = renderer(env)
     for check in checks:
         said.check(check.name, check.ok, check.detail)
     return int(code)

@@ -10,16 +10,14 @@ console (`igor chat`) as plain text.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import (
     DeployOutcome,
-    DeployRequest,
     Origin,
     Outcome,
     Request,
@@ -34,7 +32,9 @@ from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
+    from igor_cli.cli import ClickException
     from igor_cli.cloud66 import Stack
+    from igor_cli.targets import Default
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Reply:
     question: Question | None = None
     notice: str = ""  # a sentence of igor's own, in plain words
     text: str = ""
+    note: str = ""  # a line after the answer: the defaults it used (targets.py)
     fields: dict[str, Any] = field(default_factory=dict)
     ephemeral: bool = False  # only the requester sees it (refusals)
     pending: PendingCommand | None = None  # waiting for the requester's click
@@ -75,7 +76,7 @@ class Reply:
     def deployment_to_follow(self) -> DeployOutcome | None:
         """A deployment igor runs for this stack, to follow in the thread."""
         outcome = self.outcome
-        if isinstance(self.request, DeployRequest) and self.request.dry_run:
+        if getattr(self.request, "dry_run", False):
             return None  # a dry run asked what would happen; it follows nothing
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
@@ -97,14 +98,18 @@ class Work:
 
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = Reply | Work  # a reply now, or the work that makes it
+ADDRESS = "@igor"  # how a person calls igor in chat, unless the adapter knows its name
 
 
-def parse(words: list[str]) -> tuple[str, Request]:
-    """Parse chat words with the shell's command definitions: (command, request).
+def parse(
+    words: list[str], defaults: Callable[[], Mapping[str, Default]] | None = None
+) -> tuple[str, Request, Mapping[str, Default]]:
+    """Parse chat words with the shell's command definitions: (command, request, defaults used).
 
-    The command is the canonical name (`deploy` for `redeploy`). Raises the
-    shell's own exceptions: `HelpRequested` for help, a click `UsageError`
-    (with the same usage text) for anything wrong.
+    The command is the canonical name (`deploy` for `redeploy`); `defaults` are
+    the channel's (never the shell's). Raises the shell's own exceptions:
+    `HelpRequested` for help, a click `UsageError` (with the same usage text)
+    for anything wrong.
     """
     from igor_cli import cli
 
@@ -114,10 +119,31 @@ def parse(words: list[str]) -> tuple[str, Request]:
     for word in words[:2] if words[0].lower() == "help" else words[:1]:
         if word.lower() not in cli.CHAT_ALLOWED:  # unknown here, shell-only, or an option
             group = cli.group()
+            # A shell-only command is not a typo: nothing in chat is close to what it meant.
+            names = [] if word.lower() in group.commands else sorted(cli.CHAT_ALLOWED)
             with group.make_context("igor", [], resilient_parsing=True) as root:
-                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS))
-    parsed = cli.parse(words)
-    return parsed.command, parsed.request
+                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
+    parsed = cli.parse(words, defaults) if defaults else cli.parse(words)
+    if parsed.sandbox:  # chat cannot switch the bot's Cloud 66: it would act on the real one
+        raise cli.UsageError(
+            "--sandbox works in a shell only: the bot talks to the sandbox when it was "
+            "started with `igor --sandbox serve`. Nothing was done."
+        )
+    return parsed.command, parsed.request, parsed.defaults
+
+
+def chat_usage(problem: ClickException, address: str = ADDRESS) -> str:
+    """A usage error in chat's words: `@igor deploy -h`, never the shell's `Try 'igor -h'`.
+
+    `address` is how a person calls the bot where it runs (`@deploybot`).
+    """
+    lines = []
+    ctx = getattr(problem, "ctx", None)
+    if ctx is not None and ctx.parent is not None:  # a command's own usage
+        usage = " ".join([address, ctx.info_name or "", *ctx.command.collect_usage_pieces(ctx)])
+        lines += [f"Usage: {usage}", f"Try `{address} {ctx.info_name} -h` for help.", ""]
+        return "\n".join([*lines, f"Error: {problem.format_message()}"])
+    return f"Error: {problem.format_message()}\n`{address} help` tells what igor does in chat."
 
 
 def chat_help() -> str:
@@ -145,11 +171,19 @@ class Bridge:
         *,
         rules: Rules | None = None,
         signer: Signer | None = None,
+        address: str = ADDRESS,
     ) -> None:
         self.env = env
         self._connect = connect
         self.rules = rules or Rules()
         self.signer = signer
+        self.address = address  # `@igor`, or the bot's name in Slack
+
+    def channel_defaults(self, channel: str) -> Mapping[str, Default]:
+        """The channel's default target (`[[slack.channel]]`); a shell's never apply here."""
+        from igor_cli.targets import channel_defaults
+
+        return channel_defaults(self.env.config(), channel, str(self.env.config_path()))
 
     def connect(self) -> Client:
         """A Cloud 66 client with the token in force now (read afresh every command)."""
@@ -224,17 +258,21 @@ class Bridge:
 
         started = time.monotonic()
         try:
-            name, request = parse(words)
+            name, request, defaults = parse(words, lambda: self.channel_defaults(channel))
         except HelpRequested as shown:
             return Reply("help", "help", text=shown.text)
         except ClickException as problem:
-            buffer = io.StringIO()
-            problem.show(file=buffer)
-            return Reply("usage", text=buffer.getvalue().strip())
+            return Reply("usage", text=chat_usage(problem, self.address))
+        except IgorError as error:  # the channel's default is malformed in the config file
+            return Reply("error", error=error)
 
         def finish(reply: Reply) -> Reply:
             if confirmed is not None and reply.status not in ("refused", "usage"):
                 reply.fields["confirmed_by"] = origin.user
+            if defaults:
+                from igor_cli.targets import sentence
+
+                reply.note = sentence(defaults)
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
             return reply
 
@@ -308,8 +346,20 @@ class Bridge:
             return Reply("refused", name, request, notice=text, fields=fields)
         # The action acts on the stack the decisions were made about.
         pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
+        if confirmed is not None and confirmed.expect:
+            # The click deploys what its question named, or nothing.
+            pinned = dataclasses.replace(pinned, expect=confirmed.expect)  # type: ignore[call-arg]
         dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
         if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
+            if getattr(request, "previews", False):
+                # What it would deploy is known only by looking: look (a dry run), and
+                # answer a refusal now; otherwise the question names it.
+                dry: Request = dataclasses.replace(pinned, dry_run=True)  # type: ignore[arg-type]
+                looked = self.perform(name, dry, origin, connect)
+                if looked.outcome is None or looked.outcome.exit_code != 0:
+                    return looked
+                expect = str(getattr(looked.outcome, "deploys", ""))
+                pinned = dataclasses.replace(pinned, expect=expect)  # type: ignore[call-arg]
             return self._ask(name, pinned, stack, words, origin, channel, thread)
         return self.perform(name, pinned, origin, connect)
 
@@ -331,6 +381,7 @@ class Bridge:
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
+            expect=str(getattr(request, "expect", "")),
         )  # fmt: skip
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
@@ -356,7 +407,12 @@ class Bridge:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)
         status = "ok" if outcome.exit_code == 0 else "failed"
-        fields["result"] = _result(outcome)
+        result = getattr(outcome, "result", None)
+        if result is not None:  # what it came to, beyond ok or failed (started, queued, ...)
+            fields["result"] = str(result.value)
+        deploys = getattr(outcome, "deploys", "")  # rollback, promote: the hash or tags
+        if deploys:
+            fields["deploys"] = deploys
         return Reply(status, name, request, outcome, fields=fields)
 
 
@@ -385,10 +441,3 @@ def _request_fields(request: Request) -> dict[str, Any]:
         if value:
             fields[key] = value
     return fields
-
-
-def _result(outcome: Outcome) -> str:
-    result = getattr(outcome, "result", None)
-    if result is not None:
-        return str(result.value)
-    return "ok"

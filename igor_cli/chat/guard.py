@@ -163,11 +163,12 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     slack = config.get("slack", {})
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
-    unknown = set(slack) - {"allow", "confirm", "confirm_seconds"}
+    # [[slack.channel]] holds a channel's default target (targets.py), not a rule.
+    unknown = set(slack) - {"allow", "confirm", "confirm_seconds", "channel"}
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds.",
+            "Known keys: allow, confirm, confirm_seconds, channel.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):
@@ -251,6 +252,7 @@ class PendingCommand:
     request_id: str
     expires: float
     stack_uid: str = ""  # the confirmed command must still mean this stack
+    expect: str = ""  # what the question named it would deploy (rollback, promote)
 
 
 class Signer:
@@ -263,7 +265,8 @@ class Signer:
         """The button value (well under Slack's 2,000 characters for a command)."""
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
-             "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid},
+             "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid,
+             "x": pending.expect},
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
@@ -282,6 +285,7 @@ class Signer:
         pending = PendingCommand(
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
             request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
+            expect=str(data.get("x", "")),
         )  # fmt: skip
         if now > pending.expires:
             raise ConfirmationExpired("That confirmation has expired.", "Ask again.")

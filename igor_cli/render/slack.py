@@ -29,13 +29,18 @@ from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
-from igor_cli.errors import Forbidden, IgorError, Remedy
+from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
+from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
 MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
 MAX_LIST_ROWS = 100  # more is no longer readable in a chat thread
 CANNOT_REACH_CLOUD66 = "I can't reach Cloud 66 with the stored token; run `igor register`."
+CLOUD66_UNREGISTERED = (
+    "No Cloud 66 token is set. Whoever runs igor can store one with `igor register`; "
+    "no restart is needed."
+)
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,8 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
-    chunks = _table_chunks(sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now))
+    listed = listing.stacks[:MAX_LIST_ROWS]
+    chunks = _table_chunks(sentences.stack_rows(listed, now, listing.running))
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
     shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
@@ -216,6 +222,8 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
 
 def render_error(error: IgorError) -> SlackMessage:
     """An expected failure. A token problem names the fix that needs no restart."""
+    if isinstance(error, NotRegistered) and error.remedy is Remedy.REGISTER_CLOUD66:
+        return message(mrkdwn(CLOUD66_UNREGISTERED), emoji=":key:")  # not "the stored token"
     if error.remedy is Remedy.REGISTER_CLOUD66 and not isinstance(error, Forbidden):
         return message(mrkdwn(CANNOT_REACH_CLOUD66), emoji=":key:")
     remedy = CHAT_REMEDY[error.remedy] if error.remedy is not None else ""
@@ -235,7 +243,16 @@ NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}
 
 
 def render_reply(reply: Reply, now: datetime) -> SlackMessage:
-    """The chat core's reply as Slack shows it."""
+    """The chat core's reply as Slack shows it, and its note (the defaults used) below."""
+    shown = _reply_body(reply, now)
+    if reply.note:
+        note = mrkdwn(reply.note)
+        blocks = [*shown.blocks, _context(note)] if len(shown.blocks) < MAX_BLOCKS else shown.blocks
+        return SlackMessage(_cut(f"{shown.text}\n{note}", TEXT_LIMIT), blocks)
+    return shown
+
+
+def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)
@@ -284,6 +301,29 @@ def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, st
 
 
 @confirmation_question.register
+def _rollback_question(request: RollbackRequest, stack: Stack) -> tuple[str, str, str]:
+    # The bridge looked first: `expect` is the hash (or the image tags) the click deploys.
+    to = f" to `{escape(_brief(request.expect))}`" if request.expect else ""
+    question = f"roll back *{escape(stack.name)}* in *{escape(stack.environment)}*{to}?"
+    return question, "Roll back", "Cancel"
+
+
+@confirmation_question.register
+def _promote_question(request: PromoteRequest, stack: Stack) -> tuple[str, str, str]:
+    what = f"`{escape(_brief(request.expect))}`" if request.expect else "what it runs"
+    question = (
+        f"deploy {what} from *{escape(request.source)}* to *{escape(stack.name)}* "
+        f"in *{escape(stack.environment)}*?"
+    )
+    return question, "Promote", "Cancel"
+
+
+def _brief(key: str) -> str:
+    """A commit's short hash; image tags as they are."""
+    return ", ".join(key.split(",")) if ":" in key else key[:7]
+
+
+@confirmation_question.register
 def _cancel_question(request: CancelRequest, stack: Stack) -> tuple[str, str, str]:
     name, where = escape(stack.name), escape(stack.environment)
     question = f"cancel the running deployment of *{name}* in *{where}*?"
@@ -317,15 +357,21 @@ def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> 
     """Progress of a followed deployment; the final one mentions who asked."""
     if not progress.finished and not progress.timed_out:
         step = mrkdwn(sentences.progress_step(stack, progress))
-        return message(step, emoji=":hourglass_flowing_sand:")
+        return message(step, emoji=progress_emoji(progress))
     text = mrkdwn(sentences.progress_sentence(stack, progress))
     mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
-    emoji = ":white_check_mark:" if progress.success else ":x:"
-    if progress.cancelled:
-        emoji = ":octagonal_sign:"
+    return message(f"{mentions} {text}".strip(), emoji=progress_emoji(progress))
+
+
+def progress_emoji(progress: Progress) -> str:
+    """How a followed deployment went, as an emoji code."""
+    if not progress.finished and not progress.timed_out:
+        return ":hourglass_flowing_sand:"
     if progress.timed_out:
-        emoji = ":hourglass:"
-    return message(f"{mentions} {text}".strip(), emoji=emoji)
+        return ":hourglass:"
+    if progress.cancelled:
+        return ":octagonal_sign:"
+    return ":white_check_mark:" if progress.success else ":x:"
 
 
 def render_news(news: News) -> SlackMessage:

@@ -54,6 +54,16 @@ def console(file: TextIO) -> Console:
     return Console(file=file, highlight=False, soft_wrap=True)
 
 
+def screen_width(console: Console) -> int | None:
+    """How wide the screen is: a terminal's width, or COLUMNS; None when piped without it
+    (a program reads whole lines and whole tables)."""
+    import os
+
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console.width
+    return None
+
+
 class TerminalRenderer:
     """Writes outcomes, errors and progress for a person or, with `as_json`, a program."""
 
@@ -84,15 +94,25 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
+        # Fitted to the screen by the columns' own rules: only NAME and STATUS shrink
+        # (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
         from rich.text import Text
 
-        table = self._table(sentences.STACK_COLUMNS)
-        rows = [self._row(stack) for stack in listing.stacks]
-        drawn = drawn_at_once(table, rows, self.out)
+        running = listing.running
+        rows = sentences.stack_rows(listing.stacks, self.now, running)
+        fitted = sentences.fit(rows, screen_width(self.out))
+        table = self._table(fitted.header, fitted.widths)
+        cells = [
+            [*self._row(stack)]
+            + ([] if running is None else [(sentences.running_text(running.get(stack.uid)), "")])
+            for stack in listing.stacks
+        ]
+        width = max(self.out.width, fitted.width)
+        drawn = drawn_at_once(table, cells, self.out, width)
         if drawn is None:  # rich lays it out: plain text objects, not markup to parse
-            for row in rows:
+            for row in cells:
                 table.add_row(*(Text(text, style) for text, style in row))
-        self.out.print(drawn or table)
+        self.out.print(drawn or table, width=width)
 
     def history(self, found: History) -> None:
         """The deployments table, newest first, under a summary (or a JSON array)."""
@@ -121,20 +141,27 @@ class TerminalRenderer:
             self.out.width = max(self.out.width, wide)
         self.out.print(table)
 
-    def _table(self, columns: Sequence[str]) -> Table:
-        """An empty table with these columns: box art and bold headers only on a terminal."""
+    def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
+        """An empty table with these columns (of these widths, cut with an ellipsis, when
+        given), two spaces apart: box art and bold headers only on a terminal."""
         from rich import box
         from rich.table import Table
 
         on_terminal = self.out.is_terminal
+        # The box's column separator is a space: with it, one space of padding makes two.
+        gap = sentences.GAP - (1 if on_terminal else 0)
         table = Table(
             box=box.SIMPLE_HEAD if on_terminal else None,
             show_edge=False,
             pad_edge=False,
+            padding=(0, gap, 0, 0),
             header_style="bold" if on_terminal else "",
         )
-        for column in columns:
-            table.add_column(column, no_wrap=True)
+        for i, column in enumerate(columns):
+            width = widths[i] if i < len(widths) else None
+            table.add_column(
+                column, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
+            )
         return table
 
     def _row(self, stack: Stack) -> list[tuple[str, str]]:
@@ -144,18 +171,25 @@ class TerminalRenderer:
             (stack.environment, ""),
             (sentences.status_label(stack), STATUS_STYLE.get(stack.status, "")),
             (stack.health.text, HEALTH_STYLE[stack.health]),
-            (sentences.ago(stack.last_activity, self.now), ""),
+            (sentences.short_ago(stack.last_activity, self.now), ""),
         ]
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr)."""
         from rich.markup import escape
 
-        self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
+        width = screen_width(self.err)
+        message = error.message
+        first, *rest = (
+            sentences.wrapped(message, width, indent=len("Error: ")) if width else [message]
+        )
+        self.err.print(f"[bold red]Error:[/] {escape(first)}")
+        for line in rest:
+            self.err.print(escape(line))
         if error.hint:
-            self.err.print(escape(error.hint))
+            self._prose(self.err, error.hint)
         if error.remedy is not None:
-            self.err.print(escape(REMEDY_WORDS[error.remedy]))
+            self._prose(self.err, REMEDY_WORDS[error.remedy])
 
     def success(self, text: str) -> None:
         """Something was done (stdout)."""
@@ -165,9 +199,7 @@ class TerminalRenderer:
 
     def note(self, text: str) -> None:
         """Something worth knowing (stderr)."""
-        from rich.markup import escape
-
-        self.err.print(f"[dim]{escape(text)}[/]")
+        self._prose(self.err, text, "dim")
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
         """One line of `igor doctor`: ✓ works, ✗ broken, · information."""
@@ -201,11 +233,18 @@ class TerminalRenderer:
         if self.as_json:
             self._json(data)
             return
+
+        self._prose(self.out, text, style)
+        if hint:
+            self._prose(self.err, hint, "dim")
+
+    def _prose(self, console: Console, text: str, style: str = "") -> None:
+        """Sentences wrapped between words to the console's width, commands kept whole."""
         from rich.markup import escape
 
-        self.out.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
-        if hint:
-            self.err.print(f"[dim]{escape(hint)}[/]")
+        width = screen_width(console)
+        for line in sentences.wrapped(text, width) if width else text.split("\n"):
+            console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
 
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping. Indented for
@@ -222,41 +261,32 @@ _BREAKS = frozenset("\n\r\t")  # characters rich lays out itself
 
 
 def drawn_at_once(
-    table: Table, rows: Sequence[Sequence[tuple[str, str]]], console: Console
+    table: Table,
+    rows: Sequence[Sequence[tuple[str, str]]],
+    console: Console,
+    width: int | None = None,
 ) -> ConsoleRenderable | None:
-    """`table` with these rows (text and style a cell) as rich would draw it, drawn in
-    one pass; None when rich must lay it out.
+    """`table` with these rows (text and style a cell) as rich would draw it `width`
+    wide (the console's by default), drawn in one pass; None when rich must lay it out.
 
     rich lays out and renders every cell on its own: half a millisecond a row,
     five seconds for 10,000 stacks. A table of one-line, left-aligned cells that
-    fits the width needs none of that: the columns are as wide as their widest
-    cell, and each line is its cells padded, with the box characters and the
-    colour codes rich itself writes on this console (a test checks that the
-    output is rich's, byte for byte). Anything else (a table to shrink, edges,
-    row styles, a cell of several lines) is left to rich.
+    fits the width needs none of that: each column is as wide as it is told, or
+    as its widest cell, a longer cell cut with an ellipsis, and each line is its
+    cells padded, with the box characters and the colour codes rich itself
+    writes on this console (a test checks that the output is rich's, byte for
+    byte). Anything else (a table rich must shrink, edges, row styles, a cell of
+    several lines) is left to rich.
     """
-    from rich.cells import cell_len
-    from rich.control import strip_control_codes
     from rich.segment import Segment
 
     if not _plain_table(table, console):
         return None
-    columns = len(table.columns)
-    texts: list[list[str]] = [[str(column.header) for column in table.columns]]
-    sizes: list[list[int]] = [[cell_len(text) for text in texts[0]]]
-    for row in rows:
-        line, measured = [], []
-        for given, _ in row:
-            text = given
-            if not (text.isascii() and text.isprintable()):  # what a rich Text would show
-                text = strip_control_codes(text)
-                if not _BREAKS.isdisjoint(text):
-                    return None
-            line.append(text)
-            measured.append(len(text) if text.isascii() else cell_len(text))
-        texts.append(line)
-        sizes.append(measured)
-    widths = [max(size[i] for size in sizes) for i in range(columns)]
+    laid = _laid_out(table, rows)
+    if laid is None:
+        return None
+    texts, sizes, widths = laid
+    columns = len(widths)
     _, right, _, left = table.padding
     last = columns - 1
     before = [0 if i == 0 and not table.pad_edge else left for i in range(columns)]
@@ -264,7 +294,7 @@ def drawn_at_once(
     outer = [w + b + a for w, b, a in zip(widths, before, after, strict=True)]
     safe = console.safe_box if table.safe_box is None else table.safe_box
     box = table.box.substitute(console.options, safe=safe) if table.box else None
-    if sum(outer) + (last if box else 0) > console.options.max_width:
+    if sum(outer) + (last if box else 0) > (width or console.options.max_width):
         return None  # rich shrinks the columns to fit
 
     codes = functools.cache(lambda style: _codes(console, style))
@@ -308,6 +338,42 @@ def drawn_at_once(
     return Drawn()
 
 
+def _laid_out(
+    table: Table, rows: Sequence[Sequence[tuple[str, str]]]
+) -> tuple[list[list[str]], list[list[int]], list[int]] | None:
+    """The header and rows as rich shows them (control codes out, cut to the columns'
+    widths with an ellipsis), their widths in cells, and each column's width."""
+    from rich.cells import cell_len, set_cell_size
+    from rich.control import strip_control_codes
+
+    texts: list[list[str]] = [[str(column.header) for column in table.columns]]
+    sizes: list[list[int]] = [[cell_len(text) for text in texts[0]]]
+    for row in rows:
+        line, measured = [], []
+        for given, _ in row:
+            text = given
+            if not (text.isascii() and text.isprintable()):  # what a rich Text would show
+                text = strip_control_codes(text)
+                if not _BREAKS.isdisjoint(text):
+                    return None
+            line.append(text)
+            measured.append(len(text) if text.isascii() else cell_len(text))
+        texts.append(line)
+        sizes.append(measured)
+    widths = [
+        column.max_width if column.max_width is not None else max(size[i] for size in sizes)
+        for i, column in enumerate(table.columns)
+    ]
+    for line, measured in zip(texts, sizes, strict=True):  # what rich cuts, with an ellipsis
+        for i, size in enumerate(measured):
+            if size > widths[i]:
+                if table.columns[i].overflow != "ellipsis":
+                    return None
+                line[i] = set_cell_size(line[i], widths[i] - 1) + "…"
+                measured[i] = widths[i]
+    return texts, sizes, widths
+
+
 def _codes(console: Console, style: Any) -> tuple[str, str]:
     """What this console writes before and after text in `style` (nothing without colour)."""
     from rich.segment import Segment, Segments
@@ -345,7 +411,9 @@ def _plain_table(table: Table, console: Console) -> bool:
     return plain_table and all(
         column.justify == "left"
         and column.no_wrap
-        and not (column.width or column.min_width or column.max_width or column.ratio)
+        and column.width is None
+        and not column.ratio
+        and column.min_width == column.max_width  # as wide as its widest cell, or as told
         and not (column.style or column.header_style)
         and isinstance(column.header, str)
         and "[" not in column.header

@@ -24,6 +24,7 @@ from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
 from igor_cli.chat.slack.updates import Updater
+from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
 from igor_cli.render.slack import (
@@ -82,7 +83,7 @@ class SlackBot:
         self.env = env
         self.web = web
         self.identity = identity
-        self.bridge = Bridge(env, rules=rules, signer=signer)
+        self.bridge = Bridge(env, rules=rules, signer=signer, address=f"@{identity.name}")
         self.stopping = threading.Event()
         self._delivery_stopped = threading.Event()
         self.delivery = Delivery(web, self._delivery_stopped)
@@ -138,7 +139,11 @@ class SlackBot:
         user = str(event["user"])
         thread = str(event.get("thread_ts") or ts)
         origin = Origin("slack", user, f"{channel}-{ts}")
-        self._run(self.bridge.begin(text, origin, channel, thread), Place(channel, thread, user))
+        self._run(
+            self.bridge.begin(text, origin, channel, thread),
+            Place(channel, thread, user),
+            {"text": loggable(text)},
+        )
 
     def handle_slash_command(self, payload: dict[str, Any]) -> None:
         """Answer `/igor ...` through its response URL (the bot may not be in the channel)."""
@@ -148,7 +153,12 @@ class SlackBot:
         url = ResponseUrl(str(payload.get("response_url", "")), self.env.monotonic)
         place = Place(channel, "", user, url, answer_by_url=True)
         origin = Origin("slack", user, trigger)
-        self._run(self.bridge.begin(str(payload.get("text", "")), origin, channel), place)
+        text = str(payload.get("text", ""))
+        self._run(
+            self.bridge.begin(text, origin, channel),
+            place,
+            {"text": loggable(text), "via": "slash"},
+        )
 
     def _run(self, step: Step, place: Place, fields: dict[str, Any] | None = None) -> None:
         """A reply now, or the rest of the work on a Cloud 66 worker (or "busy")."""
@@ -162,7 +172,8 @@ class SlackBot:
                 emoji=":hourglass:",
             )
             audit.info(json.dumps({"event": "command", "user": place.user,
-                                   "channel": place.channel, "outcome": "busy"}))  # fmt: skip
+                                   "channel": place.channel, **(fields or {}),
+                                   "outcome": "busy"}))  # fmt: skip
             self.delivery.post(place, busy, context={"command": "?", "outcome": "busy"})
 
     def _deliver(self, reply: Reply, place: Place, fields: dict[str, Any] | None) -> None:
@@ -260,7 +271,8 @@ class SlackBot:
             place, question_ts, message(f":white_check_mark: Confirmed by {who} at {when}.")
         )
         step = self.bridge.begin_confirmed(pending)
-        self._run(step, place, {"confirmation": "confirmed"})
+        typed = loggable(" ".join(pending.words))
+        self._run(step, place, {"text": typed, "confirmation": "confirmed"})
 
     def _verify(self, value: str) -> PendingCommand:
         if self.bridge.signer is None:
@@ -314,8 +326,9 @@ class SlackBot:
         self.scheduler.call_later(delay, expire)
 
     def _log(self, reply: Reply, place: Place) -> None:
-        line = {"event": "command", "user": place.user, "channel": place.channel,
-                "command": reply.command}  # fmt: skip
+        line: dict[str, Any] = {"event": "command", "user": place.user, "channel": place.channel}
+        if reply.command:  # a usage error may name no command: the typed text says what it was
+            line["command"] = reply.command
         line.update(reply.fields)
         line["outcome"] = reply.status
         audit.info(json.dumps(line, sort_keys=False))
