@@ -189,7 +189,9 @@ def test_the_one_pass_table_is_the_one_drawn_when_it_fits(monkeypatch: pytest.Mo
     monkeypatch.setenv("COLUMNS", "200")
     renderer = TerminalRenderer(Terminal(), io.StringIO(), NOW)
     table = renderer._table(("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY"))
-    fitting = [renderer._row(s) for s in _stacks(["api", "日本語", "e\u0301cole", "bell\x07"])]
+    stacks = _stacks(["api", "日本語", "e\u0301cole", "bell\x07"])
+    rows = sentences.stack_rows(stacks, NOW)
+    fitting = [renderer._row(s, rows[0], row) for s, row in zip(stacks, rows[1:], strict=True)]
     assert terminal.drawn_at_once(table, fitting, renderer.out) is not None
     too_wide = [[("x" * 300, ""), *fitting[0][1:]]]
     assert terminal.drawn_at_once(table, too_wide, renderer.out) is None  # rich shrinks it

@@ -102,11 +102,8 @@ class TerminalRenderer:
         rows = sentences.stack_rows(listing.stacks, self.now, running)
         fitted = sentences.fit(rows, screen_width(self.out))
         table = self._table(fitted.header, fitted.widths)
-        cells = [
-            [*self._row(stack)]
-            + ([] if running is None else [(sentences.running_text(running.get(stack.uid)), "")])
-            for stack in listing.stacks
-        ]
+        texts = zip(listing.stacks, rows[1:], strict=True)
+        cells = [self._row(stack, rows[0], row) for stack, row in texts]
         width = max(self.out.width, fitted.width)
         drawn = drawn_at_once(table, cells, self.out, width)
         if drawn is None:  # rich lays it out: plain text objects, not markup to parse
@@ -164,15 +161,16 @@ class TerminalRenderer:
             )
         return table
 
-    def _row(self, stack: Stack) -> list[tuple[str, str]]:
-        """A stack's cells: text and style (never markup: a name is shown as it is)."""
-        return [
-            (stack.name, ""),
-            (stack.environment, ""),
-            (sentences.status_label(stack), STATUS_STYLE.get(stack.status, "")),
-            (stack.health.text, HEALTH_STYLE[stack.health]),
-            (sentences.short_ago(stack.last_activity, self.now), ""),
-        ]
+    def _row(
+        self, stack: Stack, columns: Sequence[str], texts: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """A stack's cells, as `sentences.stack_rows` words them, each with its style:
+        text, never markup (a name is shown as it is)."""
+        styles = {
+            "STATUS": STATUS_STYLE.get(stack.status, ""),
+            "HEALTH": HEALTH_STYLE[stack.health],
+        }
+        return [(text, styles.get(column, "")) for column, text in zip(columns, texts, strict=True)]
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr)."""
