@@ -54,6 +54,9 @@ class Environment:
     # simulator once started, one lock per stack for changes, and `lock` for
     # the rest (writing the completion cache, starting the sandbox).
     simulator: Any = field(default=None, init=False, repr=False, compare=False)
+    # One HTTP connection pool for every Cloud 66 client of this run (tokens travel
+    # with each request, never on the session): see `connect.shared_session`.
+    session: Any = field(default=None, init=False, repr=False, compare=False)
     lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -70,9 +73,12 @@ class Environment:
             return self._stack_locks.setdefault(uid, threading.Lock())
 
     def close(self) -> None:
-        """Stop what this environment started (the sandbox simulator)."""
+        """Stop what this environment started (the sandbox simulator, the connections)."""
         with self._guard:
             simulator, self.simulator = self.simulator, None
+            session, self.session = self.session, None
+        if session is not None:
+            session.close()
         if simulator is not None:
             simulator.stop()
 

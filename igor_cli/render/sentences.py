@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from igor_cli.actions import (
     CancelOutcome,
@@ -369,6 +369,7 @@ SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY", "LAST DEPLOY
 GAP = 2  # spaces between columns
 
 
+Cell = TypeVar("Cell")
 # Columns that give way whole when even the shrunk table is wider than the screen:
 # LAST DEPLOY (STATUS still says how the stack is; `igor history` says the rest).
 DROPS = ("LAST DEPLOY",)
@@ -387,7 +388,7 @@ class Fit:
         """The width of the whole table."""
         return sum(self.widths) + GAP * (len(self.widths) - 1)
 
-    def pick(self, row: Sequence[str]) -> tuple[str, ...]:
+    def pick(self, row: Sequence[Cell]) -> tuple[Cell, ...]:
         """The cells of a full row that this fit shows."""
         return tuple(row[i] for i in self.keep) if self.keep else tuple(row)
 
