@@ -271,6 +271,7 @@ class StackList:
     running: dict[str, Deployment | None] | None = None
     # Per stack uid, when the deployments were read (not past DEPLOY_FACTS_LIMIT stacks).
     deploy_facts: dict[str, StackDeploys] = field(default_factory=dict)
+    unread: str = ""  # why the deployments could not be read, when they could not
 
     exit_code = ExitCode.OK
 
@@ -508,8 +509,15 @@ def list_stacks(
     if wide and len(chosen) > WIDE_MAX_STACKS:
         raise TooManyStacks(len(chosen), WIDE_MAX_STACKS)
     every: dict[str, list[Deployment]] = {}
+    unread = ""
     if chosen and (wide or len(chosen) <= DEPLOY_FACTS_LIMIT):
-        every = client.deployments_of([s.uid for s in chosen])
+        try:
+            every = client.deployments_of([s.uid for s in chosen])
+        except (Throttled, Unreachable, ApiError) as error:
+            if wide:  # what --wide was asked for
+                raise
+            # The listing itself was read: LAST DEPLOY is extra, and says why it is missing.
+            unread = error.message
     deploys: dict[str, StackDeploys] = {}
     if every:
         from concurrent.futures import ThreadPoolExecutor
@@ -519,7 +527,9 @@ def list_stacks(
             found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
             deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
     running = {uid: live_deployment(d) for uid, d in every.items()} if wide else None
-    return StackList(chosen, stack, environment, running=running, deploy_facts=deploys)
+    return StackList(
+        chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
+    )
 
 
 def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
@@ -534,7 +544,10 @@ def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> 
     shown = [d for d in (live, last) if d is not None]
     if not any(d.triggered_via.casefold() in ("api", "") for d in shown):
         return StackDeploys(live, None, last, None)
-    requesters = _igor_requesters(client, stack)
+    try:
+        requesters = _igor_requesters(client, stack)
+    except (Throttled, Unreachable, ApiError):
+        requesters = {}  # Cloud 66's own words then: `triggered_by`
     return StackDeploys(
         live,
         requesters.get(live.id) if live else None,

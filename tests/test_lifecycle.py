@@ -394,3 +394,14 @@ def test_without_deployment_ids_a_later_request_never_takes_the_running_ones_nam
     assert _action_of(live, [other]) is None  # another Cloud 66 user's request
     twins = [dana, AsyncAction("4", start, None, None, "", user="dana@example.com")]
     assert _action_of(live, twins) is None  # two could be it: igor does not guess
+
+
+def test_list_answers_even_when_the_deployments_cannot_be_read(sim: Simulator, igor: Igor) -> None:
+    sim.fail_next(500, 100, path_contains="/deployments")
+    ran = igor("list", "-s", "blog")
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout.splitlines()[1].startswith("blog")
+    assert "LAST DEPLOY could not be read" in ran.stderr
+    facts = json.loads(igor("list", "-s", "blog", "--json").stdout)[0]
+    assert facts["deployments_read"] is False
+    assert sim.count("GET", "/deployments") >= 2  # it was asked, and retried

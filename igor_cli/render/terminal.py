@@ -127,7 +127,9 @@ class TerminalRenderer:
             for row in cells:
                 table.add_row(*(Text(text, style) for text, style in row))
         self.out.print(drawn or table, width=width)
-        if not listing.deploys_read:
+        if listing.unread:
+            self.note(f"LAST DEPLOY could not be read: {listing.unread}")
+        elif not listing.deploys_read:
             self.note(
                 f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
                 "narrow the list with -s or -e to see it."
