@@ -18,6 +18,7 @@ import contextlib
 import copy
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -999,12 +1000,21 @@ def _no_defaults() -> Mapping[str, Default]:
     return {}
 
 
-@functools.cache
-def group() -> IgorGroup:
-    """igor's click group, built once; a command's signature is converted when it is named.
+# The bot parses on many threads at once: building the group (which empties
+# `app.registered_commands` for a moment) and converting a command happen under it.
+_BUILDING = threading.RLock()
 
-    typer converts every command's signature up front: 10 ms for twenty-odd
-    commands, an eighth of `igor --version`. The group is built with its own
+
+def group() -> IgorGroup:
+    """igor's click group, built once; a command's signature is converted when it is named."""
+    with _BUILDING:
+        return _group()
+
+
+@functools.cache
+def _group() -> IgorGroup:
+    """Build the group: typer converts every command's signature up front: 10 ms for
+    twenty-odd commands, an eighth of `igor --version`. The group is built with its own
     options only, and `_Commands` converts each command the first time it is asked
     for (help and "unknown command" ask for all of them).
     """
@@ -1030,15 +1040,19 @@ class _Commands(dict[str, Command]):
         self._waiting = dict(zip(self._order, infos, strict=True))
 
     def __missing__(self, name: str) -> Command:
-        info = self._waiting.pop(name)  # KeyError for a name igor does not have
-        built = typer.main.get_command_from_info(
-            info,
-            pretty_exceptions_short=app.pretty_exceptions_short,
-            rich_markup_mode=app.rich_markup_mode,
-        )
-        _convert_without_pydantic(built)
-        self[name] = built
-        return built
+        with _BUILDING:  # another thread may be converting this very command
+            if super().__contains__(name):
+                return super().__getitem__(name)
+            info = self._waiting[name]  # KeyError for a name igor does not have
+            built = typer.main.get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+            _convert_without_pydantic(built)
+            self[name] = built
+            del self._waiting[name]
+            return built
 
     def __contains__(self, name: object) -> bool:
         return super().__contains__(name) or name in self._waiting

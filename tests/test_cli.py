@@ -442,3 +442,26 @@ def test_a_bad_option_value_is_still_named_with_its_option(igor: Igor, sim: Simu
     assert ran.exit_code == 2
     assert "Invalid value for '-w' / '--wait': 'maybe' is not true or false." in ran.stderr
     assert sim.count("POST") == 0
+
+
+def test_parsing_on_many_threads_at_once_finds_every_command() -> None:
+    # The bot parses on many threads: the first parses build the group and convert
+    # the command while others ask for it ("Unknown command 'list'. Commands: ." before).
+    import threading
+
+    from igor_cli import cli
+
+    cli._group.cache_clear()
+    start = threading.Barrier(16)
+    found: list[str] = []
+
+    def parse() -> None:
+        start.wait(5)
+        found.append(cli.parse(["list", "-s", "shop"]).command)
+
+    threads = [threading.Thread(target=parse) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert found == ["list"] * 16
