@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from igor_cli.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from igor_cli.state import Store
 
 DEFAULT_API_URL = "https://app.cloud66.com/api/3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -62,18 +65,32 @@ class Environment:
     _stack_locks: dict[str, threading.Lock] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _store: Any = field(default=None, init=False, repr=False, compare=False)
 
     def stack_lock(self, uid: str) -> threading.Lock:
         """The lock that makes two changes to one stack, in this run, go one after the other."""
         with self._guard:
             return self._stack_locks.setdefault(uid, threading.Lock())
 
+    def state(self) -> Store:
+        """igor's state store (locks, leases), opened on first use and shared by this run."""
+        with self._guard:
+            if self._store is None:
+                from igor_cli.state import open_store
+
+                self._store = open_store(self.state_url())
+            store: Store = self._store
+            return store
+
     def close(self) -> None:
-        """Stop what this environment started (the sandbox simulator)."""
+        """Stop what this environment started (the sandbox simulator, the state store)."""
         with self._guard:
             simulator, self.simulator = self.simulator, None
+            store, self._store = self._store, None
         if simulator is not None:
             simulator.stop()
+        if store is not None:
+            store.close()
 
     @property
     def out(self) -> TextIO:
@@ -124,6 +141,20 @@ class Environment:
         section = self.config().get("cloud66", {})
         value = section.get("api_url") if isinstance(section, dict) else None
         return str(value) if value else DEFAULT_API_URL
+
+    def state_url(self) -> str:
+        """IGOR_STATE_URL, else `[state] url` in the config file, else a SQLite file in
+        `<user data dir>/igor` (one machine; Redis shares the state between machines)."""
+        url = self.environ.get("IGOR_STATE_URL")
+        if url:
+            return url.strip()
+        section = self.config().get("state", {})
+        value = section.get("url") if isinstance(section, dict) else None
+        if value:
+            return str(value).strip()
+        from platformdirs import user_data_dir
+
+        return f"sqlite://{Path(user_data_dir('igor')).absolute() / 'state.db'}"
 
     def slack_api_url(self) -> str:
         """IGOR_SLACK_API_URL, else Slack."""
@@ -199,6 +230,7 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
     "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER},
     "audit": {"path": STRING},
+    "state": {"url": STRING},
 }
 
 
