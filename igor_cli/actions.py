@@ -7,6 +7,7 @@ the edges (`render/terminal.py`, `render/slack.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from igor_cli.errors import (
     ApiError,
     Conflict,
     ExitCode,
+    IgorError,
     NotFound,
     RefNeedsClassic,
     ServicesNeedDocker,
@@ -165,6 +167,9 @@ class CancelRequest:
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
+    # It stops a change rather than making one: locks let it through (a change
+    # that does not say so is held back by them).
+    halts: ClassVar[bool] = True
 
     stack: str
     environment: str | None = None
@@ -464,9 +469,13 @@ def deploy(
     origin: Origin,
     hints: StackHints | None = None,
     stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stack: Stack | None = None,
 ) -> DeployOutcome:
-    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
-    stack = find_stack(client, request.stack, request.environment, hints)
+    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying).
+
+    `stack` is the stack already resolved for this request, when it was.
+    """
+    stack = stack or find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
     if request.ref and stack.is_docker:
         # Checked before any request that could post: Cloud 66 takes git_ref on classic stacks.
@@ -749,6 +758,7 @@ class Run:
     origin: Origin
     hints: StackHints | None = None
     env: Environment | None = None
+    target: Stack | None = None  # the stack a change acts on, when already resolved
 
 
 Action = Callable[[Run, Any], Any]
@@ -775,7 +785,7 @@ def _list_action(run: Run, request: ListRequest) -> StackList:
 @performs(DeployRequest)
 def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
     locks = run.env.stack_lock if run.env is not None else None
-    return deploy(run.connect(), request, run.origin, run.hints, locks)
+    return deploy(run.connect(), request, run.origin, run.hints, locks, run.target)
 
 
 @performs(CancelRequest)
@@ -838,5 +848,41 @@ def perform(
     action = ACTIONS.get(type(request))
     if action is None:
         raise TypeError(f"no action answers {type(request).__name__}")
-    outcome: Outcome = action(Run(connect, origin, hints, env), request)
+    run = Run(connect, origin, hints, env)
+    if request.changes and not getattr(request, "halts", False):
+        run = guard_change(run, request)  # every change passes here, whatever its command
+    outcome: Outcome = action(run, request)
     return outcome
+
+
+def guard_change(run: Run, request: Any) -> Run:
+    """Refuse a change to a stack someone else has locked (`StackLocked`); otherwise the
+    run, with the stack it changes resolved when that had to be looked up.
+
+    With no lock at all, nothing more is asked of Cloud 66. A change that does not
+    say which stack it changes is refused while any lock holds (fail closed).
+    """
+    from igor_cli.state import StateUnavailable
+    from igor_cli.state.locks import StackLocked, current_locks
+
+    if run.env is None:
+        return run  # no environment, no store: nothing can be locked
+    try:
+        locks = current_locks(run.env.state())
+    except StateUnavailable:
+        if run.env.state_configured():
+            raise  # the team keeps its locks there: no change without asking it
+        return run  # the default file cannot be opened, so nobody can have locked in it
+    if not locks:
+        return run
+    name, environment = getattr(request, "stack", None), getattr(request, "environment", None)
+    if not isinstance(name, str):
+        raise IgorError(
+            f"igor cannot tell which stack this {type(request).__name__} changes, and some "
+            "stacks are locked; nothing was done."
+        )
+    stack = find_stack(run.connect(), name, environment, run.hints)
+    held = locks.get(stack.uid)
+    if held is not None and not held[0].held_by(run.origin):
+        raise StackLocked(held[0], run.env.clock())
+    return dataclasses.replace(run, target=stack)

@@ -362,6 +362,73 @@ def history_command(
     return HistoryRequest(stack, environment, limit, as_json)
 
 
+Reason = Annotated[
+    str,
+    typer.Option(
+        "--reason", metavar="TEXT", show_default=False,
+        help="Why: shown to whoever the lock holds back.",
+    ),
+]  # fmt: skip
+
+
+def _parse_duration(value: str | float) -> float:
+    from igor_cli.locks import parse_duration
+
+    return parse_duration(value)
+
+
+LockFor = Annotated[
+    float,
+    typer.Option(
+        "--for", metavar="DURATION", parser=_parse_duration, show_default=False,
+        help="How long the lock lasts, e.g. 30m, 2h, 1d (default 4h); then it vanishes.",
+    ),
+]  # fmt: skip
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Unlock someone else's lock (recorded, and they are named)."),
+]
+
+
+@command("lock", chat=True)
+def lock_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    reason: Reason = "",
+    for_: LockFor = 4 * 3600.0,
+    as_json: Json = False,
+) -> Any:
+    """Lock a stack: until you unlock it or the lock expires, only you can deploy it.
+
+    Others' deploys (and rollbacks, promotions) are refused, naming you, the
+    reason and the expiry; anyone may still cancel. Locking again extends it.
+    """
+    from igor_cli.locks import LockRequest
+
+    return LockRequest(stack, environment, reason, for_, as_json)
+
+
+@command("unlock", chat=True)
+def unlock_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    force: Force = False,
+    as_json: Json = False,
+) -> Any:
+    """Release your lock on a stack (--force: someone else's)."""
+    from igor_cli.locks import UnlockRequest
+
+    return UnlockRequest(stack, environment, force, as_json)
+
+
+@command("locks", chat=True)
+def locks_command(as_json: Json = False) -> Any:
+    """Show the locks in force: who holds which stack, why, and until when."""
+    from igor_cli.locks import LocksRequest
+
+    return LocksRequest(as_json)
+
+
 @command("version", hidden=True, chat=True)
 def version_command(as_json: Json = False) -> Any:
     """Show igor's version."""

@@ -144,17 +144,30 @@ class Environment:
 
     def state_url(self) -> str:
         """IGOR_STATE_URL, else `[state] url` in the config file, else a SQLite file in
-        `<user data dir>/igor` (one machine; Redis shares the state between machines)."""
-        url = self.environ.get("IGOR_STATE_URL")
+        `<user data dir>/igor` (one machine; Redis shares the state between machines).
+
+        The sandbox keeps its locks beside its own state, away from the team's
+        store, unless IGOR_STATE_URL says otherwise.
+        """
+        url = self.environ.get("IGOR_STATE_URL", "").strip()
         if url:
-            return url.strip()
+            return url
+        if self.in_sandbox:
+            return f"sqlite://{self.cache_dir().absolute() / 'sandbox-state.db'}"
         section = self.config().get("state", {})
         value = section.get("url") if isinstance(section, dict) else None
-        if value:
+        if value and str(value).strip():
             return str(value).strip()
         from platformdirs import user_data_dir
 
         return f"sqlite://{Path(user_data_dir('igor')).absolute() / 'state.db'}"
+
+    def state_configured(self) -> bool:
+        """Whether a state store was chosen (IGOR_STATE_URL or `[state] url`), not defaulted."""
+        if self.environ.get("IGOR_STATE_URL", "").strip():
+            return True
+        section = self.config().get("state", {})
+        return isinstance(section, dict) and bool(str(section.get("url", "")).strip())
 
     def slack_api_url(self) -> str:
         """IGOR_SLACK_API_URL, else Slack."""

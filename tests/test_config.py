@@ -25,6 +25,9 @@ commands = ["list"]
 
 [audit]
 path = "/tmp/igor-audit.jsonl"
+
+[state]
+url = "redis://127.0.0.1:6379/0"
 """
 
 

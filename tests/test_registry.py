@@ -105,6 +105,9 @@ def test_chat_runs_only_what_the_definitions_allow() -> None:
         "cancel",
         "history",
         "whoami",
+        "lock",
+        "unlock",
+        "locks",
         "help",
         "version",
     }

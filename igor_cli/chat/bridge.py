@@ -223,7 +223,10 @@ class Bridge:
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
             return reply
 
-        refusal = self._refused_whatever_the_stack(name, request, channel, origin.user)
+        # What the rules must allow: the command, or a permission the request names
+        # for itself (`unlock --force`).
+        rule_name = getattr(request, "rule_name", name)
+        refusal = self._refused_whatever_the_stack(rule_name, request, channel, origin.user)
         if refusal is not None:
             return finish(_refused(name, request, refusal))
         if not request.needs_cloud66:

@@ -30,6 +30,7 @@ from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import Forbidden, IgorError, Remedy
+from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.render import sentences
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
@@ -131,6 +132,8 @@ TONE_EMOJI = {
     "info": ":information_source:",
     "refused": ":no_entry_sign:",
     "dry-run": ":mag:",
+    "locked": ":lock:",
+    "unlocked": ":unlock:",
     "plain": "",
 }
 
@@ -341,3 +344,10 @@ def render_news(news: News) -> SlackMessage:
 def render_stopped(stack: Stack) -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
     return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
+
+
+@slack_hint.register
+def _unlock_hint(outcome: UnlockOutcome) -> str:
+    if outcome.result is UnlockResult.NOT_YOURS:
+        return "Add `--force` to unlock it anyway, where the rules allow it; it is recorded."
+    return ""

@@ -23,6 +23,7 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
+from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
@@ -225,6 +226,8 @@ TONE_STYLE = {
     "info": "yellow",
     "refused": "yellow",
     "dry-run": "cyan",
+    "locked": "green",
+    "unlocked": "green",
     "plain": "",
 }
 
@@ -244,4 +247,11 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
         return f"Watch it with `igor list -s {quoted}`; cancel with `igor cancel -s {quoted}{env}`."
     if outcome.result is DeployResult.BUSY_NOT_QUEUED:
         return "Run it again with -w true to queue behind the running deployment."
+    return ""
+
+
+@terminal_hint.register
+def _unlock_hint(outcome: UnlockOutcome) -> str:
+    if outcome.result is UnlockResult.NOT_YOURS:
+        return "Add --force to unlock it anyway; the forced unlock is recorded."
     return ""
