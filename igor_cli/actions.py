@@ -849,10 +849,15 @@ def perform(
     if action is None:
         raise TypeError(f"no action answers {type(request).__name__}")
     run = Run(connect, origin, hints, env)
-    if request.changes and not getattr(request, "halts", False):
+    if held_back_by_locks(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
     outcome: Outcome = action(run, request)
     return outcome
+
+
+def held_back_by_locks(request: Any) -> bool:
+    """Whether a lock holds this request back: a change that does not only halt one."""
+    return bool(request.changes) and not getattr(request, "halts", False)
 
 
 def guard_change(run: Run, request: Any) -> Run:
@@ -862,17 +867,9 @@ def guard_change(run: Run, request: Any) -> Run:
     With no lock at all, nothing more is asked of Cloud 66. A change that does not
     say which stack it changes is refused while any lock holds (fail closed).
     """
-    from igor_cli.state import StateUnavailable
-    from igor_cli.state.locks import StackLocked, current_locks
-
     if run.env is None:
         return run  # no environment, no store: nothing can be locked
-    try:
-        locks = current_locks(run.env.state())
-    except StateUnavailable:
-        if run.env.state_configured():
-            raise  # the team keeps its locks there: no change without asking it
-        return run  # the default file cannot be opened, so nobody can have locked in it
+    locks = _locks(run.env)
     if not locks:
         return run
     name, environment = getattr(request, "stack", None), getattr(request, "environment", None)
@@ -881,8 +878,29 @@ def guard_change(run: Run, request: Any) -> Run:
             f"igor cannot tell which stack this {type(request).__name__} changes, and some "
             "stacks are locked; nothing was done."
         )
-    stack = find_stack(run.connect(), name, environment, run.hints)
-    held = locks.get(stack.uid)
-    if held is not None and not held[0].held_by(run.origin):
-        raise StackLocked(held[0], run.env.clock())
+    stack = run.target or find_stack(run.connect(), name, environment, run.hints)
+    refuse_if_locked(run.env, stack, run.origin, locks)
     return dataclasses.replace(run, target=stack)
+
+
+def refuse_if_locked(
+    env: Environment, stack: Stack, origin: Origin, locks: dict[str, Any] | None = None
+) -> None:
+    """`StackLocked` when someone other than `origin` holds this stack's lock."""
+    from igor_cli.state.locks import StackLocked
+
+    held = (_locks(env) if locks is None else locks).get(stack.uid)
+    if held is not None and not held[0].held_by(origin):
+        raise StackLocked(held[0], env.clock())
+
+
+def _locks(env: Environment) -> dict[str, Any]:
+    from igor_cli.state import StateUnavailable
+    from igor_cli.state.locks import current_locks
+
+    try:
+        return dict(current_locks(env.state()))
+    except StateUnavailable:
+        if env.state_configured():
+            raise  # the team keeps its locks there: no change without asking it
+        return {}  # the default file cannot be opened, so nobody can have locked in it

@@ -176,12 +176,18 @@ def test_unlock_asks_which_environment_when_both_are_locked(
     ] == ["production"]
 
 
-def test_without_any_lock_a_deploy_asks_cloud66_nothing_more(sim: Simulator, igor: Igor) -> None:
-    assert igor("deploy", "-s", "blog").exit_code == 0
-    before = len(sim.requests)
+def test_the_lock_check_costs_no_extra_cloud66_request(
+    sim: Simulator, igor: Igor, store_url: str
+) -> None:
+    assert igor("deploy", "-s", "api", "--dry-run").exit_code == 0  # fills the stack cache
     sim.reset_requests()
-    assert igor("deploy", "-s", "api").exit_code == 0
-    assert len(sim.requests) <= before  # no lookup of the stack for the lock check
+    assert igor("deploy", "-s", "api", "--dry-run").exit_code == 0
+    unlocked = [(r.method, r.path) for r in sim.requests]
+    assert igor("lock", "-s", "blog").exit_code == 0  # a lock elsewhere: the check looks
+    sim.reset_requests()
+    assert igor("deploy", "-s", "api", "--dry-run").exit_code == 0
+    assert [(r.method, r.path) for r in sim.requests] == unlocked  # the stack is found once
+    assert unlocked
 
 
 # -- any change, whatever its command ---------------------------------------------------
@@ -353,3 +359,21 @@ def test_twenty_processes_race_for_one_lock_and_one_wins(state_url: str) -> None
     assert len(values) == 1
     winner = next(r for r, result in zip(range(20), results, strict=True) if result == "taken")
     assert f"racer{winner}@host" in next(iter(values.values()))
+
+
+def test_no_confirmation_is_asked_for_a_change_a_lock_would_refuse(
+    sim: Simulator, store_url: str, clock: FakeClock
+) -> None:
+    from igor_cli.chat.guard import Signer
+
+    bridge = _bridge(clock, {"slack": {"confirm": ["production"]}})
+    bridge.signer = Signer(b"k" * 32)
+    alice, bob = Origin("slack", "U0ALICE"), Origin("slack", "U0BOB")
+    assert bridge.handle("lock -s blog", alice, "C1").status == "ok"
+    refused = bridge.handle("deploy -s blog", bob, "C1")
+    assert refused.status == "error" and isinstance(refused.error, StackLocked)
+    assert refused.question is None
+    assert bridge.handle("deploy -s blog", alice, "C1").status == "confirm"
+    assert bridge.handle("cancel -s blog", bob, "C1").status == "confirm"  # cancel may be asked
+    assert posts(sim) == 0
+    bridge.env.close()

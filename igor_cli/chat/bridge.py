@@ -24,7 +24,9 @@ from igor_cli.actions import (
     Outcome,
     Request,
     find_stack,
+    held_back_by_locks,
     perform,
+    refuse_if_locked,
 )
 from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
@@ -296,6 +298,12 @@ class Bridge:
         pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
         dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
         if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
+            if held_back_by_locks(request):
+                try:  # no question for a change a lock would refuse after the click
+                    refuse_if_locked(self.env, stack, origin)
+                except IgorError as error:
+                    fields["error"] = type(error).__name__
+                    return Reply("error", name, request, error=error, fields=fields)
             return self._ask(name, pinned, stack, words, origin, channel, thread)
         return self.perform(name, pinned, origin, connect)
 
