@@ -377,3 +377,43 @@ def test_no_confirmation_is_asked_for_a_change_a_lock_would_refuse(
     assert bridge.handle("cancel -s blog", bob, "C1").status == "confirm"  # cancel may be asked
     assert posts(sim) == 0
     bridge.env.close()
+
+
+# -- several replicas ---------------------------------------------------------------
+
+
+def test_two_replicas_that_both_receive_a_post_run_it_once(
+    slack: FakeSlack, sim: Simulator, clock: FakeClock, store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from tests.conftest import next_ts
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    monkeypatch.setenv("SLACK_APP_TOKEN", slack.app_token)
+    monkeypatch.setenv("IGOR_SLACK_API_URL", slack.api_url)
+    replicas = [RunningBot(slack, clock), RunningBot(slack, clock)]
+    try:
+        replicas[0].start()
+        replicas[1].start(wait=False)
+        slack.wait_connected(2)
+        deadline = time.monotonic() + 5
+        while slack.live_connections() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert slack.live_connections() == 2
+        for text in ("deploy -s blog", "version"):
+            ts = next_ts()
+            said = f"<@{slack.bot_user_id}> {text}"
+            event = {"type": "app_mention", "user": "U0ALICE", "channel": "C0DEPLOY",
+                     "text": said, "ts": ts, "event_ts": ts}  # fmt: skip
+            assert len(slack.push_event_everywhere(event)) == 2
+        replies = slack.wait_for_calls("chat.postMessage", 2, 5.0)
+        time.sleep(0.5)  # a second answer to either post would come now
+        texts = [c.params["text"] for c in slack.calls if c.method == "chat.postMessage"]
+        assert sum("Deploy started" in text for text in texts) == 1, texts
+        assert sum("igor 0." in text for text in texts) == 1, texts
+        assert sum("Deployed blog" in text for text in texts) <= 1, texts  # one follower
+        assert posts(sim) == 1
+        assert replies
+    finally:
+        for replica in replicas:
+            replica.close()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,8 @@ SHUTDOWN_SECONDS = 8.0  # SIGTERM to exit stays under 10 s
 # default, no faster than the official client; it shares one token with everyone.
 FOLLOW_SLOWER = 3.0
 FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
+DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by one replica
+DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
 
 
 class SlackBot:
@@ -88,6 +92,7 @@ class SlackBot:
         )
         self.updates = Updater()
         self.seen = RecentKeys()
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"  # who claimed a post, for people
         self.decided = RecentKeys()
         self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
         self.workers = Workers("igor-cmd", workers, queue_limit)
@@ -131,12 +136,29 @@ class SlackBot:
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         # A mention arrives as app_mention and as message, and Slack retries:
         # one post is one (channel, ts).
-        if not self.seen.first_time(f"{channel}:{ts}"):
+        if not self.seen.first_time(f"{channel}:{ts}") or not self._claimed(f"{channel}:{ts}"):
             return
         user = str(event["user"])
         thread = str(event.get("thread_ts") or ts)
         origin = Origin("slack", user, f"{channel}-{ts}")
         self._run(self.bridge.begin(text, origin, channel, thread), Place(channel, thread, user))
+
+    def _claimed(self, key: str) -> bool:
+        """Whether this replica runs the post: the first to claim it in the state store.
+
+        Replicas that share the store (Redis) each receive some deliveries of one
+        post; only one of them runs it. A store that cannot be reached does not
+        silence the bot: the post runs (a deploy stays idempotent through its
+        `user_reference` at Cloud 66).
+        """
+        from igor_cli.errors import IgorError
+
+        try:
+            return self.env.state().claim(DEDUPE_PREFIX + key, self.replica, DEDUPE_SECONDS)
+        except IgorError as error:
+            log.warning("state store: %s (the post runs without the cross-replica check)",
+                        error.message)  # fmt: skip
+            return True
 
     def handle_slash_command(self, payload: dict[str, Any]) -> None:
         """Answer `/igor ...` through its response URL (the bot may not be in the channel)."""

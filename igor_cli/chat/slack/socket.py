@@ -224,6 +224,9 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
         audit_handler = audit_file(env)
         unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
+        if env.state_configured():  # the team's store: a bot that cannot reach it stops here
+            env.state().items("lock:")
+            log.info("state store: %s", env.state().url)
         bot = SlackBot(env, web, identity, rules, signer)
         for line in rules.summary():
             log.info("rules: %s", line)
