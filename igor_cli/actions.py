@@ -481,8 +481,8 @@ def deploy(
         # Checked before any request that could post: Cloud 66 takes git_ref on classic stacks.
         raise RefNeedsClassic(stack.label)
     _check_services(client, stack, services)
-    # Two people asking this run at once: the second must see the first's
-    # deployment, not race it to the POST. (Across replicas, user_reference.)
+    # Two people asking at once (in this process, or in any igor sharing the state
+    # store): the second must see the first's deployment, not race it to the POST.
     with stack_lock(stack.uid) if stack_lock else nullcontext():
         return _deploy_resolved(client, request, origin, stack, services)
 
@@ -895,12 +895,7 @@ def refuse_if_locked(
 
 
 def _locks(env: Environment) -> dict[str, Any]:
-    from igor_cli.state import StateUnavailable
     from igor_cli.state.locks import current_locks
 
-    try:
-        return dict(current_locks(env.state()))
-    except StateUnavailable:
-        if env.state_configured():
-            raise  # the team keeps its locks there: no change without asking it
-        return {}  # the default file cannot be opened, so nobody can have locked in it
+    store = env.state_or_none()  # a configured store that cannot be reached stops the change
+    return dict(current_locks(store)) if store is not None else {}

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ class Environment:
     follow_interval: float = 5.0
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
+    change_wait: float = 120.0  # seconds to wait while another igor changes the same stack
     # What the commands and threads of one run share (not settings): the sandbox
     # simulator once started, one lock per stack for changes, and `lock` for
     # the rest (writing the completion cache, starting the sandbox).
@@ -67,10 +69,28 @@ class Environment:
     )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
 
-    def stack_lock(self, uid: str) -> threading.Lock:
-        """The lock that makes two changes to one stack, in this run, go one after the other."""
+    def stack_lock(self, uid: str, label: str = "") -> AbstractContextManager[None]:
+        """Hold one stack for one change: two changes to it, in this process or in any igor
+        sharing the state store, go one after the other."""
+        from igor_cli.state.mutex import one_change_at_a_time
+
         with self._guard:
-            return self._stack_locks.setdefault(uid, threading.Lock())
+            process_lock = self._stack_locks.setdefault(uid, threading.Lock())
+        return one_change_at_a_time(
+            self.state_or_none(), process_lock, uid, label or f"stack {uid}", self.change_wait
+        )
+
+    def state_or_none(self) -> Store | None:
+        """The state store; None when the default file cannot be opened (nothing can have
+        been kept there). A configured store that cannot be reached is an error."""
+        from igor_cli.state import StateUnavailable
+
+        try:
+            return self.state()
+        except StateUnavailable:
+            if self.state_configured():
+                raise
+            return None
 
     def state(self) -> Store:
         """igor's state store (locks, leases), opened on first use and shared by this run."""

@@ -417,3 +417,38 @@ def test_two_replicas_that_both_receive_a_post_run_it_once(
     finally:
         for replica in replicas:
             replica.close()
+
+
+# -- one change to a stack at a time, across processes ---------------------------------
+
+
+def test_a_change_waits_for_another_igor_changing_the_same_stack(
+    sim: Simulator, store_url: str, clock: FakeClock
+) -> None:
+    from igor_cli.actions import DeployRequest, find_stack
+    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.state.mutex import ChangeInProgress
+
+    client = Cloud66Client(sim.token, sim.url)
+    other = open_store(store_url)  # another replica, mid-deploy of blog
+    env = Environment(clock=clock.datetime, change_wait=0.3)
+    try:
+        uid = find_stack(client, "blog", None).uid
+        assert other.claim(f"change:{uid}", "other-replica", 60)
+        with pytest.raises(ChangeInProgress, match="Another igor is changing"):
+            actions.perform(lambda: client, DeployRequest("blog"), Origin("cli", "me"), env=env)
+        assert posts(sim) == 0
+        assert other.get(f"change:{uid}") == "other-replica"  # not taken from its holder
+
+        assert other.release(f"change:{uid}", "other-replica")
+        assert other.claim(f"change:{uid}", "other-replica", 0.5)  # finishing soon
+        env.change_wait = 10.0
+        outcome = actions.perform(
+            lambda: client, DeployRequest("blog"), Origin("cli", "me"), env=env
+        )
+        assert outcome.exit_code == 0 and posts(sim) == 1
+        assert other.items("change:") == {}  # released after the change
+    finally:
+        other.close()
+        client.close()
+        env.close()
