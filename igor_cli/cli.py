@@ -400,8 +400,9 @@ def lock_command(
 ) -> Any:
     """Lock a stack: until you unlock it or the lock expires, only you can deploy it.
 
-    Others' deploys (and rollbacks, promotions) are refused, naming you, the
-    reason and the expiry; anyone may still cancel. Locking again extends it.
+    Everyone else's changes to it (deploy, and every command that changes a
+    stack) are refused, naming you, the reason and the expiry; anyone may still
+    cancel. Locking it again extends it.
     """
     from igor_cli.locks import LockRequest
 
