@@ -134,10 +134,18 @@ def bench_bot() -> bool:
     return bench_bot_load()
 
 
+def bench_state() -> bool:
+    """Lock take and release on each state backend (benchmarks/state.py)."""
+    from benchmarks.state import bench_state as measure
+
+    return measure()
+
+
 BENCHMARKS: dict[str, Callable[[], bool]] = {
     "start": bench_start,
     "list": bench_list,
     "bot": bench_bot,
+    "state": bench_state,
 }
 
 
