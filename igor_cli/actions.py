@@ -159,6 +159,8 @@ class DeployRequest:
     follow: bool = False
     dry_run: bool = False
     as_json: bool = False
+    break_glass: bool = False  # deploy during a freeze (only those it names; on record)
+    reason: str = ""  # why, for the record
 
 
 @dataclass(frozen=True)
@@ -861,26 +863,69 @@ def held_back_by_locks(request: Any) -> bool:
 
 
 def guard_change(run: Run, request: Any) -> Run:
-    """Refuse a change to a stack someone else has locked (`StackLocked`); otherwise the
-    run, with the stack it changes resolved when that had to be looked up.
+    """Refuse a change to a stack someone else has locked (`StackLocked`) or that a freeze
+    window holds (`StackFrozen`, unless the glass is broken); otherwise the run, with
+    the stack it changes resolved when that had to be looked up.
 
-    With no lock at all, nothing more is asked of Cloud 66. A change that does not
-    say which stack it changes is refused while any lock holds (fail closed).
+    With no lock and no freeze now, nothing more is asked of Cloud 66. A change
+    that does not say which stack it changes is refused then (fail closed).
     """
+    from igor_cli.freeze import any_freeze_now, freezes_from_config
+
     if run.env is None:
-        return run  # no environment, no store: nothing can be locked
+        return run  # no environment, no store, no config: nothing can hold a stack
     locks = _locks(run.env)
-    if not locks:
+    freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
+    now = run.env.clock()
+    if not locks and not any_freeze_now(freezes, now):
         return run
     name, environment = getattr(request, "stack", None), getattr(request, "environment", None)
     if not isinstance(name, str):
         raise IgorError(
             f"igor cannot tell which stack this {type(request).__name__} changes, and some "
-            "stacks are locked; nothing was done."
+            "stacks are locked or frozen; nothing was done."
         )
     stack = run.target or find_stack(run.connect(), name, environment, run.hints)
     refuse_if_locked(run.env, stack, run.origin, locks)
+    _refuse_if_frozen(run.env, stack, run.origin, request, freezes)
     return dataclasses.replace(run, target=stack)
+
+
+def _refuse_if_frozen(
+    env: Environment, stack: Stack, origin: Origin, request: Any, freezes: list[Any]
+) -> None:
+    """`StackFrozen` during a freeze, unless someone it names breaks the glass (on record)."""
+    from igor_cli.freeze import StackFrozen, freeze_in_the_way
+    from igor_cli.state.audit import keep_on_record
+
+    now = env.clock()
+    window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
+    if window is None:
+        return
+    allowed = window.freeze.may_break(origin.user)
+    if not getattr(request, "break_glass", False):
+        hint = (
+            "You may override it with --break-glass --reason TEXT (it is recorded)."
+            if allowed
+            else "Wait until it ends, or ask someone it lets break the glass."
+        )
+        raise StackFrozen(stack.label, window, hint)
+    if not allowed:
+        raise StackFrozen(
+            stack.label, window, "You are not among those this freeze lets break the glass."
+        )
+    reason = str(getattr(request, "reason", "")).strip()
+    if not reason:
+        raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
+    store = env.state_or_none()
+    if store is not None:
+        keep_on_record(
+            store,
+            {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
+             "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
+             "reason": reason, "freeze": window.describe()},
+            now,
+        )  # fmt: skip
 
 
 def refuse_if_locked(

@@ -206,6 +206,23 @@ Profile = Annotated[
         help="Deploy with this Cloud 66 deployment profile.",
     ),
 ]  # fmt: skip
+Reason = Annotated[
+    str,
+    typer.Option(
+        "--reason", metavar="TEXT", show_default=False,
+        help="Why: shown to whoever the lock holds back, or kept with a broken glass.",
+    ),
+]  # fmt: skip
+
+
+BreakGlass = Annotated[
+    bool,
+    typer.Option(
+        "--break-glass",
+        help="Deploy during a freeze window (only people the freeze names; needs --reason; "
+        "recorded).",
+    ),
+]
 Count = Annotated[
     int,
     typer.Option(
@@ -314,6 +331,8 @@ def deploy_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Deploy a stack (or only some of its services, or a given ref).
@@ -333,6 +352,8 @@ def deploy_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
 
 
@@ -360,15 +381,6 @@ def history_command(
     from igor_cli.actions import HistoryRequest
 
     return HistoryRequest(stack, environment, limit, as_json)
-
-
-Reason = Annotated[
-    str,
-    typer.Option(
-        "--reason", metavar="TEXT", show_default=False,
-        help="Why: shown to whoever the lock holds back.",
-    ),
-]  # fmt: skip
 
 
 def _parse_duration(value: str | float) -> float:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -265,6 +265,18 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "audit": {"path": STRING},
     "state": {"url": STRING},
 }
+WHEN = ValueType(
+    'a date, a date and time, or a weekly time such as "Fri 16:00"',
+    lambda value: isinstance(value, str | date | datetime),
+)
+# Arrays of tables (`[[freeze]]`) -> key -> type; what a freeze means is checked by
+# freeze.py, which can say which window is wrong.
+CONFIG_ARRAYS: dict[str, dict[str, ValueType]] = {
+    "freeze": {
+        "environments": STRINGS, "stacks": STRINGS, "from": WHEN, "until": WHEN,
+        "timezone": STRING, "message": STRING, "break_glass": STRINGS,
+    },
+}  # fmt: skip
 
 
 def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "") -> None:
@@ -274,6 +286,9 @@ def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "")
     problem and the valid names.
     """
     for table, value in config.items():
+        if table in CONFIG_ARRAYS:
+            _check_array(path, text, table, value)
+            continue
         keys = CONFIG_SCHEMA.get(table)
         if keys is None:
             raise _unknown_table(path, table, value, _at(_line_of(text, table)))
@@ -285,6 +300,19 @@ def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "")
             if expected is None or not expected.accepts(item):
                 at = _at(_line_of(text, table, key))
                 raise _bad_key(path, table, keys, key, item, at)
+
+
+def _check_array(path: Path | str, text: str, name: str, value: Any) -> None:
+    """An array of tables (`[[freeze]]`): each table's keys and their types."""
+    keys = CONFIG_ARRAYS[name]
+    if not TABLES.accepts(value):
+        at = _at(_line_of(text, name))
+        raise _problem(path, f"'{name}'{at} must be tables ([[{name}]]), not {_kind(value)}")
+    for table in value:
+        for key, item in table.items():
+            expected = keys.get(key)
+            if expected is None or not expected.accepts(item):
+                raise _bad_key(path, f"[{name}]", keys, key, item, _at(_line_of(text, name, key)))
 
 
 def _unknown_table(path: Path | str, name: str, value: Any, at: str) -> ConfigError:

@@ -13,25 +13,24 @@ through.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 from igor_cli.actions import Origin, Run, find_stack, performs
 from igor_cli.errors import AmbiguousStack, ExitCode, IgorError, UsageProblem
+from igor_cli.state.audit import keep_on_record
 from igor_cli.state.locks import Lock, current_locks, lock_key
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Stack
+    from igor_cli.freeze import Window
     from igor_cli.state import Store
 
-AUDIT_PREFIX = "audit:"
 DEFAULT_SECONDS = 4 * 3600.0
 LONGEST_SECONDS = 14 * 86400.0
-AUDIT_SECONDS = 90 * 86400.0  # how long a forced unlock stays on record in the store
 _TRIES = 5  # a lock that changes under us this often is a lock someone else holds
 
 # -- how long ------------------------------------------------------------------
@@ -153,10 +152,12 @@ class UnlockOutcome:
 
 @dataclass(frozen=True)
 class LockList:
-    """The locks in force, soonest to expire first."""
+    """The locks in force, soonest to expire first, and the freezes that hold now or start
+    within a week, soonest first."""
 
     locks: list[Lock]
     now: datetime
+    freezes: list[Window] = field(default_factory=list)
     exit_code = ExitCode.OK
 
 
@@ -237,11 +238,8 @@ def release_lock(
     if mine:
         return UnlockOutcome(UnlockResult.RELEASED, lock.label, lock, now)
     record = {"event": "force-unlock", "by": {"via": origin.via, "user": origin.user},
-              "at": now.isoformat(), "lock": lock.facts()}  # fmt: skip
-    import uuid
-
-    store.claim(f"{AUDIT_PREFIX}{now.isoformat()}:{uuid.uuid4().hex[:8]}", json.dumps(record),
-                AUDIT_SECONDS)  # fmt: skip
+              "lock": lock.facts()}  # fmt: skip
+    keep_on_record(store, record, now)
     return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now)
 
 
@@ -252,6 +250,16 @@ def _unlock_action(run: Run, request: UnlockRequest) -> UnlockOutcome:
 
 @performs(LocksRequest)
 def _locks_action(run: Run, request: LocksRequest) -> LockList:
+    from igor_cli.freeze import freezes_from_config
+
     locks = [lock for lock, _ in current_locks(_store(run)).values()]
     locks.sort(key=lambda lock: (lock.expires, lock.label.casefold()))
-    return LockList(locks, _now(run))
+    now = _now(run)
+    windows: list[Window] = []
+    if run.env is not None:
+        freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
+        windows = sorted(
+            (window for freeze in freezes for window in freeze.windows(now)),
+            key=lambda window: (window.start, window.freeze.number),
+        )
+    return LockList(locks, now, windows)

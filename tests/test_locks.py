@@ -40,6 +40,14 @@ def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv("LOGNAME", name)
 
 
+def locks_json(igor: Igor) -> list[Any]:
+    """`igor locks --json`: the locks."""
+    ran = igor("locks", "--json")
+    assert ran.exit_code == 0, ran.output
+    locks: list[Any] = json.loads(ran.stdout)["locks"]
+    return locks
+
+
 def posts(sim: Simulator) -> int:
     return sim.count("POST", "/deployments")
 
@@ -100,7 +108,7 @@ def test_someone_elses_lock_is_neither_taken_nor_released_without_force(
     released = igor("unlock", "-s", "blog")
     assert released.exit_code == 1
     assert "not by you" in released.stdout and "--force" in released.stderr
-    held = json.loads(igor("locks", "--json").stdout)
+    held = locks_json(igor)
     assert [(lock["holder"]["user"].split("@")[0], lock["reason"]) for lock in held] == [
         ("alice", "db migration")
     ]
@@ -108,7 +116,7 @@ def test_someone_elses_lock_is_neither_taken_nor_released_without_force(
     forced = igor("unlock", "-s", "BLOG", "--force")
     assert forced.exit_code == 0, forced.output
     assert "which alice@" in forced.stdout and "on record" in forced.stdout
-    assert json.loads(igor("locks", "--json").stdout) == []
+    assert locks_json(igor) == []
     store = open_store(store_url)
     try:
         audit = [json.loads(v) for v in store.items("audit:").values()]
@@ -129,7 +137,7 @@ def test_the_holder_extends_and_releases_their_lock(
     assert again.exit_code == 0
     facts = json.loads(again.stdout)
     assert facts["result"] == "extended" and facts["lock"]["reason"] == "second"
-    listed = json.loads(igor("locks", "--json").stdout)
+    listed = locks_json(igor)
     assert len(listed) == 1 and listed[0]["reason"] == "second"
     assert listed[0]["stack"]["name"] == "blog"
     assert igor("unlock", "-s", "blog").exit_code == 0
@@ -144,9 +152,9 @@ def test_an_expired_lock_vanishes(
     as_user(monkeypatch, "alice")
     assert igor("lock", "-s", "blog", "--for", "1s").exit_code == 0
     deadline = time.monotonic() + 10
-    while json.loads(igor("locks", "--json").stdout) and time.monotonic() < deadline:
+    while locks_json(igor) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert json.loads(igor("locks", "--json").stdout) == []
+    assert locks_json(igor) == []
     as_user(monkeypatch, "bob")
     assert igor("deploy", "-s", "blog").exit_code == 0
     assert posts(sim) == 1
@@ -160,7 +168,7 @@ def test_lock_checks_its_stack_and_its_options(sim: Simulator, igor: Igor, store
     for bad in ("soon", "0s", "15d", "2"):
         ran = igor("lock", "-s", "blog", "--for", bad)
         assert ran.exit_code == 2, (bad, ran.output)
-    assert json.loads(igor("locks", "--json").stdout) == []
+    assert locks_json(igor) == []
 
 
 def test_unlock_asks_which_environment_when_both_are_locked(
@@ -171,9 +179,7 @@ def test_unlock_asks_which_environment_when_both_are_locked(
     ran = igor("unlock", "-s", "shop")
     assert ran.exit_code == 1 and "production, staging" in ran.stderr
     assert igor("unlock", "-s", "shop", "-e", "staging").exit_code == 0
-    assert [
-        lock["stack"]["environment"] for lock in json.loads(igor("locks", "--json").stdout)
-    ] == ["production"]
+    assert [lock["stack"]["environment"] for lock in locks_json(igor)] == ["production"]
 
 
 def test_the_lock_check_costs_no_extra_cloud66_request(

@@ -26,6 +26,7 @@ from igor_cli.actions import (
     WhoamiOutcome,
 )
 from igor_cli.cloud66 import Stack, StackStatus
+from igor_cli.freeze import Window
 from igor_cli.locks import LockList, LockOutcome, LockResult, UnlockOutcome, UnlockResult
 from igor_cli.state.locks import Lock
 
@@ -562,19 +563,34 @@ def _unlock_tone(outcome: UnlockOutcome) -> str:
     return "unlocked" if outcome.result in done else "refused"
 
 
+def freeze_line(window: Window, now: datetime) -> str:
+    """`Frozen now: production: "Weekend" (Fri ... to Mon ...)`, or `Next freeze: ...`."""
+    return ("Frozen now: " if window.start <= now else "Next freeze: ") + window.describe()
+
+
 @sentence.register
 def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> str:
-    if not outcome.locks:
-        return "No stack is locked."
     count = len(outcome.locks)
-    lines = [f"{count} lock{'s' if count != 1 else ''} in force:"]
+    lines = [
+        f"{count} lock{'s' if count != 1 else ''} in force:" if count else "No stack is locked."
+    ]
     lines += [lock_line(lock, person, outcome.now) for lock in outcome.locks]
+    lines += [freeze_line(window, outcome.now) for window in outcome.freezes]
     return "\n".join(lines)
 
 
 @facts.register
 def _locks_facts(outcome: LockList) -> Any:
-    return [lock.facts() for lock in outcome.locks]
+    return {
+        "locks": [lock.facts() for lock in outcome.locks],
+        "freezes": [
+            {"environments": sorted(w.freeze.environments),
+             "stacks": sorted(w.freeze.stacks) if w.freeze.stacks is not None else None,
+             "message": w.freeze.message, "starts_at": w.start.isoformat(),
+             "ends_at": w.end.isoformat(), "now": w.start <= outcome.now}
+            for w in outcome.freezes
+        ],
+    }  # fmt: skip
 
 
 @tone.register

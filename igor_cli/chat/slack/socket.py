@@ -221,6 +221,9 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
     try:
         # A broken config stops the bot here: never start with no rules by accident.
         rules, signer = load_guard(env)
+        from igor_cli.freeze import freezes_from_config
+
+        freezes_from_config(env.config(), str(env.config_path()))  # a broken freeze stops it too
         audit_handler = audit_file(env)
         unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
