@@ -458,3 +458,53 @@ def test_a_change_waits_for_another_igor_changing_the_same_stack(
         other.close()
         client.close()
         env.close()
+
+
+def test_a_button_another_replica_used_does_nothing_here(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import hashlib
+
+    from tests.test_guard_resolved import CONFIRM_ONLY, _click, _configure, _value
+
+    _configure(CONFIRM_ONLY, monkeypatch)
+    bot.start()
+    bot.mention("deploy -s blog")
+    question = bot.replies(1)[0]
+    value = _value(question)
+    # Another replica took the click and died before it could replace the question:
+    # Slack still shows the buttons; only the store knows.
+    other = open_store(store_url)
+    try:
+        used = "used:" + hashlib.sha256(value.encode()).hexdigest()
+        assert other.claim(used, "other-replica", 60)
+    finally:
+        other.close()
+    _click(slack, value, question)
+    said = slack.wait_for_calls("chat.postEphemeral", 1)[0].params["text"]
+    assert "already answered" in said
+    time.sleep(0.3)
+    assert posts(sim) == 0
+
+
+def test_a_button_is_used_once_and_recorded_in_the_store(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from tests.test_guard_resolved import CONFIRM_ONLY, _click, _configure, _value
+
+    _configure(CONFIRM_ONLY, monkeypatch)
+    bot.start()
+    bot.mention("deploy -s blog")
+    question = bot.replies(1)[0]
+    _click(slack, _value(question), question)
+    deadline = time.monotonic() + 5
+    while posts(sim) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert posts(sim) == 1
+    store = open_store(store_url)
+    try:
+        assert len(store.items("used:")) == 1
+    finally:
+        store.close()

@@ -56,6 +56,7 @@ FOLLOW_SLOWER = 3.0
 FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
 DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by one replica
 DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
+USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
 
 
 class SlackBot:
@@ -260,8 +261,10 @@ class SlackBot:
         # second comes from a Slack retry, another client, or another replica
         # (which sees the question already replaced).
         key = hashlib.sha256(value.encode()).hexdigest()
-        if not self.decided.first_time(key) or self._answered_already(
-            payload, channel, pending.thread, question_ts
+        if (
+            not self.decided.first_time(key)
+            or not self._decided_here(key, pending)
+            or self._answered_already(payload, channel, pending.thread, question_ts)
         ):
             self.delivery.ephemeral(
                 place, "That question was already answered; nothing more was done."
@@ -281,6 +284,18 @@ class SlackBot:
         )
         step = self.bridge.begin_confirmed(pending)
         self._run(step, place, {"confirmation": "confirmed"})
+
+    def _decided_here(self, key: str, pending: PendingCommand) -> bool:
+        """Whether this click is the first decision on its button, across every replica
+        sharing the state store (a used button is kept until it would have expired)."""
+        from igor_cli.errors import IgorError
+
+        left = max(0.0, pending.expires - self.env.clock().timestamp())
+        try:
+            return self.env.state().claim(USED_PREFIX + key, self.replica, left + 60.0)
+        except IgorError as error:
+            log.warning("state store: %s (the click is checked on Slack only)", error.message)
+            return True
 
     def _verify(self, value: str) -> PendingCommand:
         if self.bridge.signer is None:
