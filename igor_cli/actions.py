@@ -169,8 +169,8 @@ class CancelRequest:
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
-    # It stops a change rather than making one: locks let it through (a change
-    # that does not say so is held back by them).
+    # It stops a change rather than making one: locks, freezes and approvals let it
+    # through (a change that does not say so is held back by them).
     halts: ClassVar[bool] = True
 
     stack: str
@@ -851,14 +851,15 @@ def perform(
     if action is None:
         raise TypeError(f"no action answers {type(request).__name__}")
     run = Run(connect, origin, hints, env)
-    if held_back_by_locks(request):
+    if held_back(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
     outcome: Outcome = action(run, request)
     return outcome
 
 
-def held_back_by_locks(request: Any) -> bool:
-    """Whether a lock holds this request back: a change that does not only halt one."""
+def held_back(request: Any) -> bool:
+    """Whether locks, freezes and approvals hold this request back: a change that does not
+    only halt one (`halts`, like cancel: stopping a deployment never waits)."""
     return bool(request.changes) and not getattr(request, "halts", False)
 
 

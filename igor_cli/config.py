@@ -261,7 +261,13 @@ TABLES = ValueType(
 CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "cloud66": {"api_url": STRING},
     "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
-    "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER},
+    "slack": {
+        "allow": TABLES,
+        "confirm": STRINGS,
+        "confirm_seconds": NUMBER,
+        "approve": STRINGS,
+        "approvers": STRINGS,
+    },
     "audit": {"path": STRING},
     "state": {"url": STRING},
 }

@@ -23,10 +23,11 @@ from igor_cli.actions import (
     Origin,
     Outcome,
     Request,
+    Run,
     find_stack,
-    held_back_by_locks,
+    guard_change,
+    held_back,
     perform,
-    refuse_if_locked,
 )
 from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
@@ -48,6 +49,8 @@ class Question:
     value: str  # the pending command, signed: it travels in the button
     user: str
     seconds: float
+    approval: bool = False  # someone other than `user` must answer
+    approvers: tuple[str, ...] = ()  # who may (empty: anyone but the requester)
 
 
 @dataclass
@@ -297,14 +300,19 @@ class Bridge:
         # The action acts on the stack the decisions were made about.
         pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
         dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
-        if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
-            if held_back_by_locks(request):
-                try:  # no question for a change a lock would refuse after the click
-                    refuse_if_locked(self.env, stack, origin)
+        approval = self.rules.needs_approval(stack.environment) and held_back(request)
+        if (
+            confirmed is None
+            and not dry_run
+            and (approval or self.rules.needs_confirmation(stack.environment))
+        ):
+            if held_back(request):
+                try:  # no question for a change a lock or a freeze would refuse after it
+                    guard_change(Run(connect, origin, None, self.env, stack), pinned)
                 except IgorError as error:
                     fields["error"] = type(error).__name__
                     return Reply("error", name, request, error=error, fields=fields)
-            return self._ask(name, pinned, stack, words, origin, channel, thread)
+            return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
         return self.perform(name, pinned, origin, connect)
 
     def _ask(
@@ -316,6 +324,7 @@ class Bridge:
         origin: Origin,
         channel: str,
         thread: str,
+        approval: bool = False,
     ) -> Reply:
         fields = {**_request_fields(request), "stack_uid": stack.uid}
         if self.signer is None:  # serve refuses to start like this; the console has no buttons
@@ -325,13 +334,15 @@ class Bridge:
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
+            approval=approval,
         )  # fmt: skip
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
             text = "That command is too long to put behind a confirmation button; shorten it."
             return Reply("usage", name, request, notice=text, fields=fields)
-        question = Question(request, stack, value, origin.user, seconds)
-        fields["confirmation"] = "asked"
+        approvers = tuple(sorted(self.rules.approvers)) if approval else ()
+        question = Question(request, stack, value, origin.user, seconds, approval, approvers)
+        fields["confirmation"] = "approval asked" if approval else "asked"
         return Reply("confirm", name, request, question=question, fields=fields, pending=pending)
 
     def perform(

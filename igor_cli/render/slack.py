@@ -242,6 +242,10 @@ def render_reply(reply: Reply, now: datetime) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)
+        if asked.approval:
+            return render_approval(
+                question, asked.value, asked.user, asked.seconds, asked.approvers
+            )
         return render_confirmation(
             question, confirm, decline, asked.value, asked.user, asked.seconds
         )
@@ -308,6 +312,32 @@ def render_confirmation(
          "text": {"type": "plain_text", "text": decline_label}, "value": value},
     ]  # fmt: skip
     blocks = [_section(f":raised_hand: {text}"), {"type": "actions", "elements": buttons}]
+    return SlackMessage(text, blocks)
+
+
+def render_approval(
+    question: str, value: str, user: str, seconds: float, approvers: tuple[str, ...]
+) -> SlackMessage:
+    """A change waiting for someone other than its requester: Approve and Reject buttons.
+
+    `question` is mrkdwn, as `confirmation_question` words it.
+    """
+    who = (
+        " or ".join(mrkdwn(mention(approver)) for approver in approvers)
+        if approvers
+        else "someone other than them"
+    )
+    text = (
+        f"{mrkdwn(mention(user))} asks to {question.removesuffix('?')}. "
+        f"This needs approval by {who}, within {seconds:g} seconds."
+    )
+    buttons = [
+        {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
+         "text": {"type": "plain_text", "text": "Approve"}, "value": value},
+        {"type": "button", "action_id": DECLINE_ACTION,
+         "text": {"type": "plain_text", "text": "Reject"}, "value": value},
+    ]  # fmt: skip
+    blocks = [_section(f":busts_in_silhouette: {text}"), {"type": "actions", "elements": buttons}]
     return SlackMessage(text, blocks)
 
 

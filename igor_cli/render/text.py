@@ -19,6 +19,8 @@ from igor_cli.render import sentences
 def render_text(reply: Reply, now: datetime) -> str:
     """The chat core's reply as lines of text."""
     if reply.question is not None:
+        if reply.question.approval:
+            return "This needs someone else's approval: in Slack, a button for them to press."
         return "This needs a confirmation: in Slack, a button only you can press."
     if reply.refusal is not None:
         return reply.refusal.sentence(lambda user: user, lambda channel: channel or "here")

@@ -251,11 +251,12 @@ class SlackBot:
             return
         place = Place(channel, pending.thread or question_ts, user, url)
         line["command"] = pending.words[0] if pending.words else "confirmation"
-        if user != pending.user:
-            self.delivery.ephemeral(
-                place, f"Only {mrkdwn(mention(pending.user))} can confirm this."
-            )
-            audit.info(json.dumps({**line, "outcome": "refused", "reason": "not the requester"}))
+        declining = action.get("action_id") == DECLINE_ACTION
+        refused = self._not_theirs(pending, user, declining)
+        if refused:
+            self.delivery.ephemeral(place, refused)
+            reason = "may not approve" if pending.approval else "not the requester"
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": reason}))
             return
         # A decision makes the value useless: the first one wins, whether the
         # second comes from a Slack retry, another client, or another replica
@@ -273,17 +274,37 @@ class SlackBot:
             return
         when = self.env.clock().strftime("%H:%M UTC")
         who = mrkdwn(mention(user))
-        if action.get("action_id") == DECLINE_ACTION:
-            declined = f":heavy_multiplication_x: Declined by {who} at {when}; nothing was done."
+        said = ("Rejected", "Approved") if pending.approval else ("Declined", "Confirmed")
+        if declining:
+            declined = f":heavy_multiplication_x: {said[0]} by {who} at {when}; nothing was done."
             self.delivery.replace(place, question_ts, message(declined))
             audit.info(json.dumps({**line, "outcome": "declined", "confirmation": "declined",
                                    "confirmed_by": user}))  # fmt: skip
             return
         self.delivery.replace(
-            place, question_ts, message(f":white_check_mark: Confirmed by {who} at {when}.")
+            place, question_ts, message(f":white_check_mark: {said[1]} by {who} at {when}.")
         )
+        # The command runs again from its words, as its requester: every check (rules,
+        # the stack, busy, locked, frozen) is made anew before anything is posted.
         step = self.bridge.begin_confirmed(pending)
-        self._run(step, place, {"confirmation": "confirmed"})
+        decided: dict[str, Any] = {"confirmation": "confirmed"}
+        if pending.approval:
+            decided = {"confirmation": "approved", "approved_by": user}
+        self._run(step, place, decided)
+
+    def _not_theirs(self, pending: PendingCommand, user: str, declining: bool) -> str:
+        """Why this person's click does not count ("" when it does)."""
+        requester = mrkdwn(mention(pending.user))
+        if not pending.approval:
+            return "" if user == pending.user else f"Only {requester} can confirm this."
+        if declining and user == pending.user:
+            return ""  # the requester may withdraw their own request
+        if self.bridge.rules.may_approve(user, pending.user):
+            return ""
+        if user == pending.user:
+            return "Someone else must approve your own request; you may reject it."
+        approvers = " or ".join(mrkdwn(mention(a)) for a in sorted(self.bridge.rules.approvers))
+        return f"Only {approvers} can approve this."
 
     def _decided_here(self, key: str, pending: PendingCommand) -> bool:
         """Whether this click is the first decision on its button, across every replica
