@@ -56,6 +56,7 @@ class Client(Protocol):
     def accounts(self) -> list[Account]: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
+    def deployments_of(self, uids: Sequence[str]) -> dict[str, list[Deployment]]: ...
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
     def deploy(
@@ -141,6 +142,7 @@ class ListRequest:
     stack: str | None = None
     environment: str | None = None
     as_json: bool = False
+    wide: bool = False  # with what each stack runs (one deployments list per stack shown)
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,8 @@ class StackList:
     stacks: list[Stack]
     stack_filter: str | None = None
     environment: str | None = None
+    # `--wide`: what each stack runs (its live deployment; None when it has none), by uid.
+    running: dict[str, Deployment | None] | None = None
 
     exit_code = ExitCode.OK
 
@@ -366,6 +370,26 @@ def list_stacks(
     return StackList(chosen, stack, environment)
 
 
+WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
+
+
+def list_wide(client: Client, request: ListRequest) -> StackList:
+    """`list --wide`: the stacks and what each runs, from one deployments list per stack.
+
+    Those lists are read at once (as pages are, at most the client's page workers
+    in flight); past WIDE_MAX_STACKS the listing is refused before any is read,
+    since each costs at least one request of the token's hourly budget.
+    """
+    from igor_cli.errors import TooManyStacks
+
+    listing = list_stacks(client, request.stack, request.environment)
+    if len(listing.stacks) > WIDE_MAX_STACKS:
+        raise TooManyStacks(len(listing.stacks), WIDE_MAX_STACKS)
+    every = client.deployments_of([s.uid for s in listing.stacks])
+    running = {uid: live_deployment(deployments) for uid, deployments in every.items()}
+    return StackList(listing.stacks, listing.stack_filter, listing.environment, running)
+
+
 def resolve_stack(stacks: Sequence[Stack], name: str, environment: str | None) -> Stack:
     """The one stack with this exact name (any case), narrowed by environment."""
     wanted = name.strip().casefold()
@@ -486,16 +510,19 @@ def deploy(
     # Two people asking at once (in this process, or in any igor sharing the state
     # store): the second must see the first's deployment, not race it to the POST.
     with stack_lock(stack.uid) if stack_lock else nullcontext():
-        return _deploy_resolved(client, request, origin, stack, services)
+        return deploy_resolved(client, request, origin, stack, services)
 
 
-def _deploy_resolved(
+def deploy_resolved(
     client: Client,
     request: DeployRequest,
     origin: Origin,
     stack: Stack,
     services: tuple[str, ...],
+    deployments: Sequence[Deployment] | None = None,
 ) -> DeployOutcome:
+    """Deploy a stack already resolved and checked (under its lock): the busy rules, the
+    dry run, the one POST. `deployments`: the stack's list when the caller just read it."""
     from igor_cli.cloud66 import StackStatus
 
     def outcome(
@@ -529,7 +556,8 @@ def _deploy_resolved(
         )
         if running is not None:
             return outcome(DeployResult.ALREADY_DEPLOYING, running)
-    live = _live_deployment(client.deployments(stack.uid))
+    every = client.deployments(stack.uid) if deployments is None else deployments
+    live = _live_deployment(every)
     busy = (
         stack.is_busy
         or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
@@ -619,16 +647,31 @@ def history(client: Client, request: HistoryRequest, hints: StackHints | None = 
     """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in."""
     stack = find_stack(client, request.stack, request.environment, hints)
     every = client.deployments(stack.uid)  # every page: the order is undocumented
-    newest = sorted(every, key=_newest_first)[: max(1, request.limit)]
+    newest = sorted(every, key=newest_first)[: max(1, request.limit)]
     requesters = _igor_requesters(client, stack)
     chosen = [PastDeployment(d, requesters.get(d.id)) for d in newest]
     return History(stack, chosen, len(every))
 
 
-def _newest_first(deployment: Deployment) -> tuple[float, int, str]:
+def newest_first(deployment: Deployment) -> tuple[float, int, str]:
+    """A sort key: the newest deployment first (by start, then by id)."""
     started = deployment.started_at.timestamp() if deployment.started_at else float("inf")
     number = int(deployment.id) if deployment.id.isdigit() else 0
     return (-started, -number, deployment.id)
+
+
+def live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
+    """The deployment whose code runs now: the one Cloud 66 marks `is_live`, else the
+    newest that succeeded (None when none did).
+
+    Unconfirmed: that `is_live` marks the deployment running now (the sandbox marks
+    the newest success); without it, the newest success is the best igor can tell.
+    """
+    marked = sorted((d for d in deployments if d.is_live), key=newest_first)
+    if marked:
+        return marked[0]
+    succeeded = [d for d in deployments if deployment_state(d) == "succeeded"]
+    return min(succeeded, key=newest_first, default=None)
 
 
 def _igor_requesters(client: Client, stack: Stack) -> dict[str, Requester]:
@@ -781,6 +824,8 @@ def performs(request_type: type) -> Callable[[Action], Action]:
 
 @performs(ListRequest)
 def _list_action(run: Run, request: ListRequest) -> StackList:
+    if request.wide:
+        return list_wide(run.connect(), request)
     return list_stacks(run.connect(), request.stack, request.environment)
 
 

@@ -230,6 +230,34 @@ Count = Annotated[
         help="Show the N newest deployments (default 10).",
     ),
 ]  # fmt: skip
+PastDeploymentId = Annotated[
+    str | None,
+    typer.Option(
+        "--to", metavar="ID", show_default=False,
+        help="Go back to this past deployment instead (its id, from igor history).",
+    ),
+]  # fmt: skip
+SourceEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--from", metavar="ENV", show_default=False,
+        help="The environment whose running commit (or image tags) to carry.",
+        autocompletion=_complete_environments,
+    ),
+]  # fmt: skip
+TargetEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--to", metavar="ENV", show_default=False,
+        help="The environment to deploy it to.", autocompletion=_complete_environments,
+    ),
+]  # fmt: skip
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Also show what each stack runs (one more request per stack; at most 50)."
+    ),
+]
 
 
 # -- the app ------------------------------------------------------------------
@@ -312,12 +340,13 @@ def command(
 def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
+    wide: Wide = False,
     as_json: Json = False,
 ) -> Any:  # a Request; typer reads annotations at run time
     """List your stacks: status, health and last activity."""
     from igor_cli.actions import ListRequest
 
-    return ListRequest(stack, environment, as_json)
+    return ListRequest(stack, environment, as_json, wide=wide)
 
 
 @command("deploy", aliases=("redeploy",), chat=True)
@@ -381,6 +410,65 @@ def history_command(
     from igor_cli.actions import HistoryRequest
 
     return HistoryRequest(stack, environment, limit, as_json)
+
+
+@command("rollback", chat=True)
+def rollback_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    to: PastDeploymentId = None,
+    wait: Wait = Switch(True),
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> Any:
+    """Go back to the last good deployment before the live one.
+
+    Deploys again what it ran: its commit on a classic stack, its image tags on
+    a docker stack. Refused when there is nothing to go back to; a busy stack
+    follows deploy's -w rule.
+    """
+    from igor_cli.releases import RollbackRequest
+
+    return RollbackRequest(
+        stack,
+        environment,
+        to=(to or "").strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@command("promote", chat=True)
+def promote_command(
+    stack: StackName,
+    source: SourceEnvironment,
+    target: TargetEnvironment,
+    wait: Wait = Switch(True),
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> Any:
+    """Deploy to one environment's stack what another's runs (staging to production).
+
+    Both stacks must deploy from one repository. A busy stack follows deploy's
+    -w rule.
+    """
+    from igor_cli.releases import PromoteRequest
+
+    return PromoteRequest(
+        stack,
+        source.strip(),
+        target.strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 def _parse_duration(value: str | float) -> float:

@@ -220,3 +220,46 @@ class RefNeedsClassic(IgorError):
             f"{stack} is a docker stack: --ref applies to classic stacks only. Nothing was posted.",
             "Deploy an image tag with -v name:tag instead (e.g. -v web:1.4.2).",
         )
+
+
+class TooManyStacks(IgorError):
+    """`list --wide` over more stacks than it reads deployments for."""
+
+    def __init__(self, count: int, most: int) -> None:
+        super().__init__(
+            f"--wide reads each stack's deployments: {count} stacks would cost at least "
+            f"{count} requests of the 3,000 an hour Cloud 66 allows. Nothing was read.",
+            f"Narrow the list to at most {most} stacks with -s or -e.",
+        )
+
+
+class CannotRedeploy(IgorError):
+    """A rollback or promotion refused before anything was posted (the message says why)."""
+
+
+class NothingToGoBackTo(CannotRedeploy):
+    """No successful deployment to roll back to (or none before the live one)."""
+
+
+class NoSuchDeployment(CannotRedeploy):
+    """`--to ID` names no deployment of the stack."""
+
+
+class AlreadyLive(CannotRedeploy):
+    """What would be deployed is what runs now."""
+
+
+class NotShownByCloud66(CannotRedeploy):
+    """Cloud 66 does not show what a deployment ran (its hash, or its image tags)."""
+
+
+class DifferentRepositories(CannotRedeploy):
+    """`promote` between stacks that deploy from different repositories."""
+
+
+class NothingToPromote(CannotRedeploy):
+    """`promote` from a stack with no successful deployment."""
+
+
+class ChangedSinceConfirmed(CannotRedeploy):
+    """What a confirmed rollback or promotion would deploy is no longer what was asked."""

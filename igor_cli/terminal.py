@@ -98,7 +98,7 @@ def renderer(env: Environment) -> TerminalRenderer:
 
 def run(env: Environment, request: Request) -> int:
     """Perform a request, render its outcome, follow a deployment if asked."""
-    from igor_cli.actions import DeployOutcome, DeployRequest, Origin
+    from igor_cli.actions import DeployOutcome, Origin
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
@@ -113,7 +113,7 @@ def run(env: Environment, request: Request) -> int:
             clients.append(open_client(env))
         return clients[0]
 
-    following = isinstance(request, DeployRequest) and request.follow
+    following = bool(getattr(request, "follow", False))  # deploy, rollback, promote
     try:
         outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env), env)
         renderer.outcome(outcome, following=following)

@@ -156,8 +156,8 @@ def test_unbalanced_quote_gets_a_clear_reply(bot: RunningBot, slack: FakeSlack) 
         ("halt --help", "Cancel the stack's running deployment."),
         (
             "frobnicate",
-            "Unknown command 'frobnicate'. Commands: list, deploy, cancel, history, lock, unlock, "
-            "locks, whoami, help, version.",
+            "Unknown command 'frobnicate'. Commands: list, deploy, cancel, history, rollback, "
+            "promote, lock, unlock, locks, whoami, help, version.",
         ),
         ("serve", "Unknown command 'serve'."),
         ("help", "deploy   Deploy a stack"),

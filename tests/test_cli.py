@@ -396,7 +396,8 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     ran = igor("deplyo")
     assert ran.exit_code == 2
     assert (
-        "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, lock, unlock, locks, "
+        "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, rollback, promote, "
+        "lock, unlock, locks, "
         "whoami, serve," in ran.stderr
     )
     assert "doctor, help, version." in ran.stderr

@@ -508,3 +508,35 @@ def test_a_button_is_used_once_and_recorded_in_the_store(
         assert len(store.items("used:")) == 1
     finally:
         store.close()
+
+
+# -- rollback and promote are changes like deploy, with no word about locks in them ----
+
+
+def test_rollback_and_promote_are_held_back_by_locks_and_freezes(
+    sim: Simulator, igor: Igor, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_user(monkeypatch, "alice")
+    assert igor("lock", "-s", "shop", "-e", "production", "--reason", "audit").exit_code == 0
+    as_user(monkeypatch, "bob")
+    for words in (
+        ("rollback", "-s", "shop", "-e", "production"),
+        ("promote", "-s", "shop", "--from", "staging", "--to", "production"),
+        ("promote", "-s", "shop", "--from", "staging", "--to", "production", "--dry-run"),
+    ):
+        ran = igor(*words)
+        assert ran.exit_code == 1, (words, ran.output)
+        assert "shop (production) is locked by alice@" in ran.stderr and "audit" in ran.stderr
+    # The other way round the target is staging: not locked.
+    assert igor("promote", "-s", "shop", "--from", "production", "--to", "staging").exit_code == 0
+    assert posts(sim) == 1
+    as_user(monkeypatch, "alice")
+    assert igor("rollback", "-s", "shop", "-e", "production").exit_code == 0
+    assert posts(sim) == 2
+
+    Environment().config_path().write_text(
+        '[[freeze]]\nenvironments = ["staging"]\nfrom = 2026-01-01\nuntil = 2027-01-01\n'
+    )
+    frozen = igor("rollback", "-s", "shop", "-e", "staging")
+    assert frozen.exit_code == 1 and "shop (staging) is frozen until" in frozen.stderr
+    assert posts(sim) == 2

@@ -66,7 +66,7 @@ def test_every_command_is_whole() -> None:
             continue
         assert not problems_for(type(request)), (name, problems_for(type(request)))
         seen += 1
-    assert seen >= 6  # list, deploy, cancel, history, version, whoami
+    assert seen >= 8  # list, deploy, cancel, history, rollback, promote, version, whoami
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def test_chat_runs_only_what_the_definitions_allow() -> None:
         "deploy",
         "cancel",
         "history",
+        "rollback",
+        "promote",
         "whoami",
         "lock",
         "unlock",

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import (
     DeployOutcome,
-    DeployRequest,
     Origin,
     Outcome,
     Request,
@@ -80,7 +79,7 @@ class Reply:
     def deployment_to_follow(self) -> DeployOutcome | None:
         """A deployment igor runs for this stack, to follow in the thread."""
         outcome = self.outcome
-        if isinstance(self.request, DeployRequest) and self.request.dry_run:
+        if getattr(self.request, "dry_run", False):
             return None  # a dry run asked what would happen; it follows nothing
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
@@ -299,6 +298,9 @@ class Bridge:
             return Reply("refused", name, request, notice=text, fields=fields)
         # The action acts on the stack the decisions were made about.
         pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
+        if confirmed is not None and confirmed.expect:
+            # The click deploys what its question named, or nothing.
+            pinned = dataclasses.replace(pinned, expect=confirmed.expect)  # type: ignore[call-arg]
         dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
         approval = self.rules.needs_approval(stack.environment) and held_back(request)
         if (
@@ -312,6 +314,15 @@ class Bridge:
                 except IgorError as error:
                     fields["error"] = type(error).__name__
                     return Reply("error", name, request, error=error, fields=fields)
+            if getattr(request, "previews", False):
+                # What it would deploy is known only by looking: look (a dry run), and
+                # answer a refusal now; otherwise the question names it.
+                dry: Request = dataclasses.replace(pinned, dry_run=True)  # type: ignore[arg-type]
+                looked = self.perform(name, dry, origin, connect)
+                if looked.outcome is None or looked.outcome.exit_code != 0:
+                    return looked
+                expect = str(getattr(looked.outcome, "deploys", ""))
+                pinned = dataclasses.replace(pinned, expect=expect)  # type: ignore[call-arg]
             return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
         return self.perform(name, pinned, origin, connect)
 
@@ -334,7 +345,7 @@ class Bridge:
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
-            approval=approval,
+            approval=approval, expect=str(getattr(request, "expect", "")),
         )  # fmt: skip
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
@@ -362,6 +373,9 @@ class Bridge:
             return Reply("error", name, request, error=error, fields=fields)
         status = "ok" if outcome.exit_code == 0 else "failed"
         fields["result"] = _result(outcome)
+        deploys = getattr(outcome, "deploys", "")  # rollback, promote: the hash or tags
+        if deploys:
+            fields["deploys"] = deploys
         return Reply(status, name, request, outcome, fields=fields)
 
 

@@ -273,6 +273,7 @@ class PendingCommand:
     expires: float
     stack_uid: str = ""  # the confirmed command must still mean this stack
     approval: bool = False  # someone other than `user` must click (not `user` themself)
+    expect: str = ""  # what the question named it would deploy (rollback, promote)
 
 
 class Signer:
@@ -286,7 +287,7 @@ class Signer:
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
              "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid,
-             "a": int(pending.approval)},
+             "a": int(pending.approval), "x": pending.expect},
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
@@ -306,6 +307,7 @@ class Signer:
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
             request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
             approval=bool(data.get("a", 0)),
+            expect=str(data.get("x", "")),
         )  # fmt: skip
         if now > pending.expires:
             raise ConfirmationExpired("That confirmation has expired.", "Ask again.")

@@ -25,9 +25,10 @@ from igor_cli.actions import (
     VersionOutcome,
     WhoamiOutcome,
 )
-from igor_cli.cloud66 import Stack, StackStatus
+from igor_cli.cloud66 import Deployment, Stack, StackStatus
 from igor_cli.freeze import Window
 from igor_cli.locks import LockList, LockOutcome, LockResult, UnlockOutcome, UnlockResult
+from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
 from igor_cli.state.locks import Lock
 
 PersonNamer = Callable[[Requester], str]
@@ -170,16 +171,24 @@ def status_label(stack: Stack) -> str:
 
 
 STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY")
+RUNNING_COLUMN = "RUNNING"  # `list --wide`
 
 
-def stack_rows(stacks: list[Stack], now: datetime) -> list[tuple[str, ...]]:
-    """The stacks table, header first, as both chat renderers print it."""
-    rows: list[tuple[str, ...]] = [STACK_COLUMNS]
-    rows += [
-        (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
-        for s in stacks
-    ]
+def stack_rows(
+    stacks: list[Stack], now: datetime, running: dict[str, Deployment | None] | None = None
+) -> list[tuple[str, ...]]:
+    """The stacks table, header first, as both chat renderers print it (`running`: --wide)."""
+    wide = running is not None
+    rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
+    for s in stacks:
+        row = (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
+        rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
+
+
+def running_text(deployment: Deployment | None) -> str:
+    """What a stack runs, for `list --wide`: `3f2a1c9 main`, image tags, or `-`."""
+    return what_ran(PastDeployment(deployment)) if deployment is not None else "-"
 
 
 def aligned(rows: list[tuple[str, ...]]) -> list[str]:
@@ -201,9 +210,9 @@ def list_summary(stacks: StackList) -> str:
     return "No stacks" + (" " + " ".join(filters) if filters else "") + "."
 
 
-def stack_json(stack: Stack) -> dict[str, Any]:
-    """A stack in igor's JSON output."""
-    return {
+def stack_json(stack: Stack, running: dict[str, Deployment | None] | None = None) -> dict[str, Any]:
+    """A stack in igor's JSON output (with `running`, from `list --wide`)."""
+    shown = {
         "uid": stack.uid,
         "name": stack.name,
         "environment": stack.environment,
@@ -213,6 +222,22 @@ def stack_json(stack: Stack) -> dict[str, Any]:
         "health_text": stack.health.text,
         "busy": stack.is_busy,
         "last_activity": stack.last_activity.isoformat() if stack.last_activity else None,
+    }
+    if running is not None:
+        live = running.get(stack.uid)
+        shown["running"] = None if live is None else ran_json(live)
+    return shown
+
+
+def ran_json(d: Deployment) -> dict[str, Any]:
+    """What a deployment ran, and when, in igor's JSON output."""
+    return {
+        "deployment_id": d.id,
+        "git_hash": d.git_hash or None,
+        "git_ref": d.git_ref or None,
+        "services": list(d.services),
+        "started_at": d.started_at.isoformat() if d.started_at else None,
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
     }
 
 
@@ -283,7 +308,9 @@ def what_ran(past: PastDeployment) -> str:
     if d.services:
         said = ", ".join(d.services)
     else:
-        said = " ".join(part for part in (d.git_hash[:7], d.git_ref) if part) or "-"
+        # A ref that is the commit itself (a rollback, a promotion) is not said twice.
+        ref = "" if d.git_ref and d.git_hash.startswith(d.git_ref) else d.git_ref
+        said = " ".join(part for part in (d.git_hash[:7], ref) if part) or "-"
     return said + (f" (profile {d.deployment_profile})" if d.deployment_profile else "")
 
 
@@ -386,7 +413,7 @@ def _list_sentence(outcome: StackList, person: PersonNamer, now: datetime) -> st
 
 @facts.register
 def _list_facts(outcome: StackList) -> Any:
-    return [stack_json(stack) for stack in outcome.stacks]
+    return [stack_json(stack, outcome.running) for stack in outcome.stacks]
 
 
 @tone.register
@@ -442,6 +469,96 @@ def _history_facts(outcome: History) -> Any:
 @tone.register
 def _history_tone(outcome: History) -> str:
     return "plain"
+
+
+# -- rollback and promote: a deploy, with the two sides named -------------------------
+
+
+def redeploy_sentence(
+    outcome: DeployOutcome, doing: str, person: PersonNamer, now: datetime
+) -> str:
+    """What a rollback or promotion came to; `doing` names it (`roll back shop ... from A to B`)."""
+    stack = outcome.stack.label
+    result = outcome.result
+    running = _running_by(outcome, person, now)
+    if result is DeployResult.STARTED:
+        return f"Started to {doing}."
+    if result is DeployResult.QUEUED:
+        return f"Queued to {doing}, behind the running deployment ({running})."
+    if result is DeployResult.ALREADY_DEPLOYING:
+        return f"{stack} is already deploying, {running}. Nothing was posted."
+    if result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            f"{stack} is busy, not queued: a deployment {running} is running and -w false "
+            "asked not to queue. Nothing was posted."
+        )
+    if result is DeployResult.WOULD_QUEUE:
+        return (
+            f"Dry run: would {doing}, queued behind the running deployment ({running}). "
+            "Nothing was posted."
+        )
+    return f"Dry run: would {doing}. Nothing was posted."
+
+
+def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
+    """`roll back shop (production) from 3f2a1c9 to 9b7e0d4 (deployment 5120 of 2 days ago)`."""
+    target = outcome.target
+    return (
+        f"roll back {outcome.stack.label} from {short(outcome.current)} to {short(target)} "
+        f"(deployment {target.id} of {ago(target.started_at, now)})"
+    )
+
+
+def promote_doing(outcome: PromoteOutcome) -> str:
+    """`deploy 9b7e0d4 (running in staging since ...) to shop (production), which runs 3f2a1c9`."""
+    source = outcome.source
+    since = source.finished_at or source.started_at
+    when = f" since {since.strftime('%Y-%m-%d %H:%M UTC')}" if since else ""
+    runs = f"runs {short(outcome.current)}" if outcome.current else "has no successful deployment"
+    return (
+        f"deploy {short(source)} (running in {outcome.source_stack.environment}{when}) "
+        f"to {outcome.stack.label}, which {runs}"
+    )
+
+
+def _side(d: Deployment | None) -> dict[str, Any] | None:
+    return None if d is None else ran_json(d)
+
+
+@sentence.register
+def _rollback_sentence(outcome: RollbackOutcome, person: PersonNamer, now: datetime) -> str:
+    return redeploy_sentence(outcome, rollback_doing(outcome, now), person, now)
+
+
+@facts.register
+def _rollback_facts(outcome: RollbackOutcome) -> Any:
+    return {**outcome_json(outcome), "from": _side(outcome.current), "to": _side(outcome.target)}
+
+
+@tone.register
+def _rollback_tone(outcome: RollbackOutcome) -> str:
+    return _deploy_tone(outcome)
+
+
+@sentence.register
+def _promote_sentence(outcome: PromoteOutcome, person: PersonNamer, now: datetime) -> str:
+    return redeploy_sentence(outcome, promote_doing(outcome), person, now)
+
+
+@facts.register
+def _promote_facts(outcome: PromoteOutcome) -> Any:
+    source = outcome.source_stack
+    return {
+        **outcome_json(outcome),
+        "source_stack": {"uid": source.uid, "name": source.name, "environment": source.environment},
+        "from": _side(outcome.source),
+        "replaces": _side(outcome.current),
+    }
+
+
+@tone.register
+def _promote_tone(outcome: PromoteOutcome) -> str:
+    return _deploy_tone(outcome)
 
 
 @sentence.register

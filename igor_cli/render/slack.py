@@ -31,6 +31,7 @@ from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import Forbidden, IgorError, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
+from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
@@ -157,7 +158,8 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
-    chunks = _table_chunks(sentences.stack_rows(listing.stacks[:MAX_LIST_ROWS], now))
+    listed = listing.stacks[:MAX_LIST_ROWS]
+    chunks = _table_chunks(sentences.stack_rows(listed, now, listing.running))
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
     shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
@@ -288,6 +290,29 @@ def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, st
     where = escape(stack.environment)
     question = f"deploy *{escape(stack.name)}*{services}{ref}{profile} to *{where}*?"
     return question, "Deploy", "Cancel"
+
+
+@confirmation_question.register
+def _rollback_question(request: RollbackRequest, stack: Stack) -> tuple[str, str, str]:
+    # The bridge looked first: `expect` is the hash (or the image tags) the click deploys.
+    to = f" to `{escape(_brief(request.expect))}`" if request.expect else ""
+    question = f"roll back *{escape(stack.name)}* in *{escape(stack.environment)}*{to}?"
+    return question, "Roll back", "Cancel"
+
+
+@confirmation_question.register
+def _promote_question(request: PromoteRequest, stack: Stack) -> tuple[str, str, str]:
+    what = f"`{escape(_brief(request.expect))}`" if request.expect else "what it runs"
+    question = (
+        f"deploy {what} from *{escape(request.source)}* to *{escape(stack.name)}* "
+        f"in *{escape(stack.environment)}*?"
+    )
+    return question, "Promote", "Cancel"
+
+
+def _brief(key: str) -> str:
+    """A commit's short hash; image tags as they are."""
+    return ", ".join(key.split(",")) if ":" in key else key[:7]
 
 
 @confirmation_question.register

@@ -85,9 +85,21 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
-        table = self._table(sentences.STACK_COLUMNS)
+        running = listing.running
+        if running is None:
+            table = self._table(sentences.STACK_COLUMNS)
+            for stack in listing.stacks:
+                table.add_row(*self._row(stack))
+            self.out.print(table)
+            return
+        from rich.markup import escape
+
+        table = self._table((*sentences.STACK_COLUMNS, sentences.RUNNING_COLUMN))
         for stack in listing.stacks:
-            table.add_row(*self._row(stack))
+            table.add_row(*self._row(stack), escape(sentences.running_text(running.get(stack.uid))))
+        if not self.out.is_terminal:  # piped: full width, as `history` does
+            rows = sentences.stack_rows(listing.stacks, self.now, running)
+            self.out.width = max(self.out.width, max(map(len, sentences.aligned(rows))) + 2)
         self.out.print(table)
 
     def history(self, found: History) -> None:

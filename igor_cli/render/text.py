@@ -31,7 +31,8 @@ def render_text(reply: Reply, now: datetime) -> str:
         if getattr(reply.request, "as_json", False):
             return json.dumps(sentences.facts(outcome), indent=2)
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            return "\n".join(sentences.aligned(sentences.stack_rows(outcome.stacks, now)))
+            rows = sentences.stack_rows(outcome.stacks, now, outcome.running)
+            return "\n".join(sentences.aligned(rows))
         if isinstance(outcome, History) and outcome.deployments:
             rows = sentences.history_rows(outcome, sentences.plain_person, now)
             return "\n".join([sentences.history_summary(outcome), *sentences.aligned(rows)])
