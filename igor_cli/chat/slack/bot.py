@@ -16,12 +16,15 @@ import logging
 import os
 import socket
 import threading
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin
 from igor_cli.chat.bridge import Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
+from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
 from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
@@ -93,10 +96,13 @@ class SlackBot:
         )
         self.updates = Updater()
         self.seen = RecentKeys()
-        self.replica = f"{socket.gethostname()}:{os.getpid()}"  # who claimed a post, for people
+        # Who claims posts and holds leases: unique even for two bots in one process.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.decided = RecentKeys()
         self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
         self.workers = Workers("igor-cmd", workers, queue_limit)
+        self.leases = FollowLeases(env.state_or_none, self.replica)
+        self.scheduler.call_later(0.0, self._tend_follows)  # resume what a restart left
 
     # -- from the transport ----------------------------------------------------
 
@@ -218,8 +224,57 @@ class SlackBot:
         def update(news: News) -> None:
             self.updates.offer(edit, render_news(news))
 
-        watcher = Watcher(place.user, post, None if place.answer_by_url else update, place.key)
+        job = FollowJob.of(follow.stack, follow.action_id, place.channel, place.thread, place.user)
+        self.leases.wait_for(job)
+        if not self.leases.hold(job.deployment):
+            return  # another replica polls it; this thread gets the outcome through the job
+        watcher = Watcher(
+            place.user, self._done_after(job, post), None if place.answer_by_url else update,
+            place.key,
+        )  # fmt: skip
         self.followers.watch(follow.stack, follow.action_id, watcher)
+
+    # -- follows across replicas (chat/leases.py) -----------------------------------
+
+    def _done_after(self, job: FollowJob, post: Callable[[News], None]) -> Callable[[News], None]:
+        """`post`, then: the outcome reached this place (its job is done), or igor stops
+        watching (the job stays, for another replica or the next start to take over)."""
+
+        def tell(news: News) -> None:
+            post(news)
+            if not news.stopped:
+                self.leases.told(job)
+            self.leases.let_go(job.deployment)
+
+        return tell
+
+    def _tend_follows(self) -> None:
+        """Renew this replica's leases; take over the deployments nobody follows."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.leases.renew()
+            for deployment, jobs in self.leases.orphans().items():
+                if self.stopping.is_set() or not self.leases.hold(deployment):
+                    continue
+                log.info("following %s for %d thread(s) no replica follows", deployment,
+                         len(jobs))  # fmt: skip
+                for job in jobs:
+                    self._follow_for(job)
+        finally:
+            if not self.stopping.is_set():
+                self.scheduler.call_later(RENEW_SECONDS, self._tend_follows)
+
+    def _follow_for(self, job: FollowJob) -> None:
+        place = Place(job.channel, job.thread, job.user)
+
+        context = {"command": "deploy", "outcome": "follow-up"}
+
+        def post(news: News) -> None:
+            self.delivery.post(place, render_news(news), context=context)
+
+        watcher = Watcher(job.user, self._done_after(job, post), None, place.key)
+        self.followers.watch(job.stack(), job.action_id, watcher)
 
     # -- confirmations -------------------------------------------------------
 
