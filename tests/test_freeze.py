@@ -17,8 +17,9 @@ from igor_cli.config import Environment
 from igor_cli.freeze import StackFrozen, freezes_from_config
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
-from tests.conftest import Igor
+from tests.conftest import Igor, RunningBot
 from tests.fakes.clock import FakeClock
+from tests.fakes.slack import FakeSlack
 
 WEEKEND = """
 [[freeze]]
@@ -187,3 +188,20 @@ def test_doctor_checks_the_freezes_and_the_state_store(sim: Simulator, igor: Igo
     broken = igor("doctor")
     assert broken.exit_code == 2
     assert "freezes: " in broken.stdout and "is not a weekly time" in broken.stdout
+
+
+def test_a_broken_glass_is_announced_in_the_channel(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    write(WEEKEND.format(me="nobody@nowhere"))
+    bot.start()
+    ts = bot.mention("deploy -s blog --break-glass --reason 'payments down'", user="U0LEAD")
+    calls = bot.replies(2)
+    in_thread = [c for c in calls if c.params.get("thread_ts") == ts]
+    in_channel = [c for c in calls if not c.params.get("thread_ts")]
+    assert any("Deploy started" in c.params["text"] for c in in_thread)
+    assert len(in_channel) == 1
+    said = in_channel[0].params["text"]
+    assert "<@U0LEAD> broke the glass" in said and "payments down" in said
+    assert "blog (production)" in said
+    assert posts(sim) == 1

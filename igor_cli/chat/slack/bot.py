@@ -208,6 +208,7 @@ class SlackBot:
                 self._expire_later(place, ts, reply.pending, reply.command)
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
+        self._announce_broken_glass(reply, place)
         follow = reply.deployment_to_follow
         if follow is None:
             return
@@ -233,6 +234,25 @@ class SlackBot:
             place.key,
         )  # fmt: skip
         self.followers.watch(follow.stack, follow.action_id, watcher)
+
+    def _announce_broken_glass(self, reply: Reply, place: Place) -> None:
+        """A change posted with --break-glass is said in the channel, not only the thread."""
+        request, outcome = reply.request, reply.outcome
+        if not getattr(request, "break_glass", False) or not getattr(outcome, "posted", False):
+            return
+        stack = getattr(outcome, "stack", None)
+        what = f"{reply.command} of {stack.label}" if stack is not None else reply.command
+        reason = str(getattr(request, "reason", ""))
+        text = (
+            f":rotating_light: {mrkdwn(mention(place.user))} broke the glass: "
+            f"{mrkdwn(what)} with --break-glass, because: {mrkdwn(reason)}"
+        )
+        if place.thread:
+            text += f" (thread {place.thread})"
+        self.delivery.post(
+            Place(place.channel, "", place.user), message(text),
+            context={"command": reply.command, "outcome": "break-glass"},
+        )  # fmt: skip
 
     # -- follows across replicas (chat/leases.py) -----------------------------------
 
