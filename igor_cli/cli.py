@@ -18,12 +18,14 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, NewType, TypeVar
 
 import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import UsageError
+from typer._click.globals import get_current_context
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
@@ -35,6 +37,7 @@ __all__ = [
     "ClickException",
     "Command",
     "CompletionItem",
+    "CompletionRequested",
     "Context",
     "Exit",
     "HelpRequested",
@@ -270,8 +273,25 @@ app = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,  # igor's own options below install igor's own scripts
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+class CompletionRequested(UsageError):
+    """`--install-completion` or `--show-completion`: done by the terminal edge, in a shell.
+
+    A usage error anywhere else (chat), so that nothing is ever installed there.
+    """
+
+    def __init__(self, ctx: Context, *, install: bool) -> None:
+        super().__init__("Completion scripts are for a shell: see `igor completion -h`.", ctx)
+        self.install = install
+
+
+def _completion_option(ctx: Context, param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        raise CompletionRequested(ctx, install=param.name == "install_completion")
 
 
 def _version(ctx: Context, _param: Any, value: bool) -> None:
@@ -295,6 +315,24 @@ def main(
         bool,
         typer.Option(
             "--version", is_eager=True, callback=_version, help="Show igor's version and exit."
+        ),
+    ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            is_eager=True,
+            callback=_completion_option,
+            help="Install TAB completion for your shell ($SHELL); see `igor completion`.",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            is_eager=True,
+            callback=_completion_option,
+            help="Print the TAB completion script for your shell ($SHELL).",
         ),
     ] = False,
 ) -> None:
@@ -395,6 +433,13 @@ def cancel_command(
 ) -> Any:
     """Cancel the stack's running deployment."""
     from igor_cli.actions import CancelRequest
+
+    if service:  # -v is shared with deploy, but a cancel cannot take it: say why
+        raise UsageError(
+            "cancel takes no -v/--service: Cloud 66 cancels a whole deployment, not one "
+            "service's part of it. Nothing was cancelled.",
+            get_current_context(),
+        )
 
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
 
@@ -617,12 +662,17 @@ def register_command(
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
     ] = False,
     stdin: Stdin = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a stored token that works without asking.")
+    ] = False,
 ) -> Any:
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-). Tokens are never
-    taken as arguments: they would show in `ps` and your shell history.
+    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
+    make each. Piped in (standard input not a terminal), a token is read as
+    with --stdin. Tokens are never taken as arguments: they would show in `ps`
+    and your shell history.
     """
     from igor_cli.setup_commands import RegisterRequest
 
@@ -633,7 +683,7 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    return RegisterRequest(slack=slack, stdin=stdin)
+    return RegisterRequest(slack=slack, stdin=stdin, force=force)
 
 
 @command("deregister")
@@ -642,18 +692,63 @@ def deregister_command(
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> Any:
-    """Remove igor's tokens from the OS keyring (all of them, or those named)."""
+    """Remove igor's tokens from the OS keyring (all of them, or those named).
+
+    Asks first, naming the ones stored; without a terminal, it needs --yes.
+    """
     from igor_cli.setup_commands import DeregisterRequest
 
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
 @command("doctor")
-def doctor_command() -> Any:
-    """Check igor's set-up: where each token comes from and whether it is accepted."""
+def doctor_command(as_json: Json = False) -> Any:
+    """Check igor's set-up: where each token comes from and whether it is accepted.
+
+    Also the keyring, the API URLs in use, and the scopes each token has where
+    its API tells. Exit code 0 when `igor list` would work.
+    """
     from igor_cli.setup_commands import DoctorRequest
 
-    return DoctorRequest()
+    return DoctorRequest(as_json=as_json)
+
+
+class Shell(StrEnum):
+    """The shells igor completes in."""
+
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@command("completion")
+def completion_command(
+    shell: Annotated[
+        Shell | None,
+        typer.Argument(
+            metavar="SHELL",
+            show_default=False,
+            help="bash, zsh or fish (default: the one $SHELL names).",
+        ),
+    ] = None,
+    install: Annotated[
+        bool,
+        typer.Option("--install", help="Write it where the shell loads it by itself."),
+    ] = False,
+) -> Any:
+    """Print the TAB completion script for bash, zsh or fish (or install it), like
+    `gh completion -s SHELL`.
+
+    \b
+    Examples:
+      igor completion bash > ~/.local/share/bash-completion/completions/igor
+      igor completion zsh > ~/.zfunc/_igor   # ~/.zfunc in $fpath before compinit
+      igor completion fish > ~/.config/fish/completions/igor.fish
+      igor completion --install              # the same, for $SHELL
+    """
+    from igor_cli.setup_commands import CompletionRequest
+
+    return CompletionRequest(shell.value if shell else None, install)
 
 
 # -- parsing ------------------------------------------------------------------

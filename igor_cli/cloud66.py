@@ -25,7 +25,6 @@ from igor_cli import __version__
 from igor_cli.config import DEFAULT_API_URL
 from igor_cli.errors import (
     ApiError,
-    BadApiUrl,
     Cloud66Error,
     Conflict,
     Forbidden,
@@ -346,6 +345,9 @@ class Observer(Protocol):
     def services(self, uid: str, services: list[Service]) -> None:
         """One stack's services."""
 
+    def deployments(self, uid: str, deployments: list[Deployment]) -> None:
+        """One stack's deployments (their service tags name services at no extra cost)."""
+
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = (5.0, 30.0)  # connect, read: each request's own limits, within the call's deadline
@@ -486,7 +488,10 @@ class Cloud66Client:
     def deployments(self, uid: str) -> list[Deployment]:
         """Every deployment of a stack, every page, in the API's order (undocumented)."""
         items = self._list(f"/stacks/{_segment(uid)}/deployments")
-        return [Deployment.from_api(item) for item in items]
+        deployments = [Deployment.from_api(item) for item in items]
+        if self.observer is not None:
+            self.observer.deployments(uid, deployments)
+        return deployments
 
     def deployments_of(self, uids: Iterable[str]) -> dict[str, list[Deployment]]:
         """Every deployment of each stack, the stacks read at once (at most `page_workers`).
@@ -777,24 +782,9 @@ def _bearer(token: str) -> Callable[[requests.PreparedRequest], requests.Prepare
 
 
 def _checked_base_url(base_url: str, token: str) -> str:
-    from urllib.parse import urlsplit
+    from igor_cli.config import checked_url
 
-    url = (base_url or "").strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError:
-        usable = False
-    if usable:
-        return url
-    shown = url if not token or token not in url else "(a value that contains the token)"
-    shown = shown if len(shown) <= 80 else shown[:79] + "…"
-    raise BadApiUrl(
-        f"The Cloud 66 API URL {shown!r} is not a full http:// or https:// address.",
-        "Set IGOR_API_URL to a URL such as https://app.cloud66.com/api/3, "
-        "or unset it to talk to Cloud 66.",
-    )
+    return checked_url(base_url, "IGOR_API_URL", DEFAULT_API_URL, "Cloud 66", secret=token)
 
 
 def _origin(url: str) -> str:
@@ -1040,6 +1030,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
             if isinstance(reason, BaseException):
                 todo.append(reason)
     return found
+
+
+def network_reason(exc: BaseException) -> str:
+    """Why a request failed, in words: for other clients of the network (Slack's)."""
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-    from igor_cli.cloud66 import Service, Stack
+    from igor_cli.cloud66 import Deployment, Service, Stack
     from igor_cli.config import Environment
 
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.
@@ -75,11 +75,34 @@ class StackCache:
     def services(self, uid: str, services: list[Service]) -> None:
         """Remember a stack's services."""
         with self.env.lock:  # igor serve's threads must not interleave
-            entries = _entries(load(self.env, self.key))
+            data = load(self.env, self.key)
+            entries = _entries(data)
             for entry in entries:
                 if entry["uid"] == uid:
                     entry["services"] = [s.name for s in services]
-                    self._save(entries)
+                    self._save(entries, data.get("saved_at"))
+                    return
+
+    def deployments(self, uid: str, deployments: list[Deployment]) -> None:
+        """Add the services named by the deployments' tags (`web:1.4`) to those known.
+
+        deploy (dry runs too), cancel and history read a stack's deployments
+        anyway, so this costs no request; `list` asks for none (a request per
+        stack on every listing would spend the hourly budget).
+        """
+        named = [tag.split(":", 1)[0].strip() for d in deployments for tag in d.services]
+        if not any(named):
+            return
+        with self.env.lock:
+            data = load(self.env, self.key)
+            entries = _entries(data)
+            for entry in entries:
+                if entry["uid"] == uid:
+                    known = entry["services"]
+                    new = [n for n in dict.fromkeys(named) if n and n not in known]
+                    if new:
+                        entry["services"] = [*known, *new]
+                        self._save(entries, data.get("saved_at"))
                     return
 
     def uids(self, name: str, environment: str | None) -> list[str]:
@@ -109,11 +132,14 @@ class StackCache:
         age = (self.env.clock() - saved).total_seconds()
         return 0 <= age <= FRESH_SECONDS
 
-    def _save(self, entries: list[dict[str, Any]]) -> None:
+    def _save(self, entries: list[dict[str, Any]], saved_at: Any = None) -> None:
+        """Write the cache; `saved_at` is when the stacks were listed (now, unless kept:
+        learning a stack's services does not make the listing any fresher)."""
         import tempfile
 
         path = cache_file(self.env, self.key)
-        data = {"api": self.key, "saved_at": self.env.clock().isoformat(), "stacks": entries}
+        when = saved_at if isinstance(saved_at, str) else self.env.clock().isoformat()
+        data = {"api": self.key, "saved_at": when, "stacks": entries}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # A unique temporary file, then an atomic rename: a TAB pressed

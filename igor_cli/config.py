@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from igor_cli.errors import UsageProblem
+from igor_cli.errors import BadApiUrl, UsageProblem
 
 if TYPE_CHECKING:
     from igor_cli.state import Store
@@ -50,6 +50,7 @@ class Environment:
     sleep: Callable[[float], None] = time.sleep
     stdout: TextIO | None = None
     stderr: TextIO | None = None
+    stdin: TextIO | None = None  # where answers are read (register, deregister)
     follow_interval: float = 5.0
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
@@ -122,6 +123,20 @@ class Environment:
         """Where progress and diagnostics go."""
         return self.stderr or sys.stderr
 
+    @property
+    def input(self) -> TextIO:
+        """Where answers and piped tokens are read."""
+        return self.stdin or sys.stdin
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether a person can answer a question: standard input is a terminal."""
+        stream = self.input
+        try:
+            return stream is not None and stream.isatty()
+        except (ValueError, OSError):  # closed
+            return False
+
     def flag(self, name: str) -> bool:
         """An on/off environment variable such as IGOR_SANDBOX=1."""
         return self.environ.get(name, "").strip().lower() in _TRUE
@@ -189,9 +204,81 @@ class Environment:
         section = self.config().get("state", {})
         return isinstance(section, dict) and bool(str(section.get("url", "")).strip())
 
+    def api_url_setting(self) -> str:
+        """Where the Cloud 66 API URL in force was set, in the words a person would look for."""
+        if self.environ.get("IGOR_API_URL"):
+            return "IGOR_API_URL"
+        section = self.config().get("cloud66", {})
+        if isinstance(section, dict) and section.get("api_url"):
+            return f"[cloud66] api_url in {self.config_path()}"
+        return "the default"
+
+    def checked_api_url(self) -> str:
+        """`api_url()`, or BadApiUrl naming the setting when it is not a usable URL."""
+        return checked_url(self.api_url(), self.api_url_setting(), DEFAULT_API_URL, "Cloud 66")
+
     def slack_api_url(self) -> str:
-        """IGOR_SLACK_API_URL, else Slack."""
-        return self.environ.get("IGOR_SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        """IGOR_SLACK_API_URL, else Slack; BadApiUrl when it is not a usable URL."""
+        url = self.environ.get("IGOR_SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        checked_url(url, "IGOR_SLACK_API_URL", DEFAULT_SLACK_API_URL, "Slack")
+        return url
+
+
+_HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+
+
+def url_problem(url: str) -> str:
+    """What keeps `url` from being an http(s) API base, in words; "" when nothing does."""
+    import ipaddress
+    import re
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # a port that is not a number raises here
+    except ValueError as error:
+        return (
+            "its port is not a number from 0 to 65535"
+            if "port" in str(error).lower()
+            else "it is not a URL"
+        )
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not host:
+        return "it names no host"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return f"{host!r} is not a host name"
+        if len(ascii_host) > 253 or not re.fullmatch(
+            rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?", ascii_host
+        ):
+            return f"{host!r} is not a host name"
+    return ""
+
+
+def checked_url(url: str, setting: str, example: str, service: str, secret: str = "") -> str:
+    """`url` without surrounding space and trailing slash, or BadApiUrl naming `setting`.
+
+    Found before any request is made. `secret` (a token) is never shown, even
+    pasted into the URL by mistake.
+    """
+    given = (url or "").strip()
+    cleaned = given.rstrip("/")
+    problem = url_problem(cleaned)
+    if not problem:
+        return cleaned
+    shown = given if not secret or secret not in given else "(a value that contains the token)"
+    shown = shown if len(shown) <= 80 else shown[:79] + "…"
+    where = "" if setting == "the default" else f" ({setting})"
+    fix = f"Set {setting} to" if setting.isupper() else f"Fix {setting}: use"
+    raise BadApiUrl(
+        f"The {service} API URL {shown!r}{where} is not usable: {problem}.",
+        f"{fix} a URL such as {example}, or unset it to talk to {service}.",
+    )
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -73,5 +73,6 @@ def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
 
         token, url = token or SANDBOX_TOKEN, sandbox_url(env)
     else:
-        token, url = token or require_token(TokenKind.CLOUD66, env), env.api_url()
+        url = env.checked_api_url()  # a bad setting is said before any token is looked for
+        token = token or require_token(TokenKind.CLOUD66, env)
     return Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep), observer=StackCache(env))

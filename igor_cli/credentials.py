@@ -107,18 +107,52 @@ def _load_backend() -> tuple[Any, str]:
 
     try:
         return keyring.get_keyring(), ""
-    except _BACKEND_LOAD_ERRORS as error:
+    except _BACKEND_LOAD_ERRORS:
         named = os.environ.get("PYTHON_KEYRING_BACKEND")
         if named is not None:
             return None, f"PYTHON_KEYRING_BACKEND names a backend that cannot be loaded: {named!r}"
-        return None, f"the configured keyring backend cannot be loaded ({type(error).__name__})"
+        return None, "the backend named in keyring's keyringrc.cfg cannot be loaded"
+
+
+class KeyringMisconfigured(UsageProblem):
+    """A keyring setting (PYTHON_KEYRING_BACKEND, keyringrc.cfg) names no loadable backend.
+
+    A configuration error (exit 2): the fix is the setting, not a token.
+    """
+
+
+def keyring_setting_error(
+    problem: str, missing: list[TokenKind] | None = None, needed_by: str = ""
+) -> KeyringMisconfigured:
+    """The error for a keyring setting that names no loadable backend: the setting to fix,
+    and the variables that would do instead (of the `missing` tokens, when given)."""
+    setting = (
+        "PYTHON_KEYRING_BACKEND"
+        if problem.startswith("PYTHON_KEYRING_BACKEND")
+        else "keyringrc.cfg (`python -m keyring diagnose` shows where it is)"
+    )
+    said = f"No usable OS keyring on this machine ({problem})."
+    where = "set the tokens in the environment instead"
+    if missing:
+        names = " and the ".join(kind.description for kind in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        said = (
+            f"{needed_by or 'igor'} needs the {names}, which {verb} not set, and the keyring "
+            f"cannot be read: {problem}."
+        )
+        if not needed_by:
+            said = f"No {names} is set, and the keyring cannot be read: {problem}."
+        where = "set " + " and ".join(kind.variable for kind in missing)
+    return KeyringMisconfigured(
+        said, f"Fix or remove {setting} (e.g. keyring.backends.SecretService.Keyring), or {where}."
+    )
 
 
 def _backend() -> Any:
-    """keyring's backend, or KeyringUnavailable when none can be loaded."""
+    """keyring's backend; KeyringMisconfigured when a setting names one that cannot load."""
     backend, problem = _load_backend()
     if backend is None:
-        raise _no_keyring(problem)
+        raise keyring_setting_error(problem)
     return backend
 
 
@@ -148,7 +182,7 @@ def keyring_usable() -> bool:
 
     try:
         backend = _backend()
-    except KeyringUnavailable:
+    except KeyringMisconfigured:
         return False
     if type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null"):
         return False
@@ -161,7 +195,7 @@ def keyring_usable() -> bool:
 
 def require_keyring() -> None:
     """KeyringUnavailable, saying what to do instead, when no keyring can store tokens."""
-    backend = _backend()  # KeyringUnavailable when it cannot even be loaded
+    backend = _backend()  # KeyringMisconfigured when it cannot even be loaded
     if not keyring_usable():
         raise _no_keyring(f"the {_backend_name(backend)} backend stores nothing")
 
@@ -203,7 +237,7 @@ def keyring_get(entry: str) -> str | None:
 
     try:
         value = _backend().get_password(KEYRING_SERVICE, entry)
-    except (KeyringUnavailable, KeyringError, RuntimeError):
+    except (KeyringMisconfigured, KeyringError, RuntimeError):
         return None
     return value if isinstance(value, str) else None
 
@@ -302,10 +336,10 @@ def require_token(kind: TokenKind, env: Environment) -> str:
     found = find_token(kind, env)
     if found is None:
         problem = keyring_problem()
+        if problem:  # a setting to fix, not a token to register (register would fail too)
+            raise keyring_setting_error(problem, [kind])
         raise NotRegistered(
-            f"No {kind.description} is set"
-            + (f" (and no keyring to read it from: {problem})" if problem else "")
-            + ".",
+            f"No {kind.description} is set.",
             "To try igor without an account, add --sandbox." if kind is TokenKind.CLOUD66 else "",
             remedy=remedy_for(kind),
         )

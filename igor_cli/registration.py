@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from igor_cli import __version__
 from igor_cli.config import Environment
@@ -19,6 +20,7 @@ from igor_cli.credentials import (
     find_token,
     keyring_backend,
     keyring_delete,
+    keyring_problem,
     keyring_store,
     keyring_usable,
     require_keyring,
@@ -38,7 +40,7 @@ class Registered:
 def verify(kind: TokenKind, token: str, env: Environment) -> str:
     """Ask the token's API whether it works; say whose it is. Raises the API's error."""
     if kind is TokenKind.CLOUD66:
-        return _verify_cloud66(token, env)[0]
+        return _verify_cloud66(token, env).belongs_to
     from igor_cli.chat.slack.tokens import check_app_token, check_bot_token
 
     if kind is TokenKind.SLACK_BOT:
@@ -50,11 +52,25 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
     return "no service to check it with"
 
 
-def _verify_cloud66(token: str, env: Environment) -> tuple[str, int | None]:
+@dataclass(frozen=True)
+class Cloud66Token:
+    """What Cloud 66 said about a token: whose it is, and what it may do."""
+
+    belongs_to: str
+    stacks: int
+    requests_left: int | None
+    # Scope -> True (a request that needs it was answered), False (refused: 403),
+    # None (unknown: only the request itself would tell, and igor does not make it).
+    scopes: dict[str, bool | None]
+
+
+def _verify_cloud66(token: str, env: Environment) -> Cloud66Token:
     """`GET /stacks` (scope `public`) decides; the account's name is a bonus.
 
     `GET /accounts` needs the `users` scope, which igor does not require: a
     token without it is fine, and the answer says what the name would need.
+    Whether the token has `redeploy` only a deploy or a cancel would show:
+    igor never posts one to find out.
     """
     from igor_cli.connect import open_client
     from igor_cli.errors import Forbidden
@@ -65,10 +81,50 @@ def _verify_cloud66(token: str, env: Environment) -> tuple[str, int | None]:
         try:
             accounts = client.accounts()
         except Forbidden:
-            owner = "account name not shown (it needs the users scope)"
+            owner, users = "account name not shown (it needs the users scope)", False
         else:
             owner = ", ".join(a.name or a.owner for a in accounts) or "your account"
-    return f"{owner}, {count} stack{'s' if count != 1 else ''}", remaining
+            users = True
+    scopes = {"public": True, "users": users, "redeploy": None}
+    plural = "s" if count != 1 else ""
+    return Cloud66Token(f"{owner}, {count} stack{plural}", count, remaining, scopes)
+
+
+# Where each token is made, and what it needs: said before igor asks for one.
+WHERE_TO_MAKE = {
+    TokenKind.CLOUD66: (
+        "Make one at https://app.cloud66.com/oauth/authorized_applications (Account -> "
+        "Authorized Applications -> Personal Access Token) with the scopes public and "
+        "redeploy; add users to see the account's name."
+    ),
+    TokenKind.SLACK_BOT: (
+        "It is on your Slack app's OAuth & Permissions page at https://api.slack.com/apps "
+        "(create the app from `igor slack-manifest` and install it first)."
+    ),
+    TokenKind.SLACK_APP: (
+        "Make one on your Slack app's Basic Information page at https://api.slack.com/apps, "
+        "under App-Level Tokens, with the scope connections:write."
+    ),
+}
+
+
+def stored_and_working(env: Environment, kind: TokenKind) -> str | None:
+    """Whose the token stored in the keyring is, when one is stored and works; else None.
+
+    A stored token its API refuses (or that cannot be one) is not worth keeping:
+    None. One that cannot be checked now (the network) counts as working.
+    """
+    from igor_cli.credentials import keyring_get, shape_problem
+
+    stored = (keyring_get(kind.entry) or "").strip()
+    if not stored or shape_problem(kind, stored):
+        return None
+    try:
+        return verify(kind, stored, env)
+    except IgorError as error:
+        if error.exit_code == ExitCode.NOT_AUTHORISED:
+            return None  # refused: replacing it is what register is for
+        return f"not checked now: {error.message}"
 
 
 def register(
@@ -98,40 +154,103 @@ def deregister(kinds: list[TokenKind]) -> list[tuple[TokenKind, bool]]:
 
 @dataclass(frozen=True)
 class Check:
-    """One line of `igor doctor`."""
+    """One line of `igor doctor`; `facts` are what `--json` adds to its words."""
 
     name: str
     ok: bool | None  # None: not needed for `igor list`, just information
     detail: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+# Checks of settings: one that fails is a configuration error (exit 2) unless worse.
+_SETTINGS = ("config file", "keyring", "Cloud 66 API", "Slack API", "bot rules",
+             "confirm environments", "freezes", "state store")  # fmt: skip
 
 
 def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
     """Where each token comes from and whether its API accepts it."""
     checks = [
-        Check("igor", None, f"{__version__} on Python {sys.version.split()[0]}"),
-        _config_check(env),
         Check(
-            "keyring",
+            "igor",
             None,
-            keyring_backend()
-            + ("" if keyring_usable() else " (none usable: tokens must come from the environment)"),
+            f"{__version__} on Python {sys.version.split()[0]}",
+            {"version": __version__, "python": sys.version.split()[0]},
         ),
+        _config_check(env),
+        _keyring_check(),
+        api := _api_url_check(env),
     ]
     code = ExitCode.OK
     if env.in_sandbox:
         checks.append(Check("Cloud 66", True, "sandbox: the built-in simulator"))
-    else:
+    elif api.ok is not False:  # a bad URL is said once, not again as the token's failure
         check, code = _token_check(env, TokenKind.CLOUD66, required=True)
         checks.append(check)
-    for kind in (TokenKind.SLACK_BOT, TokenKind.SLACK_APP):
-        checks.append(_token_check(env, kind, required=False)[0])
+    checks.append(slack := _slack_url_check(env))
+    if slack.ok is not False:
+        for kind in (TokenKind.SLACK_BOT, TokenKind.SLACK_APP):
+            checks.append(_token_check(env, kind, required=False)[0])
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
     checks.extend(_state_checks(env))
-    config_names = ("config file", "bot rules", "confirm environments", "freezes", "state store")
-    if any(c.ok is False and c.name in config_names for c in checks) and not code:
+    if any(c.ok is False and c.name in _SETTINGS for c in checks) and not code:
         code = ExitCode.USAGE
     return checks, code
+
+
+def _keyring_check() -> Check:
+    problem = keyring_problem()
+    if problem:  # a setting that breaks every command that reads the keyring
+        return Check("keyring", False, f"{problem}: fix or unset it "
+                     "(tokens set in the environment still work)",
+                     {"backend": None, "usable": False})  # fmt: skip
+    usable = keyring_usable()
+    detail = keyring_backend() + (
+        "" if usable else " (stores nothing: tokens must come from the environment)"
+    )
+    return Check("keyring", None, detail, {"backend": keyring_backend(), "usable": usable})
+
+
+def _api_url_check(env: Environment) -> Check:
+    """The Cloud 66 API igor talks to, and where that was set."""
+    if env.in_sandbox:
+        return Check("Cloud 66 API", None, "the built-in sandbox (127.0.0.1)", {"sandbox": True})
+    try:
+        url, setting = env.checked_api_url(), env.api_url_setting()
+    except IgorError as error:
+        return Check("Cloud 66 API", False, error.message)
+    return Check("Cloud 66 API", None, f"{url} ({setting})", {"url": url, "setting": setting})
+
+
+def _slack_url_check(env: Environment) -> Check:
+    setting = "IGOR_SLACK_API_URL" if env.environ.get("IGOR_SLACK_API_URL") else "the default"
+    try:
+        url = env.slack_api_url()
+    except IgorError as error:
+        return Check("Slack API", False, error.message)
+    return Check("Slack API", None, f"{url} ({setting})", {"url": url, "setting": setting})
+
+
+def _cloud66_scopes(scopes: dict[str, bool | None]) -> str:
+    words = {True: "yes", False: "no", None: "unknown"}
+    said = ", ".join(f"{name} {words[has]}" for name, has in scopes.items())
+    return f"scopes: {said} (redeploy shows only when a deploy is posted)"
+
+
+def _slack_scopes(scopes: tuple[str, ...] | None) -> tuple[str, bool]:
+    """The bot token's scopes against the manifest's, in words; and whether none is missing."""
+    from igor_cli.chat.slack.manifest import bot_scopes
+
+    if scopes is None:
+        return "scopes unknown (Slack did not list them)", True
+    missing = [scope for scope in bot_scopes() if scope not in scopes]
+    if missing:
+        return (
+            f"missing scopes {', '.join(missing)}: reinstall the app with the manifest of "
+            "`igor slack-manifest`",
+            False,
+        )
+    return f"scopes: {', '.join(scopes)}", True
 
 
 def _signing_key_check(env: Environment) -> Check:
@@ -198,23 +317,42 @@ def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[
     if found is None:
         why = "igor list needs it" if required else "only igor serve needs it"
         hint = f"set {kind.variable} or run `igor register{' --slack' if not required else ''}`"
+        if keyring_problem():  # register cannot store it until the keyring setting is fixed
+            hint = f"set {kind.variable}, or fix the keyring and run igor register"
         code = ExitCode.NOT_AUTHORISED if required else ExitCode.OK
         return Check(name, False if required else None, f"missing ({why}; {hint})"), code
     where = f"from {found.source}" + (
         f" ({kind.variable})" if found.source == "environment" else ""
     )
-    budget = ""
+    facts: dict[str, Any] = {"source": found.source}
+    extra, ok = "", True
     try:
         if kind is TokenKind.CLOUD66:
-            belongs_to, remaining = _verify_cloud66(found.value, env)
-            if remaining is not None:
-                budget = f"; {remaining:,} requests left this hour"
+            token = _verify_cloud66(found.value, env)
+            belongs_to = token.belongs_to
+            extra = "; " + _cloud66_scopes(token.scopes)
+            if token.requests_left is not None:
+                extra += f"; {token.requests_left:,} requests left this hour"
+            facts.update(account=belongs_to, stacks=token.stacks, scopes=token.scopes,
+                         requests_left=token.requests_left)  # fmt: skip
+        elif kind is TokenKind.SLACK_BOT:
+            from igor_cli.chat.slack.tokens import check_bot_token
+
+            _, identity = check_bot_token(found.value, env)
+            belongs_to = f"bot @{identity.name} in the {identity.team} workspace"
+            said, ok = _slack_scopes(identity.scopes)
+            extra = "; " + said
+            listed = list(identity.scopes) if identity.scopes is not None else None
+            facts.update(bot=identity.name, workspace=identity.team, scopes=listed)
         else:
             belongs_to = verify(kind, found.value, env)
     except IgorError as error:
-        return Check(name, False, f"{where}, {found.masked}: {error.message}"), error.exit_code
-    accepted = f"{where}, {found.masked}: accepted ({belongs_to}){budget}"
-    return Check(name, True, accepted), ExitCode.OK
+        facts["accepted"] = False
+        detail = f"{where}, {found.masked}: {error.message}"
+        return Check(name, False, detail, facts), error.exit_code
+    facts["accepted"] = True
+    accepted = f"{where}, {found.masked}: accepted ({belongs_to}){extra}"
+    return Check(name, ok, accepted, facts), ExitCode.OK
 
 
 def _state_checks(env: Environment) -> list[Check]:

@@ -1,4 +1,5 @@
-"""The shell-only requests: set-up (register, deregister, doctor, slack-manifest) and the bot.
+"""The shell-only requests: set-up (register, deregister, doctor, slack-manifest,
+completion) and the bot.
 
 Their command definitions are in `cli.py`; the terminal edge runs them
 (`terminal.py`). Chat never runs these: they are not chat commands.
@@ -32,6 +33,7 @@ class RegisterRequest:
 
     slack: bool = False
     stdin: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,13 @@ class DeregisterRequest:
 @dataclass(frozen=True)
 class DoctorRequest:
     """`igor doctor`."""
+
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """`igor completion [SHELL] [--install]` (and `--show-completion`, `--install-completion`)."""
+
+    shell: str | None = None  # None: $SHELL's
+    install: bool = False

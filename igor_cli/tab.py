@@ -1,12 +1,12 @@
 """Answering a TAB, and the completion scripts for bash, zsh and fish.
 
-A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so the
-scripts of `igor --install-completion` work too). `answer_request` answers it
-from the same command definitions as typer does, but without typer's value
-coercion, which imports pydantic and would double the time a TAB takes
-(SPEC section 8). The candidates come from `completion.py` (the local cache).
-The scripts in `completions/` are written by
-`python -m igor_cli.tab generate completions/`.
+A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so
+typer's generic scripts work too). `answer_request` answers it from the same
+command definitions as typer does, but without typer's value coercion, which
+imports pydantic and would double the time a TAB takes (SPEC section 8). The
+candidates come from `completion.py` (the local cache). The scripts in
+`completions/` are written by `python -m igor_cli.tab generate completions/`;
+`igor completion SHELL` prints one, `--install` writes it for the shell to load.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ if TYPE_CHECKING:
     import typer
 
     from igor_cli.cli import Command, CompletionItem, Context, ShellComplete
+    from igor_cli.config import Environment
+    from igor_cli.setup_commands import CompletionRequest
 
 COMPLETE_VAR = "_IGOR_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
 
 
 # -- answering a TAB ----------------------------------------------------------------
@@ -38,7 +41,10 @@ def answer_request(out: TextIO | None = None) -> int:
     from igor_cli.cli import app
 
     action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
-    if action != "complete" or shell not in ("bash", "zsh", "fish"):
+    if action == "source" and shell in SHELLS:  # the script itself: igor's, not typer's
+        (out or sys.stdout).write(script(shell))
+        return 0
+    if action != "complete" or shell not in SHELLS:
         app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
         return 0
 
@@ -122,8 +128,19 @@ def _one_line(text: str) -> str:
 
 
 def _zsh_escape(text: str) -> str:
-    # typer's escaping, so that its zsh script and ours read the same answer.
-    for character, escaped in (('"', '""'), ("'", "''"), ("$", "\\$"), ("`", "\\`"), (":", r"\\:")):
+    """Text for `"..."` inside the single-quoted `_arguments '...'` the script evals.
+
+    typer's escaping, but for the apostrophe: typer writes `''`, which zsh reads
+    as the end and restart of the quote, so "stack's" became "stacks". `'\\''`
+    closes the quote, adds an escaped apostrophe and reopens it.
+    """
+    for character, escaped in (
+        ('"', '""'),
+        ("'", "'\\''"),
+        ("$", "\\$"),
+        ("`", "\\`"),
+        (":", r"\\:"),
+    ):
         text = text.replace(character, escaped)
     return text
 
@@ -273,6 +290,78 @@ def scripts(prog: str | None = None) -> dict[str, str]:
         name % prog: template % {**values, "header": _HEADER % {**values, "shell": shell}}
         for shell, (name, template) in _SCRIPTS.items()
     }
+
+
+def script(shell: str) -> str:
+    """The completion script for one shell (`igor completion SHELL`)."""
+    return scripts()[_SCRIPTS[shell][0] % (_prog())]
+
+
+def _prog() -> str:
+    from igor_cli.cli import app
+
+    return app.info.name or "igor"
+
+
+# -- igor completion ------------------------------------------------------------------
+
+
+def completion(request: CompletionRequest, env: Environment) -> int:
+    """Print the shell's script, or install it where the shell finds it by itself."""
+    from igor_cli.errors import UsageProblem
+
+    shell = request.shell or Path(os.environ.get("SHELL", "")).name
+    if shell not in SHELLS:
+        said = f"$SHELL is {shell!r}" if shell else "$SHELL is not set"
+        raise UsageProblem(
+            f"igor completes in bash, zsh and fish; {said}.",
+            "Name the shell: `igor completion bash`, `igor completion zsh` or "
+            "`igor completion fish`.",
+        )
+    if not request.install:
+        env.out.write(script(shell))
+        return 0
+    path, step = install(shell)
+    env.out.write(f"Installed the {shell} completion script in {path}.\n")
+    if step:
+        env.out.write(step + "\n")
+    return 0
+
+
+def install(shell: str) -> tuple[Path, str]:
+    """Write the shell's script where it loads completions from, for this user.
+
+    No start-up file is edited; returns the path and what is left to do, if anything.
+    """
+    prog = _prog()
+    home = Path.home()
+    data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    step = ""
+    if shell == "bash":
+        # bash-completion (2.x) loads a command's file from here on its first TAB.
+        path = data / "bash-completion" / "completions" / prog
+        step = (
+            "New shells load it through the bash-completion package; without it, add "
+            f"`source {path}` to ~/.bashrc."
+        )
+    elif shell == "zsh":
+        path = home / ".zfunc" / f"_{prog}"
+        zshrc = Path(os.environ.get("ZDOTDIR") or home) / ".zshrc"
+        try:
+            loaded = ".zfunc" in zshrc.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            loaded = False
+        if not loaded:
+            step = (
+                f"Add `fpath=(~/.zfunc $fpath)` to {zshrc} before `compinit` runs, "
+                "then `rm -f ~/.zcompdump; exec zsh`."
+            )
+    else:
+        path = config / "fish" / "completions" / f"{prog}.fish"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script(shell), encoding="utf-8", newline="\n")
+    return path, step
 
 
 def generate(directory: Path) -> list[Path]:

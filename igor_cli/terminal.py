@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 
 def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line (argv when `args` is None); returns the exit code."""
-    from igor_cli.cli import Abort, ClickException, Exit, HelpRequested, parse
+    from igor_cli.cli import (
+        Abort,
+        ClickException,
+        CompletionRequested,
+        Exit,
+        HelpRequested,
+        parse,
+    )
 
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
@@ -46,8 +53,12 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         except HelpRequested as shown:
             shown.show()
             code = 0
-        except Exit as done:  # typer's own eager options (--install-completion)
+        except Exit as done:  # typer's own eager options
             code = int(done.exit_code)
+        except CompletionRequested as asked:  # --install-completion, --show-completion
+            from igor_cli.setup_commands import CompletionRequest
+
+            code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
             return problem.exit_code
@@ -154,6 +165,7 @@ def _follow(
 def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
     """Which shell-only request runs how (loaded when a command is performed)."""
     from igor_cli import setup_commands as requests
+    from igor_cli.tab import completion
 
     return {
         requests.ServeRequest: _serve,
@@ -162,6 +174,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.RegisterRequest: _register,
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
+        requests.CompletionRequest: completion,
     }
 
 
@@ -169,7 +182,7 @@ def _serve(request: ServeRequest, env: Environment) -> int:
     from igor_cli.chat.slack import configure_logging, serve
 
     configure_logging()
-    return serve(env)
+    return serve(env, report=renderer(env).error)
 
 
 def _chat(request: ChatRequest, env: Environment) -> int:
@@ -189,18 +202,31 @@ def _manifest(request: ManifestRequest, env: Environment) -> int:
 
 
 def _register(request: RegisterRequest, env: Environment) -> int:
-    import typer
-
-    from igor_cli.credentials import TokenKind
-    from igor_cli.registration import register
-
-    def read(kind: TokenKind) -> str:
-        if request.stdin:
-            return sys.stdin.readline()
-        return str(typer.prompt(kind.description, hide_input=True, err=True))
+    from igor_cli.credentials import TokenKind, require_keyring
+    from igor_cli.errors import UsageProblem
+    from igor_cli.registration import WHERE_TO_MAKE, register, stored_and_working
 
     kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
     said = renderer(env)
+    require_keyring()  # before asking anything
+    whose = None if request.force else stored_and_working(env, kinds[0])
+    if whose is not None:
+        stored = f"A working {kinds[0].description} is already stored ({whose})"
+        if not env.can_ask:
+            raise UsageProblem(f"{stored}; nothing was changed.", "Add --force to replace it.")
+        if not _ask_yes(env, f"{stored}. Replace it?"):
+            said.note("Nothing was changed.")
+            return 1
+
+    def read(kind: TokenKind) -> str:
+        if request.stdin:
+            return env.input.readline()
+        if not env.can_ask:  # piped in: read it as --stdin does (no echo to turn off)
+            said.note(f"Reading the {kind.description} from standard input.")
+            return env.input.readline()
+        said.note(WHERE_TO_MAKE[kind])
+        return _ask_secret(env, f"{kind.description} (hidden): ")
+
     for done in register(env, kinds, read):
         if done.kind is TokenKind.SIGNING_KEY:
             said.success("Created the confirmation signing key in the keyring.")
@@ -212,10 +238,31 @@ def _register(request: RegisterRequest, env: Environment) -> int:
     return 0
 
 
-def _deregister(request: DeregisterRequest, env: Environment) -> int:
-    import typer
+def _ask_secret(env: Environment, prompt: str) -> str:
+    """A hidden answer from the person at the terminal ("" for Ctrl-D: an empty token)."""
+    if env.stdin is not None:  # a terminal the caller gave (tests, an embedding program)
+        env.err.write(prompt)
+        env.err.flush()
+        return env.input.readline()
+    import getpass
 
-    from igor_cli.credentials import TokenKind
+    try:
+        return getpass.getpass(prompt, stream=env.err)
+    except EOFError:
+        env.err.write("\n")
+        return ""
+
+
+def _ask_yes(env: Environment, question: str) -> bool:
+    """Yes only for y or yes; Enter, anything else or Ctrl-D is no."""
+    env.err.write(f"{question} [y/N]: ")
+    env.err.flush()
+    return env.input.readline().strip().lower() in ("y", "yes")
+
+
+def _deregister(request: DeregisterRequest, env: Environment) -> int:
+    from igor_cli.credentials import TokenKind, keyring_get, require_keyring
+    from igor_cli.errors import UsageProblem
     from igor_cli.registration import deregister
 
     kinds = [
@@ -225,10 +272,22 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
         or (request.slack and kind is not TokenKind.CLOUD66)
     ] or list(TokenKind)
     said = renderer(env)
-    names = ", ".join(kind.description for kind in kinds)
-    if not request.yes and not typer.confirm(f"Remove {names} from the keyring?", err=True):
-        said.note("Nothing removed.")
-        return 1
+    require_keyring()
+    stored = [kind for kind in kinds if keyring_get(kind.entry) is not None]
+    if not stored:
+        said.note("No " + " or ".join(kind.description for kind in kinds) + " is stored.")
+        return 0
+    names = _and(["the " + kind.description for kind in stored])
+    if not request.yes:
+        if not env.can_ask:
+            raise UsageProblem(
+                f"igor deregister asks before it removes {names}, and standard input is not "
+                "a terminal: nothing was removed.",
+                "Add --yes to remove without asking.",
+            )
+        if not _ask_yes(env, f"Remove {names} from the keyring?"):
+            said.note("Nothing removed.")
+            return 1
     for kind, removed in deregister(kinds):
         if removed:
             said.success(f"Removed the {kind.description}.")
@@ -237,11 +296,22 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
     return 0
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _doctor(request: DoctorRequest, env: Environment) -> int:
     from igor_cli.registration import doctor
 
-    said = renderer(env)
     checks, code = doctor(env)
+    if request.as_json:
+        import json
+
+        found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
+        data = {"ok": code == 0, "exit_code": int(code), "checks": found}
+        env.out.write(json.dumps(data, indent=2) + "\n")
+        return int(code)
+    said = renderer(env)
     for check in checks:
         said.check(check.name, check.ok, check.detail)
     return int(code)

@@ -22,6 +22,7 @@ from igor_cli.terminal import main
 from tests.fakes.clock import FakeClock
 from tests.fakes.keyring import MemoryKeyring
 from tests.fakes.slack import Call, FakeSlack
+from tests.fakes.terminal import TerminalInput
 
 _CLEARED_PREFIXES = ("IGOR_", "SLACK_", "NO_COLOR", "PYTHON_KEYRING")
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -81,8 +82,11 @@ class Igor:
         self.clock = clock
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None) -> Ran:
+    def __call__(self, *args: str, input: str | None = None, terminal: str | None = None) -> Ran:
+        """`input` is piped in; `terminal` is typed by a person at a terminal."""
         env = Environment(clock=self.clock.datetime, monotonic=self.clock, sleep=self.clock.sleep)
+        if terminal is not None:
+            env.stdin = TerminalInput(terminal)
         with self.runner.isolation(input=input) as (stdout, stderr, _):
             code = main(list(args), env)
             return Ran(code, stdout.getvalue().decode(), stderr.getvalue().decode())

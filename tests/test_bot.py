@@ -256,13 +256,15 @@ def test_cloud66_token_problems_are_answered_and_fixed_without_restart(
     monkeypatch.delenv("IGOR_CLOUD66_TOKEN")
     bot.start()
     bot.mention("list")
-    assert (
-        "I can't reach Cloud 66 with the stored token; run `igor register`."
-        in (bot.replies(1)[0].params["text"])
-    )
+    missing = bot.replies(1)[0].params["text"]
+    assert "No Cloud 66 token is set" in missing and "`igor register`" in missing
+    assert "stored token" not in missing  # there is none
     keyring.set_password("igor", "cloud66", "wrong-token")
     bot.mention("list")
-    assert "run `igor register`" in bot.replies(2)[1].params["text"]
+    assert (
+        "I can't reach Cloud 66 with the stored token; run `igor register`."
+        in bot.replies(2)[1].params["text"]
+    )
     keyring.set_password("igor", "cloud66", SANDBOX_TOKEN)  # what `igor register` stores
     bot.mention("list")
     assert "shop (production)" in bot.replies(3)[2].params["text"]

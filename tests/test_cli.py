@@ -400,7 +400,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
         "lock, unlock, locks, "
         "whoami, serve," in ran.stderr
     )
-    assert "doctor, help, version." in ran.stderr
+    assert "doctor, completion, help, version." in ran.stderr
 
 
 def test_version(igor: Igor) -> None:

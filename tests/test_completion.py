@@ -34,6 +34,7 @@ from tests.conftest import Igor
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
 SHELLS = ("bash", "zsh", "fish")
+FILES = {"bash": "igor.bash", "zsh": "_igor", "fish": "igor.fish"}
 SHELL_TIMEOUT = 40.0
 ALIASES = {"get", "show", "find", "stacks", "redeploy", "stop", "exit", "halt"}
 SANDBOX_NAMES = ["api", "blog", "legacy", "Payments Portal", "search", "shop"]
@@ -77,7 +78,14 @@ def candidates(shell: str, answer: str) -> list[tuple[str, str]]:
         assert answer.startswith("_arguments '*: :((") and answer.endswith("))'"), answer
 
         def unescape(text: str) -> str:
-            for escaped, plain in (('""', '"'), ("''", "'"), ("\\$", "$"), ("\\`", "`")):
+            # igor writes an apostrophe as '\'' (typer's '' loses it in zsh); typer as ''.
+            for escaped, plain in (
+                ("'\\''", "'"),
+                ('""', '"'),
+                ("''", "'"),
+                ("\\$", "$"),
+                ("\\`", "`"),
+            ):
                 text = text.replace(escaped, plain)
             return text.replace("\\\\:", ":")
 
@@ -93,7 +101,10 @@ def candidates(shell: str, answer: str) -> list[tuple[str, str]]:
 
 
 def via_typer(shell: str, line: str) -> list[tuple[str, str]]:
-    """Ask typer's own completion, in process (what `igor --install-completion` scripts get)."""
+    """Ask typer's own completion, in process (what typer's generic scripts would get)."""
+    from typer.completion import completion_init
+
+    completion_init()  # typer's classes (igor leaves out typer's --install-completion)
     result = CliRunner().invoke(app, [], env=request(shell, line), prog_name="igor")
     assert result.exit_code == 0, result.output
     answer = result.stdout
@@ -201,6 +212,39 @@ def test_a_file_for_another_api_or_a_damaged_file_completes_nothing(
     assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
     path.write_text(json.dumps({**data, "stacks": [{"name": "x"}, 3, data["stacks"][0]]}))
     assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == ["shop"]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["history", "-s", "api"],
+        ["deploy", "-s", "api", "--dry-run"],
+        ["deploy", "-s", "api"],
+        ["list", "--wide", "-s", "api"],
+    ],
+)
+def test_services_are_learnt_from_the_deployments_a_command_reads_anyway(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, words: list[str]
+) -> None:
+    assert igor("list").exit_code == 0
+    listed_at = load(Environment(), sim.url)["saved_at"]
+    assert via_igor("bash", "igor deploy -s api -v ", monkeypatch) == []  # nothing known yet
+    igor.clock.advance(60)
+    sim.reset_requests()
+    assert igor(*words).exit_code == 0
+    assert sim.count("GET", "/services") == 0  # no request of its own
+    assert values(via_igor("bash", "igor deploy -s api -v ", monkeypatch)) == ["web", "worker"]
+    # Learning services does not make the listing look fresher than it is (`list` relists).
+    relisted = igor.clock.datetime().isoformat()
+    assert load(Environment(), sim.url)["saved_at"] == (
+        relisted if words[0] == "list" else listed_at
+    )
+
+
+def test_list_asks_for_no_services(sim: Simulator, igor: Igor) -> None:
+    assert igor("list").exit_code == 0
+    assert sim.count("GET", "/services") == 0
+    assert sim.count("GET", "/deployments") == 0
 
 
 def test_concurrent_commands_leave_a_whole_cache() -> None:
@@ -336,12 +380,22 @@ def test_igor_answers_as_typer_does(
 def test_other_instructions_are_left_to_typer(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(COMPLETE_VAR, "source_bash")
+    monkeypatch.setenv(COMPLETE_VAR, "source_elvish")
     monkeypatch.setattr(sys, "argv", ["igor"])
     with pytest.raises(SystemExit) as exited:
         answer_request()
-    assert exited.value.code == 0
-    assert "complete -o default -F _igor_completion igor" in capsys.readouterr().out
+    assert exited.value.code == 1
+    assert "elvish not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_typers_source_instruction_gets_igors_script(
+    shell: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(COMPLETE_VAR, f"source_{shell}")
+    out = StringIO()
+    assert answer_request(out) == 0
+    assert out.getvalue() == (COMPLETIONS / FILES[shell]).read_text(encoding="utf-8")
 
 
 # -- the scripts --------------------------------------------------------------------
@@ -372,15 +426,79 @@ def test_generate_writes_the_three_scripts(
     assert "usage:" in capsys.readouterr().err
 
 
-def test_install_completion_still_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Set before typer builds the options: it lets --install-completion take the shell.
-    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+@pytest.mark.parametrize("shell", SHELLS)
+def test_igor_completion_prints_the_committed_script(igor: Igor, shell: str) -> None:
+    ran = igor("completion", shell)
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout == (COMPLETIONS / FILES[shell]).read_text(encoding="utf-8")
+    assert ran.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("shell", "where"),
+    [
+        ("bash", "data/bash-completion/completions/igor"),
+        ("zsh", "home/.zfunc/_igor"),
+        ("fish", "config/fish/completions/igor.fish"),
+    ],
+)
+@pytest.mark.parametrize("how", [["completion", "--install"], ["--install-completion"]])
+def test_install_writes_igors_script_where_the_shell_loads_it(
+    igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: str, where: str,
+    how: list[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("SHELL", f"/usr/bin/{shell}")
+    ran = igor(*how)
+    assert ran.exit_code == 0, ran.output
+    installed = tmp_path / where
+    assert installed.read_text(encoding="utf-8") == scripts()[FILES[shell]]
+    assert str(installed) in ran.stdout
+    assert not (tmp_path / "home" / ".bashrc").exists()  # no start-up file is edited
+    assert not (tmp_path / "home" / ".zshrc").exists()
+    if shell == "zsh":
+        assert "fpath=(~/.zfunc $fpath)" in ran.stdout  # what is left to do, said
+
+
+def test_show_completion_prints_the_script_of_shell(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHELL", "/bin/zsh")
+    ran = igor("--show-completion")
+    assert ran.exit_code == 0
+    assert ran.stdout == scripts()["_igor"]
+
+
+def test_completion_for_an_unknown_shell_says_which_it_knows(
+    igor: Igor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHELL", "/bin/tcsh")
     monkeypatch.setenv("HOME", str(tmp_path))
-    result = CliRunner().invoke(app, ["--install-completion", "bash"], prog_name="igor")
-    assert result.exit_code == 0, result.output
-    installed = tmp_path / ".bash_completions" / "igor.sh"
-    assert "_IGOR_COMPLETE=complete_bash" in installed.read_text()
-    assert str(installed) in (tmp_path / ".bashrc").read_text()
+    for words in (["completion"], ["completion", "--install"], ["--install-completion"]):
+        ran = igor(*words)
+        assert ran.exit_code == 2
+        assert "$SHELL is 'tcsh'" in ran.stderr
+        assert "`igor completion bash`" in ran.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert igor("completion", "tcsh").exit_code == 2  # a usage error naming the choices
+
+
+def test_install_completion_in_chat_installs_nothing(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from igor_cli.actions import Origin
+    from igor_cli.chat.bridge import Bridge
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    bridge = Bridge(Environment())
+    for text in ("--install-completion", "--show-completion list", "completion bash"):
+        reply = bridge.handle(text, Origin("slack", "U1", text))
+        assert reply.outcome is None
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the real shells on the committed scripts ---------------------------------------
@@ -513,6 +631,29 @@ def test_zsh_completes_with_the_committed_script_on_the_first_tab(
     assert cached.requests == []
 
 
+def test_zsh_keeps_the_apostrophes_in_descriptions(
+    shell_env: dict[str, str], tmp_path: Path, workdir: Path, cached: Simulator
+) -> None:
+    zsh = needs("zsh")
+    log = tmp_path / "zsh.log"
+    setup = tmp_path / "setup.zsh"
+    setup.write_text(
+        f"fpath=({COMPLETIONS} $fpath)\n"
+        "autoload -Uz compinit && compinit -u -D\n"
+        f'record-line() {{ print -r -- "line:$BUFFER" >> {log}; BUFFER=; }}\n'
+        "zle -N record-line\n"
+        "bindkey '^T' record-line\n"
+        f"print -r -- ready >> {log}\n"
+    )
+    with Terminal(zsh, ["-f", "-i"], shell_env, workdir) as terminal:
+        terminal.type(f"source {setup}\n", log, "ready\n")
+        terminal.type("igor cancel -\t\x14", log, "line:")
+        terminal.read_until(b"exact name")  # the listing zsh wrote before the line was taken
+    screen = terminal.screen.decode(errors="replace")
+    assert "The stack's exact name (any case)." in screen
+    assert "The stacks exact name" not in screen
+
+
 def test_fish_completes_with_the_committed_script(
     shell_env: dict[str, str], workdir: Path, cached: Simulator
 ) -> None:
@@ -584,6 +725,17 @@ class Terminal:
                     break
         tail = self.screen[-2000:].decode(errors="replace")
         raise AssertionError(f"no {marker!r} in {log} after {keys!r}; the terminal showed:\n{tail}")
+
+    def read_until(self, text: bytes) -> None:
+        """Read the terminal until it has shown `text` (or the time is up)."""
+        deadline = time.monotonic() + SHELL_TIMEOUT
+        while text not in self.screen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    return
 
     def __exit__(self, *exc: object) -> None:
         self.process.kill()

@@ -301,6 +301,7 @@ def test_the_audit_file_gets_every_command_refusal_and_confirmation(
     assert (ALICE, "deploy", "confirm") in by_outcome
     confirmed = next(line for line in lines if line.get("confirmation") == "confirmed")
     assert confirmed["confirmed_by"] == ALICE
+    assert confirmed["text"] == "deploy -s shop -e production"  # what was typed, then confirmed
     assert confirmed["stack"] == "shop"
     assert confirmed["environment"] == "production"
 
@@ -337,7 +338,7 @@ def test_manifest_asks_for_exactly_what_the_bot_uses(
     assert printed == manifest("deploybot")
     assert printed["settings"]["socket_mode_enabled"] is True
     assert printed["settings"]["interactivity"]["is_enabled"] is True
-    assert printed["features"]["slash_commands"][0]["command"] == "/igor"
+    assert printed["features"]["slash_commands"][0]["command"] == "/deploybot"
     assert printed["features"]["bot_user"]["display_name"] == "deploybot"
     about = printed["display_information"]["long_description"]
     assert about.startswith("deploybot runs igor ")

@@ -120,10 +120,10 @@ def test_environment_variable_still_wins_is_said(sim: Simulator, igor: Igor) -> 
 def test_deregister_all_after_confirmation(igor: Igor, isolated: MemoryKeyring) -> None:
     for entry in ("cloud66", "slack-bot", "slack-app"):
         keyring.set_password("igor", entry, "x")
-    refused = igor("deregister", input="n\n")
+    refused = igor("deregister", terminal="n\n")
     assert refused.exit_code == 1
     assert stored("cloud66") == "x"
-    ran = igor("deregister", input="y\n")
+    ran = igor("deregister", terminal="y\n")
     assert ran.exit_code == 0
     assert isolated.passwords == {}
 

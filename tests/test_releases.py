@@ -323,7 +323,8 @@ def test_list_wide_in_chat_is_a_table_with_what_runs(sim: Simulator, clock: Fake
     header = table.strip("`").splitlines()[0].split()
     assert header[-1] == "RUNNING" and table.count("develop") == 1
     console = render_text(reply, clock.datetime())
-    assert console.splitlines()[0].split()[-1] == "RUNNING"
+    assert console.splitlines()[0] == "2 stacks:"  # the summary, then the table
+    assert console.splitlines()[1].split()[-1] == "RUNNING"
     assert sim.count("GET", "/deployments") == 4  # shop in two environments, two pages each
 
 

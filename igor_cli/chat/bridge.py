@@ -372,7 +372,9 @@ class Bridge:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)
         status = "ok" if outcome.exit_code == 0 else "failed"
-        fields["result"] = _result(outcome)
+        result = getattr(outcome, "result", None)
+        if result is not None:  # what it came to, beyond ok or failed (started, queued, ...)
+            fields["result"] = str(result.value)
         deploys = getattr(outcome, "deploys", "")  # rollback, promote: the hash or tags
         if deploys:
             fields["deploys"] = deploys
@@ -404,10 +406,3 @@ def _request_fields(request: Request) -> dict[str, Any]:
         if value:
             fields[key] = value
     return fields
-
-
-def _result(outcome: Outcome) -> str:
-    result = getattr(outcome, "result", None)
-    if result is not None:
-        return str(result.value)
-    return "ok"

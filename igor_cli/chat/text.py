@@ -53,6 +53,24 @@ def normalise(text: str) -> str:
     return text
 
 
+_MENTION = re.compile(r"<([@#!])([^<>|]*)(?:\|[^<>]*)?>")
+# Slack tokens by their prefix; and a long unbroken run of letters and digits,
+# which is how other secrets look: Cloud 66's own examples of personal access
+# tokens are 64 hex digits. A git hash (40 hex digits) stays readable.
+_SECRET = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+|\b[A-Za-z0-9]{41,}\b")
+
+
+def loggable(text: str) -> str:
+    """What was typed, fit for a log line: mentions as `@U123`, secrets as `[token]`.
+
+    A mention keeps the ID and loses the display name Slack puts beside it;
+    anything shaped like a token is replaced, whether or not igor knows it.
+    """
+    text = _MENTION.sub(lambda m: ("#" if m.group(1) == "#" else "@") + m.group(2), text)
+    text = _SECRET.sub("[token]", text)
+    return _SPACES.sub(" ", _CONTROL.sub("", text)).strip()[:MAX_TEXT]
+
+
 def strip_address(text: str, bot_user_id: str, bot_name: str) -> tuple[str, bool]:
     """Remove a leading `<@BOT>`, `@igor` or `igor` (and `:`/`,`); say whether one was there."""
     # "igor deploy", "igor: deploy", "@igor, deploy"; not "igor's deploy went fine".

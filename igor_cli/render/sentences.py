@@ -8,7 +8,9 @@ their own way.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +55,17 @@ def ago(then: datetime | None, now: datetime) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "just now" if seconds < 10 else f"{seconds} seconds ago"
+
+
+def short_ago(then: datetime | None, now: datetime) -> str:
+    """`just now`, `12m ago`, `5h ago`, `3d ago`; `never` for no time (table cells)."""
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now" if seconds < 10 else f"{seconds}s ago"
 
 
 def duration(seconds: float) -> str:
@@ -181,7 +194,13 @@ def stack_rows(
     wide = running is not None
     rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
     for s in stacks:
-        row = (s.name, s.environment, status_label(s), s.health.text, ago(s.last_activity, now))
+        row = (
+            s.name,
+            s.environment,
+            status_label(s),
+            s.health.text,
+            short_ago(s.last_activity, now),
+        )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
 
@@ -191,10 +210,93 @@ def running_text(deployment: Deployment | None) -> str:
     return what_ran(PastDeployment(deployment)) if deployment is not None else "-"
 
 
-def aligned(rows: list[tuple[str, ...]]) -> list[str]:
-    """Rows as lines of columns two spaces apart."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+# How far a column may shrink, ending in an ellipsis, when a table is wider than the
+# screen. Only these: a cut name or status still says which stack and roughly how it
+# is, while a cut environment, health or time says nothing. A column without a rule
+# keeps its full width (a new column does too, until it is given one).
+SHRINKS_TO = {"NAME": 7, "STATUS": 9}
+# Shorter headers, for when the table is too wide and the header is wider than its values.
+SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY"}
+GAP = 2  # spaces between columns
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A table's header and column widths, fitted to a screen."""
+
+    header: tuple[str, ...]
+    widths: list[int]
+
+    @property
+    def width(self) -> int:
+        """The width of the whole table."""
+        return sum(self.widths) + GAP * (len(self.widths) - 1)
+
+
+def fit(rows: list[tuple[str, ...]], width: int | None = None) -> Fit:
+    """Each column's width: its widest cell, or less to fit `width` when given.
+
+    First the long headers give way to short ones, then the shrinkable columns
+    give up room, the one with most to spare first, down to their minimums. Past
+    that the table stays wider than `width` rather than cut what cannot be cut.
+    """
+    header, body = rows[0], rows[1:]
+    values = [max((len(row[i]) for row in body), default=0) for i in range(len(header))]
+    fitted = Fit(header, [max(len(h), v) for h, v in zip(header, values, strict=True)])
+    if width is None or fitted.width <= width:
+        return fitted
+    header = tuple(SHORT_HEADERS.get(h, h) for h in header)
+    widths = [max(len(h), v) for h, v in zip(header, values, strict=True)]
+    excess = Fit(header, widths).width - width
+    floors = {i: SHRINKS_TO[name] for i, name in enumerate(rows[0]) if name in SHRINKS_TO}
+    while excess > 0:
+        room = [i for i, floor in floors.items() if widths[i] > floor]
+        if not room:
+            break
+        widest = max(room, key=lambda i: widths[i] - floors[i])
+        widths[widest] -= 1
+        excess -= 1
+    return Fit(header, widths)
+
+
+def cut(text: str, width: int) -> str:
+    """`text`, ending in an ellipsis if it is longer than `width`."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def aligned(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
+    """Rows as lines of columns two spaces apart, fitted to `width` when given."""
+    fitted = fit(rows, width)
+    return [
+        (" " * GAP)
+        .join(cut(c, fitted.widths[i]).ljust(fitted.widths[i]) for i, c in enumerate(row))
+        .rstrip()
+        for row in [fitted.header, *rows[1:]]
+    ]
+
+
+_WORD = re.compile(r"`[^`]*`\S*|\S+")
+
+
+def wrapped(text: str, width: int, indent: int = 0) -> list[str]:
+    """`text` as lines of at most `width`, broken between words, never inside a `command`.
+
+    A command longer than a line gets a line of its own. `indent`: the room taken
+    on the first line by what precedes the text (a prefix such as `Error: `).
+    """
+    lines: list[str] = []
+    room = width - indent
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in _WORD.findall(paragraph):
+            if line and len(line) + 1 + len(word) > room:
+                lines.append(line)
+                line, room = word, width
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+        room = width
+    return lines
 
 
 def list_summary(stacks: StackList) -> str:
@@ -326,7 +428,7 @@ def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tup
     """One deployment, as the history table shows it."""
     return (
         past.deployment.id,
-        ago(past.deployment.started_at, now),
+        short_ago(past.deployment.started_at, now),
         took(past, now),
         outcome_word(past),
         who_triggered(past, person),

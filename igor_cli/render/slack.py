@@ -29,7 +29,7 @@ from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
-from igor_cli.errors import Forbidden, IgorError, Remedy
+from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
@@ -38,6 +38,10 @@ TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
 MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
 MAX_LIST_ROWS = 100  # more is no longer readable in a chat thread
 CANNOT_REACH_CLOUD66 = "I can't reach Cloud 66 with the stored token; run `igor register`."
+CLOUD66_UNREGISTERED = (
+    "No Cloud 66 token is set. Whoever runs igor can store one with `igor register`; "
+    "no restart is needed."
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,8 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
 
 def render_error(error: IgorError) -> SlackMessage:
     """An expected failure. A token problem names the fix that needs no restart."""
+    if isinstance(error, NotRegistered) and error.remedy is Remedy.REGISTER_CLOUD66:
+        return message(mrkdwn(CLOUD66_UNREGISTERED), emoji=":key:")  # not "the stored token"
     if error.remedy is Remedy.REGISTER_CLOUD66 and not isinstance(error, Forbidden):
         return message(mrkdwn(CANNOT_REACH_CLOUD66), emoji=":key:")
     remedy = CHAT_REMEDY[error.remedy] if error.remedy is not None else ""
@@ -375,15 +381,21 @@ def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> 
     """Progress of a followed deployment; the final one mentions who asked."""
     if not progress.finished and not progress.timed_out:
         step = mrkdwn(sentences.progress_step(stack, progress))
-        return message(step, emoji=":hourglass_flowing_sand:")
+        return message(step, emoji=progress_emoji(progress))
     text = mrkdwn(sentences.progress_sentence(stack, progress))
     mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
-    emoji = ":white_check_mark:" if progress.success else ":x:"
-    if progress.cancelled:
-        emoji = ":octagonal_sign:"
+    return message(f"{mentions} {text}".strip(), emoji=progress_emoji(progress))
+
+
+def progress_emoji(progress: Progress) -> str:
+    """How a followed deployment went, as an emoji code."""
+    if not progress.finished and not progress.timed_out:
+        return ":hourglass_flowing_sand:"
     if progress.timed_out:
-        emoji = ":hourglass:"
-    return message(f"{mentions} {text}".strip(), emoji=emoji)
+        return ":hourglass:"
+    if progress.cancelled:
+        return ":octagonal_sign:"
+    return ":white_check_mark:" if progress.success else ":x:"
 
 
 def render_news(news: News) -> SlackMessage:

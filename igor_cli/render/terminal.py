@@ -55,6 +55,16 @@ def console(file: TextIO) -> Console:
     return Console(file=file, highlight=False, soft_wrap=True)
 
 
+def screen_width(console: Console) -> int | None:
+    """How wide the screen is: a terminal's width, or COLUMNS; None when piped without it
+    (a program reads whole lines and whole tables)."""
+    import os
+
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console.width
+    return None
+
+
 class TerminalRenderer:
     """Writes outcomes, errors and progress for a person or, with `as_json`, a program."""
 
@@ -85,22 +95,18 @@ class TerminalRenderer:
         if not listing.stacks:
             self.err.print(sentences.list_summary(listing))
             return
-        running = listing.running
-        if running is None:
-            table = self._table(sentences.STACK_COLUMNS)
-            for stack in listing.stacks:
-                table.add_row(*self._row(stack))
-            self.out.print(table)
-            return
+        # Fitted to the screen by the columns' own rules: only NAME and STATUS shrink
+        # (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
         from rich.markup import escape
 
-        table = self._table((*sentences.STACK_COLUMNS, sentences.RUNNING_COLUMN))
+        running = listing.running
+        rows = sentences.stack_rows(listing.stacks, self.now, running)
+        fitted = sentences.fit(rows, screen_width(self.out))
+        table = self._table(fitted.header, fitted.widths)
         for stack in listing.stacks:
-            table.add_row(*self._row(stack), escape(sentences.running_text(running.get(stack.uid))))
-        if not self.out.is_terminal:  # piped: full width, as `history` does
-            rows = sentences.stack_rows(listing.stacks, self.now, running)
-            self.out.width = max(self.out.width, max(map(len, sentences.aligned(rows))) + 2)
-        self.out.print(table)
+            wide = [] if running is None else [sentences.running_text(running.get(stack.uid))]
+            table.add_row(*self._row(stack), *map(escape, wide))
+        self.out.print(table, width=max(self.out.width, fitted.width))
 
     def history(self, found: History) -> None:
         """The deployments table, newest first, under a summary (or a JSON array)."""
@@ -129,20 +135,27 @@ class TerminalRenderer:
             self.out.width = max(self.out.width, wide)
         self.out.print(table)
 
-    def _table(self, columns: Sequence[str]) -> Table:
-        """An empty table with these columns: box art and bold headers only on a terminal."""
+    def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
+        """An empty table with these columns (of these widths, cut with an ellipsis, when
+        given), two spaces apart: box art and bold headers only on a terminal."""
         from rich import box
         from rich.table import Table
 
         on_terminal = self.out.is_terminal
+        # The box's column separator is a space: with it, one space of padding makes two.
+        gap = sentences.GAP - (1 if on_terminal else 0)
         table = Table(
             box=box.SIMPLE_HEAD if on_terminal else None,
             show_edge=False,
             pad_edge=False,
+            padding=(0, gap, 0, 0),
             header_style="bold" if on_terminal else "",
         )
-        for column in columns:
-            table.add_column(column, no_wrap=True)
+        for i, column in enumerate(columns):
+            width = widths[i] if i < len(widths) else None
+            table.add_column(
+                column, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
+            )
         return table
 
     def _row(self, stack: Stack) -> list[str]:
@@ -154,18 +167,25 @@ class TerminalRenderer:
             escape(stack.environment),
             f"[{STATUS_STYLE.get(stack.status, '')}]{status}[/]",
             f"[{HEALTH_STYLE[stack.health]}]{stack.health.text}[/]",
-            sentences.ago(stack.last_activity, self.now),
+            sentences.short_ago(stack.last_activity, self.now),
         ]
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr)."""
         from rich.markup import escape
 
-        self.err.print(f"[bold red]Error:[/] {escape(error.message)}")
+        width = screen_width(self.err)
+        message = error.message
+        first, *rest = (
+            sentences.wrapped(message, width, indent=len("Error: ")) if width else [message]
+        )
+        self.err.print(f"[bold red]Error:[/] {escape(first)}")
+        for line in rest:
+            self.err.print(escape(line))
         if error.hint:
-            self.err.print(escape(error.hint))
+            self._prose(self.err, error.hint)
         if error.remedy is not None:
-            self.err.print(escape(REMEDY_WORDS[error.remedy]))
+            self._prose(self.err, REMEDY_WORDS[error.remedy])
 
     def success(self, text: str) -> None:
         """Something was done (stdout)."""
@@ -175,9 +195,7 @@ class TerminalRenderer:
 
     def note(self, text: str) -> None:
         """Something worth knowing (stderr)."""
-        from rich.markup import escape
-
-        self.err.print(f"[dim]{escape(text)}[/]")
+        self._prose(self.err, text, "dim")
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
         """One line of `igor doctor`: ✓ works, ✗ broken, · information."""
@@ -211,11 +229,18 @@ class TerminalRenderer:
         if self.as_json:
             self._json(data)
             return
+
+        self._prose(self.out, text, style)
+        if hint:
+            self._prose(self.err, hint, "dim")
+
+    def _prose(self, console: Console, text: str, style: str = "") -> None:
+        """Sentences wrapped between words to the console's width, commands kept whole."""
         from rich.markup import escape
 
-        self.out.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
-        if hint:
-            self.err.print(f"[dim]{escape(hint)}[/]")
+        width = screen_width(console)
+        for line in sentences.wrapped(text, width) if width else text.split("\n"):
+            console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
 
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping.

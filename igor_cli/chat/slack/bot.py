@@ -29,6 +29,7 @@ from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
 from igor_cli.chat.slack.updates import Updater
+from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
 from igor_cli.render.slack import (
@@ -148,7 +149,11 @@ class SlackBot:
         user = str(event["user"])
         thread = str(event.get("thread_ts") or ts)
         origin = Origin("slack", user, f"{channel}-{ts}")
-        self._run(self.bridge.begin(text, origin, channel, thread), Place(channel, thread, user))
+        self._run(
+            self.bridge.begin(text, origin, channel, thread),
+            Place(channel, thread, user),
+            {"text": loggable(text)},
+        )
 
     def _claimed(self, key: str) -> bool:
         """Whether this replica runs the post: the first to claim it in the state store.
@@ -175,7 +180,12 @@ class SlackBot:
         url = ResponseUrl(str(payload.get("response_url", "")), self.env.monotonic)
         place = Place(channel, "", user, url, answer_by_url=True)
         origin = Origin("slack", user, trigger)
-        self._run(self.bridge.begin(str(payload.get("text", "")), origin, channel), place)
+        text = str(payload.get("text", ""))
+        self._run(
+            self.bridge.begin(text, origin, channel),
+            place,
+            {"text": loggable(text), "via": "slash"},
+        )
 
     def _run(self, step: Step, place: Place, fields: dict[str, Any] | None = None) -> None:
         """A reply now, or the rest of the work on a Cloud 66 worker (or "busy")."""
@@ -189,7 +199,8 @@ class SlackBot:
                 emoji=":hourglass:",
             )
             audit.info(json.dumps({"event": "command", "user": place.user,
-                                   "channel": place.channel, "outcome": "busy"}))  # fmt: skip
+                                   "channel": place.channel, **(fields or {}),
+                                   "outcome": "busy"}))  # fmt: skip
             self.delivery.post(place, busy, context={"command": "?", "outcome": "busy"})
 
     def _deliver(self, reply: Reply, place: Place, fields: dict[str, Any] | None) -> None:
@@ -362,9 +373,10 @@ class SlackBot:
         # The command runs again from its words, as its requester: every check (rules,
         # the stack, busy, locked, frozen) is made anew before anything is posted.
         step = self.bridge.begin_confirmed(pending)
-        decided: dict[str, Any] = {"confirmation": "confirmed"}
+        typed = loggable(" ".join(pending.words))
+        decided: dict[str, Any] = {"text": typed, "confirmation": "confirmed"}
         if pending.approval:
-            decided = {"confirmation": "approved", "approved_by": user}
+            decided.update(confirmation="approved", approved_by=user)
         self._run(step, place, decided)
 
     def _not_theirs(self, pending: PendingCommand, user: str, declining: bool) -> str:
@@ -445,8 +457,9 @@ class SlackBot:
         self.scheduler.call_later(delay, expire)
 
     def _log(self, reply: Reply, place: Place) -> None:
-        line = {"event": "command", "user": place.user, "channel": place.channel,
-                "command": reply.command}  # fmt: skip
+        line: dict[str, Any] = {"event": "command", "user": place.user, "channel": place.channel}
+        if reply.command:  # a usage error may name no command: the typed text says what it was
+            line["command"] = reply.command
         line.update(reply.fields)
         line["outcome"] = reply.status
         audit.info(json.dumps(line, sort_keys=False))

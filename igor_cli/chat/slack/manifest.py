@@ -27,6 +27,7 @@ EVENT_SCOPES: dict[str, str] = {
     "app_mention": "app_mentions:read",
     "message.im": "im:history",
     "message.channels": "channels:history",  # "igor deploy ..." without a mention
+    "message.groups": "groups:history",  # the same in private channels
 }
 SLASH_COMMAND_SCOPE = "commands"
 
@@ -43,6 +44,7 @@ def bot_scopes() -> list[str]:
 APP_NAME_MAX = 35
 DISPLAY_NAME_MAX = 80
 LONG_DESCRIPTION_LENGTH = (175, 4000)
+SLASH_COMMAND_MAX = 32  # the leading "/" included
 
 
 def bot_display_name(name: str) -> str:
@@ -75,12 +77,24 @@ def bot_display_name(name: str) -> str:
     return display
 
 
+def slash_command(display_name: str) -> str:
+    """The slash command that follows the bot's name: `deploy-bot` -> `/deploy-bot`."""
+    # Unconfirmed: Slack's schema bounds the command's length (2 to 32, with the
+    # "/") and nothing else; its app settings page takes lowercase letters,
+    # digits, '-' and '_', so a '.' of the bot's name becomes '-'.
+    import re
+
+    body = re.sub(r"[^a-z0-9_-]+", "-", display_name)[: SLASH_COMMAND_MAX - 1].strip("-_")
+    return "/" + (body or "igor")
+
+
 def manifest(name: str = "igor") -> dict[str, Any]:
     """The app manifest, in Slack's format (paste it at api.slack.com/apps -> From a manifest).
 
     UsageProblem when `name` cannot be an app's name (see `bot_display_name`).
     """
     display_name = bot_display_name(name)
+    command = slash_command(display_name)
     name = name.strip()
     same = name.casefold() == "igor"
     who = f"{name} {__version__} is" if same else f"{name} runs igor {__version__},"
@@ -91,7 +105,8 @@ def manifest(name: str = "igor") -> dict[str, Any]:
             "description": "Deploy, cancel and list Cloud 66 stacks from Slack.",
             "long_description": (
                 f"{who} a Cloud 66 toolbelt that doubles as a Slack bot. "
-                "Mention it, message it, or use /igor: list, deploy -s STACK, cancel -s STACK. "
+                f"Mention it, message it, or use {command}: "
+                "list, deploy -s STACK, cancel -s STACK. "
                 "It answers in the thread and follows the deployments it starts."
             ),
             "background_color": "#1b3a57",
@@ -105,7 +120,7 @@ def manifest(name: str = "igor") -> dict[str, Any]:
             "bot_user": {"display_name": display_name, "always_online": True},
             "slash_commands": [
                 {
-                    "command": "/igor",
+                    "command": command,
                     "description": "Deploy, cancel and list Cloud 66 stacks",
                     "usage_hint": "list | deploy -s STACK -e ENV | cancel -s STACK | help",
                     "should_escape": False,

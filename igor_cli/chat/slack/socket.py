@@ -157,9 +157,10 @@ class SocketModeTransport:
 
 
 def configure_logging() -> None:
-    """One line per event on stderr; slack_sdk's own chatter only from warnings up."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    """One JSON object a line on stderr; slack_sdk's own chatter only from warnings up."""
+    from igor_cli.chat.slack.log_lines import StderrLines
+
+    handler = StderrLines()
     for name in ("igor", "slack_sdk"):  # slack_sdk's warnings pass the same token scrubber
         logger = logging.getLogger(name)
         if not logger.handlers:
@@ -168,6 +169,9 @@ def configure_logging() -> None:
     logging.getLogger("igor").setLevel(logging.INFO)
     logging.getLogger("igor.socket").setLevel(logging.WARNING)
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)
+    # Every Web API failure reaches igor as an exception, and igor says it once
+    # (with the URL and the reason); slack_sdk's ERROR line for it would repeat it.
+    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
 
 
 def _scrub_logs(env: Environment, extra: logging.Handler | None) -> Callable[[], None]:
@@ -202,16 +206,28 @@ def audit_file(env: Environment) -> logging.Handler | None:
         handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     except OSError as error:
         raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    from igor_cli.chat.slack.log_lines import JsonLines
+
+    handler.setFormatter(JsonLines())
     handler.setLevel(logging.INFO)
     audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
     audit.addHandler(handler)
     return handler
 
 
-def serve(env: Environment, stop: threading.Event | None = None) -> int:
-    """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code."""
+def serve(
+    env: Environment,
+    stop: threading.Event | None = None,
+    report: Callable[[IgorError], None] | None = None,
+) -> int:
+    """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code.
+
+    The error that ends the bot goes to `report` (the terminal's `Error:`
+    lines) and, once the bot had connected, to the log as well; without
+    `report`, to the log only.
+    """
     stop = stop or threading.Event()
+    connected = False
     restore = _stop_on_signals(stop)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     bot: SlackBot | None = None
@@ -236,11 +252,15 @@ def serve(env: Environment, stop: threading.Event | None = None) -> int:
         transport = SocketModeTransport(env, web, bot.dispatch, stop)
         transport.connect()
         log.info("connected to Slack as %s in %s", identity.name, identity.team)
+        connected = True
         stop.wait()
         if transport.failure is not None:
             raise transport.failure
     except IgorError as error:
-        log.error("%s %s", error.message, error.hint)
+        if report is None or connected:
+            log.error("%s", " ".join(filter(None, (error.message, error.hint))))
+        if report is not None:
+            report(error)
         return int(error.exit_code)
     finally:
         if transport is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, require_token
+from igor_cli.credentials import TokenKind, find_token, keyring_problem, keyring_setting_error
 from igor_cli.errors import NotRegistered, Remedy, Unreachable
 
 if TYPE_CHECKING:
@@ -29,6 +29,12 @@ class SlackTokenRejected(NotRegistered):
     remedy = Remedy.REGISTER_SLACK
 
 
+class SlackTokensMissing(NotRegistered):
+    """`igor serve` without its Slack tokens; the hint names the exact fix."""
+
+    remedy = None
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who the bot is in the workspace (from `auth.test`)."""
@@ -36,6 +42,8 @@ class Identity:
     user_id: str
     name: str
     team: str
+    # The bot token's scopes, from auth.test's `x-oauth-scopes` header (None: not sent).
+    scopes: tuple[str, ...] | None = None
 
 
 def web_client(token: str, env: Environment) -> WebClient:
@@ -63,12 +71,15 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
         except SlackApiError as error:
             raise rejected(kind, str(error.response.get("error", "rejected"))) from None
         except OSError as error:  # URLError, timeouts, refused connections
+            from igor_cli.cloud66 import network_reason
+
+            reason, url = network_reason(error), env.slack_api_url()
             if attempt == START_ATTEMPTS:
                 raise Unreachable(
-                    f"Slack could not be reached ({type(error).__name__}).",
+                    f"Slack could not be reached at {url} ({reason}).",
                     "Check the network, or IGOR_SLACK_API_URL if you set it.",
                 ) from None
-            log.warning("Slack unreachable (%s); retrying", type(error).__name__)
+            log.warning("Slack unreachable at %s (%s); retrying", url, reason)
             env.sleep(min(8.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -77,7 +88,13 @@ def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
     """`auth.test` with the bot token: who the bot is, in which workspace."""
     web = web_client(token, env)
     me = _slack_call(TokenKind.SLACK_BOT, env, web.auth_test)
-    return web, Identity(str(me["user_id"]), str(me.get("user") or "igor"), str(me.get("team")))
+    headers = {str(k).lower(): str(v) for k, v in (getattr(me, "headers", None) or {}).items()}
+    listed = headers.get("x-oauth-scopes")
+    scopes = (
+        None if listed is None else tuple(sorted(filter(None, listed.replace(" ", "").split(","))))
+    )
+    name = str(me.get("user") or "igor")
+    return web, Identity(str(me["user_id"]), name, str(me.get("team")), scopes)
 
 
 def check_app_token(token: str, env: Environment) -> None:
@@ -86,10 +103,43 @@ def check_app_token(token: str, env: Environment) -> None:
     _slack_call(TokenKind.SLACK_APP, env, lambda: web.apps_connections_open(app_token=token))
 
 
+SLACK_KINDS = (TokenKind.SLACK_BOT, TokenKind.SLACK_APP)
+
+
+def require_slack_tokens(env: Environment) -> tuple[str, str]:
+    """The bot and app tokens, or one NotRegistered naming every missing one and its fix.
+
+    The fix is Slack's: `igor register --slack` or the variables; the sandbox
+    stands in for Cloud 66 only, so it is never the advice here.
+    """
+    found = {kind: find_token(kind, env) for kind in SLACK_KINDS}
+    missing = [kind for kind, token in found.items() if token is None]
+    bot, app = found[TokenKind.SLACK_BOT], found[TokenKind.SLACK_APP]
+    if bot is not None and app is not None:
+        return bot.value, app.value
+    problem = keyring_problem()
+    if problem:  # a setting to fix first: register could not store them either
+        raise keyring_setting_error(problem, missing, "igor serve")
+    names = " and the ".join(kind.description for kind in missing)
+    variables = " and ".join(kind.variable for kind in missing)
+    hint = (
+        f"Store {'them' if len(missing) > 1 else 'it'} with `igor register --slack`, "
+        f"or set {variables}."
+    )
+    if not env.in_sandbox and find_token(TokenKind.CLOUD66, env) is None:
+        hint += (
+            " It also needs a Cloud 66 token to answer commands (`igor register`), "
+            "or --sandbox to rehearse on the simulator."
+        )
+    raise SlackTokensMissing(
+        f"igor serve needs the {names}; {'neither is' if len(missing) > 1 else 'it is not'} set.",
+        hint,
+    )
+
+
 def check_slack_tokens(env: Environment) -> tuple[WebClient, Identity]:
     """Check both Slack tokens; return a client with the bot token, and the bot's identity."""
-    bot_token = require_token(TokenKind.SLACK_BOT, env)
-    app_token = require_token(TokenKind.SLACK_APP, env)
+    bot_token, app_token = require_slack_tokens(env)
     web, identity = check_bot_token(bot_token, env)
     check_app_token(app_token, env)
     return web, identity
