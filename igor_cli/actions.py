@@ -964,7 +964,7 @@ def _refuse_if_frozen(
     if not reason:
         raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
     store = env.state_or_none()
-    if store is not None:
+    if store is not None and not getattr(request, "dry_run", False):  # a dry run posts nothing
         keep_on_record(
             store,
             {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},

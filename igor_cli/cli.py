@@ -466,6 +466,8 @@ def rollback_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Go back to the last good deployment before the live one.
@@ -484,6 +486,8 @@ def rollback_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
 
 
@@ -496,6 +500,8 @@ def promote_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Deploy to one environment's stack what another's runs (staging to production).
@@ -513,6 +519,8 @@ def promote_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
 
 

@@ -205,3 +205,24 @@ def test_a_broken_glass_is_announced_in_the_channel(
     assert "<@U0LEAD> broke the glass" in said and "payments down" in said
     assert "blog (production)" in said
     assert posts(sim) == 1
+
+
+def test_rollback_and_promote_break_the_glass_too(
+    sim: Simulator, igor: Igor, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IGOR_STATE_URL", state_url)
+    monkeypatch.setenv("LOGNAME", "alice")
+    write(WEEKEND.format(me=me("alice")))
+    promote = ("promote", "-s", "shop", "--from", "staging", "--to", "production")
+    assert igor(*promote).exit_code == 1
+    dry = igor(*promote, "--dry-run", "--break-glass", "--reason", "checking")
+    assert dry.exit_code == 0, dry.output
+    ran = igor(*promote, "--break-glass", "--reason", "customer outage")
+    assert ran.exit_code == 0, ran.output
+    assert posts(sim) == 1
+    store = open_store(state_url)
+    try:
+        record = [json.loads(v) for v in store.items("audit:").values()]
+    finally:
+        store.close()
+    assert [r["reason"] for r in record] == ["customer outage"]  # the dry run is not on record
