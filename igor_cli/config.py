@@ -354,6 +354,7 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
         "confirm_seconds": NUMBER,
         "approve": STRINGS,
         "approvers": STRINGS,
+        "notify": STRING,
     },
     "audit": {"path": STRING},
     "state": {"url": STRING},

@@ -101,6 +101,7 @@ class Rules:
     confirm_seconds: float = CONFIRM_SECONDS
     approve: frozenset[str] = frozenset()  # environments where someone else must approve
     approvers: frozenset[str] = frozenset()  # who may approve (empty: anyone but the requester)
+    notify: str = ""  # a channel told of deployments that bypass igor during a lock or freeze
 
     @property
     def configured(self) -> bool:
@@ -177,11 +178,13 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     slack = config.get("slack", {})
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
-    unknown = set(slack) - {"allow", "confirm", "confirm_seconds", "approve", "approvers"}
+    unknown = set(slack) - {
+        "allow", "confirm", "confirm_seconds", "approve", "approvers", "notify"
+    }  # fmt: skip
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds, approve, approvers.",
+            "Known keys: allow, confirm, confirm_seconds, approve, approvers, notify.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):
@@ -202,9 +205,14 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     ]
     approvers = _names(slack.get("approvers", []), f"{path}: slack.approvers")
     _check_ids(approvers, "users", f"{path}: slack.approvers")
+    notify = _names(slack.get("notify", []), f"{path}: slack.notify")
+    _check_ids(notify, "channels", f"{path}: slack.notify")
+    if len(notify) > 1:
+        raise RulesError(f"{path}: slack.notify names one channel.")
     return Rules(
-        rules, frozenset(confirm), float(seconds), frozenset(approve), frozenset(approvers)
-    )
+        rules, frozenset(confirm), float(seconds), frozenset(approve), frozenset(approvers),
+        notify[0] if notify else "",
+    )  # fmt: skip
 
 
 def _rule(entry: Any, number: int, path: str) -> Rule:

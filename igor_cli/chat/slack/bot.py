@@ -61,6 +61,7 @@ FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all 
 DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by one replica
 DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
 USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
+BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
 
 
 class SlackBot:
@@ -104,6 +105,7 @@ class SlackBot:
         self.workers = Workers("igor-cmd", workers, queue_limit)
         self.leases = FollowLeases(env.state_or_none, self.replica)
         self.scheduler.call_later(0.0, self._tend_follows)  # resume what a restart left
+        self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
 
     # -- from the transport ----------------------------------------------------
 
@@ -264,6 +266,56 @@ class SlackBot:
             Place(place.channel, "", place.user), message(text),
             context={"command": reply.command, "outcome": "break-glass"},
         )  # fmt: skip
+
+    # -- deployments that bypass igor (chat/bypass.py) ------------------------------
+
+    def _look_for_bypasses(self) -> None:
+        """While stacks are locked or frozen, report deployments started outside igor."""
+        if self.stopping.is_set():
+            return
+        try:
+            self._report_bypasses()
+        except Exception:  # a bug or an outage here must not stop the bot: say so in the log
+            log.warning("could not look for deployments outside igor", exc_info=True)
+        finally:
+            if not self.stopping.is_set():
+                self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
+
+    def _report_bypasses(self) -> None:
+        from igor_cli.chat.bypass import BYPASS_SECONDS, find_bypasses
+        from igor_cli.freeze import any_freeze_now, freezes_from_config
+        from igor_cli.state.locks import current_locks
+
+        store = self.env.state_or_none()
+        if store is None:
+            return
+        locks = [lock for lock, _ in current_locks(store).values()]
+        freezes = freezes_from_config(self.env.config(), str(self.env.config_path()))
+        now = self.env.clock()
+        if not locks and not any_freeze_now(freezes, now):
+            return  # nothing held back: nothing to ask Cloud 66
+        client = self.bridge.connect()
+        try:
+            found = find_bypasses(client, locks, freezes, now)
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+        for bypass in found:
+            if not store.claim(bypass.key, self.replica, BYPASS_SECONDS):
+                continue  # reported already (here or by another replica)
+            said = message(mrkdwn(bypass.sentence()), emoji=":warning:")
+            places = []
+            if bypass.lock is not None and bypass.lock.holder_via == "slack":
+                user = bypass.lock.holder_user  # a user ID as the channel: the app's DM
+                places.append(Place(user, "", user))
+            if self.bridge.rules.notify:
+                places.append(Place(self.bridge.rules.notify, "", ""))
+            for place in places:
+                self.delivery.post(place, said, context={"command": "bypass", "outcome": "told"})
+            audit.info(json.dumps({"event": "bypass", "stack": bypass.stack.label,
+                                   "deployment": bypass.deployment.id,
+                                   "triggered_by": bypass.deployment.triggered_by}))  # fmt: skip
 
     # -- follows across replicas (chat/leases.py) -----------------------------------
 
