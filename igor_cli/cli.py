@@ -14,23 +14,27 @@ here.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, NewType, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NewType, TypeVar
 
 import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import MissingParameter, UsageError
 from typer._click.globals import get_current_context
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
 
 from igor_cli import __version__
+
+if TYPE_CHECKING:
+    from igor_cli.targets import Default
 
 __all__ = [
     "Abort",
@@ -73,8 +77,79 @@ def _raise_help(ctx: Context, _param: Any, value: bool) -> None:
         raise HelpRequested(ctx.get_help())
 
 
+TARGET = "stack_named_first"  # `igor deploy shop`: no command has a parameter so named
+
+
+def _stack_word() -> Any:
+    """The argument that takes the stack's name typed first, for one more command."""
+    return copy.copy(_built_stack_word())
+
+
+@functools.cache
+def _built_stack_word() -> Any:
+    """The argument that takes the stack's name typed first: one definition for every command.
+
+    Built by typer from an ordinary declaration, so it completes and converts as
+    typer's arguments do (`_get_param` is typer's own step for one parameter).
+    """
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = typer.Argument(
+        None,
+        metavar="STACK",
+        show_default=False,
+        autocompletion=_complete_stacks,
+        hidden=True,
+    )
+    return _get_param(ParamMeta(name=TARGET, default=info, annotation=str | None))
+
+
 class IgorCommand(TyperCommand):
-    """A command whose `-h` raises `HelpRequested` instead of printing."""
+    """A command whose `-h` raises `HelpRequested` instead of printing.
+
+    Its epilog holds its examples, one a line, shown as an Examples section.
+    A command with `-s` also takes the stack as its first word (`igor deploy
+    shop`); a command whose `-s` is required names one stack, and only such a
+    command takes a default target (targets.py) for `-s` and `-e`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        taken = {p.name for p in self.params} & {TARGET, "sandbox"}
+        if taken:  # a command's own parameter would be shadowed: fail at definition
+            raise TypeError(f"igor {self.name}: {', '.join(sorted(taken))} is igor's own name")
+        self.params.append(_sandbox_flag())
+        # A typer option (typer's MissingParameter wants one, not click's base class).
+        self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
+        self.names_a_stack = False
+        if self.stack_option is not None:
+            # Required after the first word and the defaults had their say (parse_args).
+            self.names_a_stack, self.stack_option.required = self.stack_option.required, False
+            self.params.append(_stack_word())
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """Read the options; the stack's name may come first instead of -s."""
+        rest = super().parse_args(ctx, args)
+        if ctx.params.pop("sandbox", False):  # after the command: as if before it
+            ctx.find_root().params["sandbox"] = True
+        if self.stack_option is None:
+            return rest
+        word = ctx.params.pop(TARGET, None)
+        typed = ctx.get_parameter_source("stack") is ParameterSource.COMMANDLINE
+        if word is not None:
+            if typed and ctx.params.get("stack") != word:
+                raise UsageError(
+                    f"Two stacks named: {word!r} and -s {ctx.params.get('stack')!r}; name one.",
+                    ctx,
+                )
+            ctx.params["stack"] = word
+            ctx.set_parameter_source("stack", ParameterSource.COMMANDLINE)
+        if self.names_a_stack and ctx.params.get("stack") is None and not ctx.resilient_parsing:
+            raise MissingParameter(
+                "Name it after the command or with -s.", ctx=ctx, param=self.stack_option
+            )
+        return rest
 
     def get_help_option(self, ctx: Context) -> Any:
         """The usual help option, with a callback that raises."""
@@ -82,6 +157,13 @@ class IgorCommand(TyperCommand):
         if option is not None:
             option.callback = _raise_help
         return option
+
+    def format_epilog(self, ctx: Context, formatter: Any) -> None:
+        """The examples, as they are typed (never re-wrapped)."""
+        if self.epilog:
+            with formatter.section("Examples"):
+                for line in self.epilog.splitlines():
+                    formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
 
 
 class IgorGroup(TyperGroup):
@@ -94,19 +176,72 @@ class IgorGroup(TyperGroup):
             option.callback = _raise_help
         return option
 
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """`igor -h deploy` is `igor deploy -h`: -h before a command asks for its help."""
+        words = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except HelpRequested:
+            if not set(words) & set(ctx.help_option_names):
+                raise  # --version
+            _, rest, _ = self.make_parser(ctx).parse_args(args=words)
+            name = rest[0].lower() if rest else ""
+            command = self.get_command(ctx, name) if name else None
+            if command is None:
+                raise
+            with command.make_context(name, [], parent=ctx, resilient_parsing=True) as sub:
+                raise HelpRequested(command.get_help(sub)) from None
+
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
-        """Find the command; name an unknown one and list the valid ones."""
+        """Find the command; name an unknown one, suggest the closest, list the valid ones."""
         name = args[0] if args else ""
         command = self.get_command(ctx, name.lower())
         if command is None:
-            shown = [n for n, c in self.commands.items() if not c.hidden]
-            raise unknown_command(name, ctx, [*shown, "help", "version"])
+            shown = [name for _, names in self.grouped() for name in names]
+            raise unknown_command(name, ctx, shown, list(self.commands))
         return name.lower(), command, args[1:]
 
+    def grouped(self) -> list[tuple[str, list[str]]]:
+        """The listed commands under their group's heading, the groups in GROUPS order."""
+        groups: dict[str, list[str]] = {}
+        for name, command in self.commands.items():
+            if not command.hidden:
+                panel = getattr(command, "rich_help_panel", None) or SETUP
+                groups.setdefault(panel, []).append(name)
+        order = {panel: number for number, panel in enumerate(GROUPS)}
+        return sorted(groups.items(), key=lambda item: order.get(item[0], len(order)))
 
-def unknown_command(name: str, ctx: Context, commands: list[str]) -> UsageError:
-    """The usage error for a command igor does not have (here: in chat or in a shell)."""
-    return UsageError(f"Unknown command {name!r}. Commands: {', '.join(commands)}.", ctx)
+    def format_commands(self, ctx: Context, formatter: Any) -> None:
+        """The commands under their group's heading, each with its whole first paragraph."""
+        grouped = self.grouped()
+        width = max((len(name) for _, names in grouped for name in names), default=0)
+        for panel, names in grouped:
+            rows = []
+            for name in names:
+                first = inspect.cleandoc(self.commands[name].help or "").split("\n\n")[0]
+                rows.append((name.ljust(width), " ".join(first.split())))
+            with formatter.section(panel):
+                formatter.write_dl(rows)
+
+
+def unknown_command(
+    name: str, ctx: Context, commands: list[str], names: list[str] | None = None
+) -> UsageError:
+    """The usage error for a command igor does not have (here: in chat or in a shell).
+
+    A name igor retired says what replaced it; otherwise the closest of `names`
+    (the commands and their aliases, `commands` when not given) is suggested.
+    """
+    import difflib
+
+    retired = RETIRED.get(name.lower())
+    if retired is not None:
+        return UsageError(f"{name!r} no longer means `{retired}`: type `{retired}` instead.", ctx)
+    close = difflib.get_close_matches(name.lower(), commands if names is None else names, n=1)
+    suggestion = f" Did you mean {close[0]}?" if close else ""
+    return UsageError(
+        f"Unknown command {name!r}.{suggestion} Commands: {', '.join(commands)}.", ctx
+    )
 
 
 # -- the options (one definition each) ----------------------------------------
@@ -150,14 +285,16 @@ StackName = Annotated[
     str,
     typer.Option(
         "-s", "--stack", metavar="NAME", show_default=False,
-        help="The stack's exact name (any case).", autocompletion=_complete_stacks,
+        help="The stack's exact name (any case); also taken without -s. Default: "
+        ".igor.toml, IGOR_STACK or the config file (README: Default targets).",
+        autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip
 StackFilter = Annotated[
     str | None,
     typer.Option(
         "-s", "--stack", metavar="TEXT",
-        help="Only stacks whose name contains TEXT (any case).",
+        help="Only stacks whose name contains TEXT (any case); -s may be left out.",
         autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip
@@ -271,11 +408,35 @@ app = typer.Typer(
     help="igor: deploy, cancel and list your Cloud 66 stacks, from a shell or from Slack.",
     epilog="Try it without an account: igor --sandbox list",
     rich_markup_mode=None,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,  # igor's own options below install igor's own scripts
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+# Before the command, or after it (every command takes it too, unlisted: IgorCommand).
+SANDBOX = typer.Option(
+    "--sandbox",
+    help="Use the built-in Cloud 66 simulator instead of your account, before or after "
+    "the command (also IGOR_SANDBOX=1).",
+)
+
+
+def _sandbox_flag() -> Any:
+    """--sandbox for one more command."""
+    return copy.copy(_built_sandbox_flag())
+
+
+@functools.cache
+def _built_sandbox_flag() -> Any:
+    """--sandbox as a command's own option: the definition above, unlisted in its help."""
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = copy.copy(SANDBOX)  # written for Annotated: its first name sits in `default`
+    info.param_decls, info.default = (info.default, *(info.param_decls or ())), False
+    info.hidden = True
+    return _get_param(ParamMeta(name="sandbox", default=info, annotation=bool))
 
 
 class CompletionRequested(UsageError):
@@ -303,14 +464,7 @@ def _version(ctx: Context, _param: Any, value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    sandbox: Annotated[
-        bool,
-        typer.Option(
-            "--sandbox",
-            help="Use the built-in Cloud 66 simulator instead of your account "
-            "(also IGOR_SANDBOX=1).",
-        ),
-    ] = False,
+    sandbox: Annotated[bool, SANDBOX] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -340,6 +494,11 @@ def main(
     # `parse` reads --sandbox from the parsed options; nothing runs here.
 
 
+# The groups of `igor -h`, in this order.
+STACKS, BOT, SETUP = "Stacks", "The Slack bot", "Set-up and help"
+GROUPS = (STACKS, BOT, SETUP)
+
+
 @dataclass(frozen=True)
 class CommandInfo:
     """What a command says about itself: its names, and whether chat may run it."""
@@ -347,25 +506,40 @@ class CommandInfo:
     name: str
     aliases: tuple[str, ...] = ()
     chat: bool = False  # the shell has more: serve, register, ...
+    retired: tuple[str, ...] = ()  # names it no longer answers to: refused with a pointer
 
 
 COMMANDS: dict[str, CommandInfo] = {}
+RETIRED: dict[str, str] = {}  # a retired name -> the command it used to mean
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
 def command(
-    name: str, *, aliases: tuple[str, ...] = (), chat: bool = False, **kwargs: Any
+    name: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    chat: bool = False,
+    retired: tuple[str, ...] = (),
+    group: str | None = None,
+    examples: tuple[str, ...] = (),
+    **kwargs: Any,
 ) -> Callable[[CommandFunction], CommandFunction]:
     """Register a command and its aliases (hidden from the list, named in its help).
 
-    The function turns options into a request and returns it; it performs nothing.
+    `group` is its heading in `igor -h` (chat commands work on stacks unless
+    they say otherwise; the others set igor up); `examples` are lines typed in
+    a shell, shown in its help. The function turns options into a request and
+    returns it; it performs nothing.
     """
 
     def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = CommandInfo(name, aliases, chat)
+        COMMANDS[name] = CommandInfo(name, aliases, chat, retired)
+        RETIRED.update(dict.fromkeys(retired, name))
         help_text = inspect.cleandoc(function.__doc__ or "")
         if aliases:
             help_text += "\n\nAliases: " + ", ".join(aliases) + "."
+        kwargs.setdefault("rich_help_panel", group or (STACKS if chat else SETUP))
+        kwargs.setdefault("epilog", "\n".join(examples) or None)
         app.command(name, cls=IgorCommand, help=help_text, **kwargs)(function)
         for alias in aliases:
             app.command(alias, cls=IgorCommand, help=help_text, hidden=True, **kwargs)(function)
@@ -374,7 +548,12 @@ def command(
     return register
 
 
-@command("list", aliases=("get", "show", "find", "stacks"), chat=True)
+@command(
+    "list",
+    aliases=("get", "show", "find", "stacks"),
+    chat=True,
+    examples=("igor list", "igor list -e production", "igor list shop --json"),
+)
 def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
@@ -387,7 +566,16 @@ def list_command(
     return ListRequest(stack, environment, as_json, wide=wide)
 
 
-@command("deploy", aliases=("redeploy",), chat=True)
+@command(
+    "deploy",
+    aliases=("redeploy",),
+    chat=True,
+    examples=(
+        "igor deploy shop -e production --follow",
+        "igor deploy -s shop -e staging -v web:1.4.2,worker",
+        "igor deploy blog --ref release-2.1 --dry-run",
+    ),
+)
 def deploy_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -424,7 +612,13 @@ def deploy_command(
     )
 
 
-@command("cancel", aliases=("stop", "exit", "halt"), chat=True)
+@command(
+    "cancel",
+    aliases=("stop", "halt"),
+    retired=("exit",),  # the original Igor's alias; `exit` leaves `igor chat` now
+    chat=True,
+    examples=("igor cancel shop -e production", "igor cancel -s blog --json"),
+)
 def cancel_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -444,7 +638,12 @@ def cancel_command(
     return CancelRequest(stack, environment, tuple(service or ()), as_json)
 
 
-@command("history", aliases=("deployments",), chat=True)
+@command(
+    "history",
+    aliases=("deployments",),
+    chat=True,
+    examples=("igor history shop -e production", "igor history -s blog -n 30 --json"),
+)
 def history_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -457,7 +656,14 @@ def history_command(
     return HistoryRequest(stack, environment, limit, as_json)
 
 
-@command("rollback", chat=True)
+@command(
+    "rollback",
+    chat=True,
+    examples=(
+        "igor rollback shop -e production --dry-run",
+        "igor rollback -s shop -e production --to 4001 --follow",
+    ),
+)
 def rollback_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -491,7 +697,14 @@ def rollback_command(
     )
 
 
-@command("promote", chat=True)
+@command(
+    "promote",
+    chat=True,
+    examples=(
+        "igor promote shop --from staging --to production --dry-run",
+        "igor promote -s shop --from staging --to production --follow",
+    ),
+)
 def promote_command(
     stack: StackName,
     source: SourceEnvironment,
@@ -543,7 +756,11 @@ Force = Annotated[
 ]
 
 
-@command("lock", chat=True)
+@command(
+    "lock",
+    chat=True,
+    examples=("igor lock shop -e production --reason 'release 4.2' --for 2h", "igor locks"),
+)
 def lock_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -562,7 +779,11 @@ def lock_command(
     return LockRequest(stack, environment, reason, for_, as_json)
 
 
-@command("unlock", chat=True)
+@command(
+    "unlock",
+    chat=True,
+    examples=("igor unlock shop -e production", "igor unlock shop -e production --force"),
+)
 def unlock_command(
     stack: StackName,
     environment: EnvironmentName = None,
@@ -575,7 +796,7 @@ def unlock_command(
     return UnlockRequest(stack, environment, force, as_json)
 
 
-@command("locks", chat=True)
+@command("locks", chat=True, examples=("igor locks", "igor locks --json"))
 def locks_command(as_json: Json = False) -> Any:
     """Show the locks in force: who holds which stack, why, and until when."""
     from igor_cli.locks import LocksRequest
@@ -583,7 +804,7 @@ def locks_command(as_json: Json = False) -> Any:
     return LocksRequest(as_json)
 
 
-@command("version", hidden=True, chat=True)
+@command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))
 def version_command(as_json: Json = False) -> Any:
     """Show igor's version."""
     from igor_cli.actions import VersionRequest
@@ -591,7 +812,7 @@ def version_command(as_json: Json = False) -> Any:
     return VersionRequest(as_json)
 
 
-@command("whoami", chat=True)
+@command("whoami", chat=True, group=SETUP, examples=("igor whoami", "igor whoami --json"))
 def whoami_command(as_json: Json = False) -> Any:
     """Who igor talks to Cloud 66 as: the token's source, the account, the API URL."""
     from igor_cli.actions import WhoamiRequest
@@ -599,7 +820,7 @@ def whoami_command(as_json: Json = False) -> Any:
     return WhoamiRequest(as_json)
 
 
-@command("help", hidden=True, chat=True)
+@command("help", chat=True, group=SETUP, examples=("igor help", "igor help deploy"))
 def help_command(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(metavar="[COMMAND]", show_default=False)] = None,
@@ -616,7 +837,7 @@ def help_command(
         raise HelpRequested(found.get_help(sub))
 
 
-@command("serve")
+@command("serve", group=BOT, examples=("igor serve", "igor --sandbox serve"))
 def serve_command() -> Any:
     """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
 
@@ -628,7 +849,7 @@ def serve_command() -> Any:
     return ServeRequest()
 
 
-@command("chat")
+@command("chat", group=BOT, examples=("igor chat", "igor --sandbox chat"))
 def chat_command() -> Any:
     """Talk to the bot locally: type what you would type in Slack.
 
@@ -640,7 +861,11 @@ def chat_command() -> Any:
     return ChatRequest()
 
 
-@command("slack-manifest")
+@command(
+    "slack-manifest",
+    group=BOT,
+    examples=("igor slack-manifest > manifest.json", "igor slack-manifest --name deploybot"),
+)
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
 ) -> Any:
@@ -663,7 +888,15 @@ Stdin = Annotated[
 
 
 # Extra arguments reach the function (ctx.args) instead of click's error, which would echo them.
-@command("register", context_settings={"allow_extra_args": True})
+@command(
+    "register",
+    context_settings={"allow_extra_args": True},
+    examples=(
+        "igor register",
+        "igor register --slack",
+        'printf "%s\\n" "$TOKEN" | igor register --stdin',
+    ),
+)
 def register_command(
     ctx: typer.Context,
     slack: Annotated[
@@ -694,7 +927,7 @@ def register_command(
     return RegisterRequest(slack=slack, stdin=stdin, force=force)
 
 
-@command("deregister")
+@command("deregister", examples=("igor deregister", "igor deregister --slack --yes"))
 def deregister_command(
     cloud66: Annotated[bool, typer.Option("--cloud66", help="Only the Cloud 66 token.")] = False,
     slack: Annotated[bool, typer.Option("--slack", help="Only the Slack tokens.")] = False,
@@ -709,7 +942,7 @@ def deregister_command(
     return DeregisterRequest(cloud66=cloud66, slack=slack, yes=yes)
 
 
-@command("doctor")
+@command("doctor", examples=("igor doctor", "igor doctor --json", "igor --sandbox doctor"))
 def doctor_command(as_json: Json = False) -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted.
 
@@ -729,7 +962,15 @@ class Shell(StrEnum):
     fish = "fish"
 
 
-@command("completion")
+@command(
+    "completion",
+    examples=(
+        "igor completion bash > ~/.local/share/bash-completion/completions/igor",
+        "igor completion zsh > ~/.zfunc/_igor   # ~/.zfunc in $fpath before compinit",
+        "igor completion fish > ~/.config/fish/completions/igor.fish",
+        "igor completion --install              # the same, for $SHELL",
+    ),
+)
 def completion_command(
     shell: Annotated[
         Shell | None,
@@ -746,17 +987,21 @@ def completion_command(
 ) -> Any:
     """Print the TAB completion script for bash, zsh or fish (or install it), like
     `gh completion -s SHELL`.
-
-    \b
-    Examples:
-      igor completion bash > ~/.local/share/bash-completion/completions/igor
-      igor completion zsh > ~/.zfunc/_igor   # ~/.zfunc in $fpath before compinit
-      igor completion fish > ~/.config/fish/completions/igor.fish
-      igor completion --install              # the same, for $SHELL
     """
     from igor_cli.setup_commands import CompletionRequest
 
     return CompletionRequest(shell.value if shell else None, install)
+
+
+@command("reset", examples=("igor --sandbox reset", "igor reset --sandbox"))
+def reset_command() -> Any:
+    """Reset the sandbox: its sample stacks as first seeded, nothing deploying.
+
+    Only with --sandbox (or IGOR_SANDBOX=1): it never touches your Cloud 66 account.
+    """
+    from igor_cli.setup_commands import ResetRequest
+
+    return ResetRequest()
 
 
 # -- parsing ------------------------------------------------------------------
@@ -780,7 +1025,12 @@ class Parsed:
 
     command: str
     request: Any  # a Request, or a shell-only request of the terminal edge
-    sandbox: bool = False  # --sandbox before the command
+    sandbox: bool = False  # --sandbox before or after the command
+    defaults: Mapping[str, Default] = field(default_factory=dict)  # the ones it used
+
+
+def _no_defaults() -> Mapping[str, Default]:
+    return {}
 
 
 @functools.cache
@@ -791,11 +1041,13 @@ def group() -> IgorGroup:
     return built
 
 
-def parse(words: list[str]) -> Parsed:
+def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_defaults) -> Parsed:
     """Parse argv or chat words with the command definitions; perform nothing.
 
-    Raises `HelpRequested` for `-h`, `help` and `--version` (a text to show,
-    exit 0) and click's `UsageError` (the usage text) for anything wrong.
+    `defaults` gives the default target (targets.py), read only for a command
+    that names one stack and used only where nothing was typed. Raises
+    `HelpRequested` for `-h`, `help` and `--version` (a text to show, exit 0)
+    and click's `UsageError` (the usage text) for anything wrong.
     """
     root_group = group()
     with root_group.make_context("igor", list(words)) as root:
@@ -804,7 +1056,14 @@ def parse(words: list[str]) -> Parsed:
             raise HelpRequested(root_group.get_help(root))
         name, found, rest = root_group.resolve_command(root, args)
         assert name is not None and found is not None
-        with found.make_context(name, rest, parent=root) as context:
+        given = defaults() if getattr(found, "names_a_stack", False) else {}
+        default_map = {key: default.value for key, default in given.items()}
+        with found.make_context(name, rest, parent=root, default_map=default_map) as context:
+            used = {
+                key: default
+                for key, default in given.items()
+                if context.get_parameter_source(key) is ParameterSource.DEFAULT_MAP
+            }
             request = found.invoke(context)
     canonical = next((c for c, names in ALIASES.items() if name in names), name)
-    return Parsed(canonical, request, bool(root.params.get("sandbox")))
+    return Parsed(canonical, request, bool(root.params.get("sandbox")), used)

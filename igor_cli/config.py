@@ -352,11 +352,13 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
         "allow": TABLES,
         "confirm": STRINGS,
         "confirm_seconds": NUMBER,
+        "channel": TABLES,
         "approve": STRINGS,
         "approvers": STRINGS,
         "notify": STRING,
     },
     "audit": {"path": STRING},
+    "defaults": {"stack": STRING, "environment": STRING},  # targets.py
     "state": {"url": STRING},
 }
 WHEN = ValueType(

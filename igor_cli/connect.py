@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from igor_cli.config import Environment
@@ -9,8 +10,6 @@ from igor_cli.credentials import TokenKind, require_token
 from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.sandbox import Simulator
 
@@ -25,7 +24,7 @@ def sandbox_url(env: Environment) -> str:
         if env.simulator is None:
             from igor_cli.sandbox import Simulator
 
-            state = env.cache_dir() / "sandbox-state.json"
+            state = sandbox_state_path(env)
             try:
                 state.parent.mkdir(parents=True, exist_ok=True)
                 simulator = Simulator(state_path=state).start()
@@ -35,6 +34,11 @@ def sandbox_url(env: Environment) -> str:
             _note_recovery(env, simulator)
         url: str = env.simulator.url
         return url
+
+
+def sandbox_state_path(env: Environment) -> Path:
+    """Where the sandbox keeps its stacks and deployments between commands."""
+    return env.cache_dir() / "sandbox-state.json"
 
 
 def _no_sandbox(error: OSError, directory: Path) -> IgorError:

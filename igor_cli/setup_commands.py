@@ -1,5 +1,5 @@
 """The shell-only requests: set-up (register, deregister, doctor, slack-manifest,
-completion) and the bot.
+completion, the sandbox's reset) and the bot.
 
 Their command definitions are in `cli.py`; the terminal edge runs them
 (`terminal.py`). Chat never runs these: they are not chat commands.
@@ -58,3 +58,8 @@ class CompletionRequest:
 
     shell: str | None = None  # None: $SHELL's
     install: bool = False
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    """`igor --sandbox reset`."""

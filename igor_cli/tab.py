@@ -164,7 +164,7 @@ def _context(command: Command, name: str, words: list[str], parent: Context | No
         if param.name is None:
             continue
         ctx.params[param.name] = opts.get(param.name)
-        if param.name in opts:
+        if opts.get(param.name) is not None:  # an argument not typed yet is there as None
             ctx.set_parameter_source(param.name, ParameterSource.COMMANDLINE)
     ctx._opt_prefixes.update(parser._opt_prefixes)
     if isinstance(command, TyperGroup) and rest:

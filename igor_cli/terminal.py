@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment
@@ -28,9 +28,13 @@ if TYPE_CHECKING:
         DoctorRequest,
         ManifestRequest,
         RegisterRequest,
+        ResetRequest,
         ServeRequest,
     )
+    from igor_cli.targets import Default
 
+
+SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
 
 # -- the edge -----------------------------------------------------------------
 
@@ -49,7 +53,7 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
         try:
-            parsed = parse(sys.argv[1:] if args is None else list(args))
+            parsed = parse(sys.argv[1:] if args is None else list(args), _defaults(env))
         except HelpRequested as shown:
             shown.show()
             code = 0
@@ -65,6 +69,10 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         else:
             if parsed.sandbox:
                 env.sandbox = True
+            if parsed.defaults:
+                from igor_cli.targets import sentence
+
+                renderer(env).note(sentence(parsed.defaults))
             code = perform(env, parsed.request)
         if sys.stdout is not None:
             sys.stdout.flush()  # a failed write is reported here, not at exit
@@ -80,6 +88,17 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     finally:
         env.close()
     return code
+
+
+def _defaults(env: Environment) -> Callable[[], Mapping[str, Default]]:
+    """A shell's default target, read when a command needs one (targets.py)."""
+
+    def read() -> Mapping[str, Default]:
+        from igor_cli.targets import shell_defaults
+
+        return shell_defaults(env)
+
+    return read
 
 
 def perform(env: Environment, request: Any) -> int:
@@ -117,6 +136,8 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.render.terminal import TerminalRenderer
 
     renderer = TerminalRenderer(env.out, env.err, env.clock(), as_json=request.as_json)
+    if env.in_sandbox and request.needs_cloud66:
+        renderer.note(SANDBOX_NOTE)  # stderr: what --json prints stays JSON
     clients: list[Cloud66Client] = []
 
     def connect() -> Cloud66Client:
@@ -174,6 +195,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.RegisterRequest: _register,
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
+        requests.ResetRequest: _reset,
         requests.CompletionRequest: completion,
     }
 
@@ -188,6 +210,9 @@ def _serve(request: ServeRequest, env: Environment) -> int:
 def _chat(request: ChatRequest, env: Environment) -> int:
     from igor_cli.actions import Origin
     from igor_cli.chat.console import run_console
+
+    if env.in_sandbox:
+        renderer(env).note(SANDBOX_NOTE)
 
     return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
 
@@ -293,6 +318,23 @@ def _deregister(request: DeregisterRequest, env: Environment) -> int:
             said.success(f"Removed the {kind.description}.")
         else:
             said.note(f"No {kind.description} was stored.")
+    return 0
+
+
+def _reset(request: ResetRequest, env: Environment) -> int:
+    from igor_cli.connect import sandbox_state_path, sandbox_url
+    from igor_cli.errors import UsageProblem
+
+    if not env.in_sandbox:
+        raise UsageProblem(
+            "`igor reset` resets the sandbox only; it never touches your Cloud 66 account.",
+            "Run `igor --sandbox reset`.",
+        )
+    sandbox_url(env)  # the simulator, on its state file
+    env.simulator.reset()  # under its file lock: a running `igor --sandbox serve` adopts it
+    renderer(env).success(
+        f"The sandbox is reset: its sample stacks as first seeded ({sandbox_state_path(env)})."
+    )
     return 0
 
 

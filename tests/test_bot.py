@@ -150,7 +150,7 @@ def test_unbalanced_quote_gets_a_clear_reply(bot: RunningBot, slack: FakeSlack) 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("deploy", "Usage: igor deploy [OPTIONS]"),
+        ("deploy", "Usage: @igor deploy [OPTIONS]"),
         ("deploy -s shop -w maybe", "'maybe' is not true or false"),
         ("deploy -h", "Aliases: redeploy."),
         ("halt --help", "Cancel the stack's running deployment."),

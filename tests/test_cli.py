@@ -226,7 +226,7 @@ def test_follow_exits_1_when_the_deployment_fails(sim: Simulator, igor: Igor) ->
 # -- cancel -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alias", ["cancel", "stop", "exit", "halt"])
+@pytest.mark.parametrize("alias", ["cancel", "stop", "halt"])
 def test_cancel_deletes_the_live_deployment(sim: Simulator, igor: Igor, alias: str) -> None:
     igor("deploy", "-s", "blog")
     ran = igor(alias, "-s", "blog")
@@ -377,12 +377,12 @@ def test_malformed_json_is_a_clear_error(igor: Igor, monkeypatch: pytest.MonkeyP
 def test_help_names_aliases_and_hides_them_from_the_list(igor: Igor) -> None:
     top = igor("-h")
     assert top.exit_code == 0
-    listed = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines()[1:4]]
+    listed = [line.split()[0] for line in top.stdout.split("Stacks:")[1].splitlines()[1:4]]
     assert listed == ["list", "deploy", "cancel"]
-    for alias in ("redeploy", "halt", "stacks ", "get", "version"):
+    for alias in ("redeploy", "halt", "stacks ", "get"):
         assert f"\n  {alias}" not in top.stdout
     assert "Aliases: redeploy." in igor("deploy", "-h").stdout
-    assert "Aliases: stop, exit, halt." in igor("halt", "--help").stdout
+    assert "Aliases: stop, halt." in igor("halt", "--help").stdout
     assert "Aliases: get, show, find, stacks." in igor("help", "list").stdout
 
 
@@ -396,11 +396,10 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     ran = igor("deplyo")
     assert ran.exit_code == 2
     assert (
-        "Unknown command 'deplyo'. Commands: list, deploy, cancel, history, rollback, promote, "
-        "lock, unlock, locks, "
-        "whoami, serve," in ran.stderr
+        "Unknown command 'deplyo'. Did you mean deploy? Commands: list, deploy, cancel, history, "
+        "rollback, promote, lock, unlock, locks, serve," in ran.stderr
     )
-    assert "doctor, completion, help, version." in ran.stderr
+    assert "whoami, help, register, deregister, doctor, completion, reset." in ran.stderr
 
 
 def test_version(igor: Igor) -> None:

@@ -23,8 +23,16 @@ confirm_seconds = 60
 [[slack.allow]]
 commands = ["list"]
 
+[[slack.channel]]
+id = "C0SHOP"
+stack = "shop"
+
 [audit]
 path = "/tmp/igor-audit.jsonl"
+
+[defaults]
+stack = "shop"
+environment = "staging"
 
 [state]
 url = "redis://127.0.0.1:6379/0"

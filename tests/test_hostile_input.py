@@ -292,7 +292,7 @@ def _hand_written() -> list[Case]:
         _case("shell-only register", "register --slack"),
         _case("alias halt", "halt -s nope"),
         _case("alias stop path", "stop -s ../../"),
-        _case("alias exit everyone", "exit -s <!everyone>"),
+        _case("retired exit everyone", "exit -s <!everyone>"),
         _case("alias stacks star", "stacks -s *"),
         _case("version json", "version --json"),
         _case("format strings", "list -s %s%s%s%n -e {0}{1}"),
@@ -393,7 +393,7 @@ def _targeted_text(rng: random.Random) -> str:
     if rng.random() < 0.5:
         groups.append([rng.choice(("--dry-run", "-w true", "--no-wait", "--json", "--follow"))])
     rng.shuffle(groups)  # option order never matters
-    command = rng.choice(("deploy", "cancel", "redeploy", "stop", "halt", "exit"))
+    command = rng.choice(("deploy", "cancel", "redeploy", "stop", "halt"))
     text = " ".join([command, *(word for group in groups for word in group)])
     return rng.choice(_WRAPS).format(text)
 

@@ -25,8 +25,9 @@ def test_the_readme_has_help_blocks() -> None:
 @pytest.mark.parametrize(("command", "shown"), help_blocks())
 def test_help_in_the_readme_is_what_igor_prints(command: str, shown: str) -> None:
     # As a person sees it: the real program, in an 80-column terminal.
+    words = ["-h"] if command == "igor" else [command, "-h"]  # `igor`: the command list
     ran = subprocess.run(
-        [sys.executable, "-m", "igor_cli", command, "-h"],
+        [sys.executable, "-m", "igor_cli", *words],
         env={**os.environ, "COLUMNS": "80"},
         capture_output=True,
         text=True,
@@ -35,5 +36,5 @@ def test_help_in_the_readme_is_what_igor_prints(command: str, shown: str) -> Non
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.rstrip("\n") == shown, (
-        f"README.md's `igor {command} -h` block is out of date; it should read:\n{ran.stdout}"
+        f"README.md's `igor {' '.join(words)}` block is out of date; it should read:\n{ran.stdout}"
     )

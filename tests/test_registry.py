@@ -22,7 +22,9 @@ def _sample_request(name: str) -> Any:
     command = cli.group().commands[name]
     words = [name]
     for param in command.params:
-        if param.required and param.opts and param.opts[0].startswith("-"):
+        # -s is required after the defaults had their say: a command that names a stack.
+        needed = param.required or (param.name == "stack" and command.names_a_stack)
+        if needed and param.opts and param.opts[0].startswith("-"):
             words += [param.opts[0], "x"]
     return cli.parse(words).request
 

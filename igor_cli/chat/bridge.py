@@ -10,9 +10,8 @@ console (`igor chat`) as plain text.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,9 @@ from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
     from igor_cli.actions import Client
+    from igor_cli.cli import ClickException
     from igor_cli.cloud66 import Stack
+    from igor_cli.targets import Default
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Reply:
     question: Question | None = None
     notice: str = ""  # a sentence of igor's own, in plain words
     text: str = ""
+    note: str = ""  # a line after the answer: the defaults it used (targets.py)
     fields: dict[str, Any] = field(default_factory=dict)
     ephemeral: bool = False  # only the requester sees it (refusals)
     pending: PendingCommand | None = None  # waiting for the requester's click
@@ -86,14 +88,18 @@ class Reply:
 
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
 Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
+ADDRESS = "@igor"  # how a person calls igor in chat, unless the adapter knows its name
 
 
-def parse(words: list[str]) -> tuple[str, Request]:
-    """Parse chat words with the shell's command definitions: (command, request).
+def parse(
+    words: list[str], defaults: Callable[[], Mapping[str, Default]] | None = None
+) -> tuple[str, Request, Mapping[str, Default]]:
+    """Parse chat words with the shell's command definitions: (command, request, defaults used).
 
-    The command is the canonical name (`deploy` for `redeploy`). Raises the
-    shell's own exceptions: `HelpRequested` for help, a click `UsageError`
-    (with the same usage text) for anything wrong.
+    The command is the canonical name (`deploy` for `redeploy`); `defaults` are
+    the channel's (never the shell's). Raises the shell's own exceptions:
+    `HelpRequested` for help, a click `UsageError` (with the same usage text)
+    for anything wrong.
     """
     from igor_cli import cli
 
@@ -103,10 +109,31 @@ def parse(words: list[str]) -> tuple[str, Request]:
     for word in words[:2] if words[0].lower() == "help" else words[:1]:
         if word.lower() not in cli.CHAT_ALLOWED:  # unknown here, shell-only, or an option
             group = cli.group()
+            # A shell-only command is not a typo: nothing in chat is close to what it meant.
+            names = [] if word.lower() in group.commands else sorted(cli.CHAT_ALLOWED)
             with group.make_context("igor", [], resilient_parsing=True) as root:
-                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS))
-    parsed = cli.parse(words)
-    return parsed.command, parsed.request
+                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
+    parsed = cli.parse(words, defaults) if defaults else cli.parse(words)
+    if parsed.sandbox:  # chat cannot switch the bot's Cloud 66: it would act on the real one
+        raise cli.UsageError(
+            "--sandbox works in a shell only: the bot talks to the sandbox when it was "
+            "started with `igor --sandbox serve`. Nothing was done."
+        )
+    return parsed.command, parsed.request, parsed.defaults
+
+
+def chat_usage(problem: ClickException, address: str = ADDRESS) -> str:
+    """A usage error in chat's words: `@igor deploy -h`, never the shell's `Try 'igor -h'`.
+
+    `address` is how a person calls the bot where it runs (`@deploybot`).
+    """
+    lines = []
+    ctx = getattr(problem, "ctx", None)
+    if ctx is not None and ctx.parent is not None:  # a command's own usage
+        usage = " ".join([address, ctx.info_name or "", *ctx.command.collect_usage_pieces(ctx)])
+        lines += [f"Usage: {usage}", f"Try `{address} {ctx.info_name} -h` for help.", ""]
+        return "\n".join([*lines, f"Error: {problem.format_message()}"])
+    return f"Error: {problem.format_message()}\n`{address} help` tells what igor does in chat."
 
 
 def chat_help() -> str:
@@ -134,11 +161,19 @@ class Bridge:
         *,
         rules: Rules | None = None,
         signer: Signer | None = None,
+        address: str = ADDRESS,
     ) -> None:
         self.env = env
         self._connect = connect
         self.rules = rules or Rules()
         self.signer = signer
+        self.address = address  # `@igor`, or the bot's name in Slack
+
+    def channel_defaults(self, channel: str) -> Mapping[str, Default]:
+        """The channel's default target (`[[slack.channel]]`); a shell's never apply here."""
+        from igor_cli.targets import channel_defaults
+
+        return channel_defaults(self.env.config(), channel, str(self.env.config_path()))
 
     def connect(self) -> Client:
         """A Cloud 66 client with the token in force now (read afresh every command)."""
@@ -213,17 +248,21 @@ class Bridge:
 
         started = time.monotonic()
         try:
-            name, request = parse(words)
+            name, request, defaults = parse(words, lambda: self.channel_defaults(channel))
         except HelpRequested as shown:
             return Reply("help", "help", text=shown.text)
         except ClickException as problem:
-            buffer = io.StringIO()
-            problem.show(file=buffer)
-            return Reply("usage", text=buffer.getvalue().strip())
+            return Reply("usage", text=chat_usage(problem, self.address))
+        except IgorError as error:  # the channel's default is malformed in the config file
+            return Reply("error", error=error)
 
         def finish(reply: Reply) -> Reply:
             if confirmed is not None and reply.status not in ("refused", "usage"):
                 reply.fields["confirmed_by"] = origin.user
+            if defaults:
+                from igor_cli.targets import sentence
+
+                reply.note = sentence(defaults)
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
             return reply
 

@@ -30,7 +30,7 @@ from igor_cli.render.text import ConsoleText, emoji_text, render_console, render
 
 PROMPT = "you> "
 LEAD = "igor> "
-EXITS = {"quit", "exit()", ":q", "/quit"}
+EXITS = {"exit", "quit", "exit()", ":q", "/quit", "/exit"}  # `exit` no longer cancels
 HISTORY_LINES = 1000
 # Slack's slash command, as someone used to it types it: `/igor deploy -s shop`.
 _SLASH = re.compile(r"^/igor(?:\s+|$)", re.IGNORECASE)
@@ -130,7 +130,7 @@ def _converse(env: Environment, user: str, console: Console) -> int:
     session = uuid.uuid4().hex[:12]
     console.note(
         "Talk to igor as you would in Slack (e.g. `list`, `deploy -s shop`). "
-        "Ctrl-D or `quit` to leave."
+        "Ctrl-D, `exit` or `quit` to leave."
     )
     if console.stdin.isatty() and console.readline is None:
         console.note("(No line editing: this Python has no readline module.)")

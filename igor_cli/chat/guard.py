@@ -178,13 +178,14 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     slack = config.get("slack", {})
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
+    # [[slack.channel]] holds a channel's default target (targets.py), not a rule.
     unknown = set(slack) - {
-        "allow", "confirm", "confirm_seconds", "approve", "approvers", "notify"
+        "allow", "confirm", "confirm_seconds", "channel", "approve", "approvers", "notify"
     }  # fmt: skip
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds, approve, approvers, notify.",
+            "Known keys: allow, confirm, confirm_seconds, channel, approve, approvers, notify.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):

@@ -246,7 +246,16 @@ NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}
 
 
 def render_reply(reply: Reply, now: datetime) -> SlackMessage:
-    """The chat core's reply as Slack shows it."""
+    """The chat core's reply as Slack shows it, and its note (the defaults used) below."""
+    shown = _reply_body(reply, now)
+    if reply.note:
+        note = mrkdwn(reply.note)
+        blocks = [*shown.blocks, _context(note)] if len(shown.blocks) < MAX_BLOCKS else shown.blocks
+        return SlackMessage(_cut(f"{shown.text}\n{note}", TEXT_LIMIT), blocks)
+    return shown
+
+
+def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)

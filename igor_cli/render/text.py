@@ -9,6 +9,7 @@ to be printed on lines of their own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -85,7 +86,15 @@ class ConsoleText:
 
 
 def render_console(reply: Reply, now: datetime, width: int | None = None) -> ConsoleText:
-    """The chat core's reply for the console; tables fitted to `width` when given."""
+    """The chat core's reply for the console; tables fitted to `width` when given.
+
+    Its note (the defaults it used) comes last, on a line of its own.
+    """
+    said = _console_body(reply, now, width)
+    return dataclasses.replace(said, table=(*said.table, reply.note)) if reply.note else said
+
+
+def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText:
     if reply.question is not None:
         if reply.question.approval:
             return ConsoleText(

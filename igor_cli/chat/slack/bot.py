@@ -81,7 +81,7 @@ class SlackBot:
         self.env = env
         self.web = web
         self.identity = identity
-        self.bridge = Bridge(env, rules=rules, signer=signer)
+        self.bridge = Bridge(env, rules=rules, signer=signer, address=f"@{identity.name}")
         self.stopping = threading.Event()
         self._delivery_stopped = threading.Event()
         self.delivery = Delivery(web, self._delivery_stopped)
