@@ -273,13 +273,17 @@ class SlackBot:
         """While stacks are locked or frozen, report deployments started outside igor."""
         if self.stopping.is_set():
             return
-        try:
-            self._report_bypasses()
-        except Exception:  # a bug or an outage here must not stop the bot: say so in the log
-            log.warning("could not look for deployments outside igor", exc_info=True)
-        finally:
-            if not self.stopping.is_set():
-                self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
+
+        def look() -> None:
+            try:
+                self._report_bypasses()
+            except Exception:  # a bug or an outage here must not stop the bot: log it
+                log.warning("could not look for deployments outside igor", exc_info=True)
+
+        # On a Cloud 66 worker, not the timer thread that expires questions; when
+        # every worker is busy, this look is skipped.
+        self.workers.submit(look)
+        self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
 
     def _report_bypasses(self) -> None:
         from igor_cli.chat.bypass import BYPASS_SECONDS, find_bypasses
