@@ -335,6 +335,7 @@ def test_twenty_processes_race_for_one_lock_and_one_wins(state_url: str) -> None
             [sys.executable, "-c", _RACER, state_url, f"racer{i}@host"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=root,
             env={**os.environ, "PYTHONPATH": str(root)},
@@ -343,8 +344,9 @@ def test_twenty_processes_race_for_one_lock_and_one_wins(state_url: str) -> None
     ]
     try:
         for racer in racers:
-            assert racer.stdout is not None
-            assert racer.stdout.readline().strip() == "ready"
+            assert racer.stdout is not None and racer.stderr is not None
+            said = racer.stdout.readline().strip()
+            assert said == "ready", racer.stderr.read()
         for racer in racers:  # all at once: every one is waiting on this line
             assert racer.stdin is not None
             racer.stdin.write("go\n")

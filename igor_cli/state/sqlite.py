@@ -45,16 +45,36 @@ class SqliteStore:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it consistent
-            self._db.execute(_SCHEMA)
-            self._db.execute("DELETE FROM entries WHERE expires <= ?", (clock(),))
+            self._set_up()
         except (OSError, sqlite3.Error) as error:
             raise StateUnavailable(
                 f"Cannot open igor's state file {path}: {error}.",
                 "Point IGOR_STATE_URL at another file (sqlite:///path) or a Redis server.",
             ) from None
+
+    def _set_up(self) -> None:
+        """WAL, the table, expired rows swept. Processes opening a new file at once
+        can find it locked while one of them switches it to WAL (SQLite does not
+        wait for that): they try again, within the busy timeout."""
+        import random
+        import sqlite3
+
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                mode = self._db.execute("PRAGMA journal_mode").fetchone()
+                if not mode or str(mode[0]).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode = WAL")  # kept in the file
+                self._db.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it consistent
+                self._db.execute(_SCHEMA)
+                self._db.execute("DELETE FROM entries WHERE expires <= ?", (self._clock(),))
+                return
+            except sqlite3.OperationalError as error:
+                busy = "locked" in str(error) or "busy" in str(error)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _run(self, sql: str, *params: object) -> sqlite3.Cursor:
         import sqlite3
