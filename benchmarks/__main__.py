@@ -18,16 +18,34 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 
-RUNS = 15
+RUNS = 11
+START_BUDGET = 1.15  # `igor --version` and a TAB, against `import typer`
+BIG_ACCOUNT = 10_000  # stacks
+BIG_LIST_BUDGET = 1.5  # against a client that fetches page 1, then every other page at once
+TABLE_BUDGET = 1.5  # the table of BIG_ACCOUNT rows against its --json
+SMALL_LIST_BUDGET = 1.5  # `igor list` of 30 stacks against a plain `requests` script
+RSS_BUDGET_MB = 100.0
+TOKEN_HOURLY_LIMIT = 3000  # Cloud 66 requests an hour for one token
+FOLLOWED_AT_ONCE = 20
 
 
 def _wall(command: Sequence[str], env: dict[str, str]) -> float:
+    return _measure(command, env)[0]
+
+
+def _measure(command: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one run, its output thrown away."""
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=False, capture_output=True)
-    return time.perf_counter() - started
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, _, usage = os.wait4(process.pid, 0)
+    process.returncode = 0  # reaped above
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def _median_pair(
@@ -90,12 +108,12 @@ def bench_start() -> bool:
         lambda: _wall([*igor, "--version"], env),
         lambda: _wall(typer_import, env),
     )
-    ok &= _report("igor --version", version, baseline, 1.3)
+    ok &= _report("igor --version", version, baseline, START_BUDGET)
     completion, baseline = _median_pair(
         lambda: _wall(igor, complete_env),
         lambda: _wall(typer_import, env),
     )
-    ok &= _report("completion request (igor deploy -s <TAB>)", completion, baseline, 1.3)
+    ok &= _report("completion request (igor deploy -s <TAB>)", completion, baseline, START_BUDGET)
     return ok
 
 
@@ -127,6 +145,173 @@ def bench_list() -> bool:
     return _report("igor list, 1,000 stacks, 100 ms a request", igor, sequential, 0.4)
 
 
+# The floor for a big account: page 1, then every other page at once; prints nothing.
+_FLOOR_CLIENT = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import requests
+url, token = sys.argv[1], sys.argv[2]
+session = requests.Session()
+adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=400)
+session.mount("http://", adapter)
+headers = {"Authorization": "Bearer " + token}
+first = session.get(url + "/stacks", params={"page": 1}, headers=headers).json()
+pages = -(-first["count"] // 30)
+def page(number):
+    return session.get(url + "/stacks", params={"page": number}, headers=headers).json()
+with ThreadPoolExecutor(max_workers=max(1, pages - 1)) as pool:
+    rest = list(pool.map(page, range(2, pages + 1)))
+"""
+
+# What a person could write instead of `igor list`: fetch the stacks, print the same rows.
+_PLAIN_LIST = """
+import sys
+from datetime import datetime, timezone
+import requests
+url, token = sys.argv[1], sys.argv[2]
+session = requests.Session()
+body = session.get(url + "/stacks", headers={"Authorization": "Bearer " + token}).json()
+now = datetime.now(timezone.utc)
+rows = []
+for s in sorted(body["response"], key=lambda s: (s["name"].lower(), s["environment"].lower())):
+    then = datetime.fromisoformat(s["last_activity_iso"].replace("Z", "+00:00"))
+    ago = int((now - then).total_seconds()) // 60
+    rows.append((s["name"], s["environment"], str(s["status"]), str(s["health"]), f"{ago} min"))
+for row in rows:
+    print("  ".join(row))
+"""
+
+
+def bench_big_list() -> bool:
+    """`igor list` over 10,000 stacks at 100 ms a request, against the floor; peak RSS."""
+    with Simulator(stacks=[], rate_limit=None) as sim:
+        sim.add_stacks(BIG_ACCOUNT)
+        sim.latency = 0.1
+        env = dict(_base_env(), IGOR_API_URL=sim.url, IGOR_CLOUD66_TOKEN=SANDBOX_TOKEN)
+        floor = [sys.executable, "-c", _FLOOR_CLIENT, sim.url, SANDBOX_TOKEN]
+        peaks: list[float] = []
+
+        def igor_list() -> float:
+            wall, peak = _measure([*igor_command(), "list", "--json"], env)
+            peaks.append(peak)
+            return wall
+
+        def table() -> float:
+            wall, peak = _measure([*igor_command(), "list"], env)
+            peaks.append(peak)
+            return wall
+
+        igor, baseline = _median_pair(igor_list, lambda: _wall(floor, env), runs=5)
+        ok = _report(
+            f"igor list --json, {BIG_ACCOUNT:,} stacks, 100 ms a request",
+            igor, baseline, BIG_LIST_BUDGET,
+        )  # fmt: skip
+        piped, baseline = _median_pair(table, lambda: _wall(floor, env), runs=3)
+        ok &= _report("igor list (table, piped), same", piped, baseline, BIG_LIST_BUDGET)
+    peak = max(peaks)
+    verdict = "ok" if peak < RSS_BUDGET_MB else "OVER BUDGET"
+    print(f"{'igor list, peak RSS':<44} {peak:8.1f}MB (budget {RSS_BUDGET_MB:.0f}MB)  {verdict}")
+    return ok and peak < RSS_BUDGET_MB
+
+
+def bench_table() -> bool:
+    """The table of 10,000 rows on a terminal, against the same rows as --json (in process)."""
+    import io
+    from datetime import UTC, datetime
+
+    from igor_cli.actions import StackList
+    from igor_cli.cloud66 import Stack
+    from igor_cli.render.terminal import TerminalRenderer
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = datetime.now(UTC)
+    stacks = [
+        Stack.from_api({"uid": f"uid-{n}", "name": f"app-{n:05d}", "environment": "production",
+                        "status": n % 8, "health": n % 5, "is_busy": n % 8 in (5, 6),
+                        "last_activity_iso": "2026-01-01T00:00:00Z"})
+        for n in range(BIG_ACCOUNT)
+    ]  # fmt: skip
+    listing = StackList(stacks)
+
+    def render(as_json: bool) -> float:
+        out = Terminal()
+        renderer = TerminalRenderer(out, io.StringIO(), now, as_json=as_json)
+        started = time.perf_counter()
+        renderer.stack_list(listing)
+        return time.perf_counter() - started
+
+    table, as_json = _median_pair(lambda: render(False), lambda: render(True), runs=3)
+    return _report(
+        f"table of {BIG_ACCOUNT:,} rows on a terminal vs --json", table, as_json, TABLE_BUDGET
+    )
+
+
+def bench_small_list() -> bool:
+    """`igor list` of 30 stacks at 0 ms, against a plain `requests` script printing the rows."""
+    with Simulator(stacks=[], rate_limit=None) as sim:
+        sim.add_stacks(30)
+        env = dict(_base_env(), IGOR_API_URL=sim.url, IGOR_CLOUD66_TOKEN=SANDBOX_TOKEN)
+        plain = [sys.executable, "-c", _PLAIN_LIST, sim.url, SANDBOX_TOKEN]
+        _wall([*igor_command(), "list"], env)
+        _wall(plain, env)
+        igor, baseline = _median_pair(
+            lambda: _wall([*igor_command(), "list"], env), lambda: _wall(plain, env)
+        )
+    return _report("igor list, 30 stacks, 0 ms a request", igor, baseline, SMALL_LIST_BUDGET)
+
+
+def bench_follow() -> bool:
+    """Cloud 66 requests an hour of following costs: the shell's --follow and the bot's loops."""
+    from igor_cli.chat.slack.bot import bot_follow_policy
+    from igor_cli.config import Environment
+    from igor_cli.terminal import shell_follow_policy
+
+    env = Environment()
+    # Each shell follows its own deployment and knows of no other: twenty people
+    # following cost twenty times one. The bot's loops share one budget.
+    shell = _looks_an_hour(shell_follow_policy(env), loops=1) * FOLLOWED_AT_ONCE
+    bot = _looks_an_hour(bot_follow_policy(env), loops=FOLLOWED_AT_ONCE) * FOLLOWED_AT_ONCE
+    ok = True
+    for who, looks in (("igor deploy --follow", shell), ("igor serve", bot)):
+        verdict = "ok" if looks <= TOKEN_HOURLY_LIMIT else "OVER BUDGET"
+        print(
+            f"{who + f', {FOLLOWED_AT_ONCE} followed for 1 h':<44} {looks:8d}  requests "
+            f"(budget {TOKEN_HOURLY_LIMIT:,} a token)  {verdict}"
+        )
+        ok &= looks <= TOKEN_HOURLY_LIMIT
+    return ok
+
+
+def _looks_an_hour(policy: Any, loops: int) -> int:
+    """How many times one loop looks at a deployment that runs for an hour (simulated time)."""
+    import dataclasses
+
+    from igor_cli.actions import follow
+    from igor_cli.cloud66 import AsyncAction
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    class StillRunning:
+        looks = 0
+        rate_remaining = None
+
+        def action(self, uid: str, action_id: str) -> AsyncAction:
+            self.looks += 1
+            return AsyncAction.from_api({"id": action_id, "started_at": "2026-01-01T00:00:00Z"})
+
+    client = StillRunning()
+    hour = dataclasses.replace(policy, timeout=3600.0, clock=lambda: now[0], sleep=sleep)
+    for _ in follow(client, "uid", "1", hour, lambda: loops):  # type: ignore[arg-type]
+        pass
+    return client.looks
+
+
 def bench_bot() -> bool:
     """50 commands at once through the fake Slack (benchmarks/bot_load.py)."""
     from benchmarks.bot_load import bench_bot_load
@@ -144,6 +329,10 @@ def bench_state() -> bool:
 BENCHMARKS: dict[str, Callable[[], bool]] = {
     "start": bench_start,
     "list": bench_list,
+    "big-list": bench_big_list,
+    "table": bench_table,
+    "small-list": bench_small_list,
+    "follow": bench_follow,
     "bot": bench_bot,
     "state": bench_state,
 }

@@ -728,17 +728,24 @@ class FollowPolicy:
     # Polls an hour that every loop following with this policy may spend together:
     # a Cloud 66 token has 3,000 requests an hour for everything igor does.
     hourly_budget: float = 360.0
+    # For this long after it starts, a loop looks every `interval` whatever the
+    # budget: a deployment that fails at once is told at once.
+    quick_seconds: float = 0.0
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
-    def interval_for(self, loops: int, remaining: int | None = None) -> float:
+    def interval_for(
+        self, loops: int, remaining: int | None = None, elapsed: float | None = None
+    ) -> float:
         """Seconds between looks when `loops` deployments are followed at once.
 
         When Cloud 66 says how many requests the token has left this hour
         (`X-RateLimit-Remaining`), the looks thin out as that number falls,
         keeping a reserve for the commands people type.
         """
-        interval = max(self.interval, max(1, loops) * 3600.0 / self.hourly_budget)
+        quick = elapsed is not None and elapsed < self.quick_seconds
+        budgeted = max(1, loops) * 3600.0 / self.hourly_budget
+        interval = self.interval if quick else max(self.interval, budgeted)
         if remaining is not None and remaining < LOW_REMAINING:
             spare = max(1, remaining - RESERVED_REQUESTS)
             interval = max(interval, min(self.max_backoff, max(1, loops) * 3600.0 / spare))
@@ -771,10 +778,11 @@ def follow(
                 raise
             action = None
             delay = min(policy.max_backoff, delay * 2)
-        else:
-            failures = 0
-            delay = policy.interval_for(loops(), getattr(client, "rate_remaining", None))
         elapsed = policy.clock() - started
+        if action is not None:
+            failures = 0
+            remaining = getattr(client, "rate_remaining", None)
+            delay = policy.interval_for(loops(), remaining, elapsed)
         if action is not None and action.finished:
             cancelled = not action.finished_success and "cancel" in action.finished_message.lower()
             yield Progress(

@@ -11,6 +11,7 @@ importing the models stays cheap.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import threading
@@ -380,16 +381,46 @@ def new_session(pool_size: int = MAX_PAGE_WORKERS + 2) -> requests.Session:
     """
     from http.cookiejar import DefaultCookiePolicy
 
-    import requests
     from requests.adapters import HTTPAdapter
 
-    session = requests.Session()
+    session = _session_class()()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     # A cookie set in answer to one token's request must not ride along with another's.
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
+
+
+@functools.cache
+def _session_class() -> type[requests.Session]:
+    import requests
+
+    class Session(requests.Session):
+        """A session that reads the proxy and CA settings from the environment once per
+        host, not for every request (100 us each: the environment is scanned every time)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._settings: dict[tuple[str, str], Any] = {}
+
+        def merge_environment_settings(  # type: ignore[override]
+            self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            """`requests`' own answer, kept per scheme and host when nothing is asked."""
+            if proxies or stream is not None or verify is not None or cert is not None:
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc)
+            settings: Any = self._settings.get(key)
+            if settings is None:
+                settings = super().merge_environment_settings(url, {}, None, None, None)
+                self._settings[key] = settings
+            return {**settings, "proxies": dict(settings["proxies"])}
+
+    return Session
 
 
 class _Deadline:

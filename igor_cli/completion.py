@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 SANDBOX_KEY = "(sandbox)"
 # How long a listing is trusted to say a name is unique without `-e` (deploy, cancel).
 FRESH_SECONDS = 600.0
+# The same listing again within this time does not rewrite the file (the bot lists
+# one account again and again in a burst); saved_at stays at most this much older.
+RESAVE_SECONDS = 10.0
 
 # -- the cache ------------------------------------------------------------------
 
@@ -59,18 +62,20 @@ class StackCache:
     def stacks(self, stacks: list[Stack]) -> None:
         """Replace the stack list, keeping the services already known."""
         with self.env.lock:  # igor serve's threads must not interleave
-            known = {entry["uid"]: entry for entry in _entries(load(self.env, self.key))}
-            self._save(
-                [
-                    {
-                        "uid": s.uid,
-                        "name": s.name,
-                        "environment": s.environment,
-                        "services": known.get(s.uid, {}).get("services", []),
-                    }
-                    for s in stacks
-                ]
-            )
+            data = load(self.env, self.key)
+            known = {entry["uid"]: entry for entry in _entries(data)}
+            entries = [
+                {
+                    "uid": s.uid,
+                    "name": s.name,
+                    "environment": s.environment,
+                    "services": known.get(s.uid, {}).get("services", []),
+                }
+                for s in stacks
+            ]
+            if entries == _entries(data) and self._recent(data, RESAVE_SECONDS):
+                return  # the bot lists the same stacks again and again: nothing new to write
+            self._save(entries)
 
     def services(self, uid: str, services: list[Service]) -> None:
         """Remember a stack's services."""
@@ -122,7 +127,7 @@ class StackCache:
             and (not env or entry["environment"].casefold() == env)
         ]
 
-    def _recent(self, data: Mapping[str, Any]) -> bool:
+    def _recent(self, data: Mapping[str, Any], seconds: float = FRESH_SECONDS) -> bool:
         from datetime import datetime
 
         try:
@@ -130,7 +135,7 @@ class StackCache:
         except ValueError:
             return False
         age = (self.env.clock() - saved).total_seconds()
-        return 0 <= age <= FRESH_SECONDS
+        return 0 <= age <= seconds
 
     def _save(self, entries: list[dict[str, Any]], saved_at: Any = None) -> None:
         """Write the cache; `saved_at` is when the stacks were listed (now, unless kept:
@@ -147,7 +152,8 @@ class StackCache:
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".stacks-", suffix=".tmp")
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    json.dump(data, stream)
+                    # dumps, not dump: only a one-shot encode runs in C (10,000 stacks).
+                    stream.write(json.dumps(data, separators=(",", ":")))
                 os.replace(temporary, path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -59,6 +59,9 @@ class Environment:
     # simulator once started, one lock per stack for changes, and `lock` for
     # the rest (writing the completion cache, starting the sandbox).
     simulator: Any = field(default=None, init=False, repr=False, compare=False)
+    # One HTTP connection pool for every Cloud 66 client of this run (tokens travel
+    # with each request, never on the session): see `connect.shared_session`.
+    session: Any = field(default=None, init=False, repr=False, compare=False)
     lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -104,10 +107,14 @@ class Environment:
             return store
 
     def close(self) -> None:
-        """Stop what this environment started (the sandbox simulator, the state store)."""
+        """Stop what this environment started (the sandbox simulator, the connections, the
+        state store)."""
         with self._guard:
             simulator, self.simulator = self.simulator, None
+            session, self.session = self.session, None
             store, self._store = self._store, None
+        if session is not None:
+            session.close()
         if simulator is not None:
             simulator.stop()
         if store is not None:

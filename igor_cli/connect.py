@@ -10,6 +10,8 @@ from igor_cli.credentials import TokenKind, require_token
 from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
+    import requests
+
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.sandbox import Simulator
 
@@ -64,10 +66,32 @@ def _note_recovery(env: Environment, simulator: Simulator) -> None:
         )
 
 
+def shared_session(env: Environment) -> requests.Session:
+    """The run's one HTTP connection pool, made on first use; `env.close()` closes it.
+
+    Every client of the run (the bot's commands and follow loops, a shell
+    command) shares its keep-alive connections; each client passes its own
+    token with every request, so the session never holds one.
+    """
+    session: requests.Session | None = env.session
+    if session is not None:  # every command after the first: no lock to wait for
+        return session
+    with env.lock:
+        if env.session is None:
+            from igor_cli.cloud66 import new_session
+
+            env.session = new_session()
+        session = env.session
+        assert session is not None
+        return session
+
+
 def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
     """A client for the sandbox or Cloud 66, with `token` or the one igor finds now.
 
-    Without `token`, the token is looked up afresh for every command.
+    Without `token`, the token is looked up afresh for every command (a token
+    stored with `igor register` takes effect at once). The client borrows the
+    run's connection pool: closing it leaves the pool open.
     """
     from igor_cli.cloud66 import Cloud66Client, RetryPolicy
     from igor_cli.completion import StackCache
@@ -79,4 +103,10 @@ def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
     else:
         url = env.checked_api_url()  # a bad setting is said before any token is looked for
         token = token or require_token(TokenKind.CLOUD66, env)
-    return Cloud66Client(token, url, retry=RetryPolicy(sleep=env.sleep), observer=StackCache(env))
+    return Cloud66Client(
+        token,
+        url,
+        retry=RetryPolicy(sleep=env.sleep),
+        observer=StackCache(env),
+        session=shared_session(env),
+    )

@@ -48,10 +48,10 @@ def answer_request(out: TextIO | None = None) -> int:
         app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
         return 0
 
-    # The root alone: the commands this TAB needs are added once it is read.
-    completer = _completers(app)[shell](
-        _converted(app, []), {}, app.info.name or "igor", COMPLETE_VAR
-    )
+    from igor_cli.cli import group
+
+    # The group converts a command's signature only when it is named.
+    completer = _completers(app)[shell](group(), {}, app.info.name or "igor", COMPLETE_VAR)
     (out or sys.stdout).write(completer.complete() + "\n")
     return 0
 
@@ -75,10 +75,9 @@ def _converted(app: typer.Typer, commands: list[Any]) -> Command:
 def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
     """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
     typed = _context(root, prog_name, list(args), None)._protected_args
-    name = typed[0].lower() if typed else ""
-    return _converted(
-        app, [i for i in app.registered_commands if (i.name == name if name else not i.hidden)]
-    )
+    if typed:
+        return root  # it converts the command typed, and only that one
+    return _converted(app, [i for i in app.registered_commands if not i.hidden])
 
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:

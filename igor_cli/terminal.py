@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from igor_cli.config import Environment
 
 if TYPE_CHECKING:
-    from igor_cli.actions import DeployOutcome, Request
+    from igor_cli.actions import DeployOutcome, FollowPolicy, Request
     from igor_cli.cloud66 import Cloud66Client
     from igor_cli.render.terminal import TerminalRenderer
     from igor_cli.setup_commands import (
@@ -163,12 +163,32 @@ def run(env: Environment, request: Request) -> int:
     return code
 
 
+# Each shell follows its own deployment and knows of no other: twenty people
+# following at once must fit in the token's 3,000 requests an hour with room for
+# what they type. A minute of quick looks, then 120 an hour: 130 for an hour.
+SHELL_FOLLOW_HOURLY_BUDGET = 120.0
+SHELL_QUICK_SECONDS = 60.0
+
+
+def shell_follow_policy(env: Environment) -> FollowPolicy:
+    """How `--follow` looks at a deployment from a shell."""
+    from igor_cli.actions import FollowPolicy
+
+    return FollowPolicy(
+        interval=env.follow_interval,
+        hourly_budget=SHELL_FOLLOW_HOURLY_BUDGET,
+        quick_seconds=SHELL_QUICK_SECONDS,
+        clock=env.monotonic,
+        sleep=env.sleep,
+    )
+
+
 def _follow(
     env: Environment, client: Cloud66Client, outcome: DeployOutcome, renderer: TerminalRenderer
 ) -> int:
-    from igor_cli.actions import FollowPolicy, follow
+    from igor_cli.actions import follow
 
-    policy = FollowPolicy(interval=env.follow_interval, clock=env.monotonic, sleep=env.sleep)
+    policy = shell_follow_policy(env)
     last = None
     with renderer.watching(outcome.stack) as update:
         for progress in follow(client, outcome.stack.uid, outcome.action_id, policy):

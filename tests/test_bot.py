@@ -270,6 +270,19 @@ def test_cloud66_token_problems_are_answered_and_fixed_without_restart(
     assert "shop (production)" in bot.replies(3)[2].params["text"]
 
 
+def test_commands_and_follow_loops_share_one_connection_pool(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot.start()
+    for n in range(1, 5):
+        bot.mention("list -s shop")
+        assert "shop (production)" in bot.replies(n)[n - 1].params["text"]
+    assert sim.connections_opened == 1  # kept alive from one command to the next
+    bot.mention("deploy -s blog")
+    assert "Deploy started" in bot.replies(5)[4].params["text"]
+    assert sim.connections_opened <= 2  # the follow loop borrows a pooled connection too
+
+
 def test_a_disconnect_frame_is_survived(bot: RunningBot, slack: FakeSlack) -> None:
     bot.start()
     slack.send_disconnect(close_after=0.2)

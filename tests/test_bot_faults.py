@@ -89,6 +89,27 @@ def test_cheap_commands_are_answered_while_every_worker_waits_on_cloud66(
     assert "No such option: --bogus" in said
 
 
+def test_deploys_of_one_stack_wait_in_line_not_on_workers(
+    bot: RunningBot, slack: FakeSlack, hung: HungServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IGOR_API_URL", hung.url)
+    bot.start()
+    for _ in range(10):  # many people deploying one stack, in any case
+        _mention(slack, "deploy -s Shop -e production")
+        _mention(slack, "deploy -s shop")
+    deadline = time.monotonic() + 5
+    while not hung.accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert len(hung.accepted) == 1  # one worker is on Cloud 66 for shop; the rest wait in line
+    _mention(slack, "list")  # the other workers are free for everything else
+    _mention(slack, "deploy -s blog")
+    deadline = time.monotonic() + 5
+    while len(hung.accepted) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(hung.accepted) == 3
+
+
 def test_sigterm_ends_serve_within_10_seconds_while_cloud66_hangs(
     slack: FakeSlack, hung: HungServer
 ) -> None:
@@ -109,8 +130,8 @@ def test_sigterm_ends_serve_within_10_seconds_while_cloud66_hangs(
     )
     try:
         slack.wait_connected(timeout=15)
-        for _ in range(10):
-            _mention(slack, "deploy -s shop -e production")
+        for number in range(10):  # ten stacks: deploys of one stack would take one worker
+            _mention(slack, f"deploy -s shop{number} -e production")
         deadline = time.monotonic() + 5
         while len(hung.accepted) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)

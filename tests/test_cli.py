@@ -407,3 +407,37 @@ def test_version(igor: Igor) -> None:
 
     assert igor("--version").stdout.strip() == f"igor {__version__}"
     assert igor("version").stdout.strip() == f"igor {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list"],
+        ["list", "--json", "-s", "shop"],
+        ["deploy", "-s", "blog", "--dry-run", "-w", "false", "-v", "web"],
+        ["history", "-s", "shop", "-e", "production", "-n", "3"],
+        ["cancel", "-s", "nope", "-h"],
+    ],
+)
+def test_commands_convert_their_options_without_pydantic(sim: Simulator, args: list[str]) -> None:
+    import os
+
+    from tests.test_completion import loaded_modules
+
+    code = f"from igor_cli.terminal import main\nprint('exit', main({args!r}))"
+    modules = loaded_modules(code, dict(os.environ))
+    assert "igor_cli.actions" in modules or "-h" in args  # the command really ran
+    assert not {m for m in modules if m.split(".")[0] == "pydantic"}
+
+
+def test_a_bad_option_value_is_still_named_with_its_option(igor: Igor, sim: Simulator) -> None:
+    ran = igor("history", "-s", "shop", "-n", "0")
+    assert ran.exit_code == 2
+    assert "Invalid value for '-n' / '--limit'" in ran.stderr
+    ran = igor("history", "-s", "shop", "-n", "x")
+    assert ran.exit_code == 2
+    assert "Invalid value for '-n' / '--limit'" in ran.stderr
+    ran = igor("deploy", "-s", "blog", "-w", "maybe")
+    assert ran.exit_code == 2
+    assert "Invalid value for '-w' / '--wait': 'maybe' is not true or false." in ran.stderr
+    assert sim.count("POST") == 0

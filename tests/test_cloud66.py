@@ -607,3 +607,26 @@ def test_netrc_does_not_replace_the_token(
     assert requests.utils.get_netrc_auth(sim.url) is not None  # the .netrc is seen
     with Cloud66Client(SANDBOX_TOKEN, sim.url) as client:
         assert len(client.stacks()) == 7
+
+
+def test_the_session_reads_proxies_and_ca_bundles_from_the_environment_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from igor_cli.cloud66 import new_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    session = new_session()
+    url = "https://app.cloud66.com/api/3/stacks?page=2"
+    first = session.merge_environment_settings(url, {}, None, None, None)
+    assert first["proxies"]["https"] == "http://proxy.example:3128"
+    assert first["verify"] == "/etc/ssl/corporate.pem"
+    first["proxies"]["https"] = "changed by a redirect"
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:3128")  # read once: kept
+    again = session.merge_environment_settings(url, {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.example:3128"
+    inside = session.merge_environment_settings("https://internal.example/x", {}, None, None, None)
+    assert "https" not in inside["proxies"]  # NO_PROXY still decides per host
+    asked = session.merge_environment_settings(url, {}, None, False, None)
+    assert asked["verify"] is False  # a request's own settings are never cached over

@@ -206,6 +206,7 @@ def test_a_file_for_another_api_or_a_damaged_file_completes_nothing(
     StackCache(env).stacks([stack("shop")])
     path = cache_file(env, cache_key(env))
     data = json.loads(path.read_text())
+    assert ", " not in path.read_text() and "\n" not in path.read_text()  # written compactly
     path.write_text(json.dumps({**data, "api": "https://elsewhere.example"}))
     assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == []
     path.write_text('{"api": "' + data["api"] + '", "stacks": [{"name": 1}, "x"')
@@ -796,3 +797,25 @@ def test_igors_answer_to_a_tab_loads_neither_pydantic_nor_rich(
         assert ("igor_cli.config" in modules) == ("-s" in line)  # the cache, only when asked
         assert not heavy(modules)
         assert not {m for m in modules if m.split(".")[0] == "pydantic"}, line
+
+
+def test_the_same_listing_again_soon_does_not_rewrite_the_cache() -> None:
+    from tests.fakes.clock import FakeClock
+
+    clock = FakeClock()
+    env = Environment(clock=clock.datetime)
+    cache = StackCache(env)
+    cache.stacks([stack("shop"), stack("blog")])
+    path = cache_file(env, cache.key)
+    written = path.stat().st_ino  # each write is a new file renamed over the old one
+    clock.advance(5)
+    cache.stacks([stack("shop"), stack("blog")])
+    assert path.stat().st_ino == written
+    cache.stacks([stack("shop")])  # a change is written at once
+    assert path.stat().st_ino != written
+    assert [e["name"] for e in json.loads(path.read_text())["stacks"]] == ["shop"]
+    written = path.stat().st_ino
+    clock.advance(11)  # and the same listing a while later refreshes saved_at
+    cache.stacks([stack("shop")])
+    assert path.stat().st_ino != written
+    assert json.loads(path.read_text())["saved_at"] == clock.datetime().isoformat()

@@ -322,3 +322,28 @@ def test_private_use_characters_from_cloud66_never_become_mentions(
     said = rendered(reply).text + json.dumps(rendered(reply).blocks)
     assert "<@U0BOB>" not in said
     assert "@U0BOB" in said  # the name is shown, as text
+
+
+def test_twenty_shells_following_for_an_hour_stay_within_one_tokens_requests(
+    clock: FakeClock,
+) -> None:
+    from igor_cli.terminal import shell_follow_policy
+
+    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
+    policy = shell_follow_policy(env)
+    assert policy.interval_for(1, elapsed=0) == env.follow_interval  # quick looks at first
+    assert policy.interval_for(1, elapsed=120) == 30  # then 120 an hour
+    with (
+        Simulator(clock=clock, deploy_seconds=7200, rate_limit=None) as sim,
+        Cloud66Client(SANDBOX_TOKEN, sim.url) as client,
+    ):
+        uid = sim.stack("blog", "production")["uid"]
+        started = client.deploy(uid, user_reference="igor:shell:test")
+        hour = FollowPolicy(**{**vars(policy), "timeout": 3600.0})
+        seen = list(follow(client, uid, started.async_action_id, hour))
+        looks = sim.count("GET", f"/actions/{started.async_action_id}")
+    assert seen[-1].timed_out and not seen[-1].finished
+    assert looks == len(seen)
+    # Each shell knows of no other: twenty cost twenty times one, and leave room
+    # for the commands people type.
+    assert 20 * looks <= 3000 - 300

@@ -86,8 +86,23 @@ class Reply:
         return outcome if isinstance(outcome, DeployOutcome) and outcome.followable else None
 
 
+@dataclass(frozen=True)
+class Work:
+    """The rest of a command, to run on a Cloud 66 worker: `work()` makes its reply.
+
+    `stack` names the stack a change is about (its name, any case): changes to
+    one stack run one after another, so a worker never waits on another one.
+    """
+
+    run: Callable[[], Reply]
+    stack: str | None = None
+
+    def __call__(self) -> Reply:
+        return self.run()
+
+
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit for a button's value
-Step = Reply | Callable[[], Reply]  # a reply now, or the work that makes it
+Step = Reply | Work  # a reply now, or the work that makes it
 ADDRESS = "@igor"  # how a person calls igor in chat, unless the adapter knows its name
 
 
@@ -285,7 +300,9 @@ class Bridge:
                     )
                 return finish(self.perform(name, request, origin, connect))
 
-        return rest
+        named = getattr(request, "stack", None) if request.changes else None
+        # One stack name (any case) covers every stack a change could resolve to.
+        return Work(rest, named.strip().casefold() if isinstance(named, str) else None)
 
     def _refused_whatever_the_stack(
         self, name: str, request: Request, channel: str, user: str

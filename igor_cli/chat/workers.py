@@ -9,6 +9,7 @@ share one thread and one heap, however many are pending.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
@@ -23,12 +24,20 @@ Job = Callable[[], None]
 
 
 class Workers:
-    """`size` daemon threads taking jobs from a queue of at most `capacity`."""
+    """`size` daemon threads taking jobs from a queue of at most `capacity`.
+
+    A job may name a key (a stack): jobs with one key run one after another, and
+    those waiting for their turn wait in their key's line, not on a thread, so
+    many jobs for one stack never hold more than one worker.
+    """
 
     def __init__(self, name: str, size: int, capacity: int) -> None:
         self.name = name
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=capacity)
-        self._busy = 0
+        self.capacity = capacity
+        self._jobs: queue.SimpleQueue[tuple[str | None, Job] | None] = queue.SimpleQueue()
+        self._busy = 0  # queued, in a key's line, or running
+        self._running = 0
+        self._lines: dict[str, collections.deque[Job]] = {}  # key -> jobs after the one out
         self._idle = threading.Condition()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
@@ -37,14 +46,19 @@ class Workers:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Job) -> bool:
+    def submit(self, job: Job, key: str | None = None) -> bool:
         """Queue a job; False (and nothing queued) when the queue is full."""
         with self._idle:
-            try:
-                self._jobs.put_nowait(job)
-            except queue.Full:
+            if self._busy - self._running >= self.capacity:
                 return False
             self._busy += 1
+            line = self._lines.get(key) if key is not None else None
+            if line is not None:  # a job with this key is out: wait behind it
+                line.append(job)
+                return True
+            if key is not None:
+                self._lines[key] = collections.deque()
+        self._jobs.put((key, job))
         return True
 
     @property
@@ -66,35 +80,51 @@ class Workers:
 
     def stop(self) -> None:
         """Drop what is queued and let the threads end (running jobs are not waited for)."""
+        with self._idle:
+            dropped = sum(len(line) for line in self._lines.values())
+            for line in self._lines.values():
+                line.clear()
+            self._busy -= dropped
+            self._idle.notify_all()
         while True:
             try:
-                job = self._jobs.get_nowait()
+                item = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                self._done()
+            if item is not None:
+                self._done(item[0], next_in_line=False)
         for _ in self._threads:
-            try:
-                self._jobs.put_nowait(None)
-            except queue.Full:  # pragma: no cover - just drained
-                break
+            self._jobs.put(None)
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 return
+            key, job = item
+            with self._idle:
+                self._running += 1
             try:
                 job()
             except Exception:  # the bot must outlive any one command
                 log.exception("%s: a job failed unexpectedly", self.name)
             finally:
-                self._done()
+                with self._idle:
+                    self._running -= 1
+                self._done(key)
 
-    def _done(self) -> None:
+    def _done(self, key: str | None, *, next_in_line: bool = True) -> None:
+        after: Job | None = None
         with self._idle:
             self._busy -= 1
+            line = self._lines.get(key) if key is not None else None
+            if line and next_in_line:
+                after = line.popleft()  # its turn: to the back of the queue, like any job
+            elif key is not None:
+                self._lines.pop(key, None)
             self._idle.notify_all()
+        if after is not None:
+            self._jobs.put((key, after))
 
 
 class Scheduler:

@@ -288,6 +288,7 @@ class Simulator:
         self._faults: list[_Fault] = []
         self._drops: list[_Fault] = []
         self._connections: set[socket.socket] = set()
+        self.connections_opened = 0  # TCP connections clients opened (keep-alive reuses them)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -425,6 +426,7 @@ class Simulator:
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._side_lock:
             if add:
+                self.connections_opened += 1
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)

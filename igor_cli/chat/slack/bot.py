@@ -64,6 +64,17 @@ USED_PREFIX = "used:"  # a confirmation button already decided, by its signed va
 BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
 
 
+def bot_follow_policy(env: Environment) -> FollowPolicy:
+    """How the bot's loops look at deployments: one budget an hour for all of them."""
+    return FollowPolicy(
+        interval=env.follow_interval * FOLLOW_SLOWER,
+        timeout=2 * 3600,
+        hourly_budget=FOLLOW_HOURLY_BUDGET,
+        clock=env.monotonic,
+        sleep=env.sleep,
+    )
+
+
 class SlackBot:
     """Socket Mode payloads -> the bridge -> replies in thread, with follow-ups."""
 
@@ -86,16 +97,7 @@ class SlackBot:
         self._delivery_stopped = threading.Event()
         self.delivery = Delivery(web, self._delivery_stopped)
         self.scheduler = Scheduler()
-        self.followers = Followers(
-            self.bridge.connect,
-            FollowPolicy(
-                interval=env.follow_interval * FOLLOW_SLOWER,
-                timeout=2 * 3600,
-                hourly_budget=FOLLOW_HOURLY_BUDGET,
-                clock=env.monotonic,
-                sleep=env.sleep,
-            ),
-        )
+        self.followers = Followers(self.bridge.connect, bot_follow_policy(env))
         self.updates = Updater()
         self.seen = RecentKeys()
         # Who claims posts and holds leases: unique even for two bots in one process.
@@ -195,7 +197,7 @@ class SlackBot:
             self._deliver(step, place, fields)
             return
         work = step
-        if not self.workers.submit(lambda: self._deliver(work(), place, fields)):
+        if not self.workers.submit(lambda: self._deliver(work(), place, fields), work.stack):
             busy = message(
                 "I'm busy with many commands right now; nothing was done. Try again in a minute.",
                 emoji=":hourglass:",

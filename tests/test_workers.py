@@ -1,0 +1,109 @@
+"""The bot's worker pool: jobs of one key (a stack) wait in their line, not on a thread."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from igor_cli.chat.workers import Workers
+
+WAIT = 5.0  # seconds: a generous bound, never reached when the code is right
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    pool = Workers("test-workers", 3, 10)
+    yield pool
+    pool.stop()
+
+
+def _blocker(
+    started: threading.Event, release: threading.Event, ran: list[str], name: str
+) -> Callable[[], None]:
+    def job() -> None:
+        ran.append(name)
+        started.set()
+        assert release.wait(WAIT)
+
+    return job
+
+
+def test_jobs_of_one_key_run_one_after_another_in_order(workers: Workers) -> None:
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    assert workers.submit(_blocker(started, release, ran, "first"), "shop")
+    assert started.wait(WAIT)
+    for n in range(3):
+        assert workers.submit(functools.partial(ran.append, f"then {n}"), "shop")
+    other = threading.Event()
+    assert workers.submit(other.set, "blog")  # another stack is not held up
+    assert workers.submit(lambda: ran.append("list"))  # nor a job without a key
+    assert other.wait(WAIT)
+    assert workers.wait_idle(0.2) is False  # shop's line still waits for the first job
+    assert ran.count("list") == 1 and not any(r.startswith("then") for r in ran)
+    release.set()
+    assert workers.wait_idle(WAIT)
+    assert [r for r in ran if r != "list"] == ["first", "then 0", "then 1", "then 2"]
+
+
+def test_a_key_never_holds_more_than_one_thread(workers: Workers) -> None:
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def job(key: str) -> None:
+        with lock:
+            running[key] = running.get(key, 0) + 1
+            peak[key] = max(peak.get(key, 0), running[key])
+        threading.Event().wait(0.005)
+        with lock:
+            running[key] -= 1
+
+    submitted = 0
+    for n in range(10):
+        for key in ("shop", "blog"):
+            submitted += workers.submit(functools.partial(job, key), key)
+        if n % 3 == 2:
+            assert workers.wait_idle(WAIT)
+    assert workers.wait_idle(WAIT)
+    assert submitted == 20
+    assert peak == {"shop": 1, "blog": 1}
+
+
+def test_waiting_in_a_line_counts_against_the_queue_limit() -> None:
+    pool = Workers("test-small", 1, 2)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    try:
+        assert pool.submit(_blocker(started, release, ran, "running"), "shop")
+        assert started.wait(WAIT)
+        assert pool.submit(lambda: ran.append("second"), "shop")
+        assert pool.submit(lambda: ran.append("third"), "blog")
+        assert not pool.submit(lambda: ran.append("refused"), "shop")  # two wait already
+        assert pool.pending == 3
+        release.set()
+        assert pool.wait_idle(WAIT)
+        assert sorted(ran) == ["running", "second", "third"]
+    finally:
+        release.set()
+        pool.stop()
+
+
+def test_stop_drops_the_lines() -> None:
+    pool = Workers("test-stop", 1, 10)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    try:
+        assert pool.submit(_blocker(started, release, ran, "running"), "shop")
+        assert started.wait(WAIT)
+        assert pool.submit(lambda: ran.append("dropped"), "shop")
+        pool.stop()
+        release.set()
+        assert pool.wait_idle(WAIT)
+        assert pool.pending == 0
+        assert ran == ["running"]
+    finally:
+        release.set()
