@@ -76,6 +76,7 @@ def _base_env() -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["IGOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="igor-bench-")
     env["IGOR_CONFIG"] = os.path.join(env["IGOR_CACHE_DIR"], "none.toml")
+    env["IGOR_STATE_URL"] = "sqlite://" + os.path.join(env["IGOR_CACHE_DIR"], "state.db")
     return env
 
 
