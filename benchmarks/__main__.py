@@ -76,6 +76,7 @@ def _base_env() -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["IGOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="igor-bench-")
     env["IGOR_CONFIG"] = os.path.join(env["IGOR_CACHE_DIR"], "none.toml")
+    env["IGOR_STATE_URL"] = "sqlite://" + os.path.join(env["IGOR_CACHE_DIR"], "state.db")
     return env
 
 
@@ -319,6 +320,13 @@ def bench_bot() -> bool:
     return bench_bot_load()
 
 
+def bench_state() -> bool:
+    """Lock take and release on each state backend (benchmarks/state.py)."""
+    from benchmarks.state import bench_state as measure
+
+    return measure()
+
+
 BENCHMARKS: dict[str, Callable[[], bool]] = {
     "start": bench_start,
     "list": bench_list,
@@ -327,6 +335,7 @@ BENCHMARKS: dict[str, Callable[[], bool]] = {
     "small-list": bench_small_list,
     "follow": bench_follow,
     "bot": bench_bot,
+    "state": bench_state,
 }
 
 

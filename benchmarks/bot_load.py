@@ -155,6 +155,7 @@ def _environment(slack: FakeSlack, sim: Simulator, scratch: Path) -> Environment
             "IGOR_CLOUD66_TOKEN": SANDBOX_TOKEN,
             "IGOR_CACHE_DIR": str(scratch / "cache"),
             "IGOR_CONFIG": str(scratch / "config.toml"),
+            "IGOR_STATE_URL": f"sqlite://{scratch / 'state.db'}",  # a fresh store each run
         },
         follow_interval=FOLLOW_INTERVAL,
         slack_ping_interval=5.0,
@@ -324,6 +325,7 @@ def _serve(slack: FakeSlack, sim: Simulator, scratch: Path) -> subprocess.Popen[
         "IGOR_SLACK_API_URL": slack.api_url, "IGOR_API_URL": sim.url,
         "IGOR_CLOUD66_TOKEN": SANDBOX_TOKEN, "IGOR_CACHE_DIR": str(scratch / "cache"),
         "IGOR_CONFIG": str(scratch / "config.toml"),
+        "IGOR_STATE_URL": f"sqlite://{scratch / 'state.db'}",  # a fresh store each run
     })  # fmt: skip
     with (scratch / "serve.log").open("wb") as log:
         return subprocess.Popen(

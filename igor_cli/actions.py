@@ -7,6 +7,7 @@ the edges (`render/terminal.py`, `render/slack.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -160,6 +161,8 @@ class DeployRequest:
     follow: bool = False
     dry_run: bool = False
     as_json: bool = False
+    break_glass: bool = False  # deploy during a freeze (only those it names; on record)
+    reason: str = ""  # why, for the record
 
 
 class CancelTarget(Enum):
@@ -176,6 +179,9 @@ class CancelRequest:
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
+    # It stops a change rather than making one: locks, freezes and approvals let it
+    # through (a change that does not say so is held back by them).
+    halts: ClassVar[bool] = True
 
     stack: str
     environment: str | None = None
@@ -669,16 +675,20 @@ def deploy(
     origin: Origin,
     hints: StackHints | None = None,
     stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stack: Stack | None = None,
 ) -> DeployOutcome:
-    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying)."""
-    stack = find_stack(client, request.stack, request.environment, hints)
+    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying).
+
+    `stack` is the stack already resolved for this request, when it was.
+    """
+    stack = stack or find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
     if request.ref and stack.is_docker:
         # Checked before any request that could post: Cloud 66 takes git_ref on classic stacks.
         raise RefNeedsClassic(stack.label)
     _check_services(client, stack, services)
-    # Two people asking this run at once: the second must see the first's
-    # deployment, not race it to the POST. (Across replicas, user_reference.)
+    # Two people asking at once (in this process, or in any igor sharing the state
+    # store): the second must see the first's deployment, not race it to the POST.
     with stack_lock(stack.uid) if stack_lock else nullcontext():
         return deploy_resolved(client, request, origin, stack, services)
 
@@ -1174,6 +1184,7 @@ class Run:
     origin: Origin
     hints: StackHints | None = None
     env: Environment | None = None
+    target: Stack | None = None  # the stack a change acts on, when already resolved
 
 
 Action = Callable[[Run, Any], Any]
@@ -1202,7 +1213,7 @@ def _list_action(run: Run, request: ListRequest) -> StackList:
 @performs(DeployRequest)
 def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
     locks = run.env.stack_lock if run.env is not None else None
-    return deploy(run.connect(), request, run.origin, run.hints, locks)
+    return deploy(run.connect(), request, run.origin, run.hints, locks, run.target)
 
 
 @performs(CancelRequest)
@@ -1270,5 +1281,98 @@ def perform(
     action = ACTIONS.get(type(request))
     if action is None:
         raise TypeError(f"no action answers {type(request).__name__}")
-    outcome: Outcome = action(Run(connect, origin, hints, env), request)
+    run = Run(connect, origin, hints, env)
+    if held_back(request):
+        run = guard_change(run, request)  # every change passes here, whatever its command
+    outcome: Outcome = action(run, request)
     return outcome
+
+
+def held_back(request: Any) -> bool:
+    """Whether locks, freezes and approvals hold this request back: a change that does not
+    only halt one (`halts`, like cancel: stopping a deployment never waits)."""
+    return bool(request.changes) and not getattr(request, "halts", False)
+
+
+def guard_change(run: Run, request: Any) -> Run:
+    """Refuse a change to a stack someone else has locked (`StackLocked`) or that a freeze
+    window holds (`StackFrozen`, unless the glass is broken); otherwise the run, with
+    the stack it changes resolved when that had to be looked up.
+
+    With no lock and no freeze now, nothing more is asked of Cloud 66. A change
+    that does not say which stack it changes is refused then (fail closed).
+    """
+    from igor_cli.freeze import any_freeze_now, freezes_from_config
+
+    if run.env is None:
+        return run  # no environment, no store, no config: nothing can hold a stack
+    locks = _locks(run.env)
+    freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
+    now = run.env.clock()
+    if not locks and not any_freeze_now(freezes, now):
+        return run
+    name, environment = getattr(request, "stack", None), getattr(request, "environment", None)
+    if not isinstance(name, str):
+        raise IgorError(
+            f"igor cannot tell which stack this {type(request).__name__} changes, and some "
+            "stacks are locked or frozen; nothing was done."
+        )
+    stack = run.target or find_stack(run.connect(), name, environment, run.hints)
+    refuse_if_locked(run.env, stack, run.origin, locks)
+    _refuse_if_frozen(run.env, stack, run.origin, request, freezes)
+    return dataclasses.replace(run, target=stack)
+
+
+def _refuse_if_frozen(
+    env: Environment, stack: Stack, origin: Origin, request: Any, freezes: list[Any]
+) -> None:
+    """`StackFrozen` during a freeze, unless someone it names breaks the glass (on record)."""
+    from igor_cli.freeze import StackFrozen, freeze_in_the_way
+    from igor_cli.state.audit import keep_on_record
+
+    now = env.clock()
+    window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
+    if window is None:
+        return
+    allowed = window.freeze.may_break(origin.user)
+    if not getattr(request, "break_glass", False):
+        hint = (
+            "You may override it with --break-glass --reason TEXT (it is recorded)."
+            if allowed
+            else "Wait until it ends, or ask someone it lets break the glass."
+        )
+        raise StackFrozen(stack.label, window, hint)
+    if not allowed:
+        raise StackFrozen(
+            stack.label, window, "You are not among those this freeze lets break the glass."
+        )
+    reason = str(getattr(request, "reason", "")).strip()
+    if not reason:
+        raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
+    store = env.state_or_none()
+    if store is not None and not getattr(request, "dry_run", False):  # a dry run posts nothing
+        keep_on_record(
+            store,
+            {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
+             "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
+             "reason": reason, "freeze": window.describe()},
+            now,
+        )  # fmt: skip
+
+
+def refuse_if_locked(
+    env: Environment, stack: Stack, origin: Origin, locks: dict[str, Any] | None = None
+) -> None:
+    """`StackLocked` when someone other than `origin` holds this stack's lock."""
+    from igor_cli.state.locks import StackLocked
+
+    held = (_locks(env) if locks is None else locks).get(stack.uid)
+    if held is not None and not held[0].held_by(origin):
+        raise StackLocked(held[0], env.clock())
+
+
+def _locks(env: Environment) -> dict[str, Any]:
+    from igor_cli.state.locks import current_locks
+
+    store = env.state_or_none()  # a configured store that cannot be reached stops the change
+    return dict(current_locks(store)) if store is not None else {}

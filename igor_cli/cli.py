@@ -365,6 +365,25 @@ DeploymentId = Annotated[
         help="Cancel deployment N (running or queued).",
     ),
 ]  # fmt: skip
+
+
+Reason = Annotated[
+    str,
+    typer.Option(
+        "--reason", metavar="TEXT", show_default=False,
+        help="Why: shown to whoever the lock holds back, or kept with a broken glass.",
+    ),
+]  # fmt: skip
+
+
+BreakGlass = Annotated[
+    bool,
+    typer.Option(
+        "--break-glass",
+        help="Deploy during a freeze window (only people the freeze names; needs --reason; "
+        "recorded).",
+    ),
+]
 Count = Annotated[
     int,
     typer.Option(
@@ -588,6 +607,8 @@ def deploy_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Deploy a stack (or only some of its services, or a given ref).
@@ -607,6 +628,8 @@ def deploy_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
 
 
@@ -714,6 +737,8 @@ def rollback_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Go back to the last good deployment before the live one.
@@ -732,6 +757,8 @@ def rollback_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
 
 
@@ -751,6 +778,8 @@ def promote_command(
     no_wait: NoWait = False,
     follow: Follow = False,
     dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Deploy to one environment's stack what another's runs (staging to production).
@@ -768,7 +797,76 @@ def promote_command(
         follow=follow,
         dry_run=dry_run,
         as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
     )
+
+
+def _parse_duration(value: str | float) -> float:
+    from igor_cli.locks import parse_duration
+
+    return parse_duration(value)
+
+
+LockFor = Annotated[
+    float,
+    typer.Option(
+        "--for", metavar="DURATION", parser=_parse_duration, show_default=False,
+        help="How long the lock lasts, e.g. 30m, 2h, 1d (default 4h); then it vanishes.",
+    ),
+]  # fmt: skip
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Unlock someone else's lock (recorded, and they are named)."),
+]
+
+
+@command(
+    "lock",
+    chat=True,
+    examples=("igor lock shop -e production --reason 'release 4.2' --for 2h", "igor locks"),
+)
+def lock_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    reason: Reason = "",
+    for_: LockFor = 4 * 3600.0,
+    as_json: Json = False,
+) -> Any:
+    """Lock a stack: until you unlock it or the lock expires, only you can deploy it.
+
+    Everyone else's changes to it (deploy, and every command that changes a
+    stack) are refused, naming you, the reason and the expiry; anyone may still
+    cancel. Locking it again extends it.
+    """
+    from igor_cli.locks import LockRequest
+
+    return LockRequest(stack, environment, reason, for_, as_json)
+
+
+@command(
+    "unlock",
+    chat=True,
+    examples=("igor unlock shop -e production", "igor unlock shop -e production --force"),
+)
+def unlock_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    force: Force = False,
+    as_json: Json = False,
+) -> Any:
+    """Release your lock on a stack (--force: someone else's)."""
+    from igor_cli.locks import UnlockRequest
+
+    return UnlockRequest(stack, environment, force, as_json)
+
+
+@command("locks", chat=True, examples=("igor locks", "igor locks --json"))
+def locks_command(as_json: Json = False) -> Any:
+    """Show the locks in force: who holds which stack, why, and until when."""
+    from igor_cli.locks import LocksRequest
+
+    return LocksRequest(as_json)
 
 
 @command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))

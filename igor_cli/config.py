@@ -11,12 +11,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from igor_cli.errors import BadApiUrl, UsageProblem
+
+if TYPE_CHECKING:
+    from igor_cli.state import Store
 
 DEFAULT_API_URL = "https://app.cloud66.com/api/3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -50,6 +54,7 @@ class Environment:
     follow_interval: float = 5.0
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
+    change_wait: float = 120.0  # seconds to wait while another igor changes the same stack
     # What the commands and threads of one run share (not settings): the sandbox
     # simulator once started, one lock per stack for changes, and `lock` for
     # the rest (writing the completion cache, starting the sandbox).
@@ -66,21 +71,54 @@ class Environment:
     _stack_locks: dict[str, threading.Lock] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _store: Any = field(default=None, init=False, repr=False, compare=False)
 
-    def stack_lock(self, uid: str) -> threading.Lock:
-        """The lock that makes two changes to one stack, in this run, go one after the other."""
+    def stack_lock(self, uid: str, label: str = "") -> AbstractContextManager[None]:
+        """Hold one stack for one change: two changes to it, in this process or in any igor
+        sharing the state store, go one after the other."""
+        from igor_cli.state.mutex import one_change_at_a_time
+
         with self._guard:
-            return self._stack_locks.setdefault(uid, threading.Lock())
+            process_lock = self._stack_locks.setdefault(uid, threading.Lock())
+        return one_change_at_a_time(
+            self.state_or_none(), process_lock, uid, label or f"stack {uid}", self.change_wait
+        )
+
+    def state_or_none(self) -> Store | None:
+        """The state store; None when the default file cannot be opened (nothing can have
+        been kept there). A configured store that cannot be reached is an error."""
+        from igor_cli.state import StateUnavailable
+
+        try:
+            return self.state()
+        except StateUnavailable:
+            if self.state_configured():
+                raise
+            return None
+
+    def state(self) -> Store:
+        """igor's state store (locks, leases), opened on first use and shared by this run."""
+        with self._guard:
+            if self._store is None:
+                from igor_cli.state import open_store
+
+                self._store = open_store(self.state_url())
+            store: Store = self._store
+            return store
 
     def close(self) -> None:
-        """Stop what this environment started (the sandbox simulator, the connections)."""
+        """Stop what this environment started (the sandbox simulator, the connections, the
+        state store)."""
         with self._guard:
             simulator, self.simulator = self.simulator, None
             session, self.session = self.session, None
+            store, self._store = self._store, None
         if session is not None:
             session.close()
         if simulator is not None:
             simulator.stop()
+        if store is not None:
+            store.close()
 
     @property
     def out(self) -> TextIO:
@@ -145,6 +183,33 @@ class Environment:
         section = self.config().get("cloud66", {})
         value = section.get("api_url") if isinstance(section, dict) else None
         return str(value) if value else DEFAULT_API_URL
+
+    def state_url(self) -> str:
+        """IGOR_STATE_URL, else `[state] url` in the config file, else a SQLite file in
+        `<user data dir>/igor` (one machine; Redis shares the state between machines).
+
+        The sandbox keeps its locks beside its own state, away from the team's
+        store, unless IGOR_STATE_URL says otherwise.
+        """
+        url = self.environ.get("IGOR_STATE_URL", "").strip()
+        if url:
+            return url
+        if self.in_sandbox:
+            return f"sqlite://{self.cache_dir().absolute() / 'sandbox-state.db'}"
+        section = self.config().get("state", {})
+        value = section.get("url") if isinstance(section, dict) else None
+        if value and str(value).strip():
+            return str(value).strip()
+        from platformdirs import user_data_dir
+
+        return f"sqlite://{Path(user_data_dir('igor')).absolute() / 'state.db'}"
+
+    def state_configured(self) -> bool:
+        """Whether a state store was chosen (IGOR_STATE_URL or `[state] url`), not defaulted."""
+        if self.environ.get("IGOR_STATE_URL", "").strip():
+            return True
+        section = self.config().get("state", {})
+        return isinstance(section, dict) and bool(str(section.get("url", "")).strip())
 
     def api_url_setting(self) -> str:
         """Where the Cloud 66 API URL in force was set, in the words a person would look for."""
@@ -290,10 +355,31 @@ TABLES = ValueType(
 CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "cloud66": {"api_url": STRING},
     "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
-    "slack": {"allow": TABLES, "confirm": STRINGS, "confirm_seconds": NUMBER, "channel": TABLES},
+    "slack": {
+        "allow": TABLES,
+        "confirm": STRINGS,
+        "confirm_seconds": NUMBER,
+        "channel": TABLES,
+        "approve": STRINGS,
+        "approvers": STRINGS,
+        "notify": STRING,
+    },
     "audit": {"path": STRING},
     "defaults": {"stack": STRING, "environment": STRING},  # targets.py
+    "state": {"url": STRING},
 }
+WHEN = ValueType(
+    'a date, a date and time, or a weekly time such as "Fri 16:00"',
+    lambda value: isinstance(value, str | date | datetime),
+)
+# Arrays of tables (`[[freeze]]`) -> key -> type; what a freeze means is checked by
+# freeze.py, which can say which window is wrong.
+CONFIG_ARRAYS: dict[str, dict[str, ValueType]] = {
+    "freeze": {
+        "environments": STRINGS, "stacks": STRINGS, "from": WHEN, "until": WHEN,
+        "timezone": STRING, "message": STRING, "break_glass": STRINGS,
+    },
+}  # fmt: skip
 
 
 def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "") -> None:
@@ -303,6 +389,9 @@ def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "")
     problem and the valid names.
     """
     for table, value in config.items():
+        if table in CONFIG_ARRAYS:
+            _check_array(path, text, table, value)
+            continue
         keys = CONFIG_SCHEMA.get(table)
         if keys is None:
             raise _unknown_table(path, table, value, _at(_line_of(text, table)))
@@ -314,6 +403,19 @@ def validate_config(config: Mapping[str, Any], path: Path | str, text: str = "")
             if expected is None or not expected.accepts(item):
                 at = _at(_line_of(text, table, key))
                 raise _bad_key(path, table, keys, key, item, at)
+
+
+def _check_array(path: Path | str, text: str, name: str, value: Any) -> None:
+    """An array of tables (`[[freeze]]`): each table's keys and their types."""
+    keys = CONFIG_ARRAYS[name]
+    if not TABLES.accepts(value):
+        at = _at(_line_of(text, name))
+        raise _problem(path, f"'{name}'{at} must be tables ([[{name}]]), not {_kind(value)}")
+    for table in value:
+        for key, item in table.items():
+            expected = keys.get(key)
+            if expected is None or not expected.accepts(item):
+                raise _bad_key(path, f"[{name}]", keys, key, item, _at(_line_of(text, name, key)))
 
 
 def _unknown_table(path: Path | str, name: str, value: Any, at: str) -> ConfigError:

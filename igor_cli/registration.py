@@ -164,7 +164,7 @@ class Check:
 
 # Checks of settings: one that fails is a configuration error (exit 2) unless worse.
 _SETTINGS = ("config file", "keyring", "Cloud 66 API", "Slack API", "bot rules",
-             "confirm environments")  # fmt: skip
+             "confirm environments", "freezes", "state store")  # fmt: skip
 
 
 def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
@@ -192,6 +192,7 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
             checks.append(_token_check(env, kind, required=False)[0])
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
+    checks.extend(_state_checks(env))
     if any(c.ok is False and c.name in _SETTINGS for c in checks) and not code:
         code = ExitCode.USAGE
     return checks, code
@@ -352,3 +353,33 @@ def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[
     facts["accepted"] = True
     accepted = f"{where}, {found.masked}: accepted ({belongs_to}){extra}"
     return Check(name, ok, accepted, facts), ExitCode.OK
+
+
+def _state_checks(env: Environment) -> list[Check]:
+    """The state store (reachable, how many locks) and the freeze windows (readable, which
+    hold now or come next)."""
+    from igor_cli.freeze import FreezeError, freezes_from_config
+    from igor_cli.state import StateUnavailable
+    from igor_cli.state.locks import current_locks
+
+    checks = []
+    try:
+        store = env.state()
+        count = len(current_locks(store))
+        checks.append(Check("state store", True, f"{store.url} ({count} locks)"))
+    except StateUnavailable as error:
+        checks.append(Check("state store", False if env.state_configured() else None,
+                            error.message))  # fmt: skip
+    except IgorError as error:  # a URL igor cannot use
+        checks.append(Check("state store", False, error.message))
+    try:
+        freezes = freezes_from_config(env.config(), str(env.config_path()))
+    except (FreezeError, IgorError) as error:
+        return [*checks, Check("freezes", False, error.message)]
+    now = env.clock()
+    windows = sorted((w for f in freezes for w in f.windows(now)), key=lambda w: w.start)
+    if not freezes:
+        return [*checks, Check("freezes", None, "none configured")]
+    said = [("now: " if w.start <= now else "next: ") + w.describe() for w in windows[:2]]
+    detail = f"{len(freezes)} configured" + ("; " + "; ".join(said) if said else "")
+    return [*checks, Check("freezes", None, detail)]

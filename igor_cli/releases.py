@@ -67,6 +67,8 @@ class RollbackRequest:
     dry_run: bool = False
     as_json: bool = False
     expect: str = ""  # set by a confirmation: deploy this (a hash or tags) or nothing
+    break_glass: bool = False  # during a freeze (only those it names; on record)
+    reason: str = ""  # why, for the record
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class PromoteRequest:
     dry_run: bool = False
     as_json: bool = False
     expect: str = ""
+    break_glass: bool = False
+    reason: str = ""
 
 
 # -- what to post again ----------------------------------------------------------

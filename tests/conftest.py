@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Memory
     monkeypatch.setenv("IGOR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     previous = keyring.get_keyring()
     memory = MemoryKeyring()
     keyring.set_keyring(memory)
@@ -182,3 +184,94 @@ def rendered(reply: Reply) -> SlackMessage:
     from igor_cli.render.slack import render_reply
 
     return render_reply(reply, datetime.now(UTC))
+
+
+# -- the state store: SQLite always, Redis where redis-server can run -----------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_redis(binary: str) -> tuple[subprocess.Popen[bytes], str] | None:
+    """redis-server on a free loopback port, answering PING; None if it did not come up."""
+    import time
+
+    import redis
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                client.ping()
+                return process, url
+            except redis.ConnectionError:
+                time.sleep(0.05)
+    finally:
+        client.close()
+    _stop(process)
+    return None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free loopback port, for the whole session; its URL.
+
+    Skipped where redis-server is not installed, except on CI (`CI=true`), where
+    `.ci/run` installs it and the Redis tests must run.
+    """
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed; .ci/run should have installed it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    for _attempt in range(3):  # another process may take the free port first
+        started = _start_redis(binary)
+        if started is None:
+            continue
+        process, url = started
+        try:
+            yield url
+        finally:
+            _stop(process)
+        return
+    pytest.fail("redis-server did not start on a free port in three tries")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty state store, once for each backend."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'state' / 'state.db'}"
+    import redis
+
+    url: str = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return url

@@ -157,7 +157,7 @@ def test_unbalanced_quote_gets_a_clear_reply(bot: RunningBot, slack: FakeSlack) 
         (
             "frobnicate",
             "Unknown command 'frobnicate'. Commands: list, deploy, cancel, watch, history, "
-            "rollback, promote, whoami, help, version.",
+            "rollback, promote, lock, unlock, locks, whoami, help, version.",
         ),
         ("serve", "Unknown command 'serve'."),
         ("help", "deploy   Deploy a stack"),

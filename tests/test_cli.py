@@ -398,7 +398,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
     assert ran.exit_code == 2
     assert (
         "Unknown command 'deplyo'. Did you mean deploy? Commands: list, deploy, cancel, watch, "
-        "history, rollback, promote, serve," in ran.stderr
+        "history, rollback, promote, lock, unlock, locks, serve," in ran.stderr
     )
     assert "whoami, help, register, deregister, doctor, completion, reset." in ran.stderr
 

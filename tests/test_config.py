@@ -33,6 +33,9 @@ path = "/tmp/igor-audit.jsonl"
 [defaults]
 stack = "shop"
 environment = "staging"
+
+[state]
+url = "redis://127.0.0.1:6379/0"
 """
 
 

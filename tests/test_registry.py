@@ -110,6 +110,9 @@ def test_chat_runs_only_what_the_definitions_allow() -> None:
         "rollback",
         "promote",
         "whoami",
+        "lock",
+        "unlock",
+        "locks",
         "help",
         "version",
     }

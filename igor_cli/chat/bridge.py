@@ -21,8 +21,11 @@ from igor_cli.actions import (
     Origin,
     Outcome,
     Request,
+    Run,
     WatchOutcome,
     find_stack,
+    guard_change,
+    held_back,
     perform,
 )
 from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
@@ -47,6 +50,8 @@ class Question:
     value: str  # the pending command, signed: it travels in the button
     user: str
     seconds: float
+    approval: bool = False  # someone other than `user` must answer
+    approvers: tuple[str, ...] = ()  # who may (empty: anyone but the requester)
 
 
 @dataclass
@@ -279,7 +284,10 @@ class Bridge:
             reply.fields["duration_ms"] = round((time.monotonic() - started) * 1000)
             return reply
 
-        refusal = self._refused_whatever_the_stack(name, request, channel, origin.user)
+        # What the rules must allow: the command, or a permission the request names
+        # for itself (`unlock --force`).
+        rule_name = getattr(request, "rule_name", name)
+        refusal = self._refused_whatever_the_stack(rule_name, request, channel, origin.user)
         if refusal is not None:
             return finish(_refused(name, request, refusal))
         if not request.needs_cloud66:
@@ -353,7 +361,18 @@ class Bridge:
             # The click deploys what its question named, or nothing.
             pinned = dataclasses.replace(pinned, expect=confirmed.expect)  # type: ignore[call-arg]
         dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
-        if confirmed is None and not dry_run and self.rules.needs_confirmation(stack.environment):
+        approval = self.rules.needs_approval(stack.environment) and held_back(request)
+        if (
+            confirmed is None
+            and not dry_run
+            and (approval or self.rules.needs_confirmation(stack.environment))
+        ):
+            if held_back(request):
+                try:  # no question for a change a lock or a freeze would refuse after it
+                    guard_change(Run(connect, origin, None, self.env, stack), pinned)
+                except IgorError as error:
+                    fields["error"] = type(error).__name__
+                    return Reply("error", name, request, error=error, fields=fields)
             if getattr(request, "previews", False):
                 # What it would deploy is known only by looking: look (a dry run), and
                 # answer a refusal now; otherwise the question names it.
@@ -363,7 +382,7 @@ class Bridge:
                     return looked
                 expect = str(getattr(looked.outcome, "deploys", ""))
                 pinned = dataclasses.replace(pinned, expect=expect)  # type: ignore[call-arg]
-            return self._ask(name, pinned, stack, words, origin, channel, thread)
+            return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
         return self.perform(name, pinned, origin, connect)
 
     def _ask(
@@ -375,6 +394,7 @@ class Bridge:
         origin: Origin,
         channel: str,
         thread: str,
+        approval: bool = False,
     ) -> Reply:
         fields = {**_request_fields(request), "stack_uid": stack.uid}
         if self.signer is None:  # serve refuses to start like this; the console has no buttons
@@ -384,14 +404,15 @@ class Bridge:
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
-            expect=str(getattr(request, "expect", "")),
+            approval=approval, expect=str(getattr(request, "expect", "")),
         )  # fmt: skip
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
             text = "That command is too long to put behind a confirmation button; shorten it."
             return Reply("usage", name, request, notice=text, fields=fields)
-        question = Question(request, stack, value, origin.user, seconds)
-        fields["confirmation"] = "asked"
+        approvers = tuple(sorted(self.rules.approvers)) if approval else ()
+        question = Question(request, stack, value, origin.user, seconds, approval, approvers)
+        fields["confirmation"] = "approval asked" if approval else "asked"
         return Reply("confirm", name, request, question=question, fields=fields, pending=pending)
 
     def perform(

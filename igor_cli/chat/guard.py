@@ -99,6 +99,9 @@ class Rules:
     allow: tuple[Rule, ...] = ()
     confirm: frozenset[str] = frozenset()
     confirm_seconds: float = CONFIRM_SECONDS
+    approve: frozenset[str] = frozenset()  # environments where someone else must approve
+    approvers: frozenset[str] = frozenset()  # who may approve (empty: anyone but the requester)
+    notify: str = ""  # a channel told of deployments that bypass igor during a lock or freeze
 
     @property
     def configured(self) -> bool:
@@ -145,9 +148,18 @@ class Rules:
         """
         return environment.casefold() in self.confirm
 
+    def needs_approval(self, environment: str) -> bool:
+        """Whether a change to a stack in this (resolved) environment waits for a click from
+        someone other than the requester (it replaces the requester's own confirmation)."""
+        return environment.casefold() in self.approve
+
+    def may_approve(self, user: str, requester: str) -> bool:
+        """Whether this person may approve that requester's change."""
+        return user != requester and (not self.approvers or user in self.approvers)
+
     def summary(self) -> list[str]:
         """The rules in force, one line each (for `igor doctor` and the log)."""
-        if not self.configured and not self.confirm:
+        if not self.configured and not self.confirm and not self.approve:
             return ["no rules: everyone may run every command everywhere"]
         lines = [r.describe() for r in self.allow]
         if self.confirm:
@@ -155,6 +167,9 @@ class Rules:
                 f"confirm in {', '.join(sorted(self.confirm))} "
                 f"(expires after {self.confirm_seconds:g} s)"
             )
+        if self.approve:
+            who = ", ".join(sorted(self.approvers)) or "anyone but the requester"
+            lines.append(f"approval in {', '.join(sorted(self.approve))} by {who}")
         return lines
 
 
@@ -164,11 +179,13 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
     # [[slack.channel]] holds a channel's default target (targets.py), not a rule.
-    unknown = set(slack) - {"allow", "confirm", "confirm_seconds", "channel"}
+    unknown = set(slack) - {
+        "allow", "confirm", "confirm_seconds", "channel", "approve", "approvers", "notify"
+    }  # fmt: skip
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds, channel.",
+            "Known keys: allow, confirm, confirm_seconds, channel, approve, approvers, notify.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):
@@ -184,7 +201,19 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
         or not 5 <= seconds <= 900
     ):
         raise RulesError(f"{path}: slack.confirm_seconds must be a number from 5 to 900.")
-    return Rules(rules, frozenset(confirm), float(seconds))
+    approve = [
+        name.casefold() for name in _names(slack.get("approve", []), f"{path}: slack.approve")
+    ]
+    approvers = _names(slack.get("approvers", []), f"{path}: slack.approvers")
+    _check_ids(approvers, "users", f"{path}: slack.approvers")
+    notify = _names(slack.get("notify", []), f"{path}: slack.notify")
+    _check_ids(notify, "channels", f"{path}: slack.notify")
+    if len(notify) > 1:
+        raise RulesError(f"{path}: slack.notify names one channel.")
+    return Rules(
+        rules, frozenset(confirm), float(seconds), frozenset(approve), frozenset(approvers),
+        notify[0] if notify else "",
+    )  # fmt: skip
 
 
 def _rule(entry: Any, number: int, path: str) -> Rule:
@@ -252,6 +281,7 @@ class PendingCommand:
     request_id: str
     expires: float
     stack_uid: str = ""  # the confirmed command must still mean this stack
+    approval: bool = False  # someone other than `user` must click (not `user` themself)
     expect: str = ""  # what the question named it would deploy (rollback, promote)
 
 
@@ -266,7 +296,7 @@ class Signer:
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
              "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid,
-             "x": pending.expect},
+             "a": int(pending.approval), "x": pending.expect},
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
@@ -285,6 +315,7 @@ class Signer:
         pending = PendingCommand(
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
             request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
+            approval=bool(data.get("a", 0)),
             expect=str(data.get("x", "")),
         )  # fmt: skip
         if now > pending.expires:

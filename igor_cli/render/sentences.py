@@ -34,7 +34,10 @@ from igor_cli.actions import (
     last_activity,
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
+from igor_cli.freeze import Window
+from igor_cli.locks import LockList, LockOutcome, LockResult, UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
+from igor_cli.state.locks import Lock
 
 PersonNamer = Callable[[Requester], str]
 
@@ -720,7 +723,7 @@ def facts(outcome: Any) -> Any:
 @functools.singledispatch
 def tone(outcome: Any) -> str:
     """How it went, for colour and emoji: started, queued, stopping, info, refused,
-    dry-run or plain."""
+    dry-run, locked, unlocked or plain."""
     raise NotImplementedError(f"no tone for {type(outcome).__name__}")
 
 
@@ -954,3 +957,116 @@ def _watch_facts(outcome: WatchOutcome) -> Any:
 @tone.register
 def _watch_tone(outcome: WatchOutcome) -> str:
     return "info" if outcome.followable else "refused"
+
+
+# -- locks (igor_cli/locks.py) ------------------------------------------------------
+
+
+def holder(lock: Lock) -> Requester:
+    """Who holds a lock, to be named as igor names requesters."""
+    return Requester(lock.holder_via, lock.holder_user)
+
+
+def _why(lock: Lock) -> str:
+    return f": {lock.reason}" if lock.reason else " (no reason given)"
+
+
+def lock_line(lock: Lock, person: PersonNamer, now: datetime) -> str:
+    """`shop (production): locked by alice@laptop 5 minutes ago, until ... : release 4.2`."""
+    return (
+        f"{lock.label}: locked by {person(holder(lock))} {ago(lock.started, now)}, "
+        f"{lock.until(now)}{_why(lock)}"
+    )
+
+
+@sentence.register
+def _lock_sentence(outcome: LockOutcome, person: PersonNamer, now: datetime) -> str:
+    lock = outcome.lock
+    if outcome.result is LockResult.HELD:
+        return (
+            f"{lock.label} is already locked by {person(holder(lock))} "
+            f"{lock.until(outcome.now)}{_why(lock)}. Nothing was changed."
+        )
+    verb = "Locked" if outcome.result is LockResult.TAKEN else "Extended the lock on"
+    return (
+        f"{verb} {lock.label} for {person(holder(lock))} {lock.until(outcome.now)}{_why(lock)}. "
+        "Others' changes to it are refused until then."
+    )
+
+
+@facts.register
+def _lock_facts(outcome: LockOutcome) -> Any:
+    return {"result": outcome.result.value, "lock": outcome.lock.facts()}
+
+
+@tone.register
+def _lock_tone(outcome: LockOutcome) -> str:
+    return "refused" if outcome.result is LockResult.HELD else "locked"
+
+
+@sentence.register
+def _unlock_sentence(outcome: UnlockOutcome, person: PersonNamer, now: datetime) -> str:
+    lock, when = outcome.lock, outcome.now or now
+    if outcome.result is UnlockResult.NOT_LOCKED or lock is None:
+        return f"{outcome.stack} is not locked; nothing to unlock."
+    if outcome.result is UnlockResult.NOT_YOURS:
+        return (
+            f"{lock.label} is locked by {person(holder(lock))}, not by you, "
+            f"{lock.until(when)}{_why(lock)}. Nothing was unlocked."
+        )
+    if outcome.result is UnlockResult.FORCED:
+        return (
+            f"Unlocked {lock.label}, which {person(holder(lock))} held since "
+            f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record."
+        )
+    return f"Unlocked {lock.label}."
+
+
+@facts.register
+def _unlock_facts(outcome: UnlockOutcome) -> Any:
+    return {
+        "result": outcome.result.value,
+        "stack": outcome.stack,
+        "lock": outcome.lock.facts() if outcome.lock else None,
+    }
+
+
+@tone.register
+def _unlock_tone(outcome: UnlockOutcome) -> str:
+    done = (UnlockResult.RELEASED, UnlockResult.FORCED)
+    return "unlocked" if outcome.result in done else "refused"
+
+
+def freeze_line(window: Window, now: datetime) -> str:
+    """`Frozen now: production: "Weekend" (Fri ... to Mon ...)`, or `Next freeze: ...`."""
+    return ("Frozen now: " if window.start <= now else "Next freeze: ") + window.describe()
+
+
+@sentence.register
+def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> str:
+    count = len(outcome.locks)
+    lines = [
+        f"{count} lock{'s' if count != 1 else ''} in force:" if count else "No stack is locked."
+    ]
+    lines += [lock_line(lock, person, outcome.now) for lock in outcome.locks]
+    lines += [freeze_line(window, outcome.now) for window in outcome.freezes]
+    return "\n".join(lines)
+
+
+@facts.register
+def _locks_facts(outcome: LockList) -> Any:
+    return {
+        "locks": [lock.facts() for lock in outcome.locks],
+        "freezes": [
+            {"environments": sorted(w.freeze.environments),
+             "stacks": sorted(w.freeze.stacks) if w.freeze.stacks is not None else None,
+             "message": w.freeze.message, "starts_at": w.start.isoformat(),
+             "ends_at": w.end.isoformat(), "now": w.start <= outcome.now}
+            for w in outcome.freezes
+        ],
+    }  # fmt: skip
+
+
+@tone.register
+def _locks_tone(outcome: LockList) -> str:
+    return "plain"

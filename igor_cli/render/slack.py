@@ -33,6 +33,7 @@ from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
 from igor_cli.cloud66 import Stack
 from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
+from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
 
@@ -139,6 +140,8 @@ TONE_EMOJI = {
     "info": ":information_source:",
     "refused": ":no_entry_sign:",
     "dry-run": ":mag:",
+    "locked": ":lock:",
+    "unlocked": ":unlock:",
     "plain": "",
 }
 
@@ -275,6 +278,10 @@ def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)
+        if asked.approval:
+            return render_approval(
+                question, asked.value, asked.user, asked.seconds, asked.approvers
+            )
         return render_confirmation(
             question, confirm, decline, asked.value, asked.user, asked.seconds
         )
@@ -373,6 +380,32 @@ def render_confirmation(
     return SlackMessage(text, blocks)
 
 
+def render_approval(
+    question: str, value: str, user: str, seconds: float, approvers: tuple[str, ...]
+) -> SlackMessage:
+    """A change waiting for someone other than its requester: Approve and Reject buttons.
+
+    `question` is mrkdwn, as `confirmation_question` words it.
+    """
+    who = (
+        " or ".join(mrkdwn(mention(approver)) for approver in approvers)
+        if approvers
+        else "someone other than them"
+    )
+    text = (
+        f"{mrkdwn(mention(user))} asks to {question.removesuffix('?')}. "
+        f"This needs approval by {who}, within {seconds:g} seconds."
+    )
+    buttons = [
+        {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
+         "text": {"type": "plain_text", "text": "Approve"}, "value": value},
+        {"type": "button", "action_id": DECLINE_ACTION,
+         "text": {"type": "plain_text", "text": "Reject"}, "value": value},
+    ]  # fmt: skip
+    blocks = [_section(f":busts_in_silhouette: {text}"), {"type": "actions", "elements": buttons}]
+    return SlackMessage(text, blocks)
+
+
 def has_buttons(message: dict[str, Any]) -> bool:
     """Whether a posted message still shows igor's confirmation buttons."""
     return any(block.get("type") == "actions" for block in message.get("blocks") or [])
@@ -428,3 +461,10 @@ def render_news(news: News) -> SlackMessage:
 def render_stopped(stack: Stack) -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
     return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
+
+
+@slack_hint.register
+def _unlock_hint(outcome: UnlockOutcome) -> str:
+    if outcome.result is UnlockResult.NOT_YOURS:
+        return "Add `--force` to unlock it anyway, where the rules allow it; it is recorded."
+    return ""

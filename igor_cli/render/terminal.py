@@ -26,6 +26,7 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
+from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
@@ -570,6 +571,8 @@ TONE_STYLE = {
     "info": "yellow",
     "refused": "yellow",
     "dry-run": "cyan",
+    "locked": "green",
+    "unlocked": "green",
     "plain": "",
 }
 
@@ -593,4 +596,11 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
         return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
     if outcome.result is DeployResult.BUSY_NOT_QUEUED:
         return "Run it again with -w true to queue behind the running deployment."
+    return ""
+
+
+@terminal_hint.register
+def _unlock_hint(outcome: UnlockOutcome) -> str:
+    if outcome.result is UnlockResult.NOT_YOURS:
+        return "Add --force to unlock it anyway; the forced unlock is recorded."
     return ""

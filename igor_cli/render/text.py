@@ -40,6 +40,10 @@ EMOJI = {
     ":eyes:": ("👀", "[watching]"),
     ":raised_hand:": ("✋", "[confirm]"),
     ":heavy_multiplication_x:": ("✖️", "[declined]"),
+    ":lock:": ("🔒", "[locked]"),
+    ":unlock:": ("🔓", "[unlocked]"),
+    ":busts_in_silhouette:": ("👥", "[approval]"),
+    ":rotating_light:": ("🚨", "[break glass]"),
 }
 _CODE = re.compile(r":[a-z0-9_+-]+:")
 
@@ -92,6 +96,10 @@ def render_console(reply: Reply, now: datetime, width: int | None = None) -> Con
 
 def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText:
     if reply.question is not None:
+        if reply.question.approval:
+            return ConsoleText(
+                "This needs someone else's approval: in Slack, a button for them to press."
+            )
         return ConsoleText("This needs a confirmation: in Slack, a button only you can press.")
     if reply.refusal is not None:
         said = reply.refusal.sentence(lambda user: user, lambda channel: channel or "here")

@@ -1419,6 +1419,21 @@ class FakeSlack:
         self._send(envelope)
         return str(envelope["envelope_id"])
 
+    def push_event_everywhere(self, event: dict[str, Any]) -> list[str]:
+        """Deliver one event on every live connection, each in its own envelope (as Slack
+        retries a delivery on another connection, i.e. another replica); their ids."""
+        with self._cond:
+            conns = [c for c in self._conns if c.state == "open"]
+        self._remember_pushed(event)
+        ids = []
+        for conn in conns:
+            envelope = self._event_envelope(event, None, 0, "")
+            with self._cond:
+                self._pushed[str(envelope["envelope_id"])] = time.monotonic()
+            conn.send_frame(OP_TEXT, _json_bytes(envelope))
+            ids.append(str(envelope["envelope_id"]))
+        return ids
+
     def push_events(self, events: list[dict[str, Any]]) -> list[str]:
         """Deliver many Events API envelopes back to back in ONE socket send, as a backlog
         arrives after a reconnect; returns their envelope_ids (each trackable by wait_ack).

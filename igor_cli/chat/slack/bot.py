@@ -13,13 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import threading
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin, seconds_running
 from igor_cli.chat.bridge import Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
+from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
 from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
@@ -53,6 +58,10 @@ SHUTDOWN_SECONDS = 8.0  # SIGTERM to exit stays under 10 s
 # default, no faster than the official client; it shares one token with everyone.
 FOLLOW_SLOWER = 3.0
 FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
+DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by one replica
+DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
+USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
+BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
 
 
 def bot_follow_policy(env: Environment) -> FollowPolicy:
@@ -91,9 +100,14 @@ class SlackBot:
         self.followers = Followers(self.bridge.connect, bot_follow_policy(env))
         self.updates = Updater()
         self.seen = RecentKeys()
+        # Who claims posts and holds leases: unique even for two bots in one process.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.decided = RecentKeys()
         self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
         self.workers = Workers("igor-cmd", workers, queue_limit)
+        self.leases = FollowLeases(env.state_or_none, self.replica)
+        self.scheduler.call_later(0.0, self._tend_follows)  # resume what a restart left
+        self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
 
     # -- from the transport ----------------------------------------------------
 
@@ -134,7 +148,7 @@ class SlackBot:
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         # A mention arrives as app_mention and as message, and Slack retries:
         # one post is one (channel, ts).
-        if not self.seen.first_time(f"{channel}:{ts}"):
+        if not self.seen.first_time(f"{channel}:{ts}") or not self._claimed(f"{channel}:{ts}"):
             return
         user = str(event["user"])
         thread = str(event.get("thread_ts") or ts)
@@ -144,6 +158,23 @@ class SlackBot:
             Place(channel, thread, user),
             {"text": loggable(text)},
         )
+
+    def _claimed(self, key: str) -> bool:
+        """Whether this replica runs the post: the first to claim it in the state store.
+
+        Replicas that share the store (Redis) each receive some deliveries of one
+        post; only one of them runs it. A store that cannot be reached does not
+        silence the bot: the post runs (a deploy stays idempotent through its
+        `user_reference` at Cloud 66).
+        """
+        from igor_cli.errors import IgorError
+
+        try:
+            return self.env.state().claim(DEDUPE_PREFIX + key, self.replica, DEDUPE_SECONDS)
+        except IgorError as error:
+            log.warning("state store: %s (the post runs without the cross-replica check)",
+                        error.message)  # fmt: skip
+            return True
 
     def handle_slash_command(self, payload: dict[str, Any]) -> None:
         """Answer `/igor ...` through its response URL (the bot may not be in the channel)."""
@@ -192,6 +223,7 @@ class SlackBot:
                 self._expire_later(place, ts, reply.pending, reply.command)
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
+        self._announce_broken_glass(reply, place)
         follow = reply.deployment_to_follow
         if follow is None:
             return
@@ -208,9 +240,131 @@ class SlackBot:
         def update(news: News) -> None:
             self.updates.offer(edit, render_news(news))
 
-        watcher = Watcher(place.user, post, None if place.answer_by_url else update, place.key)
+        job = FollowJob.of(follow.stack, follow.action_id, place.channel, place.thread, place.user)
+        self.leases.wait_for(job)
+        if not self.leases.hold(job.deployment):
+            return  # another replica polls it; this thread gets the outcome through the job
+        watcher = Watcher(
+            place.user, self._done_after(job, post), None if place.answer_by_url else update,
+            place.key,
+        )  # fmt: skip
         already = seconds_running(follow, self.env.clock())
         self.followers.watch(follow.stack, follow.action_id, watcher, already)
+
+    def _announce_broken_glass(self, reply: Reply, place: Place) -> None:
+        """A change posted with --break-glass is said in the channel, not only the thread."""
+        request, outcome = reply.request, reply.outcome
+        if not getattr(request, "break_glass", False) or not getattr(outcome, "posted", False):
+            return
+        stack = getattr(outcome, "stack", None)
+        what = f"{reply.command} of {stack.label}" if stack is not None else reply.command
+        reason = str(getattr(request, "reason", ""))
+        text = (
+            f":rotating_light: {mrkdwn(mention(place.user))} broke the glass: "
+            f"{mrkdwn(what)} with --break-glass, because: {mrkdwn(reason)}"
+        )
+        if place.thread:
+            text += f" (thread {place.thread})"
+        self.delivery.post(
+            Place(place.channel, "", place.user), message(text),
+            context={"command": reply.command, "outcome": "break-glass"},
+        )  # fmt: skip
+
+    # -- deployments that bypass igor (chat/bypass.py) ------------------------------
+
+    def _look_for_bypasses(self) -> None:
+        """While stacks are locked or frozen, report deployments started outside igor."""
+        if self.stopping.is_set():
+            return
+
+        def look() -> None:
+            try:
+                self._report_bypasses()
+            except Exception:  # a bug or an outage here must not stop the bot: log it
+                log.warning("could not look for deployments outside igor", exc_info=True)
+
+        # On a Cloud 66 worker, not the timer thread that expires questions; when
+        # every worker is busy, this look is skipped.
+        self.workers.submit(look)
+        self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
+
+    def _report_bypasses(self) -> None:
+        from igor_cli.chat.bypass import BYPASS_SECONDS, find_bypasses
+        from igor_cli.freeze import any_freeze_now, freezes_from_config
+        from igor_cli.state.locks import current_locks
+
+        store = self.env.state_or_none()
+        if store is None:
+            return
+        locks = [lock for lock, _ in current_locks(store).values()]
+        freezes = freezes_from_config(self.env.config(), str(self.env.config_path()))
+        now = self.env.clock()
+        if not locks and not any_freeze_now(freezes, now):
+            return  # nothing held back: nothing to ask Cloud 66
+        client = self.bridge.connect()
+        try:
+            found = find_bypasses(client, locks, freezes, now)
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+        for bypass in found:
+            if not store.claim(bypass.key, self.replica, BYPASS_SECONDS):
+                continue  # reported already (here or by another replica)
+            said = message(mrkdwn(bypass.sentence()), emoji=":warning:")
+            places = []
+            if bypass.lock is not None and bypass.lock.holder_via == "slack":
+                user = bypass.lock.holder_user  # a user ID as the channel: the app's DM
+                places.append(Place(user, "", user))
+            if self.bridge.rules.notify:
+                places.append(Place(self.bridge.rules.notify, "", ""))
+            for place in places:
+                self.delivery.post(place, said, context={"command": "bypass", "outcome": "told"})
+            audit.info(json.dumps({"event": "bypass", "stack": bypass.stack.label,
+                                   "deployment": bypass.deployment.id,
+                                   "triggered_by": bypass.deployment.triggered_by}))  # fmt: skip
+
+    # -- follows across replicas (chat/leases.py) -----------------------------------
+
+    def _done_after(self, job: FollowJob, post: Callable[[News], None]) -> Callable[[News], None]:
+        """`post`, then: the outcome reached this place (its job is done), or igor stops
+        watching (the job stays, for another replica or the next start to take over)."""
+
+        def tell(news: News) -> None:
+            post(news)
+            if not news.stopped:
+                self.leases.told(job)
+            self.leases.let_go(job.deployment)
+
+        return tell
+
+    def _tend_follows(self) -> None:
+        """Renew this replica's leases; take over the deployments nobody follows."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.leases.renew()
+            for deployment, jobs in self.leases.orphans().items():
+                if self.stopping.is_set() or not self.leases.hold(deployment):
+                    continue
+                log.info("following %s for %d thread(s) no replica follows", deployment,
+                         len(jobs))  # fmt: skip
+                for job in jobs:
+                    self._follow_for(job)
+        finally:
+            if not self.stopping.is_set():
+                self.scheduler.call_later(RENEW_SECONDS, self._tend_follows)
+
+    def _follow_for(self, job: FollowJob) -> None:
+        place = Place(job.channel, job.thread, job.user)
+
+        context = {"command": "deploy", "outcome": "follow-up"}
+
+        def post(news: News) -> None:
+            self.delivery.post(place, render_news(news), context=context)
+
+        watcher = Watcher(job.user, self._done_after(job, post), None, place.key)
+        self.followers.watch(job.stack(), job.action_id, watcher)
 
     # -- confirmations -------------------------------------------------------
 
@@ -242,18 +396,21 @@ class SlackBot:
             return
         place = Place(channel, pending.thread or question_ts, user, url)
         line["command"] = pending.words[0] if pending.words else "confirmation"
-        if user != pending.user:
-            self.delivery.ephemeral(
-                place, f"Only {mrkdwn(mention(pending.user))} can confirm this."
-            )
-            audit.info(json.dumps({**line, "outcome": "refused", "reason": "not the requester"}))
+        declining = action.get("action_id") == DECLINE_ACTION
+        refused = self._not_theirs(pending, user, declining)
+        if refused:
+            self.delivery.ephemeral(place, refused)
+            reason = "may not approve" if pending.approval else "not the requester"
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": reason}))
             return
         # A decision makes the value useless: the first one wins, whether the
         # second comes from a Slack retry, another client, or another replica
         # (which sees the question already replaced).
         key = hashlib.sha256(value.encode()).hexdigest()
-        if not self.decided.first_time(key) or self._answered_already(
-            payload, channel, pending.thread, question_ts
+        if (
+            not self.decided.first_time(key)
+            or not self._decided_here(key, pending)
+            or self._answered_already(payload, channel, pending.thread, question_ts)
         ):
             self.delivery.ephemeral(
                 place, "That question was already answered; nothing more was done."
@@ -262,18 +419,50 @@ class SlackBot:
             return
         when = self.env.clock().strftime("%H:%M UTC")
         who = mrkdwn(mention(user))
-        if action.get("action_id") == DECLINE_ACTION:
-            declined = f":heavy_multiplication_x: Declined by {who} at {when}; nothing was done."
+        said = ("Rejected", "Approved") if pending.approval else ("Declined", "Confirmed")
+        if declining:
+            declined = f":heavy_multiplication_x: {said[0]} by {who} at {when}; nothing was done."
             self.delivery.replace(place, question_ts, message(declined))
             audit.info(json.dumps({**line, "outcome": "declined", "confirmation": "declined",
                                    "confirmed_by": user}))  # fmt: skip
             return
         self.delivery.replace(
-            place, question_ts, message(f":white_check_mark: Confirmed by {who} at {when}.")
+            place, question_ts, message(f":white_check_mark: {said[1]} by {who} at {when}.")
         )
+        # The command runs again from its words, as its requester: every check (rules,
+        # the stack, busy, locked, frozen) is made anew before anything is posted.
         step = self.bridge.begin_confirmed(pending)
         typed = loggable(" ".join(pending.words))
-        self._run(step, place, {"text": typed, "confirmation": "confirmed"})
+        decided: dict[str, Any] = {"text": typed, "confirmation": "confirmed"}
+        if pending.approval:
+            decided.update(confirmation="approved", approved_by=user)
+        self._run(step, place, decided)
+
+    def _not_theirs(self, pending: PendingCommand, user: str, declining: bool) -> str:
+        """Why this person's click does not count ("" when it does)."""
+        requester = mrkdwn(mention(pending.user))
+        if not pending.approval:
+            return "" if user == pending.user else f"Only {requester} can confirm this."
+        if declining and user == pending.user:
+            return ""  # the requester may withdraw their own request
+        if self.bridge.rules.may_approve(user, pending.user):
+            return ""
+        if user == pending.user:
+            return "Someone else must approve your own request; you may reject it."
+        approvers = " or ".join(mrkdwn(mention(a)) for a in sorted(self.bridge.rules.approvers))
+        return f"Only {approvers} can approve this."
+
+    def _decided_here(self, key: str, pending: PendingCommand) -> bool:
+        """Whether this click is the first decision on its button, across every replica
+        sharing the state store (a used button is kept until it would have expired)."""
+        from igor_cli.errors import IgorError
+
+        left = max(0.0, pending.expires - self.env.clock().timestamp())
+        try:
+            return self.env.state().claim(USED_PREFIX + key, self.replica, left + 60.0)
+        except IgorError as error:
+            log.warning("state store: %s (the click is checked on Slack only)", error.message)
+            return True
 
     def _verify(self, value: str) -> PendingCommand:
         if self.bridge.signer is None:

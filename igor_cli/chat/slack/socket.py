@@ -237,9 +237,15 @@ def serve(
     try:
         # A broken config stops the bot here: never start with no rules by accident.
         rules, signer = load_guard(env)
+        from igor_cli.freeze import freezes_from_config
+
+        freezes_from_config(env.config(), str(env.config_path()))  # a broken freeze stops it too
         audit_handler = audit_file(env)
         unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
+        if env.state_configured():  # the team's store: a bot that cannot reach it stops here
+            env.state().items("lock:")
+            log.info("state store: %s", env.state().url)
         bot = SlackBot(env, web, identity, rules, signer)
         for line in rules.summary():
             log.info("rules: %s", line)

@@ -1,0 +1,97 @@
+"""Deployments that bypass igor while a stack is locked or frozen.
+
+A lock or a freeze holds back changes made through igor; someone can still
+deploy from the Cloud 66 dashboard, the toolbelt or a hook. The bot looks at the
+stacks that are locked or frozen now (and only then: with none, it asks Cloud 66
+nothing) and reports a running deployment that igor did not start, naming who
+started it and how (Cloud 66's `triggered_by` and `triggered_via`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from igor_cli.actions import Client
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66 import Deployment, Stack
+    from igor_cli.freeze import Freeze, Window
+    from igor_cli.state.locks import Lock
+
+BYPASS_PREFIX = "bypass:"  # a deployment already reported, by one replica
+BYPASS_SECONDS = 86400.0
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """A deployment running outside igor on a stack that is locked or frozen."""
+
+    stack: Stack
+    deployment: Deployment
+    lock: Lock | None = None
+    window: Window | None = None
+
+    @property
+    def key(self) -> str:
+        """Where the report of it is claimed (once across replicas)."""
+        return f"{BYPASS_PREFIX}{self.stack.uid}:{self.deployment.id}"
+
+    def sentence(self) -> str:
+        """What happened, in plain words (a Slack renderer mentions people itself)."""
+        d = self.deployment
+        via = f" via {d.triggered_via}" if d.triggered_via else ""
+        held = []
+        if self.lock is not None:
+            why = f" ({self.lock.reason})" if self.lock.reason else ""
+            held.append(f"locked by {self.lock.holder_user}{why}")
+        if self.window is not None:
+            held.append(f"frozen: {self.window.describe()}")
+        return (
+            f"Deployment {d.id} of {self.stack.label} was started outside igor by "
+            f"{d.triggered_by or 'someone'}{via} while the stack is {' and '.join(held)}. "
+            f"Cancel it with `cancel -s {self.stack.name} -e {self.stack.environment}`."
+        )
+
+
+def find_bypasses(
+    client: Client, locks: list[Lock], freezes: list[Freeze], now: datetime
+) -> list[Bypass]:
+    """Running deployments igor did not start, on the stacks locked or frozen now."""
+    from igor_cli.freeze import any_freeze_now, freeze_in_the_way
+
+    watched: dict[str, tuple[Lock | None, Window | None]] = {
+        lock.stack_uid: (lock, None) for lock in locks
+    }
+    stacks: dict[str, Stack] = {}
+    if any_freeze_now(freezes, now):
+        for stack in client.stacks():
+            window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
+            if window is not None:
+                stacks[stack.uid] = stack
+                watched[stack.uid] = (watched.get(stack.uid, (None, None))[0], window)
+    found = []
+    for uid, (lock, window) in watched.items():
+        live = next((d for d in client.deployments(uid) if d.is_deploying), None)
+        if live is None or started_by_igor(client, uid, live):
+            continue
+        stack = stacks.get(uid) or client.stack(uid)
+        found.append(Bypass(stack, live, lock, window))
+    return found
+
+
+def started_by_igor(client: Client, uid: str, deployment: Deployment) -> bool:
+    """Whether igor started this deployment: through the API, with an igor action running.
+
+    Unconfirmed: that a deployment igor posts is always `triggered_via` API (the
+    sandbox's are); the dashboard's is Web.
+    """
+    from igor_cli.actions import IGOR_REFERENCE_PREFIX
+
+    if deployment.triggered_via.casefold() != "api":
+        return False
+    return any(
+        not action.finished and action.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+        for action in client.actions(uid)
+    )

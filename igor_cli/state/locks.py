@@ -1,0 +1,132 @@
+"""Deploy lock records in the state store, and the refusal they cause.
+
+A lock is kept under `lock:<stack uid>` for as long as it lasts, so an expired
+lock vanishes by itself. The commands that take and release locks are in
+`igor_cli/locks.py`; every change checks this record first (`actions.perform`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from igor_cli.errors import IgorError
+
+if TYPE_CHECKING:
+    from igor_cli.state.store import Store
+
+LOCK_PREFIX = "lock:"
+
+
+class Holder(Protocol):
+    """Who asks: where from (`cli`, `slack`) and who (`alice@laptop`, a Slack user ID)."""
+
+    @property
+    def via(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+
+
+def in_words(seconds: float) -> str:
+    """`4 hours`, `1 hour 30 minutes`, `45 seconds`, `2 days`."""
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts[:2]) or "0 seconds"
+
+
+# -- the record ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Who holds a stack, why, since when and until when."""
+
+    stack_uid: str
+    stack_name: str
+    environment: str
+    holder_via: str  # "cli" or "slack"
+    holder_user: str  # "alice@laptop" or a Slack user ID
+    reason: str
+    started: datetime
+    expires: datetime
+
+    @property
+    def label(self) -> str:
+        """`shop (production)`, as igor names stacks."""
+        return f"{self.stack_name} ({self.environment})" if self.environment else self.stack_name
+
+    def held_by(self, origin: Holder) -> bool:
+        """Whether this person (in this place: a shell user, or a Slack user) holds it."""
+        return (self.holder_via, self.holder_user) == (origin.via, origin.user)
+
+    def until(self, now: datetime) -> str:
+        """`until 14:05 UTC (in 3 hours 59 minutes)`."""
+        left = max(0.0, (self.expires - now).total_seconds())
+        return f"until {self.expires:%Y-%m-%d %H:%M %Z} (in {in_words(left)})".replace("  ", " ")
+
+    def dumps(self) -> str:
+        """The record as the store keeps it."""
+        return json.dumps(self.facts(), separators=(",", ":"), ensure_ascii=False)
+
+    def facts(self) -> dict[str, Any]:
+        """The lock in igor's JSON output (and in the store)."""
+        return {
+            "stack": {
+                "uid": self.stack_uid,
+                "name": self.stack_name,
+                "environment": self.environment,
+            },
+            "holder": {"via": self.holder_via, "user": self.holder_user},
+            "reason": self.reason,
+            "started_at": self.started.isoformat(),
+            "expires_at": self.expires.isoformat(),
+        }
+
+    @classmethod
+    def loads(cls, text: str) -> Lock | None:
+        """A record read back; None for anything igor did not write."""
+        try:
+            data = json.loads(text)
+            stack, holder = data["stack"], data["holder"]
+            return cls(
+                str(stack["uid"]), str(stack["name"]), str(stack["environment"]),
+                str(holder["via"]), str(holder["user"]), str(data["reason"]),
+                datetime.fromisoformat(data["started_at"]),
+                datetime.fromisoformat(data["expires_at"]),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def lock_key(stack_uid: str) -> str:
+    """Where a stack's lock is kept."""
+    return LOCK_PREFIX + stack_uid
+
+
+def current_locks(store: Store) -> dict[str, tuple[Lock, str]]:
+    """Every live lock by stack uid, with the stored text (for compare-and-delete)."""
+    found = {}
+    for text in store.items(LOCK_PREFIX).values():
+        lock = Lock.loads(text)
+        if lock is not None:
+            found[lock.stack_uid] = (lock, text)
+    return found
+
+
+class StackLocked(IgorError):
+    """A change to a stack someone else has locked: nothing was posted."""
+
+    def __init__(self, lock: Lock, now: datetime) -> None:
+        reason = f": {lock.reason}" if lock.reason else ""
+        who = lock.holder_user if lock.holder_via != "slack" else f"Slack user {lock.holder_user}"
+        super().__init__(
+            f"{lock.label} is locked by {who} {lock.until(now)}{reason}. Nothing was posted.",
+            "Ask them to unlock it (`igor unlock`), or wait until the lock expires.",
+        )
+        self.lock = lock
