@@ -72,6 +72,9 @@ class Environment:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
+    # Stacks' deployment lists read moments ago (actions.RecentDeployments): many `list`s
+    # at once in the bot read each stack's once between them.
+    recent_deployments: Any = field(default=None, init=False, repr=False, compare=False)
 
     def stack_lock(self, uid: str, label: str = "") -> AbstractContextManager[None]:
         """Hold one stack for one change: two changes to it, in this process or in any igor

@@ -405,3 +405,18 @@ def test_list_answers_even_when_the_deployments_cannot_be_read(sim: Simulator, i
     facts = json.loads(igor("list", "-s", "blog", "--json").stdout)[0]
     assert facts["deployments_read"] is False
     assert sim.count("GET", "/deployments") >= 2  # it was asked, and retried
+
+
+def test_lists_at_once_in_chat_read_each_stacks_deployments_once(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, clock: FakeClock
+) -> None:
+    bot.start()
+    for n in range(1, 4):
+        bot.mention("list -s blog")
+        assert "blog (production)" in bot.replies(n)[n - 1].params["text"]
+    assert sim.count("GET", "/stacks") == 3  # the listing: fresh every time
+    assert sim.count("GET", "/deployments") == 1  # LAST DEPLOY: read once for the three
+    clock.advance(30)
+    bot.mention("list -s blog")
+    assert "blog (production)" in bot.replies(4)[3].params["text"]
+    assert sim.count("GET", "/deployments") == 2  # and read again once it is stale
