@@ -318,6 +318,11 @@ Services = Annotated[
         autocompletion=_complete_services,
     ),
 ]  # fmt: skip
+# cancel accepts -v only to refuse it with the reason (Cloud 66 has no partial cancel);
+# hidden, so neither its help nor TAB offers it.
+RefusedServices = Annotated[
+    list[str] | None, typer.Option("-v", "--service", hidden=True)
+]
 Wait = Annotated[
     Switch,
     typer.Option(
@@ -648,7 +653,7 @@ def cancel_command(
     ctx: typer.Context,
     stack: StackName,
     environment: EnvironmentName = None,
-    service: Services = None,
+    service: RefusedServices = None,
     running: CancelRunning = False,
     queued: CancelQueued = False,
     deployment_id: DeploymentId = None,

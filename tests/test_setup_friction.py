@@ -238,6 +238,13 @@ def test_cancel_refuses_a_service(sim: Simulator, igor: Igor) -> None:
     assert not [r for r in sim.requests[before:] if r.method == "DELETE"]
 
 
+def test_cancel_help_offers_no_service(igor: Igor) -> None:
+    ran = igor("cancel", "-h")
+    assert ran.exit_code == 0
+    assert "--running" in ran.stdout  # the help is cancel's
+    assert "-v" not in ran.stdout.split() and "--service" not in ran.stdout
+
+
 def test_cancel_refuses_a_service_in_chat_too(sim: Simulator, igor: Igor) -> None:
     ran = igor("chat", input="cancel -s shop -v web\n")
     assert "cancel takes no -v/--service" in " ".join(ran.stdout.split())
