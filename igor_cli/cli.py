@@ -320,9 +320,7 @@ Services = Annotated[
 ]  # fmt: skip
 # cancel accepts -v only to refuse it with the reason (Cloud 66 has no partial cancel);
 # hidden, so neither its help nor TAB offers it.
-RefusedServices = Annotated[
-    list[str] | None, typer.Option("-v", "--service", hidden=True)
-]
+RefusedServices = Annotated[list[str] | None, typer.Option("-v", "--service", hidden=True)]
 Wait = Annotated[
     Switch,
     typer.Option(
