@@ -93,6 +93,7 @@ class FollowLeases:
         self._store = store
         self.replica = replica
         self._held: set[str] = set()
+        self._watching: dict[str, int] = {}  # places here still waiting, by deployment
         self._lock = threading.Lock()
 
     def _do(self, what: str, operation: Callable[[Store], Any], otherwise: Any) -> Any:
@@ -128,9 +129,21 @@ class FollowLeases:
         """The outcome reached this place: the job is done."""
         self._do("finishing a follow", lambda s: s.release(job.key, job.dumps()), None)
 
-    def let_go(self, deployment: str) -> None:
-        """This replica no longer polls the deployment: anyone may take it over now."""
+    def watching(self, deployment: str) -> None:
+        """One more place here waits for the deployment's outcome (see `let_go`)."""
         with self._lock:
+            self._watching[deployment] = self._watching.get(deployment, 0) + 1
+
+    def let_go(self, deployment: str) -> None:
+        """One place here is done with the deployment. When it was the last, this replica
+        no longer polls it and anyone may take it over; not before, or another replica
+        would take over the places still waiting here and tell them a second time."""
+        with self._lock:
+            left = self._watching.get(deployment, 1) - 1
+            if left > 0:
+                self._watching[deployment] = left
+                return
+            self._watching.pop(deployment, None)
             held = deployment in self._held
             self._held.discard(deployment)
         if held:

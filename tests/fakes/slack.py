@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import math
+import random
 import secrets
 import socket
 import string
@@ -1433,6 +1434,26 @@ class FakeSlack:
             conn.send_frame(OP_TEXT, _json_bytes(envelope))
             ids.append(str(envelope["envelope_id"]))
         return ids
+
+    def push_event_at_random(self, event: dict[str, Any], rng: random.Random) -> str:
+        """Deliver one event on one live connection chosen by ``rng`` (as Slack spreads
+        events over an app's connections, i.e. its replicas); its envelope_id."""
+        with self._cond:
+            conns = [c for c in self._conns if c.state == "open"]
+        if not conns:
+            raise AssertionError(f"no live Socket Mode connection to push to: {self._conns}")
+        conn = rng.choice(conns)
+        envelope = self._event_envelope(event, None, 0, "")
+        self._remember_pushed(event)
+        envelope_id = str(envelope["envelope_id"])
+        with self._cond:
+            self._pushed[envelope_id] = time.monotonic()
+        try:
+            conn.send_frame(OP_TEXT, _json_bytes(envelope))
+        except OSError as exc:
+            self._close_conn(conn)
+            raise AssertionError(f"push on {conn!r} failed: {exc}") from exc
+        return envelope_id
 
     def push_events(self, events: list[dict[str, Any]]) -> list[str]:
         """Deliver many Events API envelopes back to back in ONE socket send, as a backlog

@@ -329,6 +329,7 @@ class SlackBot:
     def _done_after(self, job: FollowJob, post: Callable[[News], None]) -> Callable[[News], None]:
         """`post`, then: the outcome reached this place (its job is done), or igor stops
         watching (the job stays, for another replica or the next start to take over)."""
+        self.leases.watching(job.deployment)
 
         def tell(news: News) -> None:
             post(news)
