@@ -316,8 +316,11 @@ def _run(slack: FakeSlack, sim: Simulator, bot_pid: int) -> Measured:
     )
 
 
-def _serve(slack: FakeSlack, sim: Simulator, scratch: Path) -> subprocess.Popen[bytes]:
-    """`igor serve` in a process of its own, as it runs (its log lines go to a file)."""
+def _serve(
+    slack: FakeSlack, sim: Simulator, scratch: Path, state_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`igor serve` in a process of its own, as it runs (its log lines go to a file); its
+    state store a fresh SQLite file, or `state_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({
@@ -325,7 +328,7 @@ def _serve(slack: FakeSlack, sim: Simulator, scratch: Path) -> subprocess.Popen[
         "IGOR_SLACK_API_URL": slack.api_url, "IGOR_API_URL": sim.url,
         "IGOR_CLOUD66_TOKEN": SANDBOX_TOKEN, "IGOR_CACHE_DIR": str(scratch / "cache"),
         "IGOR_CONFIG": str(scratch / "config.toml"),
-        "IGOR_STATE_URL": f"sqlite://{scratch / 'state.db'}",  # a fresh store each run
+        "IGOR_STATE_URL": state_url or f"sqlite://{scratch / 'state.db'}",  # fresh each run
     })  # fmt: skip
     with (scratch / "serve.log").open("wb") as log:
         return subprocess.Popen(
@@ -418,7 +421,7 @@ def _workers_for_one_stack() -> tuple[int, str, bool]:
     return workers.peak, workers.peak_stack, answered
 
 
-def _burst_through_serve() -> tuple[Measured, bool]:
+def _burst_through_serve(state_url: str | None = None) -> tuple[Measured, bool]:
     """The burst through `igor serve` in its own process; and whether SIGTERM ended it cleanly."""
     import signal
 
@@ -428,7 +431,7 @@ def _burst_through_serve() -> tuple[Measured, bool]:
         FakeSlack(server_ping_interval=0.5) as slack,
     ):
         sim.latency = LATENCY
-        bot = _serve(slack, sim, Path(scratch))
+        bot = _serve(slack, sim, Path(scratch), state_url)
         try:
             slack.wait_connected(timeout=30)
             measured = _run(slack, sim, bot.pid)
@@ -487,7 +490,23 @@ def bench_bot_load() -> bool:
         print("    30 deploys of one stack and 10 lists: not every command was answered")
     print(f"{'igor serve: stopped cleanly (SIGTERM)':<44} {'yes' if stopped_cleanly else 'no':>8}")
     ok &= stopped_cleanly
+    ok &= _with_redis(_p99(latencies))
     return ok
+
+
+def _with_redis(sqlite_p99: float) -> bool:
+    """The same burst with the state store on Redis (as replicas share it), beside SQLite's."""
+    from benchmarks.state import redis_server
+
+    with redis_server() as url:
+        if url is None:
+            return True
+        measured, _ = _burst_through_serve(url)
+    p99 = _p99(measured.ack_latencies)
+    print(f"{'igor serve: ack p99, store on Redis':<44} {p99:8.3f}s "
+          f"(on SQLite above: {sqlite_p99:.3f}s, ratio {p99 / sqlite_p99:.2f})")  # fmt: skip
+    return _count("igor serve: answered exactly once, on Redis", measured.answered_once,
+                  COMMANDS, at_least=True)  # fmt: skip
 
 
 if __name__ == "__main__":

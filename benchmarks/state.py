@@ -11,13 +11,14 @@ lock's bookkeeping cost over just talking to the store.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from igor_cli.actions import Origin
@@ -32,17 +33,18 @@ ROUNDS = 300
 BUDGET = 4.0
 
 
-def _timed(operation: Callable[[], None]) -> float:
+def _timed(operation: Callable[[], object]) -> float:
     started = time.perf_counter()
     operation()
     return time.perf_counter() - started
 
 
 def _timings(
-    first: Callable[[], None], second: Callable[[], None], rounds: int = ROUNDS
+    first: Callable[[], object], second: Callable[[], object], rounds: int = ROUNDS
 ) -> tuple[list[float], list[float]]:
     """Both, interleaved, so that drifts in machine load hit both sides alike."""
-    first(), second()  # warm: connections, statements
+    first()  # warm: connections, statements
+    second()
     a, b = [], []
     for _ in range(rounds):
         a.append(_timed(first))
@@ -54,7 +56,7 @@ def _p(values: list[float], percent: int) -> float:
     return statistics.quantiles(values, n=100)[percent - 1] if len(values) > 1 else values[0]
 
 
-def _measure(name: str, store: Store, round_trip: Callable[[], None]) -> bool:
+def _measure(name: str, store: Store, round_trip: Callable[[], object]) -> bool:
     stack = Stack.from_api({"uid": "bench-uid", "name": "shop", "environment": "production"})
     holder = Origin("cli", "bench@host")
     unlock = UnlockRequest("shop", "production")
@@ -101,13 +103,17 @@ def _sqlite() -> bool:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _redis() -> bool:
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A private redis-server on a free loopback port, stopped afterwards: its URL, or None
+    (saying so) where redis-server is not installed."""
     import redis
 
     binary = shutil.which("redis-server")
     if binary is None:
         print("redis    skipped: redis-server is not installed (apt-get install redis-server)")
-        return True
+        yield None
+        return
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -128,15 +134,26 @@ def _redis() -> bool:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        yield url
+    finally:
+        plain.close()
+        server.terminate()
+        server.wait(10)
+
+
+def _redis() -> bool:
+    import redis
+
+    with redis_server() as url:
+        if url is None:
+            return True
+        plain = redis.Redis.from_url(url)
         store = open_store(url)
         try:
             return _measure("redis", store, plain.ping)
         finally:
             store.close()
-    finally:
-        plain.close()
-        server.terminate()
-        server.wait(10)
+            plain.close()
 
 
 def bench_state() -> bool:
