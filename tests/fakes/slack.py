@@ -263,6 +263,7 @@ class _WsConn:
         self.opened_at = time.monotonic()
         self.closed_at: float | None = None
         self.pings_received = 0
+        self.pongs: list[bytes] = []  # payloads of the client's pongs, in arrival order
         self.close_sent = False
         self.reset_requested = False
         self.rfile: BufferedIOBase | None = None
@@ -1225,7 +1226,11 @@ class FakeSlack:
                             (code,) = struct.unpack("!H", frame.payload[:2])
                         conn.send_close(code)
                         break
-                    elif frame.opcode != OP_PONG:
+                    elif frame.opcode == OP_PONG:
+                        with self._cond:
+                            conn.pongs.append(frame.payload)
+                            self._cond.notify_all()
+                    else:
                         self._protocol_error(conn, f"unknown control opcode {frame.opcode:#x}")
                         break
                     continue
@@ -1554,6 +1559,20 @@ class FakeSlack:
                     )
                 self._cond.wait(remaining)
             return self.acks[envelope_id]
+
+    def ping_and_wait(self, timeout: float = 5.0) -> None:
+        """Ping the newest live connection and wait for the client's pong. A client reads
+        its connection in order, so every frame pushed before was read by then."""
+        conn = self._newest_open()
+        payload = f"probe:{uuid.uuid4()}".encode()
+        conn.send_frame(OP_PING, payload)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while payload not in conn.pongs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no pong to {payload!r} within {timeout}s on {conn!r}")
+                self._cond.wait(remaining)
 
     def send_disconnect(
         self, reason: str = "refresh_requested", *, close_after: float = 1.0

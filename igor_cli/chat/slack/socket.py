@@ -1,7 +1,8 @@
 """`igor serve`: the bot over Socket Mode (no public URL needed), and its life cycle.
 
-The transport acks every envelope at once (Slack allows 3 s) and hands the
-payload to the bot. slack_sdk's built-in client reconnects by itself, but it
+The transport acks every envelope at once (Slack allows 3 s), on the
+connection's receive thread (reader.py), and hands the payload to the bot.
+slack_sdk's built-in client reconnects by itself, but it
 can go quiet (python-slack-sdk issue 1701) and notices a dead socket only after
 four ping intervals: a watchdog reconnects after two intervals without a pong,
 and an app token that Slack stops accepting ends the bot with exit code 4
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,19 +28,11 @@ from igor_cli.errors import ExitCode, IgorError
 
 if TYPE_CHECKING:
     from slack_sdk.socket_mode.builtin import SocketModeClient
-    from slack_sdk.socket_mode.client import BaseSocketModeClient
-    from slack_sdk.socket_mode.request import SocketModeRequest
     from slack_sdk.web import WebClient
 
 log = logging.getLogger("igor.serve")
 audit = logging.getLogger("igor.audit")
 
-# slack_sdk's built-in frame reader recurses once per frame while frames are
-# buffered back to back: a backlog of ~1,000 envelopes (a burst, or a pause of
-# the reader) exceeds Python's default limit and loses the connection's
-# messages. Python 3.11 keeps pure-Python recursion off the C stack, so a
-# higher limit costs memory only for the frames really used.
-RECURSION_LIMIT = 100_000
 STALE_PINGS = 2  # reconnect after this many ping intervals without a pong
 STALE_FLOOR = 3.0  # but never sooner: a loaded machine may answer a ping late
 
@@ -74,6 +66,7 @@ class SocketModeTransport:
         self.stop = stop
         self.failure: IgorError | None = None
         self.reconnects = 0
+        self.listening = True
         self.socket: SocketModeClient | None = None
         self._watchdog: threading.Thread | None = None
 
@@ -81,6 +74,8 @@ class SocketModeTransport:
         """Open the connection and start watching it."""
         from slack_sdk.errors import SlackApiError
         from slack_sdk.socket_mode.builtin import SocketModeClient
+
+        from igor_cli.chat.slack.reader import SessionReader
 
         transport = self
 
@@ -95,6 +90,22 @@ class SocketModeTransport:
                         transport.fail(rejected(TokenKind.SLACK_APP, reason))
                     raise
 
+            def _run_current_session(self) -> None:
+                """igor's reader on slack_sdk's receive thread (reader.py says why)."""
+                session, state = self.current_session, self.current_session_state
+                if session is None or not session.is_active():
+                    return
+                state.terminated = False
+                reader = SessionReader(
+                    session, state, listening=lambda: transport.listening,
+                    take=transport.dispatch, other=self._on_message, closed=self._on_close,
+                )  # fmt: skip
+                try:
+                    reader.run()
+                except Exception as error:  # as slack_sdk's own: the runner must not die
+                    # (a reconnect from here can fail, e.g. on a revoked app token)
+                    log.warning("reading from Slack stopped (%s)", type(error).__name__)
+
         self.socket = Socket(
             app_token=require_token(TokenKind.SLACK_APP, self.env),
             web_client=self.web,
@@ -102,7 +113,6 @@ class SocketModeTransport:
             logger=logging.getLogger("igor.socket"),
             ping_interval=self.env.slack_ping_interval,
         )
-        self.socket.socket_mode_request_listeners.append(self._on_request)
         self.socket.connect()
         self._watchdog = threading.Thread(target=self._watch, name="igor-watchdog", daemon=True)
         self._watchdog.start()
@@ -116,9 +126,9 @@ class SocketModeTransport:
         self.stop.set()
 
     def stop_listening(self) -> None:
-        """Take no more envelopes (the socket stays open while the bot winds down)."""
-        if self.socket is not None:
-            self.socket.socket_mode_request_listeners.clear()
+        """Take no more envelopes, nor ack them (the socket stays open while the bot winds
+        down; Slack delivers what is not acked again, to another replica)."""
+        self.listening = False
 
     def close(self, timeout: float = 1.5) -> None:
         """Close the connection (bounded: a hung socket must not hold the exit)."""
@@ -127,13 +137,6 @@ class SocketModeTransport:
         closer = threading.Thread(target=self.socket.close, daemon=True)
         closer.start()
         closer.join(timeout)
-
-    def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
-        from slack_sdk.socket_mode.response import SocketModeResponse
-
-        # Ack first, always: Slack retries anything not acked within 3 s.
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
-        self.dispatch(request.type, request.payload or {})
 
     def _watch(self) -> None:
         """Reconnect when the connection has gone quiet for two ping intervals."""
@@ -229,7 +232,6 @@ def serve(
     stop = stop or threading.Event()
     connected = False
     restore = _stop_on_signals(stop)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     bot: SlackBot | None = None
     transport: SocketModeTransport | None = None
     audit_handler: logging.Handler | None = None

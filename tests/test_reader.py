@@ -1,0 +1,168 @@
+"""igor's reader of the Socket Mode connection: each envelope acked once, before igor takes it.
+
+The transport runs against the fake Slack with the real slack_sdk client; `dispatch` is the
+test's, to see what igor's intake is handed and when.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from igor_cli.chat.slack.socket import SocketModeTransport
+from igor_cli.config import Environment
+from tests.conftest import RunningBot, next_ts
+from tests.fakes.slack import FakeSlack
+
+
+class Taken:
+    """What the transport handed to igor: (type, event text), in order."""
+
+    def __init__(self, then: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.items: list[tuple[str, str]] = []
+        self.then = then
+        self._cond = threading.Condition()
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        with self._cond:
+            self.items.append((kind, str((payload.get("event") or {}).get("text"))))
+            self._cond.notify_all()
+        if self.then is not None:
+            self.then(kind, payload)
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[tuple[str, str]]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.items) >= count, timeout):
+                raise AssertionError(f"{len(self.items)} of {count} envelopes taken")
+            return list(self.items)
+
+
+@pytest.fixture
+def transport_for(slack: FakeSlack) -> Iterator[Callable[[Taken], SocketModeTransport]]:
+    started: list[SocketModeTransport] = []
+
+    def start(taken: Taken) -> SocketModeTransport:
+        from slack_sdk.web import WebClient
+
+        env = Environment(
+            environ={"SLACK_APP_TOKEN": slack.app_token}, slack_ping_interval=0.3
+        )  # fmt: skip
+        web = WebClient(token=slack.bot_token, base_url=slack.api_url)
+        transport = SocketModeTransport(env, web, taken, threading.Event())
+        started.append(transport)
+        transport.connect()
+        slack.wait_connected()
+        return transport
+
+    yield start
+    for transport in started:
+        transport.stop.set()
+        transport.close(timeout=5)
+
+
+def event(text: str, channel: str = "C0READ") -> dict[str, Any]:
+    ts = next_ts()
+    return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts}
+
+
+def test_an_envelope_is_acked_before_igor_takes_it(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    envelopes: dict[str, str] = {}  # text -> envelope_id
+    seen_first: list[bool] = []
+
+    def check(kind: str, payload: dict[str, Any]) -> None:
+        # The ack must have reached Slack already: this call holds the reader, so an ack
+        # sent after it could never arrive while we wait.
+        text = str(payload["event"]["text"])
+        slack.wait_ack(envelopes[text], timeout=5)
+        seen_first.append(True)
+
+    transport_for(Taken(check))
+    for number in range(5):
+        text = f"one by one {number}"
+        envelopes[text] = slack.push_event(event(text))
+    batch = [event(f"in one write {number}") for number in range(200)]
+    for item, envelope_id in zip(batch, slack.push_events(batch), strict=True):
+        envelopes[str(item["text"])] = envelope_id
+    slack.wait_acks(list(envelopes.values()), timeout=20)
+    slack.ping_and_wait()
+    assert len(seen_first) == 205
+
+
+def test_each_envelope_is_acked_and_taken_once_even_when_taking_it_fails(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    def fail_on_boom(kind: str, payload: dict[str, Any]) -> None:
+        if "boom" in str(payload["event"]["text"]):
+            raise RuntimeError("igor's intake broke")
+
+    taken = Taken(fail_on_boom)
+    transport_for(taken)
+    texts = ["before", "boom 1", "between", "boom 2", "after"]
+    ids = [slack.push_event(event(text)) for text in texts]
+    ids += slack.push_events([event("boom in a batch"), event("last")])
+    slack.wait_acks(ids, timeout=10)
+    assert [kind for kind, _ in taken.wait(7)] == ["events_api"] * 7
+    slack.ping_and_wait()  # everything pushed was read: nothing more is coming
+    assert [text for _, text in taken.items] == [*texts, "boom in a batch", "last"]
+    acked = [ack.envelope_id for ack in slack.ack_log]
+    assert sorted(acked) == sorted(ids)  # each once, none twice
+    assert slack.protocol_errors == []  # every ack a well-formed, masked frame
+
+
+def test_a_backlog_of_2000_in_one_write_is_acked_and_taken_in_order(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    # slack_sdk's own reader recurses once per buffered frame and loses such a backlog
+    # (tests/test_fake_slack.py); igor's reads it whole at Python's default recursion limit.
+    taken = Taken()
+    transport_for(taken)
+    backlog = [event(f"m{number}") for number in range(2000)]
+    ids = slack.push_events(backlog)
+    slack.wait_acks(ids, timeout=60)
+    assert [text for _, text in taken.wait(2000, timeout=60)] == [f"m{n}" for n in range(2000)]
+    assert len(slack.ack_log) == 2000
+
+
+def test_after_stop_listening_nothing_is_acked_or_taken(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    taken = Taken()
+    transport = transport_for(taken)
+    slack.wait_ack(slack.push_event(event("still listening")))
+    transport.stop_listening()
+    late = slack.push_event(event("too late"))
+    slack.ping_and_wait()  # the reader has read the late envelope by now
+    assert late not in slack.acks  # Slack delivers it again, to a replica still listening
+    assert [text for _, text in taken.wait(1)] == ["still listening"]
+    assert len(taken.items) == 1
+
+
+def test_envelopes_are_acked_while_intake_waits_on_the_state_store(
+    bot: RunningBot, slack: FakeSlack, tmp_path: Any
+) -> None:
+    # Another process holds the SQLite store's write lock: every dedupe claim waits (up
+    # to its 10 s busy timeout). The acks must not wait with it.
+    bot.start()
+    bot.mention("help")  # the store is open and in use
+    bot.replies(1)
+    store = next((tmp_path / "xdg-data").rglob("*.db"))
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        envelopes = [
+            slack.push_event({"type": "app_mention", "user": "U0ALICE", "channel": "C0STORE",
+                              "ts": ts, "event_ts": ts, "text": f"<@{slack.bot_user_id}> help"})
+            for ts in (next_ts() for _ in range(20))
+        ]  # fmt: skip
+        slack.wait_acks(envelopes, timeout=5)
+        assert slack.post_message_count() == 1  # none of the twenty answered yet
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert len(bot.replies(21, timeout=20)) == 21
