@@ -359,8 +359,27 @@ client.close()
 """
 
 
-def _ack_floor() -> float:
-    """Ack p99 of the same burst for a client that only acks (slack_sdk's own reading)."""
+# The same with igor's reader (igor_cli/chat/slack/reader.py), handing every envelope to
+# nothing: what the acks cost without the intake work that shares the process with them.
+_READER_ONLY = """
+import signal, threading
+from slack_sdk.web import WebClient
+from igor_cli.chat.slack.socket import SocketModeTransport
+from igor_cli.config import Environment
+env = Environment()
+web = WebClient(token=env.environ["SLACK_BOT_TOKEN"], base_url=env.environ["IGOR_SLACK_API_URL"])
+stop = threading.Event()
+transport = SocketModeTransport(env, web, lambda kind, payload: None, stop)
+transport.connect()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+stop.wait()
+transport.close()
+"""
+
+
+def _ack_floor(client_code: str = _ACKS_ONLY) -> float:
+    """Ack p99 of the same burst for a client that only acks (slack_sdk's own reading, or
+    igor's reader with `_READER_ONLY`)."""
     with (
         tempfile.TemporaryDirectory(prefix="igor-bench-") as scratch,
         FakeSlack(server_ping_interval=0.5) as slack,
@@ -369,7 +388,7 @@ def _ack_floor() -> float:
                "SLACK_APP_TOKEN": slack.app_token, "IGOR_SLACK_API_URL": slack.api_url}  # fmt: skip
         with (Path(scratch) / "acks.log").open("wb") as log:
             client = subprocess.Popen(
-                [sys.executable, "-c", _ACKS_ONLY], env=env, stdout=log, stderr=log
+                [sys.executable, "-c", client_code], env=env, stdout=log, stderr=log
             )
         try:
             slack.wait_connected(timeout=30)
@@ -470,6 +489,7 @@ def bench_bot_load() -> bool:
     measured, stopped_cleanly = _burst_through_serve()
     peak, peak_stack, one_stack_answered = _workers_for_one_stack()
     floor = _ack_floor()
+    reader_floor = _ack_floor(_READER_ONLY)
 
     latencies = measured.ack_latencies
     ok = True
@@ -478,6 +498,7 @@ def bench_bot_load() -> bool:
     print(f"{'igor serve: ack latency, median':<44} {statistics.median(latencies):8.3f}s")
     ok &= _report("igor serve: ack latency, p99", _p99(latencies), ACK_P99_BUDGET)
     print(f"{'  (slack_sdk alone, a client that only acks: ':<44} {floor:8.3f}s p99)")
+    print(f"{'  (igor reader alone, acks and takes nothing: ':<44} {reader_floor:8.3f}s p99)")
     ok &= _report("igor serve: ack latency, max", max(latencies), ACK_MAX_BUDGET)
     if measured.answer_seconds is None:
         print(f"{'igor serve: time to answer all':<44} {'never':>9} "
