@@ -89,6 +89,8 @@ class Origin:
     via: str  # "cli" or "slack"
     user: str  # "alice@laptop" or a Slack user ID
     request_id: str = ""  # the Slack event ID: a retry of one event must not deploy twice
+    channel: str = ""  # where in chat it was typed (a lock records it: the holder's thread)
+    thread: str = ""
 
     @classmethod
     def of_shell(cls) -> Origin:

@@ -182,7 +182,7 @@ def take_lock(
     """Lock a stack for `holder`, extend the holder's own lock, or say who holds it."""
     wanted = Lock(
         stack.uid, stack.name, stack.environment, holder.via, holder.user,
-        reason.strip(), now, now + timedelta(seconds=seconds),
+        reason.strip(), now, now + timedelta(seconds=seconds), holder.channel, holder.thread,
     )  # fmt: skip
     key, text = lock_key(stack.uid), wanted.dumps()
     for _ in range(_TRIES):

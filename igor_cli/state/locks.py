@@ -55,6 +55,8 @@ class Lock:
     reason: str
     started: datetime
     expires: datetime
+    channel: str = ""  # where a lock taken in chat was taken: its holder is told there
+    thread: str = ""  # (the `lock` command's thread; none for a shell's or a slash command's)
 
     @property
     def label(self) -> str:
@@ -86,6 +88,7 @@ class Lock:
             "reason": self.reason,
             "started_at": self.started.isoformat(),
             "expires_at": self.expires.isoformat(),
+            "place": {"channel": self.channel, "thread": self.thread} if self.channel else None,
         }
 
     @classmethod
@@ -94,11 +97,13 @@ class Lock:
         try:
             data = json.loads(text)
             stack, holder = data["stack"], data["holder"]
+            place = data.get("place") or {}  # records written before igor kept it have none
             return cls(
                 str(stack["uid"]), str(stack["name"]), str(stack["environment"]),
                 str(holder["via"]), str(holder["user"]), str(data["reason"]),
                 datetime.fromisoformat(data["started_at"]),
                 datetime.fromisoformat(data["expires_at"]),
+                str(place.get("channel") or ""), str(place.get("thread") or ""),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
