@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from igor_cli.actions import Origin, Run, find_stack, performs
 from igor_cli.errors import AmbiguousStack, ExitCode, IgorError, UsageProblem
 from igor_cli.state.audit import keep_on_record
-from igor_cli.state.locks import Lock, current_locks, lock_key
+from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice, lock_key
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Stack
@@ -83,6 +83,7 @@ class UnlockRequest:
     environment: str | None = None
     force: bool = False
     as_json: bool = False
+    reason: str = ""  # why someone else's lock was forced: told to them, and on record
 
     @property
     def rule_name(self) -> str:
@@ -142,6 +143,7 @@ class UnlockOutcome:
     stack: str  # the name asked for (or the lock's own label)
     lock: Lock | None = None
     now: datetime | None = None
+    notice: str = ""  # FORCED, of a lock held in chat: the notice left for its holder
 
     @property
     def exit_code(self) -> ExitCode:
@@ -237,10 +239,14 @@ def release_lock(
         return release_lock(store, request, origin, now)
     if mine:
         return UnlockOutcome(UnlockResult.RELEASED, lock.label, lock, now)
+    reason = request.reason.strip()
     record = {"event": "force-unlock", "by": {"via": origin.via, "user": origin.user},
-              "lock": lock.facts()}  # fmt: skip
+              "lock": lock.facts(), "reason": reason}  # fmt: skip
     keep_on_record(store, record, now)
-    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now)
+    notice = ""
+    if lock.holder_via == "slack":  # a bot tells them, in the thread they locked it in
+        notice = leave_notice(store, ForcedUnlock(lock, origin.via, origin.user, reason, now))
+    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, notice)
 
 
 @performs(UnlockRequest)

@@ -39,6 +39,7 @@ from igor_cli.render import sentences
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.state.locks import ForcedUnlock
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
 MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
@@ -429,6 +430,21 @@ def render_bypass(bypass: Bypass, value: str) -> SlackMessage:
     }  # fmt: skip
     blocks = [_section(f":warning: {text}"), {"type": "actions", "elements": [button]}]
     return SlackMessage(text, blocks)
+
+
+def render_forced_unlock(notice: ForcedUnlock, *, name_holder: bool = True) -> SlackMessage:
+    """A lock's holder told that someone else forced it open (in the thread they locked it
+    in); `name_holder` False where a reply has mentioned them already."""
+    lock = notice.lock
+    by = slack_person(Requester(notice.by_via, notice.by_user))
+    why = f": {notice.reason}" if notice.reason else " (no reason given)"
+    whose = f"{mention(lock.holder_user)}, your lock" if name_holder else "The lock"
+    text = (
+        f"{whose} on {lock.label}, taken {sentences.ago(lock.started, notice.at)}, was "
+        f"forced open by {by} at {notice.at:%H:%M UTC}{why}. Others' changes to it are no "
+        "longer held back."
+    )
+    return message(mrkdwn(text), emoji=":unlock:")
 
 
 def without_buttons(shown: dict[str, Any], note: str) -> SlackMessage:

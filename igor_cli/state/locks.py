@@ -135,3 +135,75 @@ class StackLocked(IgorError):
             "Ask them to unlock it (`igor unlock`), or wait until the lock expires.",
         )
         self.lock = lock
+
+
+# -- telling a holder their lock was forced ------------------------------------------
+
+NOTICE_PREFIX = "notice:"
+NOTICE_SECONDS = 86400.0  # a bot that is down longer than this does not tell it late
+
+
+@dataclass(frozen=True)
+class ForcedUnlock:
+    """A lock someone else forced open, for its holder to be told in chat.
+
+    Whoever forces it (a shell, or chat) leaves this record under `notice:<id>`; a
+    bot takes it (compare-and-delete: one replica) and tells the holder where the
+    lock was taken. A shell cannot talk to Slack; the store is what they share.
+    """
+
+    lock: Lock
+    by_via: str
+    by_user: str
+    reason: str
+    at: datetime
+
+    def dumps(self) -> str:
+        """The notice as the store keeps it."""
+        return json.dumps(
+            {"lock": self.lock.facts(), "by": {"via": self.by_via, "user": self.by_user},
+             "reason": self.reason, "at": self.at.isoformat()},
+            separators=(",", ":"), ensure_ascii=False,
+        )  # fmt: skip
+
+    @classmethod
+    def loads(cls, text: str) -> ForcedUnlock | None:
+        """A notice read back; None for anything igor did not write."""
+        try:
+            data = json.loads(text)
+            lock = Lock.loads(json.dumps(data["lock"]))
+            if lock is None:
+                return None
+            by = data["by"]
+            return cls(lock, str(by["via"]), str(by["user"]), str(data.get("reason") or ""),
+                       datetime.fromisoformat(data["at"]))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def leave_notice(store: Store, notice: ForcedUnlock) -> str:
+    """Keep the notice for a bot to tell (a fresh key); returns its key."""
+    import uuid
+
+    key = f"{NOTICE_PREFIX}{notice.at.isoformat()}:{uuid.uuid4().hex[:12]}"
+    store.claim(key, notice.dumps(), NOTICE_SECONDS)
+    return key
+
+
+def take_notices(store: Store) -> list[ForcedUnlock]:
+    """The notices waiting, each taken by this caller alone (compare-and-delete)."""
+    taken = []
+    for key, text in store.items(NOTICE_PREFIX).items():
+        if store.release(key, text):
+            notice = ForcedUnlock.loads(text)
+            if notice is not None:
+                taken.append(notice)
+    return taken
+
+
+def take_notice(store: Store, key: str) -> ForcedUnlock | None:
+    """One notice, if nobody took it yet (this caller takes it)."""
+    text = store.get(key)
+    if text is None or not store.release(key, text):
+        return None
+    return ForcedUnlock.loads(text)

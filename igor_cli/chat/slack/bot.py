@@ -43,6 +43,7 @@ from igor_cli.render.slack import (
     message,
     mrkdwn,
     render_bypass,
+    render_forced_unlock,
     render_news,
     render_reply,
     without_buttons,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
     from igor_cli.chat.bypass import Bypass
-    from igor_cli.state.locks import Lock
+    from igor_cli.state.locks import ForcedUnlock, Lock
 
 log = logging.getLogger("igor.serve")
 audit = logging.getLogger("igor.audit")
@@ -241,6 +242,7 @@ class SlackBot:
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
         self._announce_broken_glass(reply, place)
+        self._tell_forced_holder(reply, place)
         follow = reply.deployment_to_follow
         if follow is None:
             return
@@ -287,18 +289,64 @@ class SlackBot:
             context={"command": reply.command, "outcome": "break-glass"},
         )  # fmt: skip
 
+    # -- holders of locks forced open (state/locks.py: ForcedUnlock) -------------------
+
+    def _tell_forced_holder(self, reply: Reply, place: Place) -> None:
+        """A lock forced open in chat: its holder is told in the thread they locked it in,
+        unless this reply (which mentions them) is in that very place."""
+        from igor_cli.state.locks import take_notice
+
+        key = str(getattr(reply.outcome, "notice", "") or "")
+        store = self.env.state_or_none() if key else None
+        if store is None:
+            return
+        notice = take_notice(store, key)  # taken here: the periodic look will not tell it
+        held = holder_place(notice.lock) if notice is not None else None
+        if notice is None or held is None:
+            return
+        if held.channel == held.user or (held.channel, held.thread) == (
+            place.channel,
+            place.thread,
+        ):
+            return  # their direct message, or this very thread: the reply's mention told them
+        self._tell_holder(notice, held, name_holder=False)
+
+    def _tell_notices(self) -> None:
+        """Holders of locks forced open elsewhere (a shell): each told once, across replicas."""
+        from igor_cli.state.locks import take_notices
+
+        store = self.env.state_or_none()
+        if store is None:
+            return
+        for notice in take_notices(store):
+            held = holder_place(notice.lock)
+            if held is not None:
+                self._tell_holder(notice, held)
+
+    def _tell_holder(self, notice: ForcedUnlock, place: Place, *, name_holder: bool = True) -> None:
+        said = render_forced_unlock(notice, name_holder=name_holder)
+        self.delivery.post(place, said, context={"command": "unlock", "outcome": "holder told"})
+        audit.info(json.dumps({"event": "forced-unlock told", "user": notice.lock.holder_user,
+                               "channel": place.channel, "stack": notice.lock.label,
+                               "by": notice.by_user}))  # fmt: skip
+
     # -- deployments that bypass igor (chat/bypass.py) ------------------------------
 
     def _look_for_bypasses(self) -> None:
-        """While stacks are locked or frozen, report deployments started outside igor."""
+        """Now and then: tell holders whose locks were forced open elsewhere, and while
+        stacks are locked or frozen, report deployments started outside igor."""
         if self.stopping.is_set():
             return
 
         def look() -> None:
-            try:
-                self._report_bypasses()
-            except Exception:  # a bug or an outage here must not stop the bot: log it
-                log.warning("could not look for deployments outside igor", exc_info=True)
+            for what, step in (
+                ("tell holders of forced locks", self._tell_notices),
+                ("look for deployments outside igor", self._report_bypasses),
+            ):
+                try:
+                    step()
+                except Exception:  # a bug or an outage here must not stop the bot: log it
+                    log.warning("could not %s", what, exc_info=True)
 
         # On a Cloud 66 worker, not the timer thread that expires questions; when
         # every worker is busy, this look is skipped.
