@@ -143,7 +143,7 @@ class UnlockOutcome:
     stack: str  # the name asked for (or the lock's own label)
     lock: Lock | None = None
     now: datetime | None = None
-    notice: str = ""  # FORCED, of a lock held in chat: the notice left for its holder
+    forced: ForcedUnlock | None = None  # FORCED, of a lock held in Slack: what they are told
 
     @property
     def exit_code(self) -> ExitCode:
@@ -243,10 +243,12 @@ def release_lock(
     record = {"event": "force-unlock", "by": {"via": origin.via, "user": origin.user},
               "lock": lock.facts(), "reason": reason}  # fmt: skip
     keep_on_record(store, record, now)
-    notice = ""
-    if lock.holder_via == "slack":  # a bot tells them, in the thread they locked it in
-        notice = leave_notice(store, ForcedUnlock(lock, origin.via, origin.user, reason, now))
-    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, notice)
+    forced = None
+    if lock.holder_via == "slack":  # told in the thread they locked it in
+        forced = ForcedUnlock(lock, origin.via, origin.user, reason, now)
+        if origin.via != "slack":  # the bot tells them itself; anyone else leaves it a notice
+            leave_notice(store, forced)
+    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, forced)
 
 
 @performs(UnlockRequest)

@@ -280,3 +280,34 @@ def test_a_lock_recorded_before_places_were_kept_still_loads() -> None:
     place = holder_place(lock)
     assert place is not None and (place.channel, place.thread) == ("U0ALICE", "")  # the DM
     assert Lock.loads(lock.dumps()) == lock
+
+
+def test_a_cancel_another_replica_pressed_does_nothing_here(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, state_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from igor_cli.state import open_store
+
+    monkeypatch.setenv("IGOR_STATE_URL", state_url)
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    Environment().config_path().write_text('[slack]\nnotify = "C0OPS"\n')
+    slack.join("C0OPS")
+    bot.start()
+    bot.mention("lock -s blog", user=ALICE)
+    bot.replies(1)
+    deployment = sim.start_foreign_deployment("blog", "production")
+    assert _wait(lambda: reports(slack, "C0OPS"))
+    uid = next(r.path for r in sim.requests if r.path.endswith("/deployments")).split("/")[-2]
+    # Another replica took the click (and died before replacing the report): only the
+    # store knows.
+    other = open_store(state_url)
+    try:
+        assert other.claim(f"used:cancel:bypass:{uid}:{deployment}", "other-replica", 60)
+    finally:
+        other.close()
+    sim.reset_requests()
+    slack.wait_ack(press(slack, reports(slack, "C0OPS")[0], BOB))
+    assert "already pressed Cancel" in _ephemerals(slack, 1)[0]
+    time.sleep(0.3)
+    assert sim.count("DELETE") == 0
+    assert slack.calls_to("response_url") == []  # the report is left as it is

@@ -147,9 +147,9 @@ NOTICE_SECONDS = 86400.0  # a bot that is down longer than this does not tell it
 class ForcedUnlock:
     """A lock someone else forced open, for its holder to be told in chat.
 
-    Whoever forces it (a shell, or chat) leaves this record under `notice:<id>`; a
-    bot takes it (compare-and-delete: one replica) and tells the holder where the
-    lock was taken. A shell cannot talk to Slack; the store is what they share.
+    The bot tells them itself when the lock is forced in Slack; anyone else (a
+    shell cannot talk to Slack) leaves this record under `notice:<id>`, and a bot
+    takes it (compare-and-delete: one replica) and tells the holder.
     """
 
     lock: Lock
@@ -199,11 +199,3 @@ def take_notices(store: Store) -> list[ForcedUnlock]:
             if notice is not None:
                 taken.append(notice)
     return taken
-
-
-def take_notice(store: Store, key: str) -> ForcedUnlock | None:
-    """One notice, if nobody took it yet (this caller takes it)."""
-    text = store.get(key)
-    if text is None or not store.release(key, text):
-        return None
-    return ForcedUnlock.loads(text)

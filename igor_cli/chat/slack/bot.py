@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin, seconds_running
-from igor_cli.chat.bridge import Bridge, Reply, Step
+from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
 from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
@@ -292,15 +292,9 @@ class SlackBot:
     # -- holders of locks forced open (state/locks.py: ForcedUnlock) -------------------
 
     def _tell_forced_holder(self, reply: Reply, place: Place) -> None:
-        """A lock forced open in chat: its holder is told in the thread they locked it in,
-        unless this reply (which mentions them) is in that very place."""
-        from igor_cli.state.locks import take_notice
-
-        key = str(getattr(reply.outcome, "notice", "") or "")
-        store = self.env.state_or_none() if key else None
-        if store is None:
-            return
-        notice = take_notice(store, key)  # taken here: the periodic look will not tell it
+        """A lock forced open here in Slack (no notice was left for it): its holder is told
+        in the thread they locked it in, unless this reply (which mentions them) is there."""
+        notice = getattr(reply.outcome, "forced", None)
         held = holder_place(notice.lock) if notice is not None else None
         if notice is None or held is None:
             return
@@ -413,7 +407,8 @@ class SlackBot:
             expires=self.env.clock().timestamp() + CANCEL_OFFER_SECONDS,
             stack_uid=bypass.stack.uid, offered=True,
         )  # fmt: skip
-        return self.bridge.signer.sign(offer)
+        value = self.bridge.signer.sign(offer)
+        return value if len(value) <= BUTTON_VALUE_LIMIT else ""  # the command, as text, then
 
     # -- follows across replicas (chat/leases.py) -----------------------------------
 
