@@ -298,11 +298,9 @@ class SlackBot:
         held = holder_place(notice.lock) if notice is not None else None
         if notice is None or held is None:
             return
-        if held.channel == held.user or (held.channel, held.thread) == (
-            place.channel,
-            place.thread,
-        ):
-            return  # their direct message, or this very thread: the reply's mention told them
+        here = (held.channel, held.thread) == (place.channel, place.thread)
+        if here or held.channel == held.user:
+            return  # this very thread, or their direct message: the reply's mention told them
         self._tell_holder(notice, held, name_holder=False)
 
     def _tell_notices(self) -> None:
