@@ -24,6 +24,7 @@ INDEX = NAMESPACE + "#index:"  # a sorted set a kind: its live keys, scored by e
 # each write drops the entries that have expired since, so an index holds about as many
 # entries as its kind has live keys. Listing a kind reads its index, never the keyspace.
 _NOW = """
+redis.replicate_commands()  -- Redis 5 and 6: writes may follow TIME (7 always allows it)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
