@@ -2,9 +2,9 @@
 
 The transport acks every envelope at once (Slack allows 3 s), on the
 connection's receive thread (reader.py), and hands the payload to the bot.
-slack_sdk's built-in client reconnects by itself, but it
-can go quiet (python-slack-sdk issue 1701) and notices a dead socket only after
-four ping intervals: a watchdog reconnects after two intervals without a pong,
+slack_sdk's built-in client reconnects by itself, but it can go quiet
+(python-slack-sdk issue 1701) and notices a dead socket only after four ping
+intervals: a watchdog reconnects after two intervals without a pong,
 and an app token that Slack stops accepting ends the bot with exit code 4
 instead of a reconnect loop. An HTTP events endpoint would be a second
 transport calling the same `SlackBot.dispatch`.
