@@ -97,9 +97,10 @@ class SessionReader:
             if chunk is None:
                 continue
             if not chunk:  # the other end closed without a close frame
-                log.info("Slack closed the connection; reconnecting")
-                self._end()
-                self.closed(1006, "")
+                if not self.state.terminated:  # (not a connection slack_sdk replaced)
+                    log.info("Slack closed the connection; reconnecting")
+                    self._end()
+                    self.closed(1006, "")
                 return
             self._buffer += chunk
             self._handle(self._frames())
@@ -118,6 +119,8 @@ class SessionReader:
         except OSError as error:
             if error.errno in (errno.EBADF, errno.ENOTSOCK) or self.session.sock is None:
                 return None  # closed by slack_sdk (a reconnect, or close) while we waited
+            if self.state.terminated:
+                return None
             log.warning("the connection to Slack failed (%s); reconnecting", type(error).__name__)
             self._end()
             self.closed(1006, "")
