@@ -208,7 +208,7 @@ def test_piped_without_columns_the_table_igor_writes_is_richs(
 PROSE = [
     "Sandbox: igor's built-in Cloud 66 simulator, not your account.",
     "LAST DEPLOY is read for up to 20 stacks; narrow the list with -s or -e to see it.",
-    "Follow it: `igor watch -s \"Payments Portal\" -e production`; cancel: `igor cancel "
+    'Follow it: `igor watch -s "Payments Portal" -e production`; cancel: `igor cancel '
     '-s "Payments Portal" -e production`.',
     "a [bold]name[/] with markup and a \\[bracket]",
     "an emoji code :thumbs_up: and a time 10:30:00 and http://host:8080/x",
