@@ -205,6 +205,16 @@ def test_piped_without_columns_the_table_igor_writes_is_richs(
     assert _drawn(stacks, tty=False, how="plain") == _drawn(stacks, tty=False, how="rich")
 
 
+def test_below_the_combining_marks_a_printable_character_is_one_cell_as_rich_counts() -> None:
+    from rich.cells import cell_len
+
+    below = [chr(c) for c in range(ord(terminal._ONE_CELL_BELOW)) if chr(c).isprintable()]
+    assert len(below) > 600
+    assert [c for c in below if cell_len(c) != 1] == []
+    assert terminal._cells("succeeded · alice 2h ago") == len("succeeded · alice 2h ago")
+    assert terminal._cells("日本語") == 6 and terminal._cells("e\u0301cole") == 5
+
+
 PROSE = [
     "Sandbox: igor's built-in Cloud 66 simulator, not your account.",
     "LAST DEPLOY is read for up to 20 stacks; narrow the list with -s or -e to see it.",

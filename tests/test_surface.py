@@ -215,6 +215,40 @@ def test_version_and_help_stay_cheap_no_rich() -> None:
     assert ran.stdout.strip() == "[]"
 
 
+# What `igor list` piped (a program reading it, or a pipe to grep) must not load: rich
+# (igor writes plain text itself), the bot, the state store, typer's pydantic conversion,
+# the keyring (the token is in the environment) and the set-up commands' requests.
+_NOT_FOR_A_PIPED_LIST = {"rich", "slack_sdk", "redis", "sqlite3", "pydantic", "keyring"}
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["list", "-s", "shop"]])
+def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) -> None:
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + ' '.join(sys.modules)))\n"
+        f"sys.argv = ['igor', *{args!r}]\n"
+        "from igor_cli.__main__ import main\n"
+        "main()\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get(
+        "PYTHONPATH")]))}  # fmt: skip
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "shop" in ran.stdout  # it did list the simulator's stacks
+    if "--json" not in args:
+        assert ran.stdout.splitlines()[0].split()[:2] == ["NAME", "ENVIRONMENT"]
+    assert sim.count("GET", "/stacks") == 1
+    modules = set(ran.stderr.rsplit("MODULES ", 1)[1].split())
+    assert {"igor_cli.actions", "igor_cli.render.terminal", "requests"} <= modules
+    loaded = {m.split(".")[0] for m in modules} & _NOT_FOR_A_PIPED_LIST
+    assert not loaded, args
+    assert "igor_cli.setup_commands" not in modules
+
+
 # -- item 10: default targets, and the stack as the first word ---------------------------
 
 

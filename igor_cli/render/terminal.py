@@ -178,7 +178,9 @@ class TerminalRenderer:
                 "narrow the list with -s or -e to see it."
             )
 
-    def _rich_table(self, fitted: sentences.Fit, cells: list[Sequence[tuple[str, str]]]) -> None:
+    def _rich_table(
+        self, fitted: sentences.Fit, cells: Sequence[Sequence[tuple[str, str]]]
+    ) -> None:
         """The stacks table through rich: drawn in one pass when it can be, else laid out."""
         from rich.text import Text
 
@@ -576,7 +578,7 @@ def _laid_out(
         line, measured = [], []
         for given, _ in row:
             text = given
-            if not (text.isascii() and text.isprintable()):  # what a rich Text would show
+            if not text.isprintable():  # what a rich Text would show (it strips controls)
                 from rich.control import strip_control_codes
 
                 text = strip_control_codes(text)
@@ -602,9 +604,14 @@ def _laid_out(
     return texts, sizes, widths
 
 
+# Below the combining marks (U+0300), every printable character takes one cell, as rich
+# counts them (a test checks it): the `·` of LAST DEPLOY needs no rich to be measured.
+_ONE_CELL_BELOW = "\u0300"
+
+
 def _cells(text: str) -> int:
-    """How many cells of the screen `text` takes."""
-    if text.isascii():
+    """How many cells of the screen `text` takes, as rich counts them."""
+    if text.isascii() or (text.isprintable() and max(text) < _ONE_CELL_BELOW):
         return len(text)
     from rich.cells import cell_len
 
