@@ -70,13 +70,16 @@ def _report(name: str, measured: float, baseline: float, budget: float, unit: st
 
 
 def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_"))}
+    """A user who set nothing, in a home of their own: igor looks for its config file,
+    cache and state where platformdirs says, as it does for a user (IGOR_CACHE_DIR and
+    IGOR_CONFIG would spare it that, and the figures would flatter it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_", "XDG_"))}
     # Measure what a user's Python does: it writes bytecode once and reuses it
     # (typer's is already there; without this igor would be compiled every run).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["IGOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="igor-bench-")
-    env["IGOR_CONFIG"] = os.path.join(env["IGOR_CACHE_DIR"], "none.toml")
-    env["IGOR_STATE_URL"] = "sqlite://" + os.path.join(env["IGOR_CACHE_DIR"], "state.db")
+    env["HOME"] = tempfile.mkdtemp(prefix="igor-bench-")
+    if sys.platform == "win32":  # where platformdirs looks there
+        env["APPDATA"] = env["LOCALAPPDATA"] = env["HOME"]
     return env
 
 
