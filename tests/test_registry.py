@@ -37,7 +37,8 @@ def _outcome_types(action: Any) -> list[type]:
 
 
 def _registered(dispatcher: Any, kind: type) -> bool:
-    return dispatcher.dispatch(kind) is not dispatcher.registry[object]
+    # As the renderers find them: words that wait for their outcome's module included.
+    return sentences.found_later(dispatcher, kind) is not None
 
 
 def problems_for(request_type: type) -> list[str]:

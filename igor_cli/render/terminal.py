@@ -31,12 +31,13 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
-from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
     from rich.table import Table
+
+    from igor_cli.locks import UnlockOutcome
 
 STATUS_STYLE = {
     StackStatus.DEPLOYED: "green",
@@ -689,7 +690,8 @@ TONE_STYLE = {
 @functools.singledispatch
 def terminal_hint(outcome: Any) -> str:
     """What to type next, when there is something (on stderr, dim)."""
-    return ""
+    found = sentences.found_later(terminal_hint, type(outcome))
+    return "" if found is None else str(found(outcome))
 
 
 @terminal_hint.register
@@ -708,8 +710,10 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
     return ""
 
 
-@terminal_hint.register
+@sentences.later(terminal_hint, "igor_cli.locks")
 def _unlock_hint(outcome: UnlockOutcome) -> str:
+    from igor_cli.locks import UnlockResult
+
     if outcome.result is UnlockResult.NOT_YOURS:
         return "Add --force to unlock it anyway; the forced unlock is recorded."
     return ""
