@@ -221,8 +221,8 @@ def test_version_and_help_stay_cheap_no_rich() -> None:
 _NOT_FOR_A_PIPED_LIST = {"rich", "slack_sdk", "redis", "sqlite3", "pydantic", "keyring"}
 
 
-@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["list", "-s", "shop"]])
-def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) -> None:
+def _run_probed(args: list[str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """igor run as its console script does, and the modules it held at exit."""
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + ' '.join(sys.modules)))\n"
@@ -237,18 +237,39 @@ def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) 
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip
+    assert "MODULES " in ran.stderr, ran.stderr
+    return ran, set(ran.stderr.rsplit("MODULES ", 1)[1].split())
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["list", "-s", "shop"]])
+def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) -> None:
+    ran, modules = _run_probed(args)
     assert ran.returncode == 0, ran.stderr
     assert "shop" in ran.stdout  # it did list the simulator's stacks
     if "--json" not in args:
         assert ran.stdout.splitlines()[0].split()[:2] == ["NAME", "ENVIRONMENT"]
     assert sim.count("GET", "/stacks") == 1
-    modules = set(ran.stderr.rsplit("MODULES ", 1)[1].split())
     assert {"igor_cli.actions", "igor_cli.render.terminal", "requests"} <= modules
     loaded = {m.split(".")[0] for m in modules} & _NOT_FOR_A_PIPED_LIST
     assert not loaded, args
     # Nor the modules of other commands (their words wait for them: render/sentences.py).
     assert not modules & {"igor_cli.setup_commands", "igor_cli.locks", "igor_cli.releases",
                           "igor_cli.freeze", "igor_cli.state"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lock", "shop", "-e", "staging", "--for", "1h"],
+        ["history", "shop", "-e", "production", "-n", "3"],
+        ["deploy", "api", "-v", "web", "-w", "false", "--dry-run"],
+    ],
+)
+def test_igors_own_option_types_convert_without_pydantic(args: list[str]) -> None:
+    ran, modules = _run_probed(["--sandbox", *args])
+    assert ran.returncode == 0, ran.stderr
+    assert "igor_cli.actions" in modules  # the command did run
+    assert not {m for m in modules if m.split(".")[0] == "pydantic"}, args
 
 
 # -- item 10: default targets, and the stack as the first word ---------------------------
