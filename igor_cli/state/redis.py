@@ -1,8 +1,9 @@
 """The shared state store: Redis, for several bot replicas and a team's shell users.
 
-Claims are `SET NX PX`; compare-and-set and compare-and-delete are Lua scripts,
-which Redis runs atomically. Every key igor writes starts with `igor:`, so the
-store can share a Redis database with other programs.
+Claims (`SET NX PX`), compare-and-set, renewals and compare-and-delete are Lua
+scripts, which Redis runs atomically; each also keeps an index of its key's kind, so
+listing the locks never walks the keyspace. Every key igor writes starts with `igor:`,
+so the store can share a Redis database with other programs.
 """
 
 from __future__ import annotations
@@ -16,25 +17,70 @@ if TYPE_CHECKING:
 
 NAMESPACE = "igor:"
 CONNECT_TIMEOUT = 5.0  # seconds; a command in a shell should fail fast, not hang
-_SWAP = """
+INDEX = NAMESPACE + "#index:"  # a sorted set a kind: its live keys, scored by expiry (ms)
+
+# Every script that writes a key also keeps the index of its kind (the key's text up to
+# its first colon, `lock:` for `lock:<uid>`): the member's score is when it expires, and
+# each write drops the entries that have expired since, so an index holds about as many
+# entries as its kind has live keys. Listing a kind reads its index, never the keyspace.
+_NOW = """
+redis.replicate_commands()  -- Redis 5 and 6: writes may follow TIME (7 always allows it)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+_CLAIM = (
+    _NOW
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
+return 1
+"""
+)
+_SWAP = (
+    _NOW
+    + """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), KEYS[1])
     return 1
 end
 return 0
 """
-_RENEW = """
+)
+_RENEW = (
+    _NOW
+    + """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
+    return 1
 end
 return 0
 """
+)
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('ZREM', KEYS[2], KEYS[1])
     return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+_LIVE = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+)
+
+
+def _kind(key: str) -> str:
+    """`lock:` for `lock:abc`, `lease:` for `lease:follow:1`; the whole key without a colon."""
+    head, colon, _ = key.partition(":")
+    return head + colon
 
 
 def _ms(ttl: float) -> int:
@@ -78,9 +124,11 @@ class RedisStore:
                 f"IGOR_STATE_URL is not a Redis URL igor can use ({error}).",
                 "Write it as redis://host:port/db.",
             ) from None
+        self._claim = self._redis.register_script(_CLAIM)
         self._swap = self._redis.register_script(_SWAP)
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        self._live = self._redis.register_script(_LIVE)
 
     def _call(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         import redis
@@ -93,9 +141,14 @@ class RedisStore:
                 "Check that Redis runs there, or unset IGOR_STATE_URL to use a local file.",
             ) from None
 
+    @staticmethod
+    def _keys(key: str) -> list[str]:
+        """The key in Redis, and the index of its kind."""
+        return [NAMESPACE + key, INDEX + _kind(key)]
+
     def claim(self, key: str, value: str, ttl: float) -> bool:
-        """`SET key value NX PX ttl`."""
-        return bool(self._call(self._redis.set, NAMESPACE + key, value, nx=True, px=_ms(ttl)))
+        """`SET key value NX PX ttl` (and the key in its kind's index), in one Lua script."""
+        return bool(self._call(self._claim, keys=self._keys(key), args=[value, _ms(ttl)]))
 
     def get(self, key: str) -> str | None:
         """`GET key` (Redis forgets expired keys by itself)."""
@@ -105,21 +158,31 @@ class RedisStore:
     def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
         """Compare-and-set, in one Lua script."""
         args = [expected, value, _ms(ttl)]
-        return bool(self._call(self._swap, keys=[NAMESPACE + key], args=args))
+        return bool(self._call(self._swap, keys=self._keys(key), args=args))
 
     def renew(self, key: str, expected: str, ttl: float) -> bool:
         """Compare-and-expire, in one Lua script."""
         args = [expected, _ms(ttl)]
-        return bool(self._call(self._renew, keys=[NAMESPACE + key], args=args))
+        return bool(self._call(self._renew, keys=self._keys(key), args=args))
 
     def release(self, key: str, expected: str) -> bool:
         """Compare-and-delete, in one Lua script."""
-        return bool(self._call(self._release, keys=[NAMESPACE + key], args=[expected]))
+        return bool(self._call(self._release, keys=self._keys(key), args=[expected]))
 
     def items(self, prefix: str) -> dict[str, str]:
-        """`SCAN` for the prefix, then `MGET` (a key that expires in between is left out)."""
-        pattern = _glob_escape(NAMESPACE + prefix) + "*"
-        keys = sorted(self._call(lambda: list(self._redis.scan_iter(match=pattern, count=500))))
+        """The live keys of the prefix's kind from its index, then `MGET`.
+
+        A prefix without a colon could span kinds: only then is the keyspace scanned
+        (igor always lists by a prefix with one). A key that expires in between is left out.
+        """
+        if ":" in prefix:
+            live = self._call(self._live, keys=[INDEX + _kind(prefix)], args=[])
+            wanted = NAMESPACE + prefix
+            keys = sorted(str(key) for key in live if str(key).startswith(wanted))
+        else:
+            pattern = _glob_escape(NAMESPACE + prefix) + "*"
+            scanned = self._call(lambda: list(self._redis.scan_iter(match=pattern, count=500)))
+            keys = sorted(key for key in scanned if not key.startswith(INDEX))
         if not keys:
             return {}
         values = self._call(self._redis.mget, keys)

@@ -140,3 +140,46 @@ def test_an_unwritable_sqlite_file_is_said_plainly(tmp_path: object) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(StateUnavailable, match="Cannot open igor's state file"):
         open_store(f"sqlite://{blocker / 'state.db'}")
+
+
+def _scans(client: object) -> int:
+    stats = client.info("commandstats")  # type: ignore[attr-defined]
+    return int(stats.get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_redis_lists_a_kind_from_its_index_not_the_keyspace(redis_server: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushdb()
+    store = open_store(redis_server)
+    try:
+        for n in range(2000):  # a busy hour of message dedupe keys, and another program's
+            store.claim(f"seen:C1:{n}", "r1", 60)
+            client.set(f"other-program:{n}", "x")
+        store.claim("lock:a", "1", 60)
+        store.claim("lock:b", "2", 60)
+        store.claim("lock:gone", "x", 0.1)
+        assert _gone(store, "lock:gone")
+        client.config_resetstat()
+        assert store.items("lock:") == {"lock:a": "1", "lock:b": "2"}
+        assert _scans(client) == 0
+        assert store.release("lock:a", "1")
+        assert store.items("lock:") == {"lock:b": "2"}
+        # The index forgets what expired or was released: it holds the live keys only.
+        assert client.zrange("igor:#index:lock:", 0, -1) == ["igor:lock:b"]
+        assert client.zcard("igor:#index:seen:") == 2000
+        # A renewed or swapped key stays listed past its first expiry.
+        store.claim("lease:follow:1", "r1", 0.2)
+        assert store.renew("lease:follow:1", "r1", 60)
+        store.claim("lease:follow:2", "r1", 0.2)
+        assert store.swap("lease:follow:2", "r1", "r2", 60)
+        time.sleep(0.4)
+        assert store.items("lease:follow:") == {"lease:follow:1": "r1", "lease:follow:2": "r2"}
+        # Only a prefix without a colon (igor never lists one) walks the keyspace.
+        assert store.items("lock") == {"lock:b": "2"}
+        assert _scans(client) > 0
+    finally:
+        store.close()
+        client.flushdb()
+        client.close()
