@@ -536,3 +536,18 @@ def test_sandbox_in_chat_is_refused_not_ignored(sim: Simulator, clock: FakeClock
     assert reply.status == "usage"
     assert "--sandbox works in a shell only" in rendered(reply).text
     assert sim.count("GET") == 0 and sim.count("POST") == 0
+
+
+def test_a_fresh_igor_says_each_outcome_in_its_own_words() -> None:
+    # The lock outcomes' words are registered once igor_cli.locks is loaded; in a test
+    # process something else has loaded it already, so each runs in a fresh one.
+    for args, said in [
+        (["rollback", "shop", "-e", "production", "--dry-run"], "Dry run: would roll back shop"),
+        (["lock", "shop", "-e", "staging", "--for", "1h"], "Locked shop (staging) for"),
+        (["locks"], "1 lock in force:"),
+        (["locks", "--json"], '"locks":[{"stack":'),
+        (["unlock", "shop", "-e", "staging"], "Unlocked shop (staging)."),
+    ]:
+        ran, _ = _run_probed(["--sandbox", *args])
+        assert ran.returncode == 0, ran.stderr
+        assert said in ran.stdout, (args, ran.stdout)

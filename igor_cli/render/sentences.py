@@ -35,11 +35,11 @@ from igor_cli.actions import (
     last_activity,
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
+from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
 
 if TYPE_CHECKING:
     from igor_cli.freeze import Window
     from igor_cli.locks import LockList, LockOutcome, UnlockOutcome
-    from igor_cli.releases import PromoteOutcome, RollbackOutcome
     from igor_cli.state.locks import Lock
 
 PersonNamer = Callable[[Requester], str]
@@ -711,9 +711,11 @@ def history_json(past: PastDeployment) -> dict[str, Any]:
 # that every command's outcomes have all three.
 
 
-# The outcomes of the commands whose modules load only when they run (locks, releases)
+# The outcomes of the commands whose modules load only when they run (the locks)
 # register with `later`, naming that module: their words are registered once it is
 # loaded (no outcome of it can exist before), so that `igor list` loads none of them.
+# Only for a type whose parents have no words: dispatched before its own are
+# registered, it would have theirs (a rollback is a deploy), and `found_later` refuses.
 _Words = TypeVar("_Words", bound=Callable[..., Any])
 _WAITING: list[tuple[Any, str, Callable[..., Any]]] = []
 _REGISTERING = threading.Lock()
@@ -744,8 +746,13 @@ def found_later(dispatcher: Any, kind: type) -> Callable[..., Any] | None:
             if module is None or getattr(module.__spec__, "_initializing", False):
                 continue  # no outcome of it exists yet
             first = next(iter(inspect.signature(function).parameters))
-            hints = typing.get_type_hints(function, localns=vars(module))
-            waiter.register(hints[first], function)
+            kind_waiting = typing.get_type_hints(function, localns=vars(module))[first]
+            if waiter.dispatch(kind_waiting) is not waiter.registry[object]:
+                raise TypeError(
+                    f"{kind_waiting.__name__} would be said with its parent's words until "
+                    f"{name} is loaded: register {function.__name__} at once"
+                )
+            waiter.register(kind_waiting, function)
             _WAITING.remove(waiting)
     found = dispatcher.dispatch(kind)
     return None if found is dispatcher.registry[object] else found
@@ -882,8 +889,6 @@ def redeploy_sentence(
 
 def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
     """`roll back shop (production) from 3f2a1c9 to 9b7e0d4 (deployment 5120 of 2 days ago)`."""
-    from igor_cli.releases import short
-
     target = outcome.target
     return (
         f"roll back {outcome.stack.label} from {short(outcome.current)} to {short(target)} "
@@ -893,8 +898,6 @@ def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
 
 def promote_doing(outcome: PromoteOutcome) -> str:
     """`deploy 9b7e0d4 (running in staging since ...) to shop (production), which runs 3f2a1c9`."""
-    from igor_cli.releases import short
-
     source = outcome.source
     since = source.finished_at or source.started_at
     when = f" since {since.strftime('%Y-%m-%d %H:%M UTC')}" if since else ""
@@ -909,27 +912,27 @@ def _side(d: Deployment | None) -> dict[str, Any] | None:
     return None if d is None else ran_json(d)
 
 
-@later(sentence, "igor_cli.releases")
+@sentence.register
 def _rollback_sentence(outcome: RollbackOutcome, person: PersonNamer, now: datetime) -> str:
     return redeploy_sentence(outcome, rollback_doing(outcome, now), person, now)
 
 
-@later(facts, "igor_cli.releases")
+@facts.register
 def _rollback_facts(outcome: RollbackOutcome) -> Any:
     return {**outcome_json(outcome), "from": _side(outcome.current), "to": _side(outcome.target)}
 
 
-@later(tone, "igor_cli.releases")
+@tone.register
 def _rollback_tone(outcome: RollbackOutcome) -> str:
     return _deploy_tone(outcome)
 
 
-@later(sentence, "igor_cli.releases")
+@sentence.register
 def _promote_sentence(outcome: PromoteOutcome, person: PersonNamer, now: datetime) -> str:
     return redeploy_sentence(outcome, promote_doing(outcome), person, now)
 
 
-@later(facts, "igor_cli.releases")
+@facts.register
 def _promote_facts(outcome: PromoteOutcome) -> Any:
     source = outcome.source_stack
     return {
@@ -940,7 +943,7 @@ def _promote_facts(outcome: PromoteOutcome) -> Any:
     }
 
 
-@later(tone, "igor_cli.releases")
+@tone.register
 def _promote_tone(outcome: PromoteOutcome) -> str:
     return _deploy_tone(outcome)
 
