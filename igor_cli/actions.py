@@ -89,6 +89,8 @@ class Origin:
     via: str  # "cli" or "slack"
     user: str  # "alice@laptop" or a Slack user ID
     request_id: str = ""  # the Slack event ID: a retry of one event must not deploy twice
+    channel: str = ""  # where in chat it was typed (a lock records it: the holder's thread)
+    thread: str = ""
 
     @classmethod
     def of_shell(cls) -> Origin:
@@ -1127,7 +1129,7 @@ def follow(
         if action is not None and action.finished:
             cancelled = not action.finished_success and "cancel" in action.finished_message.lower()
             yield Progress(
-                elapsed,
+                _took(action, elapsed),
                 True,
                 bool(action.finished_success),
                 action.finished_message,
@@ -1139,6 +1141,15 @@ def follow(
             return
         yield Progress(elapsed, False)
         policy.sleep(delay)
+
+
+def _took(action: AsyncAction, watched: float) -> float:
+    """How long a finished deployment took: Cloud 66's own start and end when it gives them
+    (a replica that took over a follow, or a restarted bot, watched only the end of it),
+    else how long igor watched it."""
+    if action.started_at is None or action.finished_at is None:
+        return watched
+    return max(0.0, (action.finished_at - action.started_at).total_seconds())
 
 
 # -- watch -----------------------------------------------------------------

@@ -374,7 +374,8 @@ Reason = Annotated[
     str,
     typer.Option(
         "--reason", metavar="TEXT", show_default=False,
-        help="Why: shown to whoever the lock holds back, or kept with a broken glass.",
+        help="Why: shown to whoever the lock holds back, told to the holder of a lock you "
+        "force, or kept with a broken glass.",
     ),
 ]  # fmt: skip
 
@@ -820,7 +821,9 @@ LockFor = Annotated[
 ]  # fmt: skip
 Force = Annotated[
     bool,
-    typer.Option("--force", help="Unlock someone else's lock (recorded, and they are named)."),
+    typer.Option(
+        "--force", help="Unlock someone else's lock (recorded; a holder in Slack is told there)."
+    ),
 ]
 
 
@@ -850,18 +853,22 @@ def lock_command(
 @command(
     "unlock",
     chat=True,
-    examples=("igor unlock shop -e production", "igor unlock shop -e production --force"),
+    examples=(
+        "igor unlock shop -e production",
+        "igor unlock shop -e production --force --reason 'hotfix waiting'",
+    ),
 )
 def unlock_command(
     stack: StackName,
     environment: EnvironmentName = None,
     force: Force = False,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> Any:
     """Release your lock on a stack (--force: someone else's)."""
     from igor_cli.locks import UnlockRequest
 
-    return UnlockRequest(stack, environment, force, as_json)
+    return UnlockRequest(stack, environment, force, as_json, reason)
 
 
 @command("locks", chat=True, examples=("igor locks", "igor locks --json"))

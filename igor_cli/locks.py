@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from igor_cli.actions import Origin, Run, find_stack, performs
 from igor_cli.errors import AmbiguousStack, ExitCode, IgorError, UsageProblem
 from igor_cli.state.audit import keep_on_record
-from igor_cli.state.locks import Lock, current_locks, lock_key
+from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice, lock_key
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Stack
@@ -83,6 +83,7 @@ class UnlockRequest:
     environment: str | None = None
     force: bool = False
     as_json: bool = False
+    reason: str = ""  # why someone else's lock was forced: told to them, and on record
 
     @property
     def rule_name(self) -> str:
@@ -142,6 +143,7 @@ class UnlockOutcome:
     stack: str  # the name asked for (or the lock's own label)
     lock: Lock | None = None
     now: datetime | None = None
+    forced: ForcedUnlock | None = None  # FORCED, of a lock held in Slack: what they are told
 
     @property
     def exit_code(self) -> ExitCode:
@@ -182,7 +184,7 @@ def take_lock(
     """Lock a stack for `holder`, extend the holder's own lock, or say who holds it."""
     wanted = Lock(
         stack.uid, stack.name, stack.environment, holder.via, holder.user,
-        reason.strip(), now, now + timedelta(seconds=seconds),
+        reason.strip(), now, now + timedelta(seconds=seconds), holder.channel, holder.thread,
     )  # fmt: skip
     key, text = lock_key(stack.uid), wanted.dumps()
     for _ in range(_TRIES):
@@ -237,10 +239,16 @@ def release_lock(
         return release_lock(store, request, origin, now)
     if mine:
         return UnlockOutcome(UnlockResult.RELEASED, lock.label, lock, now)
+    reason = request.reason.strip()
     record = {"event": "force-unlock", "by": {"via": origin.via, "user": origin.user},
-              "lock": lock.facts()}  # fmt: skip
+              "lock": lock.facts(), "reason": reason}  # fmt: skip
     keep_on_record(store, record, now)
-    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now)
+    forced = None
+    if lock.holder_via == "slack":  # told in the thread they locked it in
+        forced = ForcedUnlock(lock, origin.via, origin.user, reason, now)
+        if origin.via != "slack":  # the bot tells them itself; anyone else leaves it a notice
+            leave_notice(store, forced)
+    return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, forced)
 
 
 @performs(UnlockRequest)

@@ -14,6 +14,7 @@ from igor_cli.cloud66 import Stack
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from tests.conftest import Igor, RunningBot, next_ts
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
 
 
@@ -104,3 +105,26 @@ def test_a_followed_deployment_leaves_nothing_behind(
         store.close()
     time.sleep(0.5)  # no replica takes the finished deployment up again
     assert len(_outcomes(slack, ts)) == 1
+
+
+@pytest.mark.parametrize("ran_before", [45.0, 600.0])
+def test_a_taken_over_deployment_is_timed_from_its_own_start(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, igor: Igor, clock: FakeClock,
+    store_url: str, ran_before: float,
+) -> None:  # fmt: skip
+    """A replica that takes over (or a restarted bot) counts from Cloud 66's start of the
+    deployment, not from its own first look: 45 s in, or long finished (a restart)."""
+    stack, action = _started(igor, sim)  # the sandbox deploys in one minute
+    clock.advance(ran_before)
+    thread = next_ts()
+    job = FollowJob.of(stack, action, "C0DEPLOY", thread, "U0ALICE")
+    store = open_store(store_url)
+    try:
+        assert store.claim(job.key, job.dumps(), 3600)
+        bot.start()
+        assert _wait(lambda: _outcomes(slack, thread)), slack.calls_to("chat.postMessage")
+    finally:
+        store.close()
+    said = _outcomes(slack, thread)
+    assert len(said) == 1
+    assert "Deployed blog (production) in 1m 00s" in said[0], said

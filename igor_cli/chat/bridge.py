@@ -265,6 +265,7 @@ class Bridge:
         from igor_cli.cli import ClickException, HelpRequested
 
         started = time.monotonic()
+        origin = dataclasses.replace(origin, channel=channel, thread=thread)  # where it was typed
         try:
             name, request, defaults = parse(words, lambda: self.channel_defaults(channel))
         except HelpRequested as shown:

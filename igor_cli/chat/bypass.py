@@ -4,16 +4,19 @@ A lock or a freeze holds back changes made through igor; someone can still
 deploy from the Cloud 66 dashboard, the toolbelt or a hook. The bot looks at the
 stacks that are locked or frozen now (and only then: with none, it asks Cloud 66
 nothing) and reports a running deployment that igor did not start, naming who
-started it and how (Cloud 66's `triggered_by` and `triggered_via`).
+started it and how (Cloud 66's `triggered_by` and `triggered_via`), in the lock's
+thread and the `[slack] notify` channel, with a Cancel button for exactly that
+deployment (`cancel_words`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.actions import Client
+from igor_cli.actions import Client, Requester
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Deployment, Stack
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 BYPASS_PREFIX = "bypass:"  # a deployment already reported, by one replica
 BYPASS_SECONDS = 86400.0
+CANCEL_OFFER_SECONDS = 3600.0  # how long the report's Cancel button works (signed expiry)
 
 
 @dataclass(frozen=True)
@@ -38,20 +42,33 @@ class Bypass:
         """Where the report of it is claimed (once across replicas)."""
         return f"{BYPASS_PREFIX}{self.stack.uid}:{self.deployment.id}"
 
-    def sentence(self) -> str:
-        """What happened, in plain words (a Slack renderer mentions people itself)."""
+    @property
+    def offer_id(self) -> str:
+        """What names this deployment's Cancel button wherever it is shown: one click
+        cancels it, whichever place (or replica) the click comes through."""
+        return f"bypass:{self.stack.uid}:{self.deployment.id}"
+
+    def cancel_words(self) -> list[str]:
+        """The command that cancels exactly this deployment (`cancel --id N`)."""
+        words = ["cancel", "-s", self.stack.name]
+        if self.stack.environment:
+            words += ["-e", self.stack.environment]
+        return [*words, "--id", self.deployment.id]
+
+    def sentence(self, person: Callable[[Requester], str] = lambda r: r.user) -> str:
+        """What happened, in plain words; `person` names the lock's holder."""
         d = self.deployment
         via = f" via {d.triggered_via}" if d.triggered_via else ""
         held = []
         if self.lock is not None:
             why = f" ({self.lock.reason})" if self.lock.reason else ""
-            held.append(f"locked by {self.lock.holder_user}{why}")
+            holder = Requester(self.lock.holder_via, self.lock.holder_user)
+            held.append(f"locked by {person(holder)}{why}")
         if self.window is not None:
             held.append(f"frozen: {self.window.describe()}")
         return (
             f"Deployment {d.id} of {self.stack.label} was started outside igor by "
-            f"{d.triggered_by or 'someone'}{via} while the stack is {' and '.join(held)}. "
-            f"Cancel it with `cancel -s {self.stack.name} -e {self.stack.environment}`."
+            f"{d.triggered_by or 'someone'}{via} while the stack is {' and '.join(held)}."
         )
 
 

@@ -283,6 +283,9 @@ class PendingCommand:
     stack_uid: str = ""  # the confirmed command must still mean this stack
     approval: bool = False  # someone other than `user` must click (not `user` themself)
     expect: str = ""  # what the question named it would deploy (rollback, promote)
+    # Offered to whoever the rules let run it (the Cancel button on a deployment that
+    # bypassed igor), not a question for `user`: the click runs it as the clicker.
+    offered: bool = False
 
 
 class Signer:
@@ -296,7 +299,7 @@ class Signer:
         body = json.dumps(
             {"w": pending.words, "u": pending.user, "c": pending.channel, "t": pending.thread,
              "r": pending.request_id, "e": round(pending.expires, 3), "s": pending.stack_uid,
-             "a": int(pending.approval), "x": pending.expect},
+             "a": int(pending.approval), "x": pending.expect, "o": int(pending.offered)},
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
@@ -316,7 +319,7 @@ class Signer:
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
             request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
             approval=bool(data.get("a", 0)),
-            expect=str(data.get("x", "")),
+            expect=str(data.get("x", "")), offered=bool(data.get("o", 0)),
         )  # fmt: skip
         if now > pending.expires:
             raise ConfirmationExpired("That confirmation has expired.", "Ask again.")

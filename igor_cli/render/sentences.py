@@ -1082,9 +1082,10 @@ def _unlock_sentence(outcome: UnlockOutcome, person: PersonNamer, now: datetime)
             f"{lock.until(when)}{_why(lock)}. Nothing was unlocked."
         )
     if outcome.result is UnlockResult.FORCED:
+        told = " They are told in Slack." if outcome.forced else ""
         return (
             f"Unlocked {lock.label}, which {person(holder(lock))} held since "
-            f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record."
+            f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record.{told}"
         )
     return f"Unlocked {lock.label}."
 

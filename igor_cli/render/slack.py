@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import (
     CancelOutcome,
@@ -36,6 +36,10 @@ from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
+
+if TYPE_CHECKING:
+    from igor_cli.chat.bypass import Bypass
+    from igor_cli.state.locks import ForcedUnlock
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
 MAX_BLOCKS = 45  # a message may hold 50 blocks; leave room for a footer
@@ -404,6 +408,49 @@ def render_approval(
     ]  # fmt: skip
     blocks = [_section(f":busts_in_silhouette: {text}"), {"type": "actions", "elements": buttons}]
     return SlackMessage(text, blocks)
+
+
+CANCEL_OFFER_ACTION = "igor_cancel_offer"
+
+
+def render_bypass(bypass: Bypass, value: str) -> SlackMessage:
+    """A deployment started outside igor while its stack is held, with a Cancel button
+    (`value`: the signed offer) for those the rules let cancel; without a signing key,
+    the command that cancels it."""
+    command = f"`{escape(' '.join(bypass.cancel_words()))}`"
+    text = mrkdwn(bypass.sentence(slack_person))
+    if not value:
+        text = f"{text} Cancel it with {command}."
+        return message(text, emoji=":warning:")
+    text = f"{text} Whoever may cancel it can press Cancel (or type {command})."
+    button = {
+        "type": "button", "action_id": CANCEL_OFFER_ACTION, "style": "danger",
+        "text": {"type": "plain_text", "text": f"Cancel deployment {bypass.deployment.id}"[:75]},
+        "value": value,
+    }  # fmt: skip
+    blocks = [_section(f":warning: {text}"), {"type": "actions", "elements": [button]}]
+    return SlackMessage(text, blocks)
+
+
+def render_forced_unlock(notice: ForcedUnlock, *, name_holder: bool = True) -> SlackMessage:
+    """A lock's holder told that someone else forced it open (in the thread they locked it
+    in); `name_holder` False where a reply has mentioned them already."""
+    lock = notice.lock
+    by = slack_person(Requester(notice.by_via, notice.by_user))
+    why = f": {notice.reason}" if notice.reason else " (no reason given)"
+    whose = f"{mention(lock.holder_user)}, your lock" if name_holder else "The lock"
+    text = (
+        f"{whose} on {lock.label}, taken {sentences.ago(lock.started, notice.at)}, was "
+        f"forced open by {by} at {notice.at:%H:%M UTC}{why}. Others' changes to it are no "
+        "longer held back."
+    )
+    return message(mrkdwn(text), emoji=":unlock:")
+
+
+def without_buttons(shown: dict[str, Any], note: str) -> SlackMessage:
+    """A posted message as Slack shows it, its buttons replaced by `note` (mrkdwn)."""
+    blocks = [b for b in shown.get("blocks") or [] if b.get("type") != "actions"]
+    return SlackMessage(str(shown.get("text", "")), [*blocks, _context(note)])
 
 
 def has_buttons(message: dict[str, Any]) -> bool:

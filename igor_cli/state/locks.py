@@ -55,6 +55,8 @@ class Lock:
     reason: str
     started: datetime
     expires: datetime
+    channel: str = ""  # where a lock taken in chat was taken: its holder is told there
+    thread: str = ""  # (the `lock` command's thread; none for a shell's or a slash command's)
 
     @property
     def label(self) -> str:
@@ -86,6 +88,7 @@ class Lock:
             "reason": self.reason,
             "started_at": self.started.isoformat(),
             "expires_at": self.expires.isoformat(),
+            "place": {"channel": self.channel, "thread": self.thread} if self.channel else None,
         }
 
     @classmethod
@@ -94,11 +97,13 @@ class Lock:
         try:
             data = json.loads(text)
             stack, holder = data["stack"], data["holder"]
+            place = data.get("place") or {}  # records written before igor kept it have none
             return cls(
                 str(stack["uid"]), str(stack["name"]), str(stack["environment"]),
                 str(holder["via"]), str(holder["user"]), str(data["reason"]),
                 datetime.fromisoformat(data["started_at"]),
                 datetime.fromisoformat(data["expires_at"]),
+                str(place.get("channel") or ""), str(place.get("thread") or ""),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
@@ -130,3 +135,67 @@ class StackLocked(IgorError):
             "Ask them to unlock it (`igor unlock`), or wait until the lock expires.",
         )
         self.lock = lock
+
+
+# -- telling a holder their lock was forced ------------------------------------------
+
+NOTICE_PREFIX = "notice:"
+NOTICE_SECONDS = 86400.0  # a bot that is down longer than this does not tell it late
+
+
+@dataclass(frozen=True)
+class ForcedUnlock:
+    """A lock someone else forced open, for its holder to be told in chat.
+
+    The bot tells them itself when the lock is forced in Slack; anyone else (a
+    shell cannot talk to Slack) leaves this record under `notice:<id>`, and a bot
+    takes it (compare-and-delete: one replica) and tells the holder.
+    """
+
+    lock: Lock
+    by_via: str
+    by_user: str
+    reason: str
+    at: datetime
+
+    def dumps(self) -> str:
+        """The notice as the store keeps it."""
+        return json.dumps(
+            {"lock": self.lock.facts(), "by": {"via": self.by_via, "user": self.by_user},
+             "reason": self.reason, "at": self.at.isoformat()},
+            separators=(",", ":"), ensure_ascii=False,
+        )  # fmt: skip
+
+    @classmethod
+    def loads(cls, text: str) -> ForcedUnlock | None:
+        """A notice read back; None for anything igor did not write."""
+        try:
+            data = json.loads(text)
+            lock = Lock.loads(json.dumps(data["lock"]))
+            if lock is None:
+                return None
+            by = data["by"]
+            return cls(lock, str(by["via"]), str(by["user"]), str(data.get("reason") or ""),
+                       datetime.fromisoformat(data["at"]))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def leave_notice(store: Store, notice: ForcedUnlock) -> str:
+    """Keep the notice for a bot to tell (a fresh key); returns its key."""
+    import uuid
+
+    key = f"{NOTICE_PREFIX}{notice.at.isoformat()}:{uuid.uuid4().hex[:12]}"
+    store.claim(key, notice.dumps(), NOTICE_SECONDS)
+    return key
+
+
+def take_notices(store: Store) -> list[ForcedUnlock]:
+    """The notices waiting, each taken by this caller alone (compare-and-delete)."""
+    taken = []
+    for key, text in store.items(NOTICE_PREFIX).items():
+        if store.release(key, text):
+            notice = ForcedUnlock.loads(text)
+            if notice is not None:
+                taken.append(notice)
+    return taken

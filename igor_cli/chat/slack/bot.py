@@ -10,6 +10,7 @@ one poll loop each, and confirmation questions expire on one timer thread.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin, seconds_running
-from igor_cli.chat.bridge import Bridge, Reply, Step
+from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
 from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
@@ -33,6 +34,7 @@ from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
 from igor_cli.render.slack import (
+    CANCEL_OFFER_ACTION,
     CONFIRM_ACTION,
     DECLINE_ACTION,
     SlackMessage,
@@ -40,12 +42,18 @@ from igor_cli.render.slack import (
     mention,
     message,
     mrkdwn,
+    render_bypass,
+    render_forced_unlock,
     render_news,
     render_reply,
+    without_buttons,
 )
 
 if TYPE_CHECKING:
     from slack_sdk.web import WebClient
+
+    from igor_cli.chat.bypass import Bypass
+    from igor_cli.state.locks import ForcedUnlock, Lock
 
 log = logging.getLogger("igor.serve")
 audit = logging.getLogger("igor.audit")
@@ -62,6 +70,16 @@ DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by
 DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
 USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
 BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
+
+
+def holder_place(lock: Lock) -> Place | None:
+    """Where a lock's holder is told about their lock: the thread they locked it in, or
+    their direct message with the app when the lock does not say (a Slack user only)."""
+    if lock.holder_via != "slack":
+        return None
+    if lock.channel:
+        return Place(lock.channel, lock.thread, lock.holder_user)
+    return Place(lock.holder_user, "", lock.holder_user)  # a user ID as the channel: the DM
 
 
 def bot_follow_policy(env: Environment) -> FollowPolicy:
@@ -224,6 +242,7 @@ class SlackBot:
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
         self._announce_broken_glass(reply, place)
+        self._tell_forced_holder(reply, place)
         follow = reply.deployment_to_follow
         if follow is None:
             return
@@ -270,18 +289,56 @@ class SlackBot:
             context={"command": reply.command, "outcome": "break-glass"},
         )  # fmt: skip
 
+    # -- holders of locks forced open (state/locks.py: ForcedUnlock) -------------------
+
+    def _tell_forced_holder(self, reply: Reply, place: Place) -> None:
+        """A lock forced open here in Slack (no notice was left for it): its holder is told
+        in the thread they locked it in, unless this reply (which mentions them) is there."""
+        notice = getattr(reply.outcome, "forced", None)
+        held = holder_place(notice.lock) if notice is not None else None
+        if notice is None or held is None:
+            return
+        here = (held.channel, held.thread) == (place.channel, place.thread)
+        if here or held.channel == held.user:
+            return  # this very thread, or their direct message: the reply's mention told them
+        self._tell_holder(notice, held, name_holder=False)
+
+    def _tell_notices(self) -> None:
+        """Holders of locks forced open elsewhere (a shell): each told once, across replicas."""
+        from igor_cli.state.locks import take_notices
+
+        store = self.env.state_or_none()
+        if store is None:
+            return
+        for notice in take_notices(store):
+            held = holder_place(notice.lock)
+            if held is not None:
+                self._tell_holder(notice, held)
+
+    def _tell_holder(self, notice: ForcedUnlock, place: Place, *, name_holder: bool = True) -> None:
+        said = render_forced_unlock(notice, name_holder=name_holder)
+        self.delivery.post(place, said, context={"command": "unlock", "outcome": "holder told"})
+        audit.info(json.dumps({"event": "forced-unlock told", "user": notice.lock.holder_user,
+                               "channel": place.channel, "stack": notice.lock.label,
+                               "by": notice.by_user}))  # fmt: skip
+
     # -- deployments that bypass igor (chat/bypass.py) ------------------------------
 
     def _look_for_bypasses(self) -> None:
-        """While stacks are locked or frozen, report deployments started outside igor."""
+        """Now and then: tell holders whose locks were forced open elsewhere, and while
+        stacks are locked or frozen, report deployments started outside igor."""
         if self.stopping.is_set():
             return
 
         def look() -> None:
-            try:
-                self._report_bypasses()
-            except Exception:  # a bug or an outage here must not stop the bot: log it
-                log.warning("could not look for deployments outside igor", exc_info=True)
+            for what, step in (
+                ("tell holders of forced locks", self._tell_notices),
+                ("look for deployments outside igor", self._report_bypasses),
+            ):
+                try:
+                    step()
+                except Exception:  # a bug or an outage here must not stop the bot: log it
+                    log.warning("could not %s", what, exc_info=True)
 
         # On a Cloud 66 worker, not the timer thread that expires questions; when
         # every worker is busy, this look is skipped.
@@ -311,18 +368,45 @@ class SlackBot:
         for bypass in found:
             if not store.claim(bypass.key, self.replica, BYPASS_SECONDS):
                 continue  # reported already (here or by another replica)
-            said = message(mrkdwn(bypass.sentence()), emoji=":warning:")
-            places = []
-            if bypass.lock is not None and bypass.lock.holder_via == "slack":
-                user = bypass.lock.holder_user  # a user ID as the channel: the app's DM
-                places.append(Place(user, "", user))
-            if self.bridge.rules.notify:
-                places.append(Place(self.bridge.rules.notify, "", ""))
+            places = self._bypass_places(bypass)
             for place in places:
+                said = render_bypass(bypass, self._cancel_offer(bypass, place))
                 self.delivery.post(place, said, context={"command": "bypass", "outcome": "told"})
+            if not places:
+                log.warning("deployment %s of %s was started outside igor while it is held, "
+                            "and nobody could be told: its lock was taken in a shell and "
+                            "[slack] notify names no channel", bypass.deployment.id,
+                            bypass.stack.label)  # fmt: skip
             audit.info(json.dumps({"event": "bypass", "stack": bypass.stack.label,
                                    "deployment": bypass.deployment.id,
-                                   "triggered_by": bypass.deployment.triggered_by}))  # fmt: skip
+                                   "triggered_by": bypass.deployment.triggered_by,
+                                   "told": [p.channel for p in places]}))  # fmt: skip
+
+    def _bypass_places(self, bypass: Bypass) -> list[Place]:
+        """The lock holder's place, then the notify channel (once, if they are one)."""
+        places = []
+        held = holder_place(bypass.lock) if bypass.lock is not None else None
+        if held is not None:
+            places.append(held)
+        notify = self.bridge.rules.notify
+        if notify and not any((p.channel, p.thread) == (notify, "") for p in places):
+            places.append(Place(notify, "", ""))
+        return places
+
+    def _cancel_offer(self, bypass: Bypass, place: Place) -> str:
+        """The Cancel button's value for this place: the command that cancels exactly this
+        deployment, signed, expiring ("" without a signing key: no button then)."""
+        from igor_cli.chat.bypass import CANCEL_OFFER_SECONDS
+
+        if self.bridge.signer is None:
+            return ""
+        offer = PendingCommand(
+            bypass.cancel_words(), "", place.channel, place.thread, bypass.offer_id,
+            expires=self.env.clock().timestamp() + CANCEL_OFFER_SECONDS,
+            stack_uid=bypass.stack.uid, offered=True,
+        )  # fmt: skip
+        value = self.bridge.signer.sign(offer)
+        return value if len(value) <= BUTTON_VALUE_LIMIT else ""  # the command, as text, then
 
     # -- follows across replicas (chat/leases.py) -----------------------------------
 
@@ -372,6 +456,9 @@ class SlackBot:
     def handle_click(self, payload: dict[str, Any]) -> None:
         """A confirmation button: only the requester's click counts, only once, only in time."""
         action = (payload.get("actions") or [{}])[0]
+        if action.get("action_id") == CANCEL_OFFER_ACTION:
+            self._cancel_clicked(payload, action)
+            return
         if action.get("action_id") not in (CONFIRM_ACTION, DECLINE_ACTION):
             return
         user = str((payload.get("user") or {}).get("id", ""))
@@ -383,7 +470,7 @@ class SlackBot:
         line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
                                 "command": "confirmation"}  # fmt: skip
         try:
-            pending = self._verify(value)
+            pending = self._verify(value, offered=False)
         except ConfirmationExpired:
             place = Place(channel, question_ts, user, url)
             expired = ":hourglass: This request expired; nothing was done. Ask again if need be."
@@ -465,10 +552,61 @@ class SlackBot:
             log.warning("state store: %s (the click is checked on Slack only)", error.message)
             return True
 
-    def _verify(self, value: str) -> PendingCommand:
+    def _verify(self, value: str, *, offered: bool) -> PendingCommand:
+        """The signed command in a button, if igor made it for this kind of button (a
+        question's value never runs as an offer, nor an offer's as a question)."""
         if self.bridge.signer is None:
             raise BadConfirmation("This bot asks no confirmations.")
-        return self.bridge.signer.verify(value, self.env.clock().timestamp())
+        pending = self.bridge.signer.verify(value, self.env.clock().timestamp())
+        if pending.offered != offered:
+            raise BadConfirmation("That button's value belongs to another button.")
+        return pending
+
+    def _cancel_clicked(self, payload: dict[str, Any], action: dict[str, Any]) -> None:
+        """The Cancel button on a report of a deployment that bypassed igor: whoever the
+        rules let cancel there cancels exactly that deployment, once across replicas."""
+        user = str((payload.get("user") or {}).get("id", ""))
+        container = payload.get("container") or {}
+        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
+        shown_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
+        url = ResponseUrl(str(payload.get("response_url") or ""), self.env.monotonic)
+        line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
+                                "command": "cancel", "via": "bypass button"}  # fmt: skip
+        try:
+            offer = self._verify(str(action.get("value", "")), offered=True)
+        except BadConfirmation as problem:
+            expired = isinstance(problem, ConfirmationExpired)
+            self.delivery.ephemeral(
+                Place(channel, "", user, url),
+                "That Cancel button has expired; nothing was done. `cancel` still works."
+                if expired
+                else "That button is not one igor made; nothing was done.",
+            )
+            reason = "expired" if expired else "bad signature"
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": reason}))
+            return
+        place = Place(channel, offer.thread or shown_ts, user, url)
+        # The click runs the offered command as the clicker, from where they clicked:
+        # the rules decide now whether they may cancel on that stack and environment.
+        clicked = dataclasses.replace(offer, user=user, channel=channel, thread=place.thread)
+        step = self.bridge.begin_confirmed(clicked)
+        fields = {"text": loggable(" ".join(offer.words)), "via": "bypass button"}
+        if isinstance(step, Reply):  # refused by the rules (or unusable): nothing is claimed
+            self._deliver(step, place, fields)
+            return
+        key = "cancel:" + offer.request_id  # one click per deployment, whichever place
+        if not self.decided.first_time(key) or not self._decided_here(key, offer):
+            self.delivery.ephemeral(
+                place, "Someone already pressed Cancel on that deployment; nothing more was done."
+            )
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "already used"}))
+            return
+        when = self.env.clock().strftime("%H:%M UTC")
+        note = f":octagonal_sign: {mrkdwn(mention(user))} pressed Cancel at {when}."
+        shown = payload.get("message")
+        said = without_buttons(shown, note) if isinstance(shown, dict) else message(note)
+        self.delivery.replace(place, shown_ts, said)
+        self._run(step, place, fields)
 
     def _answered_already(
         self, payload: dict[str, Any], channel: str, thread: str, question_ts: str
