@@ -70,13 +70,16 @@ def _report(name: str, measured: float, baseline: float, budget: float, unit: st
 
 
 def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_"))}
+    """A user who set nothing, in a home of their own: igor looks for its config file,
+    cache and state where platformdirs says, as it does for a user (IGOR_CACHE_DIR and
+    IGOR_CONFIG would spare it that, and the figures would flatter it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_", "XDG_"))}
     # Measure what a user's Python does: it writes bytecode once and reuses it
     # (typer's is already there; without this igor would be compiled every run).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["IGOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="igor-bench-")
-    env["IGOR_CONFIG"] = os.path.join(env["IGOR_CACHE_DIR"], "none.toml")
-    env["IGOR_STATE_URL"] = "sqlite://" + os.path.join(env["IGOR_CACHE_DIR"], "state.db")
+    env["HOME"] = tempfile.mkdtemp(prefix="igor-bench-")
+    if sys.platform == "win32":  # where platformdirs looks there
+        env["APPDATA"] = env["LOCALAPPDATA"] = env["HOME"]
     return env
 
 
@@ -86,11 +89,37 @@ def igor_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "igor_cli"]
 
 
+def _igor_code(env: dict[str, str]) -> str:
+    """Which igor_cli the command runs (PYTHONPATH picks a work tree over the installed one),
+    and under which Python: the baselines run under this one."""
+    probe = "import sys, igor_cli; print(igor_cli.__file__, sys.executable, sys.flags)"
+    script = igor_command()[0]
+    python = sys.executable
+    if script != sys.executable:  # the console script's own interpreter, from its first line
+        first = Path(script).read_text(encoding="utf-8", errors="replace").splitlines()[0]
+        python = first.removeprefix("#!").strip() or python
+    shown = subprocess.run(
+        [python, "-c", probe], env=env, capture_output=True, text=True, check=False
+    ).stdout.split(" ", 2)
+    if len(shown) < 3:
+        return "igor_cli not found"
+    baseline = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.flags)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    same = os.path.realpath(shown[1]) == os.path.realpath(sys.executable)
+    flags = "same flags" if shown[2].strip() == baseline else "OTHER FLAGS"
+    python_note = "the baselines' Python" if same else f"OTHER PYTHON {shown[1]}"
+    return f"igor_cli from {os.path.dirname(shown[0])}, {python_note}, {flags}"
+
+
 def bench_start() -> bool:
     """`igor --version` and one completion request against `import typer`."""
     env = _base_env()
     igor = igor_command()
-    print(f"running {' '.join(igor)}")
     typer_import = [sys.executable, "-c", "import typer"]
     # A TAB as completions/igor.bash sends it, with stacks in the cache.
     sandbox = dict(env, IGOR_SANDBOX="1")
@@ -164,22 +193,34 @@ with ThreadPoolExecutor(max_workers=max(1, pages - 1)) as pool:
     rest = list(pool.map(page, range(2, pages + 1)))
 """
 
-# What a person could write instead of `igor list`: fetch the stacks, print the same rows.
+# What a person could write instead of `igor list`: fetch the stacks, print the same rows
+# (the same words, times and columns as igor's table piped; `bench_small_list` checks it).
 _PLAIN_LIST = """
 import sys
 from datetime import datetime, timezone
 import requests
+STATUS = {0: "Pending analysis", 1: "Deployed successfully", 2: "Deployment failed",
+          3: "Analyzing", 4: "Analyzed", 5: "Queued for deployment", 6: "Deploying",
+          7: "Unable to analyze"}
+HEALTH = {0: "Unknown", 1: "Building", 2: "Impaired", 3: "Healthy", 4: "Failed"}
 url, token = sys.argv[1], sys.argv[2]
 session = requests.Session()
 body = session.get(url + "/stacks", headers={"Authorization": "Bearer " + token}).json()
 now = datetime.now(timezone.utc)
-rows = []
+def ago(iso):
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    seconds = int((now - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now" if seconds < 10 else f"{seconds}s ago"
+rows = [("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")]
 for s in sorted(body["response"], key=lambda s: (s["name"].lower(), s["environment"].lower())):
-    then = datetime.fromisoformat(s["last_activity_iso"].replace("Z", "+00:00"))
-    ago = int((now - then).total_seconds()) // 60
-    rows.append((s["name"], s["environment"], str(s["status"]), str(s["health"]), f"{ago} min"))
+    rows.append((s["name"], s["environment"], STATUS[s["status"]], HEALTH[s["health"]],
+                 ago(s["last_activity_iso"]), "-"))
+widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 for row in rows:
-    print("  ".join(row))
+    print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
 """
 
 
@@ -256,12 +297,25 @@ def bench_small_list() -> bool:
         sim.add_stacks(30)
         env = dict(_base_env(), IGOR_API_URL=sim.url, IGOR_CLOUD66_TOKEN=SANDBOX_TOKEN)
         plain = [sys.executable, "-c", _PLAIN_LIST, sim.url, SANDBOX_TOKEN]
-        _wall([*igor_command(), "list"], env)
-        _wall(plain, env)
+        said = [_rows(command, env) for command in ([*igor_command(), "list"], plain)]
+        if said[0] != said[1] or len(said[0]) != 31:
+            print(f"the plain script does not print igor's rows: {said[0][:2]} vs {said[1][:2]}")
+            return False
         igor, baseline = _median_pair(
             lambda: _wall([*igor_command(), "list"], env), lambda: _wall(plain, env)
         )
     return _report("igor list, 30 stacks, 0 ms a request", igor, baseline, SMALL_LIST_BUDGET)
+
+
+def _rows(command: Sequence[str], env: dict[str, str]) -> list[str]:
+    """What a command prints (piped), the LAST ACTIVITY column left out (time moves on)."""
+    shown = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = shown.stdout.splitlines()
+    if not lines or "LAST ACTIVITY" not in lines[0]:
+        return lines
+    start = lines[0].index("LAST ACTIVITY")
+    end = lines[0].index("LAST DEPLOY") if "LAST DEPLOY" in lines[0] else len(lines[0])
+    return [line[:start] + line[end:] for line in lines]
 
 
 def bench_follow() -> bool:
@@ -346,6 +400,7 @@ def main(argv: Sequence[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         return 2
+    print(f"running {' '.join(igor_command())}, {_igor_code(_base_env())}")
     results = [BENCHMARKS[name]() for name in chosen]
     return 0 if all(results) else 1
 

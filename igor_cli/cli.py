@@ -1217,7 +1217,7 @@ def _convert_plainly(param: Any) -> None:
 
 
 def _plain(annotation: Any) -> bool:
-    return annotation in (str, bool, int, Switch) or annotation == list[str]
+    return annotation in (str, bool, int, float, Switch) or annotation == list[str]
 
 
 class _PlainValue(RuntimeParam):
@@ -1235,7 +1235,7 @@ class _PlainValue(RuntimeParam):
             return value
         if kind is int and isinstance(value, str) and value.isascii() and value.isdigit():
             value = int(value)
-        if kind is int and type(value) is int:
+        if (kind is int and type(value) is int) or (kind is float and type(value) is float):
             low, high = info.min, info.max
             if (low is None or value >= low) and (high is None or value <= high):
                 return value

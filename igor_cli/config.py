@@ -72,6 +72,10 @@ class Environment:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
+    # The config file as last parsed, with its path and bytes.
+    _config: tuple[Any, dict[str, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     # Stacks' deployment lists read moments ago (actions.RecentDeployments): many `list`s
     # at once in the bot read each stack's once between them.
     recent_deployments: Any = field(default=None, init=False, repr=False, compare=False)
@@ -175,8 +179,25 @@ class Environment:
         return Path(user_cache_dir("igor"))
 
     def config(self) -> dict[str, Any]:
-        """The parsed config file ({} when there is none)."""
-        return read_config(self.config_path())
+        """The parsed config file ({} when there is none); parsed again only when its bytes
+        changed.
+
+        A command asks for it several times (the API URL, the state store, freezes, the
+        token); `igor serve` asks for every command, and sees an edit at once.
+        """
+        path = self.config_path()
+        try:
+            data: bytes | None = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            data = None
+        except OSError:
+            return read_config(path)  # which says what is wrong
+        known = self._config
+        if known is not None and known[0] == (path, data):
+            return known[1]
+        config = read_config(path)
+        self._config = ((path, data), config)
+        return config
 
     def api_url(self) -> str:
         """IGOR_API_URL, else `[cloud66] api_url` in the config file, else Cloud 66."""

@@ -111,6 +111,10 @@ def perform(env: Environment, request: Any) -> int:
     """
     from igor_cli.errors import IgorError
 
+    # Every request of the shared actions says whether it needs Cloud 66; the shell-only
+    # ones (setup_commands.py) do not, and only for them are those loaded.
+    if hasattr(request, "needs_cloud66"):
+        return run(env, request)
     run_it = _shell_only().get(type(request))
     if run_it is None:
         return run(env, request)

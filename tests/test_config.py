@@ -147,3 +147,23 @@ def test_a_table_given_as_a_value_stops_serve_at_start(
 def test_a_missing_file_is_an_empty_config() -> None:
     assert not Environment().config_path().exists()
     assert read_config(Environment().config_path()) == {}
+
+
+def test_the_config_file_is_parsed_again_only_when_its_bytes_change() -> None:
+    env = Environment()
+    path = env.config_path()
+    path.write_text('[cloud66]\napi_url = "http://127.0.0.1:9/a"\n', encoding="utf-8")
+    first = env.config()
+    assert env.config() is first  # asked again, the same bytes: not parsed again
+    assert env.api_url() == "http://127.0.0.1:9/a"
+    # An edit of the same size at once (the same modification time, to the file system's
+    # grain) is seen all the same: igor serve reads the file for every command.
+    path.write_text('[cloud66]\napi_url = "http://127.0.0.1:9/b"\n', encoding="utf-8")
+    assert env.api_url() == "http://127.0.0.1:9/b"
+    path.unlink()
+    assert env.config() == {}
+    path.write_text("[cloud66\n", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        env.config()
+    with pytest.raises(ConfigError):  # a broken file is said every time, never remembered
+        env.config()

@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import pytest
+
 from igor_cli import actions, cli, terminal
 from igor_cli.render import sentences
 from igor_cli.render.slack import confirmation_question
@@ -37,7 +39,8 @@ def _outcome_types(action: Any) -> list[type]:
 
 
 def _registered(dispatcher: Any, kind: type) -> bool:
-    return dispatcher.dispatch(kind) is not dispatcher.registry[object]
+    # As the renderers find them: words that wait for their outcome's module included.
+    return sentences.found_later(dispatcher, kind) is not None
 
 
 def problems_for(request_type: type) -> list[str]:
@@ -155,3 +158,37 @@ def test_a_change_that_names_no_stack_is_refused_not_dropped(sim: Any, clock: An
     assert reply.status == "refused"
     assert "cannot tell which stack `restart` would change" in reply.notice
     assert sim.requests == []
+
+
+class SaidParent:
+    """An outcome with words of its own."""
+
+
+def test_words_may_wait_for_their_module_only_when_no_parent_has_words(
+    monkeypatch: Any,
+) -> None:
+    import functools
+    import sys
+    import types
+
+    monkeypatch.setattr(sentences, "_WAITING", [])
+    said = functools.singledispatch(lambda outcome: "nothing")
+    said.register(SaidParent, lambda outcome: "the parent's")
+    module = types.ModuleType("igor_cli_waiting_words")
+    module.Alone = type("Alone", (), {})  # type: ignore[attr-defined]
+    module.Child = type("Child", (SaidParent,), {})  # type: ignore[attr-defined]
+
+    def alone_words(outcome: Alone) -> str:  # type: ignore[name-defined]  # noqa: F821
+        return "its own"
+
+    def child_words(outcome: Child) -> str:  # type: ignore[name-defined]  # noqa: F821
+        return "its own"
+
+    sentences.later(said, module.__name__)(alone_words)
+    assert sentences.found_later(said, module.Alone) is None  # its module is not loaded yet
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert sentences.found_later(said, module.Alone) is alone_words
+    sentences.later(said, module.__name__)(child_words)
+    # A Child said before its words were registered got its parent's: refused.
+    with pytest.raises(TypeError, match="parent's words"):
+        sentences.found_later(said, module.Child)

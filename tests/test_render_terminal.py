@@ -146,18 +146,17 @@ def _stacks(names: list[str], count: int = 40) -> list[Stack]:
     ]  # fmt: skip
 
 
-def _drawn(stacks: list[Stack], *, tty: bool, one_pass: bool) -> str:
+def _drawn(stacks: list[Stack], *, tty: bool, how: str) -> str:
+    """The table as drawn `how`: "plain" (igor, without rich, where rich writes plainly),
+    "one-pass" (`drawn_at_once` through rich) or "rich" (rich lays it out)."""
     out = Terminal() if tty else io.StringIO()
     renderer = TerminalRenderer(out, io.StringIO(), NOW)
-    if one_pass:
+    with pytest.MonkeyPatch.context() as patch:
+        if how != "plain":
+            patch.setattr(terminal, "written_plainly", lambda _file: False)
+        if how == "rich":
+            patch.setattr(terminal, "drawn_at_once", lambda *_: None)
         renderer.stack_list(StackList(stacks))
-    else:
-        saved = terminal.drawn_at_once
-        terminal.drawn_at_once = lambda *_: None  # type: ignore[assignment]
-        try:
-            renderer.stack_list(StackList(stacks))
-        finally:
-            terminal.drawn_at_once = saved
     return out.getvalue()
 
 
@@ -187,9 +186,91 @@ def test_the_one_pass_table_is_richs_table(
     monkeypatch.setenv("COLUMNS", str(columns))
     for count in (1, 2, 40):
         stacks = _stacks(names, count)
-        by_rich = _drawn(stacks, tty=tty, one_pass=False)
-        assert _drawn(stacks, tty=tty, one_pass=True) == by_rich
+        by_rich = _drawn(stacks, tty=tty, how="rich")
+        assert _drawn(stacks, tty=tty, how="one-pass") == by_rich
+        assert _drawn(stacks, tty=tty, how="plain") == by_rich
         assert by_rich.count("\n") >= count + 1  # a header and a line a stack, at least
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["api", "blog"], ["日本語", "e\u0301cole", "bell\x07name", "two\nlines", "[b]x[/]"]],
+    ids=["plain", "wide-and-control"],
+)
+def test_piped_without_columns_the_table_igor_writes_is_richs(
+    monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    stacks = _stacks(names, 40)
+    assert _drawn(stacks, tty=False, how="plain") == _drawn(stacks, tty=False, how="rich")
+
+
+def test_below_the_combining_marks_a_printable_character_is_one_cell_as_rich_counts() -> None:
+    from rich.cells import cell_len
+
+    below = [chr(c) for c in range(ord(terminal._ONE_CELL_BELOW)) if chr(c).isprintable()]
+    assert len(below) > 600
+    assert [c for c in below if cell_len(c) != 1] == []
+    assert terminal._cells("succeeded · alice 2h ago") == len("succeeded · alice 2h ago")
+    assert terminal._cells("日本語") == 6 and terminal._cells("e\u0301cole") == 5
+
+
+PROSE = [
+    "Sandbox: igor's built-in Cloud 66 simulator, not your account.",
+    "LAST DEPLOY is read for up to 20 stacks; narrow the list with -s or -e to see it.",
+    'Follow it: `igor watch -s "Payments Portal" -e production`; cancel: `igor cancel '
+    '-s "Payments Portal" -e production`.',
+    "a [bold]name[/] with markup and a \\[bracket]",
+    "an emoji code :thumbs_up: and a time 10:30:00 and http://host:8080/x",
+    "a\ttab, a bell\x07 and a carriage\rreturn",
+    "wide 日本語 and e\u0301cole",
+    "two\nlines",
+    "",
+]
+
+
+@pytest.mark.parametrize("columns", [None, "50"])
+@pytest.mark.parametrize("style", ["", "dim"])
+def test_prose_igor_writes_to_a_pipe_is_what_rich_writes(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None, style: str
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    for text in PROSE:
+        written = []
+        for plainly in (True, False):
+            out = io.StringIO()
+            renderer = TerminalRenderer(out, io.StringIO(), NOW)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(terminal, "written_plainly", lambda _file, plainly=plainly: plainly)
+                renderer._prose(out, text, style)
+            written.append(out.getvalue())
+        assert written[0] == written[1], text
+        assert written[0].endswith("\n")
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{}, {"NO_COLOR": "1"}, {"TERM": "dumb"}, {"FORCE_COLOR": "1"}, {"FORCE_COLOR": ""},
+     {"TTY_COMPATIBLE": "1"}, {"TTY_COMPATIBLE": "0"}, {"COLUMNS": "40"}],
+)  # fmt: skip
+def test_igor_writes_plainly_only_where_rich_sees_no_terminal(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    from rich.console import Console
+
+    for name in ("NO_COLOR", "TERM", "FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    for stream in (io.StringIO(), Terminal()):
+        if terminal.written_plainly(stream):
+            assert not Console(file=stream).is_terminal, variables
+    assert terminal.written_plainly(io.StringIO()) == (not variables.keys() & {
+        "FORCE_COLOR", "TTY_COMPATIBLE"})  # fmt: skip
+    assert not terminal.written_plainly(Terminal())
 
 
 def test_the_one_pass_table_is_the_one_drawn_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:

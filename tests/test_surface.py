@@ -215,6 +215,63 @@ def test_version_and_help_stay_cheap_no_rich() -> None:
     assert ran.stdout.strip() == "[]"
 
 
+# What `igor list` piped (a program reading it, or a pipe to grep) must not load: rich
+# (igor writes plain text itself), the bot, the state store, typer's pydantic conversion
+# and the keyring (the token is in the environment).
+_NOT_FOR_A_PIPED_LIST = {"rich", "slack_sdk", "redis", "sqlite3", "pydantic", "keyring"}
+
+
+def _run_probed(args: list[str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """igor run as its console script does, and the modules it held at exit."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + ' '.join(sys.modules)))\n"
+        f"sys.argv = ['igor', *{args!r}]\n"
+        "from igor_cli.__main__ import main\n"
+        "main()\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get(
+        "PYTHONPATH")]))}  # fmt: skip
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert "MODULES " in ran.stderr, ran.stderr
+    return ran, set(ran.stderr.rsplit("MODULES ", 1)[1].split())
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["list", "-s", "shop"]])
+def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) -> None:
+    ran, modules = _run_probed(args)
+    assert ran.returncode == 0, ran.stderr
+    assert "shop" in ran.stdout  # it did list the simulator's stacks
+    if "--json" not in args:
+        assert ran.stdout.splitlines()[0].split()[:2] == ["NAME", "ENVIRONMENT"]
+    assert sim.count("GET", "/stacks") == 1
+    assert {"igor_cli.actions", "igor_cli.render.terminal", "requests"} <= modules
+    loaded = {m.split(".")[0] for m in modules} & _NOT_FOR_A_PIPED_LIST
+    assert not loaded, args
+    # Nor the modules of other commands (the lock words wait for theirs: render/sentences.py).
+    assert not modules & {"igor_cli.setup_commands", "igor_cli.locks", "igor_cli.freeze",
+                          "igor_cli.state"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lock", "shop", "-e", "staging", "--for", "1h"],
+        ["history", "shop", "-e", "production", "-n", "3"],
+        ["deploy", "api", "-v", "web", "-w", "false", "--dry-run"],
+    ],
+)
+def test_igors_own_option_types_convert_without_pydantic(args: list[str]) -> None:
+    ran, modules = _run_probed(["--sandbox", *args])
+    assert ran.returncode == 0, ran.stderr
+    assert "igor_cli.actions" in modules  # the command did run
+    assert not {m for m in modules if m.split(".")[0] == "pydantic"}, args
+
+
 # -- item 10: default targets, and the stack as the first word ---------------------------
 
 
@@ -479,3 +536,18 @@ def test_sandbox_in_chat_is_refused_not_ignored(sim: Simulator, clock: FakeClock
     assert reply.status == "usage"
     assert "--sandbox works in a shell only" in rendered(reply).text
     assert sim.count("GET") == 0 and sim.count("POST") == 0
+
+
+def test_a_fresh_igor_says_each_outcome_in_its_own_words() -> None:
+    # The lock outcomes' words are registered once igor_cli.locks is loaded; in a test
+    # process something else has loaded it already, so each runs in a fresh one.
+    for args, said in [
+        (["rollback", "shop", "-e", "production", "--dry-run"], "Dry run: would roll back shop"),
+        (["lock", "shop", "-e", "staging", "--for", "1h"], "Locked shop (staging) for"),
+        (["locks"], "1 lock in force:"),
+        (["locks", "--json"], '"locks":[{"stack":'),
+        (["unlock", "shop", "-e", "staging"], "Unlocked shop (staging)."),
+    ]:
+        ran, _ = _run_probed(["--sandbox", *args])
+        assert ran.returncode == 0, ran.stderr
+        assert said in ran.stdout, (args, ran.stdout)

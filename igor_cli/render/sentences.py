@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from igor_cli.actions import (
     CancelOutcome,
@@ -34,10 +35,12 @@ from igor_cli.actions import (
     last_activity,
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
-from igor_cli.freeze import Window
-from igor_cli.locks import LockList, LockOutcome, LockResult, UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
-from igor_cli.state.locks import Lock
+
+if TYPE_CHECKING:
+    from igor_cli.freeze import Window
+    from igor_cli.locks import LockList, LockOutcome, UnlockOutcome
+    from igor_cli.state.locks import Lock
 
 PersonNamer = Callable[[Requester], str]
 
@@ -708,23 +711,81 @@ def history_json(past: PastDeployment) -> dict[str, Any]:
 # that every command's outcomes have all three.
 
 
+# The outcomes of the commands whose modules load only when they run (the locks)
+# register with `later`, naming that module: their words are registered once it is
+# loaded (no outcome of it can exist before), so that `igor list` loads none of them.
+# Only for a type whose parents have no words: dispatched before its own are
+# registered, it would have theirs (a rollback is a deploy), and `found_later` refuses.
+_Words = TypeVar("_Words", bound=Callable[..., Any])
+_WAITING: list[tuple[Any, str, Callable[..., Any]]] = []
+_REGISTERING = threading.Lock()
+
+
+def later(dispatcher: Any, module: str) -> Callable[[_Words], _Words]:
+    """`dispatcher.register` for the outcome type that the function's first parameter
+    names, a type of `module`: done by `found_later` once that module is loaded."""
+
+    def wait(function: _Words) -> _Words:
+        _WAITING.append((dispatcher, module, function))
+        return function
+
+    return wait
+
+
+def found_later(dispatcher: Any, kind: type) -> Callable[..., Any] | None:
+    """What `dispatcher` has for outcomes of type `kind`, the words waiting for modules
+    loaded since registered first; None when it has nothing."""
+    import inspect
+    import sys
+    import typing
+
+    with _REGISTERING:
+        for waiting in list(_WAITING):
+            waiter, name, function = waiting
+            module = sys.modules.get(name)
+            if module is None or getattr(module.__spec__, "_initializing", False):
+                continue  # no outcome of it exists yet
+            first = next(iter(inspect.signature(function).parameters))
+            kind_waiting = typing.get_type_hints(function, localns=vars(module))[first]
+            if waiter.dispatch(kind_waiting) is not waiter.registry[object]:
+                raise TypeError(
+                    f"{kind_waiting.__name__} would be said with its parent's words until "
+                    f"{name} is loaded: register {function.__name__} at once"
+                )
+            waiter.register(kind_waiting, function)
+            _WAITING.remove(waiting)
+    found = dispatcher.dispatch(kind)
+    return None if found is dispatcher.registry[object] else found
+
+
 @functools.singledispatch
 def sentence(outcome: Any, person: PersonNamer, now: datetime) -> str:
     """What a command came to, in one sentence (a list: its summary)."""
-    raise NotImplementedError(f"no sentence for {type(outcome).__name__}")
+    found = found_later(sentence, type(outcome))
+    if found is None:
+        raise NotImplementedError(f"no sentence for {type(outcome).__name__}")
+    said: str = found(outcome, person, now)
+    return said
 
 
 @functools.singledispatch
 def facts(outcome: Any) -> Any:
     """What a command came to, as igor's JSON output."""
-    raise NotImplementedError(f"no facts for {type(outcome).__name__}")
+    found = found_later(facts, type(outcome))
+    if found is None:
+        raise NotImplementedError(f"no facts for {type(outcome).__name__}")
+    return found(outcome)
 
 
 @functools.singledispatch
 def tone(outcome: Any) -> str:
     """How it went, for colour and emoji: started, queued, stopping, info, refused,
     dry-run, locked, unlocked or plain."""
-    raise NotImplementedError(f"no tone for {type(outcome).__name__}")
+    found = found_later(tone, type(outcome))
+    if found is None:
+        raise NotImplementedError(f"no tone for {type(outcome).__name__}")
+    said: str = found(outcome)
+    return said
 
 
 @sentence.register
@@ -979,8 +1040,10 @@ def lock_line(lock: Lock, person: PersonNamer, now: datetime) -> str:
     )
 
 
-@sentence.register
+@later(sentence, "igor_cli.locks")
 def _lock_sentence(outcome: LockOutcome, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.locks import LockResult
+
     lock = outcome.lock
     if outcome.result is LockResult.HELD:
         return (
@@ -994,18 +1057,22 @@ def _lock_sentence(outcome: LockOutcome, person: PersonNamer, now: datetime) -> 
     )
 
 
-@facts.register
+@later(facts, "igor_cli.locks")
 def _lock_facts(outcome: LockOutcome) -> Any:
     return {"result": outcome.result.value, "lock": outcome.lock.facts()}
 
 
-@tone.register
+@later(tone, "igor_cli.locks")
 def _lock_tone(outcome: LockOutcome) -> str:
+    from igor_cli.locks import LockResult
+
     return "refused" if outcome.result is LockResult.HELD else "locked"
 
 
-@sentence.register
+@later(sentence, "igor_cli.locks")
 def _unlock_sentence(outcome: UnlockOutcome, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.locks import UnlockResult
+
     lock, when = outcome.lock, outcome.now or now
     if outcome.result is UnlockResult.NOT_LOCKED or lock is None:
         return f"{outcome.stack} is not locked; nothing to unlock."
@@ -1023,7 +1090,7 @@ def _unlock_sentence(outcome: UnlockOutcome, person: PersonNamer, now: datetime)
     return f"Unlocked {lock.label}."
 
 
-@facts.register
+@later(facts, "igor_cli.locks")
 def _unlock_facts(outcome: UnlockOutcome) -> Any:
     return {
         "result": outcome.result.value,
@@ -1032,8 +1099,10 @@ def _unlock_facts(outcome: UnlockOutcome) -> Any:
     }
 
 
-@tone.register
+@later(tone, "igor_cli.locks")
 def _unlock_tone(outcome: UnlockOutcome) -> str:
+    from igor_cli.locks import UnlockResult
+
     done = (UnlockResult.RELEASED, UnlockResult.FORCED)
     return "unlocked" if outcome.result in done else "refused"
 
@@ -1043,7 +1112,7 @@ def freeze_line(window: Window, now: datetime) -> str:
     return ("Frozen now: " if window.start <= now else "Next freeze: ") + window.describe()
 
 
-@sentence.register
+@later(sentence, "igor_cli.locks")
 def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> str:
     count = len(outcome.locks)
     lines = [
@@ -1054,7 +1123,7 @@ def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> st
     return "\n".join(lines)
 
 
-@facts.register
+@later(facts, "igor_cli.locks")
 def _locks_facts(outcome: LockList) -> Any:
     return {
         "locks": [lock.facts() for lock in outcome.locks],
@@ -1068,6 +1137,6 @@ def _locks_facts(outcome: LockList) -> Any:
     }  # fmt: skip
 
 
-@tone.register
+@later(tone, "igor_cli.locks")
 def _locks_tone(outcome: LockList) -> str:
     return "plain"

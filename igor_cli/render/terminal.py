@@ -1,13 +1,18 @@
 """Outcomes to the terminal: rich for people, plain JSON for programs.
 
 Results go to stdout, progress and diagnostics to stderr. Colour and box art
-only on a terminal; NO_COLOR is honoured (rich reads it).
+only on a terminal; NO_COLOR is honoured (rich reads it). Where rich would
+write plain text (a pipe, a file), igor writes the same text itself: rich is
+not even imported (a third of a piped `igor list`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -26,12 +31,13 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
-from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
     from rich.table import Table
+
+    from igor_cli.locks import UnlockOutcome
 
 STATUS_STYLE = {
     StackStatus.DEPLOYED: "green",
@@ -61,11 +67,41 @@ def console(file: TextIO) -> Console:
 def screen_width(console: Console) -> int | None:
     """How wide the screen is: a terminal's width, or COLUMNS; None when piped without it
     (a program reads whole lines and whole tables)."""
-    import os
-
     if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
         return console.width
     return None
+
+
+def written_plainly(file: TextIO) -> bool:
+    """Whether rich would write to `file` as to a file, not a terminal: no colour, no box
+    art, no live line, lines as long as they are (COLUMNS aside). Then igor writes there
+    itself. Where rich might decide otherwise (FORCE_COLOR, TTY_COMPATIBLE, Windows'
+    console widths, no stream at all), the answer is no, and rich decides."""
+    if sys.platform == "win32" or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    if file is None:  # stdout closed before igor started: rich writes nowhere, quietly
+        return False
+    isatty = getattr(file, "isatty", None)
+    try:
+        return isatty is None or not isatty()
+    except ValueError:  # closed: rich takes it for a file too
+        return True
+
+
+def plain_width() -> int | None:
+    """`screen_width` of a stream written plainly: COLUMNS, or None (whole lines)."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else None
+
+
+# rich turns `:name:` into an emoji (when it knows the name) and expands or strips
+# control characters: a line with either is left to rich.
+_EMOJI_CODE = re.compile(r":\S*:")
+
+
+def _as_rich_writes_it(line: str) -> bool:
+    """Whether rich would print this line of text (markup escaped) exactly as it is."""
+    return line.isprintable() and not _EMOJI_CODE.search(line)
 
 
 class TerminalRenderer:
@@ -82,11 +118,20 @@ class TerminalRenderer:
     ) -> None:
         """`lines`: with `as_json`, write JSON Lines (a followed deployment's events)."""
         self.out_file = out
-        self.out = console(out)
-        self.err = console(err)
+        self.err_file = err
         self.now = now
         self.as_json = as_json
         self.lines = lines
+
+    @functools.cached_property
+    def out(self) -> Console:
+        """rich on stdout (made when first needed: a pipe is written without it)."""
+        return console(self.out_file)
+
+    @functools.cached_property
+    def err(self) -> Console:
+        """rich on stderr (made when first needed)."""
+        return console(self.err_file)
 
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
@@ -110,24 +155,22 @@ class TerminalRenderer:
             self._json(sentences.facts(listing))
             return
         if not listing.stacks:
-            self.err.print(sentences.list_summary(listing))
+            self._prose(self.err_file, sentences.list_summary(listing))
             return
         # Fitted to the screen by the columns' own rules: only NAME, STATUS and LAST DEPLOY
         # shrink (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
-        from rich.text import Text
-
         running = listing.running
         rows = sentences.stack_rows(listing.stacks, self.now, running, facts=listing.deploy_facts)
-        fitted = sentences.fit(rows, screen_width(self.out))
-        table = self._table(fitted.header, fitted.widths)
+        plain = written_plainly(self.out_file)
+        fitted = sentences.fit(rows, plain_width() if plain else screen_width(self.out))
         texts = zip(listing.stacks, rows[1:], strict=True)
         cells = [fitted.pick(self._row(stack, rows[0], row)) for stack, row in texts]
-        width = max(self.out.width, fitted.width)
-        drawn = drawn_at_once(table, cells, self.out, width)
-        if drawn is None:  # rich lays it out: plain text objects, not markup to parse
-            for row in cells:
-                table.add_row(*(Text(text, style) for text, style in row))
-        self.out.print(drawn or table, width=width)
+        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
+        if drawn is not None:
+            self.out_file.write(drawn)
+            self.out_file.flush()
+        else:
+            self._rich_table(fitted, cells)
         if listing.unread:
             self.note(f"LAST DEPLOY could not be read: {listing.unread}")
         elif not listing.deploys_read:
@@ -135,6 +178,20 @@ class TerminalRenderer:
                 f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
                 "narrow the list with -s or -e to see it."
             )
+
+    def _rich_table(
+        self, fitted: sentences.Fit, cells: Sequence[Sequence[tuple[str, str]]]
+    ) -> None:
+        """The stacks table through rich: drawn in one pass when it can be, else laid out."""
+        from rich.text import Text
+
+        table = self._table(fitted.header, fitted.widths)
+        width = max(self.out.width, fitted.width)
+        drawn = drawn_at_once(table, cells, self.out, width)
+        if drawn is None:  # rich lays it out: plain text objects, not markup to parse
+            for row in cells:
+                table.add_row(*(Text(text, style) for text, style in row))
+        self.out.print(drawn or table, width=width)
 
     def history(self, found: History) -> None:
         """The deployments table, newest first, under a summary (or a JSON array)."""
@@ -220,9 +277,9 @@ class TerminalRenderer:
         for line in rest:
             self.err.print(escape(line))
         if error.hint:
-            self._prose(self.err, error.hint)
+            self._prose(self.err_file, error.hint)
         if error.remedy is not None:
-            self._prose(self.err, REMEDY_WORDS[error.remedy])
+            self._prose(self.err_file, REMEDY_WORDS[error.remedy])
 
     def success(self, text: str) -> None:
         """Something was done (stdout)."""
@@ -232,7 +289,7 @@ class TerminalRenderer:
 
     def note(self, text: str) -> None:
         """Something worth knowing (stderr)."""
-        self._prose(self.err, text, "dim")
+        self._prose(self.err_file, text, "dim")
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
         """One line of `igor doctor`: ✓ works, ✗ broken, · information."""
@@ -267,7 +324,7 @@ class TerminalRenderer:
         if self.as_json:
             yield lambda progress: self._progress_event(watched, progress)
             return
-        if not self.err.is_terminal:
+        if written_plainly(self.err_file) or not self.err.is_terminal:
             yield lambda progress: None
             return
         line = _TickingLine(watched, monotonic, already)
@@ -307,14 +364,22 @@ class TerminalRenderer:
             self._json(data)
             return
 
-        self._prose(self.out, text, style)
+        self._prose(self.out_file, text, style)
         if hint:
-            self._prose(self.err, hint, "dim")
+            self._prose(self.err_file, hint, "dim")
 
-    def _prose(self, console: Console, text: str, style: str = "") -> None:
-        """Sentences wrapped between words to the console's width, commands kept whole."""
+    def _prose(self, file: TextIO, text: str, style: str = "") -> None:
+        """Sentences wrapped between words to the screen's width, commands kept whole."""
+        if written_plainly(file):
+            width = plain_width()
+            lines = sentences.wrapped(text, width) if width else text.split("\n")
+            if all(_as_rich_writes_it(line) for line in lines):
+                file.write("".join(line + "\n" for line in lines))
+                file.flush()
+                return
         from rich.markup import escape
 
+        console = self.out if file is self.out_file else self.err
         width = screen_width(console)
         for line in sentences.wrapped(text, width) if width else text.split("\n"):
             console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
@@ -322,7 +387,7 @@ class TerminalRenderer:
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping. Indented for
         # a person at a terminal; compact for a program (C-encoded: 10x faster).
-        if self.out.is_terminal:
+        if not written_plainly(self.out_file) and self.out.is_terminal:
             text = json.dumps(data, indent=2)
         else:
             text = json.dumps(data, separators=(",", ":"))
@@ -417,7 +482,12 @@ def drawn_at_once(
 
     if not _plain_table(table, console):
         return None
-    laid = _laid_out(table, rows)
+    laid = _laid_out(
+        [str(column.header) for column in table.columns],
+        [column.max_width for column in table.columns],
+        [column.overflow == "ellipsis" for column in table.columns],
+        rows,
+    )
     if laid is None:
         return None
     texts, sizes, widths = laid
@@ -473,40 +543,80 @@ def drawn_at_once(
     return Drawn()
 
 
+def drawn_plainly(
+    header: Sequence[str], widths: Sequence[int], rows: Sequence[Sequence[tuple[str, str]]]
+) -> str | None:
+    """The stacks table as rich draws it where it writes plainly (`written_plainly`): the
+    columns `widths` wide, `GAP` apart, no box, no colour; None when rich must lay it out.
+
+    `drawn_at_once` on such a console, without rich (a test checks it is rich's table).
+    """
+    laid = _laid_out(header, widths, [True] * len(header), rows)
+    if laid is None:
+        return None
+    texts, sizes, fitted = laid
+    gap = " " * sentences.GAP
+    lines = []
+    for text_row, size_row in zip(texts, sizes, strict=True):
+        cells = zip(text_row, size_row, fitted, strict=True)
+        lines.append(gap.join(text + " " * (width - size) for text, size, width in cells))
+    return "\n".join(lines) + "\n"
+
+
 def _laid_out(
-    table: Table, rows: Sequence[Sequence[tuple[str, str]]]
+    header: Sequence[str],
+    limits: Sequence[int | None],
+    cut: Sequence[bool],
+    rows: Sequence[Sequence[tuple[str, str]]],
 ) -> tuple[list[list[str]], list[list[int]], list[int]] | None:
     """The header and rows as rich shows them (control codes out, cut to the columns'
-    widths with an ellipsis), their widths in cells, and each column's width."""
-    from rich.cells import cell_len, set_cell_size
-    from rich.control import strip_control_codes
-
-    texts: list[list[str]] = [[str(column.header) for column in table.columns]]
-    sizes: list[list[int]] = [[cell_len(text) for text in texts[0]]]
+    `limits` with an ellipsis where they may be `cut`), their widths in cells, and each
+    column's width (its limit, else its widest cell). rich itself is imported only for
+    text that is not printable ASCII."""
+    texts: list[list[str]] = [list(header)]
+    sizes: list[list[int]] = [[_cells(text) for text in header]]
     for row in rows:
         line, measured = [], []
         for given, _ in row:
             text = given
-            if not (text.isascii() and text.isprintable()):  # what a rich Text would show
+            if not text.isprintable():  # what a rich Text would show (it strips controls)
+                from rich.control import strip_control_codes
+
                 text = strip_control_codes(text)
                 if not _BREAKS.isdisjoint(text):
                     return None
             line.append(text)
-            measured.append(len(text) if text.isascii() else cell_len(text))
+            measured.append(_cells(text))
         texts.append(line)
         sizes.append(measured)
     widths = [
-        column.max_width if column.max_width is not None else max(size[i] for size in sizes)
-        for i, column in enumerate(table.columns)
+        limit if limit is not None else max(size[i] for size in sizes)
+        for i, limit in enumerate(limits)
     ]
     for line, measured in zip(texts, sizes, strict=True):  # what rich cuts, with an ellipsis
         for i, size in enumerate(measured):
             if size > widths[i]:
-                if table.columns[i].overflow != "ellipsis":
+                if not cut[i]:
                     return None
+                from rich.cells import set_cell_size
+
                 line[i] = set_cell_size(line[i], widths[i] - 1) + "…"
                 measured[i] = widths[i]
     return texts, sizes, widths
+
+
+# Below the combining marks (U+0300), every printable character takes one cell, as rich
+# counts them (a test checks it): the `·` of LAST DEPLOY needs no rich to be measured.
+_ONE_CELL_BELOW = "\u0300"
+
+
+def _cells(text: str) -> int:
+    """How many cells of the screen `text` takes, as rich counts them."""
+    if text.isascii() or (text.isprintable() and max(text) < _ONE_CELL_BELOW):
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def _codes(console: Console, style: Any) -> tuple[str, str]:
@@ -580,7 +690,8 @@ TONE_STYLE = {
 @functools.singledispatch
 def terminal_hint(outcome: Any) -> str:
     """What to type next, when there is something (on stderr, dim)."""
-    return ""
+    found = sentences.found_later(terminal_hint, type(outcome))
+    return "" if found is None else str(found(outcome))
 
 
 @terminal_hint.register
@@ -599,8 +710,10 @@ def _deploy_hint(outcome: DeployOutcome) -> str:
     return ""
 
 
-@terminal_hint.register
+@sentences.later(terminal_hint, "igor_cli.locks")
 def _unlock_hint(outcome: UnlockOutcome) -> str:
+    from igor_cli.locks import UnlockResult
+
     if outcome.result is UnlockResult.NOT_YOURS:
         return "Add --force to unlock it anyway; the forced unlock is recorded."
     return ""
