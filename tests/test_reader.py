@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -166,3 +167,24 @@ def test_envelopes_are_acked_while_intake_waits_on_the_state_store(
         holder.execute("ROLLBACK")
         holder.close()
     assert len(bot.replies(21, timeout=20)) == 21
+
+
+def test_a_slack_sdk_without_what_the_reader_needs_stops_the_bot_saying_so(
+    transport_for: Callable[[Taken], SocketModeTransport],
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A slack_sdk whose connection lost a private name igor reads frames with: the bot
+    # must stop with the reason, not stay connected and ack nothing.
+    from igor_cli.chat.slack import reader
+
+    monkeypatch.setattr(reader, "CONNECTION_NEEDS", (*reader.CONNECTION_NEEDS, "sock_v2"))
+    taken = Taken()
+    transport = transport_for(taken)
+    assert transport.stop.wait(10)
+    assert transport.failure is not None
+    assert "Connection.sock_v2" in transport.failure.message
+    assert "slack_sdk>=3.27,<4" in transport.failure.hint
+    late = slack.push_event(event("list"))
+    time.sleep(0.5)  # room for a reader that should not exist to ack it
+    assert late not in slack.acks and taken.items == []

@@ -44,6 +44,23 @@ STRAY_NEWLINE = 0x0A
 
 Envelope = tuple[str, str, dict[str, Any]]  # envelope_id, type, payload
 
+# What igor takes over from slack_sdk's built-in client: the method its receive thread
+# runs for each connection, and the connection's socket, locks and ping answer.
+# Private names: a slack_sdk that renames one must stop the bot, not leave it
+# connected and deaf (nothing acked, Slack delivering every message again).
+CLIENT_NEEDS = ("_run_current_session", "_on_message", "_on_close")
+CONNECTION_NEEDS = ("sock", "sock_receive_lock", "sock_send_lock", "pong", "disconnect")
+
+
+def unsupported(client: object, connection: object) -> list[str]:
+    """The names igor's reader needs that this slack_sdk's client or connection lacks."""
+    return [
+        f"{type(owner).__name__}.{name}"
+        for owner, names in ((client, CLIENT_NEEDS), (connection, CONNECTION_NEEDS))
+        for name in names
+        if not hasattr(owner, name)
+    ]
+
 
 def ack_frame(envelope_id: str) -> bytes:
     """The masked text frame `{"envelope_id": ...}` (a client masks every frame, RFC 6455)."""

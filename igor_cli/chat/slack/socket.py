@@ -75,7 +75,7 @@ class SocketModeTransport:
         from slack_sdk.errors import SlackApiError
         from slack_sdk.socket_mode.builtin import SocketModeClient
 
-        from igor_cli.chat.slack.reader import SessionReader
+        from igor_cli.chat.slack.reader import SessionReader, unsupported
 
         transport = self
 
@@ -94,6 +94,10 @@ class SocketModeTransport:
                 """igor's reader on slack_sdk's receive thread (reader.py says why)."""
                 session, state = self.current_session, self.current_session_state
                 if session is None or not session.is_active():
+                    return
+                missing = unsupported(self, session)
+                if missing:  # a slack_sdk igor does not know: stop, saying so
+                    transport.fail(unfit_slack_sdk(missing))
                     return
                 state.terminated = False
                 reader = SessionReader(
@@ -157,6 +161,17 @@ class SocketModeTransport:
                     socket.connect_to_new_endpoint(force=True)
                 except Exception as error:  # slack_sdk retries on its own as well
                     log.warning("reconnecting failed (%s)", type(error).__name__)
+
+
+def unfit_slack_sdk(missing: list[str]) -> IgorError:
+    """The installed slack_sdk lacks what igor's Socket Mode reader builds on."""
+    from importlib.metadata import version
+
+    return IgorError(
+        f"igor cannot read Socket Mode with slack_sdk {version('slack_sdk')}: it has no "
+        f"{', '.join(missing)}.",
+        'Install a slack_sdk igor supports: pip install "slack_sdk>=3.27,<4".',
+    )
 
 
 def configure_logging() -> None:
