@@ -62,7 +62,7 @@ def test_a_shell_forcing_a_slack_lock_tells_the_holder_in_their_thread_once(
     bot.replies(1)
     ran = igor("unlock", "-s", "blog", "--force", "--reason", "hotfix waiting")
     assert ran.exit_code == 0, ran.output
-    assert "The forced unlock is on record. They are told in Slack." in ran.stdout
+    assert "The forced unlock is on record. `igor serve` tells them in Slack" in ran.stdout
     assert _wait(lambda: forced(slack))
     told = forced(slack)[0].params
     assert (told["channel"], told["thread_ts"]) == ("C0DEPLOY", locked_in)

@@ -1082,7 +1082,13 @@ def _unlock_sentence(outcome: UnlockOutcome, person: PersonNamer, now: datetime)
             f"{lock.until(when)}{_why(lock)}. Nothing was unlocked."
         )
     if outcome.result is UnlockResult.FORCED:
-        told = " They are told in Slack." if outcome.forced else ""
+        told = ""
+        if outcome.forced is not None:  # the bot tells them; from elsewhere, a notice waits
+            told = (
+                " They are told in Slack."
+                if outcome.forced.by_via == "slack"
+                else " `igor serve` tells them in Slack (the notice waits a day for it)."
+            )
         return (
             f"Unlocked {lock.label}, which {person(holder(lock))} held since "
             f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record.{told}"
