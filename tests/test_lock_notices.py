@@ -173,3 +173,24 @@ def test_a_notice_is_taken_by_one_replica(state_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_notice_left_while_no_bot_ran_is_told_soon_after_one_starts(
+    bot: RunningBot, slack: FakeSlack, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looks an hour apart: only the first look, soon after start, can tell it.
+    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 3600.0)
+    monkeypatch.setattr("igor_cli.chat.slack.bot.FIRST_LOOK_SECONDS", 0.2)
+    now = datetime.now(UTC)
+    lock = Lock("s1", "blog", "production", "slack", ALICE, "", now, now, "C0DEPLOY", "1.2")
+    store = open_store(state_url)
+    try:
+        leave_notice(store, ForcedUnlock(lock, "cli", "bob@laptop", "hotfix", now))
+    finally:
+        store.close()
+    slack.join("C0DEPLOY")
+    bot.start()
+    assert _wait(lambda: forced(slack))
+    told = forced(slack)[0].params
+    assert (told["channel"], told.get("thread_ts")) == ("C0DEPLOY", "1.2")
+    assert "<@U0ALICE>, your lock on blog" in told["text"]

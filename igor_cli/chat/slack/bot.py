@@ -70,6 +70,7 @@ DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by
 DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
 USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
 BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
+FIRST_LOOK_SECONDS = 5.0  # after start: the connection is up, the first commands are in
 
 
 def holder_place(lock: Lock) -> Place | None:
@@ -125,7 +126,9 @@ class SlackBot:
         self.workers = Workers("igor-cmd", workers, queue_limit)
         self.leases = FollowLeases(env.state_or_none, self.replica)
         self.scheduler.call_later(0.0, self._tend_follows)  # resume what a restart left
-        self.scheduler.call_later(BYPASS_CHECK_SECONDS, self._look_for_bypasses)
+        # The first look soon after start: notices of locks forced while no bot ran wait.
+        first_look = min(FIRST_LOOK_SECONDS, BYPASS_CHECK_SECONDS)
+        self.scheduler.call_later(first_look, self._look_for_bypasses)
 
     # -- from the transport ----------------------------------------------------
 
