@@ -139,6 +139,7 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
     from igor_cli.errors import IgorError
+    from igor_cli.render.sentences import followed_as
     from igor_cli.render.terminal import TerminalRenderer
 
     # deploy, rollback and promote take --follow; watch always follows.
@@ -166,7 +167,7 @@ def run(env: Environment, request: Request) -> int:
         elif follows and isinstance(outcome, DeployOutcome) and outcome.posted:
             watched = following(connect(), outcome) if outcome.action_id else None
         if watched is not None:
-            code = _follow(env, connect(), watched, renderer)
+            code = _follow(env, connect(), watched, renderer, followed_as(outcome))
     except IgorError as error:
         renderer.error(error)
         code = int(error.exit_code)
@@ -197,9 +198,14 @@ def shell_follow_policy(env: Environment) -> FollowPolicy:
 
 
 def _follow(
-    env: Environment, client: Cloud66Client, watched: WatchOutcome, renderer: TerminalRenderer
+    env: Environment,
+    client: Cloud66Client,
+    watched: WatchOutcome,
+    renderer: TerminalRenderer,
+    what: str = "",
 ) -> int:
-    """Follow a deployment to its end (deploy --follow and watch alike); Ctrl-C leaves it be."""
+    """Follow a deployment to its end (deploy --follow and watch alike); Ctrl-C leaves it be.
+    `what` names it at the end when it is more than a deploy (a rollback, a promotion)."""
     from igor_cli.actions import follow, seconds_running
 
     policy = shell_follow_policy(env)
@@ -216,7 +222,7 @@ def _follow(
         renderer.interrupted(watched)
         return 130
     assert last is not None  # follow always yields at least once
-    renderer.progress_line(watched, last)
+    renderer.progress_line(watched, last, what)
     return int(last.exit_code)
 
 

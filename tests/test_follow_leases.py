@@ -128,3 +128,12 @@ def test_a_taken_over_deployment_is_timed_from_its_own_start(
     said = _outcomes(slack, thread)
     assert len(said) == 1
     assert "Deployed blog (production) in 1m 00s" in said[0], said
+
+
+def test_a_job_keeps_how_it_was_asked_for_and_older_records_still_load() -> None:
+    # A replica that takes a rollback's follow over names it as the rollback it is.
+    job = FollowJob("s1", "blog", "production", "a1", "C1", "1.2", "U1", "Rollback of blog to abc")
+    assert FollowJob.loads(job.dumps()) == job
+    older = {k: v for k, v in json.loads(job.dumps()).items() if k != "what"}
+    loaded = FollowJob.loads(json.dumps(older))
+    assert loaded is not None and loaded.what == "" and loaded.action_id == "a1"

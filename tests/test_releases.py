@@ -204,10 +204,33 @@ def test_rollback_on_a_busy_stack_follows_the_w_rule(sim: Simulator, igor: Igor)
 
 
 def test_rollback_follow_reports_the_outcome(sim: Simulator, igor: Igor) -> None:
+    target = _previous_other(_history(igor, "-s", "blog"))
     ran = igor("rollback", "-s", "blog", "--follow")
     assert ran.exit_code == 0, ran.output
-    assert "Deployed blog (production) in" in ran.stdout
+    # The last word names the rollback, not a plain deploy.
+    said = f"Rollback of blog (production) to {target['git_hash'][:7]} succeeded in"
+    assert said in ran.stdout and "Deployed blog" not in ran.stdout
     assert len(_posts(sim)) == 1
+
+
+def test_promote_follow_reports_the_outcome(sim: Simulator, igor: Igor) -> None:
+    staging = _live(_history(igor, "-s", "shop", "-e", "staging"))
+    ran = igor("promote", "-s", "shop", "--from", "staging", "--to", "production", "--follow")
+    assert ran.exit_code == 0, ran.output
+    said = f"Promotion of {staging['git_hash'][:7]} from staging to shop (production) succeeded in"
+    assert said in ran.stdout
+    assert len(_posts(sim)) == 1
+
+
+def test_a_followed_rollback_in_slack_ends_naming_the_rollback(
+    bot: RunningBot, slack: FakeSlack, igor: Igor
+) -> None:
+    target = _previous_other(_history(igor, "-s", "blog"))
+    bot.start()
+    bot.mention("rollback -s blog", user="U0ALICE")
+    final = bot.replies(2, timeout=30)[1].params["text"]
+    assert f"Rollback of blog (production) to {target['git_hash'][:7]} succeeded in" in final
+    assert "<@U0ALICE>" in final
 
 
 # -- promote in the shell -------------------------------------------------------------

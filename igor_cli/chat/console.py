@@ -26,6 +26,7 @@ from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
+from igor_cli.render.sentences import followed_as
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
 
 PROMPT = "you> "
@@ -149,7 +150,8 @@ def _converse(env: Environment, user: str, console: Console) -> int:
         outcome = reply.deployment_to_follow
         if outcome is not None:
             already = seconds_running(outcome, env.clock())
-            followers.watch(outcome.stack, outcome.action_id, Watcher(user, tell), already)
+            watcher = Watcher(user, tell, what=followed_as(outcome))
+            followers.watch(outcome.stack, outcome.action_id, watcher, already)
     if followers.active:
         console.note(f"\nWaiting for {followers.active} deployment(s) to finish (Ctrl-C to stop).")
         followers.join()

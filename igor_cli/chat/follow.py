@@ -31,6 +31,7 @@ class News:
     error: IgorError | None = None  # following ended on this error
     stopped: bool = False  # igor stopped watching (it is shutting down)
     requesters: tuple[str, ...] = ()  # who asked: the final news names them
+    what: str = ""  # what the deployment is, when more than a deploy (sentences.followed_as)
 
 
 @dataclass
@@ -41,6 +42,11 @@ class Watcher:
     post: Callable[[News], None]  # a new message in their thread
     update: Callable[[News], None] | None = None  # edit the "deploy started" message
     place: str = ""  # channel and thread: watchers in one place share one final message
+    what: str = ""  # how they asked for it: `Rollback of shop (production) to 9b7e0d4`
+
+    def told(self, news: News) -> News:
+        """The news as this watcher hears it: named the way they asked for it."""
+        return dataclasses.replace(news, what=self.what) if self.what else news
 
 
 @dataclass
@@ -143,7 +149,7 @@ class Followers:
             watchers = list(watch.watchers)
         for watcher in watchers:
             if watcher.update is not None:
-                _quietly(watcher.update, News(watch.stack, progress))
+                _quietly(watcher.update, watcher.told(News(watch.stack, progress)))
 
     def _finish(self, key: tuple[str, str], news: News) -> None:
         with self._lock:
@@ -154,7 +160,7 @@ class Followers:
         # "deploying" forever; the thread gets the outcome, naming who asked.
         for watcher in watch.watchers:
             if watcher.update is not None:
-                _quietly(watcher.update, news)
+                _quietly(watcher.update, watcher.told(news))
         users = tuple(dict.fromkeys(w.user for w in watch.watchers))
         self._tell_each_place(watch, dataclasses.replace(news, requesters=users))
 
@@ -165,7 +171,7 @@ class Followers:
             if watcher.place and watcher.place in told:
                 continue
             told.add(watcher.place)
-            _quietly(watcher.post, news)
+            _quietly(watcher.post, watcher.told(news))
 
 
 def _quietly(tell: Callable[[News], None], news: News) -> None:

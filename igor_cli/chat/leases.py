@@ -47,6 +47,7 @@ class FollowJob:
     channel: str
     thread: str
     user: str
+    what: str = ""  # how it was asked for, when more than a deploy (a rollback, a promotion)
 
     @property
     def deployment(self) -> str:
@@ -72,9 +73,11 @@ class FollowJob:
             return None
 
     @classmethod
-    def of(cls, stack: Stack, action_id: str, channel: str, thread: str, user: str) -> FollowJob:
+    def of(
+        cls, stack: Stack, action_id: str, channel: str, thread: str, user: str, what: str = ""
+    ) -> FollowJob:
         """The job for a place that waits for this deployment."""
-        return cls(stack.uid, stack.name, stack.environment, action_id, channel, thread, user)
+        return cls(stack.uid, stack.name, stack.environment, action_id, channel, thread, user, what)
 
     def stack(self) -> Stack:
         """The stack, as far as following needs it."""

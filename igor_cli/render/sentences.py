@@ -228,9 +228,12 @@ def target_words(stack: Stack) -> str:
     return f"-s {name}{env}"
 
 
-def progress_sentence(stack: Stack, progress: Progress) -> str:
-    """How a followed deployment is doing."""
+def progress_sentence(stack: Stack, progress: Progress, what: str = "") -> str:
+    """How a followed deployment is doing; `what` names it when it is more than a deploy
+    (`followed_as`: `Rollback of shop (production) to 9b7e0d4`)."""
     took = duration(progress.elapsed)
+    if what and progress.finished:
+        return _finished_as(what, progress, took)
     if progress.timed_out:
         return (
             f"{stack.label} is still deploying after {took}; igor stopped watching. "
@@ -249,6 +252,34 @@ def progress_sentence(stack: Stack, progress: Progress) -> str:
         )
         return f"Deployment of {stack.label} was cancelled ({by}) after {took}."
     return f"Deployment of {stack.label} failed after {took}{said}."
+
+
+def _finished_as(what: str, progress: Progress, took: str) -> str:
+    said = f": {progress.message}" if progress.message else ""
+    if progress.success:
+        return f"{what} succeeded in {took}{said}."
+    if progress.cancelled:
+        by = progress.cancelled_by or "Cloud 66 does not say by whom"
+        return f"{what} was cancelled ({by}) after {took}."
+    return f"{what} failed after {took}{said}."
+
+
+@functools.singledispatch
+def followed_as(outcome: object) -> str:
+    """How the last word on a followed deployment names it, when it is more than a deploy
+    of what the stack is set to deploy; "" for a deploy (or a deployment `watch` found)."""
+    return ""
+
+
+@followed_as.register
+def _rollback_followed_as(outcome: RollbackOutcome) -> str:
+    return f"Rollback of {outcome.stack.label} to {short(outcome.target)}"
+
+
+@followed_as.register
+def _promote_followed_as(outcome: PromoteOutcome) -> str:
+    source = outcome.source_stack.environment or outcome.source_stack.label
+    return f"Promotion of {short(outcome.source)} from {source} to {outcome.stack.label}"
 
 
 def after_failure(stack: Stack) -> list[tuple[str, str]]:

@@ -458,12 +458,14 @@ def has_buttons(message: dict[str, Any]) -> bool:
     return any(block.get("type") == "actions" for block in message.get("blocks") or [])
 
 
-def render_progress(stack: Stack, progress: Progress, requesters: list[str]) -> SlackMessage:
+def render_progress(
+    stack: Stack, progress: Progress, requesters: list[str], what: str = ""
+) -> SlackMessage:
     """Progress of a followed deployment; the final one mentions who asked."""
     if not progress.finished and not progress.timed_out:
         step = mrkdwn(sentences.progress_step(stack, progress))
         return message(step, emoji=progress_emoji(progress))
-    text = mrkdwn(sentences.progress_sentence(stack, progress))
+    text = mrkdwn(sentences.progress_sentence(stack, progress, what))
     mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
     said = f"{mentions} {text}".strip()
     return message(said, _after_failure(stack, progress), progress_emoji(progress))
@@ -502,7 +504,7 @@ def render_news(news: News) -> SlackMessage:
     if news.error is not None:
         return render_error(news.error)
     assert news.progress is not None
-    return render_progress(news.stack, news.progress, list(news.requesters))
+    return render_progress(news.stack, news.progress, list(news.requesters), news.what)
 
 
 def render_stopped(stack: Stack) -> SlackMessage:

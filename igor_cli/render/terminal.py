@@ -298,13 +298,14 @@ class TerminalRenderer:
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[ok]
         self.out.print(f"{mark} {escape(name)}: {escape(detail)}")
 
-    def progress_line(self, watched: WatchOutcome, progress: Progress) -> None:
-        """The final word on a followed deployment (stdout), and what to do after a failure."""
+    def progress_line(self, watched: WatchOutcome, progress: Progress, what: str = "") -> None:
+        """The final word on a followed deployment (stdout), and what to do after a failure;
+        `what` names it when it is more than a deploy (`sentences.followed_as`)."""
         stack = watched.stack
         if self.as_json:
             self._event("finished", _progress_json(watched, progress))
             return
-        text = sentences.progress_sentence(stack, progress)
+        text = sentences.progress_sentence(stack, progress, what)
         style = {"succeeded": "green", "cancelled": "yellow"}.get(progress.state, "red")
         self._line(text, None, style)
         if progress.finished and progress.state == "failed":

@@ -145,7 +145,7 @@ def render_news_console(news: News) -> ConsoleText:
     if news.error is not None:
         return ConsoleText(_error(news.error), emoji=":warning:")
     assert news.progress is not None
-    said = sentences.progress_sentence(news.stack, news.progress)
+    said = sentences.progress_sentence(news.stack, news.progress, news.what)
     if news.progress.finished and news.progress.state == "failed":
         if news.stack.dashboard_url:
             said += f"\nSee it in Cloud 66: {news.stack.dashboard_url}"

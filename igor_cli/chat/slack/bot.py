@@ -33,6 +33,7 @@ from igor_cli.chat.slack.updates import Updater
 from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
+from igor_cli.render.sentences import followed_as
 from igor_cli.render.slack import (
     CANCEL_OFFER_ACTION,
     CONFIRM_ACTION,
@@ -262,13 +263,16 @@ class SlackBot:
         def update(news: News) -> None:
             self.updates.offer(edit, render_news(news))
 
-        job = FollowJob.of(follow.stack, follow.action_id, place.channel, place.thread, place.user)
+        job = FollowJob.of(
+            follow.stack, follow.action_id, place.channel, place.thread, place.user,
+            followed_as(follow),
+        )  # fmt: skip
         self.leases.wait_for(job)
         if not self.leases.hold(job.deployment):
             return  # another replica polls it; this thread gets the outcome through the job
         watcher = Watcher(
             place.user, self._done_after(job, post), None if place.answer_by_url else update,
-            place.key,
+            place.key, job.what,
         )  # fmt: skip
         already = seconds_running(follow, self.env.clock())
         self.followers.watch(follow.stack, follow.action_id, watcher, already)
@@ -451,7 +455,7 @@ class SlackBot:
         def post(news: News) -> None:
             self.delivery.post(place, render_news(news), context=context)
 
-        watcher = Watcher(job.user, self._done_after(job, post), None, place.key)
+        watcher = Watcher(job.user, self._done_after(job, post), None, place.key, job.what)
         self.followers.watch(job.stack(), job.action_id, watcher)
 
     # -- confirmations -------------------------------------------------------
