@@ -483,3 +483,22 @@ def test_the_audit_line_says_what_a_rollback_deployed(
     assert line["result"] == "started" and line["outcome"] == "ok"
     assert line["deploys"] == "web:1.4.1,worker:1.4.1"
     assert len(_posts(sim)) == 1
+
+
+def test_a_named_deployment_ends_in_the_same_words_as_a_deploy() -> None:
+    from igor_cli.actions import Progress
+    from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+    from igor_cli.render.sentences import progress_sentence
+
+    stack = Stack("u1", "blog", "production", StackStatus.DEPLOYED, StackHealth.HEALTHY, False)
+    what = "Rollback of blog (production) to b3cb9fe"
+    cancelled = Progress(60.0, True, False, "Deployment cancelled by alice", cancelled=True)
+    failed = Progress(60.0, True, False, "build failed")
+    assert (
+        progress_sentence(stack, cancelled, what)
+        == f"{what} was cancelled (by alice) after 1m 00s."
+    )
+    assert progress_sentence(stack, failed, what) == f"{what} failed after 1m 00s: build failed."
+    assert progress_sentence(stack, failed) == (
+        "Deployment of blog (production) failed after 1m 00s: build failed."
+    )

@@ -232,8 +232,6 @@ def progress_sentence(stack: Stack, progress: Progress, what: str = "") -> str:
     """How a followed deployment is doing; `what` names it when it is more than a deploy
     (`followed_as`: `Rollback of shop (production) to 9b7e0d4`)."""
     took = duration(progress.elapsed)
-    if what and progress.finished:
-        return _finished_as(what, progress, took)
     if progress.timed_out:
         return (
             f"{stack.label} is still deploying after {took}; igor stopped watching. "
@@ -243,25 +241,17 @@ def progress_sentence(stack: Stack, progress: Progress, what: str = "") -> str:
         return f"Deploying {stack.label}… {took}"
     said = f": {progress.message}" if progress.message else ""
     if progress.success:
-        return f"Deployed {stack.label} in {took}{said}."
+        done = f"{what} succeeded" if what else f"Deployed {stack.label}"
+        return f"{done} in {took}{said}."
+    named = what or f"Deployment of {stack.label}"
     if progress.cancelled:
         by = (
             f"by {progress.cancelled_by}"
             if progress.cancelled_by
             else "Cloud 66 does not say by whom"
         )
-        return f"Deployment of {stack.label} was cancelled ({by}) after {took}."
-    return f"Deployment of {stack.label} failed after {took}{said}."
-
-
-def _finished_as(what: str, progress: Progress, took: str) -> str:
-    said = f": {progress.message}" if progress.message else ""
-    if progress.success:
-        return f"{what} succeeded in {took}{said}."
-    if progress.cancelled:
-        by = progress.cancelled_by or "Cloud 66 does not say by whom"
-        return f"{what} was cancelled ({by}) after {took}."
-    return f"{what} failed after {took}{said}."
+        return f"{named} was cancelled ({by}) after {took}."
+    return f"{named} failed after {took}{said}."
 
 
 @functools.singledispatch
