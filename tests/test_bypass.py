@@ -311,3 +311,20 @@ def test_a_cancel_another_replica_pressed_does_nothing_here(
     time.sleep(0.3)
     assert sim.count("DELETE") == 0
     assert slack.calls_to("response_url") == []  # the report is left as it is
+
+
+def test_the_cancel_command_shown_reads_back_as_the_words_it_names() -> None:
+    # A stack name with a space: the command in the report must parse back whole.
+    from igor_cli.chat.bypass import Bypass
+    from igor_cli.chat.text import normalise, split_words
+    from igor_cli.cloud66 import Deployment, Stack, StackHealth, StackStatus
+    from igor_cli.render.slack import render_bypass
+
+    stack = Stack("u9", "Payments Portal", "production", StackStatus.DEPLOYING,
+                  StackHealth.HEALTHY, True)  # fmt: skip
+    deployment = Deployment("77", "dave@corp", "Web", None, None, "", True)
+    bypass = Bypass(stack, deployment)
+    text = render_bypass(bypass, "").text
+    shown = text.split("Cancel it with `", 1)[1].split("`", 1)[0]
+    assert split_words(normalise(shown)) == bypass.cancel_words()
+    assert bypass.cancel_words()[:3] == ["cancel", "-s", "Payments Portal"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -417,7 +418,7 @@ def render_bypass(bypass: Bypass, value: str) -> SlackMessage:
     """A deployment started outside igor while its stack is held, with a Cancel button
     (`value`: the signed offer) for those the rules let cancel; without a signing key,
     the command that cancels it."""
-    command = f"`{escape(' '.join(bypass.cancel_words()))}`"
+    command = f"`{escape(shlex.join(bypass.cancel_words()))}`"  # typed back as it reads
     text = mrkdwn(bypass.sentence(slack_person))
     if not value:
         text = f"{text} Cancel it with {command}."
