@@ -73,9 +73,14 @@ def ack_frame(envelope_id: str) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x80 | OP_TEXT, 0x80 | 127, size)
     mask = os.urandom(4)
+    return header + mask + _masked(data, mask)
+
+
+def _masked(data: bytes, mask: bytes) -> bytes:
+    """`data` XOR the repeated 4-byte `mask` (masking and unmasking are the same)."""
+    size = len(data)
     key = (mask * (size // 4 + 1))[:size]
-    masked = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
-    return header + mask + masked
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
 
 
 class SessionReader:
@@ -177,10 +182,7 @@ class SessionReader:
                 break
             payload = bytes(buffer[start : start + size])
             if mask and size:
-                key = (mask * (size // 4 + 1))[:size]
-                payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(
-                    size, "big"
-                )
+                payload = _masked(payload, mask)
             at = start + size
             message = self._assemble(first & 0x80 != 0, first & 0x0F, payload)
             if message is not None:
