@@ -15,7 +15,7 @@ from igor_cli.chat.guard import rules_from_config
 from igor_cli.config import Environment
 from igor_cli.errors import UsageProblem
 from igor_cli.sandbox import Simulator
-from tests.conftest import Igor, RunningBot
+from tests.conftest import Igor, RunningBot, wait_until
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import Call, FakeSlack
 
@@ -39,15 +39,6 @@ def told(slack: FakeSlack, channel: str) -> list[str]:
     return [str(c.params["text"]) for c in reports(slack, channel)]
 
 
-def _wait(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_dashboard_deploy_of_a_locked_stack_is_reported_once(
     bot: RunningBot, slack: FakeSlack, sim: Simulator, state_url: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -59,7 +50,7 @@ def test_a_dashboard_deploy_of_a_locked_stack_is_reported_once(
     locked_in = bot.mention("lock -s blog --reason 'migration'", user="U0ALICE")
     bot.replies(1)
     deployment = sim.start_foreign_deployment("blog", "production", triggered_by="dave@corp")
-    assert _wait(lambda: told(slack, "C0DEPLOY") and told(slack, "C0OPS"))
+    assert wait_until(lambda: told(slack, "C0DEPLOY") and told(slack, "C0OPS"))
     in_thread = reports(slack, "C0DEPLOY")[0].params
     assert in_thread["thread_ts"] == locked_in  # the thread the lock was taken in
     said = in_thread["text"]
@@ -114,7 +105,7 @@ def test_a_deploy_during_a_freeze_is_reported_to_the_channel(
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
     sim.start_foreign_deployment("blog", "production", triggered_by="erin@corp")
-    assert _wait(lambda: told(slack, "C0OPS"))
+    assert wait_until(lambda: told(slack, "C0OPS"))
     said = told(slack, "C0OPS")[0]
     assert "blog (production)" in said and "erin@corp" in said and "Year end" in said
 
@@ -167,7 +158,7 @@ def test_the_cancel_button_cancels_that_deployment_once_for_those_allowed(
     locked_in = bot.mention("lock -s blog --reason 'migration'", user=ALICE)
     bot.replies(1)
     deployment = sim.start_foreign_deployment("blog", "production", triggered_by="dave@corp")
-    assert _wait(lambda: reports(slack, "C0DEPLOY") and reports(slack, "C0OPS"))
+    assert wait_until(lambda: reports(slack, "C0DEPLOY") and reports(slack, "C0OPS"))
     in_thread, in_ops = reports(slack, "C0DEPLOY")[0], reports(slack, "C0OPS")[0]
     assert in_thread.params["thread_ts"] == locked_in
     buttons = [b for b in in_thread.params["blocks"] if b["type"] == "actions"]
@@ -211,7 +202,7 @@ def test_a_cancel_offer_is_not_a_confirmation_nor_the_other_way_round(
     bot.mention("lock -s blog", user=ALICE)
     bot.replies(1)
     sim.start_foreign_deployment("blog", "production")
-    assert _wait(lambda: reports(slack, "C0OPS"))
+    assert wait_until(lambda: reports(slack, "C0OPS"))
     sim.reset_requests()
     slack.wait_ack(press(slack, reports(slack, "C0OPS")[0], ALICE, action="igor_confirm"))
     assert "not one igor made" in _ephemerals(slack, 1)[0]
@@ -230,7 +221,7 @@ def test_the_cancel_button_expires(
     bot.mention("lock -s blog --for 3h", user=ALICE)
     bot.replies(1)
     sim.start_foreign_deployment("blog", "production")
-    assert _wait(lambda: reports(slack, "C0OPS"))
+    assert wait_until(lambda: reports(slack, "C0OPS"))
     sim.reset_requests()
     clock.advance(3601)
     slack.wait_ack(press(slack, reports(slack, "C0OPS")[0], ALICE))
@@ -247,7 +238,7 @@ def test_a_shell_lock_is_reported_to_the_notify_channel_only(
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
     sim.start_foreign_deployment("blog", "production")
-    assert _wait(lambda: reports(slack, "C0OPS"))
+    assert wait_until(lambda: reports(slack, "C0OPS"))
     time.sleep(0.5)
     assert [c.params["channel"] for c in slack.calls_to("chat.postMessage")] == ["C0OPS"]
 
@@ -261,7 +252,7 @@ def test_with_nobody_to_tell_the_log_says_so(
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
     deployment = sim.start_foreign_deployment("blog", "production")
-    assert _wait(lambda: "nobody could be told" in caplog.text), caplog.text
+    assert wait_until(lambda: "nobody could be told" in caplog.text), caplog.text
     assert f"deployment {deployment} of blog (production)" in caplog.text
     assert slack.calls_to("chat.postMessage") == []
 
@@ -296,7 +287,7 @@ def test_a_cancel_another_replica_pressed_does_nothing_here(
     bot.mention("lock -s blog", user=ALICE)
     bot.replies(1)
     deployment = sim.start_foreign_deployment("blog", "production")
-    assert _wait(lambda: reports(slack, "C0OPS"))
+    assert wait_until(lambda: reports(slack, "C0OPS"))
     uid = next(r.path for r in sim.requests if r.path.endswith("/deployments")).split("/")[-2]
     # Another replica took the click (and died before replacing the report): only the
     # store knows.

@@ -13,7 +13,7 @@ from igor_cli.chat.leases import FollowJob
 from igor_cli.cloud66 import Stack
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
-from tests.conftest import Igor, RunningBot, next_ts
+from tests.conftest import Igor, RunningBot, next_ts, wait_until
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
 
@@ -42,15 +42,6 @@ def _outcomes(slack: FakeSlack, thread: str) -> list[str]:
     ]
 
 
-def _wait(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_thread_whose_replica_died_gets_its_outcome(
     bot: RunningBot, slack: FakeSlack, sim: Simulator, igor: Igor, store_url: str
 ) -> None:
@@ -61,10 +52,10 @@ def test_a_thread_whose_replica_died_gets_its_outcome(
     try:
         assert store.claim(job.key, job.dumps(), 3600)  # its lease died with its replica
         bot.start()
-        assert _wait(lambda: _outcomes(slack, thread)), slack.calls_to("chat.postMessage")
+        assert wait_until(lambda: _outcomes(slack, thread)), slack.calls_to("chat.postMessage")
         said = _outcomes(slack, thread)
         assert len(said) == 1 and "<@U0ALICE>" in said[0]
-        assert _wait(lambda: store.items("follow:") == {} and store.items("lease:") == {})
+        assert wait_until(lambda: store.items("follow:") == {} and store.items("lease:") == {})
     finally:
         store.close()
 
@@ -86,7 +77,7 @@ def test_a_deployment_another_replica_holds_is_not_polled_here(
         assert _outcomes(slack, thread) == []
         # The other replica goes away (its lease lapses, or it lets go): this one takes over.
         assert store.release(f"lease:follow:{job.deployment}", "other-replica")
-        assert _wait(lambda: _outcomes(slack, thread))
+        assert wait_until(lambda: _outcomes(slack, thread))
         assert len(_outcomes(slack, thread)) == 1
     finally:
         store.close()
@@ -97,10 +88,10 @@ def test_a_followed_deployment_leaves_nothing_behind(
 ) -> None:
     bot.start()
     ts = bot.mention("deploy -s blog")
-    assert _wait(lambda: _outcomes(slack, ts))
+    assert wait_until(lambda: _outcomes(slack, ts))
     store = open_store(store_url)
     try:
-        assert _wait(lambda: store.items("follow:") == {} and store.items("lease:") == {})
+        assert wait_until(lambda: store.items("follow:") == {} and store.items("lease:") == {})
     finally:
         store.close()
     time.sleep(0.5)  # no replica takes the finished deployment up again
@@ -122,7 +113,7 @@ def test_a_taken_over_deployment_is_timed_from_its_own_start(
     try:
         assert store.claim(job.key, job.dumps(), 3600)
         bot.start()
-        assert _wait(lambda: _outcomes(slack, thread)), slack.calls_to("chat.postMessage")
+        assert wait_until(lambda: _outcomes(slack, thread)), slack.calls_to("chat.postMessage")
     finally:
         store.close()
     said = _outcomes(slack, thread)

@@ -14,7 +14,7 @@ import pytest
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from igor_cli.state.locks import ForcedUnlock, Lock, leave_notice, take_notices
-from tests.conftest import Igor, RunningBot, next_ts
+from tests.conftest import Igor, RunningBot, next_ts, wait_until
 from tests.fakes.slack import Call, FakeSlack
 
 ALICE, BOB = "U0ALICE", "U0BOB"
@@ -36,15 +36,6 @@ def forced(slack: FakeSlack) -> list[Call]:
     ]
 
 
-def _wait(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def mention_in_thread(bot: RunningBot, text: str, user: str, channel: str, thread: str) -> str:
     ts = next_ts()
     bot.slack.push_event(
@@ -63,7 +54,7 @@ def test_a_shell_forcing_a_slack_lock_tells_the_holder_in_their_thread_once(
     ran = igor("unlock", "-s", "blog", "--force", "--reason", "hotfix waiting")
     assert ran.exit_code == 0, ran.output
     assert "The forced unlock is on record. `igor serve` tells them in Slack" in ran.stdout
-    assert _wait(lambda: forced(slack))
+    assert wait_until(lambda: forced(slack))
     told = forced(slack)[0].params
     assert (told["channel"], told["thread_ts"]) == ("C0DEPLOY", locked_in)
     assert "<@U0ALICE>, your lock on blog (production)" in told["text"]
@@ -97,7 +88,7 @@ def test_a_lock_recorded_without_its_place_is_told_by_direct_message(
         store.close()
     assert igor("unlock", "-s", "blog", "--force").exit_code == 0
     bot.start()
-    assert _wait(lambda: forced(slack))
+    assert wait_until(lambda: forced(slack))
     told = forced(slack)[0].params
     assert told["channel"] == ALICE and "thread_ts" not in told  # the app's DM with them
     assert "(no reason given)" in told["text"]
@@ -130,7 +121,7 @@ def test_forcing_in_chat_tells_the_holder_once(
     replies = bot.replies(3)
     reply = next(c.params for c in replies if c.params.get("thread_ts") == forced_in)
     assert "which <@U0ALICE> held" in reply["text"] and "They are told in Slack." in reply["text"]
-    assert _wait(lambda: forced(slack))
+    assert wait_until(lambda: forced(slack))
     told = forced(slack)[0].params
     assert (told["channel"], told["thread_ts"]) == ("C0DEPLOY", locked_in)
     assert told["text"].startswith("The lock on blog (production)")
@@ -190,7 +181,7 @@ def test_a_notice_left_while_no_bot_ran_is_told_soon_after_one_starts(
         store.close()
     slack.join("C0DEPLOY")
     bot.start()
-    assert _wait(lambda: forced(slack))
+    assert wait_until(lambda: forced(slack))
     told = forced(slack)[0].params
     assert (told["channel"], told.get("thread_ts")) == ("C0DEPLOY", "1.2")
     assert "<@U0ALICE>, your lock on blog" in told["text"]
