@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from igor_cli import __version__
 from igor_cli.errors import (
@@ -132,12 +132,66 @@ class Requester:
 # -- requests (what the user asked for; built by the shared command definitions)
 
 
+class Request:
+    """What every request of the shared commands says of itself, read by the guard, the
+    chat bridge and the renderers; a request's own fields and class say more.
+
+    The class facets: a change is what rules gate and confirmations ask about, so a new
+    command cannot slip past the guard by its name; one that `halts` a change (cancel)
+    is let through locks, freezes and approvals; one that `previews` is dry-run first
+    in chat, so its question names what it would deploy. The instance facets are read
+    from a request that has no such option as what its absence means (`FACETS`).
+    """
+
+    changes: ClassVar[bool] = False
+    halts: ClassVar[bool] = False
+    previews: ClassVar[bool] = False
+    needs_cloud66: ClassVar[bool] = True
+
+    # Declared for the type checker only: a class attribute here would become the
+    # default of a subclass's own field of that name (dataclasses read it), so the
+    # absent ones are answered by __getattr__ instead.
+    if TYPE_CHECKING:
+        stack: str | None
+        environment: str | None
+        dry_run: bool
+        follow: bool
+        as_json: bool
+        break_glass: bool  # during a freeze (only those the rules name; on record)
+        reason: str  # why, for the record
+        expect: str  # set by a confirmation: deploy this (a hash or tags) or nothing
+    else:
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return FACETS[name]
+            except KeyError:
+                raise AttributeError(name) from None
+
+    def replaced(self, **changes: Any) -> Self:
+        """This request with some fields changed (every request is a frozen dataclass)."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+# What a request without the option means (no stack named, no dry run, ...).
+FACETS: dict[str, Any] = {
+    "stack": None,
+    "environment": None,
+    "dry_run": False,
+    "follow": False,
+    "as_json": False,
+    "break_glass": False,
+    "reason": "",
+    "expect": "",
+}
+
+
 @dataclass(frozen=True)
-class ListRequest:
+class ListRequest(Request):
     """`igor list`."""
 
-    # A change is what rules gate and confirmations ask about: every request says
-    # whether it is one, so a new command cannot slip past the guard by its name.
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
 
@@ -148,7 +202,7 @@ class ListRequest:
 
 
 @dataclass(frozen=True)
-class DeployRequest:
+class DeployRequest(Request):
     """`igor deploy`."""
 
     changes: ClassVar[bool] = True
@@ -176,7 +230,7 @@ class CancelTarget(Enum):
 
 
 @dataclass(frozen=True)
-class CancelRequest:
+class CancelRequest(Request):
     """`igor cancel`."""
 
     changes: ClassVar[bool] = True
@@ -194,7 +248,7 @@ class CancelRequest:
 
 
 @dataclass(frozen=True)
-class WatchRequest:
+class WatchRequest(Request):
     """`igor watch`: follow the stack's running deployment to its end."""
 
     changes: ClassVar[bool] = False
@@ -206,7 +260,7 @@ class WatchRequest:
 
 
 @dataclass(frozen=True)
-class HistoryRequest:
+class HistoryRequest(Request):
     """`igor history`."""
 
     changes: ClassVar[bool] = False
@@ -219,7 +273,7 @@ class HistoryRequest:
 
 
 @dataclass(frozen=True)
-class VersionRequest:
+class VersionRequest(Request):
     """`igor version`."""
 
     changes: ClassVar[bool] = False
@@ -229,25 +283,13 @@ class VersionRequest:
 
 
 @dataclass(frozen=True)
-class WhoamiRequest:
+class WhoamiRequest(Request):
     """`igor whoami`."""
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
 
     as_json: bool = False
-
-
-Request = (
-    ListRequest
-    | DeployRequest
-    | CancelRequest
-    | HistoryRequest
-    | VersionRequest
-    | WhoamiRequest
-    | WatchRequest
-)
-ChangeRequest = DeployRequest | CancelRequest  # each names the one stack it changes
 
 
 # -- outcomes --------------------------------------------------------------
@@ -1348,13 +1390,13 @@ def perform(
     return outcome
 
 
-def held_back(request: Any) -> bool:
+def held_back(request: Request) -> bool:
     """Whether locks, freezes and approvals hold this request back: a change that does not
     only halt one (`halts`, like cancel: stopping a deployment never waits)."""
-    return bool(request.changes) and not getattr(request, "halts", False)
+    return request.changes and not request.halts
 
 
-def guard_change(run: Run, request: Any) -> Run:
+def guard_change(run: Run, request: Request) -> Run:
     """Refuse a change to a stack someone else has locked (`StackLocked`) or that a freeze
     window holds (`StackFrozen`, unless the glass is broken); otherwise the run, with
     the stack it changes resolved when that had to be looked up.
@@ -1371,7 +1413,7 @@ def guard_change(run: Run, request: Any) -> Run:
     now = run.env.clock()
     if not locks and not any_freeze_now(freezes, now):
         return run
-    name, environment = getattr(request, "stack", None), getattr(request, "environment", None)
+    name, environment = request.stack, request.environment
     if not isinstance(name, str):
         raise IgorError(
             f"igor cannot tell which stack this {type(request).__name__} changes, and some "
@@ -1384,7 +1426,7 @@ def guard_change(run: Run, request: Any) -> Run:
 
 
 def _refuse_if_frozen(
-    env: Environment, stack: Stack, origin: Origin, request: Any, freezes: list[Any]
+    env: Environment, stack: Stack, origin: Origin, request: Request, freezes: list[Any]
 ) -> None:
     """`StackFrozen` during a freeze, unless someone it names breaks the glass (on record)."""
     from igor_cli.freeze import StackFrozen, freeze_in_the_way
@@ -1395,7 +1437,7 @@ def _refuse_if_frozen(
     if window is None:
         return
     allowed = window.freeze.may_break(origin.user)
-    if not getattr(request, "break_glass", False):
+    if not request.break_glass:
         hint = (
             "You may override it with --break-glass --reason TEXT (it is recorded)."
             if allowed
@@ -1406,11 +1448,11 @@ def _refuse_if_frozen(
         raise StackFrozen(
             stack.label, window, "You are not among those this freeze lets break the glass."
         )
-    reason = str(getattr(request, "reason", "")).strip()
+    reason = request.reason.strip()
     if not reason:
         raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
     store = env.state_or_none()
-    if store is not None and not getattr(request, "dry_run", False):  # a dry run posts nothing
+    if store is not None and not request.dry_run:  # a dry run posts nothing
         keep_on_record(
             store,
             {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
-from igor_cli.actions import Origin, Run, find_stack, performs
+from igor_cli.actions import Origin, Request, Run, find_stack, performs
 from igor_cli.errors import AmbiguousStack, ExitCode, IgorError, UsageProblem
 from igor_cli.state.audit import keep_on_record
 from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice, lock_key
@@ -59,7 +59,7 @@ def parse_duration(value: str | float) -> float:
 
 
 @dataclass(frozen=True)
-class LockRequest:
+class LockRequest(Request):
     """`igor lock`."""
 
     changes: ClassVar[bool] = False  # it changes no stack at Cloud 66: no confirmation
@@ -73,7 +73,7 @@ class LockRequest:
 
 
 @dataclass(frozen=True)
-class UnlockRequest:
+class UnlockRequest(Request):
     """`igor unlock`."""
 
     changes: ClassVar[bool] = False
@@ -92,7 +92,7 @@ class UnlockRequest:
 
 
 @dataclass(frozen=True)
-class LocksRequest:
+class LocksRequest(Request):
     """`igor locks`."""
 
     changes: ClassVar[bool] = False

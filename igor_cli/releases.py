@@ -22,6 +22,7 @@ from igor_cli.actions import (
     DeployOutcome,
     DeployRequest,
     Origin,
+    Request,
     Run,
     StackHints,
     deploy_resolved,
@@ -51,7 +52,7 @@ StackLock = Callable[[str], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
-class RollbackRequest:
+class RollbackRequest(Request):
     """`igor rollback`."""
 
     changes: ClassVar[bool] = True
@@ -72,7 +73,7 @@ class RollbackRequest:
 
 
 @dataclass(frozen=True)
-class PromoteRequest:
+class PromoteRequest(Request):
     """`igor promote`: the stack that changes is the one in `environment` (--to)."""
 
     changes: ClassVar[bool] = True

@@ -109,11 +109,12 @@ def perform(env: Environment, request: Any) -> int:
     A shell-only request (set-up, the bot) runs itself; the others go through
     the shared actions. Typed errors become their message and exit code here.
     """
+    from igor_cli.actions import Request
     from igor_cli.errors import IgorError
 
-    # Every request of the shared actions says whether it needs Cloud 66; the shell-only
-    # ones (setup_commands.py) do not, and only for them are those loaded.
-    if hasattr(request, "needs_cloud66"):
+    # The shared actions' requests are all Requests; only for the shell-only ones
+    # (setup_commands.py) is that module loaded.
+    if isinstance(request, Request):
         return run(env, request)
     run_it = _shell_only().get(type(request))
     if run_it is None:
@@ -143,7 +144,7 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.render.terminal import TerminalRenderer
 
     # deploy, rollback and promote take --follow; watch always follows.
-    follows = isinstance(request, WatchRequest) or bool(getattr(request, "follow", False))
+    follows = isinstance(request, WatchRequest) or request.follow
     # Following with --json writes JSON Lines: one compact event a line.
     renderer = TerminalRenderer(
         env.out, env.err, env.clock(), as_json=request.as_json, lines=follows

@@ -200,7 +200,7 @@ def test_the_lock_check_costs_no_extra_cloud66_request(
 
 
 @dataclass(frozen=True)
-class RestartRequest:
+class RestartRequest(actions.Request):
     """A change someone adds later, without a word about locks."""
 
     changes: ClassVar[bool] = True
@@ -225,9 +225,9 @@ def test_a_new_change_is_held_back_without_knowing_about_locks(
 
         actions.perform(lambda: client, LockRequest("blog"), alice, env=env)
         with pytest.raises(StackLocked, match="locked by Slack user U0ALICE"):
-            actions.perform(lambda: client, RestartRequest("blog"), bob, env=env)  # type: ignore[arg-type]
+            actions.perform(lambda: client, RestartRequest("blog"), bob, env=env)
         assert ran == []
-        actions.perform(lambda: client, RestartRequest("blog"), alice, env=env)  # type: ignore[arg-type]
+        actions.perform(lambda: client, RestartRequest("blog"), alice, env=env)
         assert ran == ["blog"]
     finally:
         del actions.ACTIONS[RestartRequest]

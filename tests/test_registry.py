@@ -46,6 +46,8 @@ def _registered(dispatcher: Any, kind: type) -> bool:
 def problems_for(request_type: type) -> list[str]:
     """What a request type lacks to be performed and rendered everywhere."""
     name = request_type.__name__
+    if not issubclass(request_type, actions.Request):
+        return [f"{name}: not an actions.Request (the guard and bridge read its facets)"]
     action = actions.ACTIONS.get(request_type)
     if action is None:
         return [f"{name}: no action (actions.performs)"]
@@ -75,7 +77,7 @@ def test_every_command_is_whole() -> None:
 
 
 @dataclass(frozen=True)
-class RestartRequest:
+class RestartRequest(actions.Request):
     """A command someone adds without its question or renderers."""
 
     changes: ClassVar[bool] = True
@@ -94,6 +96,9 @@ def restart(run: actions.Run, request: RestartRequest) -> RestartOutcome:
 
 def test_a_change_without_a_question_or_a_renderer_is_refused() -> None:
     assert problems_for(RestartRequest) == ["RestartRequest: no action (actions.performs)"]
+    assert problems_for(RestartOutcome) == [
+        "RestartOutcome: not an actions.Request (the guard and bridge read its facets)"
+    ]
     actions.ACTIONS[RestartRequest] = restart
     try:
         found = problems_for(RestartRequest)

@@ -82,7 +82,7 @@ class Reply:
     def deployment_to_follow(self) -> DeployOutcome | WatchOutcome | None:
         """A deployment to follow in the thread: one igor runs, or one `watch` attached to."""
         outcome = self.outcome
-        if getattr(self.request, "dry_run", False):
+        if self.request is not None and self.request.dry_run:
             return None  # a dry run asked what would happen; it follows nothing
         if isinstance(outcome, DeployOutcome | WatchOutcome) and outcome.followable:
             return outcome
@@ -304,7 +304,7 @@ class Bridge:
                     )
                 return finish(self.perform(name, request, origin, connect))
 
-        named = getattr(request, "stack", None) if request.changes else None
+        named = request.stack if request.changes else None
         # One stack name (any case) covers every stack a change could resolve to.
         return Work(rest, named.strip().casefold() if isinstance(named, str) else None)
 
@@ -338,7 +338,7 @@ class Bridge:
         keyed on an environment applies whether or not `-e` was given.
         """
         fields = _request_fields(request)
-        named, typed = getattr(request, "stack", None), getattr(request, "environment", None)
+        named, typed = request.stack, request.environment
         if not isinstance(named, str):  # a change must name its stack: fail closed, and say so
             text = f"igor cannot tell which stack `{name}` would change; nothing was done."
             return Reply("refused", name, request, notice=text, fields=fields)
@@ -357,11 +357,11 @@ class Bridge:
             fields["refused"] = "stack changed since the confirmation"
             return Reply("refused", name, request, notice=text, fields=fields)
         # The action acts on the stack the decisions were made about.
-        pinned: Request = dataclasses.replace(request, environment=stack.environment)  # type: ignore[arg-type]
+        pinned = request.replaced(environment=stack.environment)
         if confirmed is not None and confirmed.expect:
             # The click deploys what its question named, or nothing.
-            pinned = dataclasses.replace(pinned, expect=confirmed.expect)  # type: ignore[call-arg]
-        dry_run = bool(getattr(request, "dry_run", False))  # nothing would be posted
+            pinned = pinned.replaced(expect=confirmed.expect)
+        dry_run = request.dry_run  # nothing would be posted
         approval = self.rules.needs_approval(stack.environment) and held_back(request)
         if (
             confirmed is None
@@ -374,15 +374,15 @@ class Bridge:
                 except IgorError as error:
                     fields["error"] = type(error).__name__
                     return Reply("error", name, request, error=error, fields=fields)
-            if getattr(request, "previews", False):
+            if request.previews:
                 # What it would deploy is known only by looking: look (a dry run), and
                 # answer a refusal now; otherwise the question names it.
-                dry: Request = dataclasses.replace(pinned, dry_run=True)  # type: ignore[arg-type]
+                dry = pinned.replaced(dry_run=True)
                 looked = self.perform(name, dry, origin, connect)
                 if looked.outcome is None or looked.outcome.exit_code != 0:
                     return looked
                 expect = str(getattr(looked.outcome, "deploys", ""))
-                pinned = dataclasses.replace(pinned, expect=expect)  # type: ignore[call-arg]
+                pinned = pinned.replaced(expect=expect)
             return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
         return self.perform(name, pinned, origin, connect)
 
@@ -405,7 +405,7 @@ class Bridge:
         pending = PendingCommand(
             words, origin.user, channel, thread, origin.request_id,
             expires=self.env.clock().timestamp() + seconds, stack_uid=stack.uid,
-            approval=approval, expect=str(getattr(request, "expect", "")),
+            approval=approval, expect=request.expect,
         )  # fmt: skip
         value = self.signer.sign(pending)
         if len(value) > BUTTON_VALUE_LIMIT:
@@ -442,7 +442,7 @@ class Bridge:
 
 
 def _typed_environment(request: Request) -> str | None:
-    return getattr(request, "environment", None)
+    return request.environment
 
 
 def _refused(name: str, request: Request, refusal: Refusal, stack: Stack | None = None) -> Reply:

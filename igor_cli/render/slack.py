@@ -295,7 +295,7 @@ def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.error is not None:
         return render_error(reply.error)
     if reply.outcome is not None:
-        as_json = bool(getattr(reply.request, "as_json", False))
+        as_json = reply.request is not None and reply.request.as_json
         return render_outcome(reply.outcome, now, as_json=as_json)
     if reply.notice:
         return message(mrkdwn(reply.notice), emoji=NOTICE_EMOJI.get(reply.status, ""))

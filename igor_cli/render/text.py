@@ -108,7 +108,7 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
         return ConsoleText(_error(reply.error), emoji=":warning:")
     if reply.outcome is not None:
         outcome = reply.outcome
-        if getattr(reply.request, "as_json", False):
+        if reply.request is not None and reply.request.as_json:
             return ConsoleText(
                 "", tuple(json.dumps(sentences.facts(outcome), indent=2).split("\n"))
             )

@@ -280,11 +280,11 @@ class SlackBot:
     def _announce_broken_glass(self, reply: Reply, place: Place) -> None:
         """A change posted with --break-glass is said in the channel, not only the thread."""
         request, outcome = reply.request, reply.outcome
-        if not getattr(request, "break_glass", False) or not getattr(outcome, "posted", False):
+        if request is None or not request.break_glass or not getattr(outcome, "posted", False):
             return
         stack = getattr(outcome, "stack", None)
         what = f"{reply.command} of {stack.label}" if stack is not None else reply.command
-        reason = str(getattr(request, "reason", ""))
+        reason = request.reason
         text = (
             f":rotating_light: {mrkdwn(mention(place.user))} broke the glass: "
             f"{mrkdwn(what)} with --break-glass, because: {mrkdwn(reason)}"
