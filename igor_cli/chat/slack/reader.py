@@ -55,7 +55,7 @@ OP_PONG = 0xA
 OPCODES = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG})
 # slack_sdk's handshake reads the response's lines up to each "\r", so the "\n"
 # that ends the last one reaches the frame reader first. 0x0A cannot start a
-# frame (a control frame is never fragmented), so it is skipped there.
+# frame (a control frame is never fragmented), so it is skipped before the first.
 STRAY_NEWLINE = 0x0A
 # Close codes (RFC 6455 §7.4.1) igor fails a connection with.
 PROTOCOL_ERROR = 1002
@@ -70,7 +70,8 @@ SENDABLE_CLOSE_CODES = frozenset(range(1000, 1012)) - {1004, 1005, 1006} | froze
 Envelope = tuple[str, str, dict[str, Any]]  # envelope_id, type, payload
 
 # What igor takes over from slack_sdk's built-in client: the method its receive thread
-# runs for each connection, and the connection's socket, locks and ping answer.
+# runs for each connection, the one its monitor reconnects with (socket.py), and the
+# connection's socket, locks, ping answer and first ping's time.
 # Private names: a slack_sdk that renames one must stop the bot, not leave it
 # connected and deaf (nothing acked, Slack delivering every message again).
 CLIENT_NEEDS = ("_run_current_session", "connect_to_new_endpoint", "current_session_state")
