@@ -29,6 +29,7 @@ from slack_sdk.webhook import WebhookClient
 
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import (
+    CLOSE_WAIT,
     DEFAULT_BOT_SCOPES,
     OP_BINARY,
     OP_CLOSE,
@@ -36,6 +37,7 @@ from tests.fakes.slack import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    ClientClose,
     FakeSlack,
     Frame,
     encode_frame,
@@ -473,6 +475,81 @@ def test_send_disconnect_raw(fake: FakeSlack) -> None:
         assert close.payload[:2] == (1001).to_bytes(2, "big")
         assert time.monotonic() - sent >= 0.25
         assert ws.rfile.read(1) == b""
+
+
+def test_a_close_from_the_fake_waits_for_the_clients_close(fake: FakeSlack) -> None:
+    with raw_ws(fake) as ws:
+        ws.recv_json()
+        fake.send_close(1001, "going away")
+        close = ws.recv()
+        assert (close.opcode, close.payload) == (
+            OP_CLOSE,
+            (1001).to_bytes(2, "big") + b"going away",
+        )
+        assert fake.live_connections() == 0  # no more pushes once the Close is sent
+        ws.sock.settimeout(CLOSE_WAIT / 2)
+        with pytest.raises(TimeoutError):
+            ws.sock.recv(1)  # TCP stays open: the server waits for the client's Close
+        ws.sock.settimeout(5)
+        ws.send(OP_CLOSE, (1001).to_bytes(2, "big"))
+        assert ws.sock.recv(1) == b""  # then closes TCP (RFC 6455 §7.1.1)
+    assert fake.close_frames == [ClientClose(1, 1001, "")]
+
+
+def test_a_client_that_never_answers_a_close_is_cut_off(fake: FakeSlack) -> None:
+    with raw_ws(fake) as ws:
+        ws.recv_json()
+        started = time.monotonic()
+        fake.send_close(1001)
+        assert ws.recv().opcode == OP_CLOSE
+        assert ws.rfile.read(1) == b""
+        assert CLOSE_WAIT * 0.9 <= time.monotonic() - started < CLOSE_WAIT + 2
+    assert fake.close_frames == []
+
+
+@pytest.mark.parametrize("hello_first", [False, True])
+def test_more_connections_than_an_app_may_hold_are_turned_away(
+    fake: FakeSlack, hello_first: bool
+) -> None:
+    fake.max_connections = 2
+    fake.hello_before_refusal = hello_first
+    with raw_ws(fake) as first, raw_ws(fake) as second, raw_ws(fake) as third:
+        assert first.recv_json()["type"] == second.recv_json()["type"] == "hello"
+        if hello_first:
+            assert third.recv_json()["type"] == "hello"
+        assert third.recv_json() == {
+            "type": "disconnect", "reason": "too_many_websockets", "debug_info": {"host": "fake"},
+        }  # fmt: skip
+        close = third.recv()
+        assert (close.opcode, close.payload[:2]) == (OP_CLOSE, (1001).to_bytes(2, "big"))
+        third.send(OP_CLOSE, (1001).to_bytes(2, "big"))
+        assert third.rfile.read(1) == b""
+        assert (fake.connections_opened, fake.connections_refused) == (2, 1)
+        envelope_id = fake.push_event({"type": "app_mention", "text": "to a kept one"})
+        assert second.recv_json()["envelope_id"] == envelope_id  # never to the refused one
+    fake.wait_disconnected()
+    assert fake.open_connections() == 0
+
+
+def test_socket_mode_turned_off_disconnects_every_connection(fake: FakeSlack) -> None:
+    with raw_ws(fake) as ws:
+        ws.recv_json()
+        fake.disable_socket_mode()
+        assert ws.recv_json()["reason"] == "link_disabled"
+        assert ws.recv().opcode == OP_CLOSE
+        with raw_ws(fake) as late:  # a URL is still handed out (unconfirmed), but
+            assert late.recv_json()["reason"] == "link_disabled"  # no hello comes
+            assert late.recv().opcode == OP_CLOSE
+    assert fake.connections_opened == 1
+    assert fake.connections_refused == 1
+
+
+def test_send_raw_writes_bytes_as_they_are(fake: FakeSlack) -> None:
+    with raw_ws(fake) as ws:
+        ws.recv_json()
+        fake.send_raw(encode_frame(OP_TEXT, b"{}", mask=b"abcd") + b"\xc1\x00")
+        assert ws.recv() == Frame(fin=True, opcode=OP_TEXT, masked=True, payload=b"{}")
+        assert ws.rfile.read(2) == b"\xc1\x00"
 
 
 def test_unmasked_client_frame_is_a_protocol_error(fake: FakeSlack) -> None:

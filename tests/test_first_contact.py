@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from igor_cli.actions import FollowPolicy, follow
 from igor_cli.chat.console import run_console
+from igor_cli.chat.slack.manifest import bot_scopes, manifest
 from igor_cli.chat.slack.updates import Updater
 from igor_cli.cloud66 import Cloud66Client
 from igor_cli.config import Environment
@@ -25,7 +27,7 @@ from igor_cli.render.slack import SlackMessage
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from tests.conftest import Igor, RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import DEFAULT_BOT_SCOPES, FakeSlack
 
 # -- Cloud 66 ------------------------------------------------------------------------
 
@@ -213,6 +215,33 @@ def test_a_slash_confirmation_where_igor_is_not_a_member_reaches_the_requester(
     assert any("Deploy started: blog (production)." in t for t in delivered)
     assert any("Deployed blog" in t for t in delivered), delivered
     assert sim.count("POST", "/deployments") == 1
+
+
+def test_igor_asks_for_no_chat_write_public_and_the_readme_says_why() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    listed = re.search(r"only\s+the bot scopes the code uses \(([^)]*)\)", readme)
+    assert listed is not None
+    assert sorted(re.findall(r"`([^`]+)`", listed[1])) == bot_scopes()
+    assert "chat:write.public" not in manifest()["oauth_config"]["scopes"]["bot"]
+    assert re.search(r"igor does not ask for\s+`chat:write.public`", readme)
+    assert set(bot_scopes()) == DEFAULT_BOT_SCOPES  # the fake Slack's app is made from it
+
+
+def test_where_igor_is_no_member_a_failed_response_url_leaves_a_direct_message(
+    bot: RunningBot, slack: FakeSlack
+) -> None:
+    # Slack's own rule (not an injected error) refuses the channel: without
+    # chat:write.public, the requester's DM is what is left.
+    bot.start()
+    slack.fail_next("response_url", status=404)
+    slack.push_slash_command("version", channel_id="C0NOTIN")
+    posts = slack.wait_for_calls("chat.postMessage", 2, timeout=10)
+    assert [(c.params["channel"], c.error) for c in posts] == [
+        ("C0NOTIN", "not_in_channel"),
+        ("U0ALICE", None),
+    ]
+    assert "igor 0.1.0" in posts[1].params["text"]
+    assert len(slack.calls_to("response_url")) == 1 and not slack.is_member("C0NOTIN")
 
 
 def test_a_silent_connection_is_replaced(bot: RunningBot, slack: FakeSlack) -> None:

@@ -6,18 +6,23 @@ test's, to see what igor's intake is handed and when.
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from igor_cli.chat.slack import reader
+from igor_cli.chat.slack.reader import MESSAGE_LIMIT, SKIP_LIMIT
 from igor_cli.chat.slack.socket import SocketModeTransport
 from igor_cli.config import Environment
-from tests.conftest import RunningBot, next_ts
-from tests.fakes.slack import FakeSlack
+from tests.conftest import RunningBot, next_ts, wait_until
+from tests.fakes.slack import CLOSE_WAIT, OP_CONTINUATION, OP_PING, OP_TEXT, FakeSlack, encode_frame
 
 
 class Taken:
@@ -176,8 +181,6 @@ def test_a_slack_sdk_without_what_the_reader_needs_stops_the_bot_saying_so(
 ) -> None:
     # A slack_sdk whose connection lost a private name igor reads frames with: the bot
     # must stop with the reason, not stay connected and ack nothing.
-    from igor_cli.chat.slack import reader
-
     monkeypatch.setattr(reader, "CONNECTION_NEEDS", (*reader.CONNECTION_NEEDS, "sock_v2"))
     taken = Taken()
     transport = transport_for(taken)
@@ -188,3 +191,147 @@ def test_a_slack_sdk_without_what_the_reader_needs_stops_the_bot_saying_so(
     late = slack.push_event(event("list"))
     time.sleep(0.5)  # room for a reader that should not exist to ack it
     assert late not in slack.acks and taken.items == []
+
+
+# -- what Slack may send, and what igor does with what it may not (RFC 6455) --------------
+
+
+def envelope_frame(text: str, envelope_id: str) -> bytes:
+    """The text frame of an Events API envelope, as Slack frames it (unmasked)."""
+    message = {"envelope_id": envelope_id, "type": "events_api", "payload": {"event": event(text)}}
+    return encode_frame(OP_TEXT, json.dumps(message).encode())
+
+
+def igors_closes(slack: FakeSlack, conn_id: int = 1) -> list[int | None]:
+    """The status codes of the Close frames igor sent on one connection."""
+    return [close.code for close in slack.close_frames if close.conn_id == conn_id]
+
+
+def test_slacks_close_frame_is_answered_with_one(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    transport_for(Taken())
+    slack.send_close(1001, "going away")
+    assert wait_until(lambda: igors_closes(slack) == [1001], timeout=CLOSE_WAIT * 0.9)
+    slack.wait_connected(count=2)  # and a new connection at once
+    assert slack.protocol_errors == []  # igor's Close is masked, as a client's must be
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (encode_frame(OP_TEXT, b'{"envelope_id": "masked"}', mask=b"\x01\x02\x03\x04"), 1002),
+        (bytes([0x80 | 0x40 | OP_TEXT, 2]) + b"{}", 1002),  # RSV1, with no extension agreed
+        (bytes([0x80 | 0x3, 0]), 1002),  # a reserved data opcode
+        (bytes([OP_PING, 0]), 1002),  # a control frame split in two
+        (encode_frame(OP_CONTINUATION, b"}"), 1002),  # the rest of no message
+        (encode_frame(OP_TEXT, b'{"text": "\xff"}'), 1007),  # text that is not UTF-8
+        (b"\x81\x7f" + (2**62).to_bytes(8, "big") + b"{" * 64, 1009),  # 4 EiB, said to follow
+    ],
+    ids=["masked", "rsv", "opcode", "split-ping", "continuation", "not-utf8", "2**62-bytes"],
+)
+def test_a_frame_no_server_may_send_fails_the_connection_at_once(
+    slack: FakeSlack,
+    transport_for: Callable[[Taken], SocketModeTransport],
+    bad: bytes,
+    code: int,
+) -> None:
+    taken = Taken()
+    transport_for(taken)
+    slack.send_raw(envelope_frame("before it", "good-1") + bad + envelope_frame("after", "good-2"))
+    slack.wait_connected(count=2)  # a new connection at once, not after the watchdog's wait
+    assert igors_closes(slack) == [code]  # the Close says why (RFC 6455 §7.1.7, §7.4.1)
+    slack.wait_ack("good-1")  # what came before the bad frame is read, acked and taken
+    assert [text for _, text in taken.wait(1)] == ["before it"]
+    assert set(slack.acks) == {"good-1"}  # the rest is Slack's to deliver again
+    later = slack.push_event(event("on the new connection"))
+    slack.wait_ack(later)
+    assert [text for _, text in taken.wait(2)][1] == "on the new connection"
+
+
+def test_a_message_nested_too_deep_is_dropped_alone(
+    slack: FakeSlack,
+    transport_for: Callable[[Taken], SocketModeTransport],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="igor")
+    taken = Taken()
+    transport_for(taken)
+    deep = '{"envelope_id": "deep", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    slack.send_raw(
+        envelope_frame("first", "e-1")
+        + encode_frame(OP_TEXT, deep.encode())
+        + envelope_frame("third", "e-3")
+    )
+    slack.wait_acks(["e-1", "e-3"])
+    assert [text for _, text in taken.wait(2)] == ["first", "third"]
+    slack.ping_and_wait()
+    assert "deep" not in slack.acks
+    assert slack.connections_opened == 1 and slack.close_frames == []  # the connection lives
+    dropped = [r for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(dropped) == 1
+
+
+def test_a_message_too_big_to_keep_is_dropped_alone(
+    slack: FakeSlack,
+    transport_for: Callable[[Taken], SocketModeTransport],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="igor")
+    taken = Taken()
+    transport_for(taken)
+    big = json.dumps({"envelope_id": "big", "payload": {"blob": "x" * MESSAGE_LIMIT}})
+    slack.send_raw(
+        envelope_frame("before", "e-1")
+        + encode_frame(OP_TEXT, big.encode())
+        + envelope_frame("after", "e-2")
+    )
+    slack.wait_acks(["e-1", "e-2"], timeout=10)
+    assert [text for _, text in taken.wait(2)] == ["before", "after"]
+    assert "big" not in slack.acks
+    assert slack.connections_opened == 1 and slack.close_frames == []
+    assert len([r for r in caplog.records if "dropped it unread" in r.getMessage()]) == 1
+
+
+def test_an_unfinished_message_is_never_kept_past_the_limit(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    # 12 MB of fragments with no last frame yet: igor holds no more than MESSAGE_LIMIT
+    # of it (before, every fragment was kept until the last came, or forever).
+    taken = Taken()
+    transport_for(taken)
+    part = b"x" * (256 * 1024)
+    tracemalloc.start()
+    try:
+        slack.send_raw(encode_frame(OP_TEXT, b'{"envelope_id": "huge", "blob": "', fin=False))
+        for _ in range(48):
+            slack.send_raw(encode_frame(OP_CONTINUATION, part, fin=False))
+        slack.ping_and_wait(timeout=20)  # igor has read all of it by its pong
+        held = sum(
+            stat.size
+            for stat in tracemalloc.take_snapshot()
+            .filter_traces([tracemalloc.Filter(True, reader.__file__)])
+            .statistics("filename")
+        )
+    finally:
+        tracemalloc.stop()
+    assert held < MESSAGE_LIMIT, held
+    slack.send_raw(encode_frame(OP_CONTINUATION, b'"}') + envelope_frame("next", "e-next"))
+    slack.wait_ack("e-next")
+    assert [text for _, text in taken.wait(1)] == ["next"]
+    assert "huge" not in slack.acks
+    assert slack.connections_opened == 1 and slack.close_frames == []
+
+
+def test_a_message_that_grows_past_what_igor_reads_past_ends_the_connection(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    transport_for(Taken())
+    part = b"x" * (1024 * 1024)
+    frames = [encode_frame(OP_TEXT, b"{", fin=False)]
+    frames += [
+        encode_frame(OP_CONTINUATION, part, fin=False) for _ in range(SKIP_LIMIT // len(part))
+    ]
+    slack.send_raw(b"".join(frames))
+    slack.wait_connected(count=2, timeout=20)
+    assert igors_closes(slack) == [1009]  # "message too big" (RFC 6455 §7.4.1)

@@ -33,6 +33,12 @@ catches what Slack would refuse (each can be relaxed for a test that is about so
 * conversations.replies: the parent first, ``limit`` counting it, ``has_more`` and a cursor.
 * Rate limits per method (``rate_limits``; chat.update: 50 a minute): HTTP 429 + Retry-After.
 * Revoked tokens (:meth:`FakeSlack.revoke_bot_token`, :meth:`FakeSlack.revoke_app_token`).
+* At most ``max_connections`` (10) open connections per app; one more is turned away with a
+  ``too_many_websockets`` disconnect. Socket Mode turned off in the app's settings
+  (:meth:`FakeSlack.disable_socket_mode`): every connection gets ``link_disabled``.
+* The closing handshake (RFC 6455 §5.5.1, §7.1.1): a Close the fake sends is followed by TCP's
+  close only once the client answered with its own Close (or after ``CLOSE_WAIT`` seconds);
+  every Close a client sends is kept in ``close_frames``.
 
 Time for these rules comes from the injectable ``clock`` (epoch seconds).
 """
@@ -63,12 +69,15 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "CLOSE_WAIT",
     "DEFAULT_BOT_SCOPES",
     "DEFAULT_RATE_LIMITS",
+    "MAX_CONNECTIONS",
     "RESPONSE_URL_LIFETIME",
     "RESPONSE_URL_MAX_POSTS",
     "Ack",
     "Call",
+    "ClientClose",
     "FakeSlack",
     "Frame",
     "RateLimit",
@@ -114,6 +123,13 @@ DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
 _MEMBERSHIP_METHODS = frozenset(
     {"chat.postMessage", "chat.postEphemeral", "chat.update", "conversations.replies"}
 )
+
+#: Socket Mode allows an app "up to 10 open WebSocket connections at the same time"
+#: (api.slack.com/apis/connections/socket-implement, "Using multiple connections").
+MAX_CONNECTIONS = 10
+#: How long the fake waits for a client's Close after sending its own before it closes TCP
+#: (RFC 6455 §7.1.1 leaves the wait to the server).
+CLOSE_WAIT = 1.0
 
 #: A response_url takes this many posts, for this long after it was issued.
 RESPONSE_URL_MAX_POSTS = 5
@@ -233,6 +249,15 @@ class Ack:
     sent_at: float  # monotonic time the envelope was pushed (nan if never pushed)
     acked_at: float  # monotonic time the ack frame arrived
     payload: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ClientClose:
+    """A Close frame a client sent (RFC 6455 §5.5.1): its status code (None: none given)."""
+
+    conn_id: int
+    code: int | None
+    reason: str
 
 
 @dataclass
@@ -506,7 +531,15 @@ class FakeSlack:
         self.ack_log: list[Ack] = []  # every ack frame, in arrival order
         self.client_messages: list[Any] = []  # client text frames that are not acks
         self.protocol_errors: list[str] = []  # WebSocket protocol violations by clients
-        self.connections_opened = 0
+        self.close_frames: list[ClientClose] = []  # every Close a client sent, in order
+        self.connections_opened = 0  # connections greeted with hello and kept
+        self.connections_refused = 0  # connections turned away (too_many_websockets, ...)
+        self.max_connections = MAX_CONNECTIONS
+        self.socket_mode = True  # False once disable_socket_mode() was called
+        # Unconfirmed: whether Slack sends hello before a too_many_websockets disconnect (the
+        # reason's name is from slackapi/node-slack-sdk's socket-mode tests and issue reports;
+        # Slack's docs name only the limit). A test may choose either.
+        self.hello_before_refusal = False
 
         self._cond = threading.Condition(threading.RLock())
         self._failures: dict[str, deque[_Failure]] = {}
@@ -731,13 +764,9 @@ class FakeSlack:
             self._tickets.clear()
             conns = [c for c in self._conns if c.state != "closed"]
             self._cond.notify_all()
-        for conn in conns:
-            # Unconfirmed: how Slack closes a Socket Mode connection whose token was revoked
-            # (close code, or a "disconnect" message first); 1008 is the WebSocket "policy" code.
-            if conn.state != "silent":  # a silent connection gets nothing through
-                with contextlib.suppress(OSError):
-                    conn.send_close(1008, "token revoked")
-            self._close_conn(conn)
+        # Unconfirmed: how Slack closes a Socket Mode connection whose token was revoked
+        # (close code, or a "disconnect" message first); 1008 is the WebSocket "policy" code.
+        self._close_gracefully(conns, 1008, "token revoked")
         deadline = time.monotonic() + _JOIN_BUDGET
         for conn in conns:
             conn.finished.wait(max(0.0, deadline - time.monotonic()))
@@ -1177,20 +1206,34 @@ class FakeSlack:
         with self._cond:
             self._conn_counter += 1
             conn = _WsConn(self._conn_counter, sock, ticket)
+        refusal: str | None = None
         # Hold the write lock while registering so that no push overtakes the hello.
         with conn.write_lock:
             with self._cond:
+                if not self.socket_mode:
+                    refusal = "link_disabled"  # Unconfirmed: what a connection made while off gets
+                elif sum(1 for c in self._conns if c.state != "closed") >= self.max_connections:
+                    refusal = "too_many_websockets"
                 self._conns.append(conn)
                 hello["num_connections"] = sum(1 for c in self._conns if c.state != "closed")
+                if refusal is not None:
+                    conn.state = "disconnecting"
+                    self.connections_refused += 1
+            greet = refusal is None or (refusal != "link_disabled" and self.hello_before_refusal)
             try:
-                sock.sendall(handshake + encode_frame(OP_TEXT, _json_bytes(hello)))
+                sock.sendall(
+                    handshake + (encode_frame(OP_TEXT, _json_bytes(hello)) if greet else b"")
+                )
             except OSError:
                 self._finish_conn(conn)
                 return
-            with self._cond:
-                self.connections_opened += 1
-                self._cond.notify_all()
-        logger.debug("fake slack: websocket %s opened", conn)
+            if refusal is None:
+                with self._cond:
+                    self.connections_opened += 1
+                    self._cond.notify_all()
+        logger.debug("fake slack: websocket %s opened (refused: %s)", conn, refusal)
+        if refusal is not None:
+            self._disconnect(conn, refusal, close_after=0.05)
         conn.rfile = h.rfile
         try:
             self._read_loop(conn, h.rfile)
@@ -1221,10 +1264,16 @@ class FakeSlack:
                             silent = conn.state == "silent"
                         if silent:
                             continue  # nothing gets through; the client's TCP close ends it
-                        code = 1000
+                        code = None
                         if len(frame.payload) >= 2:
                             (code,) = struct.unpack("!H", frame.payload[:2])
-                        conn.send_close(code)
+                        reason = frame.payload[2:].decode("utf-8", errors="replace")
+                        with self._cond:
+                            self.close_frames.append(ClientClose(conn.id, code, reason))
+                            self._cond.notify_all()
+                        # RFC 6455 §5.5.1: answered (unless this was the answer), then TCP
+                        # closed by the server (§7.1.1).
+                        conn.send_close(1000 if code is None else code)
                         break
                     elif frame.opcode == OP_PONG:
                         with self._cond:
@@ -1325,6 +1374,11 @@ class FakeSlack:
         """Connections that are open and accept pushes."""
         with self._cond:
             return sum(1 for c in self._conns if c.state == "open")
+
+    def open_connections(self) -> int:
+        """Connections not closed yet, whatever their state: what Slack's limit counts."""
+        with self._cond:
+            return sum(1 for c in self._conns if c.state != "closed")
 
     def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
         """Until ``connections_opened >= count`` and a connection is live (hello sent)."""
@@ -1582,7 +1636,9 @@ class FakeSlack:
 
         From the disconnect on, that connection takes no more pushes.
         """
-        conn = self._newest_open()
+        self._disconnect(self._newest_open(), reason, close_after=close_after)
+
+    def _disconnect(self, conn: _WsConn, reason: str, *, close_after: float) -> None:
         with self._cond:
             conn.state = "disconnecting"
         message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}
@@ -1592,23 +1648,69 @@ class FakeSlack:
             self._close_conn(conn)
             return
 
-        def close_later() -> None:
+        self._later(close_after, lambda: self._close_gracefully([conn], 1001, "disconnect"))
+
+    def _later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run `action` on a thread of its own after `delay` seconds (unless the fake stops)."""
+
+        def run() -> None:
             try:
-                if self._stopping.wait(close_after):
-                    return
-                with contextlib.suppress(OSError):
-                    conn.send_close(1001, "disconnect")
-                self._close_conn(conn)
+                if not self._stopping.wait(delay):
+                    action()
             finally:
                 with self._cond:
                     self._threads.discard(threading.current_thread())
 
-        thread = threading.Thread(
-            target=close_later, name=f"fake-slack-close-{conn.id}", daemon=True
-        )
+        thread = threading.Thread(target=run, name="fake-slack-later", daemon=True)
         with self._cond:
             self._threads.add(thread)
         thread.start()
+
+    def _close_gracefully(self, conns: list[_WsConn], code: int, reason: str) -> None:
+        """Close frames, then TCP once each client answered with its Close (RFC 6455 §5.5.1;
+        §7.1.1: the server closes TCP first) or after CLOSE_WAIT seconds."""
+        for conn in conns:
+            with self._cond:
+                silent = conn.state == "silent"  # nothing gets through
+                if conn.state != "closed" and not silent:
+                    conn.state = "disconnecting"
+            if not silent:
+                with contextlib.suppress(OSError):
+                    conn.send_close(code, reason)
+        deadline = time.monotonic() + CLOSE_WAIT
+        for conn in conns:
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))  # the reader got the Close
+            self._close_conn(conn)
+
+    def send_close(self, code: int = 1001, reason: str = "going away") -> None:
+        """Close the newest live connection with a Close frame and no ``disconnect`` first.
+        Slack's docs do not say when it does that; RFC 6455 §5.5.1 lets any server, and a
+        client answers with a Close of its own before the server closes TCP (§7.1.1)."""
+        conn = self._newest_open()
+        with self._cond:
+            conn.state = "disconnecting"  # no more pushes
+        self._later(0.0, lambda: self._close_gracefully([conn], code, reason))
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are onto the newest live connection: frames the real Slack never
+        sends (masked, reserved bits, lengths no message has), to test the client's RFC 6455
+        checks. Every frame ``data`` holds is sent in one write."""
+        conn = self._newest_open()
+        with conn.write_lock:
+            conn.sock.sendall(data)
+
+    def disable_socket_mode(self) -> None:
+        """Socket Mode is turned off in the app's settings: every live connection gets the
+        ``link_disabled`` disconnect message (api.slack.com/apis/connections/socket-implement,
+        "Handle disconnects gracefully") and is closed; later connections get it at once.
+        Unconfirmed: what apps.connections.open answers while it is off (the fake still hands
+        out URLs), and how soon Slack closes after the message (the fake: 0.2 s).
+        """
+        with self._cond:
+            self.socket_mode = False
+            conns = [c for c in self._conns if c.state in ("open", "disconnecting")]
+        for conn in conns:
+            self._disconnect(conn, "link_disabled", close_after=0.2)
 
     def go_silent(self) -> None:
         """The newest live connection goes half-dead, as after a network partition: the TCP

@@ -264,7 +264,7 @@ class Delivery:
                 response = error.response
                 if response.status_code == 429 and waits < MAX_RATE_LIMIT_WAITS:
                     waits += 1
-                    delay = _retry_after(response.headers)
+                    delay = retry_after(response.headers)
                     log.info("Slack rate-limits %s; retrying in %.0f s", method, delay)
                     if self.stopping.wait(delay):
                         raise _Failed("shutting down") from None
@@ -282,7 +282,8 @@ class _Failed(Exception):
         self.error = error
 
 
-def _retry_after(headers: Any) -> float:
+def retry_after(headers: Any) -> float:
+    """Seconds a 429 asks to wait (its Retry-After; 1 s when absent), at most 2 minutes."""
     value = None
     if headers is not None:
         for name in ("Retry-After", "retry-after"):

@@ -3,6 +3,11 @@
 The scopes come from the Web API methods and events the bot really uses,
 listed once here; a test runs the bot and checks every method it called is
 listed, so the manifest cannot drift from the code.
+
+No `chat:write.public`: it would let the bot post in every public channel
+without being invited, and igor only answers where it was asked. Where it is
+not a member, Slack refuses its posts (`not_in_channel`) and delivery.py falls
+back to the slash command's `response_url`, then a direct message.
 """
 
 from __future__ import annotations
