@@ -290,7 +290,7 @@ StackName = Annotated[
     typer.Option(
         "-s", "--stack", metavar="NAME", show_default=False,
         help="The stack's exact name (any case); also taken without -s. Default: "
-        ".igor.toml, IGOR_STACK or the config file (README: Default targets).",
+        "IGOR_STACK, .igor.toml or the config file (README: Default targets).",
         autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip

@@ -364,7 +364,7 @@ def test_the_config_files_defaults_come_last(
     assert "(from [defaults] in " in ran.stderr
     monkeypatch.setenv("IGOR_STACK", "shop")  # the variable beats the config file
     assert "shop (production)" in igor("deploy", "--dry-run").stdout
-    _project(tmp_path, 'environment = "staging"\n')  # .igor.toml beats the variable
+    _project(tmp_path, 'environment = "staging"\n')  # .igor.toml beats the config file
     ran = igor("deploy", "--dry-run")
     assert "shop (staging)" in ran.stdout
     assert "stack shop (from IGOR_STACK)" in ran.stderr
@@ -372,6 +372,28 @@ def test_the_config_files_defaults_come_last(
     typed = igor("deploy", "legacy", "-e", "production", "--dry-run")  # typed beats them all
     assert "legacy (production)" in typed.stdout
     assert "Using" not in typed.stderr
+    assert sim.count("POST", "/deployments") == 0
+
+
+def test_the_variables_beat_the_project_file(
+    sim: Simulator, igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As FLY_APP beats fly.toml and HEROKU_APP the git remote: the variable is set on
+    # purpose, for this session or this one command; the file is found by where you stand.
+    found = _project(tmp_path, 'stack = "shop"\nenvironment = "staging"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IGOR_STACK", "blog")
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 1, ran.output  # blog has no staging: the file's environment stands
+    assert "Stack 'blog' has no 'staging' environment" in ran.stderr
+    assert "stack blog (from IGOR_STACK)" in ran.stderr
+    assert f"environment staging (from {found})" in ran.stderr
+    monkeypatch.setenv("IGOR_ENVIRONMENT", "production")
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 0, ran.output
+    assert "blog (production)" in ran.stdout
+    assert "Using stack blog (from IGOR_STACK) and environment production (from " in ran.stderr
+    assert str(found) not in ran.stderr  # the file gave nothing that was used
     assert sim.count("POST", "/deployments") == 0
 
 
