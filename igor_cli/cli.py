@@ -1022,7 +1022,8 @@ def doctor_command(as_json: Json = False) -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted.
 
     Also the keyring, the API URLs in use, and the scopes each token has where
-    its API tells. Exit code 0 when `igor list` would work.
+    its API tells. Exit code 0 when `igor list` would work, 2 when a setting is
+    wrong, else igor's code for what fails (4: token missing or rejected).
     """
     from igor_cli.setup_commands import DoctorRequest
 

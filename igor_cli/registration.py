@@ -162,7 +162,9 @@ class Check:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-# Checks of settings: one that fails is a configuration error (exit 2) unless worse.
+# Checks of settings: one that fails is a configuration error (exit 2), whatever else
+# failed: a broken setting is what to fix first (a token the keyring cannot give, or a
+# URL that cannot answer, follows from it), and every other command exits 2 for it too.
 _SETTINGS = ("config file", "keyring", "Cloud 66 API", "Slack API", "bot rules",
              "confirm environments", "freezes", "state store")  # fmt: skip
 
@@ -193,7 +195,7 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
     checks.extend(_state_checks(env))
-    if any(c.ok is False and c.name in _SETTINGS for c in checks) and not code:
+    if any(c.ok is False and c.name in _SETTINGS for c in checks):
         code = ExitCode.USAGE
     return checks, code
 

@@ -258,6 +258,20 @@ SHAPES = [
 ]
 
 
+
+def test_doctor_exits_2_for_a_broken_setting_even_when_a_token_is_missing_too(
+    sim: Simulator,
+) -> None:
+    # The README: 2 when a setting is wrong. Without the keyring no token can be found
+    # (that alone is 4), but the setting is what to fix first, as `igor list` says.
+    extra = {**BAD_BACKEND, "IGOR_API_URL": sim.url, "IGOR_CLOUD66_TOKEN": None}
+    ran = igor_process("doctor", extra=extra)
+    no_crash(ran.stderr)
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert f"✗ keyring: {BAD_BACKEND_SAID}" in ran.stdout
+    assert "✗ Cloud 66 personal access token: missing" in ran.stdout
+    assert igor_process("list", extra=extra).returncode == 2  # the same code as the command
+
 def put_token(
     source: str, entry: str, variable: str, value: str, monkey: pytest.MonkeyPatch
 ) -> str:
