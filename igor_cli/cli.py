@@ -148,6 +148,14 @@ class IgorCommand(TyperCommand):
             ctx.params["stack"] = word
             ctx.set_parameter_source("stack", ParameterSource.COMMANDLINE)
         if self.names_a_stack and ctx.params.get("stack") is None and not ctx.resilient_parsing:
+            meant = NAMED_ONLY.get(self.name or "")
+            if meant is not None:
+                raise UsageError(
+                    f"`{self.name}` {meant}s only a stack named after it (`{self.name} shop`), "
+                    f"never a default one: alone it could {meant} the default stack by "
+                    f"accident. Name the stack, or type `{meant}`, which takes the default.",
+                    ctx,
+                )
             raise MissingParameter(
                 "Name it after the command or with -s.", ctx=ctx, param=self.stack_option
             )
@@ -231,16 +239,11 @@ class IgorGroup(TyperGroup):
 def unknown_command(
     name: str, ctx: Context, commands: list[str], names: list[str] | None = None
 ) -> UsageError:
-    """The usage error for a command igor does not have (here: in chat or in a shell).
-
-    A name igor retired says what replaced it; otherwise the closest of `names`
-    (the commands and their aliases, `commands` when not given) is suggested.
-    """
+    """The usage error for a command igor does not have (here: in chat or in a shell):
+    the closest of `names` (the commands and their aliases, `commands` when not given)
+    is suggested."""
     import difflib
 
-    retired = RETIRED.get(name.lower())
-    if retired is not None:
-        return UsageError(f"{name!r} no longer means `{retired}`: type `{retired}` instead.", ctx)
     close = difflib.get_close_matches(name.lower(), commands if names is None else names, n=1)
     suggestion = f" Did you mean {close[0]}?" if close else ""
     return UsageError(
@@ -531,11 +534,13 @@ class CommandInfo:
     name: str
     aliases: tuple[str, ...] = ()
     chat: bool = False  # the shell has more: serve, register, ...
-    retired: tuple[str, ...] = ()  # names it no longer answers to: refused with a pointer
+    # Aliases that act only on a stack named on the command line, never on a default
+    # (`exit`: alone, it would cancel whatever the default target is).
+    named_only: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, CommandInfo] = {}
-RETIRED: dict[str, str] = {}  # a retired name -> the command it used to mean
+NAMED_ONLY: dict[str, str] = {}  # such an alias -> its command's name
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
@@ -544,25 +549,33 @@ def command(
     *,
     aliases: tuple[str, ...] = (),
     chat: bool = False,
-    retired: tuple[str, ...] = (),
+    named_only: tuple[str, ...] = (),
     group: str | None = None,
     examples: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Callable[[CommandFunction], CommandFunction]:
     """Register a command and its aliases (hidden from the list, named in its help).
 
-    `group` is its heading in `igor -h` (chat commands work on stacks unless
-    they say otherwise; the others set igor up); `examples` are lines typed in
-    a shell, shown in its help. The function turns options into a request and
-    returns it; it performs nothing.
+    `named_only` are aliases that act only on a stack named on the command line,
+    never on a default target; `group` is its heading in `igor -h` (chat commands
+    work on stacks unless they say otherwise; the others set igor up); `examples`
+    are lines typed in a shell, shown in its help. The function turns options into
+    a request and returns it; it performs nothing.
     """
+    if not set(named_only) <= set(aliases):
+        raise ValueError(f"igor {name}: named_only must be among its aliases")
 
     def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = CommandInfo(name, aliases, chat, retired)
-        RETIRED.update(dict.fromkeys(retired, name))
+        COMMANDS[name] = CommandInfo(name, aliases, chat, named_only)
+        NAMED_ONLY.update(dict.fromkeys(named_only, name))
         help_text = inspect.cleandoc(function.__doc__ or "")
         if aliases:
             help_text += "\n\nAliases: " + ", ".join(aliases) + "."
+        if named_only:
+            help_text += (
+                f" {_and_words(named_only)} act only on a stack named after them, never on "
+                "a default."
+            )
         kwargs.setdefault("rich_help_panel", group or (STACKS if chat else SETUP))
         kwargs.setdefault("epilog", "\n".join(examples) or None)
         app.command(name, cls=IgorCommand, help=help_text, **kwargs)(function)
@@ -571,6 +584,11 @@ def command(
         return function
 
     return register
+
+
+def _and_words(words: tuple[str, ...]) -> str:
+    """`exit and halt`; `a, b and c`."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 @command(
@@ -639,8 +657,10 @@ def deploy_command(
 
 @command(
     "cancel",
-    aliases=("stop", "halt"),
-    retired=("exit",),  # the original Igor's alias; `exit` leaves `igor chat` now
+    # The original Igor's aliases. `exit` and `halt` never take a default target: a
+    # bare `exit` (typed to leave something) must not cancel the default stack.
+    aliases=("stop", "exit", "halt"),
+    named_only=("exit", "halt"),
     chat=True,
     examples=(
         "igor cancel shop -e production",
@@ -1264,7 +1284,8 @@ def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_
             raise HelpRequested(root_group.get_help(root))
         name, found, rest = root_group.resolve_command(root, args)
         assert name is not None and found is not None
-        given = defaults() if getattr(found, "names_a_stack", False) else {}
+        takes_default = getattr(found, "names_a_stack", False) and name not in NAMED_ONLY
+        given = defaults() if takes_default else {}
         default_map = {key: default.value for key, default in given.items()}
         with found.make_context(name, rest, parent=root, default_map=default_map) as context:
             used = {
