@@ -492,6 +492,9 @@ class Cloud66Client:
         self.now = now
         self.rate_remaining: int | None = None
         self.rate_limit: int | None = None
+        # The change (deploy or cancel, and the stack's uid) last sent: from then on it
+        # may reach Cloud 66 whatever happens here, a Ctrl-C included (terminal.py says so).
+        self.change_sent: tuple[str, str] | None = None
         self._token = token
         self._auth = _bearer(token)
         self._throttled: Throttled | None = None
@@ -597,6 +600,7 @@ class Cloud66Client:
             data["git_ref"] = git_ref
         if deployment_profile:
             data["deployment_profile"] = deployment_profile
+        self.change_sent = ("deploy", uid)
         body = self._send_once("POST", f"/stacks/{_segment(uid)}/deployments", data, "deploy")
         response = _answer_of(body, "deploy")
         return DeployResponse(
@@ -609,6 +613,7 @@ class Cloud66Client:
     def cancel(self, uid: str, deployment_id: str) -> str:
         """Cancel a live deployment; returns Cloud 66's message. Never retried."""
         path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
+        self.change_sent = ("cancel", uid)
         body = self._send_once("DELETE", path, None, "cancel")
         response = _answer_of(body, "cancel")
         return clean_text(response.get("message")) or "Cancelling deployment"

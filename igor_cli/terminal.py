@@ -172,10 +172,54 @@ def run(env: Environment, request: Request) -> int:
     except IgorError as error:
         renderer.error(error)
         code = int(error.exit_code)
+    except KeyboardInterrupt:
+        code = _interrupted(env, request, clients, renderer)
     finally:
         for client in clients:
             client.close()
     return code
+
+
+def _interrupted(
+    env: Environment, request: Request, clients: list[Cloud66Client], said: TerminalRenderer
+) -> int:
+    """Ctrl-C before the outcome was known (exit 130). A read is left quietly; a change
+    says whether it was asked of Cloud 66, and when it may have been, the command that
+    shows what became of it: the deploy may run without anyone watching."""
+    from igor_cli.completion import StackCache
+    from igor_cli.errors import ExitCode
+
+    if not request.changes or request.dry_run:
+        return int(ExitCode.INTERRUPTED)
+    sent = next((c.change_sent for c in clients if c.change_sent is not None), None)
+    if sent is None:
+        said.interrupted_change(
+            "Interrupted before anything was asked of Cloud 66: nothing was changed.", ""
+        )
+        return int(ExitCode.INTERRUPTED)
+    what, uid = sent
+    seen = StackCache(env).named(uid)
+    name, environment = seen if seen is not None else (request.stack or "", request.environment)
+    words = _stack_words(name, environment)
+    label = f"{name} ({environment})" if environment else name
+    happened = {
+        "deploy": "it may have started (or been queued), and goes on if it did",
+        "cancel": "it may be cancelling",
+    }.get(what, "it may have happened")
+    said.interrupted_change(
+        f"Interrupted after igor asked Cloud 66 to {what} {label}: {happened}.",
+        f"Check with `igor watch {words}` (it follows whatever runs there), or "
+        f"`igor history {words}`.",
+    )
+    return int(ExitCode.INTERRUPTED)
+
+
+def _stack_words(name: str, environment: str | None) -> str:
+    """`-s shop -e production`, quoted where the shell needs it."""
+    import shlex
+
+    words = ["-s", name, *(["-e", environment] if environment else [])]
+    return shlex.join(words)
 
 
 # Each shell follows its own deployment and knows of no other: twenty people

@@ -147,7 +147,11 @@ class TerminalRenderer:
             return
         text = sentences.sentence(outcome, sentences.plain_person, self.now)
         hint = "" if following else terminal_hint(outcome)
-        self._line(text, sentences.facts(outcome), TONE_STYLE[sentences.tone(outcome)], hint)
+        # What was not done (exit 1: already deploying, nothing to cancel, not yours)
+        # is said on stderr, as every error is and as gh says it: stdout carries results.
+        refused = int(outcome.exit_code) != 0
+        style = TONE_STYLE[sentences.tone(outcome)]
+        self._line(text, sentences.facts(outcome), style, hint, refused=refused)
 
     def stack_list(self, listing: StackList) -> None:
         """The stacks table (or a JSON array)."""
@@ -346,6 +350,16 @@ class TerminalRenderer:
             f"Cancel it with `{cancel}`."
         )
 
+    def interrupted_change(self, text: str, check: str) -> None:
+        """Ctrl-C during a change: what may have happened and how to check (stderr); with
+        --json, also an `interrupted` object on stdout."""
+        if self.as_json:
+            self.out_file.write(error_json("interrupted", text, 130, check) + "\n")
+            self.out_file.flush()
+        self._prose(self.err_file, text)
+        if check:
+            self._prose(self.err_file, check)
+
     def _event(self, event: str, data: dict[str, Any]) -> None:
         """One JSON Lines event: compact, on one line, naming its stack and deployment."""
         stack = data.get("stack")
@@ -360,12 +374,14 @@ class TerminalRenderer:
         self.out_file.write(json.dumps(named, separators=(",", ":")) + "\n")
         self.out_file.flush()
 
-    def _line(self, text: str, data: Any, style: str = "", hint: str = "") -> None:
+    def _line(
+        self, text: str, data: Any, style: str = "", hint: str = "", *, refused: bool = False
+    ) -> None:
         if self.as_json and data is not None:
             self._json(data)
             return
 
-        self._prose(self.out_file, text, style)
+        self._prose(self.err_file if refused else self.out_file, text, style)
         if hint:
             self._prose(self.err_file, hint, "dim")
 
