@@ -154,8 +154,10 @@ def test_second_deploy_while_igor_deploys_is_refused(sim: Simulator, igor: Igor)
     assert igor("deploy", "-s", "blog").exit_code == 0
     ran = igor("deploy", "-s", "blog")
     assert ran.exit_code == 1
-    assert "already deploying, started by" in ran.stdout
-    assert "Nothing was posted" in ran.stdout
+    # A refusal (exit 1) is said on stderr, as gh says it: stdout carries results only.
+    assert "already deploying, started by" in ran.stderr
+    assert "Nothing was posted" in ran.stderr
+    assert ran.stdout == ""
     assert deploy_posts(sim) == 1
 
 
@@ -175,7 +177,7 @@ def test_busy_and_wait_false_posts_nothing(sim: Simulator, igor: Igor, no_queue:
     sim.start_foreign_deployment("blog", "production")
     ran = igor("deploy", "-s", "blog", *no_queue)
     assert ran.exit_code == 1
-    assert "busy, not queued" in ran.stdout
+    assert "busy, not queued" in ran.stderr
     assert deploy_posts(sim) == 0
 
 
@@ -249,7 +251,8 @@ def test_cancel_twice_says_already_cancelling(sim: Simulator, igor: Igor) -> Non
 def test_cancel_with_nothing_deploying(sim: Simulator, igor: Igor) -> None:
     ran = igor("cancel", "-s", "blog")
     assert ran.exit_code == 1
-    assert "blog (production) is not deploying, nothing to cancel." in ran.stdout
+    assert "blog (production) is not deploying, nothing to cancel." in ran.stderr
+    assert ran.stdout == ""
     assert sim.count("DELETE") == 0
 
 
@@ -335,7 +338,7 @@ def test_an_unanswered_deploy_is_reported_as_unknown_not_retried(
     assert "igor list -s" in ran.stderr
     assert deploy_posts(sim) == 1
     # It did happen: a second deploy finds igor's own deployment running.
-    assert "already deploying" in igor("deploy", "-s", "blog").stdout
+    assert "already deploying" in igor("deploy", "-s", "blog").stderr
     assert deploy_posts(sim) == 1
 
 
@@ -383,7 +386,7 @@ def test_help_names_aliases_and_hides_them_from_the_list(igor: Igor) -> None:
     for alias in ("redeploy", "halt", "stacks ", "get"):
         assert f"\n  {alias}" not in top.stdout
     assert "Aliases: redeploy." in igor("deploy", "-h").stdout
-    assert "Aliases: stop, halt." in igor("halt", "--help").stdout
+    assert "Aliases: stop, exit, halt." in igor("halt", "--help").stdout
     assert "Aliases: get, show, find, stacks." in igor("help", "list").stdout
 
 

@@ -53,9 +53,9 @@ def test_cancel_refuses_to_guess_between_a_running_and_a_queued_deployment(
     ran = igor("cancel", "-s", "blog")
     assert ran.exit_code == 1
     assert deletes(sim) == []  # nothing was cancelled
-    assert f"deployment {foreign} is running (started by dana@example.com via Web" in ran.stdout
-    assert f"(deployment {queued})" in ran.stdout
-    assert "Nothing was cancelled" in ran.stdout
+    assert f"deployment {foreign} is running (started by dana@example.com via Web" in ran.stderr
+    assert f"(deployment {queued})" in ran.stderr
+    assert "Nothing was cancelled" in ran.stderr
     assert "`igor cancel -s blog -e production --running`" in ran.stderr
     assert "`igor cancel -s blog -e production --queued`" in ran.stderr
     assert f"`igor cancel -s blog -e production --id {queued}`" in ran.stderr
@@ -304,7 +304,7 @@ def test_watch_follows_a_running_deployment_to_its_end(
 def test_watch_with_nothing_deploying(sim: Simulator, igor: Igor) -> None:
     ran = igor("watch", "-s", "blog")
     assert ran.exit_code == 1
-    assert "blog (production) is not deploying, nothing to watch." in ran.stdout
+    assert "blog (production) is not deploying, nothing to watch." in ran.stderr
 
 
 def test_ctrl_c_while_following_leaves_the_deployment_running(

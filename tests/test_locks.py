@@ -104,10 +104,10 @@ def test_someone_elses_lock_is_neither_taken_nor_released_without_force(
     as_user(monkeypatch, "bob")
     taken = igor("lock", "-s", "blog", "--reason", "mine now")
     assert taken.exit_code == 1
-    assert "already locked by alice@" in taken.stdout and "db migration" in taken.stdout
+    assert "already locked by alice@" in taken.stderr and "db migration" in taken.stderr
     released = igor("unlock", "-s", "blog")
     assert released.exit_code == 1
-    assert "not by you" in released.stdout and "--force" in released.stderr
+    assert "not by you" in released.stderr and "--force" in released.stderr
     held = locks_json(igor)
     assert [(lock["holder"]["user"].split("@")[0], lock["reason"]) for lock in held] == [
         ("alice", "db migration")
@@ -142,7 +142,7 @@ def test_the_holder_extends_and_releases_their_lock(
     assert listed[0]["stack"]["name"] == "blog"
     assert igor("unlock", "-s", "blog").exit_code == 0
     nothing = igor("unlock", "-s", "blog")
-    assert nothing.exit_code == 1 and "not locked" in nothing.stdout
+    assert nothing.exit_code == 1 and "not locked" in nothing.stderr
     assert "No stack is locked." in igor("locks").stdout
 
 
