@@ -56,6 +56,7 @@ class Client(Protocol):
     def accounts(self) -> list[Account]: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
+    def deployment(self, uid: str, deployment_id: str) -> Deployment: ...
     def deployments_of(self, uids: Sequence[str]) -> dict[str, list[Deployment]]: ...
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
@@ -500,6 +501,7 @@ class WatchOutcome:
     queued: bool = False  # igor's deploy, waiting behind the running one
     started_at: datetime | None = None  # when it started (or was asked for, when queued)
     typical: float | None = None  # seconds the stack's recent successful deployments took
+    behind: str = ""  # queued: the id of the deployment it waits behind, when known
 
     @property
     def followable(self) -> bool:
@@ -1064,6 +1066,8 @@ class Progress:
     message: str = ""
     timed_out: bool = False
     cancelled: bool = False
+    queued: bool = False  # still waiting behind the deployment in front of it
+    deployment_id: str = ""  # its deployment, when Cloud 66's action names it
 
     @property
     def exit_code(self) -> ExitCode:
@@ -1076,9 +1080,10 @@ class Progress:
 
     @property
     def state(self) -> str:
-        """succeeded, failed, cancelled, or running (also when igor stopped watching)."""
+        """succeeded, failed, cancelled, queued, or running (also when igor stopped
+        watching)."""
         if not self.finished:
-            return "running"
+            return "queued" if self.queued else "running"
         if self.success:
             return "succeeded"
         return "cancelled" if self.cancelled else "failed"
@@ -1143,17 +1148,22 @@ def follow(
     policy: FollowPolicy | None = None,
     loops: Callable[[], int] = lambda: 1,
     already: float = 0.0,
+    behind: str = "",
 ) -> Iterator[Progress]:
     """Yield progress until the deploy's async action finishes or the timeout passes.
 
     Throttling, outages and a passing 404 (after the client's own retries) only
     slow the polling down; a rejected token, or `give_up_after` failures in a
     row, end it. `already`: seconds the deployment ran before igor started watching.
+    `behind`: the deployment a queued deploy waits behind; looked at (one GET) with
+    each look until it is over, so progress says when the wait ends.
     """
     policy = policy or FollowPolicy()
     started = policy.clock() - max(0.0, already)
     delay = policy.interval_for(loops())
     failures = 0
+    waiting = bool(behind)
+    named = ""  # its deployment's id, once an answer names it
     while True:
         try:
             action = client.action(stack_uid, action_id)
@@ -1176,13 +1186,28 @@ def follow(
                 bool(action.finished_success),
                 action.finished_message,
                 cancelled=cancelled,
+                deployment_id=action.deployment_id,
             )
             return
+        named = action.deployment_id if action is not None and action.deployment_id else named
         if elapsed - already >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
             return
-        yield Progress(elapsed, False)
+        if waiting and action is not None:
+            waiting = _in_front(client, stack_uid, behind)
+        yield Progress(elapsed, False, queued=waiting, deployment_id=named)
         policy.sleep(delay)
+
+
+def _in_front(client: Client, stack_uid: str, deployment_id: str) -> bool:
+    """Whether the deployment a queued deploy waits behind still runs (when it cannot be
+    read this time, the wait is taken to go on; when it is gone, to be over)."""
+    try:
+        return client.deployment(stack_uid, deployment_id).is_deploying
+    except NotFound:
+        return False
+    except (Throttled, Unreachable, ApiError):
+        return True
 
 
 def _took(action: AsyncAction, watched: float) -> float:
@@ -1203,7 +1228,8 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
     """The stack's running deployment (or igor's queued deploy) to follow, with an estimate."""
     stack = find_stack(client, request.stack, request.environment, hints)
     state = live_state(client, stack)
-    typical = typical_duration(client.deployments(stack.uid))
+    like = kind_of(state.live) if state.live is not None else DeployKind(True)
+    typical = typical_duration(client.deployments(stack.uid), like)
     if state.live_action is not None and state.live is not None:
         return WatchOutcome(
             stack,
@@ -1237,15 +1263,22 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
 
 def following(client: Client, outcome: DeployOutcome) -> WatchOutcome:
     """What `deploy --follow` watches: the deployment igor asked for (or already runs)."""
-    typical = typical_duration(client.deployments(outcome.stack.uid))
+    already = outcome.result is DeployResult.ALREADY_DEPLOYING
+    queued = outcome.result is DeployResult.QUEUED
+    if already and outcome.running is not None:
+        like = kind_of(outcome.running)
+    else:  # what this deploy asks for, through the API
+        like = DeployKind(True, _names(outcome.services), outcome.profile)
+    typical = typical_duration(client.deployments(outcome.stack.uid), like)
     return WatchOutcome(
         outcome.stack,
         outcome.action_id,
-        outcome.running if outcome.result is DeployResult.ALREADY_DEPLOYING else None,
+        outcome.running if already else None,
         outcome.started_by,
-        queued=outcome.result is DeployResult.QUEUED,
+        queued=queued,
         started_at=outcome.started_at,
         typical=typical,
+        behind=outcome.running.id if queued and outcome.running is not None else "",
     )
 
 
@@ -1256,14 +1289,41 @@ def seconds_running(outcome: DeployOutcome | WatchOutcome, now: datetime) -> flo
     return max(0.0, (now - outcome.started_at).total_seconds())
 
 
-def typical_duration(deployments: Sequence[Deployment]) -> float | None:
-    """How long the stack's newest successful deployments took (the median), if any did."""
+@dataclass(frozen=True)
+class DeployKind:
+    """What makes two deployments' durations comparable: asked through the API (igor,
+    a hook, cx) or not (the dashboard, which may build first), the services deployed
+    (one service of a docker stack deploys faster than all of them), the profile."""
+
+    api: bool
+    services: frozenset[str] = frozenset()
+    profile: str = ""
+
+
+def kind_of(deployment: Deployment) -> DeployKind:
+    """The kind of a deployment Cloud 66 lists."""
+    api = deployment.triggered_via.casefold() == "api"
+    return DeployKind(api, _names(deployment.services), deployment.deployment_profile)
+
+
+def _names(services: Sequence[str]) -> frozenset[str]:
+    return frozenset(s.split(":", 1)[0].strip().casefold() for s in services if s.strip())
+
+
+def typical_duration(
+    deployments: Sequence[Deployment], like: DeployKind | None = None
+) -> float | None:
+    """How long the stack's newest successful deployments of this kind took (the median);
+    None when none did: no estimate rather than one made from other kinds."""
     import statistics
 
     done = [
         d
         for d in deployments
-        if deployment_state(d) == "succeeded" and d.started_at and d.finished_at
+        if deployment_state(d) == "succeeded"
+        and d.started_at
+        and d.finished_at
+        and (like is None or kind_of(d) == like)
     ]
     newest = sorted(done, key=newest_first)[:TYPICAL_OF]
     seconds = [

@@ -526,6 +526,11 @@ class Cloud66Client:
         """One stack (one GET)."""
         return Stack.from_api(self._object(f"/stacks/{_segment(uid)}"), self.origin)
 
+    def deployment(self, uid: str, deployment_id: str) -> Deployment:
+        """One deployment of a stack (one GET: the API docs' "Deployment")."""
+        path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
+        return Deployment.from_api(self._object(path))
+
     def services(self, uid: str) -> list[Service]:
         """The services of a stack (empty for stacks without containers)."""
         items = self._list(f"/stacks/{_segment(uid)}/services")

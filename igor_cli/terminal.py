@@ -259,7 +259,12 @@ def _follow(
     try:
         with renderer.watching(watched, env.monotonic, already) as update:
             for progress in follow(
-                client, watched.stack.uid, watched.action_id, policy, already=already
+                client,
+                watched.stack.uid,
+                watched.action_id,
+                policy,
+                already=already,
+                behind=watched.behind,
             ):
                 update(progress)
                 last = progress

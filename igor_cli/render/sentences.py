@@ -278,10 +278,11 @@ def after_failure(stack: Stack) -> list[tuple[str, str]]:
     return [(f"history {target}", "see what ran"), (f"deploy {target}", "try again")]
 
 
-def watching_line(watched: WatchOutcome, elapsed: float) -> str:
-    """The live line while following: the state, the time so far, and what is usual."""
-    state = "Queued" if watched.queued and watched.deployment is None else "Deploying"
-    said = f"{state}: {watched.stack.label}… {duration(elapsed)}"
+def watching_line(watched: WatchOutcome, elapsed: float, last: Progress | None = None) -> str:
+    """The live line while following: the state (as the last look saw it: Queued, then
+    Deploying once the deployment in front is over), the time so far, what is usual."""
+    queued = last.queued if last is not None else watched.queued and watched.deployment is None
+    said = f"{'Queued' if queued else 'Deploying'}: {watched.stack.label}… {duration(elapsed)}"
     if watched.typical:
         usual = duration(watched.typical)
         late = "; taking longer" if elapsed > watched.typical else ""
@@ -313,7 +314,7 @@ def progress_step(stack: Stack, progress: Progress) -> str:
     """How a followed deployment is doing, to the minute (a chat message edited as it goes)."""
     minutes = int(progress.elapsed // 60)
     so_far = "under a minute" if minutes < 1 else f"{minutes} min"
-    return f"Deploying {stack.label}… {so_far} so far."
+    return f"{'Queued' if progress.queued else 'Deploying'}: {stack.label}… {so_far} so far."
 
 
 def stopped_sentence(stack: Stack) -> str:
@@ -551,7 +552,7 @@ def stack_json(
 
 def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
     return {
-        "id": deployment.id,
+        "id": cloud66_id(deployment.id),
         "outcome": deployment_state(deployment),
         "triggered_by": deployment.triggered_by,
         "triggered_via": deployment.triggered_via or None,
@@ -561,10 +562,19 @@ def _deployment_json(deployment: Deployment, requester: Requester | None) -> dic
     }
 
 
+def cloud66_id(text: str) -> int | str | None:
+    """A deployment's or an action's id as Cloud 66's JSON has it (an integer: the API
+    docs' `"id":107`, the Go client's `Id int`); None for none. An id that is not a number
+    (no API igor knows sends one) is kept as it came rather than lost."""
+    if not text:
+        return None
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
 def ran_json(d: Deployment) -> dict[str, Any]:
     """What a deployment ran, and when, in igor's JSON output."""
     return {
-        "deployment_id": d.id,
+        "deployment_id": cloud66_id(d.id),
         "git_hash": d.git_hash or None,
         "git_ref": d.git_ref or None,
         "services": list(d.services),
@@ -588,14 +598,14 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
             "result": outcome.result.value,
             "stack": stack,
             "cancelled": outcome.cancelled or None,
-            "cancelled_deployment_id": outcome.cancelled_id or None,
-            "deployment_id": deployment.id if deployment else None,
+            "cancelled_deployment_id": cloud66_id(outcome.cancelled_id),
+            "deployment_id": cloud66_id(deployment.id) if deployment else None,
             "triggered_by": deployment.triggered_by if deployment else None,
             "started_by": started_by,
             "queued": [
                 {
-                    "deployment_id": q.deployment_id or None,
-                    "async_action_id": q.action.id,
+                    "deployment_id": cloud66_id(q.deployment_id),
+                    "async_action_id": cloud66_id(q.action.id),
                     "igor": {"via": q.requester.via, "user": q.requester.user}
                     if q.requester
                     else None,
@@ -612,9 +622,9 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         "ref": outcome.ref or None,
         "profile": outcome.profile or None,
         "posted": outcome.posted,
-        "async_action_id": outcome.action_id or None,
+        "async_action_id": cloud66_id(outcome.action_id),
         "message": outcome.message or None,
-        "running_deployment_id": running.id if running else None,
+        "running_deployment_id": cloud66_id(running.id) if running else None,
         "started_by": started_by,
     }
 
@@ -707,7 +717,7 @@ def history_json(past: PastDeployment) -> dict[str, Any]:
         seconds = round((d.finished_at - d.started_at).total_seconds(), 1)
     requester = past.requester
     return {
-        "id": d.id,
+        "id": cloud66_id(d.id),
         "started_at": d.started_at.isoformat() if d.started_at else None,
         "finished_at": d.finished_at.isoformat() if d.finished_at else None,
         "duration_seconds": seconds,
@@ -1026,8 +1036,8 @@ def _watch_facts(outcome: WatchOutcome) -> Any:
             "name": outcome.stack.name,
             "environment": outcome.stack.environment,
         },
-        "async_action_id": outcome.action_id or None,
-        "deployment_id": running.id if running else None,
+        "async_action_id": cloud66_id(outcome.action_id),
+        "deployment_id": cloud66_id(running.id) if running else None,
         "queued": outcome.queued,
         "started_by": {"via": requester.via, "user": requester.user} if requester else None,
         "triggered_by": running.triggered_by if running else None,

@@ -334,7 +334,7 @@ class TerminalRenderer:
             return
         line = _TickingLine(watched, monotonic, already)
         with self.err.status(line, refresh_per_second=4):
-            yield lambda progress: None
+            yield line.seen
 
     def _progress_event(self, watched: WatchOutcome, progress: Progress) -> None:
         if not progress.finished and not progress.timed_out:
@@ -421,10 +421,15 @@ class _TickingLine:
         self.watched = watched
         self.monotonic = monotonic
         self.start = monotonic() - already
+        self.last: Progress | None = None
+
+    def seen(self, progress: Progress) -> None:
+        """A look at the deployment: the line says what it saw (Queued, then Deploying)."""
+        self.last = progress
 
     def text(self) -> str:
         """The line as it reads now."""
-        return sentences.watching_line(self.watched, self.monotonic() - self.start)
+        return sentences.watching_line(self.watched, self.monotonic() - self.start, self.last)
 
     def __rich__(self) -> str:
         from rich.markup import escape
@@ -435,10 +440,11 @@ class _TickingLine:
 def _naming(watched: WatchOutcome) -> dict[str, Any]:
     """What every followed-deployment event says of its stack and deployment."""
     stack = watched.stack
+    running = watched.deployment
     return {
         "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
-        "async_action_id": watched.action_id,
-        "deployment_id": watched.deployment.id if watched.deployment else None,
+        "async_action_id": sentences.cloud66_id(watched.action_id),
+        "deployment_id": sentences.cloud66_id(running.id) if running else None,
     }
 
 
@@ -451,6 +457,8 @@ def _progress_json(watched: WatchOutcome, progress: Progress) -> dict[str, Any]:
         "message": progress.message or None,
         "elapsed_seconds": round(progress.elapsed, 1),
     }
+    if progress.deployment_id:  # the deployment igor asked for, once Cloud 66 names it
+        said["deployment_id"] = sentences.cloud66_id(progress.deployment_id)
     if progress.finished or progress.timed_out:
         said["timed_out"] = progress.timed_out
         said["cancelled_by"] = progress.cancelled_by or None

@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 WAIT = 30.0  # a bound on a hang, not a budget: the machine may be busy
 
 
+# igor's console script, with its Environment's follow interval set.
+_WITH_INTERVAL = (
+    "import sys\n"
+    "from igor_cli.config import Environment\n"
+    "from igor_cli.terminal import main\n"
+    "sys.exit(main(sys.argv[1:], Environment(follow_interval={})))\n"
+)
+
+
 class TerminalInput(io.StringIO):
     """Standard input that is a terminal: the lines a person will type, in order."""
 
@@ -42,10 +51,14 @@ class PtyIgor:
         rows: int = 400,
         env: dict[str, str | None] | None = None,
         stderr_apart: bool = False,
+        follow_interval: float | None = None,
     ) -> None:
+        """`follow_interval`: seconds between looks at a followed deployment (igor's
+        Environment setting; 5 by default), for a test that follows one."""
         import pyte
 
         self.args = args
+        self.follow_interval = follow_interval
         self.columns = columns
         self.rows = rows
         self.extra = env or {}
@@ -66,8 +79,12 @@ class PtyIgor:
         env.pop("COLUMNS", None)
         env.pop("LINES", None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "igor_cli", *self.args]
+        if self.follow_interval is not None:
+            command = [sys.executable, "-c", _WITH_INTERVAL.format(self.follow_interval),
+                       *self.args]  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "igor_cli", *self.args],
+            command,
             stdin=slave, stdout=slave,
             stderr=subprocess.PIPE if self.stderr_apart else slave,
             env={k: v for k, v in env.items() if v is not None},
