@@ -33,6 +33,7 @@ from igor_cli.errors import (
     Unreachable,
     UsageProblem,
 )
+from igor_cli.json_output import FOLLOW_EVENT_FIELDS, JsonOutput
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import (
@@ -148,6 +149,8 @@ class Request:
     halts: ClassVar[bool] = False
     previews: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    # The fields of its JSON, for `--json a,b` (a test checks them against the output).
+    json_fields: ClassVar[tuple[str, ...]] = ()
 
     # Declared for the type checker only: a class attribute here would become the
     # default of a subclass's own field of that name (dataclasses read it), so the
@@ -157,7 +160,7 @@ class Request:
         environment: str | None
         dry_run: bool
         follow: bool
-        as_json: bool
+        as_json: JsonOutput | None
         break_glass: bool  # during a freeze (only those the rules name; on record)
         reason: str  # why, for the record
         expect: str  # set by a confirmation: deploy this (a hash or tags) or nothing
@@ -182,11 +185,22 @@ FACETS: dict[str, Any] = {
     "environment": None,
     "dry_run": False,
     "follow": False,
-    "as_json": False,
+    "as_json": None,
     "break_glass": False,
     "reason": "",
     "expect": "",
 }
+
+
+def with_follow_events(*fields: str) -> tuple[str, ...]:
+    """A command's fields, and those of the events it prints while following."""
+    return tuple(dict.fromkeys((*fields, *FOLLOW_EVENT_FIELDS)))
+
+
+DEPLOY_FIELDS = (
+    "result", "stack", "services", "ref", "profile", "posted", "async_action_id", "message",
+    "running_deployment_id", "started_by",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -195,10 +209,15 @@ class ListRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "uid", "name", "environment", "status", "status_text", "health", "health_text", "busy",
+        "last_activity", "dashboard_url", "deployments_read", "live_deployment", "last_deploy",
+        "running",
+    )  # fmt: skip
 
     stack: str | None = None
     environment: str | None = None
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     wide: bool = False  # with what each stack runs (one deployments list per stack shown)
 
 
@@ -208,6 +227,7 @@ class DeployRequest(Request):
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS)
 
     stack: str
     environment: str | None = None
@@ -217,7 +237,7 @@ class DeployRequest(Request):
     wait: bool = True
     follow: bool = False
     dry_run: bool = False
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     break_glass: bool = False  # deploy during a freeze (only those it names; on record)
     reason: str = ""  # why, for the record
 
@@ -239,11 +259,15 @@ class CancelRequest(Request):
     # It stops a change rather than making one: locks, freezes and approvals let it
     # through (a change that does not say so is held back by them).
     halts: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "result", "stack", "cancelled", "cancelled_deployment_id", "deployment_id",
+        "triggered_by", "started_by", "queued", "choices",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     target: CancelTarget = CancelTarget.ANY
     deployment_id: str = ""  # --id N: this deployment, running or queued
 
@@ -254,10 +278,14 @@ class WatchRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
+        "result", "stack", "async_action_id", "deployment_id", "queued", "started_by",
+        "triggered_by", "started_at", "typical_seconds",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -266,11 +294,16 @@ class HistoryRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "id", "started_at", "finished_at", "duration_seconds", "outcome", "outcome_text",
+        "triggered_by", "triggered_via", "igor", "git_hash", "git_ref", "services",
+        "deployment_profile", "deploy_type", "is_live",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
     limit: int = 10
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -279,8 +312,9 @@ class VersionRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False
+    json_fields: ClassVar[tuple[str, ...]] = ("version",)
 
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -289,8 +323,15 @@ class WhoamiRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "token_source",
+        "api_url",
+        "sandbox",
+        "account",
+        "requests_left",
+    )
 
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 # -- outcomes --------------------------------------------------------------

@@ -28,12 +28,14 @@ import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import MissingParameter, UsageError
+from typer._click.parser import _OptionParser
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer._coercion import RuntimeParam
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
 
 from igor_cli import __version__
+from igor_cli.json_output import BadJsonRequest, JsonOutput
 
 if TYPE_CHECKING:
     from igor_cli.targets import Default
@@ -122,6 +124,10 @@ class IgorCommand(TyperCommand):
         if taken:  # a command's own parameter would be shadowed: fail at definition
             raise TypeError(f"igor {self.name}: {', '.join(sorted(taken))} is igor's own name")
         self.params.append(_sandbox_flag())
+        json_option = next((p for p in self.params if p.name == "as_json"), None)
+        if json_option is not None:  # --json [FIELDS], and --jq with it
+            json_option.igor_bare_value = JSON_EVERY_FIELD  # type: ignore[attr-defined]
+            self.params.append(_jq_option())
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
         self.names_a_stack = False
@@ -130,11 +136,22 @@ class IgorCommand(TyperCommand):
             self.names_a_stack, self.stack_option.required = self.stack_option.required, False
             self.params.append(_stack_word())
 
+    def make_parser(self, ctx: Context) -> _OptionParser:
+        """click's parser, where `--json` takes its field list only when one follows."""
+        parser = _OptionalValues(ctx)
+        for param in self.get_params(ctx):
+            param.add_to_parser(parser, ctx)
+        return parser
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Read the options; the stack's name may come first instead of -s."""
         rest = super().parse_args(ctx, args)
         if ctx.params.pop("sandbox", False):  # after the command: as if before it
             ctx.find_root().params["sandbox"] = True
+        jq = ctx.params.pop("jq", None)
+        if jq is not None:  # --jq implies --json
+            shape = ctx.params.get("as_json") or JsonOutput()
+            ctx.params["as_json"] = JsonOutput(shape.fields, jq)
         if self.stack_option is None:
             return rest
         word = ctx.params.pop(TARGET, None)
@@ -175,6 +192,28 @@ class IgorCommand(TyperCommand):
             with formatter.section("Examples"):
                 for line in self.epilog.splitlines():
                     formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
+
+
+JSON_EVERY_FIELD = ""  # what `--json` stands for when no field list follows it
+
+
+class _OptionalValues(_OptionParser):
+    """click's option parser, taking `--json`'s value only when one follows: `--json`
+    alone (at the end, or before another option) is every field, as in gh. The vendored
+    click has no optional values of its own."""
+
+    def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
+        bare = getattr(option.obj, "igor_bare_value", None)
+        if bare is not None and (not state.rargs or state.rargs[0][:1] in self._opt_prefixes):
+            return bare
+        return super()._get_value_from_state(option_name, option, state)
+
+
+def _json_fields(value: str | JsonOutput | None) -> JsonOutput | None:
+    """What --json was given: every field, or a comma-separated list of them."""
+    if value is None or isinstance(value, JsonOutput):
+        return value
+    return JsonOutput.parse(value)
 
 
 class IgorGroup(TyperGroup):
@@ -340,7 +379,18 @@ Follow = Annotated[
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Check everything, deploy nothing, say what would happen.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+Json = Annotated[
+    JsonOutput | None,
+    typer.Option(
+        "--json", metavar="[FIELDS]", parser=_json_fields, show_default=False,
+        help="Print JSON for programs: every field, or only FIELDS (comma-separated, as "
+        "in gh).",
+    ),
+]  # fmt: skip
+JQ = typer.Option(
+    "--jq", metavar="EXPR", show_default=False,
+    help="Filter the JSON with a jq expression (implies --json), as in gh.",
+)  # fmt: skip
 GitRef = Annotated[
     str | None,
     typer.Option(
@@ -448,6 +498,22 @@ SANDBOX = typer.Option(
     help="Use the built-in Cloud 66 simulator instead of your account, before or after "
     "the command (also IGOR_SANDBOX=1).",
 )
+
+
+def _jq_option() -> Any:
+    """--jq for one more command (one that takes --json)."""
+    return copy.copy(_built_jq_option())
+
+
+@functools.cache
+def _built_jq_option() -> Any:
+    """--jq: the definition above, as a command's own option."""
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = copy.copy(JQ)  # written for Annotated: its first name sits in `default`
+    info.param_decls, info.default = (info.default, *(info.param_decls or ())), None
+    return _get_param(ParamMeta(name="jq", default=info, annotation=str | None))
 
 
 def _sandbox_flag() -> Any:
@@ -601,7 +667,7 @@ def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
     wide: Wide = False,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:  # a Request; typer reads annotations at run time
     """List your stacks: status, health and last activity."""
     from igor_cli.actions import ListRequest
@@ -631,7 +697,7 @@ def deploy_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Deploy a stack (or only some of its services, or a given ref).
 
@@ -676,7 +742,7 @@ def cancel_command(
     running: CancelRunning = False,
     queued: CancelQueued = False,
     deployment_id: DeploymentId = None,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Cancel the stack's running deployment (or the deploy igor queued behind it).
 
@@ -716,7 +782,7 @@ def cancel_command(
 def watch_command(
     stack: StackName,
     environment: EnvironmentName = None,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Follow the stack's running deployment to its end, as deploy --follow does.
 
@@ -737,7 +803,7 @@ def history_command(
     stack: StackName,
     environment: EnvironmentName = None,
     limit: Count = 10,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Show the stack's deployments, newest first: outcome, who, how, and what ran."""
     from igor_cli.actions import HistoryRequest
@@ -763,7 +829,7 @@ def rollback_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Go back to the last good deployment before the live one.
 
@@ -804,7 +870,7 @@ def promote_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Deploy to one environment's stack what another's runs (staging to production).
 
@@ -857,7 +923,7 @@ def lock_command(
     environment: EnvironmentName = None,
     reason: Reason = "",
     for_: LockFor = 4 * 3600.0,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Lock a stack: until you unlock it or the lock expires, only you can deploy it.
 
@@ -883,7 +949,7 @@ def unlock_command(
     environment: EnvironmentName = None,
     force: Force = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Release your lock on a stack (--force: someone else's)."""
     from igor_cli.locks import UnlockRequest
@@ -892,7 +958,7 @@ def unlock_command(
 
 
 @command("locks", chat=True, examples=("igor locks", "igor locks --json"))
-def locks_command(as_json: Json = False) -> Any:
+def locks_command(as_json: Json = None) -> Any:
     """Show the locks in force: who holds which stack, why, and until when."""
     from igor_cli.locks import LocksRequest
 
@@ -900,7 +966,7 @@ def locks_command(as_json: Json = False) -> Any:
 
 
 @command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))
-def version_command(as_json: Json = False) -> Any:
+def version_command(as_json: Json = None) -> Any:
     """Show igor's version."""
     from igor_cli.actions import VersionRequest
 
@@ -908,7 +974,7 @@ def version_command(as_json: Json = False) -> Any:
 
 
 @command("whoami", chat=True, group=SETUP, examples=("igor whoami", "igor whoami --json"))
-def whoami_command(as_json: Json = False) -> Any:
+def whoami_command(as_json: Json = None) -> Any:
     """Who igor talks to Cloud 66 as: the token's source, the account, the API URL."""
     from igor_cli.actions import WhoamiRequest
 
@@ -1038,7 +1104,7 @@ def deregister_command(
 
 
 @command("doctor", examples=("igor doctor", "igor doctor --json", "igor --sandbox doctor"))
-def doctor_command(as_json: Json = False) -> Any:
+def doctor_command(as_json: Json = None) -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted.
 
     Also the keyring, the API URLs in use, and the scopes each token has where
@@ -1238,7 +1304,8 @@ def _convert_plainly(param: Any) -> None:
 
 
 def _plain(annotation: Any) -> bool:
-    return annotation in (str, bool, int, float, Switch) or annotation == list[str]
+    # JsonOutput: --json's value, parsed by `_json_fields` (typer drops the `| None`).
+    return annotation in (str, bool, int, float, Switch, JsonOutput) or annotation == list[str]
 
 
 class _PlainValue(RuntimeParam):
@@ -1251,6 +1318,8 @@ class _PlainValue(RuntimeParam):
             with contextlib.suppress(typer.BadParameter):
                 value = info.parser(value)
         if kind is str and isinstance(value, str):
+            return value
+        if kind is JsonOutput and (value is None or isinstance(value, JsonOutput)):
             return value
         if kind in (bool, Switch) and isinstance(value, bool):
             return value
@@ -1294,5 +1363,18 @@ def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_
                 if context.get_parameter_source(key) is ParameterSource.DEFAULT_MAP
             }
             request = found.invoke(context)
-    canonical = next((c for c, names in ALIASES.items() if name in names), name)
+            canonical = next((c for c, names in ALIASES.items() if name in names), name)
+            _check_json(request, canonical, context)
     return Parsed(canonical, request, bool(root.params.get("sandbox")), used)
+
+
+def _check_json(request: Any, command: str, ctx: Context) -> None:
+    """`--json a,b` names fields the command's JSON has, and `--jq` a filter jq takes:
+    a usage error before anything runs, listing the valid fields (as gh does)."""
+    shape = getattr(request, "as_json", None)
+    if not isinstance(shape, JsonOutput):
+        return
+    try:
+        shape.check(getattr(request, "json_fields", ()), command)
+    except BadJsonRequest as problem:
+        raise UsageError(problem.message, ctx) from None

@@ -65,7 +65,9 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
             code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
-            if "--json" in (sys.argv[1:] if args is None else args):
+            words = sys.argv[1:] if args is None else args
+            json_asked = any(w == "--json" or w.startswith("--json=") for w in words)
+            if json_asked and "--jq" not in words and not any(w.startswith("--jq=") for w in words):
                 _json_error("usage", problem.format_message(), problem.exit_code, env)
             return problem.exit_code
         else:
@@ -444,11 +446,9 @@ def _doctor(request: DoctorRequest, env: Environment) -> int:
 
     checks, code = doctor(env)
     if request.as_json:
-        import json
-
         found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
         data = {"ok": code == 0, "exit_code": int(code), "checks": found}
-        env.out.write(json.dumps(data, indent=2) + "\n")
+        env.out.write("".join(line + "\n" for line in request.as_json.lines(data, indent=2)))
         return int(code)
     said = renderer(env)
     for check in checks:

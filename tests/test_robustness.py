@@ -258,7 +258,6 @@ SHAPES = [
 ]
 
 
-
 def test_doctor_exits_2_for_a_broken_setting_even_when_a_token_is_missing_too(
     sim: Simulator,
 ) -> None:
@@ -271,6 +270,7 @@ def test_doctor_exits_2_for_a_broken_setting_even_when_a_token_is_missing_too(
     assert f"✗ keyring: {BAD_BACKEND_SAID}" in ran.stdout
     assert "✗ Cloud 66 personal access token: missing" in ran.stdout
     assert igor_process("list", extra=extra).returncode == 2  # the same code as the command
+
 
 def put_token(
     source: str, entry: str, variable: str, value: str, monkey: pytest.MonkeyPatch

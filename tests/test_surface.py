@@ -63,7 +63,7 @@ def test_exit_and_halt_never_take_a_default_stack(
     ran = igor(alias)
     assert ran.exit_code == 2
     said = " ".join(ran.stderr.split())
-    assert f"`{alias}` cancels only a stack named after it (`{alias} shop`), never a default" in said
+    assert f"`{alias}` cancels only a stack named after it (`{alias} shop`), never a" in said
     assert "Name the stack, or type `cancel`, which takes the default." in said
     assert "Using stack" not in said
     assert len(sim.requests) == reads  # nothing asked of Cloud 66, nothing cancelled

@@ -8,7 +8,6 @@ characters a text block), so a long stack list never becomes a Slack error.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from igor_cli.render import sentences
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.json_output import JsonOutput
     from igor_cli.state.locks import ForcedUnlock
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
@@ -126,10 +126,12 @@ def preformatted(text: str) -> SlackMessage:
     return SlackMessage(_cut(escape(text), TEXT_LIMIT), blocks)
 
 
-def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) -> SlackMessage:
+def render_outcome(
+    outcome: Outcome, now: datetime, *, as_json: JsonOutput | None = None
+) -> SlackMessage:
     """The reply to a command."""
     if as_json:
-        return preformatted(json.dumps(sentences.facts(outcome), indent=2))
+        return preformatted("\n".join(as_json.lines(sentences.facts(outcome), indent=2)))
     if isinstance(outcome, StackList):  # the outcomes shown as tables
         return render_stacks(outcome, now)
     if isinstance(outcome, History):
@@ -295,7 +297,7 @@ def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.error is not None:
         return render_error(reply.error)
     if reply.outcome is not None:
-        as_json = reply.request is not None and reply.request.as_json
+        as_json = reply.request.as_json if reply.request is not None else None
         return render_outcome(reply.outcome, now, as_json=as_json)
     if reply.notice:
         return message(mrkdwn(reply.notice), emoji=NOTICE_EMOJI.get(reply.status, ""))

@@ -31,6 +31,7 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
+from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences
 
 if TYPE_CHECKING:
@@ -113,10 +114,11 @@ class TerminalRenderer:
         err: TextIO,
         now: datetime,
         *,
-        as_json: bool = False,
+        as_json: JsonOutput | None = None,
         lines: bool = False,
     ) -> None:
-        """`lines`: with `as_json`, write JSON Lines (a followed deployment's events)."""
+        """`as_json`: JSON for a program (of these fields, through jq); `lines`: with it,
+        JSON Lines (a followed deployment's events)."""
         self.out_file = out
         self.err_file = err
         self.now = now
@@ -266,7 +268,7 @@ class TerminalRenderer:
         a JSON object on stdout."""
         from rich.markup import escape
 
-        if self.as_json:
+        if self.as_json and not self.as_json.jq:  # what a filter yields is the filter's
             kind = _snake(type(error).__name__)
             self.out_file.write(
                 error_json(kind, error.message, int(error.exit_code), error.hint) + "\n"
@@ -353,7 +355,7 @@ class TerminalRenderer:
     def interrupted_change(self, text: str, check: str) -> None:
         """Ctrl-C during a change: what may have happened and how to check (stderr); with
         --json, also an `interrupted` object on stdout."""
-        if self.as_json:
+        if self.as_json and not self.as_json.jq:
             self.out_file.write(error_json("interrupted", text, 130, check) + "\n")
             self.out_file.flush()
         self._prose(self.err_file, text)
@@ -371,7 +373,8 @@ class TerminalRenderer:
                 stack_uid=stack.get("uid"),
             )
         named.update({k: v for k, v in data.items() if k != "stack" or not isinstance(v, dict)})
-        self.out_file.write(json.dumps(named, separators=(",", ":")) + "\n")
+        shape = self.as_json or JsonOutput()
+        self.out_file.write("".join(line + "\n" for line in shape.lines(named, event=True)))
         self.out_file.flush()
 
     def _line(
@@ -403,12 +406,10 @@ class TerminalRenderer:
 
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping. Indented for
-        # a person at a terminal; compact for a program (C-encoded: 10x faster).
-        if not written_plainly(self.out_file) and self.out.is_terminal:
-            text = json.dumps(data, indent=2)
-        else:
-            text = json.dumps(data, separators=(",", ":"))
-        self.out_file.write(text + "\n")
+        # a person at a terminal; compact for a program.
+        indent = 2 if not written_plainly(self.out_file) and self.out.is_terminal else None
+        shape = self.as_json or JsonOutput()
+        self.out_file.write("".join(line + "\n" for line in shape.lines(data, indent=indent)))
         self.out_file.flush()
 
 

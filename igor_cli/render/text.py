@@ -10,7 +10,6 @@ to be printed on lines of their own.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,10 +107,10 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
         return ConsoleText(_error(reply.error), emoji=":warning:")
     if reply.outcome is not None:
         outcome = reply.outcome
-        if reply.request is not None and reply.request.as_json:
-            return ConsoleText(
-                "", tuple(json.dumps(sentences.facts(outcome), indent=2).split("\n"))
-            )
+        shape = reply.request.as_json if reply.request is not None else None
+        if shape:
+            lines = "\n".join(shape.lines(sentences.facts(outcome), indent=2))
+            return ConsoleText("", tuple(lines.split("\n")))
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
             rows = sentences.stack_rows(
                 outcome.stacks, now, outcome.running, facts=outcome.deploy_facts
