@@ -13,6 +13,7 @@ import pytest
 
 from igor_cli.actions import StackList
 from igor_cli.cloud66 import Stack
+from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences, terminal
 from igor_cli.render.terminal import TerminalRenderer
 from igor_cli.sandbox import Simulator
@@ -301,9 +302,9 @@ def test_a_status_without_a_colour_is_shown_not_parsed_as_markup() -> None:
 def test_json_is_indented_on_a_terminal_and_compact_when_piped() -> None:
     stacks = _stacks(["api"], 3)
     shown = Terminal()
-    TerminalRenderer(shown, io.StringIO(), NOW, as_json=True).stack_list(StackList(stacks))
+    TerminalRenderer(shown, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
     piped = io.StringIO()
-    TerminalRenderer(piped, io.StringIO(), NOW, as_json=True).stack_list(StackList(stacks))
+    TerminalRenderer(piped, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
     assert json.loads(shown.getvalue()) == json.loads(piped.getvalue())
     assert shown.getvalue().startswith('[\n  {\n    "uid": "uid-0",')
     assert piped.getvalue().count("\n") == 1 and ", " not in piped.getvalue()
