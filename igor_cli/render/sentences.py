@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +35,7 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
 from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
+from igor_cli.render.table import Step, Table
 
 if TYPE_CHECKING:
     from igor_cli.freeze import Window
@@ -373,111 +373,63 @@ def short_person(requester: Requester | None, triggered_by: str) -> str:
     return triggered_by.split("@", 1)[0] or triggered_by or "someone"
 
 
-def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
-    """`failed · alice 3m ago`: the deployment under way, or how the last one ended."""
+def last_deploy(facts: StackDeploys | None, now: datetime, *, who: bool = True) -> str:
+    """`failed · alice 3m ago`: the deployment under way, or how the last one ended
+    (`failed 3m ago` without `who`, for a narrow screen)."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        who = short_person(facts.live_by, facts.live.triggered_by)
-        return f"running · {who} {short_ago(facts.live.started_at, now)}"
+        by = f" · {short_person(facts.live_by, facts.live.triggered_by)}" if who else ""
+        return f"running{by} {short_ago(facts.live.started_at, now)}"
     if facts.last is None:
         return "none"
-    who = short_person(facts.last_by, facts.last.triggered_by)
-    return f"{facts.last_state} · {who} {short_ago(facts.last.finished_at, now)}"
+    by = f" · {short_person(facts.last_by, facts.last.triggered_by)}" if who else ""
+    return f"{facts.last_state}{by} {short_ago(facts.last.finished_at, now)}"
 
 
-# How far a column may shrink, ending in an ellipsis, when a table is wider than the
-# screen. Only these: a cut name or status still says which stack and roughly how it
-# is, while a cut environment, health or time says nothing. A column without a rule
-# keeps its full width (a new column does too, until it is given one).
-# LAST DEPLOY keeps its first word (succeeded, failed, cancelled, running).
-SHRINKS_TO = {"NAME": 7, "STATUS": 9, "LAST DEPLOY": 10}
-# Shorter headers, for when the table is too wide and the header is wider than its values.
-SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY", "LAST DEPLOY": "DEPLOY"}
-GAP = 2  # spaces between columns
+def stack_table(
+    stacks: list[Stack],
+    now: datetime,
+    running: dict[str, Deployment | None] | None = None,
+    *,
+    facts: Mapping[str, StackDeploys] | None = None,
+) -> Table:
+    """The stacks table, and how it gives way on a narrow screen: NAME, ENVIRONMENT and
+    RUNNING (what `--ref`/`-v` would name) are never cut."""
+    known = facts or {}
+    rows = stack_rows(stacks, now, running, facts=facts)
+    shorter = {
+        "STATUS": [short_status(s) for s in stacks],
+        "LAST DEPLOY": [last_deploy(known.get(s.uid), now, who=False) for s in stacks],
+    }
+    return Table(rows[0], rows[1:], shorter, STACK_GIVES_WAY, {"LAST DEPLOY": 10})
 
 
-Cell = TypeVar("Cell")
-# Columns that give way whole when even the shrunk table is wider than the screen:
-# LAST DEPLOY (STATUS still says how the stack is; `igor history` says the rest).
-DROPS = ("LAST DEPLOY",)
+# LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it
+# (STATUS mostly repeats it); cut, it keeps its first word (succeeded, failed, ...).
+STACK_GIVES_WAY: tuple[Step, ...] = (
+    ("headers", ""), ("shorten", "STATUS"), ("drop", "LAST ACTIVITY"),
+    ("shorten", "LAST DEPLOY"), ("drop", "HEALTH"), ("drop", "STATUS"),
+    ("cut", "LAST DEPLOY"), ("drop", "LAST DEPLOY"),
+)  # fmt: skip
+
+_SHORT_STATUS = {
+    StackStatus.PENDING_ANALYSIS: "pending",
+    StackStatus.DEPLOYED: "deployed",
+    StackStatus.DEPLOY_FAILED: "failed",
+    StackStatus.ANALYZING: "analyzing",
+    StackStatus.ANALYZED: "analyzed",
+    StackStatus.QUEUED: "queued",
+    StackStatus.DEPLOYING: "deploying",
+    StackStatus.UNABLE_TO_ANALYZE: "unanalyzable",
+}
 
 
-@dataclass(frozen=True)
-class Fit:
-    """A table's header and column widths, fitted to a screen (`keep`: the columns shown)."""
-
-    header: tuple[str, ...]
-    widths: list[int]
-    keep: tuple[int, ...] = ()
-
-    @property
-    def width(self) -> int:
-        """The width of the whole table."""
-        return sum(self.widths) + GAP * (len(self.widths) - 1)
-
-    def pick(self, row: Sequence[Cell]) -> tuple[Cell, ...]:
-        """The cells of a full row that this fit shows."""
-        return tuple(row[i] for i in self.keep) if self.keep else tuple(row)
-
-
-def fit(rows: list[tuple[str, ...]], width: int | None = None) -> Fit:
-    """Each column's width: its widest cell, or less to fit `width` when given.
-
-    First the long headers give way to short ones, then the shrinkable columns
-    give up room, the one with most to spare first, down to their minimums. A
-    column of DROPS gives way whole when the table cannot fit with it. Past that
-    the table stays wider than `width` rather than cut what cannot be cut.
-    """
-    keep = tuple(range(len(rows[0])))
-    if width is not None and _narrowest(rows) > width:
-        keep = tuple(i for i in keep if rows[0][i] not in DROPS)
-    picked = [tuple(row[i] for i in keep) for row in rows]
-    header, body = picked[0], picked[1:]
-    values = [max((len(row[i]) for row in body), default=0) for i in range(len(header))]
-    fitted = Fit(header, [max(len(h), v) for h, v in zip(header, values, strict=True)], keep)
-    if width is None or fitted.width <= width:
-        return fitted
-    header = tuple(SHORT_HEADERS.get(h, h) for h in header)
-    widths = [max(len(h), v) for h, v in zip(header, values, strict=True)]
-    excess = Fit(header, widths).width - width
-    floors = {i: SHRINKS_TO[name] for i, name in enumerate(picked[0]) if name in SHRINKS_TO}
-    while excess > 0:
-        room = [i for i, floor in floors.items() if widths[i] > floor]
-        if not room:
-            break
-        widest = max(room, key=lambda i: widths[i] - floors[i])
-        widths[widest] -= 1
-        excess -= 1
-    return Fit(header, widths, keep)
-
-
-def _narrowest(rows: list[tuple[str, ...]]) -> int:
-    """How narrow the table can get: short headers, shrinkable columns at their minimums."""
-    header, body = rows[0], rows[1:]
-    total = GAP * (len(header) - 1)
-    for i, name in enumerate(header):
-        value = max((len(row[i]) for row in body), default=0)
-        if name in SHRINKS_TO:
-            value = min(value, SHRINKS_TO[name])
-        total += max(len(SHORT_HEADERS.get(name, name)), value)
-    return total
-
-
-def cut(text: str, width: int) -> str:
-    """`text`, ending in an ellipsis if it is longer than `width`."""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
-def aligned(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
-    """Rows as lines of columns two spaces apart, fitted to `width` when given."""
-    fitted = fit(rows, width)
-    return [
-        (" " * GAP)
-        .join(cut(c, fitted.widths[i]).ljust(fitted.widths[i]) for i, c in enumerate(row))
-        .rstrip()
-        for row in [fitted.header, *(fitted.pick(row) for row in rows[1:])]
-    ]
+def short_status(stack: Stack) -> str:
+    """`deployed`, `failed`, `deploying`, ...; `busy` when busy with what the status hides."""
+    if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED):
+        return "busy"
+    return _SHORT_STATUS.get(stack.status, stack.status.text.lower())
 
 
 _WORD = re.compile(r"`[^`]*`\S*|\S+")
@@ -693,6 +645,22 @@ def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tup
 def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tuple[str, ...]]:
     """The history table, header first, as both chat renderers print it."""
     return [HISTORY_COLUMNS, *(history_row(p, person, now) for p in found.deployments)]
+
+
+def history_table(found: History, person: PersonNamer, now: datetime) -> Table:
+    """The history table, and how it gives way: ID and WHAT (what `--to` and `--ref`
+    take) are never cut."""
+    rows = history_rows(found, person, now)
+    shorter = {
+        "BY": [short_person(p.requester, p.deployment.triggered_by) for p in found.deployments]
+    }
+    return Table(rows[0], rows[1:], shorter, HISTORY_GIVES_WAY, {"OUTCOME": 9})
+
+
+HISTORY_GIVES_WAY: tuple[Step, ...] = (
+    ("shorten", "BY"), ("drop", "VIA"), ("drop", "TOOK"), ("drop", "BY"), ("drop", "STARTED"),
+    ("cut", "OUTCOME"),
+)  # fmt: skip
 
 
 def history_summary(found: History) -> str:

@@ -36,6 +36,7 @@ from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
+from igor_cli.render.table import Table, aligned
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
@@ -217,8 +218,10 @@ def render_history(found: History, now: datetime) -> SlackMessage:
 
 
 def _table_chunks(rows: list[tuple[str, ...]]) -> list[str]:
-    """A table's aligned, escaped lines, grouped to fit code blocks."""
-    return _chunks([escape(line) for line in sentences.aligned(rows)], TEXT_LIMIT - 6)
+    """A table's aligned, escaped lines (whole: Slack wraps a code block itself), grouped
+    to fit code blocks."""
+    lines = aligned(Table(rows[0], rows[1:]))
+    return _chunks([escape(line) for line in lines], TEXT_LIMIT - 6)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -33,6 +33,8 @@ from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences
+from igor_cli.render.table import GAP, Fit, fit
+from igor_cli.render.table import Table as TextTable
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
@@ -163,20 +165,12 @@ class TerminalRenderer:
         if not listing.stacks:
             self._prose(self.err_file, sentences.list_summary(listing))
             return
-        # Fitted to the screen by the columns' own rules: only NAME, STATUS and LAST DEPLOY
-        # shrink (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
-        running = listing.running
-        rows = sentences.stack_rows(listing.stacks, self.now, running, facts=listing.deploy_facts)
-        plain = written_plainly(self.out_file)
-        fitted = sentences.fit(rows, plain_width() if plain else screen_width(self.out))
-        texts = zip(listing.stacks, rows[1:], strict=True)
-        cells = [fitted.pick(self._row(stack, rows[0], row)) for stack, row in texts]
-        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
-        if drawn is not None:
-            self.out_file.write(drawn)
-            self.out_file.flush()
-        else:
-            self._rich_table(fitted, cells)
+        # Fitted to the screen by the table's own rules (render/table.py): what is typed
+        # next is never cut. Piped without COLUMNS: whole.
+        stacks, facts = listing.stacks, listing.deploy_facts
+        table = sentences.stack_table(stacks, self.now, listing.running, facts=facts)
+        rows = zip(stacks, table.rows, strict=True)
+        self._draw(table, [self._styles(stack, table.header, row) for stack, row in rows])
         if listing.unread:
             self.note(f"LAST DEPLOY could not be read: {listing.unread}")
         elif not listing.deploys_read:
@@ -185,9 +179,26 @@ class TerminalRenderer:
                 "narrow the list with -s or -e to see it."
             )
 
-    def _rich_table(
-        self, fitted: sentences.Fit, cells: Sequence[Sequence[tuple[str, str]]]
-    ) -> None:
+    def _draw(self, table: TextTable, styles: Sequence[Mapping[str, str]]) -> None:
+        """A table fitted to the screen (each row's styles by column), drawn without rich
+        where it writes plainly, else through rich."""
+        plain = written_plainly(self.out_file)
+        fitted = fit(table, plain_width() if plain else screen_width(self.out))
+        cells = [
+            [
+                (text, style.get(column, ""))
+                for column, text in zip(fitted.columns, row, strict=True)
+            ]
+            for row, style in zip(fitted.rows, styles, strict=True)
+        ]
+        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
+        if drawn is not None:
+            self.out_file.write(drawn)
+            self.out_file.flush()
+        else:
+            self._rich_table(fitted, cells)
+
+    def _rich_table(self, fitted: Fit, cells: Sequence[Sequence[tuple[str, str]]]) -> None:
         """The stacks table through rich: drawn in one pass when it can be, else laid out."""
         from rich.text import Text
 
@@ -209,22 +220,13 @@ class TerminalRenderer:
         self.err.print(escape(sentences.history_summary(found)))
         if not found.deployments:
             return
-        on_terminal = self.out.is_terminal
-        table = self._table(sentences.HISTORY_COLUMNS)
+        styles = []
         for past in found.deployments:
-            row = sentences.history_row(past, sentences.plain_person, self.now)
-            cells = [escape(cell) for cell in row]
             style = OUTCOME_STYLE.get(past.state, "")
             if past.deployment.is_live:
                 style = "bold " + (style or "green")
-            cells[3] = f"[{style}]{cells[3]}[/]" if style else cells[3]
-            table.add_row(*cells)
-        # Piped, the table keeps its full width (a program reads it); on a terminal, the terminal's.
-        rows = sentences.history_rows(found, sentences.plain_person, self.now)
-        wide = max(len(line) for line in sentences.aligned(rows)) + 2
-        if not on_terminal:
-            self.out.width = max(self.out.width, wide)
-        self.out.print(table)
+            styles.append({"OUTCOME": style})
+        self._draw(sentences.history_table(found, sentences.plain_person, self.now), styles)
 
     def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
         """An empty table with these columns (of these widths, cut with an ellipsis, when
@@ -234,7 +236,7 @@ class TerminalRenderer:
 
         on_terminal = self.out.is_terminal
         # The box's column separator is a space: with it, one space of padding makes two.
-        gap = sentences.GAP - (1 if on_terminal else 0)
+        gap = GAP - (1 if on_terminal else 0)
         table = Table(
             box=box.SIMPLE_HEAD if on_terminal else None,
             show_edge=False,
@@ -249,19 +251,16 @@ class TerminalRenderer:
             )
         return table
 
-    def _row(
-        self, stack: Stack, columns: Sequence[str], texts: Sequence[str]
-    ) -> list[tuple[str, str]]:
-        """A stack's cells, as `sentences.stack_rows` words them, each with its style:
-        text, never markup (a name is shown as it is)."""
-        styles = {
-            "STATUS": STATUS_STYLE.get(stack.status, ""),
-            "HEALTH": HEALTH_STYLE[stack.health],
-        }
+    def _styles(self, stack: Stack, columns: Sequence[str], texts: Sequence[str]) -> dict[str, str]:
+        """The styles of a stack's cells by column (its row as `sentences.stack_rows` words
+        it); the cells are text, never markup (a name is shown as it is)."""
         said = dict(zip(columns, texts, strict=True))
         last = said.get("LAST DEPLOY", "")
-        styles["LAST DEPLOY"] = OUTCOME_STYLE.get(last.split(" ", 1)[0], "")
-        return [(text, styles.get(column, "")) for column, text in zip(columns, texts, strict=True)]
+        return {
+            "STATUS": STATUS_STYLE.get(stack.status, ""),
+            "HEALTH": HEALTH_STYLE[stack.health],
+            "LAST DEPLOY": OUTCOME_STYLE.get(last.split(" ", 1)[0], ""),
+        }
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr); with --json, also
@@ -581,7 +580,7 @@ def drawn_plainly(
     if laid is None:
         return None
     texts, sizes, fitted = laid
-    gap = " " * sentences.GAP
+    gap = " " * GAP
     lines = []
     for text_row, size_row in zip(texts, sizes, strict=True):
         cells = zip(text_row, size_row, fitted, strict=True)
