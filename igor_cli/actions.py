@@ -151,6 +151,9 @@ class Request:
     needs_cloud66: ClassVar[bool] = True
     # The fields of its JSON, for `--json a,b` (a test checks them against the output).
     json_fields: ClassVar[tuple[str, ...]] = ()
+    # It acts on the one stack it names: chat's rules are decided on the stack it
+    # resolves to (a change's always are), so `-e` is needed no more than for deploy.
+    acts_on_a_stack: ClassVar[bool] = False
 
     # Declared for the type checker only: a class attribute here would become the
     # default of a subclass's own field of that name (dataclasses read it), so the
@@ -227,6 +230,7 @@ class DeployRequest(Request):
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS)
 
     stack: str
@@ -259,6 +263,9 @@ class CancelRequest(Request):
     # It stops a change rather than making one: locks, freezes and approvals let it
     # through (a change that does not say so is held back by them).
     halts: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    # Chat looks first (a dry run): with nothing to cancel it says so, asking no click.
+    previews: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = (
         "result", "stack", "cancelled", "cancelled_deployment_id", "deployment_id",
         "triggered_by", "started_by", "queued", "choices",
@@ -270,6 +277,7 @@ class CancelRequest(Request):
     as_json: JsonOutput | None = None
     target: CancelTarget = CancelTarget.ANY
     deployment_id: str = ""  # --id N: this deployment, running or queued
+    dry_run: bool = False  # look only (chat, before it asks for a confirmation)
 
 
 @dataclass(frozen=True)
@@ -278,6 +286,7 @@ class WatchRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
         "result", "stack", "async_action_id", "deployment_id", "queued", "started_by",
         "triggered_by", "started_at", "typical_seconds",
@@ -294,6 +303,7 @@ class HistoryRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = (
         "id", "started_at", "finished_at", "duration_seconds", "outcome", "outcome_text",
         "triggered_by", "triggered_via", "igor", "git_hash", "git_ref", "services",
@@ -979,6 +989,13 @@ def cancel(
             result, stack, live, state.live_requester, tuple(waiting), cancelled, request.target
         )
 
+    def _delete(
+        client: Client, stack: Stack, deployment_id: str, said: CancelOutcome
+    ) -> CancelOutcome:
+        if request.dry_run:  # what it would cancel; nothing is asked of Cloud 66
+            return dataclasses.replace(said, cancelled_id=deployment_id)
+        return delete(client, stack, deployment_id, said)
+
     wanted = request.deployment_id.strip()
     if wanted:
         if live is not None and live.id == wanted:
@@ -1011,7 +1028,7 @@ def cancel(
     return _delete(client, stack, only.deployment_id, outcome(CancelResult.CANCELLING, "queued"))
 
 
-def _delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
+def delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
     """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure."""
     import dataclasses
 

@@ -65,6 +65,7 @@ class LockRequest(Request):
 
     changes: ClassVar[bool] = False  # it changes no stack at Cloud 66: no confirmation
     needs_cloud66: ClassVar[bool] = True  # the stack is resolved, so a typo locks nothing
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = ("result", "lock")
 
     stack: str
@@ -80,6 +81,7 @@ class UnlockRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False  # the lock records name their stacks
+    acts_on_a_stack: ClassVar[bool] = True  # chat may resolve it, for rules per environment
     json_fields: ClassVar[tuple[str, ...]] = ("result", "stack", "lock")
 
     stack: str

@@ -62,6 +62,7 @@ class RollbackRequest(Request):
     needs_cloud66: ClassVar[bool] = True
     # What it deploys is known only by looking: chat looks first and names it.
     previews: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS, "from", "to")
 
     stack: str
@@ -83,6 +84,7 @@ class PromoteRequest(Request):
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
     previews: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
         *DEPLOY_FIELDS, "source_stack", "from", "replaces"
     )

@@ -341,9 +341,11 @@ def stack_rows(
     running: dict[str, Deployment | None] | None = None,
     *,
     facts: Mapping[str, StackDeploys] | None = None,
+    person: PersonNamer | None = None,
 ) -> list[tuple[str, ...]]:
     """The stacks table, header first, as both chat renderers print it (`running`: --wide;
-    `facts`: each stack's deployments, for LAST DEPLOY)."""
+    `facts`: each stack's deployments, for LAST DEPLOY; `person`: how Slack users are
+    named there)."""
     wide = running is not None
     known = facts or {}
     rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
@@ -355,7 +357,7 @@ def stack_rows(
             status_label(s),
             s.health.text,
             short_ago(last_activity(s, seen), now),
-            last_deploy(seen, now),
+            last_deploy(seen, now, person=person),
         )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
@@ -366,24 +368,35 @@ def running_text(deployment: Deployment | None) -> str:
     return what_ran(PastDeployment(deployment)) if deployment is not None else "-"
 
 
-def short_person(requester: Requester | None, triggered_by: str) -> str:
-    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop."""
+def short_person(
+    requester: Requester | None, triggered_by: str, person: PersonNamer | None = None
+) -> str:
+    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop; a
+    Slack user as `person` names them (their Slack name), else by ID."""
     if requester is not None:
+        if person is not None and requester.via == "slack":
+            return person(requester)
         return requester.user.split("@", 1)[0] or requester.user or "someone"
     return triggered_by.split("@", 1)[0] or triggered_by or "someone"
 
 
-def last_deploy(facts: StackDeploys | None, now: datetime, *, who: bool = True) -> str:
+def last_deploy(
+    facts: StackDeploys | None,
+    now: datetime,
+    *,
+    who: bool = True,
+    person: PersonNamer | None = None,
+) -> str:
     """`failed · alice 3m ago`: the deployment under way, or how the last one ended
     (`failed 3m ago` without `who`, for a narrow screen)."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        by = f" · {short_person(facts.live_by, facts.live.triggered_by)}" if who else ""
+        by = f" · {short_person(facts.live_by, facts.live.triggered_by, person)}" if who else ""
         return f"running{by} {short_ago(facts.live.started_at, now)}"
     if facts.last is None:
         return "none"
-    by = f" · {short_person(facts.last_by, facts.last.triggered_by)}" if who else ""
+    by = f" · {short_person(facts.last_by, facts.last.triggered_by, person)}" if who else ""
     return f"{facts.last_state}{by} {short_ago(facts.last.finished_at, now)}"
 
 
