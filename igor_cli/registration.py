@@ -21,8 +21,8 @@ from igor_cli.credentials import (
     keyring_backend,
     keyring_delete,
     keyring_problem,
+    keyring_state,
     keyring_store,
-    keyring_usable,
     require_keyring,
 )
 from igor_cli.errors import ExitCode, IgorError
@@ -206,11 +206,14 @@ def _keyring_check() -> Check:
         return Check("keyring", False, f"{problem}: fix or unset it "
                      "(tokens set in the environment still work)",
                      {"backend": None, "usable": False})  # fmt: skip
-    usable = keyring_usable()
-    detail = keyring_backend() + (
-        "" if usable else " (stores nothing: tokens must come from the environment)"
-    )
-    return Check("keyring", None, detail, {"backend": keyring_backend(), "usable": usable})
+    state = keyring_state()
+    detail = keyring_backend() + {
+        "usable": "",
+        "locked": " (locked: unlock it to read or store tokens, e.g. "
+        "`gnome-keyring-daemon --replace --unlock`; tokens in the environment still work)",
+    }.get(state, " (stores nothing: tokens must come from the environment)")
+    facts = {"backend": keyring_backend(), "usable": state == "usable", "locked": state == "locked"}
+    return Check("keyring", None, detail, facts)
 
 
 def _api_url_check(env: Environment) -> Check:
