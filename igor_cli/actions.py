@@ -33,6 +33,7 @@ from igor_cli.errors import (
     Unreachable,
     UsageProblem,
 )
+from igor_cli.json_output import FOLLOW_EVENT_FIELDS, JsonOutput
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import (
@@ -56,6 +57,7 @@ class Client(Protocol):
     def accounts(self) -> list[Account]: ...
     def services(self, uid: str) -> list[Service]: ...
     def deployments(self, uid: str) -> list[Deployment]: ...
+    def deployment(self, uid: str, deployment_id: str) -> Deployment: ...
     def deployments_of(self, uids: Sequence[str]) -> dict[str, list[Deployment]]: ...
     def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
     def action(self, uid: str, action_id: str) -> AsyncAction: ...
@@ -147,6 +149,11 @@ class Request:
     halts: ClassVar[bool] = False
     previews: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    # The fields of its JSON, for `--json a,b` (a test checks them against the output).
+    json_fields: ClassVar[tuple[str, ...]] = ()
+    # It acts on the one stack it names: chat's rules are decided on the stack it
+    # resolves to (a change's always are), so `-e` is needed no more than for deploy.
+    acts_on_a_stack: ClassVar[bool] = False
 
     # Declared for the type checker only: a class attribute here would become the
     # default of a subclass's own field of that name (dataclasses read it), so the
@@ -156,7 +163,7 @@ class Request:
         environment: str | None
         dry_run: bool
         follow: bool
-        as_json: bool
+        as_json: JsonOutput | None
         break_glass: bool  # during a freeze (only those the rules name; on record)
         reason: str  # why, for the record
         expect: str  # set by a confirmation: deploy this (a hash or tags) or nothing
@@ -181,11 +188,22 @@ FACETS: dict[str, Any] = {
     "environment": None,
     "dry_run": False,
     "follow": False,
-    "as_json": False,
+    "as_json": None,
     "break_glass": False,
     "reason": "",
     "expect": "",
 }
+
+
+def with_follow_events(*fields: str) -> tuple[str, ...]:
+    """A command's fields, and those of the events it prints while following."""
+    return tuple(dict.fromkeys((*fields, *FOLLOW_EVENT_FIELDS)))
+
+
+DEPLOY_FIELDS = (
+    "result", "stack", "services", "ref", "profile", "posted", "async_action_id", "message",
+    "running_deployment_id", "started_by",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -194,10 +212,15 @@ class ListRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "uid", "name", "environment", "status", "status_text", "health", "health_text", "busy",
+        "last_activity", "dashboard_url", "deployments_read", "live_deployment", "last_deploy",
+        "running",
+    )  # fmt: skip
 
     stack: str | None = None
     environment: str | None = None
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     wide: bool = False  # with what each stack runs (one deployments list per stack shown)
 
 
@@ -207,6 +230,8 @@ class DeployRequest(Request):
 
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS)
 
     stack: str
     environment: str | None = None
@@ -216,7 +241,7 @@ class DeployRequest(Request):
     wait: bool = True
     follow: bool = False
     dry_run: bool = False
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     break_glass: bool = False  # deploy during a freeze (only those it names; on record)
     reason: str = ""  # why, for the record
 
@@ -238,13 +263,21 @@ class CancelRequest(Request):
     # It stops a change rather than making one: locks, freezes and approvals let it
     # through (a change that does not say so is held back by them).
     halts: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    # Chat looks first (a dry run): with nothing to cancel it says so, asking no click.
+    previews: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "result", "stack", "cancelled", "cancelled_deployment_id", "deployment_id",
+        "triggered_by", "started_by", "queued", "choices",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
     services: tuple[str, ...] = ()
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     target: CancelTarget = CancelTarget.ANY
     deployment_id: str = ""  # --id N: this deployment, running or queued
+    dry_run: bool = False  # look only (chat, before it asks for a confirmation)
 
 
 @dataclass(frozen=True)
@@ -253,10 +286,15 @@ class WatchRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
+        "result", "stack", "async_action_id", "deployment_id", "queued", "started_by",
+        "triggered_by", "started_at", "typical_seconds",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -265,11 +303,17 @@ class HistoryRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "id", "started_at", "finished_at", "duration_seconds", "outcome", "outcome_text",
+        "triggered_by", "triggered_via", "igor", "git_hash", "git_ref", "services",
+        "deployment_profile", "deploy_type", "is_live",
+    )  # fmt: skip
 
     stack: str
     environment: str | None = None
     limit: int = 10
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -278,8 +322,9 @@ class VersionRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False
+    json_fields: ClassVar[tuple[str, ...]] = ("version",)
 
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -288,8 +333,15 @@ class WhoamiRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "token_source",
+        "api_url",
+        "sandbox",
+        "account",
+        "requests_left",
+    )
 
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 # -- outcomes --------------------------------------------------------------
@@ -500,6 +552,7 @@ class WatchOutcome:
     queued: bool = False  # igor's deploy, waiting behind the running one
     started_at: datetime | None = None  # when it started (or was asked for, when queued)
     typical: float | None = None  # seconds the stack's recent successful deployments took
+    behind: str = ""  # queued: the id of the deployment it waits behind, when known
 
     @property
     def followable(self) -> bool:
@@ -936,6 +989,13 @@ def cancel(
             result, stack, live, state.live_requester, tuple(waiting), cancelled, request.target
         )
 
+    def _delete(
+        client: Client, stack: Stack, deployment_id: str, said: CancelOutcome
+    ) -> CancelOutcome:
+        if request.dry_run:  # what it would cancel; nothing is asked of Cloud 66
+            return dataclasses.replace(said, cancelled_id=deployment_id)
+        return delete(client, stack, deployment_id, said)
+
     wanted = request.deployment_id.strip()
     if wanted:
         if live is not None and live.id == wanted:
@@ -968,7 +1028,7 @@ def cancel(
     return _delete(client, stack, only.deployment_id, outcome(CancelResult.CANCELLING, "queued"))
 
 
-def _delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
+def delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
     """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure."""
     import dataclasses
 
@@ -1064,6 +1124,8 @@ class Progress:
     message: str = ""
     timed_out: bool = False
     cancelled: bool = False
+    queued: bool = False  # still waiting behind the deployment in front of it
+    deployment_id: str = ""  # its deployment, when Cloud 66's action names it
 
     @property
     def exit_code(self) -> ExitCode:
@@ -1076,9 +1138,10 @@ class Progress:
 
     @property
     def state(self) -> str:
-        """succeeded, failed, cancelled, or running (also when igor stopped watching)."""
+        """succeeded, failed, cancelled, queued, or running (also when igor stopped
+        watching)."""
         if not self.finished:
-            return "running"
+            return "queued" if self.queued else "running"
         if self.success:
             return "succeeded"
         return "cancelled" if self.cancelled else "failed"
@@ -1143,17 +1206,22 @@ def follow(
     policy: FollowPolicy | None = None,
     loops: Callable[[], int] = lambda: 1,
     already: float = 0.0,
+    behind: str = "",
 ) -> Iterator[Progress]:
     """Yield progress until the deploy's async action finishes or the timeout passes.
 
     Throttling, outages and a passing 404 (after the client's own retries) only
     slow the polling down; a rejected token, or `give_up_after` failures in a
     row, end it. `already`: seconds the deployment ran before igor started watching.
+    `behind`: the deployment a queued deploy waits behind; looked at (one GET) with
+    each look until it is over, so progress says when the wait ends.
     """
     policy = policy or FollowPolicy()
     started = policy.clock() - max(0.0, already)
     delay = policy.interval_for(loops())
     failures = 0
+    waiting = bool(behind)
+    named = ""  # its deployment's id, once an answer names it
     while True:
         try:
             action = client.action(stack_uid, action_id)
@@ -1176,13 +1244,28 @@ def follow(
                 bool(action.finished_success),
                 action.finished_message,
                 cancelled=cancelled,
+                deployment_id=action.deployment_id,
             )
             return
+        named = action.deployment_id if action is not None and action.deployment_id else named
         if elapsed - already >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
             return
-        yield Progress(elapsed, False)
+        if waiting and action is not None:
+            waiting = _in_front(client, stack_uid, behind)
+        yield Progress(elapsed, False, queued=waiting, deployment_id=named)
         policy.sleep(delay)
+
+
+def _in_front(client: Client, stack_uid: str, deployment_id: str) -> bool:
+    """Whether the deployment a queued deploy waits behind still runs (when it cannot be
+    read this time, the wait is taken to go on; when it is gone, to be over)."""
+    try:
+        return client.deployment(stack_uid, deployment_id).is_deploying
+    except NotFound:
+        return False
+    except (Throttled, Unreachable, ApiError):
+        return True
 
 
 def _took(action: AsyncAction, watched: float) -> float:
@@ -1203,7 +1286,8 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
     """The stack's running deployment (or igor's queued deploy) to follow, with an estimate."""
     stack = find_stack(client, request.stack, request.environment, hints)
     state = live_state(client, stack)
-    typical = typical_duration(client.deployments(stack.uid))
+    like = kind_of(state.live) if state.live is not None else DeployKind(True)
+    typical = typical_duration(client.deployments(stack.uid), like)
     if state.live_action is not None and state.live is not None:
         return WatchOutcome(
             stack,
@@ -1237,15 +1321,22 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
 
 def following(client: Client, outcome: DeployOutcome) -> WatchOutcome:
     """What `deploy --follow` watches: the deployment igor asked for (or already runs)."""
-    typical = typical_duration(client.deployments(outcome.stack.uid))
+    already = outcome.result is DeployResult.ALREADY_DEPLOYING
+    queued = outcome.result is DeployResult.QUEUED
+    if already and outcome.running is not None:
+        like = kind_of(outcome.running)
+    else:  # what this deploy asks for, through the API
+        like = DeployKind(True, _names(outcome.services), outcome.profile)
+    typical = typical_duration(client.deployments(outcome.stack.uid), like)
     return WatchOutcome(
         outcome.stack,
         outcome.action_id,
-        outcome.running if outcome.result is DeployResult.ALREADY_DEPLOYING else None,
+        outcome.running if already else None,
         outcome.started_by,
-        queued=outcome.result is DeployResult.QUEUED,
+        queued=queued,
         started_at=outcome.started_at,
         typical=typical,
+        behind=outcome.running.id if queued and outcome.running is not None else "",
     )
 
 
@@ -1256,14 +1347,41 @@ def seconds_running(outcome: DeployOutcome | WatchOutcome, now: datetime) -> flo
     return max(0.0, (now - outcome.started_at).total_seconds())
 
 
-def typical_duration(deployments: Sequence[Deployment]) -> float | None:
-    """How long the stack's newest successful deployments took (the median), if any did."""
+@dataclass(frozen=True)
+class DeployKind:
+    """What makes two deployments' durations comparable: asked through the API (igor,
+    a hook, cx) or not (the dashboard, which may build first), the services deployed
+    (one service of a docker stack deploys faster than all of them), the profile."""
+
+    api: bool
+    services: frozenset[str] = frozenset()
+    profile: str = ""
+
+
+def kind_of(deployment: Deployment) -> DeployKind:
+    """The kind of a deployment Cloud 66 lists."""
+    api = deployment.triggered_via.casefold() == "api"
+    return DeployKind(api, _names(deployment.services), deployment.deployment_profile)
+
+
+def _names(services: Sequence[str]) -> frozenset[str]:
+    return frozenset(s.split(":", 1)[0].strip().casefold() for s in services if s.strip())
+
+
+def typical_duration(
+    deployments: Sequence[Deployment], like: DeployKind | None = None
+) -> float | None:
+    """How long the stack's newest successful deployments of this kind took (the median);
+    None when none did: no estimate rather than one made from other kinds."""
     import statistics
 
     done = [
         d
         for d in deployments
-        if deployment_state(d) == "succeeded" and d.started_at and d.finished_at
+        if deployment_state(d) == "succeeded"
+        and d.started_at
+        and d.finished_at
+        and (like is None or kind_of(d) == like)
     ]
     newest = sorted(done, key=newest_first)[:TYPICAL_OF]
     seconds = [

@@ -28,12 +28,14 @@ import typer
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
 from typer._click.exceptions import MissingParameter, UsageError
+from typer._click.parser import _OptionParser
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer._coercion import RuntimeParam
 from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort, Exit
 
 from igor_cli import __version__
+from igor_cli.json_output import BadJsonRequest, JsonOutput
 
 if TYPE_CHECKING:
     from igor_cli.targets import Default
@@ -122,6 +124,10 @@ class IgorCommand(TyperCommand):
         if taken:  # a command's own parameter would be shadowed: fail at definition
             raise TypeError(f"igor {self.name}: {', '.join(sorted(taken))} is igor's own name")
         self.params.append(_sandbox_flag())
+        json_option = next((p for p in self.params if p.name == "as_json"), None)
+        if json_option is not None:  # --json [FIELDS], and --jq with it
+            json_option.igor_bare_value = JSON_EVERY_FIELD  # type: ignore[attr-defined]
+            self.params.append(_jq_option())
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
         self.names_a_stack = False
@@ -130,11 +136,22 @@ class IgorCommand(TyperCommand):
             self.names_a_stack, self.stack_option.required = self.stack_option.required, False
             self.params.append(_stack_word())
 
+    def make_parser(self, ctx: Context) -> _OptionParser:
+        """click's parser, where `--json` takes its field list only when one follows."""
+        parser = _OptionalValues(ctx)
+        for param in self.get_params(ctx):
+            param.add_to_parser(parser, ctx)
+        return parser
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Read the options; the stack's name may come first instead of -s."""
         rest = super().parse_args(ctx, args)
         if ctx.params.pop("sandbox", False):  # after the command: as if before it
             ctx.find_root().params["sandbox"] = True
+        jq = ctx.params.pop("jq", None)
+        if jq is not None:  # --jq implies --json
+            shape = ctx.params.get("as_json") or JsonOutput()
+            ctx.params["as_json"] = JsonOutput(shape.fields, jq)
         if self.stack_option is None:
             return rest
         word = ctx.params.pop(TARGET, None)
@@ -148,6 +165,14 @@ class IgorCommand(TyperCommand):
             ctx.params["stack"] = word
             ctx.set_parameter_source("stack", ParameterSource.COMMANDLINE)
         if self.names_a_stack and ctx.params.get("stack") is None and not ctx.resilient_parsing:
+            meant = NAMED_ONLY.get(self.name or "")
+            if meant is not None:
+                raise UsageError(
+                    f"`{self.name}` {meant}s only a stack named after it (`{self.name} shop`), "
+                    f"never a default one: alone it could {meant} the default stack by "
+                    f"accident. Name the stack, or type `{meant}`, which takes the default.",
+                    ctx,
+                )
             raise MissingParameter(
                 "Name it after the command or with -s.", ctx=ctx, param=self.stack_option
             )
@@ -167,6 +192,28 @@ class IgorCommand(TyperCommand):
             with formatter.section("Examples"):
                 for line in self.epilog.splitlines():
                     formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
+
+
+JSON_EVERY_FIELD = ""  # what `--json` stands for when no field list follows it
+
+
+class _OptionalValues(_OptionParser):
+    """click's option parser, taking `--json`'s value only when one follows: `--json`
+    alone (at the end, or before another option) is every field, as in gh. The vendored
+    click has no optional values of its own."""
+
+    def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
+        bare = getattr(option.obj, "igor_bare_value", None)
+        if bare is not None and (not state.rargs or state.rargs[0][:1] in self._opt_prefixes):
+            return bare
+        return super()._get_value_from_state(option_name, option, state)
+
+
+def _json_fields(value: str | JsonOutput | None) -> JsonOutput | None:
+    """What --json was given: every field, or a comma-separated list of them."""
+    if value is None or isinstance(value, JsonOutput):
+        return value
+    return JsonOutput.parse(value)
 
 
 class IgorGroup(TyperGroup):
@@ -231,16 +278,11 @@ class IgorGroup(TyperGroup):
 def unknown_command(
     name: str, ctx: Context, commands: list[str], names: list[str] | None = None
 ) -> UsageError:
-    """The usage error for a command igor does not have (here: in chat or in a shell).
-
-    A name igor retired says what replaced it; otherwise the closest of `names`
-    (the commands and their aliases, `commands` when not given) is suggested.
-    """
+    """The usage error for a command igor does not have (here: in chat or in a shell):
+    the closest of `names` (the commands and their aliases, `commands` when not given)
+    is suggested."""
     import difflib
 
-    retired = RETIRED.get(name.lower())
-    if retired is not None:
-        return UsageError(f"{name!r} no longer means `{retired}`: type `{retired}` instead.", ctx)
     close = difflib.get_close_matches(name.lower(), commands if names is None else names, n=1)
     suggestion = f" Did you mean {close[0]}?" if close else ""
     return UsageError(
@@ -290,7 +332,7 @@ StackName = Annotated[
     typer.Option(
         "-s", "--stack", metavar="NAME", show_default=False,
         help="The stack's exact name (any case); also taken without -s. Default: "
-        ".igor.toml, IGOR_STACK or the config file (README: Default targets).",
+        "IGOR_STACK, .igor.toml or the config file (README: Default targets).",
         autocompletion=_complete_stacks,
     ),
 ]  # fmt: skip
@@ -337,7 +379,18 @@ Follow = Annotated[
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Check everything, deploy nothing, say what would happen.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+Json = Annotated[
+    JsonOutput | None,
+    typer.Option(
+        "--json", metavar="[FIELDS]", parser=_json_fields, show_default=False,
+        help="Print JSON for programs: every field, or only FIELDS (comma-separated, as "
+        "in gh).",
+    ),
+]  # fmt: skip
+JQ = typer.Option(
+    "--jq", metavar="EXPR", show_default=False,
+    help="Filter the JSON with a jq expression (implies --json), as in gh.",
+)  # fmt: skip
 GitRef = Annotated[
     str | None,
     typer.Option(
@@ -447,6 +500,22 @@ SANDBOX = typer.Option(
 )
 
 
+def _jq_option() -> Any:
+    """--jq for one more command (one that takes --json)."""
+    return copy.copy(_built_jq_option())
+
+
+@functools.cache
+def _built_jq_option() -> Any:
+    """--jq: the definition above, as a command's own option."""
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    info = copy.copy(JQ)  # written for Annotated: its first name sits in `default`
+    info.param_decls, info.default = (info.default, *(info.param_decls or ())), None
+    return _get_param(ParamMeta(name="jq", default=info, annotation=str | None))
+
+
 def _sandbox_flag() -> Any:
     """--sandbox for one more command."""
     return copy.copy(_built_sandbox_flag())
@@ -531,11 +600,13 @@ class CommandInfo:
     name: str
     aliases: tuple[str, ...] = ()
     chat: bool = False  # the shell has more: serve, register, ...
-    retired: tuple[str, ...] = ()  # names it no longer answers to: refused with a pointer
+    # Aliases that act only on a stack named on the command line, never on a default
+    # (`exit`: alone, it would cancel whatever the default target is).
+    named_only: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, CommandInfo] = {}
-RETIRED: dict[str, str] = {}  # a retired name -> the command it used to mean
+NAMED_ONLY: dict[str, str] = {}  # such an alias -> its command's name
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
@@ -544,25 +615,33 @@ def command(
     *,
     aliases: tuple[str, ...] = (),
     chat: bool = False,
-    retired: tuple[str, ...] = (),
+    named_only: tuple[str, ...] = (),
     group: str | None = None,
     examples: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Callable[[CommandFunction], CommandFunction]:
     """Register a command and its aliases (hidden from the list, named in its help).
 
-    `group` is its heading in `igor -h` (chat commands work on stacks unless
-    they say otherwise; the others set igor up); `examples` are lines typed in
-    a shell, shown in its help. The function turns options into a request and
-    returns it; it performs nothing.
+    `named_only` are aliases that act only on a stack named on the command line,
+    never on a default target; `group` is its heading in `igor -h` (chat commands
+    work on stacks unless they say otherwise; the others set igor up); `examples`
+    are lines typed in a shell, shown in its help. The function turns options into
+    a request and returns it; it performs nothing.
     """
+    if not set(named_only) <= set(aliases):
+        raise ValueError(f"igor {name}: named_only must be among its aliases")
 
     def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = CommandInfo(name, aliases, chat, retired)
-        RETIRED.update(dict.fromkeys(retired, name))
+        COMMANDS[name] = CommandInfo(name, aliases, chat, named_only)
+        NAMED_ONLY.update(dict.fromkeys(named_only, name))
         help_text = inspect.cleandoc(function.__doc__ or "")
         if aliases:
             help_text += "\n\nAliases: " + ", ".join(aliases) + "."
+        if named_only:
+            help_text += (
+                f" {_and_words(named_only)} act only on a stack named after them, never on "
+                "a default."
+            )
         kwargs.setdefault("rich_help_panel", group or (STACKS if chat else SETUP))
         kwargs.setdefault("epilog", "\n".join(examples) or None)
         app.command(name, cls=IgorCommand, help=help_text, **kwargs)(function)
@@ -571,6 +650,11 @@ def command(
         return function
 
     return register
+
+
+def _and_words(words: tuple[str, ...]) -> str:
+    """`exit and halt`; `a, b and c`."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 @command(
@@ -583,7 +667,7 @@ def list_command(
     stack: StackFilter = None,
     environment: EnvironmentName = None,
     wide: Wide = False,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:  # a Request; typer reads annotations at run time
     """List your stacks: status, health and last activity."""
     from igor_cli.actions import ListRequest
@@ -613,7 +697,7 @@ def deploy_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Deploy a stack (or only some of its services, or a given ref).
 
@@ -639,8 +723,10 @@ def deploy_command(
 
 @command(
     "cancel",
-    aliases=("stop", "halt"),
-    retired=("exit",),  # the original Igor's alias; `exit` leaves `igor chat` now
+    # The original Igor's aliases. `exit` and `halt` never take a default target: a
+    # bare `exit` (typed to leave something) must not cancel the default stack.
+    aliases=("stop", "exit", "halt"),
+    named_only=("exit", "halt"),
     chat=True,
     examples=(
         "igor cancel shop -e production",
@@ -656,7 +742,7 @@ def cancel_command(
     running: CancelRunning = False,
     queued: CancelQueued = False,
     deployment_id: DeploymentId = None,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Cancel the stack's running deployment (or the deploy igor queued behind it).
 
@@ -696,7 +782,7 @@ def cancel_command(
 def watch_command(
     stack: StackName,
     environment: EnvironmentName = None,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Follow the stack's running deployment to its end, as deploy --follow does.
 
@@ -717,7 +803,7 @@ def history_command(
     stack: StackName,
     environment: EnvironmentName = None,
     limit: Count = 10,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Show the stack's deployments, newest first: outcome, who, how, and what ran."""
     from igor_cli.actions import HistoryRequest
@@ -743,7 +829,7 @@ def rollback_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Go back to the last good deployment before the live one.
 
@@ -784,7 +870,7 @@ def promote_command(
     dry_run: DryRun = False,
     break_glass: BreakGlass = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Deploy to one environment's stack what another's runs (staging to production).
 
@@ -837,7 +923,7 @@ def lock_command(
     environment: EnvironmentName = None,
     reason: Reason = "",
     for_: LockFor = 4 * 3600.0,
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Lock a stack: until you unlock it or the lock expires, only you can deploy it.
 
@@ -863,7 +949,7 @@ def unlock_command(
     environment: EnvironmentName = None,
     force: Force = False,
     reason: Reason = "",
-    as_json: Json = False,
+    as_json: Json = None,
 ) -> Any:
     """Release your lock on a stack (--force: someone else's)."""
     from igor_cli.locks import UnlockRequest
@@ -872,7 +958,7 @@ def unlock_command(
 
 
 @command("locks", chat=True, examples=("igor locks", "igor locks --json"))
-def locks_command(as_json: Json = False) -> Any:
+def locks_command(as_json: Json = None) -> Any:
     """Show the locks in force: who holds which stack, why, and until when."""
     from igor_cli.locks import LocksRequest
 
@@ -880,7 +966,7 @@ def locks_command(as_json: Json = False) -> Any:
 
 
 @command("version", chat=True, group=SETUP, examples=("igor version", "igor --version"))
-def version_command(as_json: Json = False) -> Any:
+def version_command(as_json: Json = None) -> Any:
     """Show igor's version."""
     from igor_cli.actions import VersionRequest
 
@@ -888,7 +974,7 @@ def version_command(as_json: Json = False) -> Any:
 
 
 @command("whoami", chat=True, group=SETUP, examples=("igor whoami", "igor whoami --json"))
-def whoami_command(as_json: Json = False) -> Any:
+def whoami_command(as_json: Json = None) -> Any:
     """Who igor talks to Cloud 66 as: the token's source, the account, the API URL."""
     from igor_cli.actions import WhoamiRequest
 
@@ -1018,11 +1104,12 @@ def deregister_command(
 
 
 @command("doctor", examples=("igor doctor", "igor doctor --json", "igor --sandbox doctor"))
-def doctor_command(as_json: Json = False) -> Any:
+def doctor_command(as_json: Json = None) -> Any:
     """Check igor's set-up: where each token comes from and whether it is accepted.
 
     Also the keyring, the API URLs in use, and the scopes each token has where
-    its API tells. Exit code 0 when `igor list` would work.
+    its API tells. Exit code 0 when `igor list` would work, 2 when a setting is
+    wrong, else igor's code for what fails (4: token missing or rejected).
     """
     from igor_cli.setup_commands import DoctorRequest
 
@@ -1217,7 +1304,8 @@ def _convert_plainly(param: Any) -> None:
 
 
 def _plain(annotation: Any) -> bool:
-    return annotation in (str, bool, int, float, Switch) or annotation == list[str]
+    # JsonOutput: --json's value, parsed by `_json_fields` (typer drops the `| None`).
+    return annotation in (str, bool, int, float, Switch, JsonOutput) or annotation == list[str]
 
 
 class _PlainValue(RuntimeParam):
@@ -1230,6 +1318,8 @@ class _PlainValue(RuntimeParam):
             with contextlib.suppress(typer.BadParameter):
                 value = info.parser(value)
         if kind is str and isinstance(value, str):
+            return value
+        if kind is JsonOutput and (value is None or isinstance(value, JsonOutput)):
             return value
         if kind in (bool, Switch) and isinstance(value, bool):
             return value
@@ -1263,7 +1353,8 @@ def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_
             raise HelpRequested(root_group.get_help(root))
         name, found, rest = root_group.resolve_command(root, args)
         assert name is not None and found is not None
-        given = defaults() if getattr(found, "names_a_stack", False) else {}
+        takes_default = getattr(found, "names_a_stack", False) and name not in NAMED_ONLY
+        given = defaults() if takes_default else {}
         default_map = {key: default.value for key, default in given.items()}
         with found.make_context(name, rest, parent=root, default_map=default_map) as context:
             used = {
@@ -1272,5 +1363,18 @@ def parse(words: list[str], defaults: Callable[[], Mapping[str, Default]] = _no_
                 if context.get_parameter_source(key) is ParameterSource.DEFAULT_MAP
             }
             request = found.invoke(context)
-    canonical = next((c for c, names in ALIASES.items() if name in names), name)
+            canonical = next((c for c, names in ALIASES.items() if name in names), name)
+            _check_json(request, canonical, context)
     return Parsed(canonical, request, bool(root.params.get("sandbox")), used)
+
+
+def _check_json(request: Any, command: str, ctx: Context) -> None:
+    """`--json a,b` names fields the command's JSON has, and `--jq` a filter jq takes:
+    a usage error before anything runs, listing the valid fields (as gh does)."""
+    shape = getattr(request, "as_json", None)
+    if not isinstance(shape, JsonOutput):
+        return
+    try:
+        shape.check(getattr(request, "json_fields", ()), command)
+    except BadJsonRequest as problem:
+        raise UsageError(problem.message, ctx) from None

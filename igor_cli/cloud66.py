@@ -492,6 +492,9 @@ class Cloud66Client:
         self.now = now
         self.rate_remaining: int | None = None
         self.rate_limit: int | None = None
+        # The change (deploy or cancel, and the stack's uid) last sent: from then on it
+        # may reach Cloud 66 whatever happens here, a Ctrl-C included (terminal.py says so).
+        self.change_sent: tuple[str, str] | None = None
         self._token = token
         self._auth = _bearer(token)
         self._throttled: Throttled | None = None
@@ -522,6 +525,11 @@ class Cloud66Client:
     def stack(self, uid: str) -> Stack:
         """One stack (one GET)."""
         return Stack.from_api(self._object(f"/stacks/{_segment(uid)}"), self.origin)
+
+    def deployment(self, uid: str, deployment_id: str) -> Deployment:
+        """One deployment of a stack (one GET: the API docs' "Deployment")."""
+        path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
+        return Deployment.from_api(self._object(path))
 
     def services(self, uid: str) -> list[Service]:
         """The services of a stack (empty for stacks without containers)."""
@@ -597,6 +605,7 @@ class Cloud66Client:
             data["git_ref"] = git_ref
         if deployment_profile:
             data["deployment_profile"] = deployment_profile
+        self.change_sent = ("deploy", uid)
         body = self._send_once("POST", f"/stacks/{_segment(uid)}/deployments", data, "deploy")
         response = _answer_of(body, "deploy")
         return DeployResponse(
@@ -609,6 +618,7 @@ class Cloud66Client:
     def cancel(self, uid: str, deployment_id: str) -> str:
         """Cancel a live deployment; returns Cloud 66's message. Never retried."""
         path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
+        self.change_sent = ("cancel", uid)
         body = self._send_once("DELETE", path, None, "cancel")
         response = _answer_of(body, "cancel")
         return clean_text(response.get("message")) or "Cancelling deployment"

@@ -110,6 +110,11 @@ class StackCache:
                         self._save(entries, data.get("saved_at"))
                     return
 
+    def named(self, uid: str) -> tuple[str, str] | None:
+        """The name and environment last seen for this uid, if it was seen."""
+        entry = next((e for e in _entries(load(self.env, self.key)) if e["uid"] == uid), None)
+        return (entry["name"], entry["environment"]) if entry is not None else None
+
     def uids(self, name: str, environment: str | None) -> list[str]:
         """The uids last seen for this name (any case), in this environment when given.
 

@@ -27,9 +27,13 @@ def sandbox_url(env: Environment) -> str:
             from igor_cli.sandbox import Simulator
 
             state = sandbox_state_path(env)
+            # On the environment's clock (the system's; a test's simulated one), so a
+            # test runs a sandbox whose deployments take their minute without waiting.
+            clock = env.clock
             try:
                 state.parent.mkdir(parents=True, exist_ok=True)
-                simulator = Simulator(state_path=state).start()
+                simulator = Simulator(state_path=state, clock=lambda: clock().timestamp())
+                simulator.start()
             except OSError as error:
                 raise _no_sandbox(error, state.parent) from None
             env.simulator = simulator

@@ -176,27 +176,51 @@ def _no_keyring(reason: str) -> KeyringUnavailable:
     )
 
 
-def keyring_usable() -> bool:
-    """False for keyring's fail and null backends, or one that cannot even be read."""
+class KeyringLocked(KeyringUnavailable):
+    """The OS keyring is there but locked (a Secret Service collection nobody unlocked)."""
+
+
+def _locked_keyring(backend: Any) -> KeyringLocked:
+    variables = ", ".join(kind.variable for kind in TokenKind)
+    return KeyringLocked(
+        f"The OS keyring ({_backend_name(backend)}) is locked: igor can neither read nor "
+        "store tokens there until it is unlocked.",
+        "Unlock it: log in to the desktop session (that unlocks the login keyring), open "
+        'Passwords and Keys (Seahorse) and unlock "Login", or in a terminal run '
+        "`gnome-keyring-daemon --replace --unlock`, type the keyring's password and press "
+        f"Ctrl-D. Or set the tokens in the environment instead ({variables}).",
+    )
+
+
+def keyring_state() -> str:
+    """`usable`; `locked` (a Secret Service keyring nobody unlocked); or `none`: keyring's
+    fail and null backends, a backend that cannot be loaded or read (no Secret Service)."""
     from keyring.errors import KeyringError
+    from keyring.errors import KeyringLocked as Locked
 
     try:
         backend = _backend()
     except KeyringMisconfigured:
-        return False
+        return "none"
     if type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null"):
-        return False
+        return "none"
     try:
         backend.get_password(KEYRING_SERVICE, TokenKind.CLOUD66.entry)
+    except Locked:  # its unlock prompt was dismissed, or could not be shown (no display)
+        return "locked"
     except (KeyringError, RuntimeError):
-        return False  # e.g. no Secret Service on a headless Linux
-    return True
+        return "none"  # e.g. no Secret Service on a headless Linux
+    return "usable"
 
 
 def require_keyring() -> None:
-    """KeyringUnavailable, saying what to do instead, when no keyring can store tokens."""
+    """KeyringUnavailable (KeyringLocked for a locked one), saying what to do instead,
+    when no keyring can store tokens."""
     backend = _backend()  # KeyringMisconfigured when it cannot even be loaded
-    if not keyring_usable():
+    state = keyring_state()
+    if state == "locked":
+        raise _locked_keyring(backend)
+    if state != "usable":
         raise _no_keyring(f"the {_backend_name(backend)} backend stores nothing")
 
 
@@ -338,6 +362,8 @@ def require_token(kind: TokenKind, env: Environment) -> str:
         problem = keyring_problem()
         if problem:  # a setting to fix, not a token to register (register would fail too)
             raise keyring_setting_error(problem, [kind])
+        if keyring_state() == "locked":  # the token may well be in it: say how to unlock
+            raise _locked_keyring(_backend())
         raise NotRegistered(
             f"No {kind.description} is set.",
             "To try igor without an account, add --sandbox." if kind is TokenKind.CLOUD66 else "",

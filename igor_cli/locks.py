@@ -27,6 +27,7 @@ from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Stack
     from igor_cli.freeze import Window
+    from igor_cli.json_output import JsonOutput
     from igor_cli.state import Store
 
 DEFAULT_SECONDS = 4 * 3600.0
@@ -64,12 +65,14 @@ class LockRequest(Request):
 
     changes: ClassVar[bool] = False  # it changes no stack at Cloud 66: no confirmation
     needs_cloud66: ClassVar[bool] = True  # the stack is resolved, so a typo locks nothing
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = ("result", "lock")
 
     stack: str
     environment: str | None = None
     reason: str = ""
     seconds: float = DEFAULT_SECONDS
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,13 @@ class UnlockRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False  # the lock records name their stacks
+    acts_on_a_stack: ClassVar[bool] = True  # chat may resolve it, for rules per environment
+    json_fields: ClassVar[tuple[str, ...]] = ("result", "stack", "lock")
 
     stack: str
     environment: str | None = None
     force: bool = False
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     reason: str = ""  # why someone else's lock was forced: told to them, and on record
 
     @property
@@ -97,8 +102,9 @@ class LocksRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False
+    json_fields: ClassVar[tuple[str, ...]] = ("locks", "freezes")
 
-    as_json: bool = False
+    as_json: JsonOutput | None = None
 
 
 # -- outcomes ------------------------------------------------------------------

@@ -21,8 +21,8 @@ from igor_cli.credentials import (
     keyring_backend,
     keyring_delete,
     keyring_problem,
+    keyring_state,
     keyring_store,
-    keyring_usable,
     require_keyring,
 )
 from igor_cli.errors import ExitCode, IgorError
@@ -162,7 +162,9 @@ class Check:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-# Checks of settings: one that fails is a configuration error (exit 2) unless worse.
+# Checks of settings: one that fails is a configuration error (exit 2), whatever else
+# failed: a broken setting is what to fix first (a token the keyring cannot give, or a
+# URL that cannot answer, follows from it), and every other command exits 2 for it too.
 _SETTINGS = ("config file", "keyring", "Cloud 66 API", "Slack API", "bot rules",
              "confirm environments", "freezes", "state store")  # fmt: skip
 
@@ -193,7 +195,7 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
     checks.extend(_state_checks(env))
-    if any(c.ok is False and c.name in _SETTINGS for c in checks) and not code:
+    if any(c.ok is False and c.name in _SETTINGS for c in checks):
         code = ExitCode.USAGE
     return checks, code
 
@@ -204,11 +206,14 @@ def _keyring_check() -> Check:
         return Check("keyring", False, f"{problem}: fix or unset it "
                      "(tokens set in the environment still work)",
                      {"backend": None, "usable": False})  # fmt: skip
-    usable = keyring_usable()
-    detail = keyring_backend() + (
-        "" if usable else " (stores nothing: tokens must come from the environment)"
-    )
-    return Check("keyring", None, detail, {"backend": keyring_backend(), "usable": usable})
+    state = keyring_state()
+    detail = keyring_backend() + {
+        "usable": "",
+        "locked": " (locked: unlock it to read or store tokens, e.g. "
+        "`gnome-keyring-daemon --replace --unlock`; tokens in the environment still work)",
+    }.get(state, " (stores nothing: tokens must come from the environment)")
+    facts = {"backend": keyring_backend(), "usable": state == "usable", "locked": state == "locked"}
+    return Check("keyring", None, detail, facts)
 
 
 def _api_url_check(env: Environment) -> Check:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from igor_cli.actions import (
+    DEPLOY_FIELDS,
     Client,
     DeployOutcome,
     DeployRequest,
@@ -31,6 +32,7 @@ from igor_cli.actions import (
     live_deployment,
     newest_first,
     performs,
+    with_follow_events,
 )
 from igor_cli.errors import (
     AlreadyLive,
@@ -45,6 +47,7 @@ from igor_cli.errors import (
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Deployment, Stack
+    from igor_cli.json_output import JsonOutput
 
 StackLock = Callable[[str], AbstractContextManager[Any]]
 
@@ -59,6 +62,8 @@ class RollbackRequest(Request):
     needs_cloud66: ClassVar[bool] = True
     # What it deploys is known only by looking: chat looks first and names it.
     previews: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS, "from", "to")
 
     stack: str
     environment: str | None = None
@@ -66,7 +71,7 @@ class RollbackRequest(Request):
     wait: bool = True
     follow: bool = False
     dry_run: bool = False
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     expect: str = ""  # set by a confirmation: deploy this (a hash or tags) or nothing
     break_glass: bool = False  # during a freeze (only those it names; on record)
     reason: str = ""  # why, for the record
@@ -79,6 +84,10 @@ class PromoteRequest(Request):
     changes: ClassVar[bool] = True
     needs_cloud66: ClassVar[bool] = True
     previews: ClassVar[bool] = True
+    acts_on_a_stack: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
+        *DEPLOY_FIELDS, "source_stack", "from", "replaces"
+    )
 
     stack: str
     source: str  # --from ENV
@@ -86,7 +95,7 @@ class PromoteRequest(Request):
     wait: bool = True
     follow: bool = False
     dry_run: bool = False
-    as_json: bool = False
+    as_json: JsonOutput | None = None
     expect: str = ""
     break_glass: bool = False
     reason: str = ""

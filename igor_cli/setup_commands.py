@@ -8,6 +8,10 @@ Their command definitions are in `cli.py`; the terminal edge runs them
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from igor_cli.json_output import JsonOutput
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,9 @@ class DeregisterRequest:
 class DoctorRequest:
     """`igor doctor`."""
 
-    as_json: bool = False
+    json_fields: ClassVar[tuple[str, ...]] = ("ok", "exit_code", "checks")
+
+    as_json: JsonOutput | None = None
 
 
 @dataclass(frozen=True)

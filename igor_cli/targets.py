@@ -3,14 +3,17 @@
 In a shell, each of the two comes from the first of these that sets it:
 
 1. what was typed (`igor deploy shop -e production`);
-2. `.igor.toml`, the nearest one in the current directory or above it (as
+2. `IGOR_STACK` and `IGOR_ENVIRONMENT`: this terminal session, or this one
+   command (`IGOR_STACK=blog igor deploy`);
+3. `.igor.toml`, the nearest one in the current directory or above it (as
    flyctl finds `fly.toml`): the project you are standing in;
-3. `IGOR_STACK` and `IGOR_ENVIRONMENT`: this terminal session;
 4. `[defaults]` in the config file: you, everywhere.
 
-The nearer and shorter-lived a setting, the more specific it is, so it wins;
-the project file beats the variables because a variable exported for one
-project must not follow you into another project's directory. In chat, only
+The variables beat the project file as `FLY_APP` beats `fly.toml` and
+`HEROKU_APP` beats the git remote: a variable is set on purpose, for this
+session or this one command, while the project file is found by where you
+stand. Each of the two is taken on its own (a variable's stack with the
+project file's environment), and igor names where each came from. In chat, only
 the channel's default applies (`[[slack.channel]]` in the config file):
 nothing of the shell that runs the bot does. Whenever a default is used,
 igor says so and where it came from (`sentence`).
@@ -42,7 +45,7 @@ Defaults = Mapping[str, Default]  # "stack" / "environment" -> the default
 
 
 def shell_defaults(env: Environment, cwd: Path | None = None) -> dict[str, Default]:
-    """The defaults of a shell: .igor.toml, then the variables, then the config file."""
+    """The defaults of a shell: the variables, then .igor.toml, then the config file."""
     found: dict[str, Default] = {}
 
     def offer(values: Mapping[str, Any], source: Callable[[str], str]) -> None:
@@ -51,12 +54,12 @@ def shell_defaults(env: Environment, cwd: Path | None = None) -> dict[str, Defau
             if value and name not in found:  # a nearer source already said
                 found[name] = Default(value, source(name))
 
+    offer({name: env.environ.get(variable) for name, variable in _VARIABLES.items()},
+          _VARIABLES.__getitem__)  # fmt: skip
     start = cwd or _cwd()
     project = find_project_file(start) if start is not None else None
     if project is not None:
         offer(read_project_file(project), lambda _: str(project))
-    offer({name: env.environ.get(variable) for name, variable in _VARIABLES.items()},
-          _VARIABLES.__getitem__)  # fmt: skip
     offer(_config_defaults(env), lambda _: f"[defaults] in {env.config_path()}")
     return found
 

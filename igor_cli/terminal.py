@@ -65,7 +65,9 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
             code = perform(env, CompletionRequest(None, asked.install))
         except ClickException as problem:
             problem.show()
-            if "--json" in (sys.argv[1:] if args is None else args):
+            words = sys.argv[1:] if args is None else args
+            json_asked = any(w == "--json" or w.startswith("--json=") for w in words)
+            if json_asked and "--jq" not in words and not any(w.startswith("--jq=") for w in words):
                 _json_error("usage", problem.format_message(), problem.exit_code, env)
             return problem.exit_code
         else:
@@ -172,10 +174,54 @@ def run(env: Environment, request: Request) -> int:
     except IgorError as error:
         renderer.error(error)
         code = int(error.exit_code)
+    except KeyboardInterrupt:
+        code = _interrupted(env, request, clients, renderer)
     finally:
         for client in clients:
             client.close()
     return code
+
+
+def _interrupted(
+    env: Environment, request: Request, clients: list[Cloud66Client], said: TerminalRenderer
+) -> int:
+    """Ctrl-C before the outcome was known (exit 130). A read is left quietly; a change
+    says whether it was asked of Cloud 66, and when it may have been, the command that
+    shows what became of it: the deploy may run without anyone watching."""
+    from igor_cli.completion import StackCache
+    from igor_cli.errors import ExitCode
+
+    if not request.changes or request.dry_run:
+        return int(ExitCode.INTERRUPTED)
+    sent = next((c.change_sent for c in clients if c.change_sent is not None), None)
+    if sent is None:
+        said.interrupted_change(
+            "Interrupted before anything was asked of Cloud 66: nothing was changed.", ""
+        )
+        return int(ExitCode.INTERRUPTED)
+    what, uid = sent
+    seen = StackCache(env).named(uid)
+    name, environment = seen if seen is not None else (request.stack or "", request.environment)
+    words = _stack_words(name, environment)
+    label = f"{name} ({environment})" if environment else name
+    happened = {
+        "deploy": "it may have started (or been queued), and goes on if it did",
+        "cancel": "it may be cancelling",
+    }.get(what, "it may have happened")
+    said.interrupted_change(
+        f"Interrupted after igor asked Cloud 66 to {what} {label}: {happened}.",
+        f"Check with `igor watch {words}` (it follows whatever runs there), or "
+        f"`igor history {words}`.",
+    )
+    return int(ExitCode.INTERRUPTED)
+
+
+def _stack_words(name: str, environment: str | None) -> str:
+    """`-s shop -e production`, quoted where the shell needs it."""
+    import shlex
+
+    words = ["-s", name, *(["-e", environment] if environment else [])]
+    return shlex.join(words)
 
 
 # Each shell follows its own deployment and knows of no other: twenty people
@@ -215,7 +261,12 @@ def _follow(
     try:
         with renderer.watching(watched, env.monotonic, already) as update:
             for progress in follow(
-                client, watched.stack.uid, watched.action_id, policy, already=already
+                client,
+                watched.stack.uid,
+                watched.action_id,
+                policy,
+                already=already,
+                behind=watched.behind,
             ):
                 update(progress)
                 last = progress
@@ -395,11 +446,9 @@ def _doctor(request: DoctorRequest, env: Environment) -> int:
 
     checks, code = doctor(env)
     if request.as_json:
-        import json
-
         found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
         data = {"ok": code == 0, "exit_code": int(code), "checks": found}
-        env.out.write(json.dumps(data, indent=2) + "\n")
+        env.out.write("".join(line + "\n" for line in request.as_json.lines(data, indent=2)))
         return int(code)
     said = renderer(env)
     for check in checks:

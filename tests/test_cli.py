@@ -154,8 +154,10 @@ def test_second_deploy_while_igor_deploys_is_refused(sim: Simulator, igor: Igor)
     assert igor("deploy", "-s", "blog").exit_code == 0
     ran = igor("deploy", "-s", "blog")
     assert ran.exit_code == 1
-    assert "already deploying, started by" in ran.stdout
-    assert "Nothing was posted" in ran.stdout
+    # A refusal (exit 1) is said on stderr, as gh says it: stdout carries results only.
+    assert "already deploying, started by" in ran.stderr
+    assert "Nothing was posted" in ran.stderr
+    assert ran.stdout == ""
     assert deploy_posts(sim) == 1
 
 
@@ -175,7 +177,7 @@ def test_busy_and_wait_false_posts_nothing(sim: Simulator, igor: Igor, no_queue:
     sim.start_foreign_deployment("blog", "production")
     ran = igor("deploy", "-s", "blog", *no_queue)
     assert ran.exit_code == 1
-    assert "busy, not queued" in ran.stdout
+    assert "busy, not queued" in ran.stderr
     assert deploy_posts(sim) == 0
 
 
@@ -249,7 +251,8 @@ def test_cancel_twice_says_already_cancelling(sim: Simulator, igor: Igor) -> Non
 def test_cancel_with_nothing_deploying(sim: Simulator, igor: Igor) -> None:
     ran = igor("cancel", "-s", "blog")
     assert ran.exit_code == 1
-    assert "blog (production) is not deploying, nothing to cancel." in ran.stdout
+    assert "blog (production) is not deploying, nothing to cancel." in ran.stderr
+    assert ran.stdout == ""
     assert sim.count("DELETE") == 0
 
 
@@ -335,7 +338,7 @@ def test_an_unanswered_deploy_is_reported_as_unknown_not_retried(
     assert "igor list -s" in ran.stderr
     assert deploy_posts(sim) == 1
     # It did happen: a second deploy finds igor's own deployment running.
-    assert "already deploying" in igor("deploy", "-s", "blog").stdout
+    assert "already deploying" in igor("deploy", "-s", "blog").stderr
     assert deploy_posts(sim) == 1
 
 
@@ -383,7 +386,7 @@ def test_help_names_aliases_and_hides_them_from_the_list(igor: Igor) -> None:
     for alias in ("redeploy", "halt", "stacks ", "get"):
         assert f"\n  {alias}" not in top.stdout
     assert "Aliases: redeploy." in igor("deploy", "-h").stdout
-    assert "Aliases: stop, halt." in igor("halt", "--help").stdout
+    assert "Aliases: stop, exit, halt." in igor("halt", "--help").stdout
     assert "Aliases: get, show, find, stacks." in igor("help", "list").stdout
 
 
@@ -465,3 +468,69 @@ def test_parsing_on_many_threads_at_once_finds_every_command() -> None:
     for thread in threads:
         thread.join(10)
     assert found == ["list"] * 16
+
+
+# -- issue 26 item 8: --json [FIELDS] and --jq, as in gh -------------------------------
+
+
+def test_json_takes_a_field_list_not_a_stack_filter(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list", "--json", "name")
+    assert ran.exit_code == 0, ran.output
+    listed = json.loads(ran.stdout)
+    assert len(listed) == 7 and all(set(stack) == {"name"} for stack in listed)
+    ran = igor("list", "shop", "--json", "name,status")  # the filter comes first, or with -s
+    assert json.loads(ran.stdout) == [{"name": "shop", "status": 1}] * 2
+    every = json.loads(igor("list", "--json").stdout)  # alone: every field, as before
+    assert {"uid", "name", "status_text", "last_deploy"} <= set(every[0])
+    assert json.loads(igor("list", "--json=name", "-e", "staging").stdout) == [
+        {"name": "search"},
+        {"name": "shop"},
+    ]
+
+
+def test_an_unknown_json_field_is_a_usage_error_naming_the_valid_ones(
+    sim: Simulator, igor: Igor
+) -> None:
+    ran = igor("deploy", "-s", "blog", "--json", "name,nosuch")
+    assert ran.exit_code == 2
+    said = " ".join(ran.stderr.split())
+    assert "Unknown JSON fields 'name', 'nosuch' for igor deploy." in said
+    assert "Valid fields: result, stack," in said
+    assert json.loads(ran.stdout)["error"] == "usage"
+    assert sim.requests == []  # refused before anything was asked, let alone deployed
+    history = igor("history", "blog", "--json", "nme")
+    assert history.exit_code == 2 and "Valid fields: id, started_at," in history.stderr
+
+
+def test_jq_filters_the_json_with_jqs_language(sim: Simulator, igor: Igor) -> None:
+    ran = igor("list", "--jq", '.[] | select(.environment == "staging") | .name')
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout == "search\nshop\n"  # strings raw, as gh and `jq -r` print them
+    ran = igor("history", "shop", "-e", "production", "--json", "id,outcome", "--jq", ".[0]")
+    first = json.loads(ran.stdout)
+    assert set(first) == {"id", "outcome"} and isinstance(first["id"], int)
+    assert igor("list", "--jq", "length").stdout == "7\n"
+    bad = igor("deploy", "-s", "blog", "--jq", ".[")
+    assert bad.exit_code == 2
+    assert "--jq: syntax error" in bad.stderr
+    assert bad.stdout == ""  # with --jq, stdout is the filter's: no error object there
+    assert sim.count("POST") == 0
+
+
+def test_followed_events_keep_their_name_and_the_fields_asked_for(
+    sim: Simulator, igor: Igor
+) -> None:
+    ran = igor("deploy", "-s", "blog", "--follow", "--json", "state,deployment_id")
+    assert ran.exit_code == 0, ran.output
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert events[0] == {"event": "deploy"}  # its answer has neither field
+    assert all(set(e) <= {"event", "state", "deployment_id"} for e in events)
+    assert events[-1]["event"] == "finished" and events[-1]["state"] == "succeeded"
+    states = igor("watch", "-s", "blog", "--jq", ".event")
+    assert states.stdout.splitlines()[0] == "watch"
+
+
+def test_chat_takes_the_same_json_options(sim: Simulator, igor: Igor) -> None:
+    ran = igor("chat", input="list --json name -e staging\nlist --jq .[0].name\n")
+    assert '"name": "search"' in ran.stdout and '"uid"' not in ran.stdout
+    assert "you> api\n" in ran.stdout  # the filter's string, raw

@@ -51,7 +51,9 @@ def test_tables_stand_on_their_own_lines_and_fit_the_screen(
     table = lines[header : header + 9]
     assert all(len(line) <= 80 for line in table)
     assert [line.split()[0] for line in table[1:3]] == ["api", "blog"]  # from the left edge
-    assert any(line.startswith("customer-acc") and "…" in line for line in table)
+    # The name is what is typed next: never cut; other columns give way.
+    assert any(line.startswith("customer-accounts-portal-0001 ") for line in table)
+    assert "…" not in "\n".join(table)
 
 
 def test_emoji_codes_become_emoji(sim: Simulator, clock: FakeClock) -> None:
@@ -210,3 +212,41 @@ def test_without_readline_the_console_still_works() -> None:
         pty.type("\x04")
         assert pty.process.wait(timeout=WAIT) == 0
     assert not (Path(os.environ["IGOR_CACHE_DIR"]) / "chat-history").exists()
+
+
+# -- issue 26: words whole, and Ctrl-C clears the line ------------------------------
+
+
+def test_words_are_broken_between_words_at_the_screens_width(
+    sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    said = chat(clock, "cancel -s shop\nwhoami\n")
+    lines = said.splitlines()
+    answer = [line for line in lines if "stacks named" in line or line.startswith(" " * 6)]
+    assert len(answer) >= 2, said  # the error takes more than one line at 60 columns
+    assert all(len(line) <= 60 for line in lines if not line.startswith("you> ")), said
+    words = " ".join(" ".join(lines).split())
+    # Every word whole, in order: the terminal would otherwise break `(production,` anywhere.
+    assert "There are 2 stacks named 'shop' (production, staging)." in words
+    assert "Choose one with -e, for example `-e production`." in words
+    continued = [line for line in lines if line.startswith(" " * 6)]
+    assert continued and all(line[6] != " " for line in continued)  # under igor's words
+
+
+def test_ctrl_c_at_the_prompt_clears_the_line_and_stays() -> None:
+    import signal
+
+    with Pty(CHAT.format("")) as pty:
+        pty.wait_for("you> ")
+        pty.type("deploy -s blo")  # typed, never sent
+        time.sleep(0.2)
+        pty.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        pty.wait_for("you> ", 2)
+        assert pty.process.poll() is None, pty.screen.decode(errors="replace")
+        pty.type("list -s shop\r")
+        pty.wait_for("2 stacks:")
+        pty.type("quit\r")
+        assert pty.process.wait(timeout=WAIT) == 0
+    screen = pty.screen.decode(errors="replace")
+    assert "Deploy started" not in screen and "Traceback" not in screen

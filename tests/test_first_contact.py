@@ -79,7 +79,7 @@ def test_a_deploy_behind_a_long_history_sees_igors_running_deployment(
     assert igor("deploy", "-s", "blog").exit_code == 0
     again = igor("deploy", "-s", "blog")
     assert again.exit_code == 1
-    assert "already deploying" in again.stdout
+    assert "already deploying" in again.stderr
     assert sim.count("POST", "/deployments") == 1
 
 

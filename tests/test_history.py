@@ -156,7 +156,7 @@ def test_history_table_in_the_shell(sim: Simulator, igor: Igor) -> None:
     assert lines[0].split() == ["ID", "STARTED", "TOOK", "OUTCOME", "BY", "VIA", "WHAT"]
     assert len(lines) == 4
     first = _history(igor, "-s", "shop", "-e", "production", "-n", "1")[0]
-    assert lines[1].startswith(first["id"])
+    assert lines[1].startswith(str(first["id"]))
     assert "succeeded (live)" in lines[1]
     assert first["git_hash"][:7] + " main" in lines[1]
     assert first["git_hash"] not in ran.stdout  # the short hash only

@@ -292,7 +292,7 @@ def _hand_written() -> list[Case]:
         _case("shell-only register", "register --slack"),
         _case("alias halt", "halt -s nope"),
         _case("alias stop path", "stop -s ../../"),
-        _case("retired exit everyone", "exit -s <!everyone>"),
+        _case("alias exit everyone", "exit -s <!everyone>"),
         _case("alias stacks star", "stacks -s *"),
         _case("version json", "version --json"),
         _case("format strings", "list -s %s%s%s%n -e {0}{1}"),

@@ -53,9 +53,9 @@ def test_cancel_refuses_to_guess_between_a_running_and_a_queued_deployment(
     ran = igor("cancel", "-s", "blog")
     assert ran.exit_code == 1
     assert deletes(sim) == []  # nothing was cancelled
-    assert f"deployment {foreign} is running (started by dana@example.com via Web" in ran.stdout
-    assert f"(deployment {queued})" in ran.stdout
-    assert "Nothing was cancelled" in ran.stdout
+    assert f"deployment {foreign} is running (started by dana@example.com via Web" in ran.stderr
+    assert f"(deployment {queued})" in ran.stderr
+    assert "Nothing was cancelled" in ran.stderr
     assert "`igor cancel -s blog -e production --running`" in ran.stderr
     assert "`igor cancel -s blog -e production --queued`" in ran.stderr
     assert f"`igor cancel -s blog -e production --id {queued}`" in ran.stderr
@@ -85,7 +85,7 @@ def test_cancel_queued_leaves_the_running_deployment_alone(
     clock.advance(120)  # dana's deployment ends; nothing starts behind it
     shown = json.loads(igor("list", "-s", "blog", "--json").stdout)[0]
     assert shown["live_deployment"] is None
-    assert shown["last_deploy"]["id"] == str(foreign)
+    assert shown["last_deploy"]["id"] == foreign  # Cloud 66's type: a number
     assert shown["last_deploy"]["outcome"] == "succeeded"
 
 
@@ -304,7 +304,7 @@ def test_watch_follows_a_running_deployment_to_its_end(
 def test_watch_with_nothing_deploying(sim: Simulator, igor: Igor) -> None:
     ran = igor("watch", "-s", "blog")
     assert ran.exit_code == 1
-    assert "blog (production) is not deploying, nothing to watch." in ran.stdout
+    assert "blog (production) is not deploying, nothing to watch." in ran.stderr
 
 
 def test_ctrl_c_while_following_leaves_the_deployment_running(
@@ -420,3 +420,72 @@ def test_lists_at_once_in_chat_read_each_stacks_deployments_once(
     bot.mention("list -s blog")
     assert "blog (production)" in bot.replies(4)[3].params["text"]
     assert sim.count("GET", "/deployments") == 2  # and read again once it is stale
+
+
+# -- issue 26 item 5: the live line moves, estimates compare like with like, one id ------
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_live_line_moves_from_queued_to_deploying_at_a_terminal(
+    sim: Simulator, clock: FakeClock, columns: int
+) -> None:
+    from tests.fakes.terminal import PtyIgor
+
+    sim.start_foreign_deployment("blog", "production", triggered_by="dana@example.com")
+    with PtyIgor(
+        "deploy", "-s", "blog", "--follow", columns=columns, follow_interval=0.1,
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"},
+    ) as pty:  # fmt: skip
+        pty.wait_for("Queued: blog (production)…")
+        clock.advance(61)  # dana's deployment ends; igor's starts behind it
+        pty.wait_for("Deploying: blog (production)…")
+        clock.advance(61)
+        code = pty.wait()
+    assert code == 0, pty.text
+    assert "Deployed blog (production) in" in pty.text
+    assert all(len(line) <= columns for line in pty.lines)
+    # Its first igor deploy: the dashboard's past deployments of minutes say nothing of it.
+    assert "usually about" not in pty.written
+
+
+def test_the_estimate_comes_from_deployments_of_the_same_kind(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    def typical(*args: str) -> float | None:
+        started = json.loads(igor(*args, "--json").stdout.splitlines()[0])
+        return started.get("typical_seconds")
+
+    # The sandbox's history: dashboard deployments of 3 to 12 minutes. igor deploys
+    # through the API in a minute: its first has nothing of its kind to go by.
+    web = json.loads(igor("history", "-s", "blog", "--json").stdout)
+    assert all(d["duration_seconds"] > 170 for d in web if d["outcome"] == "succeeded")
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    assert typical("watch", "-s", "blog") is None
+    clock.advance(61)
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    assert typical("watch", "-s", "blog") == pytest.approx(60.0, abs=2)  # the last one's
+    clock.advance(61)
+    sim.start_foreign_deployment("blog", "production")  # from the dashboard, as the history
+    assert typical("watch", "-s", "blog") > 170
+
+
+def test_deploy_follow_json_names_the_deployment_as_watch_does(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    foreign = sim.start_foreign_deployment("blog", "production")
+    ran = igor("deploy", "-s", "blog", "--follow", "--json")
+    assert ran.exit_code == 0, ran.output
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    progress = [e for e in events if e["event"] in ("progress", "finished")]
+    ids = {e["deployment_id"] for e in progress}
+    assert len(ids) == 1 and isinstance(next(iter(ids)), int)  # Cloud 66's type: a number
+    mine = next(iter(ids))
+    assert mine != foreign
+    states = [e["state"] for e in progress]
+    assert states[0] == "queued" and "running" in states and states[-1] == "succeeded"
+    assert all(isinstance(e["async_action_id"], int) for e in events)
+    history = json.loads(igor("history", "-s", "blog", "--json").stdout)
+    assert mine in [d["id"] for d in history]  # the same id, the same type, everywhere
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    watched = json.loads(igor("watch", "-s", "blog", "--json").stdout.splitlines()[0])
+    assert isinstance(watched["deployment_id"], int)

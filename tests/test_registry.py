@@ -197,3 +197,44 @@ def test_words_may_wait_for_their_module_only_when_no_parent_has_words(
     # A Child said before its words were registered got its parent's: refused.
     with pytest.raises(TypeError, match="parent's words"):
         sentences.found_later(said, module.Child)
+
+
+def _takes_json(name: str) -> bool:
+    return any(param.name == "as_json" for param in cli.group().commands[name].params)
+
+
+@pytest.mark.parametrize("name", [n for n in cli.COMMANDS if _takes_json(n)])
+def test_every_command_with_json_declares_its_fields(name: str) -> None:
+    # `--json a,b` is checked against them before anything runs; without them every
+    # field list would be refused (and a new command's JSON could not be narrowed).
+    request = _sample_request(name)
+    assert type(request).json_fields, f"igor {name} takes --json but declares no json_fields"
+    assert len(set(type(request).json_fields)) == len(type(request).json_fields)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("list",), ("list", "--wide"), ("history", "shop", "-e", "production"),
+     ("deploy", "blog", "--dry-run"), ("deploy", "blog", "--follow"), ("cancel", "blog"),
+     ("watch", "blog"), ("version",), ("whoami",), ("locks",), ("lock", "blog"),
+     ("unlock", "blog"), ("rollback", "shop", "-e", "production", "--dry-run"),
+     ("promote", "shop", "--from", "staging", "--to", "production", "--dry-run"),
+     ("doctor",)],
+)  # fmt: skip
+def test_every_json_field_a_command_prints_is_one_it_declares(
+    sim: Any, igor: Any, args: tuple[str, ...]
+) -> None:
+    import json
+
+    declared = set(type(cli.parse([*args, "--json"]).request).json_fields)
+    printed: set[str] = set()
+    out = igor(*args, "--json").stdout
+    try:
+        documents = [json.loads(out)]
+    except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
+        documents = [json.loads(line) for line in out.splitlines()]
+    for data in documents:
+        for item in data if isinstance(data, list) else [data]:
+            printed |= set(item)
+    assert printed, f"igor {' '.join(args)} --json printed nothing"
+    assert printed <= declared, sorted(printed - declared)

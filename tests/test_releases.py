@@ -191,7 +191,7 @@ def test_rollback_on_a_busy_stack_follows_the_w_rule(sim: Simulator, igor: Igor)
     sim.start_foreign_deployment("shop", "production")
     ran = igor("rollback", "-s", "shop", "-e", "production", "-w", "false")
     assert ran.exit_code == 1
-    assert "shop (production) is busy, not queued" in ran.stdout
+    assert "shop (production) is busy, not queued" in ran.stderr
     assert "-w true" in ran.stderr
     assert _posts(sim) == []
     ran = igor("rollback", "-s", "shop", "-e", "production")
@@ -199,7 +199,7 @@ def test_rollback_on_a_busy_stack_follows_the_w_rule(sim: Simulator, igor: Igor)
     assert "Queued to roll back shop (production)" in ran.stdout
     assert len(_posts(sim)) == 1
     ran = igor("rollback", "-s", "shop", "-e", "production")  # igor's own is queued now
-    assert ran.exit_code == 1 and "already deploying" in ran.stdout
+    assert ran.exit_code == 1 and "already deploying" in ran.stderr
     assert len(_posts(sim)) == 1
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from igor_cli.actions import StackList
 from igor_cli.cloud66 import Stack
+from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences, terminal
 from igor_cli.render.terminal import TerminalRenderer
 from igor_cli.sandbox import Simulator
@@ -29,8 +30,8 @@ def cells(line: str) -> list[str]:
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
-@pytest.mark.parametrize("width", [50, 80, 120])
-def test_the_list_fits_the_screen_and_keeps_its_last_column(
+@pytest.mark.parametrize("width", [50, 60, 80, 120])
+def test_the_list_fits_the_screen_and_never_cuts_a_name(
     sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, width: int, terminal: bool
 ) -> None:
     sim.add_stacks(1, prefix="customer-accounts-portal")
@@ -45,24 +46,52 @@ def test_the_list_fits_the_screen_and_keeps_its_last_column(
     assert len(lines) == 9  # the header and eight stacks
     assert max(len(line.rstrip()) for line in lines) <= width
     header, *rows = lines
-    # LAST DEPLOY fits from 80 columns on; narrower, it gives way whole.
-    assert len(cells(header)) == (5 if width < 80 else 6)
-    for row in rows:
-        _name, environment, _status, health, when, *last = cells(row)
-        assert SHORT_TIME.match(when), row  # whole
-        assert environment in ("production", "staging")  # never cut
-        assert "…" not in health + when
-        if last:  # the outcome, at least, is never cut
-            assert last[0].split(" ")[0] in ("succeeded", "failed", "running"), row
     names = [cells(row)[0] for row in rows]
+    assert LONG_NAME in names and "Payments Portal" in names  # what is typed next: whole
+    assert [cells(row)[1] for row in rows].count("production") == 6  # never cut either
     if width >= 120:
-        assert LONG_NAME in names and "…" not in shown
+        assert "…" not in shown
         assert header.split() == [
             "NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST", "ACTIVITY", "LAST", "DEPLOY",
         ]  # fmt: skip
-    else:  # only NAME and STATUS give way, with an ellipsis
-        assert LONG_NAME not in names
-        assert any(name.endswith("…") and LONG_NAME.startswith(name[:-1]) for name in names)
+    elif width >= 60:  # the other columns gave way: shorter, or gone; LAST DEPLOY stays
+        assert "DEPLOY" in header.split() and "ACTIVITY" not in header
+        last = [cells(row)[-1] for row in rows]
+        assert all(when.split(" ")[0] in ("succeeded", "failed") for when in last), last
+        assert all(SHORT_TIME.search(when) for when in last), last  # whole, not cut
+
+
+def test_history_at_60_and_80_columns_keeps_the_id_and_what_ran(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for width in (60, 80):
+        monkeypatch.setenv("COLUMNS", str(width))
+        for args in (("shop", "-e", "production"), ("api",)):
+            ran = igor("history", *args, "-n", "3")
+            lines = ran.stdout.rstrip("\n").splitlines()
+            assert max(len(line.rstrip()) for line in lines) <= width, ran.stdout
+            assert lines[0].split()[0] == "ID" and lines[0].rstrip().endswith("WHAT")
+            past = json.loads(igor("history", *args, "-n", "3", "--json").stdout)
+            for line, deployment in zip(lines[1:], past, strict=True):
+                assert line.startswith(f"{deployment['id']}  ")
+                ran_what = ", ".join(deployment["services"]) or deployment["git_hash"][:7]
+                assert ran_what in line  # the ref or the tags, whole
+            assert "…" not in ran.stdout
+
+
+def test_list_wide_fits_60_columns_keeping_what_each_runs(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    ran = igor("list", "--wide")
+    lines = ran.stdout.rstrip("\n").splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 60
+    assert lines[0].split() == ["NAME", "ENV", "RUNNING"]
+    assert any(line.startswith("api ") and line.rstrip().endswith("web:1.4.2, worker:1.4.2")
+               for line in lines)  # fmt: skip
+    monkeypatch.delenv("COLUMNS")  # piped without a width: whole, every column
+    whole = igor("list", "--wide").stdout.splitlines()[0].split()
+    assert whole[:3] == ["NAME", "ENVIRONMENT", "STATUS"] and whole[-1] == "RUNNING"
 
 
 def test_times_in_the_table_are_short(sim: Simulator, igor: Igor) -> None:
@@ -73,18 +102,24 @@ def test_times_in_the_table_are_short(sim: Simulator, igor: Igor) -> None:
     assert last == ["succeeded · sandbox 2h ago", "succeeded · sandbox 1d ago"]
 
 
-def test_a_column_without_a_rule_never_shrinks() -> None:
-    # A column added later keeps its width until it is given a rule.
-    rows = [
+def test_a_column_without_a_rule_never_gives_way() -> None:
+    # A column added later keeps its width until the table says how it gives way.
+    from igor_cli.render.table import Table, fit
+
+    table = Table(
         ("NAME", "STATUS", "WHAT"),
-        ("a-rather-long-stack-name", "Deployed successfully", "succeeded by alice 2h ago"),
-    ]
-    fitted = sentences.fit(rows, 60)
-    assert fitted.widths[2] == len(rows[1][2])
-    assert fitted.width <= 60
-    assert fitted.widths[0] >= sentences.SHRINKS_TO["NAME"]
-    # Past the minimums the table stays wider than the screen rather than cut more.
-    assert sentences.fit(rows, 20).widths == [7, 9, len(rows[1][2])]
+        [("a-rather-long-stack-name", "Deployed successfully", "succeeded by alice 2h ago")],
+        {"STATUS": ["deployed"]},
+        (("shorten", "STATUS"), ("cut", "STATUS")),
+        {"STATUS": 5},
+    )
+    fitted = fit(table, 61)
+    assert fitted.rows == [("a-rather-long-stack-name", "deployed", "succeeded by alice 2h ago")]
+    assert fitted.width <= 61
+    assert fit(table, 60).rows[0][1] == "deploy…"  # then cut, as far as its floor
+    # Past what gives way the table stays wider than the screen rather than cut more.
+    assert fit(table, 20).widths == [len("a-rather-long-stack-name"), 6, 25]
+    assert fit(table, None).rows == table.rows  # no width: whole
 
 
 @pytest.mark.parametrize("width", [50, 80, 120])
@@ -279,7 +314,10 @@ def test_the_one_pass_table_is_the_one_drawn_when_it_fits(monkeypatch: pytest.Mo
     table = renderer._table(sentences.STACK_COLUMNS)
     stacks = _stacks(["api", "日本語", "e\u0301cole", "bell\x07"])
     rows = sentences.stack_rows(stacks, NOW)
-    fitting = [renderer._row(s, rows[0], row) for s, row in zip(stacks, rows[1:], strict=True)]
+    fitting = []
+    for stack, row in zip(stacks, rows[1:], strict=True):
+        styles = renderer._styles(stack, rows[0], row)
+        fitting.append([(text, styles.get(c, "")) for c, text in zip(rows[0], row, strict=True)])
     assert terminal.drawn_at_once(table, fitting, renderer.out) is not None
     too_wide = [[("x" * 300, ""), *fitting[0][1:]]]
     assert terminal.drawn_at_once(table, too_wide, renderer.out) is None  # rich shrinks it
@@ -301,9 +339,38 @@ def test_a_status_without_a_colour_is_shown_not_parsed_as_markup() -> None:
 def test_json_is_indented_on_a_terminal_and_compact_when_piped() -> None:
     stacks = _stacks(["api"], 3)
     shown = Terminal()
-    TerminalRenderer(shown, io.StringIO(), NOW, as_json=True).stack_list(StackList(stacks))
+    TerminalRenderer(shown, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
     piped = io.StringIO()
-    TerminalRenderer(piped, io.StringIO(), NOW, as_json=True).stack_list(StackList(stacks))
+    TerminalRenderer(piped, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
     assert json.loads(shown.getvalue()) == json.loads(piped.getvalue())
     assert shown.getvalue().startswith('[\n  {\n    "uid": "uid-0",')
     assert piped.getvalue().count("\n") == 1 and ", " not in piped.getvalue()
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+@pytest.mark.parametrize(
+    "args", [("list",), ("list", "--wide"), ("history", "shop", "-e", "production", "-n", "5")]
+)
+def test_at_a_real_terminal_nothing_typed_next_is_cut(
+    sim: Simulator, columns: int, args: tuple[str, ...]
+) -> None:
+    # issue 26: `Payments Por…` and `Deployed succe…` at 80 columns, history's ID gone at 60.
+    from tests.fakes.terminal import PtyIgor
+
+    keyring = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    with PtyIgor(*args, columns=columns, env=keyring, stderr_apart=True) as pty:
+        assert pty.wait() == 0, pty.text
+    written = ANSI.sub("", pty.written).replace("\r", "").splitlines()
+    assert all(len(line.rstrip()) <= columns for line in written), pty.written
+    shown = pty.text
+    assert "…" not in shown
+    if args[0] == "list":
+        assert "Payments Portal " in shown and "customer" not in shown
+        assert ("RUNNING" in shown) == ("--wide" in args)
+        if "--wide" in args:
+            assert "web:1.4.2, worker:1.4.2" in shown
+        else:
+            assert "DEPLOY" in shown  # LAST DEPLOY outlasts the other columns
+    else:
+        assert pty.lines[0].split()[0] == "ID" and "WHAT" in pty.lines[0]
+        assert all(line.split()[0].isdigit() for line in pty.lines[2:] if line.strip())

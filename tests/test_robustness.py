@@ -258,6 +258,20 @@ SHAPES = [
 ]
 
 
+def test_doctor_exits_2_for_a_broken_setting_even_when_a_token_is_missing_too(
+    sim: Simulator,
+) -> None:
+    # The README: 2 when a setting is wrong. Without the keyring no token can be found
+    # (that alone is 4), but the setting is what to fix first, as `igor list` says.
+    extra = {**BAD_BACKEND, "IGOR_API_URL": sim.url, "IGOR_CLOUD66_TOKEN": None}
+    ran = igor_process("doctor", extra=extra)
+    no_crash(ran.stderr)
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert f"✗ keyring: {BAD_BACKEND_SAID}" in ran.stdout
+    assert "✗ Cloud 66 personal access token: missing" in ran.stdout
+    assert igor_process("list", extra=extra).returncode == 2  # the same code as the command
+
+
 def put_token(
     source: str, entry: str, variable: str, value: str, monkey: pytest.MonkeyPatch
 ) -> str:
@@ -531,3 +545,61 @@ def test_a_home_that_is_not_a_directory_does_not_stop_a_command(
     assert "✗" not in ran.stdout
     assert "config file: " + str(blocker / "home") in ran.stdout
     assert blocker.read_text() == "not a directory"
+
+
+# -- Ctrl-C after a change may have left (issue 26 item 1) -----------------------------
+
+
+def _when(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "it never happened"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+@pytest.mark.parametrize("columns", [60, 80])
+def test_ctrl_c_after_the_deploy_was_sent_says_it_may_run_and_how_to_check(
+    sim: Simulator, columns: int
+) -> None:
+    from tests.fakes.terminal import PtyIgor
+
+    sim.latency = 2.0  # Cloud 66 at 2 s a request: Ctrl-C comes while the POST is answered
+    with PtyIgor("deploy", "-s", "blog", columns=columns, env=NO_KEYRING) as pty:
+        _when(lambda: sim.count("POST", "/deployments") == 1)
+        pty.interrupt()
+        code = pty.wait()
+    said = " ".join(pty.text.split())
+    assert code == 130, pty.text
+    assert "Interrupted after igor asked Cloud 66 to deploy blog (production): it may have" in said
+    assert "Check with `igor watch -s blog -e production`" in said
+    assert all(len(line) <= columns for line in pty.lines)
+    assert "Traceback" not in said
+    _when(lambda: bool(sim.stack("blog", "production")["is_busy"]))  # it did: Cloud 66 deploys
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_ctrl_c_before_anything_was_sent_says_nothing_changed(sim: Simulator) -> None:
+    from tests.fakes.terminal import PtyIgor
+
+    sim.latency = 2.0
+    with PtyIgor("cancel", "-s", "blog", env=NO_KEYRING) as pty:
+        _when(lambda: sim.count("GET") >= 1)  # still finding the stack
+        pty.interrupt()
+        code = pty.wait()
+    assert code == 130
+    assert "Interrupted before anything was asked of Cloud 66: nothing was changed." in pty.text
+    assert sim.count("DELETE") == 0 and sim.count("POST") == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+def test_ctrl_c_during_a_read_stays_quiet(sim: Simulator) -> None:
+    from tests.fakes.terminal import PtyIgor
+
+    sim.latency = 2.0
+    with PtyIgor("list", env=NO_KEYRING) as pty:
+        _when(lambda: sim.count("GET") >= 1)
+        pty.interrupt()
+        code = pty.wait()
+    assert code == 130
+    assert "Interrupted" not in pty.text and "Traceback" not in pty.text

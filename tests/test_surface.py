@@ -33,19 +33,45 @@ def _bridge(clock: FakeClock) -> Bridge:
     return Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
 
 
-# -- item 9: `exit` leaves the console and no longer cancels --------------------------
+# -- `exit` and `halt`: the original Igor's aliases, for a stack named only -----------
+# (issue 26 item 9; issue 9 had retired `exit` because a bare one could cancel a default)
 
 
-def test_exit_is_no_longer_cancel_in_a_shell(sim: Simulator, igor: Igor) -> None:
+def test_exit_and_halt_cancel_a_named_stack_in_a_shell(sim: Simulator, igor: Igor) -> None:
     assert igor("deploy", "-s", "blog").exit_code == 0
-    ran = igor("exit", "-s", "blog")
+    ran = igor("exit", "blog")
+    assert ran.exit_code == 0, ran.output
+    assert "Cancelling deployment" in ran.stdout and "blog (production)" in ran.stdout
+    assert igor("deploy", "-s", "legacy").exit_code == 0
+    assert igor("halt", "-s", "legacy").exit_code == 0
+    assert sim.count("DELETE") == 2
+    said = " ".join(igor("cancel", "-h").stdout.split())
+    assert "Aliases: stop, exit, halt. exit and halt act only on a stack named after them" in said
+
+
+@pytest.mark.parametrize("alias", ["exit", "halt"])
+def test_exit_and_halt_never_take_a_default_stack(
+    sim: Simulator, igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alias: str
+) -> None:
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    monkeypatch.setenv("IGOR_STACK", "blog")
+    monkeypatch.setenv("IGOR_ENVIRONMENT", "production")
+    _project(tmp_path, 'stack = "blog"\n')
+    monkeypatch.chdir(tmp_path)
+    _config('[defaults]\nstack = "blog"\n')
+    reads = len(sim.requests)
+    ran = igor(alias)
     assert ran.exit_code == 2
-    assert "'exit' no longer means `cancel`: type `cancel` instead." in ran.stderr
-    assert sim.count("DELETE") == 0
-    assert "Aliases: stop, halt." in igor("cancel", "-h").stdout  # not among the aliases either
+    said = " ".join(ran.stderr.split())
+    assert f"`{alias}` cancels only a stack named after it (`{alias} shop`), never a" in said
+    assert "Name the stack, or type `cancel`, which takes the default." in said
+    assert "Using stack" not in said
+    assert len(sim.requests) == reads  # nothing asked of Cloud 66, nothing cancelled
+    assert igor("cancel").exit_code == 0  # cancel itself still takes the default
+    assert sim.count("DELETE") == 1
 
 
-def test_exit_leaves_the_chat_console(sim: Simulator, igor: Igor) -> None:
+def test_a_bare_exit_still_leaves_the_chat_console(sim: Simulator, igor: Igor) -> None:
     before = sim.count("GET", "/stacks")
     ran = igor("chat", input="exit\nlist\ncancel -s blog\n")
     assert ran.exit_code == 0
@@ -53,6 +79,10 @@ def test_exit_leaves_the_chat_console(sim: Simulator, igor: Igor) -> None:
     assert "igor>" not in ran.stdout  # nothing after `exit` was answered
     assert sim.count("GET", "/stacks") == before
     assert sim.count("DELETE") == 0
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    ran = igor("chat", input="exit blog\nquit\n")  # named: it cancels
+    assert "Cancelling deployment" in ran.stdout
+    assert sim.count("DELETE") == 1
 
 
 @pytest.mark.parametrize("leave", ["quit", "EXIT"])
@@ -62,23 +92,32 @@ def test_quit_leaves_the_chat_console_too(sim: Simulator, igor: Igor, leave: str
     assert ran.stdout.count("igor> igor ") == 1
 
 
-def test_exit_in_slack_is_refused_with_a_pointer_to_cancel(
-    bot: RunningBot, slack: FakeSlack, sim: Simulator
-) -> None:
-    bot.start()
-    bot.mention("deploy -s blog")
-    bot.replies(1)
-    ts = bot.mention("exit -s blog")
-    # The deploy's follow-up may come before or after this answer: find it in its thread.
+def _answer_in_thread(slack: FakeSlack, ts: str) -> str:
+    # A deploy's follow-up may come before or after this answer: find it in its thread.
     deadline = time.monotonic() + 5
     answers: list[str] = []
     while not answers and time.monotonic() < deadline:
         answers = [text_of(c) for c in slack.calls_to("chat.postMessage")
                    if c.params.get("thread_ts") == ts]  # fmt: skip
         time.sleep(0.02)
-    assert answers, "no answer to `exit`"
-    assert "'exit' no longer means `cancel`: type `cancel` instead." in answers[0]
+    assert answers, f"no answer in thread {ts}"
+    return answers[0]
+
+
+def test_exit_in_slack_needs_the_stack_named_even_in_a_channel_with_a_default(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator
+) -> None:
+    _config('[[slack.channel]]\nid = "C0DEPLOY"\nstack = "blog"\nenvironment = "production"\n')
+    sim.deploy_seconds = 100_000  # type: ignore[misc]  # still running when `exit` comes
+    bot.start()
+    bot.mention("deploy")  # the channel's default: blog
+    bot.replies(1)
+    answer = " ".join(_answer_in_thread(slack, bot.mention("exit")).split())
+    assert "`exit` cancels only a stack named after it" in answer
     assert sim.count("DELETE") == 0
+    answer = _answer_in_thread(slack, bot.mention("exit -s blog"))
+    assert "Cancelling deployment" in answer
+    assert sim.count("DELETE") == 1
 
 
 # -- item 13: typos get a suggestion; chat shows chat's usage -------------------------
@@ -364,7 +403,7 @@ def test_the_config_files_defaults_come_last(
     assert "(from [defaults] in " in ran.stderr
     monkeypatch.setenv("IGOR_STACK", "shop")  # the variable beats the config file
     assert "shop (production)" in igor("deploy", "--dry-run").stdout
-    _project(tmp_path, 'environment = "staging"\n')  # .igor.toml beats the variable
+    _project(tmp_path, 'environment = "staging"\n')  # .igor.toml beats the config file
     ran = igor("deploy", "--dry-run")
     assert "shop (staging)" in ran.stdout
     assert "stack shop (from IGOR_STACK)" in ran.stderr
@@ -372,6 +411,28 @@ def test_the_config_files_defaults_come_last(
     typed = igor("deploy", "legacy", "-e", "production", "--dry-run")  # typed beats them all
     assert "legacy (production)" in typed.stdout
     assert "Using" not in typed.stderr
+    assert sim.count("POST", "/deployments") == 0
+
+
+def test_the_variables_beat_the_project_file(
+    sim: Simulator, igor: Igor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As FLY_APP beats fly.toml and HEROKU_APP the git remote: the variable is set on
+    # purpose, for this session or this one command; the file is found by where you stand.
+    found = _project(tmp_path, 'stack = "shop"\nenvironment = "staging"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IGOR_STACK", "blog")
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 1, ran.output  # blog has no staging: the file's environment stands
+    assert "Stack 'blog' has no 'staging' environment" in ran.stderr
+    assert "stack blog (from IGOR_STACK)" in ran.stderr
+    assert f"environment staging (from {found})" in ran.stderr
+    monkeypatch.setenv("IGOR_ENVIRONMENT", "production")
+    ran = igor("deploy", "--dry-run")
+    assert ran.exit_code == 0, ran.output
+    assert "blog (production)" in ran.stdout
+    assert "Using stack blog (from IGOR_STACK) and environment production (from " in ran.stderr
+    assert str(found) not in ran.stderr  # the file gave nothing that was used
     assert sim.count("POST", "/deployments") == 0
 
 

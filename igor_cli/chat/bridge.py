@@ -291,7 +291,15 @@ class Bridge:
         refusal = self._refused_whatever_the_stack(rule_name, request, channel, origin.user)
         if refusal is not None:
             return finish(_refused(name, request, refusal))
-        if not request.needs_cloud66:
+        # A command on one stack (lock, history) that the rules allow only in some
+        # environments is decided on the stack it resolves to, as a change is: no -e needed.
+        on_its_stack = (
+            request.acts_on_a_stack
+            and not request.changes
+            and self.rules.check(rule_name, _typed_environment(request), channel, origin.user)
+            is not None
+        )
+        if not request.needs_cloud66 and not on_its_stack:
             return finish(self.perform(name, request, origin))
 
         def rest() -> Reply:
@@ -302,6 +310,8 @@ class Bridge:
                             name, request, words, origin, channel, thread, confirmed, connect
                         )
                     )
+                if on_its_stack:
+                    return finish(self._on_its_stack(name, rule_name, request, origin, connect))
                 return finish(self.perform(name, request, origin, connect))
 
         named = request.stack if request.changes else None
@@ -313,13 +323,33 @@ class Bridge:
     ) -> Refusal | None:
         """A refusal that no stack could lift: decided without asking Cloud 66."""
         typed = _typed_environment(request)
-        if not request.changes:
+        if not (request.changes or request.acts_on_a_stack):
             return self.rules.check(name, typed, channel, user)
         # A change is decided on the stack it resolves to; a typed -e can only
         # narrow that down, so a refusal for it stands whatever the stack.
         if typed or not self.rules.could_allow(name, channel, user):
             return self.rules.check(name, typed, channel, user)
         return None
+
+    def _on_its_stack(
+        self,
+        name: str,
+        rule_name: str,
+        request: Request,
+        origin: Origin,
+        connect: Callable[[], Client],
+    ) -> Reply:
+        """A command on one stack, allowed by the rules of the environment it resolves to."""
+        fields = _request_fields(request)
+        try:
+            stack = find_stack(connect(), str(request.stack), None, StackCache(self.env))
+        except IgorError as error:
+            fields["error"] = type(error).__name__
+            return Reply("error", name, request, error=error, fields=fields)
+        refusal = self.rules.check(rule_name, stack.environment, origin.channel, origin.user)
+        if refusal is not None:
+            return _refused(name, request, refusal, stack)
+        return self.perform(name, request.replaced(environment=stack.environment), origin, connect)
 
     def _change(
         self,
@@ -382,7 +412,8 @@ class Bridge:
                 if looked.outcome is None or looked.outcome.exit_code != 0:
                     return looked
                 expect = str(getattr(looked.outcome, "deploys", ""))
-                pinned = pinned.replaced(expect=expect)
+                if expect:  # what the click deploys (a cancel deploys nothing)
+                    pinned = pinned.replaced(expect=expect)
             return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
         return self.perform(name, pinned, origin, connect)
 

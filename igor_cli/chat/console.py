@@ -26,7 +26,7 @@ from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
-from igor_cli.render.sentences import followed_as
+from igor_cli.render.sentences import followed_as, wrapped
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
 
 PROMPT = "you> "
@@ -59,7 +59,8 @@ class Console:
         return shutil.get_terminal_size().columns if self.on_terminal else None
 
     def read(self) -> str | None:
-        """The next line typed; None at the end of input."""
+        """The next line typed; None at the end of input. Ctrl-C drops what was typed
+        and asks again, as a shell does (Ctrl-D, `exit` or `quit` leave)."""
         with self.lock:
             self.prompting = True
         try:
@@ -73,6 +74,11 @@ class Console:
                 self.stdout.flush()
             line = self.stdin.readline()
             return line if line else None
+        except KeyboardInterrupt:
+            with self.lock:
+                self.stdout.write("\n")  # the terminal echoed ^C: the next prompt below it
+                self.stdout.flush()
+            return ""
         finally:
             with self.lock:
                 self.prompting = False
@@ -84,8 +90,7 @@ class Console:
         typed are drawn again below.
         """
         encoding = getattr(self.stdout, "encoding", None) or "utf-8"
-        lead = emoji_text(f"{said.emoji} {said.lead}".strip(), encoding)
-        lines = [LEAD + lead.replace("\n", "\n" + " " * len(LEAD))] if lead else []
+        lines = self._lead_lines(emoji_text(said.emoji, encoding), said.lead) if said.lead else []
         lines += said.table
         with self.lock:
             if self.prompting:
@@ -97,10 +102,26 @@ class Console:
                 self.stdout.write(PROMPT + typed)
             self.stdout.flush()
 
+    def _lead_lines(self, mark: str, text: str) -> list[str]:
+        """igor's words after `igor> `, broken between words to the screen's width (the
+        terminal would break them anywhere), each line under the first indented."""
+        encoding = getattr(self.stdout, "encoding", None) or "utf-8"
+        text = emoji_text(text, encoding)
+        width = self.width()
+        # An emoji takes two cells on screen (one or two characters); a word, its length.
+        cells = (len(mark) if mark.isascii() else 2) + 1 if mark else 0
+        first = len(LEAD) + cells
+        broken = wrapped(text, width - len(LEAD), first - len(LEAD)) if width else None
+        lines = broken if broken is not None else text.split("\n")
+        lines[0] = f"{mark} {lines[0]}" if mark else lines[0]
+        return [LEAD + lines[0], *(" " * len(LEAD) + line for line in lines[1:])]
+
     def note(self, text: str) -> None:
-        """A line of the console's own (not igor's words)."""
+        """A line of the console's own (not igor's words), broken between words."""
+        width = self.width()
+        lines = wrapped(text, width) if width else [text]
         with self.lock:
-            self.stdout.write(text + "\n")
+            self.stdout.write("\n".join(lines) + "\n")
             self.stdout.flush()
 
 

@@ -161,16 +161,22 @@ class Followers:
         for watcher in watch.watchers:
             if watcher.update is not None:
                 _quietly(watcher.update, watcher.told(news))
-        users = tuple(dict.fromkeys(w.user for w in watch.watchers))
-        self._tell_each_place(watch, dataclasses.replace(news, requesters=users))
+        self._tell_each_place(watch, news, name_them=True)
 
     @staticmethod
-    def _tell_each_place(watch: _Watch, news: News) -> None:
+    def _tell_each_place(watch: _Watch, news: News, *, name_them: bool = False) -> None:
+        """One message a place; `name_them`: naming those who asked there, each once (a
+        person who asked in two threads is named in both, never in someone else's)."""
         told: set[str] = set()
         for watcher in watch.watchers:
             if watcher.place and watcher.place in told:
                 continue
             told.add(watcher.place)
+            if name_them:
+                here = [w.user for w in watch.watchers if w.place == watcher.place]
+                if not watcher.place:  # a watcher of no known place is its own place
+                    here = [watcher.user]
+                news = dataclasses.replace(news, requesters=tuple(dict.fromkeys(here)))
             _quietly(watcher.post, watcher.told(news))
 
 

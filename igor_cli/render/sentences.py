@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +35,7 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Deployment, Stack, StackStatus
 from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
+from igor_cli.render.table import Step, Table
 
 if TYPE_CHECKING:
     from igor_cli.freeze import Window
@@ -278,10 +278,11 @@ def after_failure(stack: Stack) -> list[tuple[str, str]]:
     return [(f"history {target}", "see what ran"), (f"deploy {target}", "try again")]
 
 
-def watching_line(watched: WatchOutcome, elapsed: float) -> str:
-    """The live line while following: the state, the time so far, and what is usual."""
-    state = "Queued" if watched.queued and watched.deployment is None else "Deploying"
-    said = f"{state}: {watched.stack.label}… {duration(elapsed)}"
+def watching_line(watched: WatchOutcome, elapsed: float, last: Progress | None = None) -> str:
+    """The live line while following: the state (as the last look saw it: Queued, then
+    Deploying once the deployment in front is over), the time so far, what is usual."""
+    queued = last.queued if last is not None else watched.queued and watched.deployment is None
+    said = f"{'Queued' if queued else 'Deploying'}: {watched.stack.label}… {duration(elapsed)}"
     if watched.typical:
         usual = duration(watched.typical)
         late = "; taking longer" if elapsed > watched.typical else ""
@@ -313,7 +314,7 @@ def progress_step(stack: Stack, progress: Progress) -> str:
     """How a followed deployment is doing, to the minute (a chat message edited as it goes)."""
     minutes = int(progress.elapsed // 60)
     so_far = "under a minute" if minutes < 1 else f"{minutes} min"
-    return f"Deploying {stack.label}… {so_far} so far."
+    return f"{'Queued' if progress.queued else 'Deploying'}: {stack.label}… {so_far} so far."
 
 
 def stopped_sentence(stack: Stack) -> str:
@@ -340,9 +341,11 @@ def stack_rows(
     running: dict[str, Deployment | None] | None = None,
     *,
     facts: Mapping[str, StackDeploys] | None = None,
+    person: PersonNamer | None = None,
 ) -> list[tuple[str, ...]]:
     """The stacks table, header first, as both chat renderers print it (`running`: --wide;
-    `facts`: each stack's deployments, for LAST DEPLOY)."""
+    `facts`: each stack's deployments, for LAST DEPLOY; `person`: how Slack users are
+    named there)."""
     wide = running is not None
     known = facts or {}
     rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
@@ -354,7 +357,7 @@ def stack_rows(
             status_label(s),
             s.health.text,
             short_ago(last_activity(s, seen), now),
-            last_deploy(seen, now),
+            last_deploy(seen, now, person=person),
         )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     return rows
@@ -365,118 +368,81 @@ def running_text(deployment: Deployment | None) -> str:
     return what_ran(PastDeployment(deployment)) if deployment is not None else "-"
 
 
-def short_person(requester: Requester | None, triggered_by: str) -> str:
-    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop."""
+def short_person(
+    requester: Requester | None, triggered_by: str, person: PersonNamer | None = None
+) -> str:
+    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop; a
+    Slack user as `person` names them (their Slack name), else by ID."""
     if requester is not None:
+        if person is not None and requester.via == "slack":
+            return person(requester)
         return requester.user.split("@", 1)[0] or requester.user or "someone"
     return triggered_by.split("@", 1)[0] or triggered_by or "someone"
 
 
-def last_deploy(facts: StackDeploys | None, now: datetime) -> str:
-    """`failed · alice 3m ago`: the deployment under way, or how the last one ended."""
+def last_deploy(
+    facts: StackDeploys | None,
+    now: datetime,
+    *,
+    who: bool = True,
+    person: PersonNamer | None = None,
+) -> str:
+    """`failed · alice 3m ago`: the deployment under way, or how the last one ended
+    (`failed 3m ago` without `who`, for a narrow screen)."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        who = short_person(facts.live_by, facts.live.triggered_by)
-        return f"running · {who} {short_ago(facts.live.started_at, now)}"
+        by = f" · {short_person(facts.live_by, facts.live.triggered_by, person)}" if who else ""
+        return f"running{by} {short_ago(facts.live.started_at, now)}"
     if facts.last is None:
         return "none"
-    who = short_person(facts.last_by, facts.last.triggered_by)
-    return f"{facts.last_state} · {who} {short_ago(facts.last.finished_at, now)}"
+    by = f" · {short_person(facts.last_by, facts.last.triggered_by, person)}" if who else ""
+    return f"{facts.last_state}{by} {short_ago(facts.last.finished_at, now)}"
 
 
-# How far a column may shrink, ending in an ellipsis, when a table is wider than the
-# screen. Only these: a cut name or status still says which stack and roughly how it
-# is, while a cut environment, health or time says nothing. A column without a rule
-# keeps its full width (a new column does too, until it is given one).
-# LAST DEPLOY keeps its first word (succeeded, failed, cancelled, running).
-SHRINKS_TO = {"NAME": 7, "STATUS": 9, "LAST DEPLOY": 10}
-# Shorter headers, for when the table is too wide and the header is wider than its values.
-SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY", "LAST DEPLOY": "DEPLOY"}
-GAP = 2  # spaces between columns
+def stack_table(
+    stacks: list[Stack],
+    now: datetime,
+    running: dict[str, Deployment | None] | None = None,
+    *,
+    facts: Mapping[str, StackDeploys] | None = None,
+) -> Table:
+    """The stacks table, and how it gives way on a narrow screen: NAME, ENVIRONMENT and
+    RUNNING (what `--ref`/`-v` would name) are never cut."""
+    known = facts or {}
+    rows = stack_rows(stacks, now, running, facts=facts)
+    shorter = {
+        "STATUS": [short_status(s) for s in stacks],
+        "LAST DEPLOY": [last_deploy(known.get(s.uid), now, who=False) for s in stacks],
+    }
+    return Table(rows[0], rows[1:], shorter, STACK_GIVES_WAY, {"LAST DEPLOY": 10})
 
 
-Cell = TypeVar("Cell")
-# Columns that give way whole when even the shrunk table is wider than the screen:
-# LAST DEPLOY (STATUS still says how the stack is; `igor history` says the rest).
-DROPS = ("LAST DEPLOY",)
+# LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it
+# (STATUS mostly repeats it); cut, it keeps its first word (succeeded, failed, ...).
+STACK_GIVES_WAY: tuple[Step, ...] = (
+    ("headers", ""), ("shorten", "STATUS"), ("drop", "LAST ACTIVITY"),
+    ("shorten", "LAST DEPLOY"), ("drop", "HEALTH"), ("drop", "STATUS"),
+    ("cut", "LAST DEPLOY"), ("drop", "LAST DEPLOY"),
+)  # fmt: skip
+
+_SHORT_STATUS = {
+    StackStatus.PENDING_ANALYSIS: "pending",
+    StackStatus.DEPLOYED: "deployed",
+    StackStatus.DEPLOY_FAILED: "failed",
+    StackStatus.ANALYZING: "analyzing",
+    StackStatus.ANALYZED: "analyzed",
+    StackStatus.QUEUED: "queued",
+    StackStatus.DEPLOYING: "deploying",
+    StackStatus.UNABLE_TO_ANALYZE: "unanalyzable",
+}
 
 
-@dataclass(frozen=True)
-class Fit:
-    """A table's header and column widths, fitted to a screen (`keep`: the columns shown)."""
-
-    header: tuple[str, ...]
-    widths: list[int]
-    keep: tuple[int, ...] = ()
-
-    @property
-    def width(self) -> int:
-        """The width of the whole table."""
-        return sum(self.widths) + GAP * (len(self.widths) - 1)
-
-    def pick(self, row: Sequence[Cell]) -> tuple[Cell, ...]:
-        """The cells of a full row that this fit shows."""
-        return tuple(row[i] for i in self.keep) if self.keep else tuple(row)
-
-
-def fit(rows: list[tuple[str, ...]], width: int | None = None) -> Fit:
-    """Each column's width: its widest cell, or less to fit `width` when given.
-
-    First the long headers give way to short ones, then the shrinkable columns
-    give up room, the one with most to spare first, down to their minimums. A
-    column of DROPS gives way whole when the table cannot fit with it. Past that
-    the table stays wider than `width` rather than cut what cannot be cut.
-    """
-    keep = tuple(range(len(rows[0])))
-    if width is not None and _narrowest(rows) > width:
-        keep = tuple(i for i in keep if rows[0][i] not in DROPS)
-    picked = [tuple(row[i] for i in keep) for row in rows]
-    header, body = picked[0], picked[1:]
-    values = [max((len(row[i]) for row in body), default=0) for i in range(len(header))]
-    fitted = Fit(header, [max(len(h), v) for h, v in zip(header, values, strict=True)], keep)
-    if width is None or fitted.width <= width:
-        return fitted
-    header = tuple(SHORT_HEADERS.get(h, h) for h in header)
-    widths = [max(len(h), v) for h, v in zip(header, values, strict=True)]
-    excess = Fit(header, widths).width - width
-    floors = {i: SHRINKS_TO[name] for i, name in enumerate(picked[0]) if name in SHRINKS_TO}
-    while excess > 0:
-        room = [i for i, floor in floors.items() if widths[i] > floor]
-        if not room:
-            break
-        widest = max(room, key=lambda i: widths[i] - floors[i])
-        widths[widest] -= 1
-        excess -= 1
-    return Fit(header, widths, keep)
-
-
-def _narrowest(rows: list[tuple[str, ...]]) -> int:
-    """How narrow the table can get: short headers, shrinkable columns at their minimums."""
-    header, body = rows[0], rows[1:]
-    total = GAP * (len(header) - 1)
-    for i, name in enumerate(header):
-        value = max((len(row[i]) for row in body), default=0)
-        if name in SHRINKS_TO:
-            value = min(value, SHRINKS_TO[name])
-        total += max(len(SHORT_HEADERS.get(name, name)), value)
-    return total
-
-
-def cut(text: str, width: int) -> str:
-    """`text`, ending in an ellipsis if it is longer than `width`."""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
-def aligned(rows: list[tuple[str, ...]], width: int | None = None) -> list[str]:
-    """Rows as lines of columns two spaces apart, fitted to `width` when given."""
-    fitted = fit(rows, width)
-    return [
-        (" " * GAP)
-        .join(cut(c, fitted.widths[i]).ljust(fitted.widths[i]) for i, c in enumerate(row))
-        .rstrip()
-        for row in [fitted.header, *(fitted.pick(row) for row in rows[1:])]
-    ]
+def short_status(stack: Stack) -> str:
+    """`deployed`, `failed`, `deploying`, ...; `busy` when busy with what the status hides."""
+    if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED):
+        return "busy"
+    return _SHORT_STATUS.get(stack.status, stack.status.text.lower())
 
 
 _WORD = re.compile(r"`[^`]*`\S*|\S+")
@@ -551,7 +517,7 @@ def stack_json(
 
 def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
     return {
-        "id": deployment.id,
+        "id": cloud66_id(deployment.id),
         "outcome": deployment_state(deployment),
         "triggered_by": deployment.triggered_by,
         "triggered_via": deployment.triggered_via or None,
@@ -561,10 +527,19 @@ def _deployment_json(deployment: Deployment, requester: Requester | None) -> dic
     }
 
 
+def cloud66_id(text: str) -> int | str | None:
+    """A deployment's or an action's id as Cloud 66's JSON has it (an integer: the API
+    docs' `"id":107`, the Go client's `Id int`); None for none. An id that is not a number
+    (no API igor knows sends one) is kept as it came rather than lost."""
+    if not text:
+        return None
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
 def ran_json(d: Deployment) -> dict[str, Any]:
     """What a deployment ran, and when, in igor's JSON output."""
     return {
-        "deployment_id": d.id,
+        "deployment_id": cloud66_id(d.id),
         "git_hash": d.git_hash or None,
         "git_ref": d.git_ref or None,
         "services": list(d.services),
@@ -588,14 +563,14 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
             "result": outcome.result.value,
             "stack": stack,
             "cancelled": outcome.cancelled or None,
-            "cancelled_deployment_id": outcome.cancelled_id or None,
-            "deployment_id": deployment.id if deployment else None,
+            "cancelled_deployment_id": cloud66_id(outcome.cancelled_id),
+            "deployment_id": cloud66_id(deployment.id) if deployment else None,
             "triggered_by": deployment.triggered_by if deployment else None,
             "started_by": started_by,
             "queued": [
                 {
-                    "deployment_id": q.deployment_id or None,
-                    "async_action_id": q.action.id,
+                    "deployment_id": cloud66_id(q.deployment_id),
+                    "async_action_id": cloud66_id(q.action.id),
                     "igor": {"via": q.requester.via, "user": q.requester.user}
                     if q.requester
                     else None,
@@ -612,9 +587,9 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         "ref": outcome.ref or None,
         "profile": outcome.profile or None,
         "posted": outcome.posted,
-        "async_action_id": outcome.action_id or None,
+        "async_action_id": cloud66_id(outcome.action_id),
         "message": outcome.message or None,
-        "running_deployment_id": running.id if running else None,
+        "running_deployment_id": cloud66_id(running.id) if running else None,
         "started_by": started_by,
     }
 
@@ -685,6 +660,22 @@ def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tup
     return [HISTORY_COLUMNS, *(history_row(p, person, now) for p in found.deployments)]
 
 
+def history_table(found: History, person: PersonNamer, now: datetime) -> Table:
+    """The history table, and how it gives way: ID and WHAT (what `--to` and `--ref`
+    take) are never cut."""
+    rows = history_rows(found, person, now)
+    shorter = {
+        "BY": [short_person(p.requester, p.deployment.triggered_by) for p in found.deployments]
+    }
+    return Table(rows[0], rows[1:], shorter, HISTORY_GIVES_WAY, {"OUTCOME": 9})
+
+
+HISTORY_GIVES_WAY: tuple[Step, ...] = (
+    ("shorten", "BY"), ("drop", "VIA"), ("drop", "TOOK"), ("drop", "BY"), ("drop", "STARTED"),
+    ("cut", "OUTCOME"),
+)  # fmt: skip
+
+
 def history_summary(found: History) -> str:
     """`shop (production): the 10 newest of 45 deployments; 5120 is live.`"""
     stack = found.stack.label
@@ -707,7 +698,7 @@ def history_json(past: PastDeployment) -> dict[str, Any]:
         seconds = round((d.finished_at - d.started_at).total_seconds(), 1)
     requester = past.requester
     return {
-        "id": d.id,
+        "id": cloud66_id(d.id),
         "started_at": d.started_at.isoformat() if d.started_at else None,
         "finished_at": d.finished_at.isoformat() if d.finished_at else None,
         "duration_seconds": seconds,
@@ -1026,8 +1017,8 @@ def _watch_facts(outcome: WatchOutcome) -> Any:
             "name": outcome.stack.name,
             "environment": outcome.stack.environment,
         },
-        "async_action_id": outcome.action_id or None,
-        "deployment_id": running.id if running else None,
+        "async_action_id": cloud66_id(outcome.action_id),
+        "deployment_id": cloud66_id(running.id) if running else None,
         "queued": outcome.queued,
         "started_by": {"via": requester.via, "user": requester.user} if requester else None,
         "triggered_by": running.triggered_by if running else None,

@@ -8,9 +8,9 @@ characters a text block), so a long stack list never becomes a Slack error.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,9 +37,11 @@ from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest
 from igor_cli.render import sentences
+from igor_cli.render.table import Table, aligned
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.json_output import JsonOutput
     from igor_cli.state.locks import ForcedUnlock
 
 TEXT_LIMIT = 2900  # a section's text may hold 3,000 characters
@@ -126,14 +128,35 @@ def preformatted(text: str) -> SlackMessage:
     return SlackMessage(_cut(escape(text), TEXT_LIMIT), blocks)
 
 
-def render_outcome(outcome: Outcome, now: datetime, *, as_json: bool = False) -> SlackMessage:
-    """The reply to a command."""
+Names = Callable[[str], str]  # a Slack user ID -> the name Slack shows (chat/slack/users.py)
+
+
+def named_by(names: Names | None) -> sentences.PersonNamer:
+    """How a table or an error names people: a Slack user by the name Slack shows them
+    under (a mention does not work there), anyone else as the shell names them."""
+
+    def person(requester: Requester) -> str:
+        if requester.via == "slack" and requester.user and names is not None:
+            return names(requester.user)
+        return sentences.plain_person(requester)
+
+    return person
+
+
+def render_outcome(
+    outcome: Outcome,
+    now: datetime,
+    *,
+    as_json: JsonOutput | None = None,
+    names: Names | None = None,
+) -> SlackMessage:
+    """The reply to a command; `names` names Slack users where mentions cannot."""
     if as_json:
-        return preformatted(json.dumps(sentences.facts(outcome), indent=2))
+        return preformatted("\n".join(as_json.lines(sentences.facts(outcome), indent=2)))
     if isinstance(outcome, StackList):  # the outcomes shown as tables
-        return render_stacks(outcome, now)
+        return render_stacks(outcome, now, names)
     if isinstance(outcome, History):
-        return render_history(outcome, now)
+        return render_history(outcome, now, names)
     text = mrkdwn(sentences.sentence(outcome, slack_person, now))
     return message(text, slack_hint(outcome), TONE_EMOJI[sentences.tone(outcome)])
 
@@ -181,12 +204,14 @@ def _watch_hint(outcome: WatchOutcome) -> str:
     return "I'll post the outcome in this thread." if outcome.followable else ""
 
 
-def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
+def render_stacks(listing: StackList, now: datetime, names: Names | None = None) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
     if not listing.stacks:
         return message(escape(sentences.list_summary(listing)), emoji=":mag:")
     listed = listing.stacks[:MAX_LIST_ROWS]
-    rows = sentences.stack_rows(listed, now, listing.running, facts=listing.deploy_facts)
+    rows = sentences.stack_rows(
+        listed, now, listing.running, facts=listing.deploy_facts, person=named_by(names)
+    )
     chunks = _table_chunks(rows)
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     summary = sentences.list_summary(listing)
@@ -200,23 +225,26 @@ def render_stacks(listing: StackList, now: datetime) -> SlackMessage:
     return SlackMessage(_cut(escape(fallback), TEXT_LIMIT), blocks)
 
 
-def render_history(found: History, now: datetime) -> SlackMessage:
+def render_history(found: History, now: datetime, names: Names | None = None) -> SlackMessage:
     """The deployments table in code blocks that fit, under its summary.
 
-    Slack users igor deployed for are named by ID: mentions do not work in code blocks.
+    Slack users igor deployed for are named as Slack shows them: mentions do not work
+    in code blocks.
     """
     summary = escape(sentences.history_summary(found))
     if not found.deployments:
         return message(summary, emoji=":mag:")
-    chunks = _table_chunks(sentences.history_rows(found, sentences.plain_person, now))
+    chunks = _table_chunks(sentences.history_rows(found, named_by(names), now))
     blocks = [_section(summary)]
     blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     return SlackMessage(_cut(summary, TEXT_LIMIT), blocks)
 
 
 def _table_chunks(rows: list[tuple[str, ...]]) -> list[str]:
-    """A table's aligned, escaped lines, grouped to fit code blocks."""
-    return _chunks([escape(line) for line in sentences.aligned(rows)], TEXT_LIMIT - 6)
+    """A table's aligned, escaped lines (whole: Slack wraps a code block itself), grouped
+    to fit code blocks."""
+    lines = aligned(Table(rows[0], rows[1:]))
+    return _chunks([escape(line) for line in lines], TEXT_LIMIT - 6)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -247,8 +275,15 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
     return chunks
 
 
-def render_error(error: IgorError) -> SlackMessage:
-    """An expected failure. A token problem names the fix that needs no restart."""
+def render_error(error: IgorError, names: Names | None = None) -> SlackMessage:
+    """An expected failure. A token problem names the fix that needs no restart; a lock's
+    holder in Slack is named as Slack shows them."""
+    from igor_cli.state.locks import StackLocked
+
+    if isinstance(error, StackLocked) and names is not None:
+        holder = Requester(error.lock.holder_via, error.lock.holder_user)
+        said = error.said(named_by(names)(holder))
+        return message(mrkdwn(said), mrkdwn(error.hint), ":warning:")
     if isinstance(error, NotRegistered) and error.remedy is Remedy.REGISTER_CLOUD66:
         return message(mrkdwn(CLOUD66_UNREGISTERED), emoji=":key:")  # not "the stored token"
     if error.remedy is Remedy.REGISTER_CLOUD66 and not isinstance(error, Forbidden):
@@ -269,9 +304,10 @@ CHAT_REMEDY = {
 NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}
 
 
-def render_reply(reply: Reply, now: datetime) -> SlackMessage:
-    """The chat core's reply as Slack shows it, and its note (the defaults used) below."""
-    shown = _reply_body(reply, now)
+def render_reply(reply: Reply, now: datetime, names: Names | None = None) -> SlackMessage:
+    """The chat core's reply as Slack shows it, and its note (the defaults used) below;
+    `names` names Slack users where a mention cannot (tables, errors)."""
+    shown = _reply_body(reply, now, names)
     if reply.note:
         note = mrkdwn(reply.note)
         blocks = [*shown.blocks, _context(note)] if len(shown.blocks) < MAX_BLOCKS else shown.blocks
@@ -279,7 +315,7 @@ def render_reply(reply: Reply, now: datetime) -> SlackMessage:
     return shown
 
 
-def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
+def _reply_body(reply: Reply, now: datetime, names: Names | None) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)
@@ -293,10 +329,10 @@ def _reply_body(reply: Reply, now: datetime) -> SlackMessage:
     if reply.refusal is not None:
         return render_refusal(reply.refusal)
     if reply.error is not None:
-        return render_error(reply.error)
+        return render_error(reply.error, names)
     if reply.outcome is not None:
-        as_json = reply.request is not None and reply.request.as_json
-        return render_outcome(reply.outcome, now, as_json=as_json)
+        as_json = reply.request.as_json if reply.request is not None else None
+        return render_outcome(reply.outcome, now, as_json=as_json, names=names)
     if reply.notice:
         return message(mrkdwn(reply.notice), emoji=NOTICE_EMOJI.get(reply.status, ""))
     return preformatted(reply.text)

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -31,7 +31,10 @@ from igor_cli.actions import (
 )
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
+from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences
+from igor_cli.render.table import GAP, Fit, fit
+from igor_cli.render.table import Table as TextTable
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
@@ -113,10 +116,11 @@ class TerminalRenderer:
         err: TextIO,
         now: datetime,
         *,
-        as_json: bool = False,
+        as_json: JsonOutput | None = None,
         lines: bool = False,
     ) -> None:
-        """`lines`: with `as_json`, write JSON Lines (a followed deployment's events)."""
+        """`as_json`: JSON for a program (of these fields, through jq); `lines`: with it,
+        JSON Lines (a followed deployment's events)."""
         self.out_file = out
         self.err_file = err
         self.now = now
@@ -147,7 +151,11 @@ class TerminalRenderer:
             return
         text = sentences.sentence(outcome, sentences.plain_person, self.now)
         hint = "" if following else terminal_hint(outcome)
-        self._line(text, sentences.facts(outcome), TONE_STYLE[sentences.tone(outcome)], hint)
+        # What was not done (exit 1: already deploying, nothing to cancel, not yours)
+        # is said on stderr, as every error is and as gh says it: stdout carries results.
+        refused = int(outcome.exit_code) != 0
+        style = TONE_STYLE[sentences.tone(outcome)]
+        self._line(text, sentences.facts(outcome), style, hint, refused=refused)
 
     def stack_list(self, listing: StackList) -> None:
         """The stacks table (or a JSON array)."""
@@ -157,20 +165,12 @@ class TerminalRenderer:
         if not listing.stacks:
             self._prose(self.err_file, sentences.list_summary(listing))
             return
-        # Fitted to the screen by the columns' own rules: only NAME, STATUS and LAST DEPLOY
-        # shrink (RUNNING, of --wide, keeps its width). Piped without COLUMNS: full width.
-        running = listing.running
-        rows = sentences.stack_rows(listing.stacks, self.now, running, facts=listing.deploy_facts)
-        plain = written_plainly(self.out_file)
-        fitted = sentences.fit(rows, plain_width() if plain else screen_width(self.out))
-        texts = zip(listing.stacks, rows[1:], strict=True)
-        cells = [fitted.pick(self._row(stack, rows[0], row)) for stack, row in texts]
-        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
-        if drawn is not None:
-            self.out_file.write(drawn)
-            self.out_file.flush()
-        else:
-            self._rich_table(fitted, cells)
+        # Fitted to the screen by the table's own rules (render/table.py): what is typed
+        # next is never cut. Piped without COLUMNS: whole.
+        stacks, facts = listing.stacks, listing.deploy_facts
+        table = sentences.stack_table(stacks, self.now, listing.running, facts=facts)
+        rows = zip(stacks, table.rows, strict=True)
+        self._draw(table, [self._styles(stack, table.header, row) for stack, row in rows])
         if listing.unread:
             self.note(f"LAST DEPLOY could not be read: {listing.unread}")
         elif not listing.deploys_read:
@@ -179,9 +179,26 @@ class TerminalRenderer:
                 "narrow the list with -s or -e to see it."
             )
 
-    def _rich_table(
-        self, fitted: sentences.Fit, cells: Sequence[Sequence[tuple[str, str]]]
-    ) -> None:
+    def _draw(self, table: TextTable, styles: Sequence[Mapping[str, str]]) -> None:
+        """A table fitted to the screen (each row's styles by column), drawn without rich
+        where it writes plainly, else through rich."""
+        plain = written_plainly(self.out_file)
+        fitted = fit(table, plain_width() if plain else screen_width(self.out))
+        cells = [
+            [
+                (text, style.get(column, ""))
+                for column, text in zip(fitted.columns, row, strict=True)
+            ]
+            for row, style in zip(fitted.rows, styles, strict=True)
+        ]
+        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
+        if drawn is not None:
+            self.out_file.write(drawn)
+            self.out_file.flush()
+        else:
+            self._rich_table(fitted, cells)
+
+    def _rich_table(self, fitted: Fit, cells: Sequence[Sequence[tuple[str, str]]]) -> None:
         """The stacks table through rich: drawn in one pass when it can be, else laid out."""
         from rich.text import Text
 
@@ -203,22 +220,13 @@ class TerminalRenderer:
         self.err.print(escape(sentences.history_summary(found)))
         if not found.deployments:
             return
-        on_terminal = self.out.is_terminal
-        table = self._table(sentences.HISTORY_COLUMNS)
+        styles = []
         for past in found.deployments:
-            row = sentences.history_row(past, sentences.plain_person, self.now)
-            cells = [escape(cell) for cell in row]
             style = OUTCOME_STYLE.get(past.state, "")
             if past.deployment.is_live:
                 style = "bold " + (style or "green")
-            cells[3] = f"[{style}]{cells[3]}[/]" if style else cells[3]
-            table.add_row(*cells)
-        # Piped, the table keeps its full width (a program reads it); on a terminal, the terminal's.
-        rows = sentences.history_rows(found, sentences.plain_person, self.now)
-        wide = max(len(line) for line in sentences.aligned(rows)) + 2
-        if not on_terminal:
-            self.out.width = max(self.out.width, wide)
-        self.out.print(table)
+            styles.append({"OUTCOME": style})
+        self._draw(sentences.history_table(found, sentences.plain_person, self.now), styles)
 
     def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
         """An empty table with these columns (of these widths, cut with an ellipsis, when
@@ -228,7 +236,7 @@ class TerminalRenderer:
 
         on_terminal = self.out.is_terminal
         # The box's column separator is a space: with it, one space of padding makes two.
-        gap = sentences.GAP - (1 if on_terminal else 0)
+        gap = GAP - (1 if on_terminal else 0)
         table = Table(
             box=box.SIMPLE_HEAD if on_terminal else None,
             show_edge=False,
@@ -243,26 +251,23 @@ class TerminalRenderer:
             )
         return table
 
-    def _row(
-        self, stack: Stack, columns: Sequence[str], texts: Sequence[str]
-    ) -> list[tuple[str, str]]:
-        """A stack's cells, as `sentences.stack_rows` words them, each with its style:
-        text, never markup (a name is shown as it is)."""
-        styles = {
-            "STATUS": STATUS_STYLE.get(stack.status, ""),
-            "HEALTH": HEALTH_STYLE[stack.health],
-        }
+    def _styles(self, stack: Stack, columns: Sequence[str], texts: Sequence[str]) -> dict[str, str]:
+        """The styles of a stack's cells by column (its row as `sentences.stack_rows` words
+        it); the cells are text, never markup (a name is shown as it is)."""
         said = dict(zip(columns, texts, strict=True))
         last = said.get("LAST DEPLOY", "")
-        styles["LAST DEPLOY"] = OUTCOME_STYLE.get(last.split(" ", 1)[0], "")
-        return [(text, styles.get(column, "")) for column, text in zip(columns, texts, strict=True)]
+        return {
+            "STATUS": STATUS_STYLE.get(stack.status, ""),
+            "HEALTH": HEALTH_STYLE[stack.health],
+            "LAST DEPLOY": OUTCOME_STYLE.get(last.split(" ", 1)[0], ""),
+        }
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr); with --json, also
         a JSON object on stdout."""
         from rich.markup import escape
 
-        if self.as_json:
+        if self.as_json and not self.as_json.jq:  # what a filter yields is the filter's
             kind = _snake(type(error).__name__)
             self.out_file.write(
                 error_json(kind, error.message, int(error.exit_code), error.hint) + "\n"
@@ -330,7 +335,7 @@ class TerminalRenderer:
             return
         line = _TickingLine(watched, monotonic, already)
         with self.err.status(line, refresh_per_second=4):
-            yield lambda progress: None
+            yield line.seen
 
     def _progress_event(self, watched: WatchOutcome, progress: Progress) -> None:
         if not progress.finished and not progress.timed_out:
@@ -346,6 +351,16 @@ class TerminalRenderer:
             f"Cancel it with `{cancel}`."
         )
 
+    def interrupted_change(self, text: str, check: str) -> None:
+        """Ctrl-C during a change: what may have happened and how to check (stderr); with
+        --json, also an `interrupted` object on stdout."""
+        if self.as_json and not self.as_json.jq:
+            self.out_file.write(error_json("interrupted", text, 130, check) + "\n")
+            self.out_file.flush()
+        self._prose(self.err_file, text)
+        if check:
+            self._prose(self.err_file, check)
+
     def _event(self, event: str, data: dict[str, Any]) -> None:
         """One JSON Lines event: compact, on one line, naming its stack and deployment."""
         stack = data.get("stack")
@@ -357,15 +372,18 @@ class TerminalRenderer:
                 stack_uid=stack.get("uid"),
             )
         named.update({k: v for k, v in data.items() if k != "stack" or not isinstance(v, dict)})
-        self.out_file.write(json.dumps(named, separators=(",", ":")) + "\n")
+        shape = self.as_json or JsonOutput()
+        self.out_file.write("".join(line + "\n" for line in shape.lines(named, event=True)))
         self.out_file.flush()
 
-    def _line(self, text: str, data: Any, style: str = "", hint: str = "") -> None:
+    def _line(
+        self, text: str, data: Any, style: str = "", hint: str = "", *, refused: bool = False
+    ) -> None:
         if self.as_json and data is not None:
             self._json(data)
             return
 
-        self._prose(self.out_file, text, style)
+        self._prose(self.err_file if refused else self.out_file, text, style)
         if hint:
             self._prose(self.err_file, hint, "dim")
 
@@ -387,12 +405,10 @@ class TerminalRenderer:
 
     def _json(self, data: Any) -> None:
         # Plain text, never through rich: no colour codes, no wrapping. Indented for
-        # a person at a terminal; compact for a program (C-encoded: 10x faster).
-        if not written_plainly(self.out_file) and self.out.is_terminal:
-            text = json.dumps(data, indent=2)
-        else:
-            text = json.dumps(data, separators=(",", ":"))
-        self.out_file.write(text + "\n")
+        # a person at a terminal; compact for a program.
+        indent = 2 if not written_plainly(self.out_file) and self.out.is_terminal else None
+        shape = self.as_json or JsonOutput()
+        self.out_file.write("".join(line + "\n" for line in shape.lines(data, indent=indent)))
         self.out_file.flush()
 
 
@@ -405,10 +421,15 @@ class _TickingLine:
         self.watched = watched
         self.monotonic = monotonic
         self.start = monotonic() - already
+        self.last: Progress | None = None
+
+    def seen(self, progress: Progress) -> None:
+        """A look at the deployment: the line says what it saw (Queued, then Deploying)."""
+        self.last = progress
 
     def text(self) -> str:
         """The line as it reads now."""
-        return sentences.watching_line(self.watched, self.monotonic() - self.start)
+        return sentences.watching_line(self.watched, self.monotonic() - self.start, self.last)
 
     def __rich__(self) -> str:
         from rich.markup import escape
@@ -419,10 +440,11 @@ class _TickingLine:
 def _naming(watched: WatchOutcome) -> dict[str, Any]:
     """What every followed-deployment event says of its stack and deployment."""
     stack = watched.stack
+    running = watched.deployment
     return {
         "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
-        "async_action_id": watched.action_id,
-        "deployment_id": watched.deployment.id if watched.deployment else None,
+        "async_action_id": sentences.cloud66_id(watched.action_id),
+        "deployment_id": sentences.cloud66_id(running.id) if running else None,
     }
 
 
@@ -435,6 +457,8 @@ def _progress_json(watched: WatchOutcome, progress: Progress) -> dict[str, Any]:
         "message": progress.message or None,
         "elapsed_seconds": round(progress.elapsed, 1),
     }
+    if progress.deployment_id:  # the deployment igor asked for, once Cloud 66 names it
+        said["deployment_id"] = sentences.cloud66_id(progress.deployment_id)
     if progress.finished or progress.timed_out:
         said["timed_out"] = progress.timed_out
         said["cancelled_by"] = progress.cancelled_by or None
@@ -556,7 +580,7 @@ def drawn_plainly(
     if laid is None:
         return None
     texts, sizes, fitted = laid
-    gap = " " * sentences.GAP
+    gap = " " * GAP
     lines = []
     for text_row, size_row in zip(texts, sizes, strict=True):
         cells = zip(text_row, size_row, fitted, strict=True)

@@ -10,7 +10,6 @@ to be printed on lines of their own.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from igor_cli.chat.follow import News
 from igor_cli.errors import IgorError, NotRegistered, Remedy
 from igor_cli.render import sentences
 from igor_cli.render.slack import NOTICE_EMOJI, TONE_EMOJI, progress_emoji
+from igor_cli.render.table import aligned
 
 # Every emoji code igor's Slack replies use: the emoji, and words for a terminal
 # that cannot show it. A test keeps this complete.
@@ -108,21 +108,19 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
         return ConsoleText(_error(reply.error), emoji=":warning:")
     if reply.outcome is not None:
         outcome = reply.outcome
-        if reply.request is not None and reply.request.as_json:
-            return ConsoleText(
-                "", tuple(json.dumps(sentences.facts(outcome), indent=2).split("\n"))
-            )
+        shape = reply.request.as_json if reply.request is not None else None
+        if shape:
+            lines = "\n".join(shape.lines(sentences.facts(outcome), indent=2))
+            return ConsoleText("", tuple(lines.split("\n")))
         if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            rows = sentences.stack_rows(
+            stacks = sentences.stack_table(
                 outcome.stacks, now, outcome.running, facts=outcome.deploy_facts
             )
-            return ConsoleText(
-                sentences.list_summary(outcome) + ":", tuple(sentences.aligned(rows, width))
-            )
+            summary = sentences.list_summary(outcome) + ":"
+            return ConsoleText(summary, tuple(aligned(stacks, width)))
         if isinstance(outcome, History) and outcome.deployments:
-            rows = sentences.history_rows(outcome, sentences.plain_person, now)
-            table = tuple(sentences.aligned(rows, width))
-            return ConsoleText(sentences.history_summary(outcome), table)
+            past = sentences.history_table(outcome, sentences.plain_person, now)
+            return ConsoleText(sentences.history_summary(outcome), tuple(aligned(past, width)))
         said = sentences.sentence(outcome, sentences.plain_person, now)
         choices = sentences.cancel_choices(outcome) if isinstance(outcome, CancelOutcome) else []
         if choices:

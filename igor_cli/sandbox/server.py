@@ -735,6 +735,9 @@ class Simulator:
             return self._page([dict(s) for s in stack.services], page)
         if method == "GET" and rest == ["deployments"]:
             return self._page(state.list_deployments(uid, self.order), page)
+        if method == "GET" and len(rest) == 2 and rest[0] == "deployments":
+            found = state.get_deployment(uid, _int_id(rest[1], "Deployment"))
+            return _Reply(200, {"response": found}, {})
         if method == "POST" and rest == ["deployments"]:
             return self._post_deployment(state, now, uid, params)
         if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":

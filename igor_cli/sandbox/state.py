@@ -710,6 +710,15 @@ class SandboxState:
         )
         return [render_deployment(d, is_live=d is live) for d in started]
 
+    def get_deployment(self, uid: str, deployment_id: int) -> dict[str, Any]:
+        """One started deployment, as `GET /stacks/{uid}/deployments/{id}` shows it (the
+        API docs' "Deployment", help-api `_deployments.md`); a queued one is not found,
+        as it is not listed (see list_deployments)."""
+        for shown in self.list_deployments(uid):
+            if shown["id"] == deployment_id:
+                return shown
+        raise SandboxError(404, "not_found", "Deployment not found")
+
     def list_actions(
         self, uid: str, order: str = "newest", user_reference: str | None = None
     ) -> list[dict[str, Any]]:

@@ -128,13 +128,20 @@ class StackLocked(IgorError):
     """A change to a stack someone else has locked: nothing was posted."""
 
     def __init__(self, lock: Lock, now: datetime) -> None:
-        reason = f": {lock.reason}" if lock.reason else ""
         who = lock.holder_user if lock.holder_via != "slack" else f"Slack user {lock.holder_user}"
+        self.lock, self.now = lock, now
         super().__init__(
-            f"{lock.label} is locked by {who} {lock.until(now)}{reason}. Nothing was posted.",
+            self.said(who),
             "Ask them to unlock it (`igor unlock`), or wait until the lock expires.",
         )
-        self.lock = lock
+
+    def said(self, who: str) -> str:
+        """The message, naming the holder as `who` (Slack names them as Slack shows them)."""
+        reason = f": {self.lock.reason}" if self.lock.reason else ""
+        return (
+            f"{self.lock.label} is locked by {who} {self.lock.until(self.now)}{reason}. "
+            "Nothing was posted."
+        )
 
 
 # -- telling a holder their lock was forced ------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keyring.backend import KeyringBackend
-from keyring.errors import NoKeyringError, PasswordDeleteError
+from keyring.errors import KeyringLocked, NoKeyringError, PasswordDeleteError
 
 
 class MemoryKeyring(KeyringBackend):
@@ -48,3 +48,19 @@ class FailingKeyring(KeyringBackend):
 
     def delete_password(self, service: str, username: str) -> None:
         raise NoKeyringError("No recommended backend was available.")
+
+
+class LockedKeyring(KeyringBackend):
+    """A Secret Service whose collection is locked and whose unlock prompt was dismissed
+    (or could not be shown: no display): keyring's SecretService backend raises this."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise KeyringLocked("Failed to unlock the collection!")

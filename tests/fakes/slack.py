@@ -116,7 +116,7 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {"chat.update": RateLimit(50, 60.0)}
 #: What igor's manifest asks for (and no chat:write.public).
 DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
     {"app_mentions:read", "channels:history", "chat:write", "commands", "groups:history",
-     "im:history"}
+     "im:history", "users:read"}
 )  # fmt: skip
 
 #: Methods that need the bot to be in the channel (C.../G...).
@@ -558,6 +558,7 @@ class FakeSlack:
         # and the people's messages pushed as message/app_mention events.
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._members: set[str] = set()  # conversations the bot is in
+        self.users: dict[str, dict[str, str]] = {}  # add_user: members users.info knows
         self._revoked: set[str] = set()  # tokens that Slack no longer accepts
         self._rate_windows: dict[str, deque[float]] = {}  # method -> clock() of accepted calls
         self._tickets: set[str] = set()
@@ -1126,16 +1127,41 @@ class FakeSlack:
             self._reactions.add(key)
         return {"ok": True}
 
+    def add_user(
+        self, user_id: str, *, name: str, real_name: str = "", display_name: str = ""
+    ) -> None:
+        """A member of the workspace, as users.info shows them (`display_name` may be "",
+        as it is for people who never set one)."""
+        with self._cond:
+            self.users[user_id] = {"name": name, "real_name": real_name,
+                                   "display_name": display_name}  # fmt: skip
+
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        # docs.slack.dev users.info: bot scope users:read; errors user_not_found (an ID
+        # that is no one's); the profile's fields "may not be present at all, may be null
+        # or may contain the empty string". Without the scope Slack answers missing_scope,
+        # naming what was needed and what the token has (as for every method).
+        with self._cond:
+            scopes = set(self.bot_scopes)
+            known = dict(self.users)
+        if "users:read" not in scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "users:read",
+                    "provided": ",".join(sorted(scopes))}  # fmt: skip
         user_id = params.get("user")
         if not user_id or not isinstance(user_id, str):
             return {"ok": False, "error": "user_not_found"}
         is_bot = user_id == self.bot_user_id
-        if is_bot:
-            name = self.bot_name
+        if user_id in known:
+            person = known[user_id]
+            name, real_name = person["name"], person["real_name"]
+            display_name = person["display_name"]
+        elif is_bot:
+            name, real_name, display_name = self.bot_name, self.bot_name.title(), ""
+        elif user_id.startswith("U0"):  # the tests' people: U0ALICE is alice, Alice
+            name = user_id[2:].lower() or "user"
+            real_name, display_name = name.title(), name
         else:
-            name = (user_id[2:] if user_id.startswith("U0") else user_id[1:]).lower() or "user"
-        real_name = name.title()
+            return {"ok": False, "error": "user_not_found"}
         return {
             "ok": True,
             "user": {
@@ -1146,7 +1172,7 @@ class FakeSlack:
                 "deleted": False,
                 "is_bot": is_bot,
                 "tz": "Europe/London",
-                "profile": {"real_name": real_name, "display_name": name},
+                "profile": {"real_name": real_name, "display_name": display_name},
             },
         }
 

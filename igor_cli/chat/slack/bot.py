@@ -30,6 +30,7 @@ from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.tokens import Identity
 from igor_cli.chat.slack.updates import Updater
+from igor_cli.chat.slack.users import SlackNames
 from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
@@ -118,6 +119,7 @@ class SlackBot:
         self.delivery = Delivery(web, self._delivery_stopped)
         self.scheduler = Scheduler()
         self.followers = Followers(self.bridge.connect, bot_follow_policy(env))
+        self.names = SlackNames(web, env.monotonic)  # people by their Slack names
         self.updates = Updater()
         self.seen = RecentKeys()
         # Who claims posts and holds leases: unique even for two bots in one process.
@@ -233,7 +235,7 @@ class SlackBot:
         reply.fields.update(fields or {})
         self._log(reply, place)
         context = {"command": reply.command or "?", "outcome": reply.status}
-        said = render_reply(reply, self.env.clock())
+        said = render_reply(reply, self.env.clock(), self.names.name)
         if reply.ephemeral:
             self.delivery.ephemeral(place, said, context=context)
             return

@@ -26,6 +26,7 @@ WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.postEphemeral": ("chat:write",),
     # Reading a confirmation back at its expiry, wherever it was asked.
     "conversations.replies": ("channels:history", "groups:history", "im:history"),
+    "users.info": ("users:read",),  # people named in tables and errors (chat/slack/users.py)
 }
 # Event subscriptions -> the scope each needs.
 EVENT_SCOPES: dict[str, str] = {
