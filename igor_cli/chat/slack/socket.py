@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.chat.guard import Rules, RulesError, Signer, rules_from_config
+from igor_cli.chat.guard import Rules, RulesError, Signer, bot_rules
+from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
 from igor_cli.chat.slack.tokens import AUTH_ERRORS, check_slack_tokens, rejected
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, find_token, require_token
+from igor_cli.credentials import TokenKind, require_token, signing_key
 from igor_cli.errors import ExitCode, IgorError
 
 if TYPE_CHECKING:
@@ -39,15 +40,9 @@ STALE_FLOOR = 3.0  # but never sooner: a loaded machine may answer a ping late
 
 def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
     """The rules in the config file, and the signer confirmations need (fail closed)."""
-    rules = rules_from_config(env.config(), str(env.config_path()))
-    key = find_token(TokenKind.SIGNING_KEY, env)
-    if rules.confirm and key is None:
-        raise RulesError(
-            "Confirmations are configured (slack.confirm) but there is no signing key.",
-            "Run `igor register --slack` to create one, or set IGOR_SIGNING_KEY "
-            "(the same value on every replica).",
-        )
-    return rules, Signer(key.value.encode()) if key else None
+    key = signing_key(env)  # a key too short to trust stops the bot (WeakSigningKey)
+    signer = Signer(key.value.encode()) if key else None
+    return bot_rules(env.config(), str(env.config_path()), signer), signer
 
 
 class SocketModeTransport:
@@ -69,6 +64,9 @@ class SocketModeTransport:
         self.listening = True
         self.socket: SocketModeClient | None = None
         self._watchdog: threading.Thread | None = None
+        # Told each `hello`'s num_connections, and how many of them were this bot's own.
+        self.hello: Callable[[int, int], None] = lambda connections, own: None
+        self._own_open = 0
 
     def connect(self) -> None:
         """Open the connection and start watching it."""
@@ -80,6 +78,11 @@ class SocketModeTransport:
         transport = self
 
         class Socket(SocketModeClient):
+            def connect(self) -> None:
+                """A reconnect opens the new connection before it closes the old one."""
+                transport._own_open = 1 if self.is_connected() else 0
+                super().connect()
+
             def issue_new_wss_url(self) -> str:
                 """Slack's `apps.connections.open`; a rejected app token stops the bot."""
                 try:
@@ -102,7 +105,8 @@ class SocketModeTransport:
                 state.terminated = False
                 reader = SessionReader(
                     session, state, listening=lambda: transport.listening,
-                    take=transport.dispatch, other=self._on_message, closed=self._on_close,
+                    take=transport.dispatch, other=transport.heard(self._on_message),
+                    closed=self._on_close,
                 )  # fmt: skip
                 try:
                     reader.run()
@@ -120,6 +124,19 @@ class SocketModeTransport:
         self.socket.connect()
         self._watchdog = threading.Thread(target=self._watch, name="igor-watchdog", daemon=True)
         self._watchdog.start()
+
+    def heard(self, other: Callable[[str], None]) -> Callable[[str], None]:
+        """`other` (slack_sdk's handling of Slack's own messages), after a `hello` has told
+        `hello` how many connections the app has (replicas.py)."""
+        from igor_cli.chat.slack.replicas import hello_connections
+
+        def handle(text: str) -> None:
+            connections = hello_connections(text)
+            if connections is not None:
+                self.hello(connections, self._own_open)
+            other(text)
+
+        return handle
 
     def fail(self, error: IgorError) -> None:
         """End the bot with this error (e.g. Slack no longer accepts the app token)."""
@@ -218,9 +235,11 @@ def audit_file(env: Environment) -> logging.Handler | None:
         return None
     from pathlib import Path
 
+    from igor_cli.private_files import private_file
+
     path = Path(str(section["path"])).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # what was typed in chat, and by whom: its owner's alone
         handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     except OSError as error:
         raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
@@ -263,10 +282,12 @@ def serve(
         if env.state_configured():  # the team's store: a bot that cannot reach it stops here
             env.state().items("lock:")
             log.info("state store: %s", env.state().url)
-        bot = SlackBot(env, web, identity, rules, signer)
+        live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
+        bot = SlackBot(env, web, identity, live, signer)
         for line in rules.summary():
             log.info("rules: %s", line)
         transport = SocketModeTransport(env, web, bot.dispatch, stop)
+        transport.hello = bot.hello
         transport.connect()
         log.info("connected to Slack as %s in %s", identity.name, identity.team)
         connected = True
