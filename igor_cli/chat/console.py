@@ -26,6 +26,7 @@ from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
+from igor_cli.outside_text import printable
 from igor_cli.render.sentences import followed_as
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
 
@@ -84,9 +85,10 @@ class Console:
         typed are drawn again below.
         """
         encoding = getattr(self.stdout, "encoding", None) or "utf-8"
-        lead = emoji_text(f"{said.emoji} {said.lead}".strip(), encoding)
+        # Others' words (a lock's reason, a stack's name) carry no escape sequence here.
+        lead = emoji_text(printable(f"{said.emoji} {said.lead}".strip()), encoding)
         lines = [LEAD + lead.replace("\n", "\n" + " " * len(LEAD))] if lead else []
-        lines += said.table
+        lines += [printable(line) for line in said.table]
         with self.lock:
             if self.prompting:
                 # Over the prompt on a terminal; below it when piped.
