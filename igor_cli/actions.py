@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         Stack,
     )
     from igor_cli.config import Environment
+    from igor_cli.freeze import Window
 
 IGOR_REFERENCE_PREFIX = "igor:"
 
@@ -95,16 +96,12 @@ class Origin:
     thread: str = ""
 
     @classmethod
-    def of_shell(cls) -> Origin:
-        """`igor:cli:<user>@<host>`: who deploys from this shell."""
-        import getpass
+    def of_shell(cls, env: Environment) -> Origin:
+        """`igor:cli:<account>@<host>`: who deploys from this shell, by the operating
+        system's account (`Environment.account`), not by what $USER says."""
         import socket
 
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        return cls("cli", f"{user}@{socket.gethostname()}")
+        return cls("cli", f"{env.account()}@{socket.gethostname()}")
 
     @property
     def user_reference(self) -> str:
@@ -154,6 +151,9 @@ class Request:
     # It acts on the one stack it names: chat's rules are decided on the stack it
     # resolves to (a change's always are), so `-e` is needed no more than for deploy.
     acts_on_a_stack: ClassVar[bool] = False
+    # It changes what igor keeps in its state store (a lock): like a change, refused in
+    # chat where the bot's replicas do not share one store (chat/slack/replicas.py).
+    keeps_state: ClassVar[bool] = False
 
     # Declared for the type checker only: a class attribute here would become the
     # default of a subclass's own field of that name (dataclasses read it), so the
@@ -1404,6 +1404,7 @@ class Run:
     hints: StackHints | None = None
     env: Environment | None = None
     target: Stack | None = None  # the stack a change acts on, when already resolved
+    glass: Window | None = None  # the freeze whose glass this change breaks (guard_change)
 
 
 Action = Callable[[Run, Any], Any]
@@ -1504,8 +1505,51 @@ def perform(
     run = Run(connect, origin, hints, env)
     if held_back(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
+        if env is not None and not request.dry_run:
+            remember_reference(env, origin)  # before the POST: this deployment is igor's
     outcome: Outcome = action(run, request)
+    if run.glass is not None and getattr(outcome, "posted", outcome.exit_code == 0):
+        _record_broken_glass(run, request)  # when the change is made, not when it is asked
     return outcome
+
+
+def remember_reference(env: Environment, origin: Origin) -> None:
+    """Keep the `user_reference` igor is about to post with in the state store: a
+    deployment counts as igor's (not as one that bypassed a lock) only when it is known
+    there (chat/bypass.py), whatever reference someone else gives theirs."""
+    from igor_cli.state.posts import remember_post
+
+    store = env.state_or_none()
+    if store is not None:
+        remember_post(store, origin.user_reference)
+
+
+def _record_broken_glass(run: Run, request: Request) -> None:
+    """A change made during a freeze with --break-glass, on record in the state store."""
+    import logging
+
+    from igor_cli.state.audit import keep_on_record
+
+    env, stack, window = run.env, run.target, run.glass
+    if env is None or stack is None or window is None:
+        return
+    origin = run.origin
+    try:
+        store = env.state_or_none()
+        if store is not None:
+            keep_on_record(
+                store,
+                {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
+                 "stack": {"uid": stack.uid, "name": stack.name,
+                           "environment": stack.environment},
+                 "reason": request.reason.strip(), "freeze": window.describe()},
+                env.clock(),
+            )  # fmt: skip
+    except IgorError as error:  # the change is made: say it, but do not hide that it was
+        logging.getLogger("igor").warning(
+            "The glass of a freeze was broken on %s, but that could not be recorded: %s",
+            stack.label, error.message,
+        )  # fmt: skip
 
 
 def held_back(request: Request) -> bool:
@@ -1539,21 +1583,21 @@ def guard_change(run: Run, request: Request) -> Run:
         )
     stack = run.target or find_stack(run.connect(), name, environment, run.hints)
     refuse_if_locked(run.env, stack, run.origin, locks)
-    _refuse_if_frozen(run.env, stack, run.origin, request, freezes)
-    return dataclasses.replace(run, target=stack)
+    glass = _refuse_if_frozen(run.env, stack, run.origin, request, freezes)
+    return dataclasses.replace(run, target=stack, glass=glass)
 
 
 def _refuse_if_frozen(
     env: Environment, stack: Stack, origin: Origin, request: Request, freezes: list[Any]
-) -> None:
-    """`StackFrozen` during a freeze, unless someone it names breaks the glass (on record)."""
+) -> Window | None:
+    """`StackFrozen` during a freeze, unless someone it names breaks the glass: then the
+    freeze's window (the change is recorded when it is made, by `perform`)."""
     from igor_cli.freeze import StackFrozen, freeze_in_the_way
-    from igor_cli.state.audit import keep_on_record
 
     now = env.clock()
     window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
     if window is None:
-        return
+        return None
     allowed = window.freeze.may_break(origin.user)
     if not request.break_glass:
         hint = (
@@ -1566,18 +1610,9 @@ def _refuse_if_frozen(
         raise StackFrozen(
             stack.label, window, "You are not among those this freeze lets break the glass."
         )
-    reason = request.reason.strip()
-    if not reason:
+    if not request.reason.strip():
         raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
-    store = env.state_or_none()
-    if store is not None and not request.dry_run:  # a dry run posts nothing
-        keep_on_record(
-            store,
-            {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
-             "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
-             "reason": reason, "freeze": window.describe()},
-            now,
-        )  # fmt: skip
+    return window
 
 
 def refuse_if_locked(

@@ -146,6 +146,8 @@ class IgorCommand(TyperCommand):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Read the options; the stack's name may come first instead of -s."""
         rest = super().parse_args(ctx, args)
+        if not ctx.resilient_parsing:
+            _refuse_hidden(self, ctx)
         if ctx.params.pop("sandbox", False):  # after the command: as if before it
             ctx.find_root().params["sandbox"] = True
         jq = ctx.params.pop("jq", None)
@@ -214,6 +216,26 @@ def _json_fields(value: str | JsonOutput | None) -> JsonOutput | None:
     if value is None or isinstance(value, JsonOutput):
         return value
     return JsonOutput.parse(value)
+
+
+def _refuse_hidden(command: Command, ctx: Context) -> None:
+    """A UsageError for a typed value with a character nobody sees, or one that reorders
+    text: what goes to Cloud 66 (and into a question someone approves) is what it reads."""
+    from igor_cli.outside_text import hidden_characters
+
+    for param in command.params:
+        value = ctx.params.get(param.name or "")
+        for item in value if isinstance(value, list | tuple) else [value]:
+            hidden = hidden_characters(item) if isinstance(item, str) else []
+            if hidden:
+                named = max(param.opts, key=len) if param.param_type_name == "option" else ""
+                typed = ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+                raise UsageError(
+                    f"{named or 'The stack name'} holds {', '.join(hidden)}: a character that "
+                    "cannot be seen or that turns text around, so it is not what it reads"
+                    f"{'' if typed else ' (where it was set, not typed)'}; nothing was done.",
+                    ctx,
+                )
 
 
 class IgorGroup(TyperGroup):

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from igor_cli.errors import BadApiUrl, UsageProblem
+from igor_cli.errors import BadApiUrl, IgorError, UsageProblem
 
 if TYPE_CHECKING:
     from igor_cli.state import Store
@@ -34,6 +34,25 @@ class ConfigError(UsageProblem):
 def now_utc() -> datetime:
     """The current time, aware."""
     return datetime.now(UTC)
+
+
+def os_account() -> str:
+    """The name of the account igor runs as: the real user ID's, never $USER or $LOGNAME
+    (anyone can set those, and a lock or a freeze's glass is keyed on this name)."""
+    try:
+        import pwd
+    except ImportError:  # no pwd module (Windows): the login name is all there is
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a user ID with no name (a container run with --user 1234)
+        return f"uid-{uid}"
 
 
 @dataclass
@@ -55,6 +74,7 @@ class Environment:
     slack_ping_interval: float = 5.0  # how soon a dead Socket Mode connection is noticed
     sandbox: bool = False
     change_wait: float = 120.0  # seconds to wait while another igor changes the same stack
+    account: Callable[[], str] = os_account  # who a shell's user is (locks, the glass)
     # What the commands and threads of one run share (not settings): the sandbox
     # simulator once started, one lock per stack for changes, and `lock` for
     # the rest (writing the completion cache, starting the sandbox).
@@ -75,6 +95,17 @@ class Environment:
     # The config file as last parsed, with its path and bytes.
     _config: tuple[Any, dict[str, Any]] | None = field(
         default=None, init=False, repr=False, compare=False
+    )
+    # A long-running process (`igor serve`) keeps the config it last accepted, whole: a
+    # file that no longer reads, or that `config_check` refuses (raising an IgorError),
+    # leaves that one in force, and `config_problem` says why, until the file is fixed.
+    config_check: Callable[[dict[str, Any], Path], None] | None = field(
+        default=None, repr=False, compare=False
+    )
+    config_problem: str = field(default="", init=False, repr=False, compare=False)
+    _refused: Any = field(default=None, init=False, repr=False, compare=False)
+    _checking: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
     )
     # Stacks' deployment lists read moments ago (actions.RecentDeployments): many `list`s
     # at once in the bot read each stack's once between them.
@@ -183,7 +214,8 @@ class Environment:
         changed.
 
         A command asks for it several times (the API URL, the state store, freezes, the
-        token); `igor serve` asks for every command, and sees an edit at once.
+        token); `igor serve` asks for every command, and sees an edit at once (with
+        `config_check`, only an edit it accepts: see there).
         """
         path = self.config_path()
         try:
@@ -191,13 +223,34 @@ class Environment:
         except (FileNotFoundError, NotADirectoryError):
             data = None
         except OSError:
-            return read_config(path)  # which says what is wrong
+            if self.config_check is None or self._config is None:
+                return read_config(path)  # which says what is wrong
+            data = b"\0unreadable"  # kept the last one: the problem is said below
         known = self._config
         if known is not None and known[0] == (path, data):
             return known[1]
-        config = read_config(path)
-        self._config = ((path, data), config)
-        return config
+        if self.config_check is None:
+            config = read_config(path)
+            self._config = ((path, data), config)
+            return config
+        with self._checking:  # one check of a new file, however many threads ask
+            known = self._config
+            if known is not None and (path, data) in (known[0], self._refused):
+                return known[1]
+            try:
+                if data is None and known is not None and known[0][1] is not None:
+                    # Gone (or moved away while being replaced): not "no rules at all".
+                    raise ConfigError(f"The config file {path} is gone.")
+                config = read_config(path)
+                self.config_check(config, path)
+            except IgorError as error:
+                if known is None:
+                    raise
+                self._refused = (path, data)
+                self.config_problem = " ".join(filter(None, (error.message, error.hint)))
+                return known[1]
+            self._config, self._refused, self.config_problem = ((path, data), config), None, ""
+            return config
 
     def api_url(self) -> str:
         """IGOR_API_URL, else `[cloud66] api_url` in the config file, else Cloud 66."""
@@ -369,6 +422,12 @@ STRINGS = ValueType(
     "an array of strings",
     lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
 )
+# A list that means "only these": empty, it would mean nothing at all (a freeze of no stacks
+# that `locks` and `doctor` still show as frozen).
+SOME_STRINGS = ValueType(
+    "a non-empty array of strings",
+    lambda value: STRINGS.accepts(value) and len(value) > 0,
+)
 TABLES = ValueType(
     "an array of tables",
     lambda value: isinstance(value, list) and all(isinstance(v, dict) for v in value),
@@ -387,6 +446,7 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
         "approve": STRINGS,
         "approvers": STRINGS,
         "notify": STRING,
+        "allow_teams": STRINGS,
     },
     "audit": {"path": STRING},
     "defaults": {"stack": STRING, "environment": STRING},  # targets.py
@@ -400,7 +460,7 @@ WHEN = ValueType(
 # freeze.py, which can say which window is wrong.
 CONFIG_ARRAYS: dict[str, dict[str, ValueType]] = {
     "freeze": {
-        "environments": STRINGS, "stacks": STRINGS, "from": WHEN, "until": WHEN,
+        "environments": SOME_STRINGS, "stacks": SOME_STRINGS, "from": WHEN, "until": WHEN,
         "timezone": STRING, "message": STRING, "break_glass": STRINGS,
     },
 }  # fmt: skip
@@ -435,11 +495,12 @@ def _check_array(path: Path | str, text: str, name: str, value: Any) -> None:
     if not TABLES.accepts(value):
         at = _at(_line_of(text, name))
         raise _problem(path, f"'{name}'{at} must be tables ([[{name}]]), not {_kind(value)}")
-    for table in value:
+    for number, table in enumerate(value, start=1):
         for key, item in table.items():
             expected = keys.get(key)
             if expected is None or not expected.accepts(item):
-                raise _bad_key(path, f"[{name}]", keys, key, item, _at(_line_of(text, name, key)))
+                at = _at(_line_in_array(text, name, number, key) or _line_of(text, name, key))
+                raise _bad_key(path, f"[{name}]", keys, key, item, at)
 
 
 def _unknown_table(path: Path | str, name: str, value: Any, at: str) -> ConfigError:
@@ -471,6 +532,12 @@ def _bad_key(
             _did_you_mean(key, keys),
         )
     hint = ""
+    if expected is SOME_STRINGS and value == []:
+        return _problem(
+            path,
+            f"'{key}' in [{table}]{at} is empty: it would hold back nothing",
+            f"Name at least one, or leave {key} out (every one there).",
+        )
     if expected is TABLES:
         hint = f"Write each one as a [[{table}.{key}]] table."
     elif expected is STRINGS and isinstance(value, str):
@@ -510,6 +577,23 @@ def _kind(value: Any) -> str:
         return "an array of tables" if tables else "an array"
     words = {int: "an integer", float: "a number", str: "a string"}
     return words.get(type(value), "a date or time")
+
+
+def _line_in_array(text: str, name: str, number: int, key: str) -> int | None:
+    """The line of `key` in the `number`th `[[name]]` table: best effort."""
+    import re
+
+    header = re.compile(rf"""\s*\[\[\s*(?:{re.escape(name)}|"{re.escape(name)}")\s*\]\]""")
+    assignment = re.compile(rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}")\s*=""")
+    seen, inside = 0, False
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        if line.lstrip().startswith("["):
+            seen += 1 if header.match(line) else 0
+            inside = header.match(line) is not None and seen == number
+            continue
+        if seen == number and inside and assignment.match(line):
+            return line_number
+    return None
 
 
 def _line_of(text: str, table: str, key: str | None = None) -> int | None:

@@ -355,6 +355,36 @@ def _config_token(kind: TokenKind, env: Environment) -> str:
     return value if isinstance(value, str) else ""
 
 
+# HMAC-SHA256 is as strong as its key: a key shorter than its 32-byte output can be
+# guessed, and then anyone can forge a confirmation button's value.
+SIGNING_KEY_BYTES = 32
+
+
+class WeakSigningKey(UsageProblem):
+    """A confirmation signing key too short to keep buttons from being forged."""
+
+
+def signing_key(env: Environment) -> FoundToken | None:
+    """The confirmation signing key, or None when there is none; WeakSigningKey when it is
+    shorter than `SIGNING_KEY_BYTES` (igor does not start with it)."""
+    found = find_token(TokenKind.SIGNING_KEY, env)
+    if found is None or len(found.value.encode()) >= SIGNING_KEY_BYTES:
+        return found
+    make = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    where = {
+        "environment": f"Set {TokenKind.SIGNING_KEY.variable} to a long random value (the same "
+        f"on every replica), e.g. what `{make}` prints.",
+        "keyring": "Run `igor register --slack` to replace it with a strong one.",
+    }.get(found.source, f"Fix [tokens] signing-key in {env.config_path()}, e.g. with what "
+          f"`{make}` prints.")  # fmt: skip
+    raise WeakSigningKey(
+        f"The {TokenKind.SIGNING_KEY.description} (from the {found.source}) is "
+        f"{len(found.value.encode())} bytes long: anyone could guess it and forge a "
+        f"confirmation. igor needs at least {SIGNING_KEY_BYTES} random bytes.",
+        where,
+    )
+
+
 def require_token(kind: TokenKind, env: Environment) -> str:
     """The token of this kind, or NotRegistered saying how to provide one."""
     found = find_token(kind, env)
@@ -380,7 +410,8 @@ _SHORTEST_SCRUBBED = 6
 
 
 def known_tokens(env: Environment) -> list[str]:
-    """Every token value igor could hold now, malformed ones included, longest first.
+    """Every token value igor could hold now, malformed ones included, longest first; and
+    the state store's password.
 
     Read from the environment, the keyring and the config file (unchecked: a
     broken file's tokens are still secrets). Never raises: it serves error paths.
@@ -399,7 +430,19 @@ def known_tokens(env: Environment) -> list[str]:
     tokens = config.get("tokens")
     if isinstance(tokens, dict):
         raw.extend(v for v in tokens.values() if isinstance(v, str))
+    raw.extend(_store_passwords(env, config))
     return _spellings(raw)
+
+
+def _store_passwords(env: Environment, config: dict[str, Any]) -> list[str]:
+    """The state store's password (and user name), from IGOR_STATE_URL and `[state] url`."""
+    from igor_cli.state.urls import url_secrets
+
+    urls = [env.environ.get("IGOR_STATE_URL", "")]
+    section = config.get("state")
+    if isinstance(section, dict) and isinstance(section.get("url"), str):
+        urls.append(section["url"])
+    return [secret for url in urls if url for secret in url_secrets(url)]
 
 
 def _spellings(raw: list[str]) -> list[str]:

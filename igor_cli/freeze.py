@@ -87,8 +87,8 @@ class Freeze:
         found = []
         for week in (-1, 0, 1):
             begins = monday + timedelta(weeks=week, minutes=first)
-            start = begins.replace(tzinfo=self.zone)
-            end = (begins + timedelta(minutes=length)).replace(tzinfo=self.zone)
+            start = local_moment(begins, self.zone, last=False)
+            end = local_moment(begins + timedelta(minutes=length), self.zone, last=True)
             if end > now and start < now + UPCOMING:
                 found.append(Window(self, start, end))
         return found
@@ -134,6 +134,8 @@ def _freeze(table: Mapping[str, Any], number: int, path: str) -> Freeze:
     if not environments:
         raise FreezeError(f"{where} names no environments.", 'Add environments = ["production"].')
     stacks = _names(table["stacks"], f"{where}: stacks") if "stacks" in table else None
+    if stacks == []:  # a freeze of no stack at all, shown as frozen: never that
+        raise FreezeError(f"{where}: stacks is empty.", "Name the stacks, or leave stacks out.")
     zone = _zone(table.get("timezone", "UTC"), where)
     if "from" not in table or "until" not in table:
         raise FreezeError(f"{where} needs both from and until.")
@@ -203,11 +205,46 @@ def _moment(value: Any, zone: tzinfo, where: str, key: str) -> datetime:
                 f"{where}: {key} = {value!r} is neither a date (2026-12-20), a date and time, "
                 'nor a weekly time ("Fri 16:00").'
             ) from None
+    last = key == "until"
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+        return value if value.tzinfo is not None else local_moment(value, zone, last=last)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=zone)
+        return local_moment(datetime(value.year, value.month, value.day), zone, last=last)
     raise FreezeError(f"{where}: {key} must be a date, a date and time, or a weekly time.")
+
+
+# -- wall-clock times at the changes of daylight saving time ------------------------
+
+
+def local_moment(wall: datetime, zone: tzinfo, *, last: bool) -> datetime:
+    """A time on the clocks of `zone` (naive) as the moment it means, for a freeze.
+
+    A freeze holds from the first moment the clocks show its `from` until the last
+    moment they show its `until`. So where the clocks pass a time twice (the hour
+    they go back), `from` is its first pass and `until` its second (`last`); where
+    they never show it (the hour they skip going forward), either is the moment
+    they jump past it. A freeze is never shortened by a change of clocks.
+    """
+    early, late = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() == late.utcoffset():
+        return early  # an ordinary time: one moment
+    if _shown_at(early.timestamp(), zone) == wall:  # shown twice: clocks went back
+        first, second = sorted((early, late), key=lambda moment: moment.timestamp())
+        return second if last else first
+    # Skipped: the clocks jump past it between the two readings; find the second they do.
+    low, high = sorted((int(early.timestamp()), int(late.timestamp())))
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _shown_at(middle, zone) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, zone)
+
+
+def _shown_at(timestamp: float, zone: tzinfo) -> datetime:
+    """What the clocks of `zone` show at a moment (naive)."""
+    return datetime.fromtimestamp(timestamp, zone).replace(tzinfo=None)
 
 
 # -- the check every change passes -------------------------------------------------

@@ -67,6 +67,7 @@ class LockRequest(Request):
     needs_cloud66: ClassVar[bool] = True  # the stack is resolved, so a typo locks nothing
     acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = ("result", "lock")
+    keeps_state: ClassVar[bool] = True
 
     stack: str
     environment: str | None = None
@@ -83,6 +84,7 @@ class UnlockRequest(Request):
     needs_cloud66: ClassVar[bool] = False  # the lock records name their stacks
     acts_on_a_stack: ClassVar[bool] = True  # chat may resolve it, for rules per environment
     json_fields: ClassVar[tuple[str, ...]] = ("result", "stack", "lock")
+    keeps_state: ClassVar[bool] = True
 
     stack: str
     environment: str | None = None
@@ -125,6 +127,9 @@ class LockOutcome:
     result: LockResult
     lock: Lock
     now: datetime
+    # Whether the store is one others share (Redis): a local one holds back only the
+    # igor of this machine, and the sentence must not promise more.
+    shared: bool = True
 
     @property
     def exit_code(self) -> ExitCode:
@@ -210,8 +215,12 @@ def take_lock(
 
 @performs(LockRequest)
 def _lock_action(run: Run, request: LockRequest) -> LockOutcome:
+    from igor_cli.state import shared_store
+
     stack = find_stack(run.connect(), request.stack, request.environment, run.hints)
-    return take_lock(_store(run), stack, run.origin, request.reason, request.seconds, _now(run))
+    store = _store(run)
+    taken = take_lock(store, stack, run.origin, request.reason, request.seconds, _now(run))
+    return replace(taken, shared=shared_store(store))
 
 
 def _matching(store: Store, name: str, environment: str | None) -> list[tuple[Lock, str]]:

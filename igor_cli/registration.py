@@ -10,7 +10,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igor_cli import __version__
 from igor_cli.config import Environment
@@ -24,8 +24,12 @@ from igor_cli.credentials import (
     keyring_state,
     keyring_store,
     require_keyring,
+    signing_key,
 )
 from igor_cli.errors import ExitCode, IgorError
+
+if TYPE_CHECKING:
+    from igor_cli.state import Store
 
 
 @dataclass(frozen=True)
@@ -139,12 +143,24 @@ def register(
         keyring_store(kind, token)
         shadowed = bool(env.environ.get(kind.variable, "").strip())
         done.append(Registered(kind, belongs_to, shadowed))
-    if TokenKind.SLACK_BOT in kinds and find_token(TokenKind.SIGNING_KEY, env) is None:
+    if TokenKind.SLACK_BOT in kinds and _no_usable_key(env):
         # Confirmation buttons are signed with it; replicas on other machines
         # need the same key in IGOR_SIGNING_KEY.
         keyring_store(TokenKind.SIGNING_KEY, secrets.token_urlsafe(32))
         done.append(Registered(TokenKind.SIGNING_KEY, "created", shadowed_by_environment=False))
     return done
+
+
+def _no_usable_key(env: Environment) -> bool:
+    """Whether `register --slack` should make a signing key: there is none, or the keyring
+    holds one too short to trust (one set elsewhere is fixed where it is set)."""
+    from igor_cli.credentials import WeakSigningKey
+
+    try:
+        return signing_key(env) is None
+    except WeakSigningKey:
+        found = find_token(TokenKind.SIGNING_KEY, env)
+        return found is not None and found.source == "keyring"
 
 
 def deregister(kinds: list[TokenKind]) -> list[tuple[TokenKind, bool]]:
@@ -166,7 +182,8 @@ class Check:
 # failed: a broken setting is what to fix first (a token the keyring cannot give, or a
 # URL that cannot answer, follows from it), and every other command exits 2 for it too.
 _SETTINGS = ("config file", "keyring", "Cloud 66 API", "Slack API", "bot rules",
-             "confirm environments", "freezes", "state store")  # fmt: skip
+             "confirm environments", "freezes", "state store", "audit file",
+             TokenKind.SIGNING_KEY.description)  # fmt: skip
 
 
 def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
@@ -195,6 +212,9 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
     checks.extend(_state_checks(env))
+    audit_file = _audit_check(env)
+    if audit_file is not None:
+        checks.append(audit_file)
     if any(c.ok is False and c.name in _SETTINGS for c in checks):
         code = ExitCode.USAGE
     return checks, code
@@ -261,9 +281,9 @@ def _slack_scopes(scopes: tuple[str, ...] | None) -> tuple[str, bool]:
 def _signing_key_check(env: Environment) -> Check:
     name = TokenKind.SIGNING_KEY.description
     try:
-        found = find_token(TokenKind.SIGNING_KEY, env)
-    except IgorError as error:
-        return Check(name, False, error.message)
+        found = signing_key(env)
+    except IgorError as error:  # malformed, or too short to trust
+        return Check(name, False, " ".join(filter(None, (error.message, error.hint))))
     if found is None:
         return Check(name, None, "missing (needed only for confirmations; `igor register --slack`)")
     return Check(name, True, f"from {found.source}")
@@ -360,6 +380,58 @@ def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[
     return Check(name, ok, accepted, facts), ExitCode.OK
 
 
+def _store_check(store: Store, count: int) -> Check:
+    """Where the state is (never its password), whom it is shared with, whether other
+    accounts may read it, and what the bot last heard of its replicas."""
+    from igor_cli.chat.slack.replicas import SEEN_KEY, last_seen
+    from igor_cli.state import shared_store
+
+    shared = shared_store(store)
+    said = [f"{store.url} ({count} locks)"]
+    said.append(
+        "shared: every igor using it sees the same locks"
+        if shared
+        else "local to this machine: one `igor serve` only (replicas need IGOR_STATE_URL)"
+    )
+    facts: dict[str, Any] = {"url": store.url, "locks": count, "shared": shared}
+    ok = True
+    seen = last_seen(store.get(SEEN_KEY))
+    if seen is not None:
+        connections = seen.get("connections")
+        facts["slack_connections"] = connections
+        said.append(f"Slack last said {connections} connection(s) of the app are open")
+        if seen.get("others") and not shared:
+            ok = False
+            said.append("so other replicas keep stores of their own: changes from chat are "
+                        "refused until all share one (IGOR_STATE_URL)")  # fmt: skip
+    exposed = getattr(store, "exposed", None)
+    problems: list[str] = exposed() if exposed is not None else []
+    if problems:
+        ok = False
+        said += problems
+    facts["private"] = not problems
+    return Check("state store", ok, "; ".join(said), facts)
+
+
+def _audit_check(env: Environment) -> Check | None:
+    """`[audit] path`: whether other accounts may read what was typed in chat, and by whom."""
+    from pathlib import Path
+
+    from igor_cli.private_files import exposed
+
+    try:
+        section = env.config().get("audit", {})
+    except IgorError:  # the config file's own check says why
+        return None
+    if not isinstance(section, dict) or not section.get("path"):
+        return None
+    path = Path(str(section["path"])).expanduser()
+    if not path.exists():
+        return Check("audit file", None, f"{path} (made, readable by its owner only, by serve)")
+    problems = exposed(path)
+    return Check("audit file", not problems, "; ".join([str(path), *problems]))
+
+
 def _state_checks(env: Environment) -> list[Check]:
     """The state store (reachable, how many locks) and the freeze windows (readable, which
     hold now or come next)."""
@@ -371,7 +443,7 @@ def _state_checks(env: Environment) -> list[Check]:
     try:
         store = env.state()
         count = len(current_locks(store))
-        checks.append(Check("state store", True, f"{store.url} ({count} locks)"))
+        checks.append(_store_check(store, count))
     except StateUnavailable as error:
         checks.append(Check("state store", False if env.state_configured() else None,
                             error.message))  # fmt: skip

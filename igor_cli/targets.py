@@ -71,13 +71,51 @@ def _cwd() -> Path | None:
         return None
 
 
-def find_project_file(start: Path) -> Path | None:
-    """The nearest `.igor.toml` in `start` or a directory above it."""
+def find_project_file(start: Path, say: Callable[[str], None] | None = None) -> Path | None:
+    """The nearest `.igor.toml` in `start` or a directory above it, if it can be trusted.
+
+    One that another account could have written is not used, and the search stops
+    there (as git does with a repository outside `safe.directory`): `say` (standard
+    error by default) is told which file and why.
+    """
     for directory in (start, *start.parents):
         candidate = directory / PROJECT_FILE
         if candidate.is_file():
-            return candidate
+            problem = untrusted_project_file(candidate)
+            if not problem:
+                return candidate
+            (say or _to_stderr)(f"igor: not using {candidate}: {problem}.")
+            return None
     return None
+
+
+def untrusted_project_file(path: Path) -> str:
+    """Why a project file may have been written by someone else ("" when it cannot):
+    it belongs to another account, or anyone may write it or its directory (`/tmp`)."""
+    import os
+    import stat
+
+    if os.name != "posix":
+        return ""
+    try:
+        mine, there = path.stat(), path.parent.stat()
+    except OSError:
+        return ""  # reading it says what is wrong
+    if mine.st_uid not in (os.geteuid(), 0):
+        return f"it belongs to another account (user ID {mine.st_uid}), not to you"
+    if there.st_mode & stat.S_IWOTH:
+        return f"anyone may write in {path.parent}"
+    if mine.st_mode & stat.S_IWOTH:
+        return "anyone may write it"
+    return ""
+
+
+def _to_stderr(text: str) -> None:
+    import sys
+
+    from igor_cli.outside_text import printable
+
+    sys.stderr.write(printable(text) + "\n")
 
 
 def read_project_file(path: Path) -> dict[str, str]:

@@ -161,7 +161,7 @@ def run(env: Environment, request: Request) -> int:
         return clients[0]
 
     try:
-        outcome = perform_request(connect, request, Origin.of_shell(), StackCache(env), env)
+        outcome = perform_request(connect, request, Origin.of_shell(env), StackCache(env), env)
         renderer.outcome(outcome, following=follows)
         code = int(outcome.exit_code)
         watched = None
@@ -313,7 +313,7 @@ def _chat(request: ChatRequest, env: Environment) -> int:
     if env.in_sandbox:
         renderer(env).note(SANDBOX_NOTE)
 
-    return run_console(env, Origin.of_shell().user, sys.stdin, env.out)
+    return run_console(env, Origin.of_shell(env).user, sys.stdin, env.out)
 
 
 def _manifest(request: ManifestRequest, env: Environment) -> int:

@@ -82,10 +82,16 @@ class Igor:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.runner = CliRunner()
+        # The operating system account igor runs as (None: the real one), as another
+        # person's shell would be; a test of who someone is sets it.
+        self.account: str | None = None
 
     def __call__(self, *args: str, input: str | None = None, terminal: str | None = None) -> Ran:
         """`input` is piped in; `terminal` is typed by a person at a terminal."""
         env = Environment(clock=self.clock.datetime, monotonic=self.clock, sleep=self.clock.sleep)
+        account = self.account
+        if account is not None:
+            env.account = lambda: account
         if terminal is not None:
             env.stdin = TerminalInput(terminal)
         with self.runner.isolation(input=input) as (stdout, stderr, _):
@@ -209,8 +215,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_redis(binary: str) -> tuple[subprocess.Popen[bytes], str] | None:
-    """redis-server on a free loopback port, answering PING; None if it did not come up."""
+def start_redis(binary: str, password: str = "") -> tuple[subprocess.Popen[bytes], str] | None:
+    """redis-server on a free loopback port (asking `password`, if given), answering PING;
+    its URL (without the password), or None if it did not come up."""
     import time
 
     import redis
@@ -218,11 +225,11 @@ def _start_redis(binary: str) -> tuple[subprocess.Popen[bytes], str] | None:
     port = _free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no"],
+         "no", *(["--requirepass", password] if password else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, password=password or None)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and process.poll() is None:
@@ -233,11 +240,11 @@ def _start_redis(binary: str) -> tuple[subprocess.Popen[bytes], str] | None:
                 time.sleep(0.05)
     finally:
         client.close()
-    _stop(process)
+    stop_process(process)
     return None
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(10)
@@ -261,14 +268,14 @@ def redis_server() -> Iterator[str]:
             pytest.fail("redis-server is not installed; .ci/run should have installed it")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     for _attempt in range(3):  # another process may take the free port first
-        started = _start_redis(binary)
+        started = start_redis(binary)
         if started is None:
             continue
         process, url = started
         try:
             yield url
         finally:
-            _stop(process)
+            stop_process(process)
         return
     pytest.fail("redis-server did not start on a free port in three tries")
 

@@ -20,7 +20,7 @@ ALICE, BOB, CAROL, LEAD = "U0ALICE", "U0BOB", "U0CAROL", "U0LEAD"
 
 def configure(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     Environment().config_path().write_text(text)
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-igor")
 
 
 def posts(sim: Simulator) -> int:

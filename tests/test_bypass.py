@@ -151,7 +151,7 @@ def test_the_cancel_button_cancels_that_deployment_once_for_those_allowed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-igor")
     Environment().config_path().write_text(CANCELLERS)
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
@@ -195,7 +195,7 @@ def test_the_cancel_button_cancels_that_deployment_once_for_those_allowed(
 def test_a_cancel_offer_is_not_a_confirmation_nor_the_other_way_round(
     bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-igor")
     Environment().config_path().write_text('[slack]\nnotify = "C0OPS"\n')
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
@@ -214,7 +214,7 @@ def test_the_cancel_button_expires(
     bot: RunningBot, slack: FakeSlack, sim: Simulator, clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-igor")
     Environment().config_path().write_text('[slack]\nnotify = "C0OPS"\n')
     slack.join("C0OPS")  # the notify channel: the bot is a member
     bot.start()
@@ -280,7 +280,7 @@ def test_a_cancel_another_replica_pressed_does_nothing_here(
     from igor_cli.state import open_store
 
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-igor")
     Environment().config_path().write_text('[slack]\nnotify = "C0OPS"\n')
     slack.join("C0OPS")
     bot.start()

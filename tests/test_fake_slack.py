@@ -663,7 +663,9 @@ def test_events_api_roundtrip(sm_fake: FakeSlack) -> None:
         assert req.envelope_id == envelope_id
         assert req.accepts_response_payload is False
         assert (req.retry_attempt, req.retry_reason) == (1, "x")
-        assert req.payload["event"] == event
+        # As Slack delivers it: saying whose the message is (the poster's team).
+        assert req.payload["event"] == {**event, "team": sm_fake.team_id}
+        assert req.payload["is_ext_shared_channel"] is False
         assert req.payload["event_id"] == "Ev0001"
         assert req.payload["type"] == "event_callback"
         assert req.payload["team_id"] == "T0001"
@@ -712,7 +714,10 @@ def test_interactive(sm_fake: FakeSlack) -> None:
         sm_fake.wait_ack(envelope_id)
         (req,) = rec.wait(1)
         assert req.type == "interactive"
-        assert req.payload == payload
+        # As Slack sends it: the clicker's team (`user.team_id`) and the workspace's.
+        said = {**payload, "user": {"id": "U0ALICE", "team_id": sm_fake.team_id},
+                "team": {"id": sm_fake.team_id, "domain": "acme"}}  # fmt: skip
+        assert req.payload == said
 
 
 def test_disconnect_message_then_reconnect(sm_fake: FakeSlack) -> None:

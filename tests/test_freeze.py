@@ -79,11 +79,11 @@ def test_breaking_the_glass_is_for_those_named_needs_a_reason_and_is_on_record(
 ) -> None:
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
     write(WEEKEND.format(me=me("alice")))
-    monkeypatch.setenv("LOGNAME", "bob")
+    igor.account = "bob"
     refused = igor("deploy", "-s", "blog", "--break-glass", "--reason", "hotfix")
     assert refused.exit_code == 1 and "not among those" in refused.stderr
     assert igor("cancel", "-s", "blog").exit_code == 1  # allowed: nothing to cancel says so
-    monkeypatch.setenv("LOGNAME", "alice")
+    igor.account = "alice"
     hinted = igor("deploy", "-s", "blog")
     assert hinted.exit_code == 1 and "--break-glass --reason" in hinted.stderr
     no_reason = igor("deploy", "-s", "blog", "--break-glass")
@@ -211,7 +211,7 @@ def test_rollback_and_promote_break_the_glass_too(
     sim: Simulator, igor: Igor, state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
-    monkeypatch.setenv("LOGNAME", "alice")
+    igor.account = "alice"
     write(WEEKEND.format(me=me("alice")))
     promote = ("promote", "-s", "shop", "--from", "staging", "--to", "production")
     assert igor(*promote).exit_code == 1

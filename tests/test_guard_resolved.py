@@ -26,7 +26,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.slack import Call, FakeSlack
 
 ALICE = "U0ALICE"
-KEY = "a-key-shared-by-every-replica"
+KEY = "a-key-shared-by-every-replica-of-igor"
 
 # `Production` in mixed case: confirm compares names as allow does, in any case.
 CONFIRM_ONLY = '[slack]\nconfirm = ["Production"]\n'

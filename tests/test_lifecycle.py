@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import io
 import json
 import threading
@@ -14,7 +13,7 @@ import requests
 from igor_cli.actions import StackDeploys, WatchOutcome, last_activity
 from igor_cli.chat.console import run_console
 from igor_cli.cloud66 import Deployment, Stack, StackHealth, StackStatus
-from igor_cli.config import Environment
+from igor_cli.config import Environment, os_account
 from igor_cli.render.terminal import TerminalRenderer, _TickingLine
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from igor_cli.terminal import main
@@ -161,7 +160,7 @@ def test_a_cancelled_follow_says_by_whom_and_exits_3(
     listed = main(["list", "-s", "blog"], Environment(clock=clock.datetime))
     table = capsys.readouterr().out
     assert listed == 0
-    assert f"cancelled · {getpass.getuser()} just now" in table  # igor's requester
+    assert f"cancelled · {os_account()} just now" in table  # igor's requester
     assert "Deployed successfully" in table  # Cloud 66's status; LAST DEPLOY says the rest
 
 

@@ -97,9 +97,9 @@ def test_a_lock_recorded_without_its_place_is_told_by_direct_message(
 def test_a_shell_lock_forced_from_a_shell_leaves_no_notice(
     sim: Simulator, igor: Igor, state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOGNAME", "carol")
+    igor.account = "carol"
     assert igor("lock", "-s", "blog").exit_code == 0
-    monkeypatch.setenv("LOGNAME", "dave")
+    igor.account = "dave"
     ran = igor("unlock", "-s", "blog", "--force")
     assert "which carol@" in ran.stdout and "on record." in ran.stdout
     assert "told in Slack" not in ran.stdout  # nobody in Slack to tell

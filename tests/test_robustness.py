@@ -490,7 +490,7 @@ def test_the_log_filter_scrubs_messages_and_tracebacks(
     [
         ("x" * 36, "Slack takes an app name of 1 to 35 printable characters (that one has 36"),
         ("   ", "Slack takes an app name of 1 to 35 printable characters (that one has 0"),
-        ("two\nlines", "(that one has control characters)"),
+        ("two\nlines", "--name holds U+000A a control character"),  # as every typed value
         ("🚀🚀", "does not make a bot user name: Slack allows lowercase letters, digits"),
         ("!!!", "does not make a bot user name"),
     ],

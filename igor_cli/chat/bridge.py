@@ -52,6 +52,7 @@ class Question:
     seconds: float
     approval: bool = False  # someone other than `user` must answer
     approvers: tuple[str, ...] = ()  # who may (empty: anyone but the requester)
+    glass: str = ""  # the freeze whose glass the change would break, in words
 
 
 @dataclass
@@ -177,15 +178,26 @@ class Bridge:
         env: Environment,
         connect: Callable[[], Client] | None = None,
         *,
-        rules: Rules | None = None,
+        rules: Rules | Callable[[], Rules] | None = None,
         signer: Signer | None = None,
         address: str = ADDRESS,
+        changes_refused: Callable[[], str] | None = None,
     ) -> None:
+        """`rules`: fixed, or asked for each command (a bot reads them again when the config
+        changes); `changes_refused`: why no change may be made from here now ("" if one
+        may: a bot whose replicas do not share their store)."""
         self.env = env
         self._connect = connect
-        self.rules = rules or Rules()
+        fixed = rules if isinstance(rules, Rules) else Rules()
+        self._rules: Callable[[], Rules] = rules if callable(rules) else lambda: fixed
         self.signer = signer
         self.address = address  # `@igor`, or the bot's name in Slack
+        self._changes_refused = changes_refused
+
+    @property
+    def rules(self) -> Rules:
+        """The rules in force now."""
+        return self._rules()
 
     def channel_defaults(self, channel: str) -> Mapping[str, Default]:
         """The channel's default target (`[[slack.channel]]`); a shell's never apply here."""
@@ -288,6 +300,10 @@ class Bridge:
         # What the rules must allow: the command, or a permission the request names
         # for itself (`unlock --force`).
         rule_name = getattr(request, "rule_name", name)
+        refused_here = self._changes_refused() if self._changes_refused else ""
+        if refused_here and (request.changes or request.keeps_state):
+            fields = {**_request_fields(request), "refused": "replicas on stores of their own"}
+            return finish(Reply("refused", name, request, notice=refused_here, fields=fields))
         refusal = self._refused_whatever_the_stack(rule_name, request, channel, origin.user)
         if refusal is not None:
             return finish(_refused(name, request, refusal))
@@ -398,12 +414,14 @@ class Bridge:
             and not dry_run
             and (approval or self.rules.needs_confirmation(stack.environment))
         ):
+            glass = ""
             if held_back(request):
                 try:  # no question for a change a lock or a freeze would refuse after it
-                    guard_change(Run(connect, origin, None, self.env, stack), pinned)
+                    guarded = guard_change(Run(connect, origin, None, self.env, stack), pinned)
                 except IgorError as error:
                     fields["error"] = type(error).__name__
                     return Reply("error", name, request, error=error, fields=fields)
+                glass = guarded.glass.describe() if guarded.glass is not None else ""
             if request.previews:
                 # What it would deploy is known only by looking: look (a dry run), and
                 # answer a refusal now; otherwise the question names it.
@@ -414,7 +432,10 @@ class Bridge:
                 expect = str(getattr(looked.outcome, "deploys", ""))
                 if expect:  # what the click deploys (a cancel deploys nothing)
                     pinned = pinned.replaced(expect=expect)
-            return self._ask(name, pinned, stack, words, origin, channel, thread, approval)
+            asked = self._ask(name, pinned, stack, words, origin, channel, thread, approval)
+            if asked.question is not None and glass:  # the question says it breaks the glass
+                asked.question = dataclasses.replace(asked.question, glass=glass)
+            return asked
         return self.perform(name, pinned, origin, connect)
 
     def _ask(

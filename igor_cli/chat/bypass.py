@@ -73,9 +73,14 @@ class Bypass:
 
 
 def find_bypasses(
-    client: Client, locks: list[Lock], freezes: list[Freeze], now: datetime
+    client: Client,
+    locks: list[Lock],
+    freezes: list[Freeze],
+    now: datetime,
+    posted: Callable[[str], bool],
 ) -> list[Bypass]:
-    """Running deployments igor did not start, on the stacks locked or frozen now."""
+    """Running deployments igor did not start, on the stacks locked or frozen now;
+    `posted` says whether igor posted a change with a given `user_reference`."""
     from igor_cli.freeze import any_freeze_now, freeze_in_the_way
 
     watched: dict[str, tuple[Lock | None, Window | None]] = {
@@ -91,15 +96,19 @@ def find_bypasses(
     found = []
     for uid, (lock, window) in watched.items():
         live = next((d for d in client.deployments(uid) if d.is_deploying), None)
-        if live is None or started_by_igor(client, uid, live):
+        if live is None or started_by_igor(client, uid, live, posted):
             continue
         stack = stacks.get(uid) or client.stack(uid)
         found.append(Bypass(stack, live, lock, window))
     return found
 
 
-def started_by_igor(client: Client, uid: str, deployment: Deployment) -> bool:
-    """Whether igor started this deployment: through the API, with an igor action running.
+def started_by_igor(
+    client: Client, uid: str, deployment: Deployment, posted: Callable[[str], bool]
+) -> bool:
+    """Whether igor started this deployment: through the API, with an action running whose
+    reference igor posted (`posted`: known in the state store). A reference that only
+    starts with `igor:` proves nothing: anyone with API access can write one.
 
     Unconfirmed: that a deployment igor posts is always `triggered_via` API (the
     sandbox's are); the dashboard's is Web.
@@ -109,6 +118,8 @@ def started_by_igor(client: Client, uid: str, deployment: Deployment) -> bool:
     if deployment.triggered_via.casefold() != "api":
         return False
     return any(
-        not action.finished and action.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+        not action.finished
+        and action.user_reference.startswith(IGOR_REFERENCE_PREFIX)
+        and posted(action.user_reference)
         for action in client.actions(uid)
     )

@@ -26,6 +26,7 @@ from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
+from igor_cli.outside_text import printable
 from igor_cli.render.sentences import followed_as, wrapped
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
 
@@ -90,8 +91,10 @@ class Console:
         typed are drawn again below.
         """
         encoding = getattr(self.stdout, "encoding", None) or "utf-8"
-        lines = self._lead_lines(emoji_text(said.emoji, encoding), said.lead) if said.lead else []
-        lines += said.table
+        # Others' words (a lock's reason, a stack's name) carry no escape sequence here.
+        mark = emoji_text(said.emoji, encoding)
+        lines = self._lead_lines(mark, printable(said.lead)) if said.lead else []
+        lines += [printable(line) for line in said.table]
         with self.lock:
             if self.prompting:
                 # Over the prompt on a terminal; below it when piped.

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from igor_cli.errors import IgorError, UsageProblem
@@ -102,6 +102,9 @@ class Rules:
     approve: frozenset[str] = frozenset()  # environments where someone else must approve
     approvers: frozenset[str] = frozenset()  # who may approve (empty: anyone but the requester)
     notify: str = ""  # a channel told of deployments that bypass igor during a lock or freeze
+    # Slack teams whose people count as members besides the workspace igor is installed in
+    # (Slack Connect partners named on purpose); nobody else's command or click counts.
+    allow_teams: frozenset[str] = frozenset()
 
     @property
     def configured(self) -> bool:
@@ -159,8 +162,13 @@ class Rules:
 
     def summary(self) -> list[str]:
         """The rules in force, one line each (for `igor doctor` and the log)."""
+        teams = (
+            [f"people of teams {', '.join(sorted(self.allow_teams))} count as members too"]
+            if self.allow_teams
+            else []
+        )
         if not self.configured and not self.confirm and not self.approve:
-            return ["no rules: everyone may run every command everywhere"]
+            return ["no rules: every member may run every command everywhere", *teams]
         lines = [r.describe() for r in self.allow]
         if self.confirm:
             lines.append(
@@ -170,7 +178,7 @@ class Rules:
         if self.approve:
             who = ", ".join(sorted(self.approvers)) or "anyone but the requester"
             lines.append(f"approval in {', '.join(sorted(self.approve))} by {who}")
-        return lines
+        return [*lines, *teams]
 
 
 def rules_from_config(config: Mapping[str, Any], path: str = "the config file") -> Rules:
@@ -179,13 +187,13 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     if not isinstance(slack, Mapping):
         raise RulesError(f"{path}: [slack] must be a table.")
     # [[slack.channel]] holds a channel's default target (targets.py), not a rule.
-    unknown = set(slack) - {
-        "allow", "confirm", "confirm_seconds", "channel", "approve", "approvers", "notify"
-    }  # fmt: skip
+    known = ("allow", "confirm", "confirm_seconds", "channel", "approve", "approvers", "notify",
+             "allow_teams")  # fmt: skip
+    unknown = set(slack) - set(known)
     if unknown:
         raise RulesError(
             f"{path}: unknown key(s) in [slack]: {', '.join(sorted(unknown))}.",
-            "Known keys: allow, confirm, confirm_seconds, channel, approve, approvers, notify.",
+            f"Known keys: {', '.join(known)}.",
         )
     allow = slack.get("allow", [])
     if not isinstance(allow, list):
@@ -210,10 +218,26 @@ def rules_from_config(config: Mapping[str, Any], path: str = "the config file") 
     _check_ids(notify, "channels", f"{path}: slack.notify")
     if len(notify) > 1:
         raise RulesError(f"{path}: slack.notify names one channel.")
+    teams = _names(slack.get("allow_teams", []), f"{path}: slack.allow_teams")
+    _check_ids(teams, "teams", f"{path}: slack.allow_teams")
     return Rules(
         rules, frozenset(confirm), float(seconds), frozenset(approve), frozenset(approvers),
-        notify[0] if notify else "",
+        notify[0] if notify else "", frozenset(teams),
     )  # fmt: skip
+
+
+def bot_rules(config: Mapping[str, Any], path: str, signer: Signer | None) -> Rules:
+    """`rules_from_config`, for a bot that signs its buttons with `signer` (None: no key):
+    a RulesError when the rules ask for clicks it could not sign (fail closed)."""
+    rules = rules_from_config(config, path)
+    if (rules.confirm or rules.approve) and signer is None:
+        raise RulesError(
+            "Confirmations are configured (slack.confirm or slack.approve) but there is no "
+            "signing key.",
+            "Run `igor register --slack` to create one, or set IGOR_SIGNING_KEY "
+            "(the same value on every replica).",
+        )
+    return rules
 
 
 def _rule(entry: Any, number: int, path: str) -> Rule:
@@ -247,12 +271,19 @@ def _names(value: Any, where: str) -> list[str]:
 
 
 def _check_ids(names: list[str], key: str, where: str) -> None:
-    # Slack IDs: U/W for users, C/G/D for channels. Display names can be changed
-    # by anyone, so they are refused rather than silently never matching.
-    prefixes = ("U", "W") if key == "users" else ("C", "G", "D")
-    bad = [n for n in names if n != ANY and not (n[:1] in prefixes and n.isalnum() and n.isupper())]
+    # Slack IDs: U/W for users, C/G/D for channels, T (a workspace) or E (an Enterprise
+    # Grid organisation) for teams. Display names can be changed by anyone, so they are
+    # refused rather than silently never matching; a team is named, never `*`.
+    prefixes = {"users": ("U", "W"), "teams": ("T", "E")}.get(key, ("C", "G", "D"))
+    bad = [
+        n for n in names
+        if (n == ANY and key == "teams")
+        or (n != ANY and not (n[:1] in prefixes and n.isalnum() and n.isupper()))
+    ]  # fmt: skip
     if bad:
-        kind = "user IDs (U…)" if key == "users" else "channel IDs (C…)"
+        kind = {"users": "user IDs (U…)", "teams": "team IDs (T… or E…)"}.get(
+            key, "channel IDs (C…)"
+        )
         raise RulesError(
             f"{where}: {', '.join(bad)} are not Slack {kind}.",
             "Use IDs, not names: in Slack, open the profile or channel details to copy the ID.",
@@ -267,7 +298,11 @@ class BadConfirmation(IgorError):
 
 
 class ConfirmationExpired(BadConfirmation):
-    """A genuine button value whose time is up."""
+    """A genuine button value whose time is up (`pending`: what it was for)."""
+
+    def __init__(self, pending: PendingCommand) -> None:
+        super().__init__("That confirmation has expired.", "Ask again.")
+        self.pending = pending
 
 
 @dataclass(frozen=True)
@@ -286,6 +321,9 @@ class PendingCommand:
     # Offered to whoever the rules let run it (the Cancel button on a deployment that
     # bypassed igor), not a question for `user`: the click runs it as the clicker.
     offered: bool = False
+    # What was signed (SHA-256 of it, set by `Signer.verify`): a used-once record is keyed
+    # on it, so no other spelling of one value can be used again.
+    digest: str = field(default="", compare=False)
 
 
 class Signer:
@@ -314,15 +352,20 @@ class Signer:
             raise BadConfirmation("That confirmation is not one igor made.") from None
         if not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()):
             raise BadConfirmation("That confirmation is not one igor made (bad signature).")
+        # One value has one spelling: base64 decoders take padding, `+` and `/`, even
+        # other characters, and such a spelling must not pass for a fresh button.
+        if value != _b64(body) + "." + _b64(mac):
+            raise BadConfirmation("That confirmation is not one igor made (altered).")
         data = json.loads(body)
         pending = PendingCommand(
             words=list(data["w"]), user=data["u"], channel=data["c"], thread=data["t"],
             request_id=data["r"], expires=float(data["e"]), stack_uid=str(data.get("s", "")),
             approval=bool(data.get("a", 0)),
             expect=str(data.get("x", "")), offered=bool(data.get("o", 0)),
+            digest=hashlib.sha256(body).hexdigest(),
         )  # fmt: skip
         if now > pending.expires:
-            raise ConfirmationExpired("That confirmation has expired.", "Ask again.")
+            raise ConfirmationExpired(pending)
         return pending
 
 

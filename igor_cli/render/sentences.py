@@ -1063,15 +1063,23 @@ def _lock_sentence(outcome: LockOutcome, person: PersonNamer, now: datetime) -> 
             f"{lock.until(outcome.now)}{_why(lock)}. Nothing was changed."
         )
     verb = "Locked" if outcome.result is LockResult.TAKEN else "Extended the lock on"
+    held = (
+        "Others' changes to it are refused until then."
+        if outcome.shared
+        else "Until then, others' changes to it through igor on this machine are refused; "
+        "igor elsewhere does not see this lock (it is kept in a file here: a store the "
+        "team shares is set with IGOR_STATE_URL)."
+    )
     return (
         f"{verb} {lock.label} for {person(holder(lock))} {lock.until(outcome.now)}{_why(lock)}. "
-        "Others' changes to it are refused until then."
+        + held
     )
 
 
 @later(facts, "igor_cli.locks")
 def _lock_facts(outcome: LockOutcome) -> Any:
-    return {"result": outcome.result.value, "lock": outcome.lock.facts()}
+    return {"result": outcome.result.value, "lock": outcome.lock.facts(),
+            "shared": outcome.shared}  # fmt: skip
 
 
 @later(tone, "igor_cli.locks")

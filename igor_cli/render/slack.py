@@ -8,6 +8,7 @@ characters a text block), so a long stack list never becomes a Slack error.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from igor_cli.actions import (
     History,
     Outcome,
     Progress,
+    Request,
     Requester,
     StackList,
     WatchOutcome,
@@ -69,23 +71,28 @@ def escape(text: str) -> str:
 
 # igor's own mentions are written as markers (private-use characters, which
 # chat text normalisation removes from what people type), so that escaping
-# the whole sentence cannot leave a mention that a user smuggled in.
+# the whole sentence cannot leave a mention that a user smuggled in. Text that
+# never passed that normalisation (a lock's reason typed in a shell, a stack's
+# name from Cloud 66) may hold the characters too: a marker also carries this
+# process's own random key, which no such text can know, so it stays text.
 _OPEN, _CLOSE = "\ue000", "\ue001"
-_MARKER = re.compile(_OPEN + r"([@#])([A-Z0-9]+)" + _CLOSE)
+_KEY = os.urandom(8).hex()
+_MARKER = re.compile(_OPEN + _KEY + r"([@#])([A-Z0-9]+)" + _CLOSE)
 
 
 def mention(user: str) -> str:
     """A mention of a Slack user, for `mrkdwn` to make live."""
-    return f"{_OPEN}@{user}{_CLOSE}"
+    return f"{_OPEN}{_KEY}@{user}{_CLOSE}"
 
 
 def channel_link(channel: str) -> str:
     """A link to a Slack channel, for `mrkdwn` to make live."""
-    return f"{_OPEN}#{channel}{_CLOSE}"
+    return f"{_OPEN}{_KEY}#{channel}{_CLOSE}"
 
 
 def mrkdwn(text: str) -> str:
-    """Plain text as mrkdwn: everything escaped but igor's own mentions."""
+    """Plain text as mrkdwn: everything escaped but igor's own mentions (any other marker
+    is dropped, and what it held stays plain text)."""
     return _MARKER.sub(r"<\1\2>", escape(text)).replace(_OPEN, "").replace(_CLOSE, "")
 
 
@@ -319,12 +326,13 @@ def _reply_body(reply: Reply, now: datetime, names: Names | None) -> SlackMessag
     if reply.question is not None:
         asked = reply.question
         question, confirm, decline = confirmation_question(asked.request, asked.stack)
+        warning = _question_warning(asked.request, asked.stack, asked.glass)
         if asked.approval:
             return render_approval(
-                question, asked.value, asked.user, asked.seconds, asked.approvers
+                question, asked.value, asked.user, asked.seconds, asked.approvers, warning
             )
         return render_confirmation(
-            question, confirm, decline, asked.value, asked.user, asked.seconds
+            question, confirm, decline, asked.value, asked.user, asked.seconds, warning
         )
     if reply.refusal is not None:
         return render_refusal(reply.refusal)
@@ -357,30 +365,58 @@ def confirmation_question(request: object, stack: Stack) -> tuple[str, str, str]
     raise NotImplementedError(f"no confirmation question for {type(request).__name__}")
 
 
+def literal(text: str) -> str:
+    """A value in a question, escaped for mrkdwn, each character outside printable ASCII
+    written as its code (`m\\u0430in`): what is approved is what it reads, letter for letter
+    (a Cyrillic a in `main` does not pass for a Latin one)."""
+    shown = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)
+    return escape(shown)
+
+
+def _question_warning(request: Request, stack: Stack, glass: str) -> str:
+    """What a question must say beyond what it asks (mrkdwn): the glass of a freeze it
+    would break, and that some of its values are written as codes."""
+    said = []
+    if glass:
+        why = f" The reason given: {mrkdwn(request.reason)}." if request.reason else ""
+        said.append(f":rotating_light: This breaks the glass of a freeze: {mrkdwn(glass)}.{why}")
+    values = [
+        stack.name,
+        stack.environment,
+        request.reason,
+        request.expect,
+        *(str(getattr(request, name, "")) for name in ("ref", "profile", "source")),
+    ]
+    values += list(getattr(request, "services", ()))
+    if any(not value.isascii() or not value.isprintable() for value in values if value):
+        said.append("Characters outside ASCII are written as their codes (\\u…).")
+    return " ".join(said)
+
+
 @confirmation_question.register
 def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, str]:
-    services = f" (services {escape(', '.join(request.services))})" if request.services else ""
-    ref = f" at ref `{escape(request.ref)}`" if request.ref else ""
-    profile = f" with profile `{escape(request.profile)}`" if request.profile else ""
-    where = escape(stack.environment)
-    question = f"deploy *{escape(stack.name)}*{services}{ref}{profile} to *{where}*?"
+    services = f" (services {literal(', '.join(request.services))})" if request.services else ""
+    ref = f" at ref `{literal(request.ref)}`" if request.ref else ""
+    profile = f" with profile `{literal(request.profile)}`" if request.profile else ""
+    where = literal(stack.environment)
+    question = f"deploy *{literal(stack.name)}*{services}{ref}{profile} to *{where}*?"
     return question, "Deploy", "Cancel"
 
 
 @confirmation_question.register
 def _rollback_question(request: RollbackRequest, stack: Stack) -> tuple[str, str, str]:
     # The bridge looked first: `expect` is the hash (or the image tags) the click deploys.
-    to = f" to `{escape(_brief(request.expect))}`" if request.expect else ""
-    question = f"roll back *{escape(stack.name)}* in *{escape(stack.environment)}*{to}?"
+    to = f" to `{literal(_brief(request.expect))}`" if request.expect else ""
+    question = f"roll back *{literal(stack.name)}* in *{literal(stack.environment)}*{to}?"
     return question, "Roll back", "Cancel"
 
 
 @confirmation_question.register
 def _promote_question(request: PromoteRequest, stack: Stack) -> tuple[str, str, str]:
-    what = f"`{escape(_brief(request.expect))}`" if request.expect else "what it runs"
+    what = f"`{literal(_brief(request.expect))}`" if request.expect else "what it runs"
     question = (
-        f"deploy {what} from *{escape(request.source)}* to *{escape(stack.name)}* "
-        f"in *{escape(stack.environment)}*?"
+        f"deploy {what} from *{literal(request.source)}* to *{literal(stack.name)}* "
+        f"in *{literal(stack.environment)}*?"
     )
     return question, "Promote", "Cancel"
 
@@ -392,25 +428,32 @@ def _brief(key: str) -> str:
 
 @confirmation_question.register
 def _cancel_question(request: CancelRequest, stack: Stack) -> tuple[str, str, str]:
-    name, where = escape(stack.name), escape(stack.environment)
+    name, where = literal(stack.name), literal(stack.environment)
     which = {
         CancelTarget.RUNNING: "the running deployment",
         CancelTarget.QUEUED: "igor's queued deploy",
     }.get(request.target, "the deployment")
     if request.deployment_id:
-        which = f"deployment {escape(request.deployment_id)}"
+        which = f"deployment {literal(request.deployment_id)}"
     question = f"cancel {which} of *{name}* in *{where}*?"
     return question, "Cancel the deployment", "Keep it"
 
 
 def render_confirmation(
-    question: str, confirm_label: str, decline_label: str, value: str, user: str, seconds: float
+    question: str,
+    confirm_label: str,
+    decline_label: str,
+    value: str,
+    user: str,
+    seconds: float,
+    warning: str = "",
 ) -> SlackMessage:
     """A question with two buttons carrying the signed pending command.
 
-    `question` is mrkdwn (its stack and environment escaped by the caller).
+    `question` and `warning` (what else it must say) are mrkdwn, escaped by the caller.
     """
     text = f"{mrkdwn(mention(user))}, {question} Only you can answer, within {seconds:g} seconds."
+    text += f" {warning}" if warning else ""
     buttons = [
         {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
          "text": {"type": "plain_text", "text": confirm_label}, "value": value},
@@ -422,11 +465,16 @@ def render_confirmation(
 
 
 def render_approval(
-    question: str, value: str, user: str, seconds: float, approvers: tuple[str, ...]
+    question: str,
+    value: str,
+    user: str,
+    seconds: float,
+    approvers: tuple[str, ...],
+    warning: str = "",
 ) -> SlackMessage:
     """A change waiting for someone other than its requester: Approve and Reject buttons.
 
-    `question` is mrkdwn, as `confirmation_question` words it.
+    `question` is mrkdwn, as `confirmation_question` words it; `warning` what else it says.
     """
     who = (
         " or ".join(mrkdwn(mention(approver)) for approver in approvers)
@@ -437,6 +485,7 @@ def render_approval(
         f"{mrkdwn(mention(user))} asks to {question.removesuffix('?')}. "
         f"This needs approval by {who}, within {seconds:g} seconds."
     )
+    text += f" {warning}" if warning else ""
     buttons = [
         {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
          "text": {"type": "plain_text", "text": "Approve"}, "value": value},

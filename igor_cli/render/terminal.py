@@ -32,6 +32,7 @@ from igor_cli.actions import (
 from igor_cli.cloud66 import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
+from igor_cli.outside_text import printable
 from igor_cli.render import sentences
 from igor_cli.render.table import GAP, Fit, fit
 from igor_cli.render.table import Table as TextTable
@@ -61,10 +62,26 @@ HEALTH_STYLE = {
 
 
 def console(file: TextIO) -> Console:
-    """A rich console on `file`: colour only on a terminal and without NO_COLOR."""
+    """A rich console on `file`: colour only on a terminal and without NO_COLOR; every text
+    it is given is drawn without control characters (`outside_text.printable`)."""
+    return _screen()(file=file, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _screen() -> type[Console]:
+    """rich's Console, but the one place where text becomes what it draws (`render_str`)
+    strips control characters first: a lock's reason, a stack's name or `triggered_by`
+    from someone else never writes its own escape sequences to the screen, piped or not.
+    rich writes its own colours and cursor moves afterwards, untouched."""
     from rich.console import Console
 
-    return Console(file=file, highlight=False, soft_wrap=True)
+    from igor_cli.outside_text import printable
+
+    class Screen(Console):
+        def render_str(self, text: str, **options: Any) -> Any:
+            return super().render_str(printable(text), **options)
+
+    return Screen
 
 
 def screen_width(console: Console) -> int | None:
@@ -184,9 +201,10 @@ class TerminalRenderer:
         where it writes plainly, else through rich."""
         plain = written_plainly(self.out_file)
         fitted = fit(table, plain_width() if plain else screen_width(self.out))
+        # Drawn by rich or by igor itself (`drawn_plainly`): no control characters either way.
         cells = [
             [
-                (text, style.get(column, ""))
+                (printable(text), style.get(column, ""))
                 for column, text in zip(fitted.columns, row, strict=True)
             ]
             for row, style in zip(fitted.rows, styles, strict=True)

@@ -10,10 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from igor_cli.state.store import StateUnavailable, Store
+from igor_cli.state.urls import shown_url
 
-__all__ = ["StateUnavailable", "Store", "open_store"]
+__all__ = ["StateUnavailable", "Store", "open_store", "shared_store", "shared_url", "shown_url"]
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def shared_url(url: str) -> bool:
+    """Whether a store at `url` is one that several machines share (Redis); a SQLite file is
+    this machine's own (one `igor serve`, and the shells of one machine)."""
+    return url.strip().lower().startswith(REDIS_SCHEMES)
+
+
+def shared_store(store: Store) -> bool:
+    """`shared_url` of an open store."""
+    return shared_url(store.url)
 
 
 def open_store(url: str) -> Store:
@@ -34,9 +46,7 @@ def open_store(url: str) -> Store:
                 "Write it as sqlite:///absolute/path/state.db.",
             )
         return SqliteStore(Path("/" + path.lstrip("/")))
-    from igor_cli.state.redis import safe_url
-
     raise UsageProblem(
-        f"igor cannot keep its state at {safe_url(url)!r}.",
+        f"igor cannot keep its state at {shown_url(url)!r}.",
         "Use redis://host:port/db for Redis, or sqlite:///path/state.db for a file.",
     )

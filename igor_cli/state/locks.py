@@ -29,6 +29,18 @@ class Holder(Protocol):
     def user(self) -> str: ...
 
 
+# A shell and `igor chat` on one machine: one account (`user@host`), so one person.
+LOCAL = frozenset({"cli", "chat"})
+
+
+def same_person(via: str, user: str, other_via: str, other_user: str) -> bool:
+    """Whether two holders are one person: one Slack user, or one account on one machine
+    whether it typed in a shell or in the console."""
+    if via in LOCAL and other_via in LOCAL:
+        return user == other_user
+    return (via, user) == (other_via, other_user)
+
+
 def in_words(seconds: float) -> str:
     """`4 hours`, `1 hour 30 minutes`, `45 seconds`, `2 days`."""
     whole = round(seconds)
@@ -64,8 +76,9 @@ class Lock:
         return f"{self.stack_name} ({self.environment})" if self.environment else self.stack_name
 
     def held_by(self, origin: Holder) -> bool:
-        """Whether this person (in this place: a shell user, or a Slack user) holds it."""
-        return (self.holder_via, self.holder_user) == (origin.via, origin.user)
+        """Whether this person holds it: the same Slack user, or the same account on the
+        same machine, in a shell or in `igor chat`."""
+        return same_person(self.holder_via, self.holder_user, origin.via, origin.user)
 
     def until(self, now: datetime) -> str:
         """`until 14:05 UTC (in 3 hours 59 minutes)`."""

@@ -91,27 +91,16 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and `igor doctor`."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
-
-
 class RedisStore:
     """The store in Redis (`redis://host:port/db`, `rediss://` for TLS)."""
 
     def __init__(self, url: str) -> None:
         import redis
 
-        self.url = safe_url(url)
+        from igor_cli.state.urls import shown_url
+
+        self.url = shown_url(url)  # never its password (shown in doctor, the log, chat)
+        self._given = url  # to take its secrets out of the driver's messages
         try:
             self._redis: Redis = redis.Redis.from_url(
                 url,
@@ -121,8 +110,9 @@ class RedisStore:
             )
         except ValueError as error:
             raise StateUnavailable(
-                f"IGOR_STATE_URL is not a Redis URL igor can use ({error}).",
-                "Write it as redis://host:port/db.",
+                f"The state URL {self.url} is not a Redis URL igor can use "
+                f"({self._hidden(error)}).",
+                "Write it as redis://host:port/db (a password in it %-escaped).",
             ) from None
         self._claim = self._redis.register_script(_CLAIM)
         self._swap = self._redis.register_script(_SWAP)
@@ -137,9 +127,15 @@ class RedisStore:
             return operation(*args, **kwargs)
         except redis.RedisError as error:
             raise StateUnavailable(
-                f"igor's state store at {self.url} failed: {error}.",
+                f"igor's state store at {self.url} failed: {self._hidden(error)}.",
                 "Check that Redis runs there, or unset IGOR_STATE_URL to use a local file.",
             ) from None
+
+    def _hidden(self, error: Exception) -> str:
+        """The driver's words, without the URL's password (it may quote a misread piece)."""
+        from igor_cli.state.urls import hide_secrets
+
+        return hide_secrets(str(error), self._given)
 
     @staticmethod
     def _keys(key: str) -> list[str]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from igor_cli.private_files import exposed, private_file
 from igor_cli.state.store import StateUnavailable
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ class SqliteStore:
         self._clock = clock
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Only its owner may read it (SQLite gives its -wal and -shm files its mode).
+            private_file(path)
             # Autocommit (isolation_level None): each statement is its own transaction.
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -132,6 +134,11 @@ class SqliteStore:
             len(prefix), prefix, self._clock(),
         ).fetchall()  # fmt: skip
         return {str(key): str(value) for key, value in rows}
+
+    def exposed(self) -> list[str]:
+        """What of the store other accounts may read (the file and its journal)."""
+        journal = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
+        return exposed(self.path, *journal)
 
     def close(self) -> None:
         """Close the file."""

@@ -559,6 +559,10 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._members: set[str] = set()  # conversations the bot is in
         self.users: dict[str, dict[str, str]] = {}  # add_user: members users.info knows
+        # Slack Connect: people of other teams (user -> team) and the channels shared with
+        # them; their events, slash commands and clicks say whose they are (`team_of`).
+        self.external_users: dict[str, str] = {}
+        self.shared_channels: set[str] = set()
         self._revoked: set[str] = set()  # tokens that Slack no longer accepts
         self._rate_windows: dict[str, deque[float]] = {}  # method -> clock() of accepted calls
         self._tickets: set[str] = set()
@@ -1463,10 +1467,51 @@ class FakeSlack:
         """Send any JSON object as a text frame on the newest live connection."""
         self._send(message)
 
+    # -- Slack Connect -------------------------------------------------------------
+
+    def add_external_user(self, user: str, team: str) -> None:
+        """`user` is a person of another team (an organisation sharing a channel with ours)."""
+        with self._cond:
+            self.external_users[user] = team
+
+    def share_channel(self, channel: str) -> None:
+        """`channel` is a Slack Connect channel: shared with other organisations."""
+        with self._cond:
+            self.shared_channels.add(channel)
+
+    def team_of(self, user: str) -> str:
+        """The team a person belongs to: another one for an external user, else this one."""
+        with self._cond:
+            return self.external_users.get(user, self.team_id)
+
+    def _with_teams(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A person's message as Slack delivers it, saying whose it is.
+
+        docs.slack.dev: a message event carries `team` (the example payloads of
+        message.channels and of the Events API wrapper); an `app_mention` or `message`
+        from someone of another workspace or organisation also `user_team` and
+        `source_team` (@slack/types AppMentionEvent: "can exist when the user who
+        mentioned this bot is in a different workspace/org"). Unconfirmed: that
+        `team` then names the person's team too (the fake says it does).
+        """
+        user = event.get("user")
+        if event.get("type") not in ("message", "app_mention") or not isinstance(user, str):
+            return event
+        if event.get("bot_id") or event.get("subtype"):
+            return event
+        team = self.team_of(user)
+        said = {"team": team, **event}
+        if team != self.team_id:
+            said = {"user_team": team, "source_team": team, **said}
+        return said
+
     def _event_envelope(
         self, event: dict[str, Any], event_id: str | None, retry_attempt: int, retry_reason: str
     ) -> dict[str, Any]:
         alphabet = string.ascii_uppercase + string.digits
+        event = self._with_teams(event)
+        with self._cond:
+            shared = event.get("channel") in self.shared_channels
         return {
             "envelope_id": str(uuid.uuid4()),
             "type": "events_api",
@@ -1484,6 +1529,9 @@ class FakeSlack:
                 "authorizations": [
                     {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
                 ],
+                # docs.slack.dev, the Events API wrapper: whether the event's channel is
+                # shared with other organisations (Slack Connect).
+                "is_ext_shared_channel": shared,
             },
         }
 
@@ -1579,7 +1627,8 @@ class FakeSlack:
                 "accepts_response_payload": True,
                 "payload": {
                     "token": "verification",
-                    "team_id": self.team_id,
+                    # docs.slack.dev, slash commands: the team of whoever typed it.
+                    "team_id": self.team_of(user_id),
                     "team_domain": "acme",
                     "channel_id": channel_id,
                     "channel_name": "deploys",
@@ -1597,6 +1646,13 @@ class FakeSlack:
         return envelope_id
 
     def push_interactive(self, payload: dict[str, Any]) -> str:
+        """An interactive payload; a `block_actions` one says whose click it is as Slack's
+        does (docs.slack.dev block_actions payload: `user.team_id`, and `team`), unless the
+        test wrote those itself."""
+        if payload.get("type") == "block_actions" and isinstance(payload.get("user"), dict):
+            user = dict(payload["user"])
+            user.setdefault("team_id", self.team_of(str(user.get("id", ""))))
+            payload = {"team": {"id": self.team_id, "domain": "acme"}, **payload, "user": user}
         envelope_id = str(uuid.uuid4())
         self._send(
             {

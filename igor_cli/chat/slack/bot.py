@@ -11,7 +11,6 @@ one poll loop each, and confirmation questions expire on one timer thread.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.actions import FollowPolicy, Origin, seconds_running
@@ -26,8 +26,12 @@ from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
 from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
+from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
+from igor_cli.chat.slack.glass import announce_broken_glass
+from igor_cli.chat.slack.members import Membership, click_team, event_team, slash_team
+from igor_cli.chat.slack.replicas import Replicas
 from igor_cli.chat.slack.tokens import Identity
 from igor_cli.chat.slack.updates import Updater
 from igor_cli.chat.slack.users import SlackNames
@@ -70,7 +74,8 @@ FOLLOW_SLOWER = 3.0
 FOLLOW_HOURLY_BUDGET = 1800.0  # of the token's 3,000 requests an hour, for all follow loops
 DEDUPE_PREFIX = "seen:"  # a post's (channel, ts), claimed in the state store by one replica
 DEDUPE_SECONDS = 3600.0  # Slack retries a delivery for minutes, not hours
-USED_PREFIX = "used:"  # a confirmation button already decided, by its signed value's hash
+USED_PREFIX = "used:"  # a confirmation button already decided, by its signed content's hash
+USED_SECONDS = 86400.0  # how long a decision is kept after its button expires
 BYPASS_CHECK_SECONDS = 60.0  # how often locked and frozen stacks are looked at
 FIRST_LOOK_SECONDS = 5.0  # after start: the connection is up, the first commands are in
 
@@ -104,16 +109,27 @@ class SlackBot:
         env: Environment,
         web: WebClient,
         identity: Identity,
-        rules: Rules | None = None,
+        rules: Rules | LiveRules | None = None,
         signer: Signer | None = None,
         *,
         workers: int = WORKERS,
         queue_limit: int = QUEUE_LIMIT,
     ) -> None:
+        """`rules`: fixed, or read again when the config file changes (`LiveRules`)."""
         self.env = env
         self.web = web
         self.identity = identity
-        self.bridge = Bridge(env, rules=rules, signer=signer, address=f"@{identity.name}")
+        self.live = rules if isinstance(rules, LiveRules) else None
+        self.replicas = Replicas(env)
+        fixed = rules if isinstance(rules, Rules) else None
+        self.bridge = Bridge(
+            env, rules=self.live.current if self.live is not None else fixed, signer=signer,
+            address=f"@{identity.name}", changes_refused=self.replicas.problem,
+        )  # fmt: skip
+        self.members = Membership(
+            identity.team_id, identity.team, lambda: self.bridge.rules.allow_teams,
+            env.state_or_none,
+        )  # fmt: skip
         self.stopping = threading.Event()
         self._delivery_stopped = threading.Event()
         self.delivery = Delivery(web, self._delivery_stopped)
@@ -141,7 +157,8 @@ class SlackBot:
             return
         if kind == "events_api":
             event = payload.get("event") or {}
-            self.intake.submit(lambda: self.handle_event(event))
+            shared = bool(payload.get("is_ext_shared_channel"))  # Slack Connect (members.py)
+            self.intake.submit(lambda: self.handle_event(event, shared))
         elif kind == "slash_commands":
             self.intake.submit(lambda: self.handle_slash_command(payload))
         elif kind == "interactive" and payload.get("type") == "block_actions":
@@ -164,8 +181,9 @@ class SlackBot:
 
     # -- events, slash commands ----------------------------------------------
 
-    def handle_event(self, event: dict[str, Any]) -> None:
-        """Answer one `app_mention` or `message` event in its thread."""
+    def handle_event(self, event: dict[str, Any], shared_channel: bool = False) -> None:
+        """Answer one `app_mention` or `message` event in its thread (`shared_channel`: the
+        event came from a channel shared with other organisations)."""
         text = command_text(event, self.identity)
         if text is None:
             return
@@ -176,6 +194,9 @@ class SlackBot:
             return
         user = str(event["user"])
         thread = str(event.get("thread_ts") or ts)
+        team = event_team(event, shared_channel, self.members.home)
+        if self._outsider(team, Place(channel, thread, user), {"text": loggable(text)}):
+            return
         origin = Origin("slack", user, f"{channel}-{ts}")
         self._run(
             self.bridge.begin(text, origin, channel, thread),
@@ -209,11 +230,30 @@ class SlackBot:
         place = Place(channel, "", user, url, answer_by_url=True)
         origin = Origin("slack", user, trigger)
         text = str(payload.get("text", ""))
+        if self._outsider(slash_team(payload), place, {"text": loggable(text), "via": "slash"}):
+            return
         self._run(
             self.bridge.begin(text, origin, channel),
             place,
             {"text": loggable(text), "via": "slash"},
         )
+
+    def _outsider(self, team: str | None, place: Place, fields: dict[str, Any]) -> bool:
+        """Whether this person is not one whose commands and clicks count (members.py): then
+        nothing is done, it is logged, and they are told why the first time."""
+        if self.members.counts(team):
+            return False
+        audit.info(json.dumps({"event": "command", "user": place.user, "channel": place.channel,
+                               **fields, "outcome": "refused", "reason": "not a member",
+                               "team": team or "unknown"}))  # fmt: skip
+        if self.members.first_telling(place.user):
+            self.delivery.ephemeral(place, message(mrkdwn(self.members.why()), emoji=":no_entry:"))
+        return True
+
+    def hello(self, connections: int, own_before: int) -> None:
+        """Slack's `hello` on a new connection: how many the app has (replicas.py)."""
+        self.replicas.heard(connections, own_before)
+        self.intake.submit(self.replicas.keep)
 
     def _run(self, step: Step, place: Place, fields: dict[str, Any] | None = None) -> None:
         """A reply now, or the rest of the work on a Cloud 66 worker (or "busy")."""
@@ -233,6 +273,9 @@ class SlackBot:
 
     def _deliver(self, reply: Reply, place: Place, fields: dict[str, Any] | None) -> None:
         reply.fields.update(fields or {})
+        notice = self.live.take_notice() if self.live is not None else ""
+        if notice:  # the config file changed and cannot be used: the next requester hears
+            reply.note = "\n".join(filter(None, (reply.note, notice)))
         self._log(reply, place)
         context = {"command": reply.command or "?", "outcome": reply.status}
         said = render_reply(reply, self.env.clock(), self.names.name)
@@ -280,23 +323,8 @@ class SlackBot:
         self.followers.watch(follow.stack, follow.action_id, watcher, already)
 
     def _announce_broken_glass(self, reply: Reply, place: Place) -> None:
-        """A change posted with --break-glass is said in the channel, not only the thread."""
-        request, outcome = reply.request, reply.outcome
-        if request is None or not request.break_glass or not getattr(outcome, "posted", False):
-            return
-        stack = getattr(outcome, "stack", None)
-        what = f"{reply.command} of {stack.label}" if stack is not None else reply.command
-        reason = request.reason
-        text = (
-            f":rotating_light: {mrkdwn(mention(place.user))} broke the glass: "
-            f"{mrkdwn(what)} with --break-glass, because: {mrkdwn(reason)}"
-        )
-        if place.thread:
-            text += f" (thread {place.thread})"
-        self.delivery.post(
-            Place(place.channel, "", place.user), message(text),
-            context={"command": reply.command, "outcome": "break-glass"},
-        )  # fmt: skip
+        """A change posted during a freeze with --break-glass, told where the team sees it."""
+        announce_broken_glass(self.delivery, self.env, self.bridge.rules.notify, reply, place)
 
     # -- holders of locks forced open (state/locks.py: ForcedUnlock) -------------------
 
@@ -358,6 +386,7 @@ class SlackBot:
         from igor_cli.chat.bypass import BYPASS_SECONDS, find_bypasses
         from igor_cli.freeze import any_freeze_now, freezes_from_config
         from igor_cli.state.locks import current_locks
+        from igor_cli.state.posts import posted_by_igor
 
         store = self.env.state_or_none()
         if store is None:
@@ -369,7 +398,7 @@ class SlackBot:
             return  # nothing held back: nothing to ask Cloud 66
         client = self.bridge.connect()
         try:
-            found = find_bypasses(client, locks, freezes, now)
+            found = find_bypasses(client, locks, freezes, now, partial(posted_by_igor, store))
         finally:
             close = getattr(client, "close", None)
             if close is not None:
@@ -463,28 +492,26 @@ class SlackBot:
     # -- confirmations -------------------------------------------------------
 
     def handle_click(self, payload: dict[str, Any]) -> None:
-        """A confirmation button: only the requester's click counts, only once, only in time."""
+        """A confirmation button: only the requester's click counts, only once, only in time;
+        and no click of anyone but a member (members.py)."""
         action = (payload.get("actions") or [{}])[0]
+        user, channel, question_ts, url = self._clicked(payload)
+        fields = {"command": "click", "action": str(action.get("action_id", ""))}
+        if self._outsider(click_team(payload), Place(channel, "", user, url), fields):
+            return
         if action.get("action_id") == CANCEL_OFFER_ACTION:
             self._cancel_clicked(payload, action)
             return
         if action.get("action_id") not in (CONFIRM_ACTION, DECLINE_ACTION):
             return
-        user = str((payload.get("user") or {}).get("id", ""))
-        container = payload.get("container") or {}
-        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
-        question_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
-        url = ResponseUrl(str(payload.get("response_url") or ""), self.env.monotonic)
         value = str(action.get("value", ""))
         line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
                                 "command": "confirmation"}  # fmt: skip
         try:
             pending = self._verify(value, offered=False)
-        except ConfirmationExpired:
-            place = Place(channel, question_ts, user, url)
-            expired = ":hourglass: This request expired; nothing was done. Ask again if need be."
-            self.delivery.replace(place, question_ts, message(expired))
-            audit.info(json.dumps({**line, "outcome": "expired"}))
+        except ConfirmationExpired as late:
+            place = Place(channel, late.pending.thread or question_ts, user, url)
+            self._too_late(payload, late.pending, place, question_ts, line)
             return
         except BadConfirmation:
             place = Place(channel, "", user, url)
@@ -503,7 +530,7 @@ class SlackBot:
         # A decision makes the value useless: the first one wins, whether the
         # second comes from a Slack retry, another client, or another replica
         # (which sees the question already replaced).
-        key = hashlib.sha256(value.encode()).hexdigest()
+        key = pending.digest  # the signed content, however the value was spelled
         if (
             not self.decided.first_time(key)
             or not self._decided_here(key, pending)
@@ -535,6 +562,47 @@ class SlackBot:
             decided.update(confirmation="approved", approved_by=user)
         self._run(step, place, decided)
 
+    def _too_late(
+        self,
+        payload: dict[str, Any],
+        pending: PendingCommand,
+        place: Place,
+        question_ts: str,
+        line: dict[str, Any],
+    ) -> None:
+        """A click on a question whose time is up. A question decided, or already said to
+        have expired, keeps its words (whatever was decided): the clicker alone is told.
+        One still showing its buttons (its timer has not run yet) says it expired."""
+        expired = ":hourglass: This request expired; nothing was done. Ask again if need be."
+        if self._settled(pending):
+            told = "That question was already answered; nothing more was done."
+        elif self._answered_already(payload, place.channel, pending.thread, question_ts):
+            told = expired
+        else:
+            self.delivery.replace(place, question_ts, message(expired))
+            audit.info(json.dumps({**line, "outcome": "expired"}))
+            return
+        self.delivery.ephemeral(place, told)
+        audit.info(json.dumps({**line, "outcome": "refused", "reason": "settled or expired"}))
+
+    def _settled(self, pending: PendingCommand) -> bool:
+        """Whether a decision on this button is on record in the state store."""
+        from igor_cli.errors import IgorError
+
+        try:
+            return self.env.state().get(USED_PREFIX + pending.digest) is not None
+        except IgorError:
+            return False  # then Slack's copy of the question tells (`_answered_already`)
+
+    def _clicked(self, payload: dict[str, Any]) -> tuple[str, str, str, ResponseUrl]:
+        """Who clicked, in which channel, on which message, and the click's response_url."""
+        user = str((payload.get("user") or {}).get("id", ""))
+        container = payload.get("container") or {}
+        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
+        shown_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
+        url = ResponseUrl(str(payload.get("response_url") or ""), self.env.monotonic)
+        return user, channel, shown_ts, url
+
     def _not_theirs(self, pending: PendingCommand, user: str, declining: bool) -> str:
         """Why this person's click does not count ("" when it does)."""
         requester = mrkdwn(mention(pending.user))
@@ -555,8 +623,8 @@ class SlackBot:
         from igor_cli.errors import IgorError
 
         left = max(0.0, pending.expires - self.env.clock().timestamp())
-        try:
-            return self.env.state().claim(USED_PREFIX + key, self.replica, left + 60.0)
+        try:  # kept long after it expires: a late click finds its decision (`_settled`)
+            return self.env.state().claim(USED_PREFIX + key, self.replica, left + USED_SECONDS)
         except IgorError as error:
             log.warning("state store: %s (the click is checked on Slack only)", error.message)
             return True
@@ -574,11 +642,7 @@ class SlackBot:
     def _cancel_clicked(self, payload: dict[str, Any], action: dict[str, Any]) -> None:
         """The Cancel button on a report of a deployment that bypassed igor: whoever the
         rules let cancel there cancels exactly that deployment, once across replicas."""
-        user = str((payload.get("user") or {}).get("id", ""))
-        container = payload.get("container") or {}
-        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id", ""))
-        shown_ts = str(container.get("message_ts") or (payload.get("message") or {}).get("ts"))
-        url = ResponseUrl(str(payload.get("response_url") or ""), self.env.monotonic)
+        user, channel, shown_ts, url = self._clicked(payload)
         line: dict[str, Any] = {"event": "command", "user": user, "channel": channel,
                                 "command": "cancel", "via": "bypass button"}  # fmt: skip
         try:
@@ -651,8 +715,8 @@ class SlackBot:
             if self.stopping.is_set():
                 return
             current = self._read_back(place.channel, place.thread, ts)
-            if current is None or not has_buttons(current):
-                return  # answered, here or on another replica
+            if current is None or not has_buttons(current) or self._settled(pending):
+                return  # answered, here or on another replica (whatever Slack still shows)
             self.delivery.replace(
                 Place(place.channel, place.thread, place.user), ts,
                 message(":hourglass: Nobody confirmed within the time; nothing was done."),

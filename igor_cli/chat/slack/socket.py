@@ -24,11 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.chat.guard import Rules, RulesError, Signer, rules_from_config
+from igor_cli.chat.guard import Rules, RulesError, Signer, bot_rules
+from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
 from igor_cli.chat.slack.tokens import AUTH_ERRORS, check_slack_tokens, rejected
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, find_token, require_token
+from igor_cli.credentials import TokenKind, require_token, signing_key
 from igor_cli.errors import ExitCode, IgorError, UsageProblem
 
 if TYPE_CHECKING:
@@ -47,15 +48,9 @@ RETRY_MOST = 60.0  # apps.connections.open is Tier 1: about once a minute
 
 def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
     """The rules in the config file, and the signer confirmations need (fail closed)."""
-    rules = rules_from_config(env.config(), str(env.config_path()))
-    key = find_token(TokenKind.SIGNING_KEY, env)
-    if rules.confirm and key is None:
-        raise RulesError(
-            "Confirmations are configured (slack.confirm) but there is no signing key.",
-            "Run `igor register --slack` to create one, or set IGOR_SIGNING_KEY "
-            "(the same value on every replica).",
-        )
-    return rules, Signer(key.value.encode()) if key else None
+    key = signing_key(env)  # a key too short to trust stops the bot (WeakSigningKey)
+    signer = Signer(key.value.encode()) if key else None
+    return bot_rules(env.config(), str(env.config_path()), signer), signer
 
 
 class SocketModeDisabled(UsageProblem):
@@ -123,6 +118,9 @@ class SocketModeTransport:
         self._wake = threading.Event()  # the connection ended, or slack_sdk saw it dead
         self._connecting = threading.Lock()  # no connection is opened once close() began
         self._reconnector: threading.Thread | None = None
+        # Told each `hello`'s num_connections, and how many of them were this bot's own.
+        self.hello: Callable[[int, int], None] = lambda connections, own: None
+        self._own_open = 0
 
     def connect(self) -> bool:
         """Open the connection (trying again, backing off, until it opens or igor stops)
@@ -134,6 +132,11 @@ class SocketModeTransport:
         transport = self
 
         class Socket(SocketModeClient):
+            def connect(self) -> None:
+                """A reconnect opens the new connection before it closes the old one."""
+                transport._own_open = 1 if self.is_connected() else 0
+                super().connect()
+
             def issue_new_wss_url(self) -> str:
                 """`apps.connections.open`, once: igor's reconnector decides when to ask
                 again (slack_sdk's own sleeps on a 429, and cannot be stopped)."""
@@ -222,6 +225,9 @@ class SocketModeTransport:
         kind, reason = message.get("type"), str(message.get("reason") or "")
         if kind == "hello":
             link.greeted = True
+            connections = message.get("num_connections")
+            if isinstance(connections, int) and not isinstance(connections, bool):
+                self.hello(connections, self._own_open)  # replicas.py: what it means
         elif kind == "disconnect" and reason == "link_disabled":
             self.fail(socket_mode_disabled())
         elif kind == "disconnect":
@@ -411,9 +417,11 @@ def audit_file(env: Environment) -> logging.Handler | None:
         return None
     from pathlib import Path
 
+    from igor_cli.private_files import private_file
+
     path = Path(str(section["path"])).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # what was typed in chat, and by whom: its owner's alone
         handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     except OSError as error:
         raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
@@ -456,10 +464,12 @@ def serve(
         if env.state_configured():  # the team's store: a bot that cannot reach it stops here
             env.state().items("lock:")
             log.info("state store: %s", env.state().url)
-        bot = SlackBot(env, web, identity, rules, signer)
+        live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
+        bot = SlackBot(env, web, identity, live, signer)
         for line in rules.summary():
             log.info("rules: %s", line)
         transport = SocketModeTransport(env, web, bot.dispatch, stop)
+        transport.hello = bot.hello
         if transport.connect():
             log.info("connected to Slack as %s in %s", identity.name, identity.team)
             connected = True

@@ -44,6 +44,7 @@ class Identity:
     team: str
     # The bot token's scopes, from auth.test's `x-oauth-scopes` header (None: not sent).
     scopes: tuple[str, ...] | None = None
+    team_id: str = ""  # the workspace it is installed in: whose members count (members.py)
 
 
 def web_client(token: str, env: Environment) -> WebClient:
@@ -94,7 +95,8 @@ def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
         None if listed is None else tuple(sorted(filter(None, listed.replace(" ", "").split(","))))
     )
     name = str(me.get("user") or "igor")
-    return web, Identity(str(me["user_id"]), name, str(me.get("team")), scopes)
+    team_id = str(me.get("team_id") or "")
+    return web, Identity(str(me["user_id"]), name, str(me.get("team")), scopes, team_id)
 
 
 def check_app_token(token: str, env: Environment) -> None:
