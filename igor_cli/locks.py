@@ -66,7 +66,7 @@ class LockRequest(Request):
     changes: ClassVar[bool] = False  # it changes no stack at Cloud 66: no confirmation
     needs_cloud66: ClassVar[bool] = True  # the stack is resolved, so a typo locks nothing
     acts_on_a_stack: ClassVar[bool] = True
-    json_fields: ClassVar[tuple[str, ...]] = ("result", "lock")
+    json_fields: ClassVar[tuple[str, ...]] = ("result", "lock", "shared")
     keeps_state: ClassVar[bool] = True
 
     stack: str

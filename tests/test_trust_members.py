@@ -316,7 +316,7 @@ def test_the_shell_user_is_the_os_account_not_what_user_says(
     monkeypatch.setenv("USER", "alice")
     monkeypatch.setenv("LOGNAME", "alice")
     released = igor("unlock", "-s", "blog")
-    assert released.exit_code == 1 and "not by you" in released.stdout
+    assert released.exit_code == 1 and "not by you" in released.stderr
     deploy = igor("deploy", "-s", "blog")
     assert deploy.exit_code == 1 and f"locked by alice@{host}" in deploy.stderr
     assert posts(sim) == 0
