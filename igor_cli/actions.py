@@ -21,6 +21,7 @@ from igor_cli import __version__
 from igor_cli.errors import (
     AmbiguousStack,
     ApiError,
+    AuditLost,
     Conflict,
     ExitCode,
     IgorError,
@@ -95,14 +96,9 @@ class Origin:
     @classmethod
     def of_shell(cls) -> Origin:
         """`igor:cli:<user>@<host>`: who deploys from this shell."""
-        import getpass
-        import socket
+        from igor_cli.config import shell_user
 
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        return cls("cli", f"{user}@{socket.gethostname()}")
+        return cls("cli", shell_user())
 
     @property
     def user_reference(self) -> str:
@@ -1408,6 +1404,9 @@ def guard_change(run: Run, request: Request) -> Run:
 
     if run.env is None:
         return run  # no environment, no store, no config: nothing can hold a stack
+    audit_problem = run.env.audit_problem() if run.env.audit_problem is not None else ""
+    if audit_problem:  # `[audit] required`: no change without its line on record
+        raise AuditLost(audit_problem)
     locks = _locks(run.env)
     freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
     now = run.env.clock()
@@ -1431,6 +1430,7 @@ def _refuse_if_frozen(
     """`StackFrozen` during a freeze, unless someone it names breaks the glass (on record)."""
     from igor_cli.freeze import StackFrozen, freeze_in_the_way
     from igor_cli.state.audit import keep_on_record
+    from igor_cli.state.store import StateUnavailable
 
     now = env.clock()
     window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
@@ -1451,15 +1451,22 @@ def _refuse_if_frozen(
     reason = request.reason.strip()
     if not reason:
         raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
-    store = env.state_or_none()
-    if store is not None and not request.dry_run:  # a dry run posts nothing
+    if request.dry_run:  # a dry run posts nothing: nothing to keep on record
+        return
+    try:  # broken glass is kept on record, or the glass stays whole (fail closed)
         keep_on_record(
-            store,
+            env.state(),
             {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
              "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
              "reason": reason, "freeze": window.describe()},
             now,
         )  # fmt: skip
+    except StateUnavailable as error:
+        raise StateUnavailable(
+            f"{error.message} Breaking the glass is kept on record there, so the freeze "
+            "holds; nothing was posted.",
+            error.hint,
+        ) from None
 
 
 def refuse_if_locked(
@@ -1475,6 +1482,11 @@ def refuse_if_locked(
 
 def _locks(env: Environment) -> dict[str, Any]:
     from igor_cli.state.locks import current_locks
+    from igor_cli.state.store import StateUnavailable, refusing_changes
 
-    store = env.state_or_none()  # a configured store that cannot be reached stops the change
-    return dict(current_locks(store)) if store is not None else {}
+    try:
+        # A store that cannot be read, or that lost what it held, stops the change.
+        store = env.state_for_change()
+        return dict(current_locks(store)) if store is not None else {}
+    except StateUnavailable as error:
+        raise refusing_changes(error) from None

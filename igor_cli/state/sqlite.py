@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from igor_cli.state.store import StateUnavailable
+from igor_cli.state.store import NeverKept, StateUnavailable
 
 if TYPE_CHECKING:
     import sqlite3
@@ -40,6 +40,10 @@ class SqliteStore:
         self._clock = clock
         self._lock = threading.Lock()
         try:
+            existed = path.exists()
+        except OSError:  # a directory igor may not look into: something may be kept there
+            existed = True
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit (isolation_level None): each statement is its own transaction.
             self._db = sqlite3.connect(
@@ -47,7 +51,9 @@ class SqliteStore:
             )
             self._set_up()
         except (OSError, sqlite3.Error) as error:
-            raise StateUnavailable(
+            # Only a file that was not there can have kept nothing (no lock, no lease).
+            kind = StateUnavailable if existed else NeverKept
+            raise kind(
                 f"Cannot open igor's state file {path}: {error}.",
                 "Point IGOR_STATE_URL at another file (sqlite:///path) or a Redis server.",
             ) from None
@@ -132,6 +138,10 @@ class SqliteStore:
             len(prefix), prefix, self._clock(),
         ).fetchall()  # fmt: skip
         return {str(key): str(value) for key, value in rows}
+
+    def durability(self) -> list[str]:
+        """Nothing to say: a file on disk, written through SQLite's journal."""
+        return []
 
     def close(self) -> None:
         """Close the file."""
