@@ -99,6 +99,7 @@ class Work:
 
     run: Callable[[], Reply]
     stack: str | None = None
+    name: str = ""  # the stack as typed, for what its thread is told while it waits
 
     def __call__(self) -> Reply:
         return self.run()
@@ -305,8 +306,10 @@ class Bridge:
                 return finish(self.perform(name, request, origin, connect))
 
         named = request.stack if request.changes else None
+        if not isinstance(named, str):
+            return Work(rest)
         # One stack name (any case) covers every stack a change could resolve to.
-        return Work(rest, named.strip().casefold() if isinstance(named, str) else None)
+        return Work(rest, named.strip().casefold(), named.strip())
 
     def _refused_whatever_the_stack(
         self, name: str, request: Request, channel: str, user: str

@@ -219,15 +219,18 @@ def audit_file(env: Environment) -> logging.Handler | None:
     from pathlib import Path
 
     path = Path(str(section["path"])).expanduser()
+    from igor_cli.chat.slack.log_lines import AuditFile, JsonLines
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler = AuditFile(str(path))  # a line it cannot write is counted and said once
     except OSError as error:
         raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
-    from igor_cli.chat.slack.log_lines import JsonLines
 
     handler.setFormatter(JsonLines())
     handler.setLevel(logging.INFO)
+    if section.get("required"):  # no change without its audit line: held back while lost
+        env.audit_problem = lambda: handler.failing
     audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
     audit.addHandler(handler)
     return handler
@@ -260,9 +263,12 @@ def serve(
         audit_handler = audit_file(env)
         unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
-        if env.state_configured():  # the team's store: a bot that cannot reach it stops here
-            env.state().items("lock:")
-            log.info("state store: %s", env.state().url)
+        # The team's store, or a local file that exists: a bot that cannot use it stops here.
+        env.say_state_news = True  # its outages and resets are said in the bot's log
+        store = env.state_or_none()
+        if store is not None:
+            store.items("lock:")
+            log.info("state store: %s", store.url)
         bot = SlackBot(env, web, identity, rules, signer)
         for line in rules.summary():
             log.info("rules: %s", line)
