@@ -171,7 +171,11 @@ class LockList:
 def _store(run: Run) -> Store:
     if run.env is None:
         raise UsageProblem("Locks need igor's environment (its state store).")
-    return run.env.state()
+    store = run.env.state()
+    # A store first used for a lock is marked now: if it comes back empty, the lock's
+    # loss is noticed (state/continuity.py).
+    run.env.continuity(store).generation()
+    return store
 
 
 def _now(run: Run) -> datetime:

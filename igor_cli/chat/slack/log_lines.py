@@ -120,4 +120,10 @@ class AuditFile(logging.FileHandler):
                 "%d audit line(s) could not be written to %s", self.lost, self.baseFilename
             )
             self.failing = ""
-        super().close()
+        try:
+            super().close()  # the last lines, flushed now, may not fit either
+        except OSError as error:
+            logging.getLogger("igor.serve").error(
+                "the audit file %s could not be closed cleanly (%s): its last lines may be "
+                "lost", self.baseFilename, error.strerror or error,
+            )  # fmt: skip
