@@ -282,8 +282,8 @@ class Intents:
         try:
             store = self._store()
             return store is None or bool(operation(store))
-        except IgorError as error:
-            log.info("state store: %s (%s)", error.message, what)
+        except IgorError as error:  # the outage itself is said once (state/health.py)
+            log.debug("state store: %s (%s)", error.message, what)
             return False
 
 
