@@ -303,6 +303,24 @@ def test_a_confirm_click_while_the_store_is_down_says_it_was_not_done(
     assert posts(sim) == 0
 
 
+def test_a_confirmed_cancel_needs_no_store(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, igor: Igor, own_redis: OwnRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("IGOR_STATE_URL", own_redis.url)
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    Environment().config_path().write_text('[slack]\nconfirm = ["production"]\n')
+    assert igor("deploy", "-s", "blog").exit_code == 0
+    bot.start()
+    own_redis.stop()  # stopping a deployment never waits for a lock
+    bot.mention("cancel -s blog")
+    bot.replies(1)
+    slack.wait_ack(click(slack, "U0ALICE", button_value(slack)))
+    decided = slack.wait_for_calls("response_url", 1)[0].params["text"]
+    assert "Confirmed" in decided
+    assert wait_until(lambda: sim.count("DELETE") == 1), [(r.method, r.path) for r in sim.requests][-5:]
+
+
 # -- 5. a slow stack's line --------------------------------------------------------------------
 
 
@@ -335,16 +353,18 @@ def test_a_command_whose_turn_comes_too_late_is_not_run(
 ) -> None:
     monkeypatch.setattr("igor_cli.chat.lines.NOTICE_SECONDS", 0.1)
     monkeypatch.setattr("igor_cli.chat.lines.LINE_SECONDS", 0.5)
-    sim.latency = 0.4
+    sim.latency = 0.4  # the first in line takes longer than the second may wait
     bot.start()
-    first = bot.mention("deploy -s blog --dry-run")
-    late = bot.mention("deploy -s blog", user="U0BOB")
-    assert wait_until(lambda: len(thread(slack, late)) >= 2 and thread(slack, first), 30)
-    assert (
-        "waited more than" in thread(slack, late)[1]
-        and "nothing was done" in thread(slack, late)[1]
-    )
-    assert posts(sim) == 0
+    asked = [bot.mention("deploy -s blog --dry-run", user=user) for user in ("U0AL", "U0BO")]
+    assert wait_until(lambda: sum(len(thread(slack, ts)) for ts in asked) >= 3, 30)
+    time.sleep(0.5)
+    said = [thread(slack, ts) for ts in asked]
+    ran = [s for s in said if len(s) == 1]
+    late = [s for s in said if len(s) == 2]
+    assert len(ran) == 1 and "Dry run: a deploy of blog" in ran[0][0], said
+    assert len(late) == 1 and late[0][0].startswith("Waiting behind 1 command"), said
+    assert "waited more than" in late[0][1] and "nothing was done" in late[0][1]
+    assert sim.count("GET", "/stacks") <= 2  # the late one asked Cloud 66 nothing
 
 
 # -- 4. the takeover scan, and a lease that cannot be renewed ------------------------------------

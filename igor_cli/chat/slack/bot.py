@@ -176,7 +176,7 @@ class SlackBot:
         stopped = self.followers.stop()
         if stopped:
             log.info("stopped following %d deployment(s); their threads were told", stopped)
-        self.delivery.wait_idle(max(0.5, started + timeout - time.monotonic()))
+        self.delivery.wait_idle(min(timeout / 4, max(0.5, started + timeout - time.monotonic())))
         self._delivery_stopped.set()
         self.delivery.stop()
         self.takeover.hand_over()
@@ -277,7 +277,7 @@ class SlackBot:
             return
         # A deployment to follow is recorded before its reply goes out (chat/leases.py).
         follow = reply.deployment_to_follow
-        following = None if follow is None else self.takeover.follow(follow, place, context)
+        following = None if follow is None else self.takeover.record(follow, place)
 
         def on_posted(ts: str) -> None:
             if following is not None:
@@ -286,6 +286,8 @@ class SlackBot:
                 self._expire_later(place, ts, reply.pending, reply.command)
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
+        if follow is not None and following is not None:
+            self.takeover.follow(following, follow, place, context)
         self._announce_broken_glass(reply, place)
         self._tell_forced_holder(reply, place)
 
@@ -476,7 +478,7 @@ class SlackBot:
             reason = "may not approve" if pending.approval else "not the requester"
             audit.info(json.dumps({**line, "outcome": "refused", "reason": reason}))
             return
-        if not declining and self._cannot_confirm(place, question_ts, line):
+        if not declining and self._cannot_confirm(pending, place, question_ts, line):
             return
         if not self._first_decision(value, pending) or self._answered_already(
             payload, channel, pending.thread, question_ts
@@ -528,22 +530,16 @@ class SlackBot:
         key = hashlib.sha256(value.encode()).hexdigest()
         return self.decided.first_time(key) and self._decided_here(key, pending)
 
-    def _cannot_confirm(self, place: Place, question_ts: str, line: dict[str, Any]) -> bool:
-        """A Confirm needs the state store (the locks, the used button): while it cannot be
-        used, the question says so instead of "Confirmed", and nothing runs."""
-        from igor_cli.state.store import StateUnavailable
-
-        try:
-            self.env.state_for_change()  # reads the store's marker: it answers, and is sound
-            return False
-        except StateUnavailable as error:
-            said = (f":warning: Not done: {error.message} igor cannot check the locks or record "
-                    "this answer, so nothing was done. Ask again once it answers.")  # fmt: skip
-        except IgorError as error:  # the store was reset: an operator must confirm it first
-            said = f":warning: Not done: {error.message} {error.hint}"
-        self.delivery.replace(place, question_ts, message(said))
-        audit.info(json.dumps({**line, "outcome": "refused", "reason": "state store"}))
-        return True
+    def _cannot_confirm(
+        self, pending: PendingCommand, place: Place, question_ts: str, line: dict[str, Any]
+    ) -> bool:
+        """While a confirmed change cannot be done (the state store), the question says so
+        instead of "Confirmed", and nothing runs."""
+        why = self.bridge.not_now(pending.words)
+        if why:
+            self.delivery.replace(place, question_ts, message(mrkdwn(why), emoji=":warning:"))
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "state store"}))
+        return bool(why)
 
     def _decided_here(self, key: str, pending: PendingCommand) -> bool:
         """Whether this click is the first decision on its button, across every replica

@@ -52,6 +52,7 @@ class Message:
     channel: str
     ts: str = ""
     job: FollowJob | None = None
+    shared: bool = False  # the job is in the store (not this replica's alone)
 
 
 class Takeover:
@@ -119,24 +120,31 @@ class Takeover:
 
     # -- following the deployment a reply started -----------------------------------------
 
-    def follow(
-        self, follow: DeployOutcome | WatchOutcome, place: Place, context: dict[str, Any]
-    ) -> Message:
-        """Follow the deployment a reply is about, for its place; returns the message that
-        says how it goes (its ts is set once the reply is posted: see `posted`)."""
+    def record(self, follow: DeployOutcome | WatchOutcome, place: Place) -> Message:
+        """Record that a reply's place waits for the deployment it is about, before the reply
+        goes out; returns the message that will say how it goes (see `posted`, `follow`)."""
         job = FollowJob.of(
             follow.stack, follow.action_id, place.channel, place.thread, place.user,
             followed_as(follow),
         )  # fmt: skip
         said = Message(place.channel, job=job)
-        shared = self.leases.wait_for(job)
-        if shared and not self.leases.hold(job.deployment):
-            return said  # another replica polls it; this thread hears through the job
+        said.shared = self.leases.wait_for(job)
+        return said
+
+    def follow(
+        self, said: Message, follow: DeployOutcome | WatchOutcome, place: Place,
+        context: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """Follow it from here, once the reply is on its way (so the outcome comes after
+        it), unless another replica holds it (the place hears through its job then)."""
+        job = said.job
+        assert job is not None
+        if said.shared and not self.leases.hold(job.deployment):
+            return
         editable = None if place.answer_by_url else said
-        watcher = self._watcher(job, place, shared, editable, context)
+        watcher = self._watcher(job, place, said.shared, editable, context)
         self.followers.watch(follow.stack, follow.action_id, watcher,
                              seconds_running(follow, self.env.clock()))  # fmt: skip
-        return said
 
     def posted(self, said: Message, ts: str) -> None:
         """The reply is posted: whoever tells the outcome edits it (this replica or another)."""
