@@ -196,8 +196,7 @@ class FollowLeases:
         with self._lock:
             current = self._jobs.get(job.deployment, {}).get(job.key, job)
         try:
-            if self._do("finishing a follow", lambda s: s.release(job.key, current.dumps()),
-                        True):  # fmt: skip
+            if self._do("finishing a follow", _taken(job.key, current.dumps()), True):
                 return True
             if self._lost_by_the_store():
                 log.info("the state store lost the follow of %s: telling it here", job.key)
@@ -373,6 +372,23 @@ class FollowLeases:
                 continue
             found.setdefault(job.deployment, []).append(job)
         return found
+
+
+def _taken(key: str, text: str) -> Callable[[Store], bool]:
+    """Compare-and-delete of a job: as this replica knows it, or as the store has it now
+    (its "deploy started" message noted meanwhile: the same place's job all the same)."""
+
+    def take(store: Store) -> bool:
+        if store.release(key, text):
+            return True
+        stored = store.get(key)
+        return (
+            stored is not None
+            and FollowJob.loads(stored) is not None
+            and (store.release(key, stored))
+        )
+
+    return take
 
 
 def _record(job: FollowJob) -> Callable[[Store], bool]:
