@@ -318,7 +318,7 @@ def test_a_confirmed_cancel_needs_no_store(
     slack.wait_ack(click(slack, "U0ALICE", button_value(slack)))
     decided = slack.wait_for_calls("response_url", 1)[0].params["text"]
     assert "Confirmed" in decided
-    assert wait_until(lambda: sim.count("DELETE") == 1), [(r.method, r.path) for r in sim.requests][-5:]
+    assert wait_until(lambda: sim.count("DELETE") == 1)
 
 
 # -- 5. a slow stack's line --------------------------------------------------------------------
