@@ -21,6 +21,7 @@ from igor_cli import __version__
 from igor_cli.errors import (
     AmbiguousStack,
     ApiError,
+    AuditLost,
     Conflict,
     ExitCode,
     IgorError,
@@ -99,9 +100,9 @@ class Origin:
     def of_shell(cls, env: Environment) -> Origin:
         """`igor:cli:<account>@<host>`: who deploys from this shell, by the operating
         system's account (`Environment.account`), not by what $USER says."""
-        import socket
+        from igor_cli.config import shell_user
 
-        return cls("cli", f"{env.account()}@{socket.gethostname()}")
+        return cls("cli", shell_user(env.account))
 
     @property
     def user_reference(self) -> str:
@@ -1570,6 +1571,9 @@ def guard_change(run: Run, request: Request) -> Run:
 
     if run.env is None:
         return run  # no environment, no store, no config: nothing can hold a stack
+    audit_problem = run.env.audit_problem() if run.env.audit_problem is not None else ""
+    if audit_problem:  # `[audit] required`: no change without its line on record
+        raise AuditLost(audit_problem)
     locks = _locks(run.env)
     freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
     now = run.env.clock()
@@ -1593,6 +1597,7 @@ def _refuse_if_frozen(
     """`StackFrozen` during a freeze, unless someone it names breaks the glass: then the
     freeze's window (the change is recorded when it is made, by `perform`)."""
     from igor_cli.freeze import StackFrozen, freeze_in_the_way
+    from igor_cli.state.store import StateUnavailable
 
     now = env.clock()
     window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
@@ -1612,6 +1617,16 @@ def _refuse_if_frozen(
         )
     if not request.reason.strip():
         raise UsageProblem("--break-glass needs --reason TEXT: say why, for the record.")
+    if request.dry_run:  # a dry run posts nothing: nothing to keep on record
+        return window
+    try:  # broken glass is kept on record when the change is made, or the glass stays whole
+        env.state()
+    except StateUnavailable as error:
+        raise StateUnavailable(
+            f"{error.message} Breaking the glass is kept on record there, so the freeze "
+            "holds; nothing was posted.",
+            error.hint,
+        ) from None
     return window
 
 
@@ -1628,6 +1643,11 @@ def refuse_if_locked(
 
 def _locks(env: Environment) -> dict[str, Any]:
     from igor_cli.state.locks import current_locks
+    from igor_cli.state.store import StateUnavailable, refusing_changes
 
-    store = env.state_or_none()  # a configured store that cannot be reached stops the change
-    return dict(current_locks(store)) if store is not None else {}
+    try:
+        # A store that cannot be read, or that lost what it held, stops the change.
+        store = env.state_for_change()
+        return dict(current_locks(store)) if store is not None else {}
+    except StateUnavailable as error:
+        raise refusing_changes(error) from None

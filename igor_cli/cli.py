@@ -1177,6 +1177,19 @@ def completion_command(
     return CompletionRequest(shell.value if shell else None, install)
 
 
+@command("confirm-reset", examples=("igor locks", "igor confirm-reset"))
+def confirm_reset_command() -> Any:
+    """Let changes go on after igor's state store was reset (a Redis that came back empty).
+
+    Such a store has lost every lock, so igor refuses changes until an operator
+    has checked: look at `igor locks`, lock again what must stay locked, then run
+    this. A shell command only: chat cannot lift it.
+    """
+    from igor_cli.setup_commands import ConfirmResetRequest
+
+    return ConfirmResetRequest()
+
+
 @command("reset", examples=("igor --sandbox reset", "igor reset --sandbox"))
 def reset_command() -> Any:
     """Reset the sandbox: its sample stacks as first seeded, nothing deploying.

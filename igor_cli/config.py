@@ -21,6 +21,7 @@ from igor_cli.errors import BadApiUrl, IgorError, UsageProblem
 
 if TYPE_CHECKING:
     from igor_cli.state import Store
+    from igor_cli.state.continuity import Continuity
 
 DEFAULT_API_URL = "https://app.cloud66.com/api/3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -53,6 +54,13 @@ def os_account() -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:  # a user ID with no name (a container run with --user 1234)
         return f"uid-{uid}"
+
+
+def shell_user(account: Callable[[], str] = os_account) -> str:
+    """`alice@laptop`: who runs igor in this shell, by the operating system's account."""
+    import socket
+
+    return f"{account()}@{socket.gethostname()}"
 
 
 @dataclass
@@ -92,6 +100,14 @@ class Environment:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
+    _continuity: Any = field(default=None, init=False, repr=False, compare=False)
+    # The bot sets these: it names itself in the store's records, and says the store's
+    # outages and resets in its log (a shell says them in the error it prints).
+    replica: str = field(default="", init=False, compare=False)
+    say_state_news: bool = field(default=False, init=False, compare=False)
+    # Why audit lines are being lost now ("" when they are written), when `[audit] required`
+    # holds changes back for it (the bot sets it: only the bot writes the audit file).
+    audit_problem: Callable[[], str] | None = field(default=None, init=False, compare=False)
     # The config file as last parsed, with its path and bytes.
     _config: tuple[Any, dict[str, Any]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -123,26 +139,61 @@ class Environment:
         )
 
     def state_or_none(self) -> Store | None:
-        """The state store; None when the default file cannot be opened (nothing can have
-        been kept there). A configured store that cannot be reached is an error."""
-        from igor_cli.state import StateUnavailable
+        """The state store; None only when the default file does not exist and cannot be
+        made (nothing can have been kept there). A configured store that cannot be reached,
+        or a file that exists but cannot be read or written, is an error: a lock there
+        must not be taken for no lock."""
+        from igor_cli.state.store import NeverKept
 
         try:
             return self.state()
-        except StateUnavailable:
+        except NeverKept:
             if self.state_configured():
                 raise
             return None
 
     def state(self) -> Store:
-        """igor's state store (locks, leases), opened on first use and shared by this run."""
+        """igor's state store (locks, leases), opened on first use and shared by this run.
+
+        Once an operation has failed, the store fails fast until it answers again
+        (`state/health.py`): nobody waits for a store that is down.
+        """
         with self._guard:
             if self._store is None:
                 from igor_cli.state import open_store
+                from igor_cli.state.health import Watched
 
-                self._store = open_store(self.state_url())
+                self._store = Watched(open_store(self.state_url()), say=self.say_state_news)
             store: Store = self._store
             return store
+
+    def state_for_change(self) -> Store | None:
+        """`state_or_none`, for a change: the store must still hold what it held
+        (`StoreWasReset` when a Redis came back empty, until an operator confirms it)."""
+        store = self.state_or_none()
+        if store is not None:
+            self.continuity(store).check()
+        return store
+
+    def continuity(self, store: Store) -> Continuity:
+        """What this run knows of the store's marker (state/continuity.py)."""
+        from igor_cli.state.continuity import Continuity, Memory
+
+        with self._guard:
+            known: Continuity | None = self._continuity
+            if known is None or known.store is not store:
+                # The sandbox's store lives in the cache directory: so does what is known of it.
+                where = self.cache_dir() if self.in_sandbox else self.data_dir()
+                known = Continuity(
+                    store, Memory(where / "stores.json"), self.clock, self.who(),
+                    say=self.say_state_news,
+                )  # fmt: skip
+                self._continuity = known
+            return known
+
+    def who(self) -> str:
+        """Who this igor is in what it leaves in the store: a bot replica, or `user@host`."""
+        return self.replica or shell_user(self.account)
 
     def close(self) -> None:
         """Stop what this environment started (the sandbox simulator, the connections, the
@@ -277,9 +328,13 @@ class Environment:
         value = section.get("url") if isinstance(section, dict) else None
         if value and str(value).strip():
             return str(value).strip()
+        return f"sqlite://{self.data_dir().absolute() / 'state.db'}"
+
+    def data_dir(self) -> Path:
+        """`<user data dir>/igor`: the state store's file, and what igor knows of stores."""
         from platformdirs import user_data_dir
 
-        return f"sqlite://{Path(user_data_dir('igor')).absolute() / 'state.db'}"
+        return Path(user_data_dir("igor"))
 
     def state_configured(self) -> bool:
         """Whether a state store was chosen (IGOR_STATE_URL or `[state] url`), not defaulted."""
@@ -417,6 +472,7 @@ def _is_number(value: Any) -> bool:
 
 
 STRING = ValueType("a string", lambda value: isinstance(value, str))
+BOOLEAN = ValueType("true or false", lambda value: isinstance(value, bool))
 NUMBER = ValueType("a number", _is_number)
 STRINGS = ValueType(
     "an array of strings",
@@ -448,7 +504,7 @@ CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
         "notify": STRING,
         "allow_teams": STRINGS,
     },
-    "audit": {"path": STRING},
+    "audit": {"path": STRING, "required": BOOLEAN},
     "defaults": {"stack": STRING, "environment": STRING},  # targets.py
     "state": {"url": STRING},
 }

@@ -225,6 +225,17 @@ class RefNeedsClassic(IgorError):
         )
 
 
+class AuditLost(IgorError):
+    """`[audit] required = true`, and the audit file cannot be written: changes wait."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"The audit file cannot be written ({problem}), and [audit] required = true "
+            "holds changes back until it can. Nothing was posted.",
+            "Ask whoever runs igor to free space for the audit file.",
+        )
+
+
 class TooManyStacks(IgorError):
     """`list --wide` over more stacks than it reads deployments for."""
 

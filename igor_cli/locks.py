@@ -26,6 +26,7 @@ from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Stack
+    from igor_cli.config import Environment
     from igor_cli.freeze import Window
     from igor_cli.json_output import JsonOutput
     from igor_cli.state import Store
@@ -171,6 +172,7 @@ class LockList:
     locks: list[Lock]
     now: datetime
     freezes: list[Window] = field(default_factory=list)
+    reset: str = ""  # the store was reset: the locks shown are only those taken since
     exit_code = ExitCode.OK
 
 
@@ -180,7 +182,11 @@ class LockList:
 def _store(run: Run) -> Store:
     if run.env is None:
         raise UsageProblem("Locks need igor's environment (its state store).")
-    return run.env.state()
+    store = run.env.state()
+    # A store first used for a lock is marked now: if it comes back empty, the lock's
+    # loss is noticed (state/continuity.py).
+    run.env.continuity(store).generation()
+    return store
 
 
 def _now(run: Run) -> datetime:
@@ -275,14 +281,28 @@ def _unlock_action(run: Run, request: UnlockRequest) -> UnlockOutcome:
 def _locks_action(run: Run, request: LocksRequest) -> LockList:
     from igor_cli.freeze import freezes_from_config
 
-    locks = [lock for lock, _ in current_locks(_store(run)).values()]
+    store = _store(run)
+    locks = [lock for lock, _ in current_locks(store).values()]
     locks.sort(key=lambda lock: (lock.expires, lock.label.casefold()))
     now = _now(run)
     windows: list[Window] = []
+    reset = ""
     if run.env is not None:
         freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
         windows = sorted(
             (window for freeze in freezes for window in freeze.windows(now)),
             key=lambda window: (window.start, window.freeze.number),
         )
-    return LockList(locks, now, windows)
+        reset = _reset_said(run.env, store)
+    return LockList(locks, now, windows, reset)
+
+
+def _reset_said(env: Environment, store: Store) -> str:
+    """The store's reset in words ("" when it was not): the locks it held are gone."""
+    from igor_cli.state.continuity import StoreWasReset
+
+    try:
+        env.continuity(store).check()
+    except StoreWasReset as reset:
+        return f"{reset.message} {reset.hint}"
+    return ""

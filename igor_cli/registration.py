@@ -432,22 +432,37 @@ def _audit_check(env: Environment) -> Check | None:
     return Check("audit file", not problems, "; ".join([str(path), *problems]))
 
 
+def _durability_check(problems: list[str]) -> Check:
+    """Whether the store keeps igor's keys through a restart and when it is full."""
+    if not problems:
+        return Check("state store keeps", True, "its data on disk, and never evicts igor's keys",
+                     {"warnings": []})  # fmt: skip
+    said = "; it ".join(problems)
+    return Check("state store keeps", None, f"warning: it {said} (README: One bot, or several)",
+                 {"warnings": problems})  # fmt: skip
+
+
 def _state_checks(env: Environment) -> list[Check]:
     """The state store (reachable, how many locks) and the freeze windows (readable, which
     hold now or come next)."""
     from igor_cli.freeze import FreezeError, freezes_from_config
-    from igor_cli.state import StateUnavailable
+    from igor_cli.state.continuity import StoreWasReset
     from igor_cli.state.locks import current_locks
+    from igor_cli.state.store import NeverKept
 
     checks = []
     try:
         store = env.state()
         count = len(current_locks(store))
+        env.continuity(store).check()
         checks.append(_store_check(store, count))
-    except StateUnavailable as error:
+        checks.append(_durability_check(store.durability()))
+    except NeverKept as error:  # a default file that cannot be made: nothing kept, nothing lost
         checks.append(Check("state store", False if env.state_configured() else None,
                             error.message))  # fmt: skip
-    except IgorError as error:  # a URL igor cannot use
+    except StoreWasReset as error:
+        checks.append(Check("state store", False, f"{error.message} {error.hint}"))
+    except IgorError as error:  # unreachable, unreadable, or a URL igor cannot use
         checks.append(Check("state store", False, error.message))
     try:
         freezes = freezes_from_config(env.config(), str(env.config_path()))

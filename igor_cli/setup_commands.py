@@ -1,5 +1,5 @@
 """The shell-only requests: set-up (register, deregister, doctor, slack-manifest,
-completion, the sandbox's reset) and the bot.
+completion, the sandbox's reset, confirming a reset state store) and the bot.
 
 Their command definitions are in `cli.py`; the terminal edge runs them
 (`terminal.py`). Chat never runs these: they are not chat commands.
@@ -69,3 +69,8 @@ class CompletionRequest:
 @dataclass(frozen=True)
 class ResetRequest:
     """`igor --sandbox reset`."""
+
+
+@dataclass(frozen=True)
+class ConfirmResetRequest:
+    """`igor confirm-reset`."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from igor_cli.render.terminal import TerminalRenderer
     from igor_cli.setup_commands import (
         ChatRequest,
+        ConfirmResetRequest,
         DeregisterRequest,
         DoctorRequest,
         ManifestRequest,
@@ -295,6 +296,7 @@ def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
         requests.DeregisterRequest: _deregister,
         requests.DoctorRequest: _doctor,
         requests.ResetRequest: _reset,
+        requests.ConfirmResetRequest: _confirm_reset,
         requests.CompletionRequest: completion,
     }
 
@@ -439,6 +441,26 @@ def _reset(request: ResetRequest, env: Environment) -> int:
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _confirm_reset(request: ConfirmResetRequest, env: Environment) -> int:
+    """An operator's word that a store that was reset may be used as it is now."""
+    from igor_cli.state.continuity import clock_time
+
+    store = env.state()
+    before, now = env.continuity(store).confirm()
+    said = renderer(env)
+    if before is now:
+        said.note(f"igor's state store at {store.url} was not reset: nothing to confirm.")
+        return 1
+    if before is None:
+        said.success(f"Marked igor's state store at {store.url}; changes may go on.")
+        return 0
+    noticed = f" (noticed at {clock_time(before.at)} by {before.by})" if before.reset else ""
+    said.success(f"Confirmed the reset of igor's state store at {store.url}{noticed}: "
+                 "changes may go on.")  # fmt: skip
+    said.note("Locks taken before the reset are gone; `igor locks` shows those taken since.")
+    return 0
 
 
 def _doctor(request: DoctorRequest, env: Environment) -> int:

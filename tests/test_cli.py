@@ -403,7 +403,7 @@ def test_unknown_command_lists_the_commands(igor: Igor) -> None:
         "Unknown command 'deplyo'. Did you mean deploy? Commands: list, deploy, cancel, watch, "
         "history, rollback, promote, lock, unlock, locks, serve," in ran.stderr
     )
-    assert "whoami, help, register, deregister, doctor, completion, reset." in ran.stderr
+    assert "deregister, doctor, completion, confirm-reset, reset." in ran.stderr
 
 
 def test_version(igor: Igor) -> None:

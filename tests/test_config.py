@@ -62,7 +62,7 @@ def test_a_good_config_is_read_as_it_is() -> None:
     [
         (  # a misspelt key, several lines down
             '[cloud66]\napi_url = "https://x.example"\n\n# audit\n\n[audit]\npth = "/tmp/a"\n',
-            "unknown key 'pth' in [audit] at line 7; valid keys: path.",
+            "unknown key 'pth' in [audit] at line 7; valid keys: path, required.",
         ),
         ('[audits]\npath = "/tmp/a"\n', "unknown table [audits] at line 1; valid tables: "),
         ("audit = 5\n", "'audit' at line 1 must be a table ([audit]), not an integer."),

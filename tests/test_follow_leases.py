@@ -21,7 +21,7 @@ from tests.fakes.slack import FakeSlack
 @pytest.fixture
 def store_url(state_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
-    monkeypatch.setattr("igor_cli.chat.slack.bot.RENEW_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.takeover.RENEW_SECONDS", 0.2)
     return state_url
 
 

@@ -100,6 +100,7 @@ class Work:
 
     run: Callable[[], Reply]
     stack: str | None = None
+    name: str = ""  # the stack as typed, for what its thread is told while it waits
 
     def __call__(self) -> Reply:
         return self.run()
@@ -229,6 +230,31 @@ class Bridge:
             for client in clients:
                 _close(client)
 
+    def not_now(self, words: list[str]) -> str:
+        """Why a change its requester just confirmed cannot be done now ("" when it can be
+        tried): one that locks hold back needs the state store, sound. A cancel does not
+        (stopping a deployment never waits for a lock), nor words that do not parse (they
+        are answered as such)."""
+        from igor_cli.cli import ClickException
+        from igor_cli.state.store import StateUnavailable
+
+        try:
+            _, request, _ = parse(words)
+        except (ClickException, IgorError):
+            return ""
+        if not held_back(request):
+            return ""
+        try:
+            self.env.state_for_change()  # reads the store's marker: it answers, and is sound
+        except StateUnavailable as error:
+            return (
+                f"Not done: {error.message} igor cannot check the locks or record this "
+                "answer, so nothing was done. Ask again once it answers."
+            )
+        except IgorError as error:  # the store was reset: an operator must confirm it first
+            return f"Not done: {error.message} {error.hint}"
+        return ""
+
     def handle(self, text: str, origin: Origin, channel: str = "", thread: str = "") -> Reply:
         """Answer one message (already stripped of igor's name or mention)."""
         step = self.begin(text, origin, channel, thread)
@@ -331,8 +357,10 @@ class Bridge:
                 return finish(self.perform(name, request, origin, connect))
 
         named = request.stack if request.changes else None
+        if not isinstance(named, str):
+            return Work(rest)
         # One stack name (any case) covers every stack a change could resolve to.
-        return Work(rest, named.strip().casefold() if isinstance(named, str) else None)
+        return Work(rest, named.strip().casefold(), named.strip())
 
     def _refused_whatever_the_stack(
         self, name: str, request: Request, channel: str, user: str

@@ -43,6 +43,11 @@ class Watcher:
     update: Callable[[News], None] | None = None  # edit the "deploy started" message
     place: str = ""  # channel and thread: watchers in one place share one final message
     what: str = ""  # how they asked for it: `Rollback of shop (production) to 9b7e0d4`
+    # Asked just before the outcome is told: False when it must not be told from here
+    # (told already by another replica, or the state store cannot say). None: always.
+    claim: Callable[[], bool] | None = None
+    # Told once this loop is done with the watcher (the outcome told, or not, or stopping).
+    done: Callable[[News], None] | None = None
 
     def told(self, news: News) -> News:
         """The news as this watcher hears it: named the way they asked for it."""
@@ -110,8 +115,25 @@ class Followers:
             watches = list(self._watches.values())
             self._watches.clear()
         for watch in watches:
-            self._tell_each_place(watch, News(watch.stack, stopped=True))
+            news = News(watch.stack, stopped=True)
+            self._tell_each_place(watch, news)
+            _done(watch.watchers, news)
         return len(watches)
+
+    def drop(
+        self, stack_uid: str, action_id: str, which: Callable[[Watcher], bool] = lambda _: True
+    ) -> list[Watcher]:
+        """Stop watching for these watchers without telling them anything (another replica
+        tells them); the loop ends at its next look when none is left. Returns them."""
+        with self._lock:
+            watch = self._watches.get((stack_uid, action_id))
+            if watch is None:
+                return []
+            dropped = [w for w in watch.watchers if which(w)]
+            watch.watchers = [w for w in watch.watchers if not which(w)]
+            if not watch.watchers:
+                del self._watches[(stack_uid, action_id)]
+        return dropped
 
     def _run(self, key: tuple[str, str], watch: _Watch) -> None:
         last: Progress | None = None
@@ -126,8 +148,8 @@ class Followers:
                     lambda: self.active,
                     already=watch.already,
                 ):
-                    if self._stopping.is_set():
-                        return  # stop() has told the watchers already
+                    if self._stopping.is_set() or not self._still(key, watch):
+                        return  # stop() has told the watchers already, or drop() let them go
                     last = progress
                     if not progress.finished and not progress.timed_out:
                         self._tell_progress(watch, progress)
@@ -136,13 +158,17 @@ class Followers:
                 if close is not None:
                     close()
         except IgorError as error:
-            self._finish(key, News(watch.stack, error=error))
+            self._finish(key, watch, News(watch.stack, error=error))
             return
         except Exception:  # a bug here must not kill the bot; say so in the log
             log.exception("following %s failed", watch.stack.label)
             return
         assert last is not None
-        self._finish(key, News(watch.stack, last))
+        self._finish(key, watch, News(watch.stack, last))
+
+    def _still(self, key: tuple[str, str], watch: _Watch) -> bool:
+        with self._lock:
+            return self._watches.get(key) is watch
 
     def _tell_progress(self, watch: _Watch, progress: Progress) -> None:
         with self._lock:
@@ -151,17 +177,23 @@ class Followers:
             if watcher.update is not None:
                 _quietly(watcher.update, watcher.told(News(watch.stack, progress)))
 
-    def _finish(self, key: tuple[str, str], news: News) -> None:
+    def _finish(self, key: tuple[str, str], watch: _Watch, news: News) -> None:
         with self._lock:
-            watch = self._watches.pop(key, None)
-        if watch is None or self._stopping.is_set():
+            if self._watches.get(key) is not watch:
+                return  # dropped, or stopped: someone else tells them
+            del self._watches[key]
+        if self._stopping.is_set():
             return
+        # Each watcher is claimed first: an outcome is told once, wherever it is told.
+        told = [w for w in watch.watchers if w.claim is None or _claimed(w)]
         # The "started" message is edited to say how it went, so it never reads
         # "deploying" forever; the thread gets the outcome, naming who asked.
-        for watcher in watch.watchers:
+        for watcher in told:
             if watcher.update is not None:
                 _quietly(watcher.update, watcher.told(news))
-        self._tell_each_place(watch, news, name_them=True)
+        self._tell_each_place(_Watch(watch.stack, watch.action_id, told), news, name_them=True)
+        users = tuple(dict.fromkeys(w.user for w in watch.watchers))
+        _done(watch.watchers, dataclasses.replace(news, requesters=users))
 
     @staticmethod
     def _tell_each_place(watch: _Watch, news: News, *, name_them: bool = False) -> None:
@@ -178,6 +210,20 @@ class Followers:
                     here = [watcher.user]
                 news = dataclasses.replace(news, requesters=tuple(dict.fromkeys(here)))
             _quietly(watcher.post, watcher.told(news))
+
+
+def _claimed(watcher: Watcher) -> bool:
+    try:
+        return watcher.claim is None or watcher.claim()
+    except Exception:  # a claim that cannot be made is not made: told later, elsewhere
+        log.warning("could not claim a deployment's outcome", exc_info=True)
+        return False
+
+
+def _done(watchers: list[Watcher], news: News) -> None:
+    for watcher in watchers:
+        if watcher.done is not None:
+            _quietly(watcher.done, news)
 
 
 def _quietly(tell: Callable[[News], None], news: News) -> None:

@@ -48,18 +48,42 @@ class Workers:
 
     def submit(self, job: Job, key: str | None = None) -> bool:
         """Queue a job; False (and nothing queued) when the queue is full."""
+        return self.queue(job, key) is not None
+
+    def queue(self, job: Job, key: str | None = None, line_limit: int | None = None) -> int | None:
+        """Queue a job; how many jobs with its key are ahead of it (0: none), or None (and
+        nothing queued) when the queue is full, or `line_limit` jobs already wait in its
+        key's line (see `waiting`)."""
         with self._idle:
             if self._busy - self._running >= self.capacity:
-                return False
-            self._busy += 1
+                return None
             line = self._lines.get(key) if key is not None else None
             if line is not None:  # a job with this key is out: wait behind it
+                if line_limit is not None and len(line) >= line_limit:
+                    return None
+                self._busy += 1
                 line.append(job)
-                return True
+                return len(line)  # those before it in line, and the one out
+            self._busy += 1
             if key is not None:
                 self._lines[key] = collections.deque()
         self._jobs.put((key, job))
-        return True
+        return 0
+
+    def ahead_of(self, job: Job, key: str) -> int:
+        """How many jobs with its key are ahead of `job` while it waits in line (0: it is
+        out of the line: running, done, or dropped)."""
+        with self._idle:
+            line = self._lines.get(key)
+            if line is None or job not in line:
+                return 0
+            return line.index(job) + 1  # those before it in line, and the one out
+
+    def waiting(self, key: str) -> int:
+        """How many jobs with this key wait in its line (not counting the one out)."""
+        with self._idle:
+            line = self._lines.get(key)
+            return len(line) if line is not None else 0
 
     @property
     def pending(self) -> int:

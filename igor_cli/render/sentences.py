@@ -1141,9 +1141,10 @@ def freeze_line(window: Window, now: datetime) -> str:
 @later(sentence, "igor_cli.locks")
 def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> str:
     count = len(outcome.locks)
-    lines = [
+    lines = [outcome.reset] if outcome.reset else []  # the locks it held are gone: said first
+    lines.append(
         f"{count} lock{'s' if count != 1 else ''} in force:" if count else "No stack is locked."
-    ]
+    )
     lines += [lock_line(lock, person, outcome.now) for lock in outcome.locks]
     lines += [freeze_line(window, outcome.now) for window in outcome.freezes]
     return "\n".join(lines)
@@ -1153,6 +1154,7 @@ def _locks_sentence(outcome: LockList, person: PersonNamer, now: datetime) -> st
 def _locks_facts(outcome: LockList) -> Any:
     return {
         "locks": [lock.facts() for lock in outcome.locks],
+        "store_reset": outcome.reset or None,
         "freezes": [
             {"environments": sorted(w.freeze.environments),
              "stacks": sorted(w.freeze.stacks) if w.freeze.stacks is not None else None,
@@ -1165,4 +1167,4 @@ def _locks_facts(outcome: LockList) -> Any:
 
 @later(tone, "igor_cli.locks")
 def _locks_tone(outcome: LockList) -> str:
-    return "plain"
+    return "refused" if outcome.reset else "plain"

@@ -308,7 +308,7 @@ CHAT_REMEDY = {
 }
 
 
-NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:"}
+NOTICE_EMOJI = {"refused": ":no_entry:", "usage": ":warning:", "failed": ":x:"}
 
 
 def render_reply(reply: Reply, now: datetime, names: Names | None = None) -> SlackMessage:

@@ -11,10 +11,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from igor_cli.errors import IgorError
+from igor_cli.state.store import StateUnavailable, refusing_changes
 
 if TYPE_CHECKING:
     from igor_cli.state.store import Store
@@ -43,7 +44,7 @@ def one_change_at_a_time(
         key, token = CHANGE_PREFIX + uid, uuid.uuid4().hex
         deadline = time.monotonic() + wait
         poll = _FIRST_POLL
-        while not store.claim(key, token, HOLD_SECONDS):
+        while not _claimed(store, key, token):
             if time.monotonic() >= deadline:
                 raise ChangeInProgress(
                     f"Another igor is changing {label} and has not finished after {wait:g} s; "
@@ -55,4 +56,12 @@ def one_change_at_a_time(
         try:
             yield
         finally:
-            store.release(key, token)
+            with suppress(StateUnavailable):  # unreleased, the claim lapses by itself
+                store.release(key, token)
+
+
+def _claimed(store: Store, key: str, token: str) -> bool:
+    try:
+        return store.claim(key, token, HOLD_SECONDS)
+    except StateUnavailable as error:
+        raise refusing_changes(error) from None

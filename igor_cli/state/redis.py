@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from redis import Redis
 
 NAMESPACE = "igor:"
-CONNECT_TIMEOUT = 5.0  # seconds; a command in a shell should fail fast, not hang
+# Seconds. igor's operations are single keys and tiny scripts that a sound Redis answers
+# in a millisecond: one that takes longer is in trouble, and a command should say so
+# rather than wait. Nothing is retried: a claim whose answer was lost may have been
+# made, and a second try would read it as someone else's.
+CONNECT_TIMEOUT = 2.0
+OPERATION_TIMEOUT = 1.0
 INDEX = NAMESPACE + "#index:"  # a sorted set a kind: its live keys, scored by expiry (ms)
 
 # Every script that writes a key also keeps the index of its kind (the key's text up to
@@ -96,6 +101,8 @@ class RedisStore:
 
     def __init__(self, url: str) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         from igor_cli.state.urls import shown_url
 
@@ -106,7 +113,8 @@ class RedisStore:
                 url,
                 decode_responses=True,
                 socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=CONNECT_TIMEOUT,
+                socket_timeout=OPERATION_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # redis-py retries timeouts by default
             )
         except ValueError as error:
             raise StateUnavailable(
@@ -126,10 +134,13 @@ class RedisStore:
         try:
             return operation(*args, **kwargs)
         except redis.RedisError as error:
-            raise StateUnavailable(
-                f"igor's state store at {self.url} failed: {self._hidden(error)}.",
-                "Check that Redis runs there, or unset IGOR_STATE_URL to use a local file.",
-            ) from None
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: Exception) -> StateUnavailable:
+        return StateUnavailable(
+            f"igor's state store at {self.url} failed: {self._hidden(error)}.",
+            "Check that Redis runs there, or unset IGOR_STATE_URL to use a local file.",
+        )
 
     def _hidden(self, error: Exception) -> str:
         """The driver's words, without the URL's password (it may quote a misread piece)."""
@@ -187,6 +198,44 @@ class RedisStore:
             for key, value in zip(keys, values, strict=True)
             if value is not None
         }
+
+    def durability(self) -> list[str]:
+        """What may lose igor's keys, in words (for `igor doctor`): a Redis that keeps
+        nothing on disk (no AOF, no RDB snapshots) or that may evict keys when full.
+
+        Read with CONFIG GET; where CONFIG is disabled (managed Redis often renames it),
+        INFO tells the AOF and the eviction policy but not the snapshots.
+        """
+        import redis
+
+        rdb: bool | None
+        try:
+            config: dict[str, str] = {}
+            for name in ("save", "appendonly", "maxmemory-policy"):
+                answer = self._redis.config_get(name)
+                config.update({str(k): str(v or "") for k, v in answer.items()})
+            aof = config.get("appendonly", "") == "yes"
+            rdb = bool(config.get("save", "").strip())
+            policy = config.get("maxmemory-policy", "")
+        except redis.ResponseError:  # CONFIG renamed away, or not allowed to this user
+            info = self._call(self._redis.info, "persistence")
+            memory = self._call(self._redis.info, "memory")
+            aof, rdb = bool(int(info.get("aof_enabled", 0))), None
+            policy = str(memory.get("maxmemory_policy", ""))
+        except redis.RedisError as error:
+            raise self._unavailable(error) from None
+        said = []
+        if not aof and rdb is False:
+            said.append("keeps nothing on disk (no AOF, no RDB snapshots): a restart empties "
+                        "it and every lock is lost; run it with --appendonly yes")  # fmt: skip
+        elif not aof and rdb is None:
+            said.append("has no AOF, and igor cannot read its snapshot settings (CONFIG is "
+                        "disabled): check that it keeps its data on disk, or locks are lost "
+                        "when it restarts")  # fmt: skip
+        if policy and policy != "noeviction":
+            said.append(f"may evict igor's keys when it is full (maxmemory-policy {policy}); "
+                        "igor needs noeviction")  # fmt: skip
+        return said
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from igor_cli.private_files import exposed, private_file
-from igor_cli.state.store import StateUnavailable
+from igor_cli.state.store import NeverKept, StateUnavailable
 
 if TYPE_CHECKING:
     import sqlite3
@@ -41,6 +41,10 @@ class SqliteStore:
         self._clock = clock
         self._lock = threading.Lock()
         try:
+            existed = path.exists()
+        except OSError:  # a directory igor may not look into: something may be kept there
+            existed = True
+        try:
             # Only its owner may read it (SQLite gives its -wal and -shm files its mode).
             private_file(path)
             # Autocommit (isolation_level None): each statement is its own transaction.
@@ -49,7 +53,9 @@ class SqliteStore:
             )
             self._set_up()
         except (OSError, sqlite3.Error) as error:
-            raise StateUnavailable(
+            # Only a file that was not there can have kept nothing (no lock, no lease).
+            kind = StateUnavailable if existed else NeverKept
+            raise kind(
                 f"Cannot open igor's state file {path}: {error}.",
                 "Point IGOR_STATE_URL at another file (sqlite:///path) or a Redis server.",
             ) from None
@@ -139,6 +145,10 @@ class SqliteStore:
         """What of the store other accounts may read (the file and its journal)."""
         journal = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
         return exposed(self.path, *journal)
+
+    def durability(self) -> list[str]:
+        """Nothing to say: a file on disk, written through SQLite's journal."""
+        return []
 
     def close(self) -> None:
         """Close the file."""

@@ -18,6 +18,21 @@ class StateUnavailable(IgorError):
     """The state store could not be opened or reached."""
 
 
+class NeverKept(StateUnavailable):
+    """The store does not exist and cannot be made (a read-only home, a missing volume):
+    nothing can have been kept there. A store that exists but cannot be read or written
+    is a plain `StateUnavailable`, and changes are refused (SPEC section 10)."""
+
+
+def refusing_changes(error: StateUnavailable) -> StateUnavailable:
+    """The store's failure as the reason a change is refused: locks cannot be checked."""
+    return StateUnavailable(
+        f"{error.message} igor cannot check the locks there, so it refuses changes until the "
+        "store answers; nothing was posted.",
+        error.hint,
+    )
+
+
 class Store(Protocol):
     """Keys to text values, each with a time to live (seconds); expired keys are gone."""
 
@@ -45,6 +60,10 @@ class Store(Protocol):
 
     def items(self, prefix: str) -> dict[str, str]:
         """Every live key that starts with `prefix`, and its value."""
+        ...
+
+    def durability(self) -> list[str]:
+        """What may lose the store's keys (no persistence, eviction), in words; [] if nothing."""
         ...
 
     def close(self) -> None:

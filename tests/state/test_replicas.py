@@ -181,10 +181,13 @@ def _wait(condition: Callable[[], bool], deadline: float) -> bool:
 
 
 def _replies(slack: FakeSlack, threads: set[str]) -> dict[str, list[Call]]:
+    """The answers in each thread: a command waiting behind others for its stack is told so
+    first (issue 22), which is not an answer."""
     replies: dict[str, list[Call]] = {ts: [] for ts in threads}
     for call in slack.calls_to("chat.postMessage"):
         thread = str(call.params.get("thread_ts"))
-        if thread in replies and call.params.get("channel") == CHANNEL:
+        waiting = str(call.params.get("text", "")).startswith("Waiting behind")
+        if thread in replies and call.params.get("channel") == CHANNEL and not waiting:
             replies[thread].append(call)
     return replies
 

@@ -16,41 +16,41 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import FollowPolicy, Origin, seconds_running
-from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step
-from igor_cli.chat.follow import Followers, News, Watcher
+from igor_cli.actions import FollowPolicy, Origin
+from igor_cli.chat import lines
+from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step, Work
+from igor_cli.chat.follow import Followers
 from igor_cli.chat.guard import BadConfirmation, ConfirmationExpired, PendingCommand, Rules, Signer
-from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
 from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.events import RecentKeys, command_text
 from igor_cli.chat.slack.glass import announce_broken_glass
 from igor_cli.chat.slack.members import Membership, click_team, event_team, slash_team
 from igor_cli.chat.slack.replicas import Replicas
+from igor_cli.chat.slack.takeover import Takeover
 from igor_cli.chat.slack.tokens import Identity
 from igor_cli.chat.slack.updates import Updater
 from igor_cli.chat.slack.users import SlackNames
 from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
-from igor_cli.render.sentences import followed_as
+from igor_cli.errors import IgorError
 from igor_cli.render.slack import (
     CANCEL_OFFER_ACTION,
     CONFIRM_ACTION,
     DECLINE_ACTION,
-    SlackMessage,
     has_buttons,
     mention,
     message,
     mrkdwn,
     render_bypass,
     render_forced_unlock,
-    render_news,
     render_reply,
     without_buttons,
 )
@@ -58,6 +58,7 @@ from igor_cli.render.slack import (
 if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
+    from igor_cli.actions import Client
     from igor_cli.chat.bypass import Bypass
     from igor_cli.state.locks import ForcedUnlock, Lock
 
@@ -123,8 +124,8 @@ class SlackBot:
         self.replicas = Replicas(env)
         fixed = rules if isinstance(rules, Rules) else None
         self.bridge = Bridge(
-            env, rules=self.live.current if self.live is not None else fixed, signer=signer,
-            address=f"@{identity.name}", changes_refused=self.replicas.problem,
+            env, self._connect, rules=self.live.current if self.live is not None else fixed,
+            signer=signer, address=f"@{identity.name}", changes_refused=self.replicas.problem,
         )  # fmt: skip
         self.members = Membership(
             identity.team_id, identity.team, lambda: self.bridge.rules.allow_teams,
@@ -140,11 +141,17 @@ class SlackBot:
         self.seen = RecentKeys()
         # Who claims posts and holds leases: unique even for two bots in one process.
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        env.replica = env.replica or self.replica
         self.decided = RecentKeys()
+        self._looked: dict[str, str] = {}  # what the bypass watcher could not do, and why
         self.intake = Workers("igor-intake", INTAKE_THREADS, 1_000_000)
         self.workers = Workers("igor-cmd", workers, queue_limit)
-        self.leases = FollowLeases(env.state_or_none, self.replica)
-        self.scheduler.call_later(0.0, self._tend_follows)  # resume what a restart left
+        self.takeover = Takeover(
+            env, self.replica, connect=self.bridge.connect, followers=self.followers,
+            delivery=self.delivery, updates=self.updates, workers=self.workers,
+            scheduler=self.scheduler, deliver=self._deliver, stopping=self.stopping,
+        )  # fmt: skip
+        self.scheduler.call_later(0.0, self.takeover.tend)  # resume what a restart left
         # The first look soon after start: notices of locks forced while no bot ran wait.
         first_look = min(FIRST_LOOK_SECONDS, BYPASS_CHECK_SECONDS)
         self.scheduler.call_later(first_look, self._look_for_bypasses)
@@ -164,19 +171,32 @@ class SlackBot:
         elif kind == "interactive" and payload.get("type") == "block_actions":
             self.intake.submit(lambda: self.handle_click(payload))
 
+    def _connect(self) -> Client:
+        """A Cloud 66 client whose deploy POSTs for chat commands are recorded first."""
+        from igor_cli.connect import open_client
+
+        return self.takeover.intents.recording(open_client(self.env))
+
     def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
-        """Stop taking commands, let running ones finish (bounded), tell who is waiting."""
+        """Stop taking commands, let running ones finish (bounded), tell who is waiting.
+
+        A deploy POST still out is waited for longer than other commands, within the
+        budget; one out even then is handed over through its intent (chat/intents.py).
+        """
+        started = time.monotonic()
         self.stopping.set()
         self.intake.stop()
         self.workers.wait_idle(timeout / 2)
+        self.takeover.finish_posts(started + timeout * 0.75)
         self.workers.stop()
         self.updates.stop()
         stopped = self.followers.stop()
         if stopped:
             log.info("stopped following %d deployment(s); their threads were told", stopped)
-        self.delivery.wait_idle(timeout / 4)
+        self.delivery.wait_idle(min(timeout / 4, max(0.5, started + timeout - time.monotonic())))
         self._delivery_stopped.set()
         self.delivery.stop()
+        self.takeover.hand_over()
         self.scheduler.stop()
 
     # -- events, slash commands ----------------------------------------------
@@ -212,13 +232,12 @@ class SlackBot:
         silence the bot: the post runs (a deploy stays idempotent through its
         `user_reference` at Cloud 66).
         """
-        from igor_cli.errors import IgorError
-
         try:
-            return self.env.state().claim(DEDUPE_PREFIX + key, self.replica, DEDUPE_SECONDS)
-        except IgorError as error:
-            log.warning("state store: %s (the post runs without the cross-replica check)",
-                        error.message)  # fmt: skip
+            store = self.env.state_or_none()
+            return store is None or store.claim(DEDUPE_PREFIX + key, self.replica, DEDUPE_SECONDS)
+        except IgorError as error:  # the outage itself is said once (state/health.py)
+            log.debug("state store: %s (the post runs without the cross-replica check)",
+                      error.message)  # fmt: skip
             return True
 
     def handle_slash_command(self, payload: dict[str, Any]) -> None:
@@ -260,16 +279,33 @@ class SlackBot:
         if isinstance(step, Reply):
             self._deliver(step, place, fields)
             return
-        work = step
-        if not self.workers.submit(lambda: self._deliver(work(), place, fields), work.stack):
-            busy = message(
-                "I'm busy with many commands right now; nothing was done. Try again in a minute.",
-                emoji=":hourglass:",
-            )
-            audit.info(json.dumps({"event": "command", "user": place.user,
-                                   "channel": place.channel, **(fields or {}),
-                                   "outcome": "busy"}))  # fmt: skip
-            self.delivery.post(place, busy, context={"command": "?", "outcome": "busy"})
+        work, queued = step, time.monotonic()
+
+        def job() -> None:
+            if time.monotonic() - queued > lines.LINE_SECONDS:  # too late: its asker moved on
+                self._busy(place, fields, lines.too_late(work.name))
+                return
+            with self.takeover.command(place):
+                self._deliver(work(), place, fields)
+
+        ahead = self.workers.queue(job, work.stack, lines.LINE_LIMIT)
+        if ahead is None:
+            full = work.stack is not None and self.workers.waiting(work.stack) >= lines.LINE_LIMIT
+            self._busy(place, fields, lines.busy(work.name, full))
+        elif ahead:  # in line behind another command for its stack: told if it lasts
+            self.scheduler.call_later(lines.NOTICE_SECONDS, lambda: self._waiting(job, work, place))
+
+    def _waiting(self, job: Callable[[], None], work: Work, place: Place) -> None:
+        ahead = self.workers.ahead_of(job, work.stack or "")
+        if ahead and not self.stopping.is_set():
+            said = message(mrkdwn(lines.waiting(ahead, work.name)), emoji=":hourglass:")
+            self.delivery.post(place, said, context={"command": "?", "outcome": "waiting"})
+
+    def _busy(self, place: Place, fields: dict[str, Any] | None, why: str) -> None:
+        audit.info(json.dumps({"event": "command", "user": place.user, "channel": place.channel,
+                               **(fields or {}), "outcome": "busy"}))  # fmt: skip
+        said = message(mrkdwn(why), emoji=":hourglass:")
+        self.delivery.post(place, said, context={"command": "?", "outcome": "busy"})
 
     def _deliver(self, reply: Reply, place: Place, fields: dict[str, Any] | None) -> None:
         reply.fields.update(fields or {})
@@ -282,45 +318,21 @@ class SlackBot:
         if reply.ephemeral:
             self.delivery.ephemeral(place, said, context=context)
             return
-        posted: list[str] = []
+        # A deployment to follow is recorded before its reply goes out (chat/leases.py).
+        follow = reply.deployment_to_follow
+        following = None if follow is None else self.takeover.record(follow, place)
 
         def on_posted(ts: str) -> None:
-            posted.append(ts)
+            if following is not None:
+                self.takeover.posted(following, ts)
             if reply.pending is not None and ts:
                 self._expire_later(place, ts, reply.pending, reply.command)
 
         self.delivery.post(place, said, context=context, on_posted=on_posted)
+        if follow is not None and following is not None:
+            self.takeover.follow(following, follow, place, context)
         self._announce_broken_glass(reply, place)
         self._tell_forced_holder(reply, place)
-        follow = reply.deployment_to_follow
-        if follow is None:
-            return
-
-        def post(news: News) -> None:
-            self.delivery.post(
-                place, render_news(news), context={**context, "outcome": "follow-up"}
-            )
-
-        def edit(said: SlackMessage) -> None:
-            if posted and posted[0]:
-                self.delivery.update(place.channel, posted[0], said)
-
-        def update(news: News) -> None:
-            self.updates.offer(edit, render_news(news))
-
-        job = FollowJob.of(
-            follow.stack, follow.action_id, place.channel, place.thread, place.user,
-            followed_as(follow),
-        )  # fmt: skip
-        self.leases.wait_for(job)
-        if not self.leases.hold(job.deployment):
-            return  # another replica polls it; this thread gets the outcome through the job
-        watcher = Watcher(
-            place.user, self._done_after(job, post), None if place.answer_by_url else update,
-            place.key, job.what,
-        )  # fmt: skip
-        already = seconds_running(follow, self.env.clock())
-        self.followers.watch(follow.stack, follow.action_id, watcher, already)
 
     def _announce_broken_glass(self, reply: Reply, place: Place) -> None:
         """A change posted during a freeze with --break-glass, told where the team sees it."""
@@ -366,6 +378,7 @@ class SlackBot:
         stacks are locked or frozen, report deployments started outside igor."""
         if self.stopping.is_set():
             return
+        from igor_cli.state.store import StateUnavailable
 
         def look() -> None:
             for what, step in (
@@ -374,8 +387,16 @@ class SlackBot:
             ):
                 try:
                     step()
-                except Exception:  # a bug or an outage here must not stop the bot: log it
+                except StateUnavailable:
+                    pass  # the store's outage is said once, by the store (state/health.py)
+                except IgorError as error:  # Cloud 66 down, say: one line when it starts
+                    if self._looked.get(what) != error.message:
+                        log.warning("could not %s: %s", what, error.message)
+                    self._looked[what] = error.message
+                    continue
+                except Exception:  # a bug here must not stop the bot: log it, with its trace
                     log.warning("could not %s", what, exc_info=True)
+                self._looked.pop(what, None)
 
         # On a Cloud 66 worker, not the timer thread that expires questions; when
         # every worker is busy, this look is skipped.
@@ -446,49 +467,6 @@ class SlackBot:
         value = self.bridge.signer.sign(offer)
         return value if len(value) <= BUTTON_VALUE_LIMIT else ""  # the command, as text, then
 
-    # -- follows across replicas (chat/leases.py) -----------------------------------
-
-    def _done_after(self, job: FollowJob, post: Callable[[News], None]) -> Callable[[News], None]:
-        """`post`, then: the outcome reached this place (its job is done), or igor stops
-        watching (the job stays, for another replica or the next start to take over)."""
-        self.leases.watching(job.deployment)
-
-        def tell(news: News) -> None:
-            post(news)
-            if not news.stopped:
-                self.leases.told(job)
-            self.leases.let_go(job.deployment)
-
-        return tell
-
-    def _tend_follows(self) -> None:
-        """Renew this replica's leases; take over the deployments nobody follows."""
-        if self.stopping.is_set():
-            return
-        try:
-            self.leases.renew()
-            for deployment, jobs in self.leases.orphans().items():
-                if self.stopping.is_set() or not self.leases.hold(deployment):
-                    continue
-                log.info("following %s for %d thread(s) no replica follows", deployment,
-                         len(jobs))  # fmt: skip
-                for job in jobs:
-                    self._follow_for(job)
-        finally:
-            if not self.stopping.is_set():
-                self.scheduler.call_later(RENEW_SECONDS, self._tend_follows)
-
-    def _follow_for(self, job: FollowJob) -> None:
-        place = Place(job.channel, job.thread, job.user)
-
-        context = {"command": "deploy", "outcome": "follow-up"}
-
-        def post(news: News) -> None:
-            self.delivery.post(place, render_news(news), context=context)
-
-        watcher = Watcher(job.user, self._done_after(job, post), None, place.key, job.what)
-        self.followers.watch(job.stack(), job.action_id, watcher)
-
     # -- confirmations -------------------------------------------------------
 
     def handle_click(self, payload: dict[str, Any]) -> None:
@@ -526,6 +504,8 @@ class SlackBot:
             self.delivery.ephemeral(place, refused)
             reason = "may not approve" if pending.approval else "not the requester"
             audit.info(json.dumps({**line, "outcome": "refused", "reason": reason}))
+            return
+        if not declining and self._cannot_confirm(pending, place, question_ts, line):
             return
         # A decision makes the value useless: the first one wins, whether the
         # second comes from a Slack retry, another client, or another replica
@@ -617,14 +597,26 @@ class SlackBot:
         approvers = " or ".join(mrkdwn(mention(a)) for a in sorted(self.bridge.rules.approvers))
         return f"Only {approvers} can approve this."
 
+    def _cannot_confirm(
+        self, pending: PendingCommand, place: Place, question_ts: str, line: dict[str, Any]
+    ) -> bool:
+        """While a confirmed change cannot be done (the state store), the question says so
+        instead of "Confirmed", and nothing runs."""
+        why = self.bridge.not_now(pending.words)
+        if why:
+            self.delivery.replace(place, question_ts, message(mrkdwn(why), emoji=":warning:"))
+            audit.info(json.dumps({**line, "outcome": "refused", "reason": "state store"}))
+        return bool(why)
+
     def _decided_here(self, key: str, pending: PendingCommand) -> bool:
         """Whether this click is the first decision on its button, across every replica
         sharing the state store (a used button is kept until it would have expired)."""
-        from igor_cli.errors import IgorError
-
         left = max(0.0, pending.expires - self.env.clock().timestamp())
         try:  # kept long after it expires: a late click finds its decision (`_settled`)
-            return self.env.state().claim(USED_PREFIX + key, self.replica, left + USED_SECONDS)
+            store = self.env.state_or_none()
+            return store is None or store.claim(
+                USED_PREFIX + key, self.replica, left + USED_SECONDS
+            )
         except IgorError as error:
             log.warning("state store: %s (the click is checked on Slack only)", error.message)
             return True

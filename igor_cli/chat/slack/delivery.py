@@ -105,6 +105,10 @@ class Delivery:
         """Post a reply where it belongs (in order with the place's other replies)."""
         self._lane(place).submit(lambda: self._post(place, said, context or {}, on_posted))
 
+    def then(self, place: Place, step: Callable[[], None]) -> None:
+        """Run `step` once what was queued for this place has gone out (or failed to)."""
+        self._lane(place).submit(step)
+
     def ephemeral(
         self, place: Place, said: SlackMessage | str, *, context: dict[str, Any] | None = None
     ) -> None:

@@ -74,3 +74,56 @@ class StderrLines(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         """Ignored: the stream is always the current standard error."""
+
+
+class AuditFile(logging.FileHandler):
+    """The audit file (`[audit] path`): a line that cannot be written (a full disk, a
+    volume gone) is counted and said once, in one line on the bot's log, instead of
+    Python's `--- Logging error ---` traceback for each; said again, with the count,
+    once lines are written again. `failing` says why lines are being lost now."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, mode="a", encoding="utf-8")
+        self.lost = 0
+        self.failing = ""
+        self._wrote = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the line; on failure, count it (see `handleError`)."""
+        self._wrote = True
+        super().emit(record)
+        if self._wrote and self.failing:
+            lost, self.failing = self.lost, ""
+            logging.getLogger("igor.serve").warning(
+                "audit lines are written to %s again; %d were lost", self.baseFilename, lost
+            )
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging names it)
+        """A line was not written: counted, and said the first time in a row."""
+        import sys
+
+        self._wrote = False
+        self.lost += 1
+        if self.failing:
+            return
+        error = sys.exc_info()[1]
+        self.failing = str(error) or type(error).__name__
+        logging.getLogger("igor.serve").error(
+            "audit lines are being lost: cannot write %s (%s); igor counts them and says when "
+            "they are written again", self.baseFilename, self.failing,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the file; lines lost until the end are counted once more in the log."""
+        if self.failing and self.lost:
+            logging.getLogger("igor.serve").error(
+                "%d audit line(s) could not be written to %s", self.lost, self.baseFilename
+            )
+            self.failing = ""
+        try:
+            super().close()  # the last lines, flushed now, may not fit either
+        except OSError as error:
+            logging.getLogger("igor.serve").error(
+                "the audit file %s could not be closed cleanly (%s): its last lines may be "
+                "lost", self.baseFilename, error.strerror or error,
+            )  # fmt: skip

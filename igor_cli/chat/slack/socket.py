@@ -420,15 +420,18 @@ def audit_file(env: Environment) -> logging.Handler | None:
     from igor_cli.private_files import private_file
 
     path = Path(str(section["path"])).expanduser()
+    from igor_cli.chat.slack.log_lines import AuditFile, JsonLines
+
     try:
         private_file(path)  # what was typed in chat, and by whom: its owner's alone
-        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler = AuditFile(str(path))  # a line it cannot write is counted and said once
     except OSError as error:
         raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
-    from igor_cli.chat.slack.log_lines import JsonLines
 
     handler.setFormatter(JsonLines())
     handler.setLevel(logging.INFO)
+    if section.get("required"):  # no change without its audit line: held back while lost
+        env.audit_problem = lambda: handler.failing
     audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
     audit.addHandler(handler)
     return handler
@@ -461,9 +464,7 @@ def serve(
         audit_handler = audit_file(env)
         unscrub = _scrub_logs(env, audit_handler)
         web, identity = check_slack_tokens(env)
-        if env.state_configured():  # the team's store: a bot that cannot reach it stops here
-            env.state().items("lock:")
-            log.info("state store: %s", env.state().url)
+        _check_state(env)
         live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
         bot = SlackBot(env, web, identity, live, signer)
         for line in rules.summary():
@@ -497,6 +498,15 @@ def serve(
             audit_handler.close()
         restore()
     return int(ExitCode.OK)
+
+
+def _check_state(env: Environment) -> None:
+    """The team's store, or a local file that exists: a bot that cannot use it stops here."""
+    env.say_state_news = True  # its outages and resets are said in the bot's log
+    store = env.state_or_none()
+    if store is not None:
+        store.items("lock:")
+        log.info("state store: %s", store.url)
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
