@@ -421,7 +421,7 @@ def _naming(watched: WatchOutcome) -> dict[str, Any]:
     stack = watched.stack
     return {
         "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
-        "async_action_id": watched.action_id,
+        "async_action_id": watched.async_action_id or None,
         "deployment_id": watched.deployment.id if watched.deployment else None,
     }
 

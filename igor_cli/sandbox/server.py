@@ -29,7 +29,14 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from igor_cli.sandbox.requests import SANDBOX_TOKEN, RecordedRequest
-from igor_cli.sandbox.state import DEFAULT_OUTCOMES, SandboxError, SandboxState
+from igor_cli.sandbox.sources import UNDOCUMENTED, documented
+from igor_cli.sandbox.state import (
+    DEFAULT_OUTCOMES,
+    WORDS_IN_CODE,
+    WORDS_IN_MEANING,
+    SandboxError,
+    SandboxState,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -44,11 +51,13 @@ RATE_LIMIT = 3000
 LIMIT_HEADER = "X-RateLimit-Limit"
 REMAINING_HEADER = "X-RateLimit-Remaining"
 
+# The `error` words are those of the docs' table of statuses (index.html.md, Standard
+# HTTP response statuses); its descriptions are the simulator's own.
 _ERROR_NAMES = {
-    400: ("invalid_request", "The request is invalid"),
-    401: ("invalid_token", "The access token is invalid"),
-    # Unconfirmed: this wording. The docs' status table calls a 403 `forbidden`.
-    403: ("insufficient_scope", "The access token does not have the required scope"),
+    400: ("bad_request", "The request is invalid"),
+    401: ("unauthenticated", "The access token is invalid"),
+    402: ("trial_expired", "The account's trial has expired"),
+    403: ("forbidden", "The access token does not have the required scope"),
     404: ("not_found", "Not found"),
     409: ("conflict", "The request conflicts with the current state"),
     429: ("too_many_requests", "Too many requests, retry later"),
@@ -265,15 +274,27 @@ class Simulator:
         include_pages: bool = False,
         order: str = "newest",
         rate_limit: int | None = RATE_LIMIT,
+        undocumented: Iterable[str] = (),
+        words: str = WORDS_IN_MEANING,
     ) -> None:
         """Configure it; nothing is bound or read until used (a state file beats `stacks`).
 
         `scopes` are those of `token`; `add_token()` accepts more tokens.
         `include_count=False` serves pages without any count (a client must
-        follow `next`); `include_pages=True` adds the `pages` key some doc
+        follow `next`); `include_pages=True` adds the `pages` key the doc
         samples show. `order` is that of the deployments and actions lists.
         `rate_limit` is each token's budget per clock hour (None: unlimited).
+        `undocumented` turns on fields no source shows (sources.UNDOCUMENTED names
+        them and why one may be wanted); `words` is which half of {code, meaning}
+        holds the short word of `outcome` and `triggered_via` (the docs disagree).
         """
+        unknown = sorted(set(undocumented) - set(UNDOCUMENTED))
+        if unknown:
+            raise ValueError(f"no such undocumented field: {', '.join(unknown)}")
+        if words not in (WORDS_IN_MEANING, WORDS_IN_CODE):
+            raise ValueError(f"words must be {WORDS_IN_MEANING!r} or {WORDS_IN_CODE!r}")
+        self.undocumented = frozenset(undocumented)
+        self.words = words
         if pagination_style not in PAGINATION_STYLES:
             raise ValueError(f"pagination_style must be one of {PAGINATION_STYLES}")
         if per_page < 1:
@@ -460,7 +481,7 @@ class Simulator:
                 stack = dict(state.get_stack(uid).fields)
             except SandboxError:
                 return 404, "<!doctype html><title>Not found</title><p>No such stack.</p>\n"
-            deployments = state.list_deployments(uid)[:10]
+            _, deployments = state.list_deployments(uid, window=slice(0, 10))
         rows = "".join(
             f"<li>{d['id']}: {html.escape(str(d['outcome']['meaning']))} "
             f"({html.escape(str(d['triggered_by']))}, {d['started_at']})</li>"
@@ -648,6 +669,9 @@ class Simulator:
         if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
             return _Reply(404, error_body(404, description="Route not found"), headers)
         parts = [p for p in path[len(API_PREFIX) :].split("/") if p]
+        if parts and parts[-1].endswith(".json"):
+            # The official Go client asks for `/stacks.json`; Cloud 66 answers both forms.
+            parts[-1] = parts[-1].removesuffix(".json")
         needed = _scope_needed(method, parts)
         if needed is not None and needed not in self._scopes(token):
             return _Reply(403, error_body(403), headers)
@@ -722,31 +746,43 @@ class Simulator:
     ) -> _Reply:
         route = (method, len(parts), parts[0] if parts else "")
         if route == ("GET", 1, "accounts"):
-            return self._page([state.account()], page)
+            return self._page("account", [state.account()], page)
         if route == ("GET", 1, "stacks"):
-            return self._page([dict(s.fields) for s in state.stacks], page)
+            return self._page("stack", [s.fields for s in state.stacks], page)
         if not parts or parts[0] != "stacks" or len(parts) < 2:
             raise SandboxError(404, "not_found", "Route not found")
         uid, rest = parts[1], parts[2:]
         stack = state.get_stack(uid)
         if method == "GET" and not rest:
-            return _Reply(200, {"response": dict(stack.fields)}, {})
+            return self._one("stack", stack.fields)
         if method == "GET" and rest == ["services"]:
-            return self._page([dict(s) for s in stack.services], page)
+            return self._page("service", stack.services, page)
         if method == "GET" and rest == ["deployments"]:
-            return self._page(state.list_deployments(uid, self.order), page)
+            return self._paged(
+                "deployment",
+                page,
+                lambda window: state.list_deployments(
+                    uid, self.order, words=self.words, window=window
+                ),
+            )
+        if method == "GET" and len(rest) == 2 and rest[0] == "deployments":
+            deployment_id = _int_id(rest[1], "Deployment")
+            return self._one("deployment", state.get_deployment(uid, deployment_id, self.words))
         if method == "POST" and rest == ["deployments"]:
             return self._post_deployment(state, now, uid, params)
         if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":
             state.cancel(uid, _int_id(rest[1], "Deployment"), now)
-            return _Reply(200, {"response": {"ok": True, "message": "Cancelling deployment"}}, {})
+            return self._one("cancel", {"ok": True, "message": "Cancelling deployment"})
         if method == "GET" and rest == ["actions"]:
             # Unconfirmed: an empty `user_reference` filters nothing (Rails' `present?`).
             reference = _text_param(params, "user_reference") or None
-            return self._page(state.list_actions(uid, self.order, reference), page)
+            return self._paged(
+                "action",
+                page,
+                lambda window: state.list_actions(uid, self.order, reference, window=window),
+            )
         if method == "GET" and len(rest) == 2 and rest[0] == "actions":
-            action = state.get_action(uid, _int_id(rest[1], "Action"))
-            return _Reply(200, {"response": action}, {})
+            return self._one("action", state.get_action(uid, _int_id(rest[1], "Action")))
         raise SandboxError(404, "not_found", "Route not found")
 
     def _post_deployment(
@@ -760,19 +796,35 @@ class Simulator:
             user_reference=_text_param(params, "user_reference"),
             deployment_profile=_text_param(params, "deployment_profile"),
         )
+        # The documented answer's words; `queued` says whether it waits behind another.
         response = {
             "ok": True,
-            "message": "Deployment queued" if queued else "Deployment started",
-            "queued": queued,
+            "message": "Stack queued for redeployment",
             "async_action_id": action.id,
+            "queued": queued,
         }
-        return _Reply(200, {"response": response}, {})
+        return self._one("redeploy", response)
 
-    def _page(self, items: list[dict[str, Any]], page: int) -> _Reply:
+    def _one(self, kind: str, payload: dict[str, Any]) -> _Reply:
+        """One object in `response`, with only the fields a source shows."""
+        return _Reply(200, {"response": documented(kind, payload, self.undocumented)}, {})
+
+    def _page(self, kind: str, items: list[dict[str, Any]], page: int) -> _Reply:
+        def window(chosen: slice) -> tuple[int, list[dict[str, Any]]]:
+            return len(items), items[chosen]
+
+        return self._paged(kind, page, window)
+
+    def _paged(
+        self,
+        kind: str,
+        page: int,
+        window: Callable[[slice], tuple[int, list[dict[str, Any]]]],
+    ) -> _Reply:
+        """One page of a list: only the page's entries are rendered (long histories)."""
         per_page = self.per_page
-        total = len(items)
+        total, chunk = window(slice((page - 1) * per_page, page * per_page))
         pages = max(1, math.ceil(total / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
         before = page - 1 if page > 1 else None
         after = page + 1 if page < pages else None
         pagination: dict[str, Any]
@@ -780,7 +832,8 @@ class Simulator:
             pagination = {"prev": before, "next": after, "current": page}
         else:
             pagination = {"previous": before, "next": after, "current": page, "per_page": per_page}
-        body: dict[str, Any] = {"response": chunk}
+        shown = [documented(kind, item, self.undocumented) for item in chunk]
+        body: dict[str, Any] = {"response": shown}
         if self.include_count:
             pagination["count"] = total
             body["count"] = total
@@ -818,7 +871,7 @@ def _page_number(query: dict[str, str]) -> int:
     except ValueError:
         page = 0
     if page < 1:
-        raise SandboxError(400, "invalid_request", f"page must be a positive integer, not {raw!r}")
+        raise SandboxError(400, "bad_request", f"page must be a positive integer, not {raw!r}")
     return page
 
 

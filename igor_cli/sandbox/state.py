@@ -17,8 +17,8 @@ from typing import Any
 ACCOUNT_ID = 1
 ACCOUNT_EMAIL = "sandbox@igor.example"
 ACCOUNT_NAME = "igor sandbox"
-# /2: stacks carry `backend`, deployments `deployment_profile`, and the samples a history.
-FORMAT = "igor-sandbox/2"
+# /3: services keep their images where the sources show them (image_name, image_tag).
+FORMAT = "igor-sandbox/3"
 CANCEL_SECONDS = 5.0
 MAX_USER_REFERENCE = 255
 DEFAULT_OUTCOMES = ("Success", "Success", "Failed", "Cancelled")
@@ -35,23 +35,46 @@ FAILED = "Failed"
 CANCELLED = "Cancelled"
 IN_PROGRESS = "In progress"
 
-# Integer codes for some outcomes and string codes for others, on purpose: the
-# real API is inconsistent across versions and clients must compare `meaning`.
-_OUTCOME_CODES: dict[str, int | str] = {
-    IN_PROGRESS: 0,
-    SUCCESS: 1,
-    FAILED: "failed",
-    CANCELLED: "3",
+# How a deployment's `outcome` and `triggered_via` read, {code, meaning}. The docs'
+# sample shows {"code": 1, "meaning": "success"} and {"code": 0, "meaning": "web"};
+# other values are unconfirmed. The docs disagree on which half holds the short
+# word, so the simulator can also put it in `code` ("web" / "Web Interface",
+# "success" / "Successful"): WORDS_IN_CODE. Integer codes for some and string
+# codes for others, on purpose: clients must read both halves.
+WORDS_IN_MEANING = "meaning"
+WORDS_IN_CODE = "code"
+_OUTCOME_WORDS: dict[str, dict[str, dict[str, int | str]]] = {
+    WORDS_IN_MEANING: {
+        IN_PROGRESS: {"code": 0, "meaning": "in progress"},
+        SUCCESS: {"code": 1, "meaning": "success"},
+        FAILED: {"code": "failed", "meaning": "failed"},
+        CANCELLED: {"code": "3", "meaning": "cancelled"},
+    },
+    WORDS_IN_CODE: {
+        IN_PROGRESS: {"code": "deploying", "meaning": "In progress"},
+        SUCCESS: {"code": "success", "meaning": "Successful"},
+        FAILED: {"code": "failed", "meaning": "Failed"},
+        CANCELLED: {"code": "cancelled", "meaning": "Cancelled"},
+    },
 }
+_VIA_WORDS: dict[str, dict[str, dict[str, int | str]]] = {
+    WORDS_IN_MEANING: {"api": {"code": 2, "meaning": "api"}, "web": {"code": 0, "meaning": "web"}},
+    WORDS_IN_CODE: {
+        "api": {"code": "api", "meaning": "API request"},
+        "web": {"code": "web", "meaning": "Web Interface"},
+    },
+}
+_VIA = _VIA_WORDS[WORDS_IN_MEANING]
 _FINISHED_MESSAGES = {
     SUCCESS: "Deployment completed successfully",
     FAILED: "Deployment failed",
     CANCELLED: "Deployment cancelled",
 }
-_VIA = {"api": {"code": 2, "meaning": "API"}, "web": {"code": 0, "meaning": "Web"}}
 # The one deploy type the documented sample shows (an object, like outcome and
 # triggered_via). Unconfirmed: the codes and meanings of the other deploy types.
 _DEPLOY_TYPE = {"code": 0, "meaning": "build"}
+# What the 2024 sample calls the action a redeploy tracks (the one with a user_reference).
+DEPLOY_ACTION = "application_deployment"
 _CLOUDS = ("AWS", "DigitalOcean", "Google Cloud", "Hetzner", "Linode", "Azure")
 _TEAM = ("alice@example.com", ACCOUNT_EMAIL, "bob@example.com", "carol@example.com")
 _DAY = 86400.0
@@ -157,18 +180,46 @@ class Action:
 
 
 def _service(stack_name: str, name: str, image: str, replicas: int, now: float) -> dict[str, Any]:
+    """A service as `GET /stacks/{uid}/services` shows it (sources.py names each field)."""
     containers = [
         {
-            "uid": _digest("container", stack_name, name, i)[:24],
-            "name": f"{name}-{_digest('cname', stack_name, name, i)[:8]}",
-            "server_name": ("lion", "tiger", "otter")[i % 3],
-            "server_ip": f"10.0.0.{11 + i}",
+            "uid": _digest("container", stack_name, name, i)[:64],
+            "server_uid": _digest("server", stack_name, i % 3)[:32],
+            "server_name": ("Lion", "Tiger", "Otter")[i % 3],
+            "service_name": name,
             "image": image,
+            "port_list": "[]",
+            "command": "",
             "started_at": iso(now - _DAY),
+            "web_ports": "",
+            "created_at": iso(now - _DAY),
+            "updated_at": iso(now - _DAY),
         }
         for i in range(replicas)
     ]
-    return {"name": name, "containers": containers, "image": image, "source_type": "image"}
+    service = {"name": name, "containers": containers, "source_type": "image"}
+    _set_image(service, image)
+    return service
+
+
+def _set_image(service: dict[str, Any], image: str) -> None:
+    """The service runs `image` now: its containers' `image`, the Go client's two fields."""
+    tag = _tag(image)
+    service["image_name"] = image[: -len(tag) - 1] if tag else image
+    service["image_tag"] = tag
+    for container in service.get("containers", []):
+        container["image"] = image
+
+
+def _given_service(spec: dict[str, Any]) -> dict[str, Any]:
+    """A service a test wrote out; an `image` (as older tests give it) is put where the
+    sources show images: the containers' `image` and the Go client's two fields."""
+    service = dict(spec)
+    service.setdefault("containers", [])
+    image = service.pop("image", None)
+    if isinstance(image, str):
+        _set_image(service, image)
+    return service
 
 
 # Newest first: mostly successes, with the failures and cancellations a real team has.
@@ -223,6 +274,12 @@ def _sample_stacks(now: float) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _history_length(history: Any) -> int:
+    """How many past deployments a stack spec's `history` asks for."""
+    chunks = [history] if isinstance(history, int) else history
+    return sum(c if isinstance(c, int) else int(c.get("count", 0)) for c in chunks)
+
+
 def _fraction(*parts: object) -> float:
     """A stable pseudo-random number in [0, 1) for these parts."""
     return int(_digest(*parts)[:8], 16) / 0x100000000
@@ -250,6 +307,10 @@ class SandboxState:
         """A fresh account holding `stacks` (or the samples), each with one past deploy."""
         state = cls()
         specs = _sample_stacks(now) if stacks is None else [dict(s) for s in stacks]
+        # Histories are numbered down from the first ids: room for every one asked for.
+        room = sum(_history_length(spec.get("history", [])) + 1 for spec in specs) + 1000
+        state.next_deployment_id = max(state.next_deployment_id, room)
+        state.next_action_id = max(state.next_action_id, room + state.next_deployment_id)
         for index, spec in enumerate(specs):
             state._add_stack(spec, now, index)
         state.dirty = True
@@ -267,7 +328,7 @@ class SandboxState:
         created = float(spec.pop("created", 365 * _DAY + index * 3600))
         history = spec.pop("history", [])
         services = [
-            s
+            _given_service(s)
             if isinstance(s, dict)
             else _service(name, str(s), f"example/{_slug(name)}:1.0", 1, now)
             for s in spec.pop("services", [])
@@ -292,14 +353,19 @@ class SandboxState:
             "git_branch": "main",
             # Unconfirmed: the values of `backend` (the Go client reads it, the docs
             # do not list it); "kubernetes" for docker stacks, "" for the others.
+            # Served only when a test turns it on (sources.UNDOCUMENTED).
             "backend": "kubernetes" if framework == "docker" else "",
             "account_id": ACCOUNT_ID,
             "maintenance_mode": False,
             "has_loadbalancer": environment == "production",
             "created_at": iso(now - created),
+            "created_at_iso": iso(now - created),
             "updated_at": iso(last),
+            "updated_at_iso": iso(last),
             "last_activity": iso(last),
             "last_activity_iso": iso(last),
+            "deploy_directory": f"/var/deploy/{slug.replace('-', '_')}",
+            "cloud_status": "ok",
             "redeploy_hook": (
                 f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{_digest('hook', uid)[:32]}"
             ),
@@ -311,7 +377,7 @@ class SandboxState:
         if not fields.get("is_busy"):
             # The latest deployment: the code (or the images) running now.
             outcome = FAILED if fields["status"] == STATUS_FAILED else SUCCESS
-            tags = [f"{s['name']}:{_tag(str(s.get('image', '')))}" for s in services]
+            tags = [f"{s['name']}:{s.get('image_tag') or ''}" for s in services]
             deployment, _ = self._create(
                 stack,
                 user=ACCOUNT_EMAIL,
@@ -524,7 +590,7 @@ class SandboxState:
         if user_reference is not None and len(user_reference) > MAX_USER_REFERENCE:
             raise SandboxError(
                 400,
-                "invalid_request",
+                "bad_request",
                 f"user_reference is too long (maximum is {MAX_USER_REFERENCE} characters)",
             )
         wanted = [s.strip() for s in (services or "").split(",") if s.strip()]
@@ -634,6 +700,7 @@ class SandboxState:
             health=HEALTH_BUILDING,
             is_busy=True,
             updated_at=stamp,
+            updated_at_iso=stamp,
             last_activity=stamp,
             last_activity_iso=stamp,
         )
@@ -666,6 +733,7 @@ class SandboxState:
             health=health,
             is_busy=False,
             updated_at=stamp,
+            updated_at_iso=stamp,
             last_activity=stamp,
             last_activity_iso=stamp,
         )
@@ -677,43 +745,73 @@ class SandboxState:
             name, _, tag = entry.partition(":")
             for service in stack.services:
                 if service["name"] == name and tag:
-                    image = f"{str(service['image']).rsplit(':', 1)[0]}:{tag}"
-                    service["image"] = image
-                    for container in service.get("containers", []):
-                        container["image"] = image
+                    _set_image(service, f"{service.get('image_name') or name}:{tag}")
 
     # -- rendering --------------------------------------------------------
 
     def account(self) -> dict[str, Any]:
         """The one account, as GET /accounts lists it (its name is `friendly_name`)."""
         oldest = min((str(s.fields["created_at"]) for s in self.stacks), default=None)
+        clouds = sorted({str(s.fields.get("cloud", "")).lower() for s in self.stacks} - {""})
         return {
             "id": ACCOUNT_ID,
             "owner": ACCOUNT_EMAIL,
             "friendly_name": ACCOUNT_NAME,
             "stack_count": len(self.stacks),
-            "created_at": oldest,
+            "used_clouds": clouds,
+            "created_at_iso": oldest,
+            "updated_at_iso": oldest,
         }
 
-    def list_deployments(self, uid: str, order: str = "newest") -> list[dict[str, Any]]:
-        """The stack's started deployments, newest (or oldest) first.
+    def list_deployments(
+        self,
+        uid: str,
+        order: str = "newest",
+        *,
+        words: str = WORDS_IN_MEANING,
+        window: slice | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many deployments the stack lists, and those in `window` (all by default),
+        newest (or oldest) first: only those in the window are rendered.
 
         Unconfirmed: that a queued deployment is not listed until it starts (igor
-        finds it by its unfinished async action and `metadata.deployment_id`).
+        never relies on it: what waits shows only as igor's unfinished action).
         """
         started = [d for d in self.deployments if d.stack_uid == uid and d.started_at is not None]
         started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=order == "newest")
-        live = max(
-            (d for d in started if d.outcome == SUCCESS),
+        live = self._live_of(started)
+        chosen = started[window] if window is not None else started
+        return len(started), [render_deployment(d, is_live=d is live, words=words) for d in chosen]
+
+    @staticmethod
+    def _live_of(deployments: Sequence[Deployment]) -> Deployment | None:
+        return max(
+            (d for d in deployments if d.outcome == SUCCESS),
             key=lambda d: (d.finished_at or 0.0, d.id),
             default=None,
         )
-        return [render_deployment(d, is_live=d is live) for d in started]
+
+    def get_deployment(
+        self, uid: str, deployment_id: int, words: str = WORDS_IN_MEANING
+    ) -> dict[str, Any]:
+        """One deployment of the stack (queued ones too), or a 404."""
+        own = [d for d in self.deployments if d.stack_uid == uid]
+        for deployment in own:
+            if deployment.id == deployment_id:
+                live = self._live_of(own)
+                return render_deployment(deployment, is_live=deployment is live, words=words)
+        raise SandboxError(404, "not_found", "Deployment not found")
 
     def list_actions(
-        self, uid: str, order: str = "newest", user_reference: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The stack's async actions, newest (or oldest) first, maybe for one user_reference."""
+        self,
+        uid: str,
+        order: str = "newest",
+        user_reference: str | None = None,
+        *,
+        window: slice | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many async actions the stack lists (maybe for one user_reference), and
+        those in `window`, newest (or oldest) first."""
         actions = [
             a
             for a in self.actions
@@ -721,7 +819,8 @@ class SandboxState:
             and (user_reference is None or a.metadata.get("user_reference") == user_reference)
         ]
         actions.sort(key=lambda a: (a.started_at, a.id), reverse=order == "newest")
-        return [render_action(a) for a in actions]
+        chosen = actions[window] if window is not None else actions
+        return len(actions), [render_action(a) for a in chosen]
 
     def get_action(self, uid: str, action_id: int) -> dict[str, Any]:
         """One async action of the stack, or a 404."""
@@ -758,14 +857,14 @@ def _check_targets(stack: Stack, services: Sequence[str] | None, git_ref: str | 
     # Docker only and --git-ref as non-Docker only; the API docs say the same
     # of `services_filter` and `git_ref`.
     if wanted and not stack.is_docker:
-        raise SandboxError(400, "invalid_request", "services apply to docker stacks only")
+        raise SandboxError(400, "bad_request", "services apply to docker stacks only")
     if git_ref and stack.is_docker:
-        raise SandboxError(400, "invalid_request", "git_ref applies to non-docker stacks only")
+        raise SandboxError(400, "bad_request", "git_ref applies to non-docker stacks only")
     known = {str(s["name"]) for s in stack.services}
     for entry in wanted:
         name = entry.split(":", 1)[0]
         if name not in known:
-            raise SandboxError(400, "invalid_request", f"service '{name}' not found")
+            raise SandboxError(400, "bad_request", f"service '{name}' not found")
     return wanted
 
 
@@ -788,41 +887,55 @@ def _action_for(deployment: Deployment, git_ref: str | None) -> Action:
     )
 
 
-def render_deployment(d: Deployment, *, is_live: bool = False) -> dict[str, Any]:
-    """A deployment as GET /stacks/{uid}/deployments shows it.
+def render_deployment(
+    d: Deployment, *, is_live: bool = False, words: str = WORDS_IN_MEANING
+) -> dict[str, Any]:
+    """A deployment as GET /stacks/{uid}/deployments shows it, with the fields only the
+    simulator knows (the server serves those only when a test turns them on).
 
     `is_live` marks the deployment whose code runs now: the newest successful one.
     """
-    meaning = d.outcome or IN_PROGRESS
+    label = d.outcome or IN_PROGRESS
     return {
         "id": d.id,
         "triggered_by": d.triggered_by,
-        "triggered_via": dict(_VIA.get(d.via, _VIA["api"])),
+        "triggered_via": dict(_VIA_WORDS[words].get(d.via, _VIA_WORDS[words]["api"])),
         "started_at": iso(d.started_at) if d.started_at is not None else None,
         "finished_at": iso(d.finished_at) if d.finished_at is not None else None,
-        "outcome": {"code": _OUTCOME_CODES[meaning], "meaning": meaning},
-        "is_deploying": d.live,
+        "outcome": dict(_OUTCOME_WORDS[words][label]),
         "git_hash": d.git_hash,
-        "git_ref": d.git_ref,
+        "deploy_session": _digest("session", d.stack_uid, d.id)[:10],
         "deploy_type": dict(_DEPLOY_TYPE),
+        "is_head": is_live,
         "is_live": is_live,
+        "reverted": None,
+        "reverted_by": None,
+        "reverted_at": None,
+        "is_deploying": d.live,
+        "commit_url": None,
+        "git_ref": d.git_ref,
         "services": list(d.services) if d.services else None,
         "deployment_profile": d.deployment_profile,
     }
 
 
 def render_action(a: Action) -> dict[str, Any]:
-    """An async action as GET /stacks/{uid}/actions shows it."""
+    """An async action as GET /stacks/{uid}/actions shows it (metadata: what the redeploy
+    was asked; the server serves only its `user_reference` unless a test asks)."""
     return {
         "id": a.id,
         "user": a.user,
-        "resource_type": "Stack",
-        "resource_id": a.stack_uid,
-        "action": "stack_redeploy",
+        "resource_type": "stack",
+        "action": DEPLOY_ACTION,
+        "resource_id": str(int(a.stack_uid[:6], 16)) if _HEX6.match(a.stack_uid) else a.stack_uid,
         "started_via": a.started_via,
         "started_at": iso(a.started_at),
         "finished_at": iso(a.finished_at) if a.finished_at is not None else None,
         "finished_success": a.finished_success,
         "finished_message": a.finished_message,
+        "finished_result": {},
         "metadata": dict(a.metadata),
     }
+
+
+_HEX6 = re.compile(r"[0-9a-f]{6}")
