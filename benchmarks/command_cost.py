@@ -1,21 +1,22 @@
 """How many Cloud 66 requests each command costs, against stacks with short and long
-histories, in both list orders (issue 20's table).
+histories, in both list orders (issue 20's table; tests/test_request_cost.py bounds them).
 
     python -m benchmarks.command_cost            # 45 and 3,000 past deployments
     python -m benchmarks.command_cost 45 300     # other lengths
 
-Each command runs in process against the simulator, twice: with an empty cache
-(a first run, or a restarted bot) and again with the cache the first run left
-(what a user pays every day). `watch` counts its follow polls too (two: the
-deployment it watches ends between them).
+Each command runs in process against the simulator, twice: with an empty cache and
+state (a first run, or a restarted bot) and again with what the first run left
+(what a user pays every day). Following commands count their polls too (two: a
+deployment lasts 6 s here, and ends between them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from igor_cli.config import Environment
@@ -24,9 +25,10 @@ from igor_cli.terminal import main
 from tests.fakes.clock import FakeClock
 
 ORDERS = ("newest", "oldest")
+SHOP = ("-s", "shop", "-e", "production")
 
 
-def _account(past: int) -> list[dict[str, Any]]:
+def account(past: int) -> list[dict[str, Any]]:
     """shop in production and staging (classic, one repository), api (docker)."""
     repo = "git@github.com:example/shop.git"
     return [
@@ -39,24 +41,8 @@ def _account(past: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _roomy_ids() -> None:
-    """Older simulators number deployments from 4001 down: make room for long histories."""
-    from igor_cli.sandbox import state
-
-    original = state.SandboxState.__init__
-    if getattr(original, "roomy", False):
-        return
-
-    def roomy(self: Any) -> None:
-        original(self)
-        self.next_deployment_id = max(self.next_deployment_id, 1_000_001)
-        self.next_action_id = max(self.next_action_id, 2_000_001)
-
-    roomy.roomy = True  # type: ignore[attr-defined]
-    state.SandboxState.__init__ = roomy  # type: ignore[method-assign]
-
-
-def _run(clock: FakeClock, *args: str) -> int:
+def run(clock: FakeClock, *args: str) -> int:
+    """One igor command, in process, on the simulated clock (its output thrown away)."""
     from typer.testing import CliRunner
 
     env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
@@ -64,76 +50,137 @@ def _run(clock: FakeClock, *args: str) -> int:
         return main(list(args), env)
 
 
-def _idle(sim: Simulator, clock: FakeClock) -> None:
+def _idle(sim: Simulator, clock: FakeClock) -> str:
     clock.advance(3600)  # whatever ran has ended
+    return ""
 
 
-def _foreign(sim: Simulator, clock: FakeClock) -> None:
+def _foreign(sim: Simulator, clock: FakeClock) -> str:
     _idle(sim, clock)
-    sim.start_foreign_deployment("shop", "production")
+    return str(sim.start_foreign_deployment("shop", "production"))
 
 
-def _igor_running(sim: Simulator, clock: FakeClock) -> None:
+def _over(sim: Simulator, clock: FakeClock) -> str:
+    over = _foreign(sim, clock)
+    clock.advance(sim.deploy_seconds + 1)
+    return over
+
+
+def _igor_running(sim: Simulator, clock: FakeClock) -> str:
     _idle(sim, clock)
-    _run(clock, "deploy", "-s", "shop", "-e", "production")
+    run(clock, "deploy", *SHOP)
     clock.advance(sim.deploy_seconds - 1)  # the first look sees it run, the second its end
+    return ""
 
 
-COMMANDS: list[tuple[str, Callable[[Simulator, FakeClock], None], tuple[str, ...]]] = [
+def _igor_deployed_tags_twice(sim: Simulator, clock: FakeClock) -> str:
+    _idle(sim, clock)
+    for tags in ("web:1.5,worker:1.5", "web:1.6"):
+        run(clock, "deploy", "-s", "api", "-v", tags)
+        clock.advance(sim.deploy_seconds + 60)  # over, and apart
+    return ""
+
+
+def _unlocked(sim: Simulator, clock: FakeClock) -> str:
+    _idle(sim, clock)
+    run(clock, "unlock", *SHOP)
+    return ""
+
+
+def _locked(sim: Simulator, clock: FakeClock) -> str:
+    _idle(sim, clock)
+    run(clock, "lock", *SHOP, "--for", "1h")
+    return ""
+
+
+# What the stacks are doing when the command runs; the id of a deployment it made, if any.
+Prepare = Callable[[Simulator, FakeClock], str]
+# Every command that talks to Cloud 66: (name, what the stacks are doing, the words).
+COMMANDS: list[tuple[str, Prepare, tuple[str, ...]]] = [
     ("list", _idle, ("list",)),
-    ("deploy (idle)", _idle, ("deploy", "-s", "shop", "-e", "production")),
-    ("deploy (busy)", _foreign, ("deploy", "-s", "shop", "-e", "production")),
-    ("cancel", _foreign, ("cancel", "-s", "shop", "-e", "production")),
-    ("watch", _igor_running, ("watch", "-s", "shop", "-e", "production")),
-    ("history", _idle, ("history", "-s", "shop", "-e", "production")),
-    ("rollback", _idle, ("rollback", "-s", "shop", "-e", "production")),
+    ("list --wide", _idle, ("list", "--wide")),
+    ("deploy (idle)", _idle, ("deploy", *SHOP)),
+    ("deploy (busy)", _foreign, ("deploy", *SHOP)),
+    ("deploy --follow", _idle, ("deploy", *SHOP, "--follow")),
+    ("cancel", _foreign, ("cancel", *SHOP)),
+    ("cancel --id (over)", _over, ("cancel", *SHOP, "--id", "MADE")),
+    ("watch", _igor_running, ("watch", *SHOP)),
+    ("history", _idle, ("history", *SHOP)),
+    ("rollback", _idle, ("rollback", *SHOP)),
+    ("rollback (docker)", _igor_deployed_tags_twice, ("rollback", "-s", "api")),
     ("promote", _idle, ("promote", "-s", "shop", "--from", "staging", "--to", "production")),
-    ("lock", _idle, ("lock", "-s", "shop", "-e", "production", "--for", "1h")),
+    ("lock", _unlocked, ("lock", *SHOP, "--for", "1h")),
+    ("unlock", _locked, ("unlock", *SHOP)),
     ("whoami", _idle, ("whoami",)),
 ]
 
 
+@contextlib.contextmanager
+def _home(url: str) -> Iterator[None]:
+    """A fresh cache, config and state store, and this API, for as long as it lasts."""
+    names = ("IGOR_CACHE_DIR", "IGOR_CONFIG", "IGOR_STATE_URL", "IGOR_API_URL",
+             "IGOR_CLOUD66_TOKEN")  # fmt: skip
+    before = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="igor-cost-") as home:
+        os.environ.update(
+            IGOR_CACHE_DIR=os.path.join(home, "cache"),
+            IGOR_CONFIG=os.path.join(home, "config.toml"),
+            IGOR_STATE_URL="sqlite://" + os.path.join(home, "state.db"),
+            IGOR_API_URL=url,
+            IGOR_CLOUD66_TOKEN=SANDBOX_TOKEN,
+        )
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def cost(sim: Simulator, clock: FakeClock, name: str) -> tuple[int, int, int]:
+    """(requests with an empty cache and state, with what that run left, its exit code)."""
+    _, prepare, words = next(c for c in COMMANDS if c[0] == name)
+    counts = []
+    code = 0
+    with _home(sim.url):
+        for _ in range(2):
+            sim.reset()
+            clock.advance(1)
+            made = prepare(sim, clock)
+            sim.reset_requests()
+            code = run(clock, *(made if w == "MADE" else w for w in words))
+            counts.append(len(sim.requests))
+    return counts[0], counts[1], code
+
+
+def simulator(past: int, order: str, clock: FakeClock) -> Simulator:
+    """The account, its lists in `order`; a deployment lasts 6 s, so that following one
+    costs two looks (the first sees it run, the second its end)."""
+    return Simulator(clock=clock, stacks=account(past), order=order, deploy_seconds=6.0)
+
+
 def measure(past: int, order: str) -> dict[str, tuple[int, int, int]]:
-    """{command: (requests with an empty cache, requests with a warm one, exit code)}."""
-    _roomy_ids()
-    found: dict[str, tuple[int, int, int]] = {}
-    for name, prepare, args in COMMANDS:
-        counts = []
-        code = 0
-        with tempfile.TemporaryDirectory(prefix="igor-cost-") as home:
-            os.environ["IGOR_CACHE_DIR"] = os.path.join(home, "cache")
-            os.environ["IGOR_CONFIG"] = os.path.join(home, "config.toml")
-            os.environ["IGOR_STATE_URL"] = "sqlite://" + os.path.join(home, "state.db")
-            clock = FakeClock()
-            with Simulator(clock=clock, stacks=_account(past), order=order) as sim:
-                os.environ["IGOR_API_URL"] = sim.url
-                for _ in range(2):
-                    sim.reset()
-                    clock.advance(1)
-                    prepare(sim, clock)
-                    if name == "lock":
-                        _run(clock, "unlock", "-s", "shop", "-e", "production")
-                    sim.reset_requests()
-                    code = _run(clock, *args)
-                    counts.append(len(sim.requests))
-        found[name] = (counts[0], counts[1], code)
-    return found
+    """{command: (requests cold, requests warm, exit code)} for every command."""
+    clock = FakeClock()
+    with simulator(past, order, clock) as sim:
+        return {name: cost(sim, clock, name) for name, _, _ in COMMANDS}
 
 
 def main_(argv: list[str]) -> int:
     """Print the table."""
-    os.environ["IGOR_CLOUD66_TOKEN"] = SANDBOX_TOKEN
     lengths = [int(a) for a in argv] or [45, 3000]
     table = {(n, o): measure(n, o) for n in lengths for o in ORDERS}
-    heads = [f"{n} {o[:3]}" for n in lengths for o in ORDERS]
-    print(f"{'command':<16}" + "".join(f"{h:>14}" for h in heads) + "   (cold/warm, exit)")
+    heads = [f"{n} {o}" for n in lengths for o in ORDERS]
+    print(f"{'command':<20}" + "".join(f"{h:>14}" for h in heads) + "   (cold/warm, exit)")
     for name, _, _ in COMMANDS:
         cells = []
         for n in lengths:
             for o in ORDERS:
                 cold, warm, code = table[n, o][name]
-                cells.append(f"{cold:>5}/{warm:<4} {code:<3}")
-        print(f"{name:<16}" + "".join(f"{c:>14}" for c in cells))
+                cells.append(f"{cold:>4}/{warm:<3} {code:<3}")
+        print(f"{name:<20}" + "".join(f"{c:>14}" for c in cells))
     return 0
 
 
