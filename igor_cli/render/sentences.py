@@ -111,8 +111,7 @@ def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> s
 
 
 def _unfollowable(outcome: DeployOutcome) -> str:
-    """Said of a deploy posted that igor cannot follow: Cloud 66 named no action for it
-    (its 2020 answer names none) and no new deployment had started."""
+    """Said of a posted deploy with nothing to follow (the 2020 answer names no action)."""
     if outcome.action_id:
         return ""
     return (
@@ -156,19 +155,16 @@ def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) 
     if outcome.result is CancelResult.CHOOSE:
         return _choose_sentence(outcome, person, now)
     if outcome.result is CancelResult.NOTHING_TO_CANCEL:
-        nothing = (
-            f"{stack} has no running deployment, nothing to cancel."
-            if outcome.asked is CancelTarget.RUNNING or outcome.queued
-            else f"{stack} is not deploying, nothing to cancel."
-        )
-        return nothing + "".join(f" {_waits(q, person, now)}" for q in outcome.queued)
+        said = f"{stack} is not deploying, nothing to cancel."
+        if outcome.asked is CancelTarget.RUNNING or outcome.queued:
+            said = f"{stack} has no running deployment, nothing to cancel."
+        for waiting in outcome.queued:
+            said += f" igor's deploy {_queued_by(waiting, person, now)} waits: {_UNCANCELLABLE}"
+        return said
     deployment = outcome.deployment
     if outcome.result is CancelResult.ALREADY_OVER and deployment is not None:
-        over = ago(deployment.finished_at, now)
-        return (
-            f"Deployment {deployment.id} of {stack} is over ({deployment_state(deployment)} "
-            f"{over}): nothing to cancel. Nothing was sent."
-        )
+        over = f"is over ({deployment_state(deployment)} {ago(deployment.finished_at, now)})"
+        return f"Deployment {deployment.id} of {stack} {over}: nothing to cancel. Nothing was sent."
     if outcome.cancelled == "named" and (deployment is None or not deployment.is_deploying):
         number = outcome.cancelled_id
         if outcome.result is CancelResult.ALREADY_CANCELLING:
@@ -196,11 +192,7 @@ def _queued_by(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
     return f"asked for by {who} {ago(queued.action.started_at, now)}"
 
 
-def _waits(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
-    return (
-        f"igor's deploy {_queued_by(queued, person, now)} waits to start: Cloud 66's API "
-        "cannot cancel a deploy before it starts (cancel it in the Cloud 66 dashboard)."
-    )
+_UNCANCELLABLE = "Cloud 66's API cannot cancel a deploy before it starts (the dashboard can)."
 
 
 def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:

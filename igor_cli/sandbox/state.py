@@ -7,219 +7,54 @@ Times are kept as epoch seconds and rendered as ISO 8601 UTC only on output.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-ACCOUNT_ID = 1
-ACCOUNT_EMAIL = "sandbox@igor.example"
-ACCOUNT_NAME = "igor sandbox"
+from igor_cli.sandbox.payloads import (
+    FINISHED_MESSAGES,
+    VIA,
+    WORDS_IN_MEANING,
+    given_service,
+    render_action,
+    render_deployment,
+    service,
+    set_image,
+)
+from igor_cli.sandbox.records import (
+    ACCOUNT_EMAIL,
+    ACCOUNT_ID,
+    ACCOUNT_NAME,
+    CANCELLED,
+    DAY,
+    FAILED,
+    HEALTH_BUILDING,
+    HEALTH_FAILED,
+    HEALTH_HEALTHY,
+    STATUS_DEPLOYED,
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    SUCCESS,
+    Action,
+    Deployment,
+    SandboxError,
+    Stack,
+    digest,
+    iso,
+    slug,
+    stack_uid,
+)
+
 # /3: services keep their images where the sources show them (image_name, image_tag).
 FORMAT = "igor-sandbox/3"
 CANCEL_SECONDS = 5.0
 MAX_USER_REFERENCE = 255
 DEFAULT_OUTCOMES = ("Success", "Success", "Failed", "Cancelled")
 
-STATUS_DEPLOYED = 1
-STATUS_FAILED = 2
-STATUS_DEPLOYING = 6
-HEALTH_BUILDING = 1
-HEALTH_HEALTHY = 3
-HEALTH_FAILED = 4
-
-SUCCESS = "Success"
-FAILED = "Failed"
-CANCELLED = "Cancelled"
-IN_PROGRESS = "In progress"
-
-# How a deployment's `outcome` and `triggered_via` read, {code, meaning}. The docs'
-# sample shows {"code": 1, "meaning": "success"} and {"code": 0, "meaning": "web"};
-# other values are unconfirmed. The docs disagree on which half holds the short
-# word, so the simulator can also put it in `code` ("web" / "Web Interface",
-# "success" / "Successful"): WORDS_IN_CODE. Integer codes for some and string
-# codes for others, on purpose: clients must read both halves.
-WORDS_IN_MEANING = "meaning"
-WORDS_IN_CODE = "code"
-_OUTCOME_WORDS: dict[str, dict[str, dict[str, int | str]]] = {
-    WORDS_IN_MEANING: {
-        IN_PROGRESS: {"code": 0, "meaning": "in progress"},
-        SUCCESS: {"code": 1, "meaning": "success"},
-        FAILED: {"code": "failed", "meaning": "failed"},
-        CANCELLED: {"code": "3", "meaning": "cancelled"},
-    },
-    WORDS_IN_CODE: {
-        IN_PROGRESS: {"code": "deploying", "meaning": "In progress"},
-        SUCCESS: {"code": "success", "meaning": "Successful"},
-        FAILED: {"code": "failed", "meaning": "Failed"},
-        CANCELLED: {"code": "cancelled", "meaning": "Cancelled"},
-    },
-}
-_VIA_WORDS: dict[str, dict[str, dict[str, int | str]]] = {
-    WORDS_IN_MEANING: {"api": {"code": 2, "meaning": "api"}, "web": {"code": 0, "meaning": "web"}},
-    WORDS_IN_CODE: {
-        "api": {"code": "api", "meaning": "API request"},
-        "web": {"code": "web", "meaning": "Web Interface"},
-    },
-}
-_VIA = _VIA_WORDS[WORDS_IN_MEANING]
-_FINISHED_MESSAGES = {
-    SUCCESS: "Deployment completed successfully",
-    FAILED: "Deployment failed",
-    CANCELLED: "Deployment cancelled",
-}
-# The one deploy type the documented sample shows (an object, like outcome and
-# triggered_via). Unconfirmed: the codes and meanings of the other deploy types.
-_DEPLOY_TYPE = {"code": 0, "meaning": "build"}
-# What the 2024 sample calls the action a redeploy tracks (the one with a user_reference).
-DEPLOY_ACTION = "application_deployment"
 _CLOUDS = ("AWS", "DigitalOcean", "Google Cloud", "Hetzner", "Linode", "Azure")
 _TEAM = ("alice@example.com", ACCOUNT_EMAIL, "bob@example.com", "carol@example.com")
-_DAY = 86400.0
 _HOUR = 3600.0
 _HEX_REF = re.compile(r"[0-9a-f]{7,40}")
-
-
-class SandboxError(Exception):
-    """A request the API refuses; carries the HTTP status and error body."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        """Remember the status and the `error` / `error_description` pair."""
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
-def iso(epoch: float) -> str:
-    """Render epoch seconds the way Cloud 66 does: ISO 8601 UTC with a Z."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def stack_uid(name: str, environment: str) -> str:
-    """A stable 32-hex uid for a stack, so sample uids survive restarts."""
-    return hashlib.sha256(f"stack:{name}:{environment}".encode()).hexdigest()[:32]
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "stack"
-
-
-@dataclass
-class Stack:
-    """A stack: the fields GET /stacks shows, plus what only the simulator knows."""
-
-    fields: dict[str, Any]
-    services: list[dict[str, Any]] = field(default_factory=list)
-    failing: bool = False
-
-    @property
-    def uid(self) -> str:
-        """The stack's uid."""
-        return str(self.fields["uid"])
-
-    @property
-    def is_docker(self) -> bool:
-        """A docker stack deploys services (`services`), never a `git_ref`."""
-        return self.fields.get("framework") == "docker"
-
-
-@dataclass
-class Deployment:
-    """A deployment, queued (not started), live, or finished."""
-
-    id: int
-    stack_uid: str
-    triggered_by: str
-    via: str
-    requested_at: float
-    action_id: int
-    git_ref: str
-    git_hash: str
-    services: list[str] | None
-    user_reference: str | None
-    deployment_profile: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    cancel_at: float | None = None
-    cancelled_by: str | None = None
-    outcome: str | None = None
-    prev_status: int | None = None
-    prev_health: int | None = None
-
-    @property
-    def live(self) -> bool:
-        """Started and not finished."""
-        return self.started_at is not None and self.finished_at is None
-
-    @property
-    def queued(self) -> bool:
-        """Waiting for the live deployment of its stack to end."""
-        return self.started_at is None and self.finished_at is None
-
-
-@dataclass
-class Action:
-    """An async action (`stack_redeploy`) that tracks one deployment."""
-
-    id: int
-    stack_uid: str
-    user: str
-    started_via: str
-    started_at: float
-    metadata: dict[str, Any]
-    finished_at: float | None = None
-    finished_success: bool | None = None
-    finished_message: str | None = None
-
-
-def _service(stack_name: str, name: str, image: str, replicas: int, now: float) -> dict[str, Any]:
-    """A service as `GET /stacks/{uid}/services` shows it (sources.py names each field)."""
-    containers = [
-        {
-            "uid": _digest("container", stack_name, name, i)[:64],
-            "server_uid": _digest("server", stack_name, i % 3)[:32],
-            "server_name": ("Lion", "Tiger", "Otter")[i % 3],
-            "service_name": name,
-            "image": image,
-            "port_list": "[]",
-            "command": "",
-            "started_at": iso(now - _DAY),
-            "web_ports": "",
-            "created_at": iso(now - _DAY),
-            "updated_at": iso(now - _DAY),
-        }
-        for i in range(replicas)
-    ]
-    service = {"name": name, "containers": containers, "source_type": "image"}
-    _set_image(service, image)
-    return service
-
-
-def _set_image(service: dict[str, Any], image: str) -> None:
-    """The service runs `image` now: its containers' `image`, the Go client's two fields."""
-    tag = _tag(image)
-    service["image_name"] = image[: -len(tag) - 1] if tag else image
-    service["image_tag"] = tag
-    for container in service.get("containers", []):
-        container["image"] = image
-
-
-def _given_service(spec: dict[str, Any]) -> dict[str, Any]:
-    """A service a test wrote out; an `image` (as older tests give it) is put where the
-    sources show images: the containers' `image` and the Go client's two fields."""
-    service = dict(spec)
-    service.setdefault("containers", [])
-    image = service.pop("image", None)
-    if isinstance(image, str):
-        _set_image(service, image)
-    return service
 
 
 # Newest first: mostly successes, with the failures and cancellations a real team has.
@@ -236,22 +71,22 @@ def _sample_stacks(now: float) -> list[dict[str, Any]]:
     hour = 3600.0
     return [
         {"name": "shop", "environment": "production", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 2 * hour, "created": 400 * _DAY,
+         "cloud": "AWS", "age": 2 * hour, "created": 400 * DAY,
          "git": _SHOP_REPO, "git_branch": "main",
          "history": [{"count": 45, "outcomes": _SHOP_OUTCOMES, "profiles": _SHOP_PROFILES}]},
         {"name": "shop", "environment": "staging", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 26 * hour, "created": 380 * _DAY,
+         "cloud": "AWS", "age": 26 * hour, "created": 380 * DAY,
          "git": _SHOP_REPO, "git_branch": "develop",
          "history": [{"count": 35, "outcomes": _SHOP_OUTCOMES[3:] + _SHOP_OUTCOMES[:3],
                       "via": "api"}]},
         {"name": "blog", "environment": "production", "framework": "rack", "language": "ruby",
-         "cloud": "DigitalOcean", "age": 3 * _DAY, "created": 900 * _DAY,
+         "cloud": "DigitalOcean", "age": 3 * DAY, "created": 900 * DAY,
          "history": [{"count": 4, "outcomes": (SUCCESS,)}]},
         {"name": "api", "environment": "production", "framework": "docker", "language": "docker",
-         "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * _DAY,
+         "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * DAY,
          "services": [
-             _service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
-             _service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
+             service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
+             service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
          ],
          "history": [
              {"count": 6, "services": ["web:1.4.1", "worker:1.4.1"], "via": "api",
@@ -262,14 +97,14 @@ def _sample_stacks(now: float) -> list[dict[str, Any]]:
              {"count": 4, "services": ["web:1.3.9", "worker:1.3.9"], "outcomes": (SUCCESS,)},
          ]},
         {"name": "legacy", "environment": "production", "framework": "rails", "language": "ruby",
-         "cloud": "Linode", "age": 6 * _DAY, "created": 2000 * _DAY,
+         "cloud": "Linode", "age": 6 * DAY, "created": 2000 * DAY,
          "status": STATUS_FAILED, "health": HEALTH_FAILED, "failing": True,
          "history": [{"count": 8, "outcomes": (FAILED, SUCCESS, SUCCESS, SUCCESS)}]},
         {"name": "Payments Portal", "environment": "production", "framework": "node",
-         "language": "node", "cloud": "Azure", "age": 2 * _DAY, "created": 150 * _DAY,
+         "language": "node", "cloud": "Azure", "age": 2 * DAY, "created": 150 * DAY,
          "history": [{"count": 12, "outcomes": (SUCCESS, SUCCESS, SUCCESS, FAILED)}]},
         {"name": "search", "environment": "staging", "framework": "node", "language": "node",
-         "cloud": "Hetzner", "age": 12 * hour, "created": 90 * _DAY,
+         "cloud": "Hetzner", "age": 12 * hour, "created": 90 * DAY,
          "status": STATUS_DEPLOYED, "health": 2, "history": [{"count": 3}]},
     ]  # fmt: skip
 
@@ -282,7 +117,7 @@ def _history_length(history: Any) -> int:
 
 def _fraction(*parts: object) -> float:
     """A stable pseudo-random number in [0, 1) for these parts."""
-    return int(_digest(*parts)[:8], 16) / 0x100000000
+    return int(digest(*parts)[:8], 16) / 0x100000000
 
 
 class SandboxState:
@@ -325,19 +160,19 @@ class SandboxState:
             raise ValueError(f"duplicate stack {name!r} ({environment})")
         # Spread generated stacks over the past week so "last activity" varies.
         age = float(spec.pop("age", (index * 7919 % 604800) + 600))
-        created = float(spec.pop("created", 365 * _DAY + index * 3600))
+        created = float(spec.pop("created", 365 * DAY + index * 3600))
         history = spec.pop("history", [])
         services = [
-            _given_service(s)
+            given_service(s)
             if isinstance(s, dict)
-            else _service(name, str(s), f"example/{_slug(name)}:1.0", 1, now)
+            else service(name, str(s), f"example/{slug(name)}:1.0", 1, now)
             for s in spec.pop("services", [])
         ]
         failing = bool(spec.pop("failing", False))
         # A stack with containers is a docker stack unless the spec says otherwise.
         framework = str(spec.pop("framework", "docker" if services else "rails"))
         last = now - age
-        slug = _slug(name)
+        short = slug(name)
         fields: dict[str, Any] = {
             "uid": uid,
             "name": name,
@@ -348,8 +183,8 @@ class SandboxState:
             "framework": framework,
             "language": "docker" if framework == "docker" else "ruby",
             "cloud": _CLOUDS[index % len(_CLOUDS)],
-            "fqdn": f"{slug}-{environment}-{uid[:6]}.c66.me",
-            "git": f"git@github.com:example/{slug}.git",
+            "fqdn": f"{short}-{environment}-{uid[:6]}.c66.me",
+            "git": f"git@github.com:example/{short}.git",
             "git_branch": "main",
             # Unconfirmed: the values of `backend` (the Go client reads it, the docs
             # do not list it); "kubernetes" for docker stacks, "" for the others.
@@ -364,10 +199,10 @@ class SandboxState:
             "updated_at_iso": iso(last),
             "last_activity": iso(last),
             "last_activity_iso": iso(last),
-            "deploy_directory": f"/var/deploy/{slug.replace('-', '_')}",
+            "deploy_directory": f"/var/deploy/{short.replace('-', '_')}",
             "cloud_status": "ok",
             "redeploy_hook": (
-                f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{_digest('hook', uid)[:32]}"
+                f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{digest('hook', uid)[:32]}"
             ),
         }
         fields.update(spec)
@@ -417,8 +252,8 @@ class SandboxState:
         if count < 0:
             raise ValueError("count must not be negative")
         labels = [_outcome_label(o) for o in outcomes] or [SUCCESS]
-        if via not in _VIA:
-            raise ValueError(f"via must be one of {sorted(_VIA)}")
+        if via not in VIA:
+            raise ValueError(f"via must be one of {sorted(VIA)}")
         try:
             tags = _check_targets(stack, services, git_ref)
         except SandboxError as exc:
@@ -686,7 +521,7 @@ class SandboxState:
         for deployment in self.deployments:
             if deployment.stack_uid in same_repo and deployment.git_hash.startswith(ref):
                 return deployment.git_hash
-        return (ref + _digest("commit", repo, ref))[:40]
+        return (ref + digest("commit", repo, ref))[:40]
 
     def _begin(self, deployment: Deployment, at: float) -> None:
         fields = self.get_stack(deployment.stack_uid).fields
@@ -713,7 +548,7 @@ class SandboxState:
         action = self._action(deployment.action_id)
         action.finished_at = at
         action.finished_success = outcome == SUCCESS
-        action.finished_message = _FINISHED_MESSAGES[outcome]
+        action.finished_message = FINISHED_MESSAGES[outcome]
         if outcome == CANCELLED and deployment.cancelled_by:
             action.finished_message += f" by {deployment.cancelled_by}"
         if not touch_stack:
@@ -743,9 +578,9 @@ class SandboxState:
         """After a successful `web:1.5` deploy, the web service runs tag 1.5."""
         for entry in services:
             name, _, tag = entry.partition(":")
-            for service in stack.services:
-                if service["name"] == name and tag:
-                    _set_image(service, f"{service.get('image_name') or name}:{tag}")
+            for running in stack.services:
+                if running["name"] == name and tag:
+                    set_image(running, f"{running.get('image_name') or name}:{tag}")
 
     # -- rendering --------------------------------------------------------
 
@@ -830,17 +665,11 @@ class SandboxState:
         raise SandboxError(404, "not_found", "Action not found")
 
 
-def _tag(image: str) -> str:
-    """The tag of an image reference (`ghcr.io/x/api:1.4` -> `1.4`), or ""."""
-    last = image.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else ""
-
-
 def _commit(repo: str, ref: str, steps_back: int) -> str:
     """A stable 40-hex commit: the head of `ref` in `repo`, or one `steps_back` before it."""
     if steps_back == 0:
-        return _digest("head", repo, ref)[:40]
-    return _digest("commit", repo, ref, steps_back)[:40]
+        return digest("head", repo, ref)[:40]
+    return digest("commit", repo, ref, steps_back)[:40]
 
 
 def _outcome_label(outcome: str) -> str:
@@ -885,57 +714,3 @@ def _action_for(deployment: Deployment, git_ref: str | None) -> Action:
             "deployment_id": deployment.id,
         },
     )
-
-
-def render_deployment(
-    d: Deployment, *, is_live: bool = False, words: str = WORDS_IN_MEANING
-) -> dict[str, Any]:
-    """A deployment as GET /stacks/{uid}/deployments shows it, with the fields only the
-    simulator knows (the server serves those only when a test turns them on).
-
-    `is_live` marks the deployment whose code runs now: the newest successful one.
-    """
-    label = d.outcome or IN_PROGRESS
-    return {
-        "id": d.id,
-        "triggered_by": d.triggered_by,
-        "triggered_via": dict(_VIA_WORDS[words].get(d.via, _VIA_WORDS[words]["api"])),
-        "started_at": iso(d.started_at) if d.started_at is not None else None,
-        "finished_at": iso(d.finished_at) if d.finished_at is not None else None,
-        "outcome": dict(_OUTCOME_WORDS[words][label]),
-        "git_hash": d.git_hash,
-        "deploy_session": _digest("session", d.stack_uid, d.id)[:10],
-        "deploy_type": dict(_DEPLOY_TYPE),
-        "is_head": is_live,
-        "is_live": is_live,
-        "reverted": None,
-        "reverted_by": None,
-        "reverted_at": None,
-        "is_deploying": d.live,
-        "commit_url": None,
-        "git_ref": d.git_ref,
-        "services": list(d.services) if d.services else None,
-        "deployment_profile": d.deployment_profile,
-    }
-
-
-def render_action(a: Action) -> dict[str, Any]:
-    """An async action as GET /stacks/{uid}/actions shows it (metadata: what the redeploy
-    was asked; the server serves only its `user_reference` unless a test asks)."""
-    return {
-        "id": a.id,
-        "user": a.user,
-        "resource_type": "stack",
-        "action": DEPLOY_ACTION,
-        "resource_id": str(int(a.stack_uid[:6], 16)) if _HEX6.match(a.stack_uid) else a.stack_uid,
-        "started_via": a.started_via,
-        "started_at": iso(a.started_at),
-        "finished_at": iso(a.finished_at) if a.finished_at is not None else None,
-        "finished_success": a.finished_success,
-        "finished_message": a.finished_message,
-        "finished_result": {},
-        "metadata": dict(a.metadata),
-    }
-
-
-_HEX6 = re.compile(r"[0-9a-f]{6}")
