@@ -846,7 +846,7 @@ def cancel(
             "deployment (DELETE /stacks/{id}/deployments/{id}), and a waiting deploy has no "
             "deployment to name until it starts. Nothing was cancelled.",
             f"Cancel it in the Cloud 66 dashboard{_at(stack)}, or once it runs with "
-            f"`igor cancel -s {stack.name}{_env(stack)} --running`.",
+            f"`igor cancel {stack_words(stack)} --running`.",
         )
     wanted = request.deployment_id.strip()
     if wanted:
@@ -875,7 +875,7 @@ def _cancel_named(
     except NotFound:
         raise NoSuchDeployment(
             f"{stack.label} has no deployment {wanted}. Nothing was cancelled.",
-            f"See its deployments with `igor history -s {stack.name}{_env(stack)}`.",
+            f"See its deployments with `igor history {stack_words(stack)}`.",
         ) from None
     asked = CancelOutcome(
         CancelResult.CANCELLING, stack, named, asked=request.target, cancelled="named"
@@ -893,8 +893,12 @@ def _at(stack: Stack) -> str:
     return f" ({stack.dashboard_url})" if stack.dashboard_url else ""
 
 
-def _env(stack: Stack) -> str:
-    return f" -e {stack.environment}" if stack.environment else ""
+def stack_words(stack: Stack) -> str:
+    """`-s shop -e production`, quoted for a shell."""
+    import shlex
+
+    env = f" -e {shlex.quote(stack.environment)}" if stack.environment else ""
+    return f"-s {shlex.quote(stack.name)}{env}"
 
 
 def _delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:

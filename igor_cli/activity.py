@@ -7,15 +7,17 @@ links the two. igor links them on those fields alone:
 
 - igor's own actions carry its `user_reference` (`igor:<via>:<user>[:<event>]`);
 - an action that is over ended when its deployment did (`finished_at`, within
-  LINK_SECONDS of each other), having been asked no later than it started;
+  LINK_SECONDS of each other, and closer than any other), having been asked no
+  later than it started;
 - the unfinished action that runs the live deployment was asked no later than
   the deployment started; of several, the first asked (a stack deploys one at a
   time, in turn), unless two were asked at the same moment.
 
-Where that leaves a doubt igor says it cannot tell, rather than guess. Which
-deployment a waiting deploy will become is not known before it starts, so a
-waiting deploy cannot be cancelled through the API (README: what Cloud 66 does
-not let igor do).
+A deployment Cloud 66 says was not started through the API (`triggered_via`, in
+either of its documented forms) is never igor's. Where that leaves a doubt igor
+says it cannot tell, rather than guess. Which deployment a waiting deploy will
+become is not known before it starts, so a waiting deploy cannot be cancelled
+through the API (README: what Cloud 66 does not let igor do).
 """
 
 from __future__ import annotations

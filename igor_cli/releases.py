@@ -11,7 +11,6 @@ confirmation, and the click deploys only that (`expect`).
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
@@ -27,6 +26,7 @@ from igor_cli.actions import (
     find_stack,
     ledger,
     performs,
+    stack_words,
 )
 from igor_cli.activity import (
     Client,
@@ -128,15 +128,15 @@ def redeploy_of(stack: Stack, deployment: Deployment, unknown: str = "") -> Rede
                 or f"Cloud 66 does not show which image tags deployment {deployment.id} of "
                 f"{stack.label} ran, and igor has no record of deploying it. Nothing was "
                 "posted.",
-                f"Deploy the tags you want by name: `igor deploy {_where(stack)} -v SERVICE:TAG` "
-                "(one -v for each service).",
+                f"Deploy the tags you want by name: `igor deploy {stack_words(stack)} "
+                "-v SERVICE:TAG` (one -v for each service).",
             )
         return Redeploy(services=tuple(tags))
     if not deployment.git_hash:
         raise NotShownByCloud66(
             f"Cloud 66 does not show which commit deployment {deployment.id} of {stack.label} "
             "ran. Nothing was posted.",
-            f"Deploy a commit by name: `igor deploy {_where(stack)} --ref COMMIT`.",
+            f"Deploy a commit by name: `igor deploy {stack_words(stack)} --ref COMMIT`.",
         )
     return Redeploy(ref=deployment.git_hash)
 
@@ -155,12 +155,6 @@ def ran_the_same(a: Deployment, b: Deployment) -> bool:
 
 def _tag_of(entry: str) -> str:
     return entry.partition(":")[2].strip()
-
-
-def _where(stack: Stack) -> str:
-    """`-s shop -e production`, quoted for a shell."""
-    env = f" -e {shlex.quote(stack.environment)}" if stack.environment else ""
-    return f"-s {shlex.quote(stack.name)}{env}"
 
 
 def short(deployment: Deployment) -> str:
@@ -219,7 +213,7 @@ def rollback_target(
 ) -> tuple[Deployment, Deployment]:
     """(the live deployment, the one to go back to): by default the newest that
     succeeded before the live one and ran something else; `to` names another."""
-    history = f"See its deployments with `igor history {_where(stack)}`."
+    history = f"See its deployments with `igor history {stack_words(stack)}`."
     current = live_deployment(deployments)
     if current is None:
         raise NothingToGoBackTo(
@@ -341,7 +335,7 @@ def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
     except NotFound:
         raise NoSuchDeployment(
             f"{stack.label} has no deployment {deployment_id}. Nothing was posted.",
-            f"See its deployments with `igor history {_where(stack)}`.",
+            f"See its deployments with `igor history {stack_words(stack)}`.",
         ) from None
 
 
@@ -382,7 +376,7 @@ def check_same_repository(source: Stack, target: Stack) -> None:
         raise DifferentRepositories(
             f"Cloud 66 does not say which repository {' and '.join(unknown)} deploys from, so "
             "igor cannot check that both stacks run the same code. Nothing was posted.",
-            f"Deploy a commit by name instead: `igor deploy {_where(target)} --ref COMMIT`.",
+            f"Deploy a commit by name instead: `igor deploy {stack_words(target)} --ref COMMIT`.",
         )
     if repository(source.git) != repository(target.git):
         raise DifferentRepositories(
@@ -415,7 +409,7 @@ def promote(
     if source is None:
         raise NothingToPromote(
             f"{source_stack.label} has no successful deployment to promote. Nothing was posted.",
-            f"See its deployments with `igor history {_where(source_stack)}`.",
+            f"See its deployments with `igor history {stack_words(source_stack)}`.",
         )
     again = redeploy_of(target_stack, source, _tags_not_shown(source_stack))
     with stack_lock(target_stack.uid) if stack_lock else nullcontext():
