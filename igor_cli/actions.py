@@ -10,14 +10,36 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from igor_cli import __version__
+from igor_cli.activity import (
+    IGOR_REFERENCE_PREFIX,
+    Client,
+    DeployKind,
+    QueuedDeploy,
+    Requester,
+    StackHints,
+    actions_since,
+    deployment_state,
+    deployment_target,
+    followed_deployment,
+    igor_requesters,
+    kind_of,
+    live_deployment,
+    live_state,
+    newest_first,
+    running_deployment,
+    runs_now,
+    service_names,
+    typical_duration,
+    with_what_igor_sent,
+)
 from igor_cli.errors import (
     AmbiguousStack,
     ApiError,
@@ -25,6 +47,7 @@ from igor_cli.errors import (
     Conflict,
     ExitCode,
     IgorError,
+    NoSuchDeployment,
     NotFound,
     RefNeedsClassic,
     ServicesNeedDocker,
@@ -32,55 +55,33 @@ from igor_cli.errors import (
     Throttled,
     UnknownService,
     Unreachable,
+    UnreadableAnswer,
     UsageProblem,
 )
 from igor_cli.json_output import FOLLOW_EVENT_FIELDS, JsonOutput
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import (
-        Account,
         AsyncAction,
         Deployment,
         DeployResponse,
-        Service,
         Stack,
     )
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
+    from igor_cli.paging import Newest
+    from igor_cli.state.deployed import Deployed, Ledger
 
-IGOR_REFERENCE_PREFIX = "igor:"
-
-
-class Client(Protocol):
-    """The part of `Cloud66Client` the actions use (tests may pass the real one)."""
-
-    def stacks(self) -> list[Stack]: ...
-    def stack(self, uid: str) -> Stack: ...
-    def accounts(self) -> list[Account]: ...
-    def services(self, uid: str) -> list[Service]: ...
-    def deployments(self, uid: str) -> list[Deployment]: ...
-    def deployment(self, uid: str, deployment_id: str) -> Deployment: ...
-    def deployments_of(self, uids: Sequence[str]) -> dict[str, list[Deployment]]: ...
-    def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]: ...
-    def action(self, uid: str, action_id: str) -> AsyncAction: ...
-    def deploy(
-        self,
-        uid: str,
-        *,
-        services: Sequence[str] = (),
-        user_reference: str = "",
-        git_ref: str = "",
-        deployment_profile: str = "",
-    ) -> DeployResponse: ...
-    def cancel(self, uid: str, deployment_id: str) -> str: ...
-
-
-class StackHints(Protocol):
-    """Where a stack's uid may already be known (the completion cache), to skip the listing."""
-
-    def uids(self, name: str, environment: str | None) -> list[str]:
-        """The uids of stacks last seen with this name (any case) in this environment."""
-        ...
+__all__ = [
+    "IGOR_REFERENCE_PREFIX",
+    "Client",
+    "QueuedDeploy",
+    "Requester",
+    "StackHints",
+    "deployment_state",
+    "live_deployment",
+    "newest_first",
+]
 
 
 # -- who is asking ---------------------------------------------------------
@@ -111,22 +112,6 @@ class Origin:
         if self.request_id:
             parts.append(self.request_id)
         return ":".join(parts)[:255]
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who started a deployment, read back from its `user_reference`."""
-
-    via: str
-    user: str
-
-    @classmethod
-    def from_reference(cls, reference: str) -> Requester | None:
-        """Parse `igor:<via>:<user>[:<request id>]`; None if igor did not write it."""
-        if not reference.startswith(IGOR_REFERENCE_PREFIX):
-            return None
-        _, via, *rest = reference.split(":", 3)
-        return cls(via=via, user=rest[0] if rest else "")
 
 
 # -- requests (what the user asked for; built by the shared command definitions)
@@ -424,6 +409,7 @@ class DeployOutcome:
     running: Deployment | None = None  # the deployment that made the stack busy
     started_by: Requester | None = None  # igor's requester of the running deployment
     started_at: datetime | None = None
+    typical: float | None = None  # seconds the stack's recent successful deployments took
 
     @property
     def exit_code(self) -> ExitCode:
@@ -438,6 +424,11 @@ class DeployOutcome:
         return self.result in (DeployResult.STARTED, DeployResult.QUEUED)
 
     @property
+    def async_action_id(self) -> str:
+        """The async action followed ("" when the deployment itself is, or nothing)."""
+        return "" if followed_deployment(self.action_id) else self.action_id
+
+    @property
     def followable(self) -> bool:
         """Whether there is an igor deployment (this one, or one igor already runs) to watch."""
         watched = (DeployResult.STARTED, DeployResult.QUEUED, DeployResult.ALREADY_DEPLOYING)
@@ -450,28 +441,17 @@ class CancelResult(Enum):
     CANCELLING = "cancelling"
     NOTHING_TO_CANCEL = "nothing_to_cancel"
     ALREADY_CANCELLING = "already_cancelling"
-    CHOOSE = "choose"  # a running deployment and a queued one: igor does not guess
-
-
-@dataclass(frozen=True)
-class QueuedDeploy:
-    """A deploy igor asked for that waits behind the running deployment."""
-
-    action: AsyncAction
-    requester: Requester | None
-
-    @property
-    def deployment_id(self) -> str:
-        """Its deployment's id, when Cloud 66 says it (`metadata.deployment_id`)."""
-        return self.action.deployment_id
+    ALREADY_OVER = "already_over"  # --id N of a deployment that has finished: nothing sent
+    CHOOSE = "choose"  # a running deployment and igor's deploy waiting: igor does not guess
 
 
 @dataclass(frozen=True)
 class CancelOutcome:
     """The result of `cancel`.
 
-    `deployment` is the running deployment (the one cancelled, or one to choose);
-    `queued` the deploys igor queued (the one cancelled, or the ones to choose).
+    `deployment` is the running deployment (the one cancelled, or one to choose), or
+    the one `--id` named; `queued` the deploys igor asked for that wait to start
+    (Cloud 66's API cannot cancel those: they are named so people know of them).
     """
 
     result: CancelResult
@@ -479,21 +459,15 @@ class CancelOutcome:
     deployment: Deployment | None = None
     started_by: Requester | None = None  # igor's requester of `deployment`, when it is igor's
     queued: tuple[QueuedDeploy, ...] = ()
-    cancelled: str = ""  # "running", "queued" or "named" (--id): which one this cancel stops
+    cancelled: str = ""  # "running" or "named" (--id): which one this cancel stops
     asked: CancelTarget = CancelTarget.ANY
     cancelled_id: str = ""  # the deployment id deleted
 
     @property
     def exit_code(self) -> ExitCode:
-        """Nothing cancelled (nothing there, or a choice to make) is a failure."""
-        if self.result in (CancelResult.NOTHING_TO_CANCEL, CancelResult.CHOOSE):
-            return ExitCode.FAILED
-        return ExitCode.OK
-
-    @property
-    def cancelled_queued(self) -> QueuedDeploy | None:
-        """The queued deploy this cancel stops, if that is what it stops."""
-        return self.queued[0] if self.cancelled == "queued" and self.queued else None
+        """Nothing cancelled (nothing there, over already, or a choice to make) is a failure."""
+        failed = (CancelResult.NOTHING_TO_CANCEL, CancelResult.CHOOSE, CancelResult.ALREADY_OVER)
+        return ExitCode.FAILED if self.result in failed else ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -547,7 +521,9 @@ class WatchOutcome:
     """
 
     stack: Stack
-    action_id: str = ""  # the async action followed
+    # The async action followed, or `deployment:<id>` (activity.deployment_target) when
+    # Cloud 66 names no action for it: the deployment itself is followed then.
+    action_id: str = ""
     deployment: Deployment | None = None  # the running deployment (None: not started yet)
     started_by: Requester | None = None  # igor's requester, when it is igor's for sure
     queued: bool = False  # igor's deploy, waiting behind the running one
@@ -559,6 +535,11 @@ class WatchOutcome:
     def followable(self) -> bool:
         """Whether there is a deployment to follow."""
         return bool(self.action_id)
+
+    @property
+    def async_action_id(self) -> str:
+        """The async action followed ("" when the deployment itself is, or nothing)."""
+        return "" if followed_deployment(self.action_id) else self.action_id
 
     @property
     def exit_code(self) -> ExitCode:
@@ -586,63 +567,16 @@ DEPLOY_FACTS_LIMIT = 20
 DEPLOY_FACTS_WORKERS = 8
 
 
-DEPLOYMENTS_FRESH_FOR = 10.0  # seconds a stack's deployment list, once read, serves a list
-
-
-class RecentDeployments:
-    """Stacks' deployment lists read in the last DEPLOYMENTS_FRESH_FOR seconds, by uid.
-
-    The bot answers many `list`s at once on one token (3,000 requests an hour):
-    between them they read each stack's deployments once, not once a command.
-    """
-
-    def __init__(self, clock: Callable[[], float], seconds: float = DEPLOYMENTS_FRESH_FOR) -> None:
-        import threading
-
-        self.clock = clock
-        self.seconds = seconds
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[float, list[Deployment]]] = {}
-
-    def read(self, client: Client, uids: Sequence[str]) -> dict[str, list[Deployment]]:
-        """Each stack's deployments: the ones read moments ago, the others read now."""
-        now = self.clock()
-        with self._lock:
-            fresh = {
-                uid: seen[1]
-                for uid in uids
-                if (seen := self._seen.get(uid)) is not None and now - seen[0] < self.seconds
-            }
-        missing = [uid for uid in uids if uid not in fresh]
-        read = client.deployments_of(missing) if missing else {}
-        with self._lock:
-            for uid, deployments in read.items():
-                self._seen[uid] = (now, deployments)
-        return {uid: fresh[uid] if uid in fresh else read[uid] for uid in uids}
-
-
-def recent_deployments(env: Environment | None) -> RecentDeployments | None:
-    """The environment's RecentDeployments (made on first use); None without one."""
-    if env is None:
-        return None
-    with env.lock:
-        if env.recent_deployments is None:
-            env.recent_deployments = RecentDeployments(env.monotonic)
-        found: RecentDeployments = env.recent_deployments
-        return found
-
-
 def list_stacks(
     client: Client,
     stack: str | None = None,
     environment: str | None = None,
     *,
     wide: bool = False,
-    recent: RecentDeployments | None = None,
 ) -> StackList:
     """Stacks whose name contains `stack` (any case), in `environment` (exact, any case).
 
-    Up to DEPLOY_FACTS_LIMIT stacks (or WIDE_MAX_STACKS with `wide`), their
+    Up to DEPLOY_FACTS_LIMIT stacks (or WIDE_MAX_STACKS with `wide`), their newest
     deployments are read too, at once: what deploys now, how the last one ended,
     and (`wide`) what each runs. Past WIDE_MAX_STACKS, `wide` is refused before
     any is read, since each costs at least one request of the token's hourly budget.
@@ -659,12 +593,13 @@ def list_stacks(
     chosen.sort(key=lambda s: (s.name.casefold(), s.environment.casefold()))
     if wide and len(chosen) > WIDE_MAX_STACKS:
         raise TooManyStacks(len(chosen), WIDE_MAX_STACKS)
-    every: dict[str, list[Deployment]] = {}
+    every: dict[str, Sequence[Deployment]] = {}
     unread = ""
     if chosen and (wide or len(chosen) <= DEPLOY_FACTS_LIMIT):
         try:
-            uids = [s.uid for s in chosen]
-            every = recent.read(client, uids) if recent else client.deployments_of(uids)
+            enough = _runs_a_success if wide else None
+            read = client.newest_deployments_of([s.uid for s in chosen], enough)
+            every = {uid: newest.items for uid, newest in read.items()}
         except (Throttled, Unreachable, ApiError) as error:
             if wide:  # what --wide was asked for
                 raise
@@ -678,26 +613,41 @@ def list_stacks(
         with ThreadPoolExecutor(workers, thread_name_prefix="igor-deploys") as pool:
             found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
             deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
-    running = {uid: live_deployment(d) for uid, d in every.items()} if wide else None
+    running = _running(client, chosen, every) if wide else None
     return StackList(
         chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
     )
 
 
+def _running(
+    client: Client, stacks: Sequence[Stack], every: Mapping[str, Sequence[Deployment]]
+) -> dict[str, Deployment | None]:
+    """What each stack runs: its live deployment, and on a docker stack the image tags its
+    services run (a deployment shows none)."""
+    return {
+        s.uid: runs_now(client, s, live_deployment(every[s.uid])) for s in stacks if s.uid in every
+    }
+
+
+def _runs_a_success(deployments: Sequence[Deployment]) -> bool:
+    """Enough read to tell what a stack runs: Cloud 66's live one, or a success."""
+    return any(d.is_live or deployment_state(d) == "succeeded" for d in deployments)
+
+
 def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
     """The stack's running deployment and its newest finished one, and who asked for each.
 
-    The async actions (igor's requesters) are read only when one of the two came
+    igor's actions (its requesters) are read only when one of the two may have come
     through the API, the way igor deploys.
     """
-    live = _live_deployment(every)
+    live = running_deployment(every)
     finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
     last = min(finished, key=newest_first, default=None)
     shown = [d for d in (live, last) if d is not None]
-    if not any(d.triggered_via.casefold() in ("api", "") for d in shown):
+    if all(d.via_api is False for d in shown):
         return StackDeploys(live, None, last, None)
     try:
-        requesters = _igor_requesters(client, stack)
+        requesters = igor_requesters(shown, client.newest_actions(stack.uid).items)
     except (Throttled, Unreachable, ApiError):
         requesters = {}  # Cloud 66's own words then: `triggered_by`
     return StackDeploys(
@@ -801,17 +751,6 @@ def _check_services(client: Client, stack: Stack, services: Sequence[str]) -> No
         raise UnknownService(stack.label, unknown, available)
 
 
-def _live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
-    # Every page was read and no order is assumed: at most one deployment is live.
-    return next((d for d in deployments if d.is_deploying), None)
-
-
-def _igor_actions_running(actions: Sequence[AsyncAction]) -> list[AsyncAction]:
-    return [
-        a for a in actions if not a.finished and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
-    ]
-
-
 # -- deploy ----------------------------------------------------------------
 
 
@@ -822,10 +761,12 @@ def deploy(
     hints: StackHints | None = None,
     stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
     stack: Stack | None = None,
+    ledger: Ledger | None = None,
 ) -> DeployOutcome:
     """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying).
 
-    `stack` is the stack already resolved for this request, when it was.
+    `stack` is the stack already resolved for this request, when it was; `ledger`
+    keeps igor's record of what it sent (state/deployed.py).
     """
     stack = stack or find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
@@ -836,7 +777,7 @@ def deploy(
     # Two people asking at once (in this process, or in any igor sharing the state
     # store): the second must see the first's deployment, not race it to the POST.
     with stack_lock(stack.uid) if stack_lock else nullcontext():
-        return deploy_resolved(client, request, origin, stack, services)
+        return deploy_resolved(client, request, origin, stack, services, ledger=ledger)
 
 
 def deploy_resolved(
@@ -845,17 +786,19 @@ def deploy_resolved(
     origin: Origin,
     stack: Stack,
     services: tuple[str, ...],
-    deployments: Sequence[Deployment] | None = None,
+    deployments: Newest[Deployment] | None = None,
+    ledger: Ledger | None = None,
 ) -> DeployOutcome:
     """Deploy a stack already resolved and checked (under its lock): the busy rules, the
-    dry run, the one POST. `deployments`: the stack's list when the caller just read it."""
-    from igor_cli.cloud66 import StackStatus
+    dry run, the one POST. `deployments`: the stack's newest, when the caller just read them."""
+    read = deployments or client.newest_deployments(stack.uid, fresh=True)
 
     def outcome(
         result: DeployResult,
         action: AsyncAction | None = None,
         answer: DeployResponse | None = None,
         live: Deployment | None = None,
+        follow: str = "",
     ) -> DeployOutcome:
         return DeployOutcome(
             result,
@@ -863,36 +806,33 @@ def deploy_resolved(
             services,
             ref=request.ref,
             profile=request.profile,
-            action_id=action.id if action else answer.async_action_id if answer else "",
+            action_id=action.id if action else follow,
             message=answer.message if answer else "",
             running=live,
             started_by=Requester.from_reference(action.user_reference) if action else None,
             started_at=action.started_at if action else None,
+            typical=typical_duration(read.items, kind_of(live) if live else asked),
         )
+
+    # What the estimate compares with: the deployment already running, or what this asks.
+    asked = DeployKind(True, service_names(services), request.profile)
 
     if origin.request_id:
         # A retry of this very request (a Slack retry, a replayed confirmation),
         # perhaps handled by another replica: Cloud 66 filters its actions by the
         # reference igor stored. Only a deployment still running is a retry; a
         # finished one is history.
-        mine = client.actions(stack.uid, user_reference=origin.user_reference)
-        running = next(
-            (a for a in mine if a.user_reference == origin.user_reference and not a.finished),
-            None,
-        )
+        mine = client.actions_for(stack.uid, origin.user_reference)
+        running = next((a for a in mine if not a.finished), None)
         if running is not None:
             return outcome(DeployResult.ALREADY_DEPLOYING, running)
-    every = client.deployments(stack.uid) if deployments is None else deployments
-    live = _live_deployment(every)
-    busy = (
-        stack.is_busy
-        or stack.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
-        or live is not None
-    )
+    live = running_deployment(read.items)
+    busy = stack.busy or live is not None
     if busy:
-        ours = _igor_actions_running(client.actions(stack.uid))
-        if ours:
-            return outcome(DeployResult.ALREADY_DEPLOYING, ours[0], live=live)
+        state = live_state(client, stack, read, fresh=True)
+        ours = state.live_action or (state.queued[0].action if state.queued else None)
+        if ours is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, ours, live=live)
         if not request.wait:
             return outcome(DeployResult.BUSY_NOT_QUEUED, live=live)
     if request.dry_run:
@@ -904,136 +844,131 @@ def deploy_resolved(
         git_ref=request.ref,
         deployment_profile=request.profile,
     )
-    queued = answer.queued or busy
-    return outcome(
-        DeployResult.QUEUED if queued else DeployResult.STARTED, answer=answer, live=live
-    )
+    if ledger is not None:
+        ledger.sent(
+            stack.uid,
+            services,
+            request.ref,
+            request.profile,
+            origin.user_reference,
+            answer.async_action_id,
+        )
+    follow = answer.async_action_id or _what_to_follow(client, stack, origin, busy, live)
+    # Queued only behind what igor saw running: the documented answer to any redeploy
+    # says `"queued": true` ("Stack queued for redeployment"), an idle stack's too.
+    result = DeployResult.QUEUED if busy else DeployResult.STARTED
+    return outcome(result, answer=answer, live=live, follow=follow)
+
+
+def _what_to_follow(
+    client: Client, stack: Stack, origin: Origin, queued: bool, before: Deployment | None
+) -> str:
+    """Cloud 66 named no async action (its 2020 answer has none): igor's own action, found
+    by the reference it sent, else the deployment that started for it; "" when neither
+    can be told (a queued deploy starts later: `igor watch` attaches then)."""
+    try:
+        mine = client.actions_for(stack.uid, origin.user_reference)
+        running = next((a for a in mine if not a.finished), None)
+        if running is not None:
+            return running.id
+        if queued:
+            return ""
+        live = running_deployment(client.newest_deployments(stack.uid, fresh=True).items)
+    except (Throttled, Unreachable, ApiError):
+        return ""  # the deploy went through; only following it is in doubt
+    if live is not None and (before is None or live.id != before.id):
+        return deployment_target(live.id)
+    return ""
 
 
 # -- cancel ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LiveState:
-    """What runs on a stack now, the async action behind it, and the deploys igor queued."""
-
-    live: Deployment | None
-    live_action: AsyncAction | None  # the action that runs `live`, when it can be told
-    queued: tuple[QueuedDeploy, ...]  # igor's deploys waiting (behind `live`, if any)
-
-    @property
-    def live_requester(self) -> Requester | None:
-        """igor's requester of the running deployment; None unless it is igor's for sure."""
-        if self.live_action is None:
-            return None
-        return Requester.from_reference(self.live_action.user_reference)
-
-
-def live_state(client: Client, stack: Stack) -> LiveState:
-    """Read the stack's deployments and actions (every page) and tell what runs and waits."""
-    live = _live_deployment(client.deployments(stack.uid))
-    unfinished = [a for a in client.actions(stack.uid) if not a.finished]
-    runs_live = _action_of(live, unfinished) if live is not None else None
-    queued = tuple(
-        QueuedDeploy(a, Requester.from_reference(a.user_reference))
-        for a in sorted(unfinished, key=_asked_first)
-        if a is not runs_live and a.user_reference.startswith(IGOR_REFERENCE_PREFIX)
-    )
-    return LiveState(live, runs_live, queued)
-
-
-def _asked_first(action: AsyncAction) -> tuple[float, str]:
-    asked = action.started_at.timestamp() if action.started_at else float("inf")
-    return (asked, action.id)
-
-
-def _action_of(live: Deployment, unfinished: Sequence[AsyncAction]) -> AsyncAction | None:
-    """The unfinished action that runs the live deployment, when that can be told for sure.
-
-    An action that names its deployment (`metadata.deployment_id`) settles it.
-    Otherwise an action can only run the live deployment if the same Cloud 66
-    user asked for it no later than the deployment started, and it must be the
-    only such action: a deploy queued behind someone else's never takes their name.
-    """
-    named = [a for a in unfinished if a.deployment_id == live.id]
-    if named:
-        return named[0]
-    # Unconfirmed: that Cloud 66 leaves `metadata.deployment_id` out on some actions;
-    # the sandbox always sets it, so this rule only serves an API that does not.
-    possible = [
-        a
-        for a in unfinished
-        if not a.deployment_id
-        and (not a.user or a.user == live.triggered_by)
-        and (a.started_at is None or live.started_at is None or a.started_at <= live.started_at)
-    ]
-    return possible[0] if len(possible) == 1 else None
+class CannotCancelWaiting(IgorError):
+    """`--queued`: Cloud 66's API cancels a live deployment only."""
 
 
 def cancel(
     client: Client, request: CancelRequest, hints: StackHints | None = None
 ) -> CancelOutcome:
-    """Cancel what runs on the stack, or igor's queued deploy, or say which to choose.
+    """Cancel what runs on the stack, or the deployment `--id` names, or say which to choose.
 
-    With a running deployment and a deploy igor queued behind it, nothing is
-    cancelled unless the request says which (`--running`, `--queued`, `--id`).
+    With a running deployment and a deploy igor asked for waiting behind it,
+    nothing is cancelled unless the request says `--running` (or `--id`): the
+    waiting one cannot be cancelled through the API, so it is only named.
     """
     stack = find_stack(client, request.stack, request.environment, hints)
     _check_services(client, stack, split_services(request.services))
-    state = live_state(client, stack)
-    live, queued = state.live, state.queued
-
-    def outcome(
-        result: CancelResult, cancelled: str = "", *, waiting: Sequence[QueuedDeploy] = queued
-    ) -> CancelOutcome:
-        return CancelOutcome(
-            result, stack, live, state.live_requester, tuple(waiting), cancelled, request.target
+    if request.target is CancelTarget.QUEUED:
+        raise CannotCancelWaiting(
+            "Cloud 66's API cannot cancel a deploy that waits to start: it cancels a live "
+            "deployment (DELETE /stacks/{id}/deployments/{id}), and a waiting deploy has no "
+            "deployment to name until it starts. Nothing was cancelled.",
+            f"Cancel it in the Cloud 66 dashboard{_at(stack)}, or once it runs with "
+            f"`igor cancel {stack_words(stack)} --running`.",
         )
-
-    def _delete(
-        client: Client, stack: Stack, deployment_id: str, said: CancelOutcome
-    ) -> CancelOutcome:
-        if request.dry_run:  # what it would cancel; nothing is asked of Cloud 66
-            return dataclasses.replace(said, cancelled_id=deployment_id)
-        return delete(client, stack, deployment_id, said)
-
     wanted = request.deployment_id.strip()
     if wanted:
-        if live is not None and live.id == wanted:
-            return _delete(client, stack, wanted, outcome(CancelResult.CANCELLING, "running"))
-        named = [q for q in queued if q.deployment_id == wanted]
-        if named:
-            return _delete(
-                client, stack, wanted, outcome(CancelResult.CANCELLING, "queued", waiting=named)
-            )
-        # Not one igor can see running or queued: Cloud 66 says what it is.
-        return _delete(client, stack, wanted, outcome(CancelResult.CANCELLING, "named"))
-    target = request.target
-    if target is CancelTarget.RUNNING or (target is CancelTarget.ANY and not queued):
-        if live is None:
-            return outcome(CancelResult.NOTHING_TO_CANCEL)
-        return _delete(client, stack, live.id, outcome(CancelResult.CANCELLING, "running"))
-    if not queued:
-        return outcome(CancelResult.NOTHING_TO_CANCEL)
-    if len(queued) > 1 or (target is CancelTarget.ANY and live is not None):
-        return outcome(CancelResult.CHOOSE)
-    only = queued[0]
-    if not only.deployment_id:
-        raise IgorError(
-            f"Cloud 66 does not say which deployment igor's queued deploy of {stack.label} is, "
-            "so igor cannot cancel it.",
-            f"Cancel it in the Cloud 66 dashboard: {stack.dashboard_url}"
-            if stack.dashboard_url
-            else "Cancel it in the Cloud 66 dashboard.",
+        return _cancel_named(client, stack, request, wanted)
+    state = live_state(client, stack, fresh=True)
+    live, queued = state.live, state.queued
+
+    def outcome(result: CancelResult, cancelled: str = "") -> CancelOutcome:
+        return CancelOutcome(
+            result, stack, live, state.live_requester, queued, cancelled, request.target
         )
-    return _delete(client, stack, only.deployment_id, outcome(CancelResult.CANCELLING, "queued"))
+
+    if live is None:
+        return outcome(CancelResult.NOTHING_TO_CANCEL)
+    if queued and request.target is CancelTarget.ANY:
+        return outcome(CancelResult.CHOOSE)
+    cancelling = outcome(CancelResult.CANCELLING, "running")
+    return _delete(client, stack, live.id, cancelling, dry_run=request.dry_run)
 
 
-def delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome) -> CancelOutcome:
-    """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure."""
-    import dataclasses
+def _cancel_named(
+    client: Client, stack: Stack, request: CancelRequest, wanted: str
+) -> CancelOutcome:
+    """`--id N`: Cloud 66 is asked about deployment N first; one that is over is not sent."""
+    try:
+        named = client.deployment(stack.uid, wanted)
+    except NotFound:
+        raise NoSuchDeployment(
+            f"{stack.label} has no deployment {wanted}. Nothing was cancelled.",
+            f"See its deployments with `igor history {stack_words(stack)}`.",
+        ) from None
+    asked = CancelOutcome(
+        CancelResult.CANCELLING, stack, named, asked=request.target, cancelled="named"
+    )
+    if not named.is_deploying and named.finished_at is not None:
+        return dataclasses.replace(asked, result=CancelResult.ALREADY_OVER)
+    if named.is_deploying:
+        state = live_state(client, stack, fresh=True)
+        if state.live is not None and state.live.id == named.id:
+            asked = dataclasses.replace(asked, started_by=state.live_requester)
+    return _delete(client, stack, wanted, asked, dry_run=request.dry_run)
 
+
+def _at(stack: Stack) -> str:
+    return f" ({stack.dashboard_url})" if stack.dashboard_url else ""
+
+
+def stack_words(stack: Stack) -> str:
+    """`-s shop -e production`, quoted for a shell."""
+    import shlex
+
+    env = f" -e {shlex.quote(stack.environment)}" if stack.environment else ""
+    return f"-s {shlex.quote(stack.name)}{env}"
+
+
+def _delete(
+    client: Client, stack: Stack, deployment_id: str, said: CancelOutcome, *, dry_run: bool
+) -> CancelOutcome:
+    """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure.
+    A dry run says what it would cancel and asks nothing of Cloud 66."""
     named = dataclasses.replace(said, cancelled_id=deployment_id)
+    if dry_run:
+        return named
     try:
         message = client.cancel(stack.uid, deployment_id)
     except Conflict:
@@ -1045,71 +980,36 @@ def delete(client: Client, stack: Stack, deployment_id: str, said: CancelOutcome
 
 # -- history ---------------------------------------------------------------
 
-_STATES = {
-    "success": "succeeded",
-    "succeeded": "succeeded",
-    "successful": "succeeded",
-    "failed": "failed",
-    "failure": "failed",
-    "cancelled": "cancelled",
-    "canceled": "cancelled",
-    "in progress": "running",
-    "running": "running",
-    "deploying": "running",
-}
+HISTORY_MAX_PAGES = 10  # `history -n` shows at most this many pages' worth (300)
 
 
-def deployment_state(deployment: Deployment) -> str:
-    """succeeded, failed, cancelled or running, from the outcome's meaning (any case)."""
-    if deployment.is_deploying:
-        return "running"
-    meaning = deployment.outcome.strip().casefold()
-    return _STATES.get(meaning, meaning or "unknown")
+def history(
+    client: Client,
+    request: HistoryRequest,
+    hints: StackHints | None = None,
+    ledger: Ledger | None = None,
+) -> History:
+    """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in:
+    only as many pages as the limit needs are read."""
+    from igor_cli.paging import PER_PAGE
 
-
-def history(client: Client, request: HistoryRequest, hints: StackHints | None = None) -> History:
-    """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in."""
     stack = find_stack(client, request.stack, request.environment, hints)
-    every = client.deployments(stack.uid)  # every page: the order is undocumented
-    newest = sorted(every, key=newest_first)[: max(1, request.limit)]
-    requesters = _igor_requesters(client, stack)
-    chosen = [PastDeployment(d, requesters.get(d.id)) for d in newest]
-    return History(stack, chosen, len(every))
+    limit = max(1, request.limit)
+    pages = min(HISTORY_MAX_PAGES, -(-limit // PER_PAGE) + 1)
+    read = client.newest_deployments(stack.uid, lambda found: len(found) >= limit, max_pages=pages)
+    newest = list(read.items[:limit])
+    actions = actions_since(client, stack, newest)
+    requesters = igor_requesters(newest, actions)
+    shown = with_what_igor_sent(newest, actions, _records(ledger, stack))
+    chosen = [PastDeployment(d, requesters.get(d.id)) for d in shown]
+    return History(stack, chosen, read.count)
 
 
-def newest_first(deployment: Deployment) -> tuple[float, int, str]:
-    """A sort key: the newest deployment first (by start, then by id)."""
-    started = deployment.started_at.timestamp() if deployment.started_at else float("inf")
-    number = int(deployment.id) if deployment.id.isdigit() else 0
-    return (-started, -number, deployment.id)
-
-
-def live_deployment(deployments: Sequence[Deployment]) -> Deployment | None:
-    """The deployment whose code runs now: the one Cloud 66 marks `is_live`, else the
-    newest that succeeded (None when none did).
-
-    Unconfirmed: that `is_live` marks the deployment running now (the sandbox marks
-    the newest success); without it, the newest success is the best igor can tell.
-    """
-    marked = sorted((d for d in deployments if d.is_live), key=newest_first)
-    if marked:
-        return marked[0]
-    succeeded = [d for d in deployments if deployment_state(d) == "succeeded"]
-    return min(succeeded, key=newest_first, default=None)
-
-
-def _igor_requesters(client: Client, stack: Stack) -> dict[str, Requester]:
-    """Which deployments igor started, and for whom, where Cloud 66's actions say so.
-
-    Unconfirmed: that an async action's metadata names its `deployment_id` (the
-    sandbox's does); without it every deployment shows Cloud 66's own words.
-    """
-    found: dict[str, Requester] = {}
-    for action in client.actions(stack.uid):
-        requester = Requester.from_reference(action.user_reference)
-        if requester is not None and action.deployment_id:
-            found[action.deployment_id] = requester
-    return found
+def _records(ledger: Ledger | None, stack: Stack) -> list[Deployed]:
+    try:
+        return ledger.of(stack.uid) if ledger is not None else []
+    except IgorError:
+        return []  # the history is Cloud 66's; what igor sent is extra
 
 
 # -- follow ----------------------------------------------------------------
@@ -1200,6 +1100,9 @@ class FollowPolicy:
         return interval
 
 
+UNREADABLE_LOOKS = 3  # answers in a row igor cannot read before it says so and stops
+
+
 def follow(
     client: Client,
     stack_uid: str,
@@ -1208,51 +1111,59 @@ def follow(
     loops: Callable[[], int] = lambda: 1,
     already: float = 0.0,
     behind: str = "",
+    deployment_id: str = "",
 ) -> Iterator[Progress]:
-    """Yield progress until the deploy's async action finishes or the timeout passes.
+    """Yield progress until the deploy's async action (or, for a `deployment:<id>` target,
+    the deployment itself) finishes or the timeout passes.
 
     Throttling, outages and a passing 404 (after the client's own retries) only
-    slow the polling down; a rejected token, or `give_up_after` failures in a
-    row, end it. `already`: seconds the deployment ran before igor started watching.
+    slow the polling down; a rejected token, `give_up_after` failures in a row, or
+    UNREADABLE_LOOKS answers igor cannot read, end it (never a silent loop).
+    `already`: seconds the deployment ran before igor started watching.
     `behind`: the deployment a queued deploy waits behind; looked at (one GET) with
-    each look until it is over, so progress says when the wait ends.
+    each look until it is over, so progress says when the wait ends. `deployment_id`:
+    the followed deployment's id when igor knows it (Cloud 66 does not say which
+    deployment an action runs), given with every look.
     """
     policy = policy or FollowPolicy()
     started = policy.clock() - max(0.0, already)
     delay = policy.interval_for(loops())
-    failures = 0
+    failures = unreadable = 0
+    target = followed_deployment(action_id)
+    named = target or deployment_id
     waiting = bool(behind)
-    named = ""  # its deployment's id, once an answer names it
     while True:
         try:
-            action = client.action(stack_uid, action_id)
+            progress = (
+                _deployment_look(client, stack_uid, target)
+                if target
+                else _action_look(client, stack_uid, action_id)
+            )
+        except UnreadableAnswer as error:
+            unreadable += 1
+            if unreadable >= UNREADABLE_LOOKS:
+                raise _unreadable(error, target or action_id) from None
+            progress = None
+            delay = min(policy.max_backoff, delay * 2)
         except (Throttled, Unreachable, ApiError, NotFound):
             failures += 1
             if failures >= policy.give_up_after:
                 raise
-            action = None
+            progress = None
             delay = min(policy.max_backoff, delay * 2)
         elapsed = policy.clock() - started
-        if action is not None:
-            failures = 0
+        if progress is not None:
+            failures = unreadable = 0
             remaining = getattr(client, "rate_remaining", None)
             delay = policy.interval_for(loops(), remaining, elapsed)
-        if action is not None and action.finished:
-            cancelled = not action.finished_success and "cancel" in action.finished_message.lower()
-            yield Progress(
-                _took(action, elapsed),
-                True,
-                bool(action.finished_success),
-                action.finished_message,
-                cancelled=cancelled,
-                deployment_id=action.deployment_id,
-            )
+        if progress is not None and progress.finished:
+            took = progress.elapsed if progress.elapsed >= 0 else elapsed
+            yield dataclasses.replace(progress, elapsed=took, deployment_id=named)
             return
-        named = action.deployment_id if action is not None and action.deployment_id else named
         if elapsed - already >= policy.timeout:
             yield Progress(elapsed, False, None, "still running", timed_out=True)
             return
-        if waiting and action is not None:
+        if waiting and progress is not None:
             waiting = _in_front(client, stack_uid, behind)
         yield Progress(elapsed, False, queued=waiting, deployment_id=named)
         policy.sleep(delay)
@@ -1269,36 +1180,76 @@ def _in_front(client: Client, stack_uid: str, deployment_id: str) -> bool:
         return True
 
 
-def _took(action: AsyncAction, watched: float) -> float:
-    """How long a finished deployment took: Cloud 66's own start and end when it gives them
-    (a replica that took over a follow, or a restarted bot, watched only the end of it),
-    else how long igor watched it."""
-    if action.started_at is None or action.finished_at is None:
-        return watched
-    return max(0.0, (action.finished_at - action.started_at).total_seconds())
+def _action_look(client: Client, stack_uid: str, action_id: str) -> Progress:
+    """One look at an async action (elapsed -1: igor's own watch time, unless Cloud 66 dates it)."""
+    action = client.action(stack_uid, action_id)
+    if not action.finished:
+        return Progress(-1.0, False)
+    cancelled = not action.finished_success and "cancel" in action.finished_message.lower()
+    return Progress(
+        _took(action.started_at, action.finished_at),
+        True,
+        bool(action.finished_success),
+        action.finished_message,
+        cancelled=cancelled,
+    )
+
+
+def _deployment_look(client: Client, stack_uid: str, deployment_id: str) -> Progress:
+    """One look at a deployment itself (`GET /stacks/{uid}/deployments/{id}`)."""
+    deployment = client.deployment(stack_uid, deployment_id)
+    if deployment.is_deploying or deployment.finished_at is None:
+        return Progress(-1.0, False)
+    state = deployment_state(deployment)
+    return Progress(
+        _took(deployment.started_at, deployment.finished_at),
+        True,
+        state == "succeeded",
+        deployment.outcome,
+        cancelled=state == "cancelled",
+    )
+
+
+def _unreadable(error: UnreadableAnswer, what: str) -> IgorError:
+    return IgorError(
+        f"igor stopped following: Cloud 66's last {UNREADABLE_LOOKS} answers about "
+        f"{what} could not be read ({error.message.rstrip('.')}).",
+        "The deployment goes on: check it with `igor history` or in the Cloud 66 dashboard.",
+    )
+
+
+def _took(started: datetime | None, finished: datetime | None) -> float:
+    """How long a finished deployment took by Cloud 66's own start and end (a replica that
+    took over a follow, or a restarted bot, watched only the end of it); -1 when it does
+    not date both (how long igor watched, then)."""
+    if started is None or finished is None:
+        return -1.0
+    return max(0.0, (finished - started).total_seconds())
 
 
 # -- watch -----------------------------------------------------------------
 
-TYPICAL_OF = 5  # the newest successful deployments an estimate is made from
-
 
 def watch(client: Client, request: WatchRequest, hints: StackHints | None = None) -> WatchOutcome:
-    """The stack's running deployment (or igor's queued deploy) to follow, with an estimate."""
+    """The stack's running deployment (or igor's deploy about to start) to follow, with an
+    estimate, from one read of its newest deployments and one of its newest actions."""
     stack = find_stack(client, request.stack, request.environment, hints)
     state = live_state(client, stack)
     like = kind_of(state.live) if state.live is not None else DeployKind(True)
-    typical = typical_duration(client.deployments(stack.uid), like)
-    if state.live_action is not None and state.live is not None:
+    typical = typical_duration(state.deployments, like)
+    if state.live is not None:
+        # Cloud 66 names no action for a deployment: without igor's own action
+        # behind it, the deployment itself is followed.
+        target = state.live_action.id if state.live_action else deployment_target(state.live.id)
         return WatchOutcome(
             stack,
-            state.live_action.id,
+            target,
             state.live,
             state.live_requester,
             started_at=state.live.started_at,
             typical=typical,
         )
-    if state.live is None and len(state.queued) == 1:
+    if len(state.queued) == 1:
         waiting = state.queued[0]  # about to start: nothing runs in front of it
         return WatchOutcome(
             stack,
@@ -1309,26 +1260,13 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
             started_at=waiting.action.started_at,
             typical=typical,
         )
-    if state.live is not None:
-        raise IgorError(
-            f"{stack.label} runs deployment {state.live.id}, but Cloud 66 does not say which "
-            "action to follow for it.",
-            f"Follow it in the Cloud 66 dashboard: {stack.dashboard_url}"
-            if stack.dashboard_url
-            else "Follow it in the Cloud 66 dashboard.",
-        )
     return WatchOutcome(stack)
 
 
-def following(client: Client, outcome: DeployOutcome) -> WatchOutcome:
+def following(outcome: DeployOutcome) -> WatchOutcome:
     """What `deploy --follow` watches: the deployment igor asked for (or already runs)."""
     already = outcome.result is DeployResult.ALREADY_DEPLOYING
     queued = outcome.result is DeployResult.QUEUED
-    if already and outcome.running is not None:
-        like = kind_of(outcome.running)
-    else:  # what this deploy asks for, through the API
-        like = DeployKind(True, _names(outcome.services), outcome.profile)
-    typical = typical_duration(client.deployments(outcome.stack.uid), like)
     return WatchOutcome(
         outcome.stack,
         outcome.action_id,
@@ -1336,7 +1274,7 @@ def following(client: Client, outcome: DeployOutcome) -> WatchOutcome:
         outcome.started_by,
         queued=queued,
         started_at=outcome.started_at,
-        typical=typical,
+        typical=outcome.typical,
         behind=outcome.running.id if queued and outcome.running is not None else "",
     )
 
@@ -1346,51 +1284,6 @@ def seconds_running(outcome: DeployOutcome | WatchOutcome, now: datetime) -> flo
     if outcome.started_at is None:
         return 0.0
     return max(0.0, (now - outcome.started_at).total_seconds())
-
-
-@dataclass(frozen=True)
-class DeployKind:
-    """What makes two deployments' durations comparable: asked through the API (igor,
-    a hook, cx) or not (the dashboard, which may build first), the services deployed
-    (one service of a docker stack deploys faster than all of them), the profile."""
-
-    api: bool
-    services: frozenset[str] = frozenset()
-    profile: str = ""
-
-
-def kind_of(deployment: Deployment) -> DeployKind:
-    """The kind of a deployment Cloud 66 lists."""
-    api = deployment.triggered_via.casefold() == "api"
-    return DeployKind(api, _names(deployment.services), deployment.deployment_profile)
-
-
-def _names(services: Sequence[str]) -> frozenset[str]:
-    return frozenset(s.split(":", 1)[0].strip().casefold() for s in services if s.strip())
-
-
-def typical_duration(
-    deployments: Sequence[Deployment], like: DeployKind | None = None
-) -> float | None:
-    """How long the stack's newest successful deployments of this kind took (the median);
-    None when none did: no estimate rather than one made from other kinds."""
-    import statistics
-
-    done = [
-        d
-        for d in deployments
-        if deployment_state(d) == "succeeded"
-        and d.started_at
-        and d.finished_at
-        and (like is None or kind_of(d) == like)
-    ]
-    newest = sorted(done, key=newest_first)[:TYPICAL_OF]
-    seconds = [
-        (d.finished_at - d.started_at).total_seconds()
-        for d in newest
-        if d.finished_at is not None and d.started_at is not None
-    ]
-    return statistics.median(seconds) if seconds else None
 
 
 # -- the registry: which action answers which request -----------------------
@@ -1428,14 +1321,13 @@ def performs(request_type: type) -> Callable[[Action], Action]:
 def _list_action(run: Run, request: ListRequest) -> StackList:
     if request.wide:
         return list_wide(run.connect(), request)
-    recent = recent_deployments(run.env)
-    return list_stacks(run.connect(), request.stack, request.environment, recent=recent)
+    return list_stacks(run.connect(), request.stack, request.environment)
 
 
 @performs(DeployRequest)
 def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
     locks = run.env.stack_lock if run.env is not None else None
-    return deploy(run.connect(), request, run.origin, run.hints, locks, run.target)
+    return deploy(run.connect(), request, run.origin, run.hints, locks, run.target, ledger(run))
 
 
 @performs(CancelRequest)
@@ -1445,12 +1337,22 @@ def _cancel_action(run: Run, request: CancelRequest) -> CancelOutcome:
 
 @performs(HistoryRequest)
 def _history_action(run: Run, request: HistoryRequest) -> History:
-    return history(run.connect(), request, run.hints)
+    return history(run.connect(), request, run.hints, ledger(run))
 
 
 @performs(WatchRequest)
 def _watch_action(run: Run, request: WatchRequest) -> WatchOutcome:
     return watch(run.connect(), request, run.hints)
+
+
+def ledger(run: Run) -> Ledger | None:
+    """Where igor keeps what it deployed: the run's state store (a configured store that
+    cannot be reached refuses the change, as the guard does)."""
+    from igor_cli.state.deployed import Ledger
+
+    if run.env is None:
+        return None
+    return Ledger(run.env.state_or_none(), run.env.clock)
 
 
 @performs(VersionRequest)

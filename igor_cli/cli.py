@@ -432,15 +432,17 @@ CancelRunning = Annotated[
     bool,
     typer.Option("--running", help="Cancel the running deployment, whoever started it."),
 ]
+# Hidden: Cloud 66's API cannot cancel a deploy that waits to start (README, "What
+# Cloud 66 does not let igor do"); kept so that scripts using it hear why, not a usage error.
 CancelQueued = Annotated[
     bool,
-    typer.Option("--queued", help="Cancel the deploy igor queued behind the running one."),
+    typer.Option("--queued", hidden=True, help="Refused: Cloud 66 cannot cancel a waiting deploy."),
 ]
 DeploymentId = Annotated[
     str | None,
     typer.Option(
         "--id", metavar="N", show_default=False,
-        help="Cancel deployment N (running or queued).",
+        help="Cancel deployment N (one that is over is not sent).",
     ),
 ]  # fmt: skip
 
@@ -752,7 +754,7 @@ def deploy_command(
     chat=True,
     examples=(
         "igor cancel shop -e production",
-        "igor cancel -s blog --queued",
+        "igor cancel -s blog --running",
         "igor cancel -s blog --json",
     ),
 )
@@ -766,10 +768,11 @@ def cancel_command(
     deployment_id: DeploymentId = None,
     as_json: Json = None,
 ) -> Any:
-    """Cancel the stack's running deployment (or the deploy igor queued behind it).
+    """Cancel the stack's running deployment.
 
-    When someone else's deployment runs and one of igor's waits behind it,
-    nothing is cancelled until you say which: --running, --queued or --id N.
+    When a deployment runs and one igor asked for waits behind it, nothing is
+    cancelled until you say --running (or --id N): Cloud 66's API cannot cancel
+    a deploy that waits to start; its dashboard can.
     """
     from igor_cli.actions import CancelRequest, CancelTarget
 

@@ -16,9 +16,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,31 +27,32 @@ from igor_cli.config import DEFAULT_API_URL
 from igor_cli.errors import (
     ApiError,
     Cloud66Error,
-    Conflict,
-    Forbidden,
-    NotFound,
-    OutcomeUnknown,
     Throttled,
-    TrialExpired,
-    Unauthorized,
-    Unreachable,
+    UnreadableAnswer,
+)
+from igor_cli.paging import (
+    PER_PAGE,
+    READ_PAGES,
+    Newest,
+    SharedReads,
+    every_entry,
+    newest,
+)
+from igor_cli.refusals import (
+    aware,
+    clean_text,
+    error_for,
+    header_int,
+    never_sent,
+    reason,
+    unknown,
+    unreachable,
 )
 
 if TYPE_CHECKING:
     import requests
 
 USER_AGENT = f"igor/{__version__} (+https://github.com/cloud66-oss/igor)"
-
-# igor marks spans of Slack text with private-use characters; text from the API
-# must never carry them in.
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
-
-
-def clean_text(value: Any) -> str:
-    """A string read from the API, without Unicode private-use characters (None -> "")."""
-    if value is None:
-        return ""
-    return _PRIVATE_USE.sub("", value if isinstance(value, str) else str(value))
 
 
 class StackStatus(IntEnum):
@@ -127,16 +128,14 @@ def _meaning(value: Any) -> str:
     return clean_text(value or "")
 
 
-def _names(value: Any) -> tuple[str, ...]:
-    """Service names given as "a,b:tag", ["a", "b"] or [{"name": "a"}, ...]."""
-    if isinstance(value, str):
-        parts: list[Any] = value.split(",")
-    elif isinstance(value, list):
-        parts = [v.get("name") if isinstance(v, Mapping) else v for v in value]
-    else:
-        return ()
-    names = (clean_text(p).strip() for p in parts if p is not None)
-    return tuple(n for n in names if n)
+def _code(value: Any) -> str:
+    """The `code` of a {code, meaning} pair as text ("" for an integer code or none)."""
+    if isinstance(value, Mapping) and isinstance(value.get("code"), str):
+        return clean_text(value["code"])
+    return ""
+
+
+_API = re.compile(r"\bapi\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -148,14 +147,13 @@ class Stack:
     environment: str
     status: StackStatus
     health: StackHealth
-    is_busy: bool
+    is_busy: bool  # read when an answer carries it; no source shows the field
     framework: str = ""
     cloud: str = ""
     fqdn: str = ""
     last_activity: datetime | None = None
     git: str = ""
     git_branch: str = ""
-    backend: str = ""
     dashboard_url: str = ""  # the stack's page in the Cloud 66 dashboard, when known
 
     @classmethod
@@ -175,7 +173,6 @@ class Stack:
             last_activity=parse_time(data.get("last_activity_iso") or data.get("last_activity")),
             git=clean_text(data.get("git")),
             git_branch=clean_text(data.get("git_branch")),
-            backend=clean_text(data.get("backend")),
             dashboard_url=dashboard_url(origin, uid) if origin and uid else "",
         )
 
@@ -185,14 +182,20 @@ class Stack:
         return f"{self.name} ({self.environment})" if self.environment else self.name
 
     @property
+    def busy(self) -> bool:
+        """Queued for or in a deployment, by its status (5 or 6), or by `is_busy` where an
+        answer carries that field (no source shows it)."""
+        return self.is_busy or self.status in (StackStatus.QUEUED, StackStatus.DEPLOYING)
+
+    @property
     def is_docker(self) -> bool:
-        """A container stack, where `services` apply (classic stacks take `git_ref`)."""
-        # Unconfirmed: that framework "docker" or backend "kubernetes"/"docker" is how
-        # the API marks container stacks (the Go client has both fields, no rule).
-        return self.framework.casefold() == "docker" or self.backend.casefold() in {
-            "kubernetes",
-            "docker",
-        }
+        """A container stack, where `services` apply (classic stacks take `git_ref`).
+
+        From `framework` only: a documented example is a rails stack whose `backend`
+        (a field only the Go client shows) says kubernetes. Unconfirmed: that every
+        container stack's framework is "docker".
+        """
+        return self.framework.casefold() == "docker"
 
 
 def dashboard_url(origin: str, uid: str) -> str:
@@ -207,25 +210,48 @@ def dashboard_url(origin: str, uid: str) -> str:
     return f"{origin.rstrip('/')}/stacks/{quote(uid, safe='')}"
 
 
+def image_tag(image: str) -> str:
+    """The tag of an image reference (`quay.io/x/api:1.4` -> `1.4`), "" when it has none."""
+    last = image.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.rsplit(":", 1)[1].strip() if ":" in last else ""
+
+
 @dataclass(frozen=True)
 class Service:
-    """A service of a (docker) stack."""
+    """A service of a (docker) stack, and the image tag it runs when Cloud 66 says."""
 
     name: str
+    tag: str = ""  # "" when no source says, or its containers run different tags
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Service:
-        """Build from one entry of `GET /stacks/{uid}/services`."""
-        return cls(name=clean_text(data.get("name")))
+        """Build from one entry of `GET /stacks/{uid}/services`: the Go client's `image_tag`,
+        else the tag its containers' `image` carries (the documented sample's has none)."""
+        tag = clean_text(data.get("image_tag")).strip()
+        if not tag:
+            containers = data.get("containers")
+            images = [
+                clean_text(c.get("image"))
+                for c in (containers if isinstance(containers, list) else [])
+                if isinstance(c, Mapping)
+            ]
+            tags = {image_tag(i) for i in images}
+            tag = tags.pop() if len(tags) == 1 else ""
+        return cls(name=clean_text(data.get("name")), tag=tag)
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """One deployment of a stack."""
+    """One deployment of a stack, from the fields Cloud 66 documents.
+
+    `git_ref`, `services` and `deployment_profile` are what igor asked for, filled
+    from its own record of what it deployed (or, for what runs now, the stack's
+    services): Cloud 66 shows none of them on a deployment.
+    """
 
     id: str
     triggered_by: str
-    triggered_via: str
+    triggered_via: str  # Cloud 66's words: the meaning, else the code
     started_at: datetime | None
     finished_at: datetime | None
     outcome: str
@@ -236,12 +262,14 @@ class Deployment:
     deploy_type: str = ""
     is_live: bool = False
     deployment_profile: str = ""
+    # The docs disagree on which half of {code, meaning} holds the short word
+    # ("web" and "success", or "Web Interface" and "Successful"): both are kept.
+    triggered_via_code: str = ""
+    outcome_code: str = ""
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Deployment:
         """Build from one entry of `GET /stacks/{uid}/deployments`."""
-        # Unconfirmed: git_ref, services, deploy_type, is_live and deployment_profile
-        # are not in the Go client's models; igor reads them when present.
         return cls(
             id=clean_text(data.get("id")),
             triggered_by=clean_text(data.get("triggered_by")) or "someone",
@@ -251,12 +279,38 @@ class Deployment:
             outcome=_meaning(data.get("outcome")),
             is_deploying=bool(data.get("is_deploying")),
             git_hash=clean_text(data.get("git_hash")),
-            git_ref=clean_text(data.get("git_ref")),
-            services=_names(data.get("services")),
             deploy_type=_meaning(data.get("deploy_type")),
             is_live=bool(data.get("is_live")),
-            deployment_profile=clean_text(data.get("deployment_profile")),
+            triggered_via_code=_code(data.get("triggered_via")),
+            outcome_code=_code(data.get("outcome")),
         )
+
+    @property
+    def via_api(self) -> bool | None:
+        """Whether it was started through the API (either word says "api"); None when
+        Cloud 66 gives no word at all."""
+        words = [w for w in (self.triggered_via, self.triggered_via_code) if w]
+        if not words:
+            return None
+        return any(_API.search(w) for w in words)
+
+
+def what_runs(deployments: Sequence[Deployment]) -> bool:
+    """Enough read to tell what runs now and how the last deployment ended: one that is
+    over (the running one, if any, is newer)."""
+    return any(d.finished_at is not None and not d.is_deploying for d in deployments)
+
+
+def a_page(actions: Sequence[AsyncAction]) -> bool:
+    """A page's worth of the newest actions: every one still running is among them."""
+    return len(actions) >= PER_PAGE
+
+
+def newness(entry: Deployment | AsyncAction) -> tuple[float, int]:
+    """A sort key, higher for newer: the start (a deployment not started yet is newest),
+    then the numeric id."""
+    started = entry.started_at.timestamp() if entry.started_at else float("inf")
+    return (started, int(entry.id) if entry.id.isdigit() else 0)
 
 
 @dataclass(frozen=True)
@@ -270,7 +324,7 @@ class AsyncAction:
     finished_message: str
     user_reference: str = ""
     user: str = ""
-    deployment_id: str = ""  # Unconfirmed: metadata.deployment_id (the sandbox sets it)
+    action: str = ""  # what it does: `application_deployment` in the documented sample
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> AsyncAction:
@@ -288,7 +342,7 @@ class AsyncAction:
             finished_message=clean_text(data.get("finished_message")),
             user_reference=clean_text(reference),
             user=clean_text(data.get("user")),
-            deployment_id=clean_text(metadata.get("deployment_id")),
+            action=clean_text(data.get("action")),
         )
 
     @property
@@ -361,27 +415,11 @@ class Observer(Protocol):
     def services(self, uid: str, services: list[Service]) -> None:
         """One stack's services."""
 
-    def deployments(self, uid: str, deployments: list[Deployment]) -> None:
-        """One stack's deployments (their service tags name services at no extra cost)."""
-
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = (5.0, 30.0)  # connect, read: each request's own limits, within the call's deadline
-PER_PAGE = 30  # the API's page size when an answer does not say
-MAX_PAGES = 5_000  # more than this is a broken answer, not 150,000 stacks
 MAX_PAGE_WORKERS = 32
-HOURLY_LIMIT = 3_000  # requests per user per hour (SPEC section 4)
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-_SCOPE_USES = {
-    "public": "needed to read stacks and deployments",
-    "redeploy": "needed to deploy and cancel",
-    "users": "needed to read the account's name",
-}
-SCOPES_HINT = (
-    "Make a token in Cloud 66 under Account -> Authorized Applications -> Personal Access "
-    "Token, with the scopes public (to list), redeploy (to deploy and cancel) and, "
-    "optionally, users (to show the account's name)."
-)
 
 
 def _utc_now() -> datetime:
@@ -476,12 +514,14 @@ class Cloud66Client:
         observer: Observer | None = None,
         session: requests.Session | None = None,
         now: Callable[[], datetime] = _utc_now,
+        shared: SharedReads | None = None,
     ) -> None:
         """Raises `BadApiUrl` when `base_url` is not an http(s) URL.
 
         With `session` (make it with `new_session()`, which keeps no cookies), the
         client borrows it: the Authorization header goes with each request, not on
         the session, and `close()` leaves it open. `now` dates a throttle's reset.
+        `shared`: the run's reads of stacks' histories and the list orders learned.
         """
         self.base_url = _checked_base_url(base_url, token)
         self.origin = _origin(self.base_url)
@@ -489,6 +529,7 @@ class Cloud66Client:
         self.page_workers = max(1, page_workers)
         self.timeout = timeout
         self.observer = observer
+        self.shared = shared
         self.now = now
         self.rate_remaining: int | None = None
         self.rate_limit: int | None = None
@@ -526,11 +567,6 @@ class Cloud66Client:
         """One stack (one GET)."""
         return Stack.from_api(self._object(f"/stacks/{_segment(uid)}"), self.origin)
 
-    def deployment(self, uid: str, deployment_id: str) -> Deployment:
-        """One deployment of a stack (one GET: the API docs' "Deployment")."""
-        path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
-        return Deployment.from_api(self._object(path))
-
     def services(self, uid: str) -> list[Service]:
         """The services of a stack (empty for stacks without containers)."""
         items = self._list(f"/stacks/{_segment(uid)}/services")
@@ -539,42 +575,75 @@ class Cloud66Client:
             self.observer.services(uid, services)
         return services
 
-    def deployments(self, uid: str) -> list[Deployment]:
-        """Every deployment of a stack, every page, in the API's order (undocumented)."""
-        items = self._list(f"/stacks/{_segment(uid)}/deployments")
-        deployments = [Deployment.from_api(item) for item in items]
-        if self.observer is not None:
-            self.observer.deployments(uid, deployments)
-        return deployments
+    def newest_deployments(
+        self,
+        uid: str,
+        enough: Callable[[Sequence[Deployment]], bool] | None = None,
+        *,
+        fresh: bool = False,
+        max_pages: int = READ_PAGES,
+    ) -> Newest[Deployment]:
+        """A stack's newest deployments, newest first, read from the newest end only until
+        `enough` of them (by default: the running one and the last one over) are read.
 
-    def deployments_of(self, uids: Iterable[str]) -> dict[str, list[Deployment]]:
-        """Every deployment of each stack, the stacks read at once (at most `page_workers`).
-
-        One request per stack, plus one per further page of its deployments.
+        A read made moments ago by another command of this run serves unless `fresh`.
         """
+        return self._newest(
+            "deployments", uid, Deployment.from_api, enough or what_runs, fresh, max_pages
+        )
+
+    def newest_deployments_of(
+        self, uids: Iterable[str], enough: Callable[[Sequence[Deployment]], bool] | None = None
+    ) -> dict[str, Newest[Deployment]]:
+        """`newest_deployments` of several stacks at once (at most `page_workers`)."""
         from concurrent.futures import ThreadPoolExecutor
 
         wanted = list(dict.fromkeys(uids))
+
+        def read(uid: str) -> Newest[Deployment]:
+            return self.newest_deployments(uid, enough)
+
         if len(wanted) <= 1:
-            return {uid: self.deployments(uid) for uid in wanted}
+            return {uid: read(uid) for uid in wanted}
         with ThreadPoolExecutor(
             max_workers=min(self.page_workers, len(wanted)), thread_name_prefix="igor-stack"
         ) as pool:
-            return dict(zip(wanted, pool.map(self.deployments, wanted), strict=True))
+            return dict(zip(wanted, pool.map(read, wanted), strict=True))
 
-    def actions(self, uid: str, *, user_reference: str | None = None) -> list[AsyncAction]:
-        """Every async action of a stack, every page, in the API's order (undocumented).
+    def deployment(self, uid: str, deployment_id: str) -> Deployment:
+        """One deployment (one GET; `NotFound` when the stack has no such deployment)."""
+        path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
+        return Deployment.from_api(self._object(path))
 
-        With `user_reference`, Cloud 66 filters on it (`?user_reference=`).
-        """
-        params = {} if user_reference is None else {"user_reference": user_reference}
-        items = self._list(f"/stacks/{_segment(uid)}/actions", params)
-        return [AsyncAction.from_api(item) for item in items]
+    def newest_actions(
+        self,
+        uid: str,
+        enough: Callable[[Sequence[AsyncAction]], bool] | None = None,
+        *,
+        fresh: bool = False,
+        max_pages: int = READ_PAGES,
+    ) -> Newest[AsyncAction]:
+        """A stack's newest async actions, newest first (by default: one page's worth)."""
+        return self._newest(
+            "actions", uid, AsyncAction.from_api, enough or a_page, fresh, max_pages
+        )
+
+    def actions_for(self, uid: str, user_reference: str) -> list[AsyncAction]:
+        """The stack's actions tagged with this `user_reference`, newest first: Cloud 66
+        filters on it (`?user_reference=`); what it answers is checked here too."""
+        params = {"user_reference": user_reference}
+
+        def found(actions: Sequence[AsyncAction]) -> bool:
+            return any(a.user_reference == user_reference for a in actions)
+
+        read = self._newest("actions", uid, AsyncAction.from_api, found, True, READ_PAGES, params)
+        return [a for a in read.items if a.user_reference == user_reference]
 
     def action(self, uid: str, action_id: str) -> AsyncAction:
         """One async action (for following a deployment)."""
         path = f"/stacks/{_segment(uid)}/actions/{_segment(action_id)}"
-        return AsyncAction.from_api(self._object(path))
+        # The 2020 sample wraps it in `response`; the 2024 one does not.
+        return AsyncAction.from_api(self._object(path, bare=True))
 
     def accounts(self) -> list[Account]:
         """The accounts the token belongs to (needs the `users` scope)."""
@@ -594,8 +663,8 @@ class Cloud66Client:
         Sent once, never retried: a missing or unreadable answer is `OutcomeUnknown`.
         """
         data: dict[str, str] = {}
-        # Unconfirmed: the Go client posts `services` as a JSON array; SPEC section 4
-        # documents the string "svc:tag,svc2", which igor sends.
+        # Unconfirmed: the Go client posts `services` as a JSON array; the 2024 docs
+        # document the string "svc:tag,svc2", which igor sends.
         joined = ",".join(s for s in services if s)
         if joined:
             data["services"] = joined
@@ -606,7 +675,10 @@ class Cloud66Client:
         if deployment_profile:
             data["deployment_profile"] = deployment_profile
         self.change_sent = ("deploy", uid)
-        body = self._send_once("POST", f"/stacks/{_segment(uid)}/deployments", data, "deploy")
+        try:
+            body = self._send_once("POST", f"/stacks/{_segment(uid)}/deployments", data, "deploy")
+        finally:
+            self._forget(uid)
         response = _answer_of(body, "deploy")
         return DeployResponse(
             ok=bool(response.get("ok", True)),
@@ -619,72 +691,73 @@ class Cloud66Client:
         """Cancel a live deployment; returns Cloud 66's message. Never retried."""
         path = f"/stacks/{_segment(uid)}/deployments/{_segment(deployment_id)}"
         self.change_sent = ("cancel", uid)
-        body = self._send_once("DELETE", path, None, "cancel")
+        try:
+            body = self._send_once("DELETE", path, None, "cancel")
+        finally:
+            self._forget(uid)
         response = _answer_of(body, "cancel")
         return clean_text(response.get("message")) or "Cancelling deployment"
 
     # -- lists -----------------------------------------------------------
 
-    def _object(self, path: str) -> Mapping[str, Any]:
+    def _object(self, path: str, *, bare: bool = False) -> Mapping[str, Any]:
+        """One object: `response`, or (`bare`) the body itself when it is the object."""
         deadline = _Deadline(self.retry.total_seconds)
-        response = self._get(path, {}, deadline).get("response")
+        body = self._get(path, {}, deadline)
+        response = body.get("response")
+        if bare and "response" not in body and "id" in body:
+            response = body
         if not isinstance(response, Mapping):
-            raise ApiError(f"Cloud 66 answered {path} with something igor cannot read.")
+            raise UnreadableAnswer(f"Cloud 66 answered {path} with something igor cannot read.")
         return response
 
     def _list(self, path: str, params: Mapping[str, str] | None = None) -> list[Mapping[str, Any]]:
         """Every entry of a paged list: page 1, then the rest at once (or by `next`)."""
         deadline = _Deadline(self.retry.total_seconds)
         query = dict(params or {})
-        first = self._get(path, query, deadline)
-        items = _items(first, path)
-        pages = _page_count(first, len(items), path)
-        if pages is None:
-            items.extend(self._walk(path, query, first, deadline))
-        elif pages > 1:
-            items.extend(self._pages(path, query, pages, deadline))
-        return items
 
-    def _walk(
-        self, path: str, query: dict[str, str], body: Mapping[str, Any], deadline: _Deadline
-    ) -> list[Mapping[str, Any]]:
-        """No count to plan with: follow `next` one page at a time, forward only."""
-        items: list[Mapping[str, Any]] = []
-        current = 1
-        while (following := _next_page(body)) is not None and following > current:
-            if following > MAX_PAGES:
-                raise _too_many_pages(path, f"a page number of {following:,}")
-            body = self._get(path, {**query, "page": str(following)}, deadline)
-            items.extend(_items(body, path))
-            current = following
-        return items
+        def get(page: int) -> Mapping[str, Any]:
+            return self._get(path, {**query, "page": str(page)} if page > 1 else query, deadline)
 
-    def _pages(
-        self, path: str, query: dict[str, str], pages: int, deadline: _Deadline
-    ) -> list[Mapping[str, Any]]:
-        """Pages 2..`pages`, fetched concurrently, returned in page order."""
-        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+        def stop() -> None:
+            deadline.stopped = True
 
-        def page(number: int) -> list[Mapping[str, Any]]:
-            return _items(self._get(path, {**query, "page": str(number)}, deadline), path)
+        return every_entry(get, path, workers=self.page_workers, stop=stop)
 
-        if pages == 2:
-            return page(2)
-        pool = ThreadPoolExecutor(
-            max_workers=min(self.page_workers, pages - 1), thread_name_prefix="igor-page"
+    def _newest(
+        self,
+        kind: str,
+        uid: str,
+        parse: Callable[[Mapping[str, Any]], Any],
+        enough: Callable[[Sequence[Any]], bool],
+        fresh: bool,
+        max_pages: int,
+        params: Mapping[str, str] | None = None,
+    ) -> Newest[Any]:
+        key = f"{kind}:{uid}"
+        shared = self.shared if params is None else None  # a filtered read is not the list
+        if shared is not None and not fresh:
+            seen = shared.recent(key)
+            if seen is not None and (seen.complete or enough(seen.items)):
+                return seen
+        path = f"/stacks/{_segment(uid)}/{kind}"
+        deadline = _Deadline(self.retry.total_seconds)
+        query = dict(params or {})
+
+        def get(page: int) -> Mapping[str, Any]:
+            return self._get(path, {**query, "page": str(page)} if page > 1 else query, deadline)
+
+        memory = self.shared.orders if self.shared is not None else None
+        read: Newest[Any] = newest(
+            get, path, parse, newness, enough, memory=memory, key=key, max_pages=max_pages
         )
-        try:
-            futures = [pool.submit(page, number) for number in range(2, pages + 1)]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            items: list[Mapping[str, Any]] = []
-            for future in futures:
-                items.extend(future.result())
-            return items
-        except BaseException:
-            deadline.stopped = True  # the pages still running give up at their next retry
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if shared is not None:
+            shared.keep(key, read)
+        return read
+
+    def _forget(self, uid: str) -> None:
+        if self.shared is not None:
+            self.shared.forget(uid)
 
     # -- transport -------------------------------------------------------
 
@@ -699,7 +772,7 @@ class Cloud66Client:
             self._refuse_if_throttled()
             timeout = self._timeout(deadline)
             if timeout is None:
-                raise failure or _unreachable(self.origin, "timed out")
+                raise failure or unreachable(self.origin, "timed out")
             retry_after: float | None = None
             try:
                 response = self._session.get(
@@ -710,7 +783,7 @@ class Cloud66Client:
                     timeout=timeout,
                 )
             except requests.RequestException as exc:
-                failure = _unreachable(self.origin, _reason(exc))
+                failure = unreachable(self.origin, reason(exc))
             else:
                 self._note_rate(response)
                 if response.status_code < 400:
@@ -733,7 +806,7 @@ class Cloud66Client:
         self._refuse_if_throttled()
         timeout = self._timeout(_Deadline(self.retry.total_seconds))
         if timeout is None:
-            raise _unreachable(self.origin, "timed out")
+            raise unreachable(self.origin, "timed out")
         try:
             response = self._session.request(
                 method,
@@ -750,19 +823,19 @@ class Cloud66Client:
             requests.exceptions.ProxyError,
             requests.exceptions.InvalidURL,
         ) as exc:
-            raise _unreachable(self.origin, _reason(exc)) from None
+            raise unreachable(self.origin, reason(exc)) from None
         except requests.RequestException as exc:
             # A connection that was never made carried nothing; anything later
             # (a reset, a dropped or cut answer, a read timeout) may have.
-            if _never_sent(exc):
-                raise _unreachable(self.origin, _reason(exc)) from None
-            raise _unknown(what, _reason(exc)) from None
+            if never_sent(exc):
+                raise unreachable(self.origin, reason(exc)) from None
+            raise unknown(what, reason(exc)) from None
         self._note_rate(response)
         status = response.status_code
         if status >= 400:
             failure = self._failure(response, method, path)
             if status >= 500 and not isinstance(failure, Throttled):
-                raise _unknown(what, f"Cloud 66 answered HTTP {status}")
+                raise unknown(what, f"Cloud 66 answered HTTP {status}")
             raise failure  # a 4xx (or throttled) is a definite refusal
         if status >= 300:
             raise ApiError(
@@ -775,7 +848,7 @@ class Cloud66Client:
         except ValueError:
             body = None
         if not isinstance(body, Mapping):
-            raise _unknown(what, "its answer could not be read")
+            raise unknown(what, "its answer could not be read")
         return body
 
     def _timeout(self, deadline: _Deadline) -> Any:
@@ -792,11 +865,11 @@ class Cloud66Client:
     # -- what the answers say ----------------------------------------------
 
     def _note_rate(self, response: requests.Response) -> None:
-        remaining = _header_int(response, "X-RateLimit-Remaining")
+        remaining = header_int(response, "X-RateLimit-Remaining")
         if remaining is not None:
             self.rate_remaining = remaining
         # Unconfirmed: SPEC names only X-RateLimit-Remaining; the Limit header is read if sent.
-        limit = _header_int(response, "X-RateLimit-Limit")
+        limit = header_int(response, "X-RateLimit-Limit")
         if limit is not None:
             self.rate_limit = limit
 
@@ -805,7 +878,7 @@ class Cloud66Client:
             throttled = self._throttled
             if throttled is None or throttled.reset_at is None:
                 return
-            if _aware(self.now()) >= throttled.reset_at:
+            if aware(self.now()) >= throttled.reset_at:
                 self._throttled = None
                 return
         raise Throttled(
@@ -814,7 +887,7 @@ class Cloud66Client:
 
     def _failure(self, response: requests.Response, method: str, path: str) -> Cloud66Error:
         """The typed error for an HTTP error answer; a final throttle is remembered."""
-        failure = _error_for(response, method, path, self._token, self.now)
+        failure = error_for(response, method, path, self._token, self.now)
         if isinstance(failure, Throttled) and failure.reset_at is not None:
             with self._lock:
                 self._throttled = failure
@@ -861,81 +934,10 @@ def _segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _header_int(response: requests.Response, name: str) -> int | None:
-    return _int(response.headers.get(name))
-
-
-def _items(body: Mapping[str, Any], path: str) -> list[Mapping[str, Any]]:
-    items = body.get("response")
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise ApiError(f"Cloud 66 answered {path} with something that is not a list.")
-    return list(items)
-
-
-def _pagination(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    pagination = body.get("pagination")
-    return pagination if isinstance(pagination, Mapping) else {}
-
-
-def _page_count(body: Mapping[str, Any], on_first_page: int, path: str) -> int | None:
-    """How many pages the first answer implies; None when it gives no count at all.
-
-    `pagination.pages` when present (never more than the count implies), else the
-    count (top level, or in `pagination`) over `per_page`. Without `per_page`, a
-    full first page shows the page size; else the API's default of 30.
-    """
-    pagination = _pagination(body)
-    pages = _int(pagination.get("pages"))
-    if pages is not None and pages < 1:
-        pages = None
-    total = _int(body.get("count"))
-    if total is None:
-        total = _int(pagination.get("count"))
-    if total is not None:
-        per_page = _int(pagination.get("per_page")) or 0
-        if per_page < 1:
-            per_page = on_first_page if 0 < on_first_page < total else PER_PAGE
-        implied = max(1, -(-total // per_page))
-        pages = implied if pages is None else min(pages, implied)
-        if pages > MAX_PAGES:
-            raise _too_many_pages(path, f"{total:,} entries, {implied:,} pages")
-    if pages is not None and pages > MAX_PAGES:
-        raise _too_many_pages(path, f"{pages:,} pages")
-    return pages
-
-
-def _next_page(body: Mapping[str, Any]) -> int | None:
-    return _int(_pagination(body).get("next"))
-
-
-def _too_many_pages(path: str, said: str) -> ApiError:
-    return ApiError(
-        f"Cloud 66 answered {path} with {said}; igor reads at most {MAX_PAGES:,} pages, "
-        "so it stopped instead of making that many requests.",
-        "If IGOR_API_URL is set, check that it points at the Cloud 66 API.",
-    )
-
-
 def _answer_of(body: Mapping[str, Any], what: str) -> Mapping[str, Any]:
     response = body.get("response", body)
     if not isinstance(response, Mapping):
-        raise _unknown(what, "its answer could not be read")
+        raise unknown(what, "its answer could not be read")
     return response
 
 
@@ -943,14 +945,14 @@ def _json_body(response: requests.Response, path: str) -> Mapping[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        raise ApiError(
+        raise UnreadableAnswer(
             f"Cloud 66 answered {path} with something that is not JSON "
             f"(HTTP {response.status_code}).",
             "If IGOR_API_URL is set, check that it points at the Cloud 66 API.",
             response.status_code,
         ) from None
     if not isinstance(body, Mapping):
-        raise ApiError(f"Cloud 66 answered {path} with JSON igor cannot read.")
+        raise UnreadableAnswer(f"Cloud 66 answered {path} with JSON igor cannot read.")
     return body
 
 
@@ -960,178 +962,3 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def _api_words(body: Mapping[str, Any], token: str) -> str:
-    """What the error body says: `details`, else `error_description`, else `error`
-    (the Go client's order), cleaned, without the token, at most 300 characters."""
-    for key in ("details", "error_description", "error"):
-        value = body.get(key)
-        if isinstance(value, list):
-            value = "; ".join(clean_text(v) for v in value if v)
-        text = " ".join(clean_text(value).split())
-        if text:
-            if token and len(token) >= 4:
-                text = text.replace(token, "[token]")
-            return text if len(text) <= 300 else text[:299] + "…"
-    return ""
-
-
-def _error_for(
-    response: requests.Response,
-    method: str,
-    path: str,
-    token: str,
-    now: Callable[[], datetime],
-) -> Cloud66Error:
-    """The typed error for an HTTP error answer; carries the API's words, never a token."""
-    status = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, Mapping):
-        body = {}
-    code = clean_text(body.get("error")).strip().casefold()
-    words = _api_words(body, token)
-    said = f": {words.rstrip('.')}" if words else ""
-    if status == 401:
-        return Unauthorized(
-            f"Cloud 66 rejected the token{said}.",
-            "The token may be wrong, expired or revoked.",
-            status,
-        )
-    if status == 402:
-        return TrialExpired(
-            f"The Cloud 66 account's trial has expired{said}.",
-            "Choose a plan for the account in the Cloud 66 dashboard; "
-            "igor works again once the account is active.",
-            status,
-        )
-    if status == 403:
-        scope = _scope_for(method, path)
-        return Forbidden(
-            f"The Cloud 66 token lacks the {scope} scope, {_SCOPE_USES[scope]}{said}.",
-            SCOPES_HINT,
-            status,
-            scope=scope,
-        )
-    if status == 404:
-        return NotFound(f"Cloud 66 could not find it{said}.", status=status)
-    if status == 409:
-        return Conflict(f"Cloud 66 refused: {words.rstrip('.') or 'conflict'}.", status=status)
-    if status == 503 and code == "throttled":
-        # Unconfirmed: that the hourly window resets on the clock hour (SPEC: "until
-        # the next hourly interval").
-        current = _aware(now()).astimezone(UTC)
-        reset_at = current.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        at = reset_at.strftime("%H:%M UTC")
-        return Throttled(
-            f"Cloud 66 is throttling this token: its limit of {HOURLY_LIMIT:,} requests "
-            f"an hour resets at {at}.",
-            f"igor will not call Cloud 66 with this token again before {at}.",
-            status,
-            reset_at=reset_at,
-        )
-    if status == 429:
-        return Throttled(
-            f"Cloud 66 is throttling requests (HTTP 429){said}.",
-            "Wait a minute and try again.",
-            status,
-        )
-    if status >= 500:
-        return ApiError(f"Cloud 66 answered HTTP {status}{said}.", "Try again later.", status)
-    return ApiError(f"Cloud 66 refused the request (HTTP {status}){said}.", status=status)
-
-
-def _scope_for(method: str, path: str) -> str:
-    """The token scope a call needs (SPEC section 4)."""
-    if path == "/accounts" or path.startswith("/accounts/"):
-        return "users"
-    if method in ("POST", "DELETE") and "/deployments" in path:
-        return "redeploy"
-    return "public"
-
-
-def _unreachable(origin: str, reason: str) -> Unreachable:
-    return Unreachable(
-        f"Cloud 66 could not be reached at {origin} ({reason}).",
-        "Check your network, or IGOR_API_URL if you set it.",
-    )
-
-
-def _unknown(what: str, reason: str) -> OutcomeUnknown:
-    return OutcomeUnknown(
-        f"The {what} request was sent but no answer came back: it may or may not have "
-        f"happened ({reason}).",
-        f"Check with `igor list -s <stack>` or the Cloud 66 dashboard whether the {what} "
-        "went through.",
-    )
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """An exception and everything it wraps (requests wraps urllib3 wraps socket errors)."""
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(found) < 32:
-        current = todo.pop(0)
-        if current is None or any(current is seen for seen in found):
-            continue
-        found.append(current)
-        todo += [current.__cause__, current.__context__]
-        for inner in (*current.args, getattr(current, "reason", None)):
-            if isinstance(inner, BaseException):
-                todo.append(inner)
-            reason = getattr(inner, "reason", None)
-            if isinstance(reason, BaseException):
-                todo.append(reason)
-    return found
-
-
-def network_reason(exc: BaseException) -> str:
-    """Why a request failed, in words: for other clients of the network (Slack's)."""
-    return _reason(exc)
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a request failed, in words (never a Python class name)."""
-    import socket
-    import ssl
-
-    import requests
-
-    chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
-
-    def has(*kinds: type[BaseException]) -> bool:
-        return any(isinstance(e, kinds) for e in chain)
-
-    if has(requests.Timeout, TimeoutError) or names & {"ReadTimeoutError", "ConnectTimeoutError"}:
-        return "timed out"
-    if has(socket.gaierror) or "NameResolutionError" in names:
-        return "name not resolved"
-    if has(ConnectionRefusedError):
-        return "connection refused"
-    if has(ssl.SSLError, requests.exceptions.SSLError) or "SSLError" in names:
-        return "TLS error"
-    if has(requests.exceptions.ProxyError) or "ProxyError" in names:
-        return "proxy error"
-    if has(requests.TooManyRedirects):
-        return "too many redirects"
-    if has(ConnectionResetError):
-        return "connection reset"
-    if names & {"RemoteDisconnected", "IncompleteRead", "ProtocolError", "ChunkedEncodingError"}:
-        return "connection closed before a full answer"
-    if has(ConnectionError, requests.ConnectionError):
-        return "connection failed"
-    return "network error"
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """The connection was never made (refused, name not resolved), so nothing was sent."""
-    import socket
-
-    from urllib3.exceptions import NewConnectionError
-
-    never = (ConnectionRefusedError, socket.gaierror, NewConnectionError)
-    return any(isinstance(e, never) for e in _chain(exc))

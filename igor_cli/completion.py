@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-    from igor_cli.cloud66 import Deployment, Service, Stack
+    from igor_cli.cloud66 import Service, Stack
     from igor_cli.config import Environment
 
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.
@@ -50,6 +50,13 @@ def cache_file(env: Environment, key: str) -> Path:
     # the key stored inside, so their stacks still never mix.
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", key.split("://", 1)[-1]).strip("-")[:100]
     return env.cache_dir() / "completion" / f"stacks-{slug or 'default'}.json"
+
+
+def orders_file(env: Environment) -> Path:
+    """Where the order of each stack's deployments and actions lists, once learned, is kept
+    for this API (paging.ListOrders): learning it costs a request, once."""
+    path = cache_file(env, cache_key(env))
+    return path.with_name(path.name.replace("stacks-", "orders-", 1))
 
 
 class StackCache:
@@ -86,28 +93,6 @@ class StackCache:
                 if entry["uid"] == uid:
                     entry["services"] = [s.name for s in services]
                     self._save(entries, data.get("saved_at"))
-                    return
-
-    def deployments(self, uid: str, deployments: list[Deployment]) -> None:
-        """Add the services named by the deployments' tags (`web:1.4`) to those known.
-
-        deploy (dry runs too), cancel and history read a stack's deployments
-        anyway, so this costs no request; `list` asks for none (a request per
-        stack on every listing would spend the hourly budget).
-        """
-        named = [tag.split(":", 1)[0].strip() for d in deployments for tag in d.services]
-        if not any(named):
-            return
-        with self.env.lock:
-            data = load(self.env, self.key)
-            entries = _entries(data)
-            for entry in entries:
-                if entry["uid"] == uid:
-                    known = entry["services"]
-                    new = [n for n in dict.fromkeys(named) if n and n not in known]
-                    if new:
-                        entry["services"] = [*known, *new]
-                        self._save(entries, data.get("saved_at"))
                     return
 
     def named(self, uid: str) -> tuple[str, str] | None:

@@ -123,8 +123,8 @@ class Environment:
     _checking: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
-    # Stacks' deployment lists read moments ago (actions.RecentDeployments): many `list`s
-    # at once in the bot read each stack's once between them.
+    # Stacks' histories read moments ago and the list orders learned (paging.SharedReads,
+    # made by connect.shared_reads): the bot's commands share one read of a stack.
     recent_deployments: Any = field(default=None, init=False, repr=False, compare=False)
 
     def stack_lock(self, uid: str, label: str = "") -> AbstractContextManager[None]:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import requests
 
     from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.paging import SharedReads
     from igor_cli.sandbox import Simulator
 
 
@@ -90,6 +91,25 @@ def shared_session(env: Environment) -> requests.Session:
         return session
 
 
+def shared_reads(env: Environment) -> SharedReads:
+    """The run's reads of stacks' histories and the list orders learned (made on first use).
+
+    The bot's commands share a stack's read for a few seconds; every command, the
+    bot's or a shell's, keeps the orders learned beside the completion cache.
+    """
+    found: SharedReads | None = env.recent_deployments
+    if found is not None:
+        return found
+    with env.lock:
+        if env.recent_deployments is None:
+            from igor_cli.completion import orders_file
+            from igor_cli.paging import ListOrders, SharedReads
+
+            env.recent_deployments = SharedReads(env.monotonic, ListOrders(orders_file(env)))
+        shared: SharedReads = env.recent_deployments
+        return shared
+
+
 def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
     """A client for the sandbox or Cloud 66, with `token` or the one igor finds now.
 
@@ -113,4 +133,5 @@ def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
         retry=RetryPolicy(sleep=env.sleep),
         observer=StackCache(env),
         session=shared_session(env),
+        shared=shared_reads(env),
     )

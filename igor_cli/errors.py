@@ -201,6 +201,10 @@ class ApiError(Cloud66Error):
     """Any other error answer, or an answer igor cannot read."""
 
 
+class UnreadableAnswer(ApiError):
+    """A 2xx answer whose body is not what the docs show (following says so, never loops)."""
+
+
 class OutcomeUnknown(Cloud66Error):
     """A deploy or cancel was sent but no readable answer came back: it may have happened."""
 

@@ -11,7 +11,6 @@ confirmation, and the click deploys only that (`expect`).
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
@@ -19,26 +18,34 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from igor_cli.actions import (
     DEPLOY_FIELDS,
-    Client,
     DeployOutcome,
     DeployRequest,
     Origin,
     Request,
     Run,
-    StackHints,
     deploy_resolved,
-    deployment_state,
     find_stack,
+    ledger,
+    performs,
+    stack_words,
+    with_follow_events,
+)
+from igor_cli.activity import (
+    Client,
+    StackHints,
+    actions_since,
+    deployment_state,
     live_deployment,
     newest_first,
-    performs,
-    with_follow_events,
+    runs_now,
+    with_what_igor_sent,
 )
 from igor_cli.errors import (
     AlreadyLive,
     ChangedSinceConfirmed,
     DifferentRepositories,
     NoSuchDeployment,
+    NotFound,
     NothingToGoBackTo,
     NothingToPromote,
     NotShownByCloud66,
@@ -48,6 +55,7 @@ from igor_cli.errors import (
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Deployment, Stack
     from igor_cli.json_output import JsonOutput
+    from igor_cli.state.deployed import Ledger
 
 StackLock = Callable[[str], AbstractContextManager[Any]]
 
@@ -117,43 +125,45 @@ class Redeploy:
         return self.ref or ",".join(self.services)
 
 
-def redeploy_of(stack: Stack, deployment: Deployment) -> Redeploy:
+def redeploy_of(stack: Stack, deployment: Deployment, unknown: str = "") -> Redeploy:
     """What to post to deploy again on `stack` what `deployment` ran; refused when
-    Cloud 66 does not show it (no hash; on a docker stack, no image tags)."""
+    Cloud 66 does not show it (no hash; on a docker stack, no image tags: igor knows
+    those only of what it deployed itself). `unknown` says why, when the caller knows."""
     if stack.is_docker:
         tags = deployment.services
         if not tags or not all(_tag_of(entry) for entry in tags):
             raise NotShownByCloud66(
-                f"Cloud 66 does not show which image tags deployment {deployment.id} of "
-                f"{stack.label} ran. Nothing was posted.",
-                f"Deploy the tags you want by name: `igor deploy {_where(stack)} -v SERVICE:TAG` "
-                "(one -v for each service).",
+                unknown
+                or f"Cloud 66 does not show which image tags deployment {deployment.id} of "
+                f"{stack.label} ran, and igor has no record of deploying it. Nothing was "
+                "posted.",
+                f"Deploy the tags you want by name: `igor deploy {stack_words(stack)} "
+                "-v SERVICE:TAG` (one -v for each service).",
             )
         return Redeploy(services=tuple(tags))
     if not deployment.git_hash:
         raise NotShownByCloud66(
             f"Cloud 66 does not show which commit deployment {deployment.id} of {stack.label} "
             "ran. Nothing was posted.",
-            f"Deploy a commit by name: `igor deploy {_where(stack)} --ref COMMIT`.",
+            f"Deploy a commit by name: `igor deploy {stack_words(stack)} --ref COMMIT`.",
         )
     return Redeploy(ref=deployment.git_hash)
 
 
 def ran_the_same(a: Deployment, b: Deployment) -> bool:
-    """Whether two deployments ran the same commit (or the same image tags)."""
+    """Whether two deployments ran the same commit (or the same image tags for every service
+    both name: a deploy of `-v web:1.5` ran what runs now if web runs 1.5)."""
+    from igor_cli.state.deployed import tags_of
+
     if a.services or b.services:
-        return sorted(a.services) == sorted(b.services)
+        ta, tb = tags_of(a.services), tags_of(b.services)
+        shared = ta.keys() & tb.keys()
+        return bool(shared) and all(ta[name] == tb[name] for name in shared)
     return bool(a.git_hash) and a.git_hash == b.git_hash
 
 
 def _tag_of(entry: str) -> str:
     return entry.partition(":")[2].strip()
-
-
-def _where(stack: Stack) -> str:
-    """`-s shop -e production`, quoted for a shell."""
-    env = f" -e {shlex.quote(stack.environment)}" if stack.environment else ""
-    return f"-s {shlex.quote(stack.name)}{env}"
 
 
 def short(deployment: Deployment) -> str:
@@ -204,12 +214,15 @@ def _as_deploy(outcome: DeployOutcome) -> dict[str, Any]:
 # -- rollback ----------------------------------------------------------------------
 
 
+ROLLBACK_PAGES = 4  # the newest 120 deployments are searched; further back, name one with --to
+
+
 def rollback_target(
     stack: Stack, deployments: Sequence[Deployment], to: str = ""
 ) -> tuple[Deployment, Deployment]:
     """(the live deployment, the one to go back to): by default the newest that
     succeeded before the live one and ran something else; `to` names another."""
-    history = f"See its deployments with `igor history {_where(stack)}`."
+    history = f"See its deployments with `igor history {stack_words(stack)}`."
     current = live_deployment(deployments)
     if current is None:
         raise NothingToGoBackTo(
@@ -252,10 +265,33 @@ def rollback_target(
     if target is None:
         raise NothingToGoBackTo(
             f"{stack.label} has no successful deployment before the live one "
-            f"({current.id}, {short(current)}) that ran anything else. Nothing was posted.",
-            history,
+            f"({current.id}, {short(current)}) that ran anything else among its newest "
+            f"{len(deployments)}. Nothing was posted.",
+            f"{history} Name an older one with --to ID.",
         )
     return current, target
+
+
+def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment]], bool]:
+    """When the newest deployments read hold what a rollback needs: `--to`'s, or the live
+    one and an older success that ran something else (on a docker stack, any older
+    success: what it ran is told afterwards, from igor's records)."""
+
+    def enough(found: Sequence[Deployment]) -> bool:
+        if to:
+            return any(d.id == to for d in found)
+        current = live_deployment(found)
+        if current is None:
+            return False
+        after = newest_first(current)
+        return any(
+            newest_first(d) > after
+            and deployment_state(d) == "succeeded"
+            and (docker or not ran_the_same(d, current))
+            for d in found
+        )
+
+    return enough
 
 
 def rollback(
@@ -264,18 +300,65 @@ def rollback(
     origin: Origin,
     hints: StackHints | None = None,
     stack_lock: StackLock | None = None,
+    ledger: Ledger | None = None,
 ) -> RollbackOutcome:
-    """Deploy again what the last good deployment before the live one ran (or `--to`'s)."""
+    """Deploy again what the last good deployment before the live one ran (or `--to`'s).
+
+    The newest deployments are read (ROLLBACK_PAGES at most; `--to` is looked up by
+    itself when it is older). On a docker stack what each ran comes from igor's
+    records of what it deployed and what runs now from the stack's services.
+    """
     stack = find_stack(client, request.stack, request.environment, hints)
+    to = request.to.strip()
     with stack_lock(stack.uid) if stack_lock else nullcontext():
-        every = client.deployments(stack.uid)  # every page: the order is undocumented
-        current, target = rollback_target(stack, every, request.to)
+        read = client.newest_deployments(
+            stack.uid,
+            _enough_to_roll_back(to, stack.is_docker),
+            fresh=True,
+            max_pages=ROLLBACK_PAGES,
+        )
+        every = list(read.items)
+        if to and not any(d.id == to for d in every):
+            every.append(_named(client, stack, to))
+        if stack.is_docker:
+            every = _with_tags(client, stack, every, ledger)
+        current, target = rollback_target(stack, every, to)
         again = redeploy_of(stack, target)
         _check_expected(request.expect, again, f"roll {stack.label} back to")
         done = deploy_resolved(
-            client, _deploy_request(stack, again, request), origin, stack, again.services, every
+            client,
+            _deploy_request(stack, again, request),
+            origin,
+            stack,
+            again.services,
+            read,
+            ledger,
         )
     return RollbackOutcome(**_as_deploy(done), current=current, target=target)
+
+
+def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
+    """The deployment `--to` names, asked of Cloud 66 by itself (one GET)."""
+    try:
+        return client.deployment(stack.uid, deployment_id)
+    except NotFound:
+        raise NoSuchDeployment(
+            f"{stack.label} has no deployment {deployment_id}. Nothing was posted.",
+            f"See its deployments with `igor history {stack_words(stack)}`.",
+        ) from None
+
+
+def _with_tags(
+    client: Client, stack: Stack, deployments: Sequence[Deployment], ledger: Ledger | None
+) -> list[Deployment]:
+    """A docker stack's deployments carrying the tags igor sent for those it made, and the
+    live one the tags its services run now. A store that cannot be read refuses."""
+    records = ledger.of(stack.uid) if ledger is not None else []
+    actions = actions_since(client, stack, deployments)
+    filled = with_what_igor_sent(deployments, actions, records)
+    live = live_deployment(filled)
+    now = runs_now(client, stack, live)
+    return [now if d is live and now is not None else d for d in filled]
 
 
 # -- promote -------------------------------------------------------------------------
@@ -302,7 +385,7 @@ def check_same_repository(source: Stack, target: Stack) -> None:
         raise DifferentRepositories(
             f"Cloud 66 does not say which repository {' and '.join(unknown)} deploys from, so "
             "igor cannot check that both stacks run the same code. Nothing was posted.",
-            f"Deploy a commit by name instead: `igor deploy {_where(target)} --ref COMMIT`.",
+            f"Deploy a commit by name instead: `igor deploy {stack_words(target)} --ref COMMIT`.",
         )
     if repository(source.git) != repository(target.git):
         raise DifferentRepositories(
@@ -317,8 +400,10 @@ def promote(
     origin: Origin,
     hints: StackHints | None = None,
     stack_lock: StackLock | None = None,
+    ledger: Ledger | None = None,
 ) -> PromoteOutcome:
-    """Deploy to the `--to` environment's stack what the `--from` one runs."""
+    """Deploy to the `--to` environment's stack what the `--from` one runs: its live git
+    hash, or on docker stacks the image tags its services run now."""
     if request.source.strip().casefold() == request.environment.strip().casefold():
         raise UsageProblem(
             f"--from and --to both name {request.environment!r}.",
@@ -327,16 +412,18 @@ def promote(
     target_stack = find_stack(client, request.stack, request.environment, hints)
     source_stack = find_stack(client, request.stack, request.source, hints)
     check_same_repository(source_stack, target_stack)
-    source = live_deployment(client.deployments(source_stack.uid))
+    source = runs_now(
+        client, source_stack, live_deployment(client.newest_deployments(source_stack.uid).items)
+    )
     if source is None:
         raise NothingToPromote(
             f"{source_stack.label} has no successful deployment to promote. Nothing was posted.",
-            f"See its deployments with `igor history {_where(source_stack)}`.",
+            f"See its deployments with `igor history {stack_words(source_stack)}`.",
         )
-    again = redeploy_of(target_stack, source)
+    again = redeploy_of(target_stack, source, _tags_not_shown(source_stack))
     with stack_lock(target_stack.uid) if stack_lock else nullcontext():
-        every = client.deployments(target_stack.uid)
-        current = live_deployment(every)
+        read = client.newest_deployments(target_stack.uid, fresh=True)
+        current = runs_now(client, target_stack, live_deployment(read.items))
         if current is not None and ran_the_same(current, source):
             raise AlreadyLive(
                 f"{target_stack.label} already runs {short(source)} (deployment {current.id}), "
@@ -349,10 +436,18 @@ def promote(
             origin,
             target_stack,
             again.services,
-            every,
+            read,
+            ledger,
         )
     return PromoteOutcome(
         **_as_deploy(done), source_stack=source_stack, source=source, current=current
+    )
+
+
+def _tags_not_shown(stack: Stack) -> str:
+    return (
+        f"Cloud 66 does not show which image tag each service of {stack.label} runs (its "
+        "services' images carry no tag). Nothing was posted."
     )
 
 
@@ -387,10 +482,10 @@ def _check_expected(expected: str, again: Redeploy, doing: str) -> None:
 @performs(RollbackRequest)
 def _rollback_action(run: Run, request: RollbackRequest) -> RollbackOutcome:
     locks = run.env.stack_lock if run.env is not None else None
-    return rollback(run.connect(), request, run.origin, run.hints, locks)
+    return rollback(run.connect(), request, run.origin, run.hints, locks, ledger(run))
 
 
 @performs(PromoteRequest)
 def _promote_action(run: Run, request: PromoteRequest) -> PromoteOutcome:
     locks = run.env.stack_lock if run.env is not None else None
-    return promote(run.connect(), request, run.origin, run.hints, locks)
+    return promote(run.connect(), request, run.origin, run.hints, locks, ledger(run))

@@ -142,7 +142,7 @@ def run(env: Environment, request: Request) -> int:
     from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
-    from igor_cli.errors import IgorError
+    from igor_cli.errors import ExitCode, IgorError
     from igor_cli.render.sentences import followed_as
     from igor_cli.render.terminal import TerminalRenderer
 
@@ -169,7 +169,9 @@ def run(env: Environment, request: Request) -> int:
         if isinstance(outcome, WatchOutcome) and outcome.followable:
             watched = outcome
         elif follows and isinstance(outcome, DeployOutcome) and outcome.posted:
-            watched = following(connect(), outcome) if outcome.action_id else None
+            watched = following(outcome) if outcome.action_id else None
+            if watched is None:  # the deploy sentence said why; --follow did not happen
+                code = int(ExitCode.FAILED)
         if watched is not None:
             code = _follow(env, connect(), watched, renderer, followed_as(outcome))
     except IgorError as error:
@@ -268,6 +270,7 @@ def _follow(
                 policy,
                 already=already,
                 behind=watched.behind,
+                deployment_id=watched.deployment.id if watched.deployment else "",
             ):
                 update(progress)
                 last = progress

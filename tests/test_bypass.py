@@ -55,7 +55,8 @@ def test_a_dashboard_deploy_of_a_locked_stack_is_reported_once(
     assert in_thread["thread_ts"] == locked_in  # the thread the lock was taken in
     said = in_thread["text"]
     assert f"Deployment {deployment} of blog (production)" in said
-    assert "dave@corp via Web" in said and "migration" in said and "<@U0ALICE>" in said
+    # "web": the word of the docs' sample, which the simulator now uses.
+    assert "dave@corp via web" in said and "migration" in said and "<@U0ALICE>" in said
     # No signing key: no button, but the command that cancels exactly this deployment.
     assert f"cancel -s blog -e production --id {deployment}" in said
     assert not any(b["type"] == "actions" for b in in_thread["blocks"])

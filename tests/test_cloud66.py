@@ -15,6 +15,7 @@ from igor_cli.cloud66 import (
     Cloud66Client,
     Deployment,
     RetryPolicy,
+    Service,
     Stack,
     StackHealth,
     StackStatus,
@@ -86,28 +87,39 @@ def _three_more_deployments(client: Cloud66Client, clock: FakeClock, uid: str) -
         clock.advance(120)  # each one finishes before the next
 
 
-def test_deployments_and_actions_read_every_page() -> None:
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_deployments_and_actions_are_read_from_the_newest_end_only_as_far_as_asked(
+    order: str,
+) -> None:
     clock = FakeClock()
-    with Simulator(clock=clock, per_page=1, stacks=[{"name": "blog"}]) as sim:
+    with Simulator(clock=clock, per_page=1, stacks=[{"name": "blog"}], order=order) as sim:
         uid = sim.stack("blog", "production")["uid"]
         with client_for(sim, clock) as client:
             _three_more_deployments(client, clock, uid)
             sim.reset_requests()
-            deployments = client.deployments(uid)
-            actions = client.actions(uid)
-        assert len(deployments) == 4  # the seeded one and three more, one a page
-        assert len({d.id for d in deployments}) == 4
-        assert sim.count("GET", "/deployments") == 4
-        assert len(actions) == 4  # the seeded deployment has an action too
-        assert {a.user_reference for a in actions} == {"", *(f"igor:test:{n}" for n in range(3))}
-        assert sim.count("GET", "/actions") == 4
+            newest = client.newest_deployments(uid, lambda found: len(found) >= 2)
+            every = client.newest_deployments(uid, lambda found: False, max_pages=10)
+            actions = client.newest_actions(uid, lambda found: False, max_pages=10)
+        assert [d.id for d in newest.items] == [d.id for d in every.items][:2]
+        assert (newest.total, newest.complete, every.complete) == (4, False, True)
+        # Page 1 (the count) and the last (the order, learned anew without a memory),
+        # then from the newest end: page 2 when newest first, 3 when oldest first.
+        pages = [r.query.get("page", "1") for r in sim.requests if r.path.endswith("/deployments")]
+        assert pages[:3] == ["1", "4", "2" if order == "newest" else "3"]
+        assert len(every.items) == 4  # the seeded one and three more, one a page
+        starts = [d.started_at for d in every.items]
+        assert starts == sorted(starts, reverse=True)  # newest first, whatever the order
+        assert len(actions.items) == 4  # the seeded deployment has an action too
+        assert {a.user_reference for a in actions.items} == {
+            "", *(f"igor:test:{n}" for n in range(3))
+        }  # fmt: skip
 
 
 def test_actions_send_the_user_reference_filter(sim: Simulator, clock: FakeClock) -> None:
     uid = sim.stack("blog", "production")["uid"]
     with client_for(sim, clock) as client:
-        client.actions(uid, user_reference="igor:slack:U1:Ev1")
-        client.actions(uid)
+        assert client.actions_for(uid, "igor:slack:U1:Ev1") == []
+        client.newest_actions(uid)
     asked = [r.query for r in sim.requests if r.path.endswith("/actions")]
     assert asked == [{"user_reference": "igor:slack:U1:Ev1"}, {}]
 
@@ -135,8 +147,8 @@ def test_models_read_the_api_fields(sim: Simulator, clock: FakeClock) -> None:
             "web",
             "worker",
         ]
-        history = client.deployments(legacy.uid)
-        assert history[0].outcome == "Failed"  # a string code in the simulator
+        history = client.newest_deployments(legacy.uid).items
+        assert history[0].outcome == "failed"  # a string code in the simulator
         assert not history[0].is_deploying
 
 
@@ -162,12 +174,13 @@ def test_private_use_characters_never_come_in_from_the_api() -> None:
     assert (stack.uid, stack.name, stack.environment, stack.git) == ("u", "shop", "prod", "")
     deployment = Deployment.from_api(
         {"id": 1, "triggered_by": f"al{marker}ice", "outcome": {"meaning": f"Fail{marker}ed"},
-         "services": [f"web{marker}", {"name": f"{marker}worker"}], "git_ref": f"v1{marker}"}
+         "triggered_via": {"code": f"w{marker}eb", "meaning": "Web"}}
     )  # fmt: skip
     assert deployment.triggered_by == "alice"
     assert deployment.outcome == "Failed"
-    assert deployment.services == ("web", "worker")
-    assert deployment.git_ref == "v1"
+    assert deployment.triggered_via_code == "web"
+    service = Service.from_api({"name": "web", "image_tag": f"1.{marker}2"})
+    assert service.tag == "1.2"
     action = AsyncAction.from_api(
         {
             "id": 2,
@@ -182,32 +195,72 @@ def test_private_use_characters_never_come_in_from_the_api() -> None:
     assert Stack.from_api({"name": "a\ud7ff\uf900b"}).name == "a\ud7ff\uf900b"
 
 
-def test_stack_knows_whether_it_runs_containers() -> None:
+def test_stack_knows_whether_it_runs_containers_from_its_framework_only() -> None:
     assert Stack.from_api({"framework": "docker"}).is_docker
-    assert Stack.from_api({"framework": "rails", "backend": "kubernetes"}).is_docker
-    assert Stack.from_api({"backend": "docker"}).is_docker
+    # `backend` is a field only the Go client shows; a documented rails stack says
+    # kubernetes there: it stays a classic stack, which takes a git ref.
+    assert not Stack.from_api({"framework": "rails", "backend": "kubernetes"}).is_docker
+    assert not Stack.from_api({"backend": "docker"}).is_docker
     classic = Stack.from_api({"framework": "rails", "backend": "", "git": "g", "git_branch": "b"})
     assert not classic.is_docker
-    assert (classic.git, classic.git_branch, classic.backend) == ("g", "b", "")
+    assert (classic.git, classic.git_branch) == ("g", "b")
 
 
-def test_deployment_reads_ref_services_type_and_liveness() -> None:
+def test_deployment_reads_only_documented_fields() -> None:
     deployment = Deployment.from_api(
         {"id": 9, "git_ref": "release-1", "services": "web:1.2, worker", "deploy_type": "redeploy",
          "is_live": True, "deployment_profile": "fast"}
     )  # fmt: skip
-    assert deployment.git_ref == "release-1"
-    assert deployment.services == ("web:1.2", "worker")
-    assert deployment.deploy_type == "redeploy"
-    assert deployment.is_live
-    assert deployment.deployment_profile == "fast"
-    bare = Deployment.from_api({"id": 10})
-    assert (bare.git_ref, bare.services, bare.is_live, bare.deployment_profile) == (
+    # What a deployment ran beyond its hash is no documented field: igor fills these
+    # only from its own record of what it sent.
+    assert (deployment.git_ref, deployment.services, deployment.deployment_profile) == (
         "",
         (),
-        False,
         "",
     )
+    assert deployment.deploy_type == "redeploy"
+    assert deployment.is_live
+    bare = Deployment.from_api({"id": 10})
+    assert (bare.is_live, bare.via_api) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("via", "api"),
+    [
+        ({"code": 0, "meaning": "web"}, False),  # the docs' sample
+        ({"code": "web", "meaning": "Web Interface"}, False),  # the short word in `code`
+        ({"code": 2, "meaning": "api"}, True),
+        ({"code": "api", "meaning": "API request"}, True),
+        ({"code": "api", "meaning": "Programmatic"}, True),
+        ({"code": 5, "meaning": "Hook"}, False),
+    ],
+)
+def test_how_a_deployment_was_started_is_read_from_code_and_meaning(
+    via: dict[str, Any], api: bool
+) -> None:
+    assert Deployment.from_api({"id": 1, "triggered_via": via}).via_api is api
+
+
+def test_outcomes_are_read_from_code_and_meaning() -> None:
+    from igor_cli.actions import deployment_state
+
+    for outcome, state in [
+        ({"code": 1, "meaning": "success"}, "succeeded"),
+        ({"code": "success", "meaning": "Successful"}, "succeeded"),
+        ({"code": "failed", "meaning": "Deployment failed"}, "failed"),
+        ({"code": "cancelled", "meaning": "Cancelled by dana"}, "cancelled"),
+    ]:
+        assert deployment_state(Deployment.from_api({"id": 1, "outcome": outcome})) == state
+
+
+def test_a_services_tag_comes_from_the_go_clients_field_or_its_containers_images() -> None:
+    assert Service.from_api({"name": "web", "image_tag": "1.4"}).tag == "1.4"
+    docs = {"name": "web", "containers": [{"image": "quay.io/cloud66/sample-rails"}]}
+    assert Service.from_api(docs).tag == ""  # the docs' sample: no tag shown
+    tagged = {"name": "web", "containers": [{"image": "ghcr.io/x/web:2.0"}] * 2}
+    assert Service.from_api(tagged).tag == "2.0"
+    mixed = {"name": "web", "containers": [{"image": "x:1"}, {"image": "x:2"}]}
+    assert Service.from_api(mixed).tag == ""  # a rollout half done: igor cannot tell
 
 
 def test_account_name_is_the_friendly_name(sim: Simulator, clock: FakeClock) -> None:
@@ -480,7 +533,7 @@ def test_error_text_never_carries_the_token(sim: Simulator, clock: FakeClock) ->
         (lambda c, uid: c.deploy(uid), "redeploy"),
         (lambda c, uid: c.cancel(uid, "1"), "redeploy"),
         (lambda c, uid: c.stacks(), "public"),
-        (lambda c, uid: c.deployments(uid), "public"),
+        (lambda c, uid: c.newest_deployments(uid), "public"),
         (lambda c, uid: c.action(uid, "1"), "public"),
     ],
 )

@@ -15,8 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from igor_cli.cloud66 import MAX_PAGES, Cloud66Client, RetryPolicy
+from igor_cli.cloud66 import Cloud66Client, RetryPolicy
 from igor_cli.errors import ApiError, OutcomeUnknown, Unreachable
+from igor_cli.paging import MAX_PAGES
 from tests.fakes.clock import FakeClock
 
 
@@ -284,7 +285,7 @@ def test_the_order_of_the_pages_is_kept_not_sorted(
     def answer(seen: Seen) -> Reply:
         return Reply(
             body={
-                "response": [{"id": n, "is_deploying": False} for n in ids[seen.page - 1]],
+                "response": [{"uid": str(n)} for n in ids[seen.page - 1]],
                 "count": 7,
                 "pagination": {"current": seen.page, "per_page": 3},
             }
@@ -292,7 +293,7 @@ def test_the_order_of_the_pages_is_kept_not_sorted(
 
     api = serve(answer)
     with client(api.url, clock) as c:
-        assert [d.id for d in c.deployments("uid")] == ["5", "9", "1", "7", "2", "30", "8"]
+        assert [s.uid for s in c.stacks()] == ["5", "9", "1", "7", "2", "30", "8"]
     assert sorted(api.pages()) == [1, 2, 3]
 
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from igor_cli.cli import app
 from igor_cli.cloud66 import Service, Stack, StackHealth, StackStatus
-from igor_cli.completion import StackCache, cache_file, cache_key, load
+from igor_cli.completion import StackCache, cache_file, cache_key, load, orders_file
 from igor_cli.config import Environment
 from igor_cli.sandbox import Simulator
 from igor_cli.tab import COMPLETE_VAR, answer_request, main, scripts
@@ -172,7 +172,13 @@ def test_a_command_that_fetched_the_stacks_leaves_them_per_api_with_a_time_stamp
     path = cache_file(env, sim.url)
     assert path.parent.parent == Path(os.environ["IGOR_CACHE_DIR"])
     assert path.stat().st_mode & 0o077 == 0  # stack names are nobody else's business
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left
+    # Beside it, the order each stack's lists were found in (learning it costs a request).
+    orders = orders_file(env)
+    assert orders.stat().st_mode & 0o077 == 0
+    shop = next(s["uid"] for s in data["stacks"] if s["name"] == "shop")
+    assert json.loads(orders.read_text())[f"deployments:{shop}"] == "newest"
+    # No temporary files left.
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, orders.name])
 
 
 def test_services_igor_has_seen_are_kept_when_the_list_is_fetched_again(
@@ -215,39 +221,11 @@ def test_a_file_for_another_api_or_a_damaged_file_completes_nothing(
     assert values(via_igor("bash", "igor deploy -s ", monkeypatch)) == ["shop"]
 
 
-@pytest.mark.parametrize(
-    "words",
-    [
-        ["history", "-s", "api"],
-        ["deploy", "-s", "api", "--dry-run"],
-        ["deploy", "-s", "api"],
-        ["list", "--wide", "-s", "api"],
-    ],
-)
-def test_services_are_learnt_from_the_deployments_a_command_reads_anyway(
-    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, words: list[str]
-) -> None:
-    sim.add_stacks(20)  # past LAST DEPLOY's bound: the listing reads no deployments
-    assert igor("list").exit_code == 0
-    listed_at = load(Environment(), sim.url)["saved_at"]
-    assert via_igor("bash", "igor deploy -s api -v ", monkeypatch) == []  # nothing known yet
-    igor.clock.advance(60)
-    sim.reset_requests()
-    assert igor(*words).exit_code == 0
-    assert sim.count("GET", "/services") == 0  # no request of its own
-    assert values(via_igor("bash", "igor deploy -s api -v ", monkeypatch)) == ["web", "worker"]
-    # Learning services does not make the listing look fresher than it is (`list` relists).
-    relisted = igor.clock.datetime().isoformat()
-    assert load(Environment(), sim.url)["saved_at"] == (
-        relisted if words[0] == "list" else listed_at
-    )
-
-
 def test_list_asks_for_no_services(sim: Simulator, igor: Igor) -> None:
     assert igor("list").exit_code == 0
     assert sim.count("GET", "/services") == 0
-    # LAST DEPLOY reads each stack's deployments (7 stacks; shop's take two pages each),
-    # which teach -v the services they name.
+    # LAST DEPLOY reads each stack's newest deployments (7 stacks; shop's two pages each:
+    # the first, and the last that tells their order).
     assert sim.count("GET", "/deployments") == 9
 
 

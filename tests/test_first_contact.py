@@ -137,7 +137,7 @@ def test_a_cancelled_deployment_reads_cancelled(sim: Simulator, clock: FakeClock
     uid = sim.stack("blog", "production")["uid"]
     with Cloud66Client(SANDBOX_TOKEN, sim.url) as client:
         answer = client.deploy(uid, user_reference="igor:cli:me")
-        live = next(d for d in client.deployments(uid) if d.is_deploying)
+        live = next(d for d in client.newest_deployments(uid).items if d.is_deploying)
         client.cancel(uid, live.id)
         policy = FollowPolicy(interval=1, clock=clock, sleep=clock.sleep)
         last = list(follow(client, uid, answer.async_action_id, policy))[-1]

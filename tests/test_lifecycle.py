@@ -27,19 +27,12 @@ def deletes(sim: Simulator) -> list[str]:
     return [r.path.rsplit("/", 1)[1] for r in sim.requests if r.method == "DELETE"]
 
 
-def queued_behind_dana(sim: Simulator, igor: Igor) -> tuple[int, str]:
+def queued_behind_dana(sim: Simulator, igor: Igor) -> int:
     """Dana deploys blog from the dashboard; igor's deploy queues behind it."""
     foreign = sim.start_foreign_deployment("blog", "production", triggered_by="dana@example.com")
     ran = igor("deploy", "-s", "blog")
     assert "queued behind the running deployment" in ran.stdout
-    uid = sim.stack("blog", "production")["uid"]
-    actions = requests.get(
-        f"{sim.url}/stacks/{uid}/actions",
-        headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"},
-        timeout=5,
-    ).json()["response"]
-    mine = next(a for a in actions if (a["metadata"]["user_reference"] or "").startswith("igor:"))
-    return foreign, str(mine["metadata"]["deployment_id"])
+    return foreign
 
 
 # -- 1. cancel says which deployment, and never guesses --------------------------
@@ -48,54 +41,77 @@ def queued_behind_dana(sim: Simulator, igor: Igor) -> tuple[int, str]:
 def test_cancel_refuses_to_guess_between_a_running_and_a_queued_deployment(
     sim: Simulator, igor: Igor
 ) -> None:
-    foreign, queued = queued_behind_dana(sim, igor)
+    foreign = queued_behind_dana(sim, igor)
     ran = igor("cancel", "-s", "blog")
     assert ran.exit_code == 1
     assert deletes(sim) == []  # nothing was cancelled
-    assert f"deployment {foreign} is running (started by dana@example.com via Web" in ran.stderr
-    assert f"(deployment {queued})" in ran.stderr
+    assert f"deployment {foreign} is running (started by dana@example.com via web" in ran.stderr
+    assert "igor's deploy asked for by" in ran.stderr and "waits behind it" in ran.stderr
     assert "Nothing was cancelled" in ran.stderr
+    assert "Cloud 66's API cannot cancel a waiting deploy" in ran.stderr
     assert "`igor cancel -s blog -e production --running`" in ran.stderr
-    assert "`igor cancel -s blog -e production --queued`" in ran.stderr
-    assert f"`igor cancel -s blog -e production --id {queued}`" in ran.stderr
+    assert "--queued" not in ran.output  # nothing igor could do: never offered
 
 
 def test_cancel_running_names_whoever_started_it_not_igors_requester(
     sim: Simulator, igor: Igor
 ) -> None:
-    foreign, _ = queued_behind_dana(sim, igor)
+    foreign = queued_behind_dana(sim, igor)
     ran = igor("cancel", "-s", "blog", "--running")
     assert ran.exit_code == 0
     assert f"Cancelling deployment {foreign} of blog (production)" in ran.stdout
-    assert "started by dana@example.com via Web" in ran.stdout
+    assert "started by dana@example.com via web" in ran.stdout
     assert "through igor" not in ran.stdout
     assert deletes(sim) == [str(foreign)]
 
 
-def test_cancel_queued_leaves_the_running_deployment_alone(
+def test_cancel_queued_says_cloud66_cannot_and_sends_nothing(
     sim: Simulator, igor: Igor, clock: FakeClock
 ) -> None:
-    foreign, queued = queued_behind_dana(sim, igor)
+    foreign = queued_behind_dana(sim, igor)
     ran = igor("cancel", "-s", "blog", "--queued")
-    assert ran.exit_code == 0
-    assert "Cancelling igor's queued deploy of blog (production)" in ran.stdout
-    assert f"deployment {foreign} goes on" in ran.stdout
-    assert deletes(sim) == [queued]
-    clock.advance(120)  # dana's deployment ends; nothing starts behind it
+    assert ran.exit_code == 1
+    assert "Cloud 66's API cannot cancel a deploy that waits to start" in ran.stderr
+    assert "Cancel it in the Cloud 66 dashboard" in ran.stderr
+    assert deletes(sim) == []
+    clock.advance(90)  # dana's deployment ended at 60 s; igor's runs behind it
     shown = json.loads(igor("list", "-s", "blog", "--json").stdout)[0]
-    assert shown["live_deployment"] is None
+    assert shown["live_deployment"] is not None
     assert shown["last_deploy"]["id"] == foreign  # Cloud 66's type: a number
-    assert shown["last_deploy"]["outcome"] == "succeeded"
+
+
+def test_queued_is_no_longer_offered_in_help(igor: Igor) -> None:
+    shown = igor("cancel", "--help").stdout
+    assert "--running" in shown and "--id" in shown
+    assert "--queued" not in shown
 
 
 def test_cancel_by_id_and_only_one_choice_at_a_time(sim: Simulator, igor: Igor) -> None:
-    _, queued = queued_behind_dana(sim, igor)
-    both = igor("cancel", "-s", "blog", "--running", "--queued")
+    foreign = queued_behind_dana(sim, igor)
+    both = igor("cancel", "-s", "blog", "--running", "--id", str(foreign))
     assert both.exit_code == 2
-    assert "Choose one of --running and --queued." in both.stderr
-    ran = igor("cancel", "-s", "blog", "--id", queued)
+    assert "Choose one of --running and --id." in both.stderr
+    ran = igor("cancel", "-s", "blog", "--id", str(foreign))
     assert ran.exit_code == 0
-    assert deletes(sim) == [queued]
+    assert f"Cancelling deployment {foreign} of blog (production)" in ran.stdout
+    assert deletes(sim) == [str(foreign)]
+
+
+def test_cancel_by_id_of_a_finished_deployment_sends_nothing(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    foreign = sim.start_foreign_deployment("blog", "production")
+    clock.advance(120)  # it is over
+    ran = igor("cancel", "-s", "blog", "--id", str(foreign))
+    assert ran.exit_code == 1
+    assert f"Deployment {foreign} of blog (production) is over (succeeded" in ran.stdout
+    assert "Nothing was sent" in ran.stdout
+    assert "Cancelling" not in ran.output
+    assert deletes(sim) == []
+    missing = igor("cancel", "-s", "blog", "--id", "999999")
+    assert missing.exit_code == 1
+    assert "blog (production) has no deployment 999999" in missing.stderr
+    assert deletes(sim) == []
 
 
 def test_cancel_of_igors_own_deployment_names_its_requester(sim: Simulator, igor: Igor) -> None:
@@ -125,7 +141,7 @@ def test_chat_gets_the_same_choice(
     said = asked["text"] + json.dumps(asked["blocks"])
     assert "Nothing was cancelled" in said
     assert "`cancel -s blog -e production --running`" in said
-    assert "`cancel -s blog -e production --queued`" in said
+    assert "--queued" not in said
     assert sim.count("DELETE") == 0
     bot.mention("cancel -s blog --running")
     assert f"Cancelling deployment {foreign}" in bot.replies(3)[2].params["text"]
@@ -379,20 +395,24 @@ def test_watch_in_chat_joins_the_one_poll_loop(
 
 
 def test_without_deployment_ids_a_later_request_never_takes_the_running_ones_name() -> None:
-    from igor_cli.actions import _action_of
+    from igor_cli.activity import action_running
     from igor_cli.cloud66 import AsyncAction
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    live = Deployment("7", "dana@example.com", "Web", start, None, "In progress", True)
+    live = Deployment("7", "dana@example.com", "api", start, None, "in progress", True)
     dana = AsyncAction("1", start, None, None, "", user="dana@example.com")
-    mine = AsyncAction("2", start + timedelta(minutes=1), None, None, "",
+    mine = AsyncAction("2", start + timedelta(minutes=3), None, None, "",
                        user_reference="igor:cli:me@laptop", user="dana@example.com")  # fmt: skip
-    assert _action_of(live, [mine]) is None  # asked for after it started: it waits
-    assert _action_of(live, [dana, mine]) is dana
-    other = AsyncAction("3", start, None, None, "", user="sam@example.com")
-    assert _action_of(live, [other]) is None  # another Cloud 66 user's request
-    twins = [dana, AsyncAction("4", start, None, None, "", user="dana@example.com")]
-    assert _action_of(live, twins) is None  # two could be it: igor does not guess
+    assert action_running(live, [mine]) is None  # asked for after it started: it waits
+    assert action_running(live, [dana, mine]) is None  # dana's is not igor's
+    early = AsyncAction("3", start, None, None, "", user_reference="igor:slack:U1:Ev1",
+                        user="sam@example.com")  # fmt: skip
+    # Cloud 66 says which user asked; igor does not need it to agree (a shared token).
+    assert action_running(live, [early, mine]) is early
+    twins = [early, AsyncAction("4", start, None, None, "", user_reference="igor:cli:x")]
+    assert action_running(live, twins) is None  # two could be it: igor does not guess
+    web = Deployment("8", "dana@example.com", "web", start, None, "in progress", True)
+    assert action_running(web, [early]) is None  # Cloud 66 says it came from the dashboard
 
 
 def test_list_answers_even_when_the_deployments_cannot_be_read(sim: Simulator, igor: Igor) -> None:

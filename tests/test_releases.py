@@ -108,7 +108,9 @@ def test_rollback_posts_the_last_good_hash_before_the_live_one(
     assert posts[0].body["git_ref"] == target["git_hash"]  # the full commit, not a branch
     assert "services" not in posts[0].body and "deployment_profile" not in posts[0].body
     assert posts[0].body["user_reference"].startswith("igor:cli:")
-    assert sim.count("GET", "/deployments") == 2  # every page, read once
+    # The newest end only, read once: page 1 when newest first (the order is known from
+    # the history above); page 1 for the count, then the last, when oldest first.
+    assert sim.count("GET", "/deployments") == (1 if order == "newest" else 2)
     # The sandbox records the hash: history shows the rollback running that commit.
     after = _history(igor, "-s", "shop", "-e", "production")
     assert after[0]["git_hash"] == target["git_hash"] and after[0]["outcome"] == "running"
@@ -166,14 +168,40 @@ def test_rollback_refusals_say_why_and_post_nothing(sim: Simulator, igor: Igor) 
     assert _posts(sim) == []
 
 
-def test_rollback_on_a_docker_stack_posts_the_image_tags(sim: Simulator, igor: Igor) -> None:
+def _two_igor_deploys_of_api(igor: Igor, clock: FakeClock) -> None:
+    """web and worker at 1.5, then web alone at 1.6: what igor sent is on its record."""
+    for tags in ("web:1.5,worker:1.5", "web:1.6"):
+        assert igor("deploy", "-s", "api", "-v", tags).exit_code == 0
+        clock.advance(120)
+
+
+def test_rollback_on_a_docker_stack_posts_the_image_tags_igor_deployed(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    _two_igor_deploys_of_api(igor, clock)
+    sim.reset_requests()
     ran = igor("rollback", "-s", "api")
     assert ran.exit_code == 0, ran.output
-    assert "from web:1.4.2, worker:1.4.2 to web:1.4.1, worker:1.4.1" in ran.stdout
+    # From what the services run now (GET services) to what igor deployed before.
+    assert "from web:1.6, worker:1.5 to web:1.5, worker:1.5" in ran.stdout
     posts = _posts(sim)
     assert len(posts) == 1
-    assert posts[0].body["services"] == "web:1.4.1,worker:1.4.1"
+    assert posts[0].body["services"] == "web:1.5,worker:1.5"
     assert "git_ref" not in posts[0].body and "deployment_profile" not in posts[0].body
+    assert sim.count("GET", "/services") == 1
+
+
+def test_docker_rollback_past_a_deployment_igor_did_not_make_says_why(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    assert igor("deploy", "-s", "api", "-v", "web:1.5,worker:1.5").exit_code == 0
+    clock.advance(120)
+    # Its only predecessor is the sandbox's own: no source shows which tags that ran.
+    ran = igor("rollback", "-s", "api")
+    assert ran.exit_code == 1
+    assert "Cloud 66 does not show which image tags deployment" in ran.stderr
+    assert "igor has no record of deploying it" in ran.stderr
+    assert len(_posts(sim)) == 1  # the deploy only
 
 
 def test_rollback_refusals_of_the_custom_stacks(custom: Simulator, igor: Igor) -> None:
@@ -308,19 +336,22 @@ def test_promote_on_docker_stacks_posts_the_image_tags(custom: Simulator, igor: 
 
 def test_list_wide_shows_what_runs_at_one_list_per_stack(sim: Simulator, igor: Igor) -> None:
     assert igor("list").exit_code == 0
-    # LAST DEPLOY reads the same lists: --wide costs no request more than a plain list.
+    # 7 stacks: page 1 each, and the last of shop's 46 (production) and 36 (staging),
+    # which tells the order their lists are in.
     assert sim.count("GET", "/deployments") == 9
     sim.reset_requests()
     ran = igor("list", "--wide")
     assert ran.exit_code == 0, ran.output
     assert ran.stdout.splitlines()[0].split()[-1] == "RUNNING"
-    # 7 stacks: one list each, plus page 2 of shop's 46 (production) and 36 (staging).
-    assert sim.count("GET", "/deployments") == 9
+    # The order known, each stack's newest page tells what it runs: one request each,
+    # and the docker stack's services the tags they run.
+    assert sim.count("GET", "/deployments") == 7
+    assert sim.count("GET", "/services") == 1
     assert sim.count("GET", "/stacks") == 1
     production = _live(_history(igor, "-s", "shop", "-e", "production"))
     shop = next(line for line in ran.stdout.splitlines() if line.startswith("shop") and
                 "production" in line)  # fmt: skip
-    assert shop.rstrip().endswith(f"{production['git_hash'][:7]} main")
+    assert shop.rstrip().endswith(production["git_hash"][:7])
     assert "web:1.4.2, worker:1.4.2" in ran.stdout
     listed = json.loads(igor("list", "--wide", "-s", "shop", "--json").stdout)
     shown = {s["environment"]: s["running"]["git_hash"] for s in listed}
@@ -345,7 +376,8 @@ def test_list_wide_in_chat_is_a_table_with_what_runs(sim: Simulator, clock: Fake
     reply = _bridge(clock).handle("list --wide -s shop", Origin("slack", "U1", "e-w"))
     table = next(b["text"]["text"] for b in rendered(reply).blocks if "```" in json.dumps(b))
     header = table.strip("`").splitlines()[0].split()
-    assert header[-1] == "RUNNING" and table.count("develop") == 1
+    staging = next(line for line in table.strip("`").splitlines() if "staging" in line)
+    assert header[-1] == "RUNNING" and len(staging.split()[-1]) == 7  # its short hash
     console = render_text(reply, clock.datetime())
     assert console.splitlines()[0] == "2 stacks:"  # the summary, then the table
     assert console.splitlines()[1].split()[-1] == "RUNNING"
@@ -355,7 +387,9 @@ def test_list_wide_in_chat_is_a_table_with_what_runs(sim: Simulator, clock: Fake
 # -- chat ----------------------------------------------------------------------------------
 
 
-def test_rollback_and_promote_from_chat(sim: Simulator, clock: FakeClock) -> None:
+def test_rollback_and_promote_from_chat(sim: Simulator, clock: FakeClock, igor: Igor) -> None:
+    _two_igor_deploys_of_api(igor, clock)
+    sim.reset_requests()
     bridge = _bridge(clock)
     reply = bridge.handle("rollback -s api", Origin("slack", "U1", "e-1"))
     assert "Started to roll back api (production)" in rendered(reply).text
@@ -366,7 +400,7 @@ def test_rollback_and_promote_from_chat(sim: Simulator, clock: FakeClock) -> Non
     assert text.startswith("Started to deploy ") and "to shop (production), which runs" in text
     posts = _posts(sim)
     assert len(posts) == 2
-    assert posts[0].body["services"] == "web:1.4.1,worker:1.4.1"
+    assert posts[0].body["services"] == "web:1.5,worker:1.5"
     assert posts[0].body["user_reference"] == "igor:slack:U1:e-1"
     assert len(posts[1].body["git_ref"]) == 40
     dry = bridge.handle("rollback -s blog --dry-run", Origin("slack", "U1", "e-3"))
@@ -465,8 +499,15 @@ def test_rules_gate_rollback_and_promote_on_the_resolved_stack(
 
 
 def test_the_audit_line_says_what_a_rollback_deployed(
-    bot: RunningBot, slack: FakeSlack, sim: Simulator, caplog: pytest.LogCaptureFixture
+    bot: RunningBot,
+    slack: FakeSlack,
+    sim: Simulator,
+    caplog: pytest.LogCaptureFixture,
+    igor: Igor,
+    clock: FakeClock,
 ) -> None:
+    _two_igor_deploys_of_api(igor, clock)  # igor's record, shared through the state store
+    sim.reset_requests()
     caplog.set_level(logging.INFO, logger="igor")
     bot.start()
     bot.mention("rollback -s api", user="U0ALICE", channel="C9")
@@ -481,7 +522,7 @@ def test_the_audit_line_says_what_a_rollback_deployed(
         "production",
     )
     assert line["result"] == "started" and line["outcome"] == "ok"
-    assert line["deploys"] == "web:1.4.1,worker:1.4.1"
+    assert line["deploys"] == "web:1.5,worker:1.5"
     assert len(_posts(sim)) == 1
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.actions import Client, Requester
+from igor_cli.activity import Client, Requester, action_running, running_deployment
 
 if TYPE_CHECKING:
     from igor_cli.cloud66 import Deployment, Stack
@@ -95,7 +95,9 @@ def find_bypasses(
                 watched[stack.uid] = (watched.get(stack.uid, (None, None))[0], window)
     found = []
     for uid, (lock, window) in watched.items():
-        live = next((d for d in client.deployments(uid) if d.is_deploying), None)
+        # The newest deployments only; read afresh, with the actions that tell igor's,
+        # so that both say the same moment.
+        live = running_deployment(client.newest_deployments(uid, fresh=True).items)
         if live is None or started_by_igor(client, uid, live, posted):
             continue
         stack = stacks.get(uid) or client.stack(uid)
@@ -106,20 +108,14 @@ def find_bypasses(
 def started_by_igor(
     client: Client, uid: str, deployment: Deployment, posted: Callable[[str], bool]
 ) -> bool:
-    """Whether igor started this deployment: through the API, with an action running whose
-    reference igor posted (`posted`: known in the state store). A reference that only
-    starts with `igor:` proves nothing: anyone with API access can write one.
-
-    Unconfirmed: that a deployment igor posts is always `triggered_via` API (the
-    sandbox's are); the dashboard's is Web.
+    """Whether igor started this deployment: one of igor's actions runs it (activity.py:
+    asked through the API no later than it started), and igor posted that action's
+    reference (`posted`: known in the state store; a reference that only starts with
+    `igor:` proves nothing, anyone with API access can write one). Cloud 66's
+    `triggered_via` is read in both of its documented forms; a deployment it says came
+    from elsewhere is not igor's.
     """
-    from igor_cli.actions import IGOR_REFERENCE_PREFIX
-
-    if deployment.triggered_via.casefold() != "api":
+    if deployment.via_api is False:
         return False
-    return any(
-        not action.finished
-        and action.user_reference.startswith(IGOR_REFERENCE_PREFIX)
-        and posted(action.user_reference)
-        for action in client.actions(uid)
-    )
+    action = action_running(deployment, client.newest_actions(uid, fresh=True).items)
+    return action is not None and posted(action.user_reference)

@@ -265,7 +265,7 @@ class Intents:
         may still be answered), or another replica took it."""
         action_id, queued, started_at = intent.action_id, intent.queued, None
         if not intent.answered:
-            asked = client.actions(intent.stack_uid, user_reference=intent.user_reference)
+            asked = client.actions_for(intent.stack_uid, intent.user_reference)
             found = next((a for a in asked if a.user_reference == intent.user_reference), None)
             if found is None and self._wall() - intent.at < POST_SECONDS:
                 return None

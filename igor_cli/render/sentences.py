@@ -110,17 +110,28 @@ def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> s
     return "started outside igor"
 
 
+def _unfollowable(outcome: DeployOutcome) -> str:
+    """Said of a posted deploy with nothing to follow (the 2020 answer names no action)."""
+    if outcome.action_id:
+        return ""
+    return (
+        " Cloud 66 named no action to follow and no deployment of it has started yet: "
+        f"`igor watch {target_words(outcome.stack)}` follows it once it runs."
+    )
+
+
 def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
     """One sentence: what the deploy request came to."""
     stack = outcome.stack.label
     services = _target(outcome)
     result = outcome.result
     if result is DeployResult.STARTED:
-        return f"Deploy started: {stack}{services}."
+        return f"Deploy started: {stack}{services}.{_unfollowable(outcome)}"
     if result is DeployResult.QUEUED:
         return (
             f"{stack} is busy with a deployment {_running_by(outcome, person, now)}; "
             f"this deploy{services} is queued behind the running deployment."
+            f"{_unfollowable(outcome)}"
         )
     if result is DeployResult.ALREADY_DEPLOYING:
         running = _running_by(outcome, person, now)
@@ -144,26 +155,22 @@ def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) 
     if outcome.result is CancelResult.CHOOSE:
         return _choose_sentence(outcome, person, now)
     if outcome.result is CancelResult.NOTHING_TO_CANCEL:
-        if outcome.asked is CancelTarget.QUEUED:
-            return f"igor has no deploy of {stack} queued, nothing to cancel."
+        said = f"{stack} is not deploying, nothing to cancel."
         if outcome.asked is CancelTarget.RUNNING or outcome.queued:
-            return f"{stack} has no running deployment, nothing to cancel."
-        return f"{stack} is not deploying, nothing to cancel."
-    queued = outcome.cancelled_queued
-    if queued is not None:
-        what = f"igor's queued deploy of {stack} ({_queued_by(queued, person, now)}"
-        what += f", deployment {queued.deployment_id})"
-        if outcome.result is CancelResult.ALREADY_CANCELLING:
-            return f"{what[0].upper()}{what[1:]} is already cancelling."
-        running = outcome.deployment
-        behind = f"; deployment {running.id} goes on" if running is not None else ""
-        return f"Cancelling {what}{behind}."
-    if outcome.cancelled == "named" or outcome.deployment is None:
+            said = f"{stack} has no running deployment, nothing to cancel."
+        for waiting in outcome.queued:
+            said += f" igor's deploy {_queued_by(waiting, person, now)} waits: {_UNCANCELLABLE}"
+        return said
+    deployment = outcome.deployment
+    if outcome.result is CancelResult.ALREADY_OVER and deployment is not None:
+        over = f"is over ({deployment_state(deployment)} {ago(deployment.finished_at, now)})"
+        return f"Deployment {deployment.id} of {stack} {over}: nothing to cancel. Nothing was sent."
+    if outcome.cancelled == "named" and (deployment is None or not deployment.is_deploying):
         number = outcome.cancelled_id
         if outcome.result is CancelResult.ALREADY_CANCELLING:
             return f"Deployment {number} of {stack} is already cancelling."
         return f"Cancelling deployment {number} of {stack}."
-    deployment = outcome.deployment
+    assert deployment is not None
     started = f"started by {_live_by(outcome, person)} {ago(deployment.started_at, now)}"
     if outcome.result is CancelResult.ALREADY_CANCELLING:
         return f"Deployment {deployment.id} of {stack} ({started}) is already cancelling."
@@ -185,6 +192,9 @@ def _queued_by(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
     return f"asked for by {who} {ago(queued.action.started_at, now)}"
 
 
+_UNCANCELLABLE = "Cloud 66's API cannot cancel a deploy before it starts (the dashboard can)."
+
+
 def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
     stack = outcome.stack.label
     parts = []
@@ -195,30 +205,19 @@ def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime)
             f"{ago(running.started_at, now)})"
         )
     for queued in outcome.queued:
-        number = f" (deployment {queued.deployment_id})" if queued.deployment_id else ""
-        parts.append(f"igor's deploy {_queued_by(queued, person, now)} waits{number}")
-    return f"On {stack}, {' and '.join(parts)}. Nothing was cancelled: say which to cancel."
+        parts.append(f"igor's deploy {_queued_by(queued, person, now)} waits behind it")
+    return (
+        f"On {stack}, {' and '.join(parts)}. Nothing was cancelled: say whether to cancel the "
+        "running one (Cloud 66's API cannot cancel a waiting deploy; the Cloud 66 dashboard can)."
+    )
 
 
 def cancel_choices(outcome: CancelOutcome) -> list[tuple[str, str]]:
     """The commands (without `igor `) that settle a cancel needing a choice, and what each does."""
-    if outcome.result is not CancelResult.CHOOSE:
+    if outcome.result is not CancelResult.CHOOSE or outcome.deployment is None:
         return []
     target = f"cancel {target_words(outcome.stack)}"
-    choices = []
-    if outcome.deployment is not None:
-        choices.append((f"{target} --running", f"cancel deployment {outcome.deployment.id}"))
-    if len(outcome.queued) == 1:
-        choices.append((f"{target} --queued", "cancel igor's queued deploy"))
-    for queued in outcome.queued:
-        if queued.deployment_id:
-            choices.append(
-                (
-                    f"{target} --id {queued.deployment_id}",
-                    f"cancel deployment {queued.deployment_id}",
-                )
-            )
-    return choices
+    return [(f"{target} --running", f"cancel deployment {outcome.deployment.id}")]
 
 
 def target_words(stack: Stack) -> str:
@@ -498,7 +497,7 @@ def stack_json(
         "status_text": stack.status.text,
         "health": int(stack.health),
         "health_text": stack.health.text,
-        "busy": stack.is_busy,
+        "busy": stack.busy or (facts is not None and facts.live is not None),
         "last_activity": moved.isoformat() if moved else None,
         "dashboard_url": stack.dashboard_url or None,
         "deployments_read": facts is not None,
@@ -569,7 +568,6 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
             "started_by": started_by,
             "queued": [
                 {
-                    "deployment_id": cloud66_id(q.deployment_id),
                     "async_action_id": cloud66_id(q.action.id),
                     "igor": {"via": q.requester.via, "user": q.requester.user}
                     if q.requester
@@ -587,7 +585,7 @@ def outcome_json(outcome: DeployOutcome | CancelOutcome) -> dict[str, Any]:
         "ref": outcome.ref or None,
         "profile": outcome.profile or None,
         "posted": outcome.posted,
-        "async_action_id": cloud66_id(outcome.action_id),
+        "async_action_id": cloud66_id(outcome.async_action_id),
         "message": outcome.message or None,
         "running_deployment_id": cloud66_id(running.id) if running else None,
         "started_by": started_by,
@@ -881,9 +879,11 @@ def redeploy_sentence(
     result = outcome.result
     running = _running_by(outcome, person, now)
     if result is DeployResult.STARTED:
-        return f"Started to {doing}."
+        return f"Started to {doing}.{_unfollowable(outcome)}"
     if result is DeployResult.QUEUED:
-        return f"Queued to {doing}, behind the running deployment ({running})."
+        return (
+            f"Queued to {doing}, behind the running deployment ({running}).{_unfollowable(outcome)}"
+        )
     if result is DeployResult.ALREADY_DEPLOYING:
         return f"{stack} is already deploying, {running}. Nothing was posted."
     if result is DeployResult.BUSY_NOT_QUEUED:
@@ -1017,7 +1017,7 @@ def _watch_facts(outcome: WatchOutcome) -> Any:
             "name": outcome.stack.name,
             "environment": outcome.stack.environment,
         },
-        "async_action_id": cloud66_id(outcome.action_id),
+        "async_action_id": cloud66_id(outcome.async_action_id),
         "deployment_id": cloud66_id(running.id) if running else None,
         "queued": outcome.queued,
         "started_by": {"via": requester.via, "user": requester.user} if requester else None,

@@ -461,7 +461,7 @@ def _naming(watched: WatchOutcome) -> dict[str, Any]:
     running = watched.deployment
     return {
         "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
-        "async_action_id": sentences.cloud66_id(watched.action_id),
+        "async_action_id": sentences.cloud66_id(watched.async_action_id),
         "deployment_id": sentences.cloud66_id(running.id) if running else None,
     }
 

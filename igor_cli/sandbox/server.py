@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import math
 import os
 import socket
 import sys
@@ -28,8 +27,19 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from igor_cli.sandbox.payloads import WORDS_IN_CODE, WORDS_IN_MEANING
+from igor_cli.sandbox.records import SandboxError
 from igor_cli.sandbox.requests import SANDBOX_TOKEN, RecordedRequest
-from igor_cli.sandbox.state import DEFAULT_OUTCOMES, SandboxError, SandboxState
+from igor_cli.sandbox.routes import (
+    RATE_LIMIT,
+    Reply,
+    error_body,
+    page_number,
+    route,
+    scope_needed,
+)
+from igor_cli.sandbox.sources import UNDOCUMENTED
+from igor_cli.sandbox.state import DEFAULT_OUTCOMES, SandboxState
 
 if sys.platform != "win32":
     import fcntl
@@ -38,37 +48,10 @@ API_PREFIX = "/api/3"
 PAGINATION_STYLES = ("previous", "prev")
 ORDERS = ("newest", "oldest")
 SCOPES = frozenset({"public", "redeploy", "users", "admin"})
-RATE_LIMIT = 3000
 # Unconfirmed: the header names. The API docs show them in their samples (with a
 # limit of 3600 there, against the 3,000 an hour their text states).
 LIMIT_HEADER = "X-RateLimit-Limit"
 REMAINING_HEADER = "X-RateLimit-Remaining"
-
-_ERROR_NAMES = {
-    400: ("invalid_request", "The request is invalid"),
-    401: ("invalid_token", "The access token is invalid"),
-    # Unconfirmed: this wording. The docs' status table calls a 403 `forbidden`.
-    403: ("insufficient_scope", "The access token does not have the required scope"),
-    404: ("not_found", "Not found"),
-    409: ("conflict", "The request conflicts with the current state"),
-    429: ("too_many_requests", "Too many requests, retry later"),
-    500: ("internal_server_error", "Something went wrong"),
-    502: ("bad_gateway", "Bad gateway"),
-    503: ("throttled", f"Rate limit exceeded: {RATE_LIMIT:,} requests per user per hour"),
-    504: ("gateway_timeout", "Gateway timeout"),
-}
-
-
-def error_body(
-    status: int, error: str | None = None, description: str | None = None
-) -> dict[str, Any]:
-    """The API's error shape, with defaults that fit the status."""
-    default_error, default_description = _ERROR_NAMES.get(status, ("error", "Request failed"))
-    return {
-        "error": error or default_error,
-        "error_description": description or default_description,
-        "details": None,
-    }
 
 
 @dataclass
@@ -81,13 +64,6 @@ class _Fault:
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     method: str = ""
-
-
-@dataclass
-class _Reply:
-    status: int
-    payload: dict[str, Any]
-    headers: dict[str, str]
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
                 **sim._rate_headers(self.headers.get("Authorization")),
                 **(fault.headers or {}),
             }
-            reply = _Reply(fault.status, fault.body or error_body(fault.status), headers)
+            reply = Reply(fault.status, fault.body or error_body(fault.status), headers)
         else:
             try:
                 reply = sim._answer(
@@ -183,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
                     authorization=self.headers.get("Authorization"),
                 )
             except Exception as exc:  # a simulator bug must still answer in API shape
-                reply = _Reply(500, error_body(500, description=f"sandbox error: {exc!r}"), {})
+                reply = Reply(500, error_body(500, description=f"sandbox error: {exc!r}"), {})
         if drop:
             # No response at all: the client sees a reset with its request delivered.
             self.close_connection = True
@@ -204,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _send(self, reply: _Reply) -> None:
+    def _send(self, reply: Reply) -> None:
         data = json.dumps(reply.payload).encode()
         try:
             self.send_response(reply.status)
@@ -237,15 +213,6 @@ def _parse_body(raw: bytes, content_type: str) -> tuple[dict[str, Any], str | No
     return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}, None
 
 
-def _text_param(params: dict[str, Any], name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 class Simulator:
     """A Cloud 66 API v3 simulator served over HTTP on 127.0.0.1."""
 
@@ -265,15 +232,27 @@ class Simulator:
         include_pages: bool = False,
         order: str = "newest",
         rate_limit: int | None = RATE_LIMIT,
+        undocumented: Iterable[str] = (),
+        words: str = WORDS_IN_MEANING,
     ) -> None:
         """Configure it; nothing is bound or read until used (a state file beats `stacks`).
 
         `scopes` are those of `token`; `add_token()` accepts more tokens.
         `include_count=False` serves pages without any count (a client must
-        follow `next`); `include_pages=True` adds the `pages` key some doc
+        follow `next`); `include_pages=True` adds the `pages` key the doc
         samples show. `order` is that of the deployments and actions lists.
         `rate_limit` is each token's budget per clock hour (None: unlimited).
+        `undocumented` turns on fields no source shows (sources.UNDOCUMENTED names
+        them and why one may be wanted); `words` is which half of {code, meaning}
+        holds the short word of `outcome` and `triggered_via` (the docs disagree).
         """
+        unknown = sorted(set(undocumented) - set(UNDOCUMENTED))
+        if unknown:
+            raise ValueError(f"no such undocumented field: {', '.join(unknown)}")
+        if words not in (WORDS_IN_MEANING, WORDS_IN_CODE):
+            raise ValueError(f"words must be {WORDS_IN_MEANING!r} or {WORDS_IN_CODE!r}")
+        self.undocumented = frozenset(undocumented)
+        self.words = words
         if pagination_style not in PAGINATION_STYLES:
             raise ValueError(f"pagination_style must be one of {PAGINATION_STYLES}")
         if per_page < 1:
@@ -460,7 +439,7 @@ class Simulator:
                 stack = dict(state.get_stack(uid).fields)
             except SandboxError:
                 return 404, "<!doctype html><title>Not found</title><p>No such stack.</p>\n"
-            deployments = state.list_deployments(uid)[:10]
+            _, deployments = state.list_deployments(uid, window=slice(0, 10))
         rows = "".join(
             f"<li>{d['id']}: {html.escape(str(d['outcome']['meaning']))} "
             f"({html.escape(str(d['triggered_by']))}, {d['started_at']})</li>"
@@ -632,33 +611,36 @@ class Simulator:
 
     def _answer(
         self, request: RecordedRequest, *, body_problem: str | None, authorization: str | None
-    ) -> _Reply:
+    ) -> Reply:
         """Serve one request against the state (faults were handled by the caller)."""
         method, path, query, body = request.method, request.path, request.query, request.body
         token = self._authorised(authorization)
         if token is None:
-            return _Reply(401, error_body(401), {})
+            return Reply(401, error_body(401), {})
         allowed, headers = self._spend(token)
         if not allowed:
             description = (
                 f"Rate limit exceeded: {self.rate_limit or 0:,} requests per user per hour"
             )
             # No Retry-After: the budget comes back at the top of the next hour.
-            return _Reply(503, error_body(503, "throttled", description), headers)
+            return Reply(503, error_body(503, "throttled", description), headers)
         if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
-            return _Reply(404, error_body(404, description="Route not found"), headers)
+            return Reply(404, error_body(404, description="Route not found"), headers)
         parts = [p for p in path[len(API_PREFIX) :].split("/") if p]
-        needed = _scope_needed(method, parts)
+        if parts and parts[-1].endswith(".json"):
+            # The official Go client asks for `/stacks.json`; Cloud 66 answers both forms.
+            parts[-1] = parts[-1].removesuffix(".json")
+        needed = scope_needed(method, parts)
         if needed is not None and needed not in self._scopes(token):
-            return _Reply(403, error_body(403), headers)
+            return Reply(403, error_body(403), headers)
         if body_problem is not None:
-            return _Reply(400, error_body(400, description=body_problem), headers)
+            return Reply(400, error_body(400, description=body_problem), headers)
         try:
-            page = _page_number(query)
+            page = page_number(query)
             with self._transaction() as (state, now):
-                reply = self._route(state, now, method, parts, page=page, params={**query, **body})
+                reply = route(self, state, now, method, parts, page=page, params={**query, **body})
         except SandboxError as exc:
-            reply = _Reply(exc.status, error_body(exc.status, exc.error, exc.description), {})
+            reply = Reply(exc.status, error_body(exc.status, exc.error, exc.description), {})
         reply.headers.update(headers)
         return reply
 
@@ -710,88 +692,6 @@ class Simulator:
         used = used if window == hour else 0
         return {LIMIT_HEADER: str(limit), REMAINING_HEADER: str(max(0, limit - used))}
 
-    def _route(
-        self,
-        state: SandboxState,
-        now: float,
-        method: str,
-        parts: list[str],
-        *,
-        page: int,
-        params: dict[str, Any],
-    ) -> _Reply:
-        route = (method, len(parts), parts[0] if parts else "")
-        if route == ("GET", 1, "accounts"):
-            return self._page([state.account()], page)
-        if route == ("GET", 1, "stacks"):
-            return self._page([dict(s.fields) for s in state.stacks], page)
-        if not parts or parts[0] != "stacks" or len(parts) < 2:
-            raise SandboxError(404, "not_found", "Route not found")
-        uid, rest = parts[1], parts[2:]
-        stack = state.get_stack(uid)
-        if method == "GET" and not rest:
-            return _Reply(200, {"response": dict(stack.fields)}, {})
-        if method == "GET" and rest == ["services"]:
-            return self._page([dict(s) for s in stack.services], page)
-        if method == "GET" and rest == ["deployments"]:
-            return self._page(state.list_deployments(uid, self.order), page)
-        if method == "GET" and len(rest) == 2 and rest[0] == "deployments":
-            found = state.get_deployment(uid, _int_id(rest[1], "Deployment"))
-            return _Reply(200, {"response": found}, {})
-        if method == "POST" and rest == ["deployments"]:
-            return self._post_deployment(state, now, uid, params)
-        if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":
-            state.cancel(uid, _int_id(rest[1], "Deployment"), now)
-            return _Reply(200, {"response": {"ok": True, "message": "Cancelling deployment"}}, {})
-        if method == "GET" and rest == ["actions"]:
-            # Unconfirmed: an empty `user_reference` filters nothing (Rails' `present?`).
-            reference = _text_param(params, "user_reference") or None
-            return self._page(state.list_actions(uid, self.order, reference), page)
-        if method == "GET" and len(rest) == 2 and rest[0] == "actions":
-            action = state.get_action(uid, _int_id(rest[1], "Action"))
-            return _Reply(200, {"response": action}, {})
-        raise SandboxError(404, "not_found", "Route not found")
-
-    def _post_deployment(
-        self, state: SandboxState, now: float, uid: str, params: dict[str, Any]
-    ) -> _Reply:
-        _, action, queued = state.deploy(
-            uid,
-            now=now,
-            services=_text_param(params, "services"),
-            git_ref=_text_param(params, "git_ref"),
-            user_reference=_text_param(params, "user_reference"),
-            deployment_profile=_text_param(params, "deployment_profile"),
-        )
-        response = {
-            "ok": True,
-            "message": "Deployment queued" if queued else "Deployment started",
-            "queued": queued,
-            "async_action_id": action.id,
-        }
-        return _Reply(200, {"response": response}, {})
-
-    def _page(self, items: list[dict[str, Any]], page: int) -> _Reply:
-        per_page = self.per_page
-        total = len(items)
-        pages = max(1, math.ceil(total / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
-        before = page - 1 if page > 1 else None
-        after = page + 1 if page < pages else None
-        pagination: dict[str, Any]
-        if self.pagination_style == "prev":
-            pagination = {"prev": before, "next": after, "current": page}
-        else:
-            pagination = {"previous": before, "next": after, "current": page, "per_page": per_page}
-        body: dict[str, Any] = {"response": chunk}
-        if self.include_count:
-            pagination["count"] = total
-            body["count"] = total
-        if self.include_pages:
-            pagination["pages"] = pages
-        body["pagination"] = pagination
-        return _Reply(200, body, {})
-
 
 def _take(faults: list[_Fault], method: str, path: str) -> _Fault | None:
     """Consume one use of the first fault matching the request (caller holds the lock)."""
@@ -803,30 +703,3 @@ def _take(faults: list[_Fault], method: str, path: str) -> _Fault | None:
                 faults.remove(fault)
             return fault
     return None
-
-
-def _scope_needed(method: str, parts: list[str]) -> str | None:
-    """The scope a route needs: `users` for accounts, `redeploy` to deploy or cancel."""
-    if method == "GET":
-        return "users" if parts == ["accounts"] else "public"
-    if method in ("POST", "DELETE") and len(parts) >= 3 and parts[0] == "stacks":
-        return "redeploy" if parts[2] == "deployments" else None
-    return None
-
-
-def _page_number(query: dict[str, str]) -> int:
-    raw = query.get("page", "1") or "1"
-    try:
-        page = int(raw)
-    except ValueError:
-        page = 0
-    if page < 1:
-        raise SandboxError(400, "invalid_request", f"page must be a positive integer, not {raw!r}")
-    return page
-
-
-def _int_id(raw: str, what: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise SandboxError(404, "not_found", f"{what} not found") from None

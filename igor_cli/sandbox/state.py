@@ -7,168 +7,54 @@ Times are kept as epoch seconds and rendered as ISO 8601 UTC only on output.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-ACCOUNT_ID = 1
-ACCOUNT_EMAIL = "sandbox@igor.example"
-ACCOUNT_NAME = "igor sandbox"
-# /2: stacks carry `backend`, deployments `deployment_profile`, and the samples a history.
-FORMAT = "igor-sandbox/2"
+from igor_cli.sandbox.payloads import (
+    FINISHED_MESSAGES,
+    VIA,
+    WORDS_IN_MEANING,
+    given_service,
+    render_action,
+    render_deployment,
+    service,
+    set_image,
+)
+from igor_cli.sandbox.records import (
+    ACCOUNT_EMAIL,
+    ACCOUNT_ID,
+    ACCOUNT_NAME,
+    CANCELLED,
+    DAY,
+    FAILED,
+    HEALTH_BUILDING,
+    HEALTH_FAILED,
+    HEALTH_HEALTHY,
+    STATUS_DEPLOYED,
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    SUCCESS,
+    Action,
+    Deployment,
+    SandboxError,
+    Stack,
+    digest,
+    iso,
+    slug,
+    stack_uid,
+)
+
+# /3: services keep their images where the sources show them (image_name, image_tag).
+FORMAT = "igor-sandbox/3"
 CANCEL_SECONDS = 5.0
 MAX_USER_REFERENCE = 255
 DEFAULT_OUTCOMES = ("Success", "Success", "Failed", "Cancelled")
 
-STATUS_DEPLOYED = 1
-STATUS_FAILED = 2
-STATUS_DEPLOYING = 6
-HEALTH_BUILDING = 1
-HEALTH_HEALTHY = 3
-HEALTH_FAILED = 4
-
-SUCCESS = "Success"
-FAILED = "Failed"
-CANCELLED = "Cancelled"
-IN_PROGRESS = "In progress"
-
-# Integer codes for some outcomes and string codes for others, on purpose: the
-# real API is inconsistent across versions and clients must compare `meaning`.
-_OUTCOME_CODES: dict[str, int | str] = {
-    IN_PROGRESS: 0,
-    SUCCESS: 1,
-    FAILED: "failed",
-    CANCELLED: "3",
-}
-_FINISHED_MESSAGES = {
-    SUCCESS: "Deployment completed successfully",
-    FAILED: "Deployment failed",
-    CANCELLED: "Deployment cancelled",
-}
-_VIA = {"api": {"code": 2, "meaning": "API"}, "web": {"code": 0, "meaning": "Web"}}
-# The one deploy type the documented sample shows (an object, like outcome and
-# triggered_via). Unconfirmed: the codes and meanings of the other deploy types.
-_DEPLOY_TYPE = {"code": 0, "meaning": "build"}
 _CLOUDS = ("AWS", "DigitalOcean", "Google Cloud", "Hetzner", "Linode", "Azure")
 _TEAM = ("alice@example.com", ACCOUNT_EMAIL, "bob@example.com", "carol@example.com")
-_DAY = 86400.0
 _HOUR = 3600.0
 _HEX_REF = re.compile(r"[0-9a-f]{7,40}")
-
-
-class SandboxError(Exception):
-    """A request the API refuses; carries the HTTP status and error body."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        """Remember the status and the `error` / `error_description` pair."""
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
-def iso(epoch: float) -> str:
-    """Render epoch seconds the way Cloud 66 does: ISO 8601 UTC with a Z."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def stack_uid(name: str, environment: str) -> str:
-    """A stable 32-hex uid for a stack, so sample uids survive restarts."""
-    return hashlib.sha256(f"stack:{name}:{environment}".encode()).hexdigest()[:32]
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "stack"
-
-
-@dataclass
-class Stack:
-    """A stack: the fields GET /stacks shows, plus what only the simulator knows."""
-
-    fields: dict[str, Any]
-    services: list[dict[str, Any]] = field(default_factory=list)
-    failing: bool = False
-
-    @property
-    def uid(self) -> str:
-        """The stack's uid."""
-        return str(self.fields["uid"])
-
-    @property
-    def is_docker(self) -> bool:
-        """A docker stack deploys services (`services`), never a `git_ref`."""
-        return self.fields.get("framework") == "docker"
-
-
-@dataclass
-class Deployment:
-    """A deployment, queued (not started), live, or finished."""
-
-    id: int
-    stack_uid: str
-    triggered_by: str
-    via: str
-    requested_at: float
-    action_id: int
-    git_ref: str
-    git_hash: str
-    services: list[str] | None
-    user_reference: str | None
-    deployment_profile: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    cancel_at: float | None = None
-    cancelled_by: str | None = None
-    outcome: str | None = None
-    prev_status: int | None = None
-    prev_health: int | None = None
-
-    @property
-    def live(self) -> bool:
-        """Started and not finished."""
-        return self.started_at is not None and self.finished_at is None
-
-    @property
-    def queued(self) -> bool:
-        """Waiting for the live deployment of its stack to end."""
-        return self.started_at is None and self.finished_at is None
-
-
-@dataclass
-class Action:
-    """An async action (`stack_redeploy`) that tracks one deployment."""
-
-    id: int
-    stack_uid: str
-    user: str
-    started_via: str
-    started_at: float
-    metadata: dict[str, Any]
-    finished_at: float | None = None
-    finished_success: bool | None = None
-    finished_message: str | None = None
-
-
-def _service(stack_name: str, name: str, image: str, replicas: int, now: float) -> dict[str, Any]:
-    containers = [
-        {
-            "uid": _digest("container", stack_name, name, i)[:24],
-            "name": f"{name}-{_digest('cname', stack_name, name, i)[:8]}",
-            "server_name": ("lion", "tiger", "otter")[i % 3],
-            "server_ip": f"10.0.0.{11 + i}",
-            "image": image,
-            "started_at": iso(now - _DAY),
-        }
-        for i in range(replicas)
-    ]
-    return {"name": name, "containers": containers, "image": image, "source_type": "image"}
 
 
 # Newest first: mostly successes, with the failures and cancellations a real team has.
@@ -185,22 +71,22 @@ def _sample_stacks(now: float) -> list[dict[str, Any]]:
     hour = 3600.0
     return [
         {"name": "shop", "environment": "production", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 2 * hour, "created": 400 * _DAY,
+         "cloud": "AWS", "age": 2 * hour, "created": 400 * DAY,
          "git": _SHOP_REPO, "git_branch": "main",
          "history": [{"count": 45, "outcomes": _SHOP_OUTCOMES, "profiles": _SHOP_PROFILES}]},
         {"name": "shop", "environment": "staging", "framework": "rails", "language": "ruby",
-         "cloud": "AWS", "age": 26 * hour, "created": 380 * _DAY,
+         "cloud": "AWS", "age": 26 * hour, "created": 380 * DAY,
          "git": _SHOP_REPO, "git_branch": "develop",
          "history": [{"count": 35, "outcomes": _SHOP_OUTCOMES[3:] + _SHOP_OUTCOMES[:3],
                       "via": "api"}]},
         {"name": "blog", "environment": "production", "framework": "rack", "language": "ruby",
-         "cloud": "DigitalOcean", "age": 3 * _DAY, "created": 900 * _DAY,
+         "cloud": "DigitalOcean", "age": 3 * DAY, "created": 900 * DAY,
          "history": [{"count": 4, "outcomes": (SUCCESS,)}]},
         {"name": "api", "environment": "production", "framework": "docker", "language": "docker",
-         "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * _DAY,
+         "cloud": "Google Cloud", "age": 5 * hour, "created": 200 * DAY,
          "services": [
-             _service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
-             _service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
+             service("api", "web", "ghcr.io/example/api:1.4.2", 2, now),
+             service("api", "worker", "ghcr.io/example/api:1.4.2", 1, now),
          ],
          "history": [
              {"count": 6, "services": ["web:1.4.1", "worker:1.4.1"], "via": "api",
@@ -211,21 +97,27 @@ def _sample_stacks(now: float) -> list[dict[str, Any]]:
              {"count": 4, "services": ["web:1.3.9", "worker:1.3.9"], "outcomes": (SUCCESS,)},
          ]},
         {"name": "legacy", "environment": "production", "framework": "rails", "language": "ruby",
-         "cloud": "Linode", "age": 6 * _DAY, "created": 2000 * _DAY,
+         "cloud": "Linode", "age": 6 * DAY, "created": 2000 * DAY,
          "status": STATUS_FAILED, "health": HEALTH_FAILED, "failing": True,
          "history": [{"count": 8, "outcomes": (FAILED, SUCCESS, SUCCESS, SUCCESS)}]},
         {"name": "Payments Portal", "environment": "production", "framework": "node",
-         "language": "node", "cloud": "Azure", "age": 2 * _DAY, "created": 150 * _DAY,
+         "language": "node", "cloud": "Azure", "age": 2 * DAY, "created": 150 * DAY,
          "history": [{"count": 12, "outcomes": (SUCCESS, SUCCESS, SUCCESS, FAILED)}]},
         {"name": "search", "environment": "staging", "framework": "node", "language": "node",
-         "cloud": "Hetzner", "age": 12 * hour, "created": 90 * _DAY,
+         "cloud": "Hetzner", "age": 12 * hour, "created": 90 * DAY,
          "status": STATUS_DEPLOYED, "health": 2, "history": [{"count": 3}]},
     ]  # fmt: skip
 
 
+def _history_length(history: Any) -> int:
+    """How many past deployments a stack spec's `history` asks for."""
+    chunks = [history] if isinstance(history, int) else history
+    return sum(c if isinstance(c, int) else int(c.get("count", 0)) for c in chunks)
+
+
 def _fraction(*parts: object) -> float:
     """A stable pseudo-random number in [0, 1) for these parts."""
-    return int(_digest(*parts)[:8], 16) / 0x100000000
+    return int(digest(*parts)[:8], 16) / 0x100000000
 
 
 class SandboxState:
@@ -250,6 +142,10 @@ class SandboxState:
         """A fresh account holding `stacks` (or the samples), each with one past deploy."""
         state = cls()
         specs = _sample_stacks(now) if stacks is None else [dict(s) for s in stacks]
+        # Histories are numbered down from the first ids: room for every one asked for.
+        room = sum(_history_length(spec.get("history", [])) + 1 for spec in specs) + 1000
+        state.next_deployment_id = max(state.next_deployment_id, room)
+        state.next_action_id = max(state.next_action_id, room + state.next_deployment_id)
         for index, spec in enumerate(specs):
             state._add_stack(spec, now, index)
         state.dirty = True
@@ -264,19 +160,19 @@ class SandboxState:
             raise ValueError(f"duplicate stack {name!r} ({environment})")
         # Spread generated stacks over the past week so "last activity" varies.
         age = float(spec.pop("age", (index * 7919 % 604800) + 600))
-        created = float(spec.pop("created", 365 * _DAY + index * 3600))
+        created = float(spec.pop("created", 365 * DAY + index * 3600))
         history = spec.pop("history", [])
         services = [
-            s
+            given_service(s)
             if isinstance(s, dict)
-            else _service(name, str(s), f"example/{_slug(name)}:1.0", 1, now)
+            else service(name, str(s), f"example/{slug(name)}:1.0", 1, now)
             for s in spec.pop("services", [])
         ]
         failing = bool(spec.pop("failing", False))
         # A stack with containers is a docker stack unless the spec says otherwise.
         framework = str(spec.pop("framework", "docker" if services else "rails"))
         last = now - age
-        slug = _slug(name)
+        short = slug(name)
         fields: dict[str, Any] = {
             "uid": uid,
             "name": name,
@@ -287,21 +183,26 @@ class SandboxState:
             "framework": framework,
             "language": "docker" if framework == "docker" else "ruby",
             "cloud": _CLOUDS[index % len(_CLOUDS)],
-            "fqdn": f"{slug}-{environment}-{uid[:6]}.c66.me",
-            "git": f"git@github.com:example/{slug}.git",
+            "fqdn": f"{short}-{environment}-{uid[:6]}.c66.me",
+            "git": f"git@github.com:example/{short}.git",
             "git_branch": "main",
             # Unconfirmed: the values of `backend` (the Go client reads it, the docs
             # do not list it); "kubernetes" for docker stacks, "" for the others.
+            # Served only when a test turns it on (sources.UNDOCUMENTED).
             "backend": "kubernetes" if framework == "docker" else "",
             "account_id": ACCOUNT_ID,
             "maintenance_mode": False,
             "has_loadbalancer": environment == "production",
             "created_at": iso(now - created),
+            "created_at_iso": iso(now - created),
             "updated_at": iso(last),
+            "updated_at_iso": iso(last),
             "last_activity": iso(last),
             "last_activity_iso": iso(last),
+            "deploy_directory": f"/var/deploy/{short.replace('-', '_')}",
+            "cloud_status": "ok",
             "redeploy_hook": (
-                f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{_digest('hook', uid)[:32]}"
+                f"https://hooks.cloud66.com/stacks/redeploy/{uid[:16]}/{digest('hook', uid)[:32]}"
             ),
         }
         fields.update(spec)
@@ -311,7 +212,7 @@ class SandboxState:
         if not fields.get("is_busy"):
             # The latest deployment: the code (or the images) running now.
             outcome = FAILED if fields["status"] == STATUS_FAILED else SUCCESS
-            tags = [f"{s['name']}:{_tag(str(s.get('image', '')))}" for s in services]
+            tags = [f"{s['name']}:{s.get('image_tag') or ''}" for s in services]
             deployment, _ = self._create(
                 stack,
                 user=ACCOUNT_EMAIL,
@@ -351,8 +252,8 @@ class SandboxState:
         if count < 0:
             raise ValueError("count must not be negative")
         labels = [_outcome_label(o) for o in outcomes] or [SUCCESS]
-        if via not in _VIA:
-            raise ValueError(f"via must be one of {sorted(_VIA)}")
+        if via not in VIA:
+            raise ValueError(f"via must be one of {sorted(VIA)}")
         try:
             tags = _check_targets(stack, services, git_ref)
         except SandboxError as exc:
@@ -524,7 +425,7 @@ class SandboxState:
         if user_reference is not None and len(user_reference) > MAX_USER_REFERENCE:
             raise SandboxError(
                 400,
-                "invalid_request",
+                "bad_request",
                 f"user_reference is too long (maximum is {MAX_USER_REFERENCE} characters)",
             )
         wanted = [s.strip() for s in (services or "").split(",") if s.strip()]
@@ -620,7 +521,7 @@ class SandboxState:
         for deployment in self.deployments:
             if deployment.stack_uid in same_repo and deployment.git_hash.startswith(ref):
                 return deployment.git_hash
-        return (ref + _digest("commit", repo, ref))[:40]
+        return (ref + digest("commit", repo, ref))[:40]
 
     def _begin(self, deployment: Deployment, at: float) -> None:
         fields = self.get_stack(deployment.stack_uid).fields
@@ -634,6 +535,7 @@ class SandboxState:
             health=HEALTH_BUILDING,
             is_busy=True,
             updated_at=stamp,
+            updated_at_iso=stamp,
             last_activity=stamp,
             last_activity_iso=stamp,
         )
@@ -646,7 +548,7 @@ class SandboxState:
         action = self._action(deployment.action_id)
         action.finished_at = at
         action.finished_success = outcome == SUCCESS
-        action.finished_message = _FINISHED_MESSAGES[outcome]
+        action.finished_message = FINISHED_MESSAGES[outcome]
         if outcome == CANCELLED and deployment.cancelled_by:
             action.finished_message += f" by {deployment.cancelled_by}"
         if not touch_stack:
@@ -666,6 +568,7 @@ class SandboxState:
             health=health,
             is_busy=False,
             updated_at=stamp,
+            updated_at_iso=stamp,
             last_activity=stamp,
             last_activity_iso=stamp,
         )
@@ -675,54 +578,75 @@ class SandboxState:
         """After a successful `web:1.5` deploy, the web service runs tag 1.5."""
         for entry in services:
             name, _, tag = entry.partition(":")
-            for service in stack.services:
-                if service["name"] == name and tag:
-                    image = f"{str(service['image']).rsplit(':', 1)[0]}:{tag}"
-                    service["image"] = image
-                    for container in service.get("containers", []):
-                        container["image"] = image
+            for running in stack.services:
+                if running["name"] == name and tag:
+                    set_image(running, f"{running.get('image_name') or name}:{tag}")
 
     # -- rendering --------------------------------------------------------
 
     def account(self) -> dict[str, Any]:
         """The one account, as GET /accounts lists it (its name is `friendly_name`)."""
         oldest = min((str(s.fields["created_at"]) for s in self.stacks), default=None)
+        clouds = sorted({str(s.fields.get("cloud", "")).lower() for s in self.stacks} - {""})
         return {
             "id": ACCOUNT_ID,
             "owner": ACCOUNT_EMAIL,
             "friendly_name": ACCOUNT_NAME,
             "stack_count": len(self.stacks),
-            "created_at": oldest,
+            "used_clouds": clouds,
+            "created_at_iso": oldest,
+            "updated_at_iso": oldest,
         }
 
-    def list_deployments(self, uid: str, order: str = "newest") -> list[dict[str, Any]]:
-        """The stack's started deployments, newest (or oldest) first.
+    def list_deployments(
+        self,
+        uid: str,
+        order: str = "newest",
+        *,
+        words: str = WORDS_IN_MEANING,
+        window: slice | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many deployments the stack lists, and those in `window` (all by default),
+        newest (or oldest) first: only those in the window are rendered.
 
         Unconfirmed: that a queued deployment is not listed until it starts (igor
-        finds it by its unfinished async action and `metadata.deployment_id`).
+        never relies on it: what waits shows only as igor's unfinished action).
         """
         started = [d for d in self.deployments if d.stack_uid == uid and d.started_at is not None]
         started.sort(key=lambda d: (d.started_at or 0.0, d.id), reverse=order == "newest")
-        live = max(
-            (d for d in started if d.outcome == SUCCESS),
+        live = self._live_of(started)
+        chosen = started[window] if window is not None else started
+        return len(started), [render_deployment(d, is_live=d is live, words=words) for d in chosen]
+
+    @staticmethod
+    def _live_of(deployments: Sequence[Deployment]) -> Deployment | None:
+        return max(
+            (d for d in deployments if d.outcome == SUCCESS),
             key=lambda d: (d.finished_at or 0.0, d.id),
             default=None,
         )
-        return [render_deployment(d, is_live=d is live) for d in started]
 
-    def get_deployment(self, uid: str, deployment_id: int) -> dict[str, Any]:
-        """One started deployment, as `GET /stacks/{uid}/deployments/{id}` shows it (the
-        API docs' "Deployment", help-api `_deployments.md`); a queued one is not found,
-        as it is not listed (see list_deployments)."""
-        for shown in self.list_deployments(uid):
-            if shown["id"] == deployment_id:
-                return shown
+    def get_deployment(
+        self, uid: str, deployment_id: int, words: str = WORDS_IN_MEANING
+    ) -> dict[str, Any]:
+        """One deployment of the stack (queued ones too), or a 404."""
+        own = [d for d in self.deployments if d.stack_uid == uid]
+        for deployment in own:
+            if deployment.id == deployment_id:
+                live = self._live_of(own)
+                return render_deployment(deployment, is_live=deployment is live, words=words)
         raise SandboxError(404, "not_found", "Deployment not found")
 
     def list_actions(
-        self, uid: str, order: str = "newest", user_reference: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The stack's async actions, newest (or oldest) first, maybe for one user_reference."""
+        self,
+        uid: str,
+        order: str = "newest",
+        user_reference: str | None = None,
+        *,
+        window: slice | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many async actions the stack lists (maybe for one user_reference), and
+        those in `window`, newest (or oldest) first."""
         actions = [
             a
             for a in self.actions
@@ -730,7 +654,8 @@ class SandboxState:
             and (user_reference is None or a.metadata.get("user_reference") == user_reference)
         ]
         actions.sort(key=lambda a: (a.started_at, a.id), reverse=order == "newest")
-        return [render_action(a) for a in actions]
+        chosen = actions[window] if window is not None else actions
+        return len(actions), [render_action(a) for a in chosen]
 
     def get_action(self, uid: str, action_id: int) -> dict[str, Any]:
         """One async action of the stack, or a 404."""
@@ -740,17 +665,11 @@ class SandboxState:
         raise SandboxError(404, "not_found", "Action not found")
 
 
-def _tag(image: str) -> str:
-    """The tag of an image reference (`ghcr.io/x/api:1.4` -> `1.4`), or ""."""
-    last = image.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else ""
-
-
 def _commit(repo: str, ref: str, steps_back: int) -> str:
     """A stable 40-hex commit: the head of `ref` in `repo`, or one `steps_back` before it."""
     if steps_back == 0:
-        return _digest("head", repo, ref)[:40]
-    return _digest("commit", repo, ref, steps_back)[:40]
+        return digest("head", repo, ref)[:40]
+    return digest("commit", repo, ref, steps_back)[:40]
 
 
 def _outcome_label(outcome: str) -> str:
@@ -767,14 +686,14 @@ def _check_targets(stack: Stack, services: Sequence[str] | None, git_ref: str | 
     # Docker only and --git-ref as non-Docker only; the API docs say the same
     # of `services_filter` and `git_ref`.
     if wanted and not stack.is_docker:
-        raise SandboxError(400, "invalid_request", "services apply to docker stacks only")
+        raise SandboxError(400, "bad_request", "services apply to docker stacks only")
     if git_ref and stack.is_docker:
-        raise SandboxError(400, "invalid_request", "git_ref applies to non-docker stacks only")
+        raise SandboxError(400, "bad_request", "git_ref applies to non-docker stacks only")
     known = {str(s["name"]) for s in stack.services}
     for entry in wanted:
         name = entry.split(":", 1)[0]
         if name not in known:
-            raise SandboxError(400, "invalid_request", f"service '{name}' not found")
+            raise SandboxError(400, "bad_request", f"service '{name}' not found")
     return wanted
 
 
@@ -795,43 +714,3 @@ def _action_for(deployment: Deployment, git_ref: str | None) -> Action:
             "deployment_id": deployment.id,
         },
     )
-
-
-def render_deployment(d: Deployment, *, is_live: bool = False) -> dict[str, Any]:
-    """A deployment as GET /stacks/{uid}/deployments shows it.
-
-    `is_live` marks the deployment whose code runs now: the newest successful one.
-    """
-    meaning = d.outcome or IN_PROGRESS
-    return {
-        "id": d.id,
-        "triggered_by": d.triggered_by,
-        "triggered_via": dict(_VIA.get(d.via, _VIA["api"])),
-        "started_at": iso(d.started_at) if d.started_at is not None else None,
-        "finished_at": iso(d.finished_at) if d.finished_at is not None else None,
-        "outcome": {"code": _OUTCOME_CODES[meaning], "meaning": meaning},
-        "is_deploying": d.live,
-        "git_hash": d.git_hash,
-        "git_ref": d.git_ref,
-        "deploy_type": dict(_DEPLOY_TYPE),
-        "is_live": is_live,
-        "services": list(d.services) if d.services else None,
-        "deployment_profile": d.deployment_profile,
-    }
-
-
-def render_action(a: Action) -> dict[str, Any]:
-    """An async action as GET /stacks/{uid}/actions shows it."""
-    return {
-        "id": a.id,
-        "user": a.user,
-        "resource_type": "Stack",
-        "resource_id": a.stack_uid,
-        "action": "stack_redeploy",
-        "started_via": a.started_via,
-        "started_at": iso(a.started_at),
-        "finished_at": iso(a.finished_at) if a.finished_at is not None else None,
-        "finished_success": a.finished_success,
-        "finished_message": a.finished_message,
-        "metadata": dict(a.metadata),
-    }

@@ -1,0 +1,82 @@
+"""A command's requests do not grow with a stack's history (issue 20).
+
+Every command that talks to Cloud 66 runs against stacks with 45 past
+deployments and against stacks with 3,000, in both list orders, with an empty
+cache (a first run, a restarted bot) and with the one the first run left. With
+3,000 it may cost at most 2 requests more than with 45, and never more than 10.
+The table the issue asks for is `python -m benchmarks.command_cost`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.command_cost import COMMANDS, cost, simulator
+from igor_cli.sandbox import Simulator
+from tests.fakes.clock import FakeClock
+
+MOST = 10  # requests one command may cost, whatever the stack's history
+MORE = 2  # requests 3,000 past deployments may add to what 45 cost
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+@pytest.mark.parametrize("name", [c[0] for c in COMMANDS])
+def test_no_command_costs_more_for_a_long_history(name: str, order: str) -> None:
+    found = {}
+    for past in (45, 3000):
+        clock = FakeClock()
+        with simulator(past, order, clock) as sim:
+            found[past] = cost(sim, clock, name)
+    (short_cold, short_warm, short_code), (long_cold, long_warm, long_code) = (
+        found[45],
+        found[3000],
+    )
+    assert short_code == long_code, found  # the same answer, whatever the history
+    assert long_cold <= short_cold + MORE, found
+    assert long_warm <= short_warm + MORE, found
+    assert max(long_cold, long_warm, short_cold, short_warm) <= MOST, found
+
+
+def test_every_command_that_talks_to_cloud66_is_measured() -> None:
+    from igor_cli import cli, terminal
+    from tests.test_registry import _sample_request
+
+    measured = {c[2][0] for c in COMMANDS}
+    talking = set()
+    for name in cli.COMMANDS:
+        if name == "help":
+            continue  # answers with help text
+        request = _sample_request(name)
+        # The shell's setup commands (register, doctor) check a token with one GET /stacks.
+        if type(request) not in terminal._shell_only() and request.needs_cloud66:
+            talking.add(name)
+    assert {"list", "deploy", "cancel", "watch", "history", "rollback", "promote"} <= talking
+    assert talking <= measured, talking - measured
+
+
+def test_the_bots_commands_share_one_read_of_a_stack_for_a_few_seconds(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    from igor_cli.actions import Origin
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+
+    def say(text: str) -> None:
+        assert bridge.handle(text, Origin("slack", "U1", f"e-{text}-{clock()}")).error is None
+
+    say("list -s shop -e production")
+    read = sim.count("GET", "/deployments")
+    say("history -s shop -e production")
+    say("watch -s shop -e production")
+    assert sim.count("GET", "/deployments") == read  # the list's read served both
+    clock.advance(30)
+    say("history -s shop -e production")
+    assert sim.count("GET", "/deployments") == read + 1  # stale: read again, once
+    say("deploy -s shop -e production")  # a change reads afresh
+    assert sim.count("GET", "/deployments") == read + 2
+    say("list -s shop -e production")  # and what it changed is read anew after it
+    assert sim.count("GET", "/deployments") == read + 3
+    live = bridge.handle("list -s shop -e production --json", Origin("slack", "U1", "e-last"))
+    assert live.outcome is not None and live.outcome.deploy_facts
