@@ -800,6 +800,7 @@ def deploy_resolved(
         live: Deployment | None = None,
         follow: str = "",
     ) -> DeployOutcome:
+        joined = result is DeployResult.ALREADY_DEPLOYING  # the running one is followed
         return DeployOutcome(
             result,
             stack,
@@ -811,7 +812,7 @@ def deploy_resolved(
             running=live,
             started_by=Requester.from_reference(action.user_reference) if action else None,
             started_at=action.started_at if action else None,
-            typical=typical_duration(read.items, kind_of(live) if live else asked),
+            typical=typical_duration(read.items, kind_of(live) if joined and live else asked),
         )
 
     # What the estimate compares with: the deployment already running, or what this asks.

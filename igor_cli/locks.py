@@ -105,7 +105,7 @@ class LocksRequest(Request):
 
     changes: ClassVar[bool] = False
     needs_cloud66: ClassVar[bool] = False
-    json_fields: ClassVar[tuple[str, ...]] = ("locks", "freezes")
+    json_fields: ClassVar[tuple[str, ...]] = ("locks", "freezes", "store_reset")
 
     as_json: JsonOutput | None = None
 

@@ -404,8 +404,7 @@ def _store_check(store: Store, count: int) -> Check:
             ok = False
             said.append("so other replicas keep stores of their own: changes from chat are "
                         "refused until all share one (IGOR_STATE_URL)")  # fmt: skip
-    exposed = getattr(store, "exposed", None)
-    problems: list[str] = exposed() if exposed is not None else []
+    problems = store.exposed()
     if problems:
         ok = False
         said += problems

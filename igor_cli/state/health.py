@@ -118,6 +118,10 @@ class Watched:
         """See `Store.durability`."""
         return self._call(self.store.durability)
 
+    def exposed(self) -> list[str]:
+        """See `Store.exposed` (the files, not the store: asked even while it is down)."""
+        return self.store.exposed()
+
     def close(self) -> None:
         """Stop probing and close the store."""
         with self._changed:

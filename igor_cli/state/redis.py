@@ -199,6 +199,10 @@ class RedisStore:
             if value is not None
         }
 
+    def exposed(self) -> list[str]:
+        """Nothing of igor's on this machine's disk: who may read Redis is Redis's to say."""
+        return []
+
     def durability(self) -> list[str]:
         """What may lose igor's keys, in words (for `igor doctor`): a Redis that keeps
         nothing on disk (no AOF, no RDB snapshots) or that may evict keys when full.

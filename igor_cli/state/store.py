@@ -66,6 +66,10 @@ class Store(Protocol):
         """What may lose the store's keys (no persistence, eviction), in words; [] if nothing."""
         ...
 
+    def exposed(self) -> list[str]:
+        """What of the store's files other accounts may read, in words; [] if nothing."""
+        ...
+
     def close(self) -> None:
         """Let go of connections and files."""
         ...

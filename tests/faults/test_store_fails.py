@@ -288,7 +288,7 @@ def test_a_confirm_click_while_the_store_is_down_says_it_was_not_done(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("IGOR_STATE_URL", own_redis.url)
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-the-bot")
     Environment().config_path().write_text('[slack]\nconfirm = ["production"]\n')
     bot.start()
     bot.mention("deploy -s blog")
@@ -308,7 +308,7 @@ def test_a_confirmed_cancel_needs_no_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("IGOR_STATE_URL", own_redis.url)
-    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica")
+    monkeypatch.setenv("IGOR_SIGNING_KEY", "a-key-shared-by-every-replica-of-the-bot")
     Environment().config_path().write_text('[slack]\nconfirm = ["production"]\n')
     assert igor("deploy", "-s", "blog").exit_code == 0
     bot.start()

@@ -57,8 +57,8 @@ class Replicas:
             if not store.claim(SEEN_KEY, record, SEEN_SECONDS):
                 store.swap(SEEN_KEY, store.get(SEEN_KEY) or "", record, SEEN_SECONDS)
             shared = shared_store(store)
-        except IgorError as error:
-            log.warning("state store: %s (the connection count is not kept)", error.message)
+        except IgorError as error:  # an outage is said once, where the store is watched
+            log.debug("state store: %s (the connection count is not kept)", error.message)
             return
         if others and not shared:
             log.warning("Slack says %d connections of this app are open: other replicas run "
