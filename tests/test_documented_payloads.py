@@ -286,9 +286,7 @@ def test_bypass_detection_reads_both_forms(worded: Simulator, clock: FakeClock) 
         client.deploy(worded.stack("blog", "production")["uid"], user_reference="igor:cli:me")
         outside = worded.start_foreign_deployment("api", "production")
         posted = {"igor:cli:me"}.__contains__  # what igor itself posted (the state store's)
-        found = find_bypasses(
-            client, [lock("blog"), lock("api")], [], clock.datetime(), posted
-        )
+        found = find_bypasses(client, [lock("blog"), lock("api")], [], clock.datetime(), posted)
     assert [(b.stack.name, b.deployment.id) for b in found] == [("api", str(outside))]
     assert found[0].deployment.triggered_via == "Web Interface"
 
