@@ -262,7 +262,7 @@ def bench_table() -> bool:
     from datetime import UTC, datetime
 
     from igor_cli.actions import StackList
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.models import Stack
     from igor_cli.render.terminal import TerminalRenderer
 
     class Terminal(io.StringIO):
@@ -345,7 +345,7 @@ def _looks_an_hour(policy: Any, loops: int) -> int:
     import dataclasses
 
     from igor_cli.actions import follow
-    from igor_cli.cloud66 import AsyncAction
+    from igor_cli.cloud66.models import AsyncAction
 
     now = [0.0]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from igor_cli.actions import Origin
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.config import now_utc
 from igor_cli.locks import UnlockRequest, release_lock, take_lock
 from igor_cli.state import Store, open_store

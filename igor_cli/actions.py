@@ -18,7 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from igor_cli import __version__
-from igor_cli.activity import (
+from igor_cli.cloud66.activity import (
     IGOR_REFERENCE_PREFIX,
     Client,
     DeployKind,
@@ -61,15 +61,10 @@ from igor_cli.errors import (
 from igor_cli.json_output import FOLLOW_EVENT_FIELDS, JsonOutput
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import (
-        AsyncAction,
-        Deployment,
-        DeployResponse,
-        Stack,
-    )
+    from igor_cli.cloud66.models import AsyncAction, Deployment, DeployResponse, Stack
+    from igor_cli.cloud66.paging import Newest
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
-    from igor_cli.paging import Newest
     from igor_cli.state.deployed import Deployed, Ledger
 
 __all__ = [
@@ -992,7 +987,7 @@ def history(
 ) -> History:
     """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in:
     only as many pages as the limit needs are read."""
-    from igor_cli.paging import PER_PAGE
+    from igor_cli.cloud66.paging import PER_PAGE
 
     stack = find_stack(client, request.stack, request.environment, hints)
     limit = max(1, request.limit)

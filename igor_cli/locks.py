@@ -25,7 +25,7 @@ from igor_cli.state.audit import keep_on_record
 from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice, lock_key
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
     from igor_cli.json_output import JsonOutput

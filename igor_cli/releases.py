@@ -30,7 +30,7 @@ from igor_cli.actions import (
     stack_words,
     with_follow_events,
 )
-from igor_cli.activity import (
+from igor_cli.cloud66.activity import (
     Client,
     StackHints,
     actions_since,
@@ -53,7 +53,7 @@ from igor_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Deployment, Stack
+    from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.json_output import JsonOutput
     from igor_cli.state.deployed import Ledger
 

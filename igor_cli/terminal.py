@@ -20,7 +20,7 @@ from igor_cli.config import Environment
 
 if TYPE_CHECKING:
     from igor_cli.actions import FollowPolicy, Request, WatchOutcome
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.render.terminal import TerminalRenderer
     from igor_cli.setup_commands import (
         ChatRequest,

@@ -13,7 +13,7 @@ from igor_cli.actions import (
     resolve_stack,
     split_services,
 )
-from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
 from igor_cli.errors import AmbiguousStack, StackNotFound, UsageProblem
 
 

@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from igor_cli.cli import app
-from igor_cli.cloud66 import Service, Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Service, Stack, StackHealth, StackStatus
 from igor_cli.completion import StackCache, cache_file, cache_key, load, orders_file
 from igor_cli.config import Environment
 from igor_cli.sandbox import Simulator

@@ -20,7 +20,7 @@ from igor_cli.actions import FollowPolicy, follow
 from igor_cli.chat.console import run_console
 from igor_cli.chat.slack.manifest import bot_scopes, manifest
 from igor_cli.chat.slack.updates import Updater
-from igor_cli.cloud66 import Cloud66Client
+from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment
 from igor_cli.render import sentences
 from igor_cli.render.slack import SlackMessage

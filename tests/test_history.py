@@ -15,7 +15,7 @@ import pytest
 
 from igor_cli.actions import Origin, PastDeployment, deployment_state
 from igor_cli.chat.bridge import Bridge
-from igor_cli.cloud66 import Deployment
+from igor_cli.cloud66.models import Deployment
 from igor_cli.config import Environment
 from igor_cli.render.text import render_text
 from igor_cli.sandbox import Simulator

@@ -213,7 +213,7 @@ class RestartRequest(actions.Request):
 def test_a_new_change_is_held_back_without_knowing_about_locks(
     sim: Simulator, store_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
 
     ran: list[str] = []
     actions.ACTIONS[RestartRequest] = lambda run, request: ran.append(request.stack)
@@ -440,7 +440,7 @@ def test_a_change_waits_for_another_igor_changing_the_same_stack(
     sim: Simulator, store_url: str, clock: FakeClock
 ) -> None:
     from igor_cli.actions import DeployRequest, find_stack
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.state.mutex import ChangeInProgress
 
     client = Cloud66Client(sim.token, sim.url)

@@ -528,7 +528,7 @@ def test_the_audit_line_says_what_a_rollback_deployed(
 
 def test_a_named_deployment_ends_in_the_same_words_as_a_deploy() -> None:
     from igor_cli.actions import Progress
-    from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+    from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
     from igor_cli.render.sentences import progress_sentence
 
     stack = Stack("u1", "blog", "production", StackStatus.DEPLOYED, StackHealth.HEALTHY, False)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from igor_cli.actions import StackList
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.json_output import JsonOutput
 from igor_cli.render import sentences, terminal
 from igor_cli.render.terminal import TerminalRenderer

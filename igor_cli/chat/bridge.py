@@ -37,7 +37,7 @@ from igor_cli.errors import IgorError
 if TYPE_CHECKING:
     from igor_cli.actions import Client
     from igor_cli.cli import ClickException
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.models import Stack
     from igor_cli.targets import Default
 
 

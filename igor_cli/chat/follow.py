@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from igor_cli.actions import Client, FollowPolicy, Progress, follow
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.errors import IgorError
 
 log = logging.getLogger("igor.follow")

@@ -33,7 +33,7 @@ from igor_cli.actions import (
     deployment_state,
     last_activity,
 )
-from igor_cli.cloud66 import Deployment, Stack, StackStatus
+from igor_cli.cloud66.models import Deployment, Stack, StackStatus
 from igor_cli.releases import PromoteOutcome, RollbackOutcome, short
 from igor_cli.render.table import Step, Table
 

@@ -34,7 +34,7 @@ from igor_cli.actions import (
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.locks import UnlockOutcome, UnlockResult
 from igor_cli.releases import PromoteRequest, RollbackRequest

@@ -29,7 +29,7 @@ from igor_cli.actions import (
     StackList,
     WatchOutcome,
 )
-from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
 from igor_cli.outside_text import printable

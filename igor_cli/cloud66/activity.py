@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import (
+    from igor_cli.cloud66.models import (
         Account,
         AsyncAction,
         Deployment,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         Service,
         Stack,
     )
-    from igor_cli.paging import Newest
+    from igor_cli.cloud66.paging import Newest
     from igor_cli.state.deployed import Deployed
 
 IGOR_REFERENCE_PREFIX = "igor:"
