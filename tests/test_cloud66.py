@@ -240,7 +240,7 @@ def test_how_a_deployment_was_started_is_read_from_code_and_meaning(
 
 
 def test_outcomes_are_read_from_code_and_meaning() -> None:
-    from igor_cli.actions import deployment_state
+    from igor_cli.cloud66.activity import deployment_state
 
     for outcome, state in [
         ({"code": 1, "meaning": "success"}, "succeeded"),

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from igor_cli.actions import StackDeploys, WatchOutcome, last_activity
 from igor_cli.chat.console import run_console
 from igor_cli.cloud66.models import Deployment, Stack, StackHealth, StackStatus
 from igor_cli.config import Environment, os_account
+from igor_cli.features.stacks import StackDeploys, last_activity
+from igor_cli.features.watch import WatchOutcome
 from igor_cli.render.terminal import TerminalRenderer, _TickingLine
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from igor_cli.terminal import main

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.cloud66.activity import Client, Requester, action_running, running_deployment
+from igor_cli.cloud66.activity import Client, action_running, running_deployment
+from igor_cli.identity import Requester
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
