@@ -110,20 +110,60 @@ def test_a_command_outside_its_families_commands_line_is_refused() -> None:
 # -- the change contract: refused when the class is defined -----------------------------
 
 
-def test_a_request_that_does_not_say_what_it_is_is_refused() -> None:
-    with pytest.raises(TypeError, match="does not say what it is"):
+# A newcomer's change, as its family module would hold it; each case leaves one part out.
+RESTART = """
+from dataclasses import dataclass
+from typing import Any
 
-        @dataclass(frozen=True, kw_only=True)
-        class RestartRequest(Request):
-            needs_cloud66: ClassVar[bool] = True
+from igor_cli.core.request import Change, Outcome, QuestionWords, Request
 
 
-def test_a_change_without_its_question_is_refused() -> None:
-    with pytest.raises(TypeError, match="asks no confirmation question"):
+@dataclass(frozen=True, kw_only=True)
+class RestartRequest(Change):
+    def question(self, stack: Any, literal: Any) -> QuestionWords:
+        return QuestionWords(f"restart *{literal(stack.name)}*?", "Restart", "Cancel")
 
-        @dataclass(frozen=True, kw_only=True)
-        class RestartRequest(Change):
-            """A change someone adds without its question."""
+
+@dataclass(frozen=True)
+class Restarted(Outcome):
+    def sentence(self, person: Any, now: Any) -> str:
+        return "Restarted."
+
+    def facts(self) -> Any:
+        return {}
+
+    def tone(self) -> str:
+        return "started"
+"""
+LEFT_OUT = {
+    "its kind": ("class RestartRequest(Change):", "class RestartRequest(Request):"),
+    "its question": ("    def question(", "    def unasked("),
+    "its words": ("    def sentence(", "    def said("),
+}
+REFUSED = {
+    "its kind": "RestartRequest does not say what it is: subclass Read, Bookkeeping, Change",
+    "its question": "RestartRequest changes a stack but asks no confirmation question",
+    "its words": "Restarted has no words of its own: define sentence",
+}
+
+
+def _load(source: str) -> dict[str, Any]:
+    module: dict[str, Any] = {"__name__": "igor_cli.features.restart"}
+    exec(compile(source, "features/restart.py", "exec"), module)  # our own text, above
+    return module
+
+
+def test_a_whole_change_is_taken() -> None:
+    module = _load(RESTART)
+    assert held_back(module["RestartRequest"](stack="shop"))
+
+
+@pytest.mark.parametrize("part", list(LEFT_OUT))
+def test_a_change_without_a_part_of_its_contract_is_refused_when_defined(part: str) -> None:
+    written, instead = LEFT_OUT[part]
+    assert written in RESTART
+    with pytest.raises(TypeError, match=REFUSED[part]):
+        _load(RESTART.replace(written, instead))
 
 
 def test_a_change_that_says_it_needs_no_cloud66_is_refused() -> None:
@@ -278,6 +318,15 @@ def test_perform_refuses_an_action_that_returns_no_outcome(clock: Any) -> None:
     finally:
         del core.ACTIONS[RestartRequest]
         env.close()
+
+
+def test_perform_cannot_run_without_the_guards_inputs() -> None:
+    import inspect
+
+    # The environment holds the store and the config the guard reads: no default for it.
+    for signature in (inspect.signature(core.perform), inspect.signature(core.Run)):
+        assert signature.parameters["env"].default is inspect.Parameter.empty
+    assert next(iter(inspect.signature(core.perform).parameters)) == "env"
 
 
 def _no_cloud66() -> Any:
