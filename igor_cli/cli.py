@@ -301,21 +301,19 @@ def index() -> dict[str, Declared]:
 
 
 def _declared(path: str, family: str) -> dict[str, tuple[str, ...]]:
-    """The family's COMMANDS literal, read from its source (imported if it cannot be read)."""
+    """The family's COMMANDS literal (a dict of names to tuples of aliases), read from its
+    source; the module is imported only if the line cannot be read there."""
     with open(path, encoding="utf-8") as source:
         text = source.read()
-    start = text.find("\nCOMMANDS")
-    lines = text[start + 1 :].split("\n") if start != -1 else []
-    for end in range(1, len(lines) + 1):
-        written = "\n".join(lines[:end]).partition("=")[2]
-        try:
-            value = ast.literal_eval(written.strip())
-        except (SyntaxError, ValueError):
-            continue
-        if isinstance(value, dict):
-            return {str(name): tuple(aliases) for name, aliases in value.items()}
-    declared: dict[str, tuple[str, ...]] = importlib.import_module(f"{FEATURES}.{family}").COMMANDS
-    return declared
+    start = text.find("{", text.find("\nCOMMANDS") + 1) if "\nCOMMANDS" in text else -1
+    end = text.find("}", start)
+    try:
+        value = ast.literal_eval(text[start : end + 1]) if start != -1 and end != -1 else None
+    except (SyntaxError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        value = importlib.import_module(f"{FEATURES}.{family}").COMMANDS
+    return {str(name): tuple(aliases) for name, aliases in value.items()}
 
 
 def load_every_family() -> None:

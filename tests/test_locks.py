@@ -207,6 +207,13 @@ class RestartRequest(Change):
     def question(self, stack: Any, literal: Any) -> QuestionWords:
         return QuestionWords(f"restart *{literal(stack.name)}*?", "Restart", "Cancel")
 
+    def act(self, run: Any) -> Restarted:
+        RESTARTED.append(self.stack)
+        return Restarted(self.stack)
+
+
+RESTARTED: list[str] = []  # what a RestartRequest restarted
+
 
 @dataclass(frozen=True)
 class Restarted(Outcome):
@@ -231,13 +238,7 @@ def test_a_new_change_is_held_back_without_knowing_about_locks(
 ) -> None:
     from igor_cli.cloud66.client import Cloud66Client
 
-    ran: list[str] = []
-
-    def restart(run: Any, request: RestartRequest) -> Restarted:
-        ran.append(request.stack)
-        return Restarted(request.stack)
-
-    core.ACTIONS[RestartRequest] = restart
+    RESTARTED.clear()
     env = Environment(clock=clock.datetime)
     client = Cloud66Client(sim.token, sim.url)
     try:
@@ -247,11 +248,10 @@ def test_a_new_change_is_held_back_without_knowing_about_locks(
         core.perform(env, lambda: client, LockRequest(stack="blog"), alice)
         with pytest.raises(StackLocked, match="locked by Slack user U0ALICE"):
             core.perform(env, lambda: client, RestartRequest(stack="blog"), bob)
-        assert ran == []
+        assert RESTARTED == []
         core.perform(env, lambda: client, RestartRequest(stack="blog"), alice)
-        assert ran == ["blog"]
+        assert RESTARTED == ["blog"]
     finally:
-        del core.ACTIONS[RestartRequest]
         client.close()
         env.close()
 

@@ -8,6 +8,7 @@ failing open in chat (no question asked) or failing quietly (no reply rendered).
 
 from __future__ import annotations
 
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from igor_cli.core.request import (
     ShellCommand,
     held_back,
 )
+from igor_cli.core.run import Run
 
 
 def _sample_request(name: str) -> Any:
@@ -42,8 +44,11 @@ def _sample_request(name: str) -> Any:
     return cli.parse(words).request
 
 
-def _outcome_types(action: Any) -> list[type]:
-    hinted = typing.get_type_hints(action)["return"]
+def _outcome_types(act: Any) -> list[type]:
+    """What an action returns, by its annotation (read in its module, as mypy reads it)."""
+    hinted = act.__annotations__["return"]
+    if isinstance(hinted, str):
+        hinted = eval(hinted, vars(sys.modules[act.__module__]))  # its own annotation
     if isinstance(hinted, types.UnionType) or typing.get_origin(hinted) is typing.Union:
         return list(typing.get_args(hinted))
     return [hinted]
@@ -54,11 +59,8 @@ def problems_for(request_type: type) -> list[str]:
     name = request_type.__name__
     if not issubclass(request_type, Request):
         return [f"{name}: not a Request (core/request.py)"]
-    action = core.ACTIONS.get(request_type)
-    if action is None:
-        return [f"{name}: no action (core.perform.performs)"]
     found = []
-    for outcome in _outcome_types(action):
+    for outcome in _outcome_types(request_type.act):
         if not (isinstance(outcome, type) and issubclass(outcome, Outcome)):
             found.append(f"{name}: its action returns {outcome!r}, not an Outcome")
             continue
@@ -123,6 +125,9 @@ class RestartRequest(Change):
     def question(self, stack: Any, literal: Any) -> QuestionWords:
         return QuestionWords(f"restart *{literal(stack.name)}*?", "Restart", "Cancel")
 
+    def act(self, run: Any) -> Restarted:
+        return Restarted()
+
 
 @dataclass(frozen=True)
 class Restarted(Outcome):
@@ -138,11 +143,13 @@ class Restarted(Outcome):
 LEFT_OUT = {
     "its kind": ("class RestartRequest(Change):", "class RestartRequest(Request):"),
     "its question": ("    def question(", "    def unasked("),
+    "its action": ("    def act(", "    def restart("),
     "its words": ("    def sentence(", "    def said("),
 }
 REFUSED = {
     "its kind": "RestartRequest does not say what it is: subclass Read, Bookkeeping, Change",
     "its question": "RestartRequest changes a stack but asks no confirmation question",
+    "its action": "RestartRequest has no action: define act",
     "its words": "Restarted has no words of its own: define sentence",
 }
 
@@ -176,6 +183,9 @@ def test_a_change_that_says_it_needs_no_cloud66_is_refused() -> None:
 
             def question(self, stack: Any, literal: Any) -> QuestionWords:
                 return QuestionWords("restart?", "Restart", "Cancel")
+
+            def act(self, run: Any) -> Any:
+                return None
 
 
 def test_a_read_that_does_not_say_whether_it_needs_cloud66_is_refused() -> None:
@@ -229,6 +239,9 @@ class RestartRequest(Change):
     def question(self, stack: Any, literal: Any) -> QuestionWords:
         return QuestionWords(f"restart *{literal(stack.name)}*?", "Restart", "Cancel")
 
+    def act(self, run: Run) -> Restarted:
+        return Restarted(self.stack)
+
 
 @dataclass(frozen=True)
 class Restarted(Outcome):
@@ -262,16 +275,16 @@ class Unsaid(Outcome):
         return "plain"
 
 
-def restart(run: core.Run, request: RestartRequest) -> Restarted:
-    return Restarted(request.stack)
+@dataclass(frozen=True, kw_only=True)
+class RestartQuietly(RestartRequest):
+    def act(self, run: Run) -> Unsaid:
+        return Unsaid()
 
 
-def restart_quietly(run: core.Run, request: RestartRequest) -> Unsaid:
-    return Unsaid()
-
-
-def restart_as_text(run: core.Run, request: RestartRequest) -> str:
-    return "restarted"
+@dataclass(frozen=True, kw_only=True)
+class RestartAsText(RestartRequest):
+    def act(self, run: Run) -> str:  # type: ignore[override]
+        return "restarted"
 
 
 def test_a_change_is_held_back_by_its_kind_and_a_halt_is_not() -> None:
@@ -282,41 +295,35 @@ def test_a_change_is_held_back_by_its_kind_and_a_halt_is_not() -> None:
         def question(self, stack: Any, literal: Any) -> QuestionWords:
             return QuestionWords("stop?", "Stop", "Keep it")
 
+        def act(self, run: Any) -> Any:
+            return None
+
     assert not held_back(StopRequest(stack="shop"))
 
 
 @pytest.mark.parametrize(
-    ("action", "problem"),
+    ("request_type", "problem"),
     [
-        (None, "RestartRequest: no action (core.perform.performs)"),
-        (restart_as_text, "RestartRequest: its action returns <class 'str'>, not an Outcome"),
-        (restart_quietly, "Unsaid: a change's outcome that does not say it posted"),
-        (restart, None),
+        (RestartAsText, "RestartAsText: its action returns <class 'str'>, not an Outcome"),
+        (RestartQuietly, "Unsaid: a change's outcome that does not say it posted"),
+        (RestartRequest, None),
     ],
 )
-def test_a_change_without_an_action_or_an_outcome_that_says_it_is_refused(
-    action: Any, problem: str | None
+def test_a_change_whose_outcome_does_not_say_itself_is_refused(
+    request_type: type, problem: str | None
 ) -> None:
-    if action is not None:
-        core.ACTIONS[RestartRequest] = action
-    try:
-        found = problems_for(RestartRequest)
-    finally:
-        core.ACTIONS.pop(RestartRequest, None)
-    assert found == ([problem] if problem else [])
+    assert problems_for(request_type) == ([problem] if problem else [])
 
 
 def test_perform_refuses_an_action_that_returns_no_outcome(clock: Any) -> None:
     from igor_cli.config import Environment
     from igor_cli.identity import Origin
 
-    core.ACTIONS[RestartRequest] = restart_as_text
     env = Environment(clock=clock.datetime)
     try:
         with pytest.raises(TypeError, match="returned no Outcome"):
-            core.perform(env, _no_cloud66, RestartRequest(stack="x"), Origin("cli", "me"))
+            core.perform(env, _no_cloud66, RestartAsText(stack="x"), Origin("cli", "me"))
     finally:
-        del core.ACTIONS[RestartRequest]
         env.close()
 
 
@@ -324,7 +331,7 @@ def test_perform_cannot_run_without_the_guards_inputs() -> None:
     import inspect
 
     # The environment holds the store and the config the guard reads: no default for it.
-    for signature in (inspect.signature(core.perform), inspect.signature(core.Run)):
+    for signature in (inspect.signature(core.perform), inspect.signature(Run)):
         assert signature.parameters["env"].default is inspect.Parameter.empty
     assert next(iter(inspect.signature(core.perform).parameters)) == "env"
 

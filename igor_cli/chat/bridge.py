@@ -20,9 +20,10 @@ from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
 from igor_cli.completion import StackCache
 from igor_cli.config import Environment
-from igor_cli.core.perform import Run, guard_change, perform
+from igor_cli.core.perform import guard_change, perform
 from igor_cli.core.request import Bookkeeping, Change, OnAStack, Outcome, Request, held_back
 from igor_cli.core.resolve import find_stack
+from igor_cli.core.run import Run
 from igor_cli.errors import IgorError
 from igor_cli.identity import Origin
 

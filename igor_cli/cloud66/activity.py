@@ -22,7 +22,6 @@ through the API (README: what Cloud 66 does not let igor do).
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -208,6 +207,8 @@ def typical_duration(
         for d in newest
         if d.finished_at is not None and d.started_at is not None
     ]
+    import statistics  # a TAB loads this module: what only a look uses waits
+
     return statistics.median(seconds) if seconds else None
 
 

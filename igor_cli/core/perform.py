@@ -1,22 +1,20 @@
-"""Performing a request: its action, found by its type, behind the guard every change passes.
+"""Performing a request: its action, behind the guard every change passes.
 
-The shell and the chat bridge both come through `perform`. Each command family
-registers the action that answers its request (`performs`); a change that is
-not a halt (`held_back`, decided by its class) is checked first against the
-locks and freezes in force (`guard_change`), with the environment that holds
-them: `perform` cannot run without it.
+The shell and the chat bridge both come through `perform`. Each request says
+what answers it (`Request.act`); a change that is not a halt (`held_back`,
+decided by its class) is checked first against the locks and freezes in force
+(`guard_change`), with the environment that holds them: `perform` cannot run
+without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.core.request import Change, Outcome, Request, held_back
-from igor_cli.core.resolve import find_stack
+from igor_cli.core.run import Run
 from igor_cli.errors import AuditLost, IgorError, UsageProblem
 
 if TYPE_CHECKING:
@@ -25,43 +23,6 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
     from igor_cli.identity import Origin
-    from igor_cli.state.deployed import Ledger
-
-
-@dataclass(frozen=True)
-class Run:
-    """What an action may use: igor's environment (its store, its config), Cloud 66
-    (opened on first use), who asks, and what is known already."""
-
-    env: Environment
-    connect: Callable[[], Client]
-    origin: Origin
-    hints: StackHints | None = None
-    target: Stack | None = None  # the stack a change acts on, when already resolved
-    glass: Window | None = None  # the freeze whose glass this change breaks (guard_change)
-
-    def ledger(self) -> Ledger:
-        """Where igor keeps what it deployed: the run's state store (a configured store
-        that cannot be reached refuses the change, as the guard does)."""
-        from igor_cli.state.deployed import Ledger
-
-        return Ledger(self.env.state_or_none(), self.env.clock)
-
-
-Action = Callable[[Run, Any], Outcome]
-ACTIONS: dict[type, Action] = {}
-
-
-def performs(request_type: type[Request]) -> Callable[[Action], Action]:
-    """Register the action that answers one kind of request (one per request type)."""
-
-    def register(action: Action) -> Action:
-        if request_type in ACTIONS:
-            raise ValueError(f"{request_type.__name__} already has an action")
-        ACTIONS[request_type] = action
-        return action
-
-    return register
 
 
 def perform(
@@ -77,15 +38,12 @@ def perform(
     called only by actions that need Cloud 66; `hints` (the completion cache)
     saves listing every stack to find one.
     """
-    action = ACTIONS.get(type(request))
-    if action is None:
-        raise TypeError(f"no action answers {type(request).__name__}")
     run = Run(env, connect, origin, hints)
     if held_back(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
         if not request.dry_run:
             remember_reference(env, origin)  # before the POST: this deployment is igor's
-    outcome = action(run, request)
+    outcome = request.act(run)
     if not isinstance(outcome, Outcome):
         raise TypeError(f"the action of {type(request).__name__} returned no Outcome")
     if run.glass is not None and isinstance(request, Change) and outcome.posted:
@@ -106,6 +64,8 @@ def remember_reference(env: Environment, origin: Origin) -> None:
 
 def _record_broken_glass(run: Run, request: Change) -> None:
     """A change made during a freeze with --break-glass, on record in the state store."""
+    import logging
+
     from igor_cli.state.audit import keep_on_record
 
     env, stack, window = run.env, run.target, run.glass
@@ -137,6 +97,7 @@ def guard_change(run: Run, request: Change) -> Run:
 
     With no lock and no freeze now, nothing more is asked of Cloud 66.
     """
+    from igor_cli.core.resolve import find_stack
     from igor_cli.freeze import any_freeze_now, freezes_from_config
 
     audit_problem = run.env.audit_problem() if run.env.audit_problem is not None else ""

@@ -10,10 +10,10 @@ import typer
 
 from igor_cli import __version__
 from igor_cli.cli import SETUP, HelpRequested, IgorGroup, Json, command
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Outcome, Read
 
 if TYPE_CHECKING:
+    from igor_cli.core.run import Run
     from igor_cli.identity import PersonNamer
 
 COMMANDS = {"version": (), "whoami": (), "help": ()}
@@ -60,6 +60,10 @@ class VersionRequest(Read):
     needs_cloud66: ClassVar[bool] = False
     json_fields: ClassVar[tuple[str, ...]] = ("version",)
 
+    def act(self, run: Run) -> VersionOutcome:
+        """igor's version."""
+        return VersionOutcome()
+
 
 @dataclass(frozen=True)
 class VersionOutcome(Outcome):
@@ -80,11 +84,6 @@ class VersionOutcome(Outcome):
         return "plain"
 
 
-@performs(VersionRequest)
-def _version_action(run: Run, request: VersionRequest) -> VersionOutcome:
-    return VersionOutcome()
-
-
 # -- whoami ----------------------------------------------------------------------------
 
 
@@ -100,6 +99,10 @@ class WhoamiRequest(Read):
         "account",
         "requests_left",
     )
+
+    def act(self, run: Run) -> WhoamiOutcome:
+        """Who igor talks to Cloud 66 as, and where."""
+        return whoami(run)
 
 
 @dataclass(frozen=True)
@@ -134,11 +137,6 @@ class WhoamiOutcome(Outcome):
     def tone(self) -> str:
         """Plain."""
         return "plain"
-
-
-@performs(WhoamiRequest)
-def _whoami_action(run: Run, request: WhoamiRequest) -> WhoamiOutcome:
-    return whoami(run)
 
 
 def whoami(run: Run) -> WhoamiOutcome:

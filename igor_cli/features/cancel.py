@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from igor_cli.cli import EnvironmentName, Json, StackName, UsageError, command
-from igor_cli.cloud66.activity import Client, QueuedDeploy, StackHints, deployment_state, live_state
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Halt, Outcome, QuestionWords
-from igor_cli.core.resolve import check_services, find_stack, split_services, stack_words
 from igor_cli.errors import Conflict, ExitCode, IgorError, NoSuchDeployment, NotFound
-from igor_cli.render.sentences import ago, cloud66_id, target_words
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, QueuedDeploy, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
+    from igor_cli.core.run import Run
     from igor_cli.identity import PersonNamer, Requester
 
 COMMANDS = {"cancel": ("stop", "exit", "halt")}  # the original Igor's aliases
@@ -144,6 +142,10 @@ class CancelRequest(Halt):
         question = f"cancel {which} of *{name}* in *{where}*?"
         return QuestionWords(question, "Cancel the deployment", "Keep it")
 
+    def act(self, run: Run) -> CancelOutcome:
+        """Cancel what runs (or `--id`'s), or say which to choose."""
+        return cancel(run.connect(), self, run.hints)
+
 
 # -- the outcome and its words --------------------------------------------------------
 
@@ -199,6 +201,8 @@ class CancelOutcome(Outcome):
     def choices(self) -> list[tuple[str, str]]:
         """A running deployment and igor's deploy waiting: the command that cancels the
         running one (igor does not guess)."""
+        from igor_cli.render.sentences import target_words
+
         if self.result is not CancelResult.CHOOSE or self.deployment is None:
             return []
         return [(f"cancel {target_words(self.stack)} --running",
@@ -207,6 +211,9 @@ class CancelOutcome(Outcome):
 
 def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
     """One sentence: what the cancel request came to, naming the deployment and who started it."""
+    from igor_cli.cloud66.activity import deployment_state
+    from igor_cli.render.sentences import ago
+
     stack = outcome.stack.label
     if outcome.result is CancelResult.CHOOSE:
         return _choose_sentence(outcome, person, now)
@@ -244,6 +251,8 @@ def _live_by(outcome: CancelOutcome, person: PersonNamer) -> str:
 
 
 def _queued_by(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.render.sentences import ago
+
     who = person(queued.requester) if queued.requester else "someone"
     return f"asked for by {who} {ago(queued.action.started_at, now)}"
 
@@ -252,6 +261,8 @@ _UNCANCELLABLE = "Cloud 66's API cannot cancel a deploy before it starts (the da
 
 
 def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.render.sentences import ago
+
     stack = outcome.stack.label
     parts = []
     if outcome.deployment is not None:
@@ -270,6 +281,8 @@ def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime)
 
 def cancel_json(outcome: CancelOutcome) -> dict[str, Any]:
     """A cancel outcome in igor's JSON output."""
+    from igor_cli.render.sentences import cloud66_id
+
     requester = outcome.started_by
     deployment = outcome.deployment
     return {
@@ -311,6 +324,9 @@ def cancel(
     nothing is cancelled unless the request says `--running` (or `--id`): the
     waiting one cannot be cancelled through the API, so it is only named.
     """
+    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.resolve import check_services, find_stack, split_services, stack_words
+
     stack = find_stack(client, request.stack, request.environment, hints)
     check_services(client, stack, split_services(request.services))
     if request.target is CancelTarget.QUEUED:
@@ -344,6 +360,9 @@ def _cancel_named(
     client: Client, stack: Stack, request: CancelRequest, wanted: str
 ) -> CancelOutcome:
     """`--id N`: Cloud 66 is asked about deployment N first; one that is over is not sent."""
+    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.resolve import stack_words
+
     try:
         named = client.deployment(stack.uid, wanted)
     except NotFound:
@@ -382,8 +401,3 @@ def _delete(
     if "already" in message.casefold():
         return dataclasses.replace(named, result=CancelResult.ALREADY_CANCELLING)
     return named
-
-
-@performs(CancelRequest)
-def _cancel_action(run: Run, request: CancelRequest) -> CancelOutcome:
-    return cancel(run.connect(), request, run.hints)

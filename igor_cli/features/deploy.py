@@ -31,31 +31,17 @@ from igor_cli.cli import (
     Wait,
     command,
 )
-from igor_cli.cloud66.activity import (
-    Client,
-    DeployKind,
-    StackHints,
-    deployment_target,
-    followed_deployment,
-    kind_of,
-    live_state,
-    running_deployment,
-    service_names,
-    typical_duration,
-)
-from igor_cli.core.follow import Followed
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Change, Outcome, QuestionWords
-from igor_cli.core.resolve import check_services, find_stack, split_services
 from igor_cli.errors import ApiError, ExitCode, RefNeedsClassic, Throttled, Unreachable
-from igor_cli.identity import Origin, Requester
 from igor_cli.json_output import with_follow_events
-from igor_cli.render.sentences import ago, cloud66_id, target_words
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import AsyncAction, Deployment, DeployResponse, Stack
     from igor_cli.cloud66.paging import Newest
-    from igor_cli.identity import PersonNamer
+    from igor_cli.core.follow import Followed
+    from igor_cli.core.run import Run
+    from igor_cli.identity import Origin, PersonNamer, Requester
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"deploy": ("redeploy",)}
@@ -150,6 +136,12 @@ class DeployRequest(Change):
         question = f"deploy *{literal(stack.name)}*{services}{ref}{profile} to *{where}*?"
         return QuestionWords(question, "Deploy", "Cancel")
 
+    def act(self, run: Run) -> DeployOutcome:
+        """Deploy, or say why not (the busy rules, the dry run, one POST)."""
+        return deploy(
+            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.target, run.ledger()
+        )
+
 
 # -- the outcome and its words --------------------------------------------------------
 
@@ -196,6 +188,8 @@ class DeployOutcome(Outcome):
     @property
     def async_action_id(self) -> str:
         """The async action followed ("" when the deployment itself is, or nothing)."""
+        from igor_cli.cloud66.activity import followed_deployment
+
         return "" if followed_deployment(self.action_id) else self.action_id
 
     @property
@@ -227,6 +221,8 @@ class DeployOutcome(Outcome):
 
     def shell_hint(self) -> str:
         """How to follow or cancel what was posted; how to queue what was not."""
+        from igor_cli.render.sentences import target_words
+
         target = target_words(self.stack)
         if self.posted:
             return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
@@ -254,6 +250,8 @@ def _target(outcome: DeployOutcome) -> str:
 
 
 def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.render.sentences import ago
+
     if outcome.started_by is not None:
         when = ago(outcome.started_at, now)
         return f"started by {person(outcome.started_by)} {when}"
@@ -266,6 +264,8 @@ def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> s
 
 def _unfollowable(outcome: DeployOutcome) -> str:
     """Said of a posted deploy with nothing to follow (the 2020 answer names no action)."""
+    from igor_cli.render.sentences import target_words
+
     if outcome.action_id:
         return ""
     return (
@@ -343,6 +343,8 @@ def deploy_tone(outcome: DeployOutcome) -> str:
 
 def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:
     """A deploy outcome (a rollback's, a promotion's) in igor's JSON output."""
+    from igor_cli.render.sentences import cloud66_id
+
     requester = outcome.started_by
     running = outcome.running
     return {
@@ -380,6 +382,8 @@ def deploy(
     `stack` is the stack already resolved for this request, when it was; `ledger`
     keeps igor's record of what it sent (state/deployed.py).
     """
+    from igor_cli.core.resolve import check_services, find_stack, split_services
+
     stack = stack or find_stack(client, request.stack, request.environment, hints)
     services = split_services(request.services)
     if request.ref and stack.is_docker:
@@ -403,6 +407,16 @@ def deploy_resolved(
 ) -> DeployOutcome:
     """Deploy a stack already resolved and checked (under its lock): the busy rules, the
     dry run, the one POST. `deployments`: the stack's newest, when the caller just read them."""
+    from igor_cli.cloud66.activity import (
+        DeployKind,
+        kind_of,
+        live_state,
+        running_deployment,
+        service_names,
+        typical_duration,
+    )
+    from igor_cli.identity import Requester
+
     read = deployments or client.newest_deployments(stack.uid, fresh=True)
 
     def outcome(
@@ -479,6 +493,8 @@ def _what_to_follow(
     """Cloud 66 named no async action (its 2020 answer has none): igor's own action, found
     by the reference it sent, else the deployment that started for it; "" when neither
     can be told (a queued deploy starts later: `igor watch` attaches then)."""
+    from igor_cli.cloud66.activity import deployment_target, running_deployment
+
     try:
         mine = client.actions_for(stack.uid, origin.user_reference)
         running = next((a for a in mine if not a.finished), None)
@@ -496,6 +512,8 @@ def _what_to_follow(
 
 def following(outcome: DeployOutcome) -> Followed:
     """What `deploy --follow` follows: the deployment igor asked for (or already runs)."""
+    from igor_cli.core.follow import Followed
+
     already = outcome.result is DeployResult.ALREADY_DEPLOYING
     queued = outcome.result is DeployResult.QUEUED
     return Followed(
@@ -508,11 +526,4 @@ def following(outcome: DeployOutcome) -> Followed:
         typical=outcome.typical,
         behind=outcome.running.id if queued and outcome.running is not None else "",
         what=outcome.followed_as(),
-    )
-
-
-@performs(DeployRequest)
-def _deploy_action(run: Run, request: DeployRequest) -> DeployOutcome:
-    return deploy(
-        run.connect(), request, run.origin, run.hints, run.env.stack_lock, run.target, run.ledger()
     )

@@ -14,24 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from igor_cli.cli import EnvironmentName, Json, StackName, command
-from igor_cli.cloud66.activity import (
-    Client,
-    StackHints,
-    actions_since,
-    deployment_state,
-    igor_requesters,
-    with_what_igor_sent,
-)
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import OnAStack, Outcome, Read
-from igor_cli.core.resolve import find_stack
 from igor_cli.errors import IgorError
-from igor_cli.render.sentences import cloud66_id, duration, short_ago, short_person, what_ran
-from igor_cli.render.table import Step, Table
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
+    from igor_cli.core.run import Run
     from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.render.table import Step, Table
     from igor_cli.state.deployed import Deployed, Ledger
 
 COMMANDS = {"history": ("deployments",)}
@@ -78,6 +69,10 @@ class HistoryRequest(Read, OnAStack):
 
     limit: int = 10
 
+    def act(self, run: Run) -> History:
+        """The stack's newest deployments, and who asked igor for each."""
+        return history(run.connect(), self, run.hints, run.ledger())
+
 
 # -- the outcome and its words --------------------------------------------------------
 
@@ -92,6 +87,8 @@ class PastDeployment:
     @property
     def state(self) -> str:
         """succeeded, failed, cancelled or running (Cloud 66's own word when it is none)."""
+        from igor_cli.cloud66.activity import deployment_state
+
         return deployment_state(self.deployment)
 
 
@@ -134,6 +131,8 @@ def who_triggered(past: PastDeployment, person: PersonNamer) -> str:
 
 def took(past: PastDeployment, now: datetime) -> str:
     """How long it took (`3m 05s`), how long so far when running, `-` when unknown."""
+    from igor_cli.render.sentences import duration
+
     d = past.deployment
     if d.started_at is None:
         return "-"
@@ -153,6 +152,8 @@ HISTORY_COLUMNS = ("ID", "STARTED", "TOOK", "OUTCOME", "BY", "VIA", "WHAT")
 
 def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tuple[str, ...]:
     """One deployment, as the history table shows it."""
+    from igor_cli.render.sentences import short_ago, what_ran
+
     return (
         past.deployment.id,
         short_ago(past.deployment.started_at, now),
@@ -172,6 +173,9 @@ def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tup
 def history_table(found: History, person: PersonNamer, now: datetime) -> Table:
     """The history table, and how it gives way: ID and WHAT (what `--to` and `--ref`
     take) are never cut."""
+    from igor_cli.render.sentences import short_person
+    from igor_cli.render.table import Table
+
     rows = history_rows(found, person, now)
     shorter = {
         "BY": [short_person(p.requester, p.deployment.triggered_by) for p in found.deployments]
@@ -201,6 +205,8 @@ def history_summary(found: History) -> str:
 
 def history_json(past: PastDeployment) -> dict[str, Any]:
     """A deployment in `igor history --json`."""
+    from igor_cli.render.sentences import cloud66_id
+
     d = past.deployment
     seconds = None
     if d.started_at is not None and d.finished_at is not None:
@@ -239,7 +245,9 @@ def history(
 ) -> History:
     """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in:
     only as many pages as the limit needs are read."""
+    from igor_cli.cloud66.activity import actions_since, igor_requesters, with_what_igor_sent
     from igor_cli.cloud66.paging import PER_PAGE
+    from igor_cli.core.resolve import find_stack
 
     stack = find_stack(client, request.stack, request.environment, hints)
     limit = max(1, request.limit)
@@ -258,8 +266,3 @@ def _records(ledger: Ledger | None, stack: Stack) -> list[Deployed]:
         return ledger.of(stack.uid) if ledger is not None else []
     except IgorError:
         return []  # the history is Cloud 66's; what igor sent is extra
-
-
-@performs(HistoryRequest)
-def _history_action(run: Run, request: HistoryRequest) -> History:
-    return history(run.connect(), request, run.hints, run.ledger())

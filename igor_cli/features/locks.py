@@ -23,21 +23,17 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from igor_cli.cli import EnvironmentName, Json, Reason, StackName, command
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Bookkeeping, OnAStack, Outcome, Read
-from igor_cli.core.resolve import find_stack
 from igor_cli.errors import AmbiguousStack, ExitCode, IgorError, UsageProblem
-from igor_cli.identity import Origin, Requester
-from igor_cli.render.sentences import ago
-from igor_cli.state.audit import keep_on_record
-from igor_cli.state.locks import ForcedUnlock, Lock, current_locks, leave_notice, lock_key
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
+    from igor_cli.core.run import Run
     from igor_cli.freeze import Window
-    from igor_cli.identity import PersonNamer
+    from igor_cli.identity import Origin, PersonNamer, Requester
     from igor_cli.state import Store
+    from igor_cli.state.locks import ForcedUnlock, Lock
 
 COMMANDS = {"lock": (), "unlock": (), "locks": ()}
 
@@ -145,6 +141,16 @@ class LockRequest(Bookkeeping, OnAStack):
     reason: str = ""
     seconds: float = DEFAULT_SECONDS
 
+    def act(self, run: Run) -> LockOutcome:
+        """Lock the stack, extend your lock, or say whose is in the way."""
+        from igor_cli.core.resolve import find_stack
+        from igor_cli.state import shared_store
+
+        stack = find_stack(run.connect(), self.stack, self.environment, run.hints)
+        store = _store(run)
+        taken = take_lock(store, stack, run.origin, self.reason, self.seconds, run.env.clock())
+        return replace(taken, shared=shared_store(store))
+
 
 @dataclass(frozen=True, kw_only=True)
 class UnlockRequest(Bookkeeping, OnAStack):
@@ -160,6 +166,10 @@ class UnlockRequest(Bookkeeping, OnAStack):
         """What chat rules must allow: forcing someone else's lock is a permission of its own."""
         return "unlock --force" if self.force else "unlock"
 
+    def act(self, run: Run) -> UnlockOutcome:
+        """Release your lock (with --force anyone's, on record)."""
+        return release_lock(_store(run), self, run.origin, run.env.clock())
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocksRequest(Read):
@@ -167,6 +177,22 @@ class LocksRequest(Read):
 
     needs_cloud66: ClassVar[bool] = False
     json_fields: ClassVar[tuple[str, ...]] = ("locks", "freezes", "store_reset")
+
+    def act(self, run: Run) -> LockList:
+        """The locks in force, and the freezes now or within a week."""
+        from igor_cli.freeze import freezes_from_config
+        from igor_cli.state.locks import current_locks
+
+        store = _store(run)
+        locks = [lock for lock, _ in current_locks(store).values()]
+        locks.sort(key=lambda lock: (lock.expires, lock.label.casefold()))
+        now = run.env.clock()
+        freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
+        windows = sorted(
+            (window for freeze in freezes for window in freeze.windows(now)),
+            key=lambda window: (window.start, window.freeze.number),
+        )
+        return LockList(locks, now, windows, _reset_said(run.env, store))
 
 
 # -- outcomes ------------------------------------------------------------------
@@ -253,6 +279,8 @@ class UnlockOutcome(Outcome):
 
     def sentence(self, person: PersonNamer, now: datetime) -> str:
         """The lock released (a forced one: whose, and that they are told), or why not."""
+        from igor_cli.render.sentences import ago
+
         lock, when = self.lock, self.now or now
         if self.result is UnlockResult.NOT_LOCKED or lock is None:
             return f"{self.stack} is not locked; nothing to unlock."
@@ -343,6 +371,8 @@ class LockList(Outcome):
 
 def holder(lock: Lock) -> Requester:
     """Who holds a lock, to be named as igor names requesters."""
+    from igor_cli.identity import Requester
+
     return Requester(lock.holder_via, lock.holder_user)
 
 
@@ -352,6 +382,8 @@ def _why(lock: Lock) -> str:
 
 def lock_line(lock: Lock, person: PersonNamer, now: datetime) -> str:
     """`shop (production): locked by alice@laptop 5 minutes ago, until ... : release 4.2`."""
+    from igor_cli.render.sentences import ago
+
     return (
         f"{lock.label}: locked by {person(holder(lock))} {ago(lock.started, now)}, "
         f"{lock.until(now)}{_why(lock)}"
@@ -378,6 +410,8 @@ def take_lock(
     store: Store, stack: Stack, holder: Origin, reason: str, seconds: float, now: datetime
 ) -> LockOutcome:
     """Lock a stack for `holder`, extend the holder's own lock, or say who holds it."""
+    from igor_cli.state.locks import Lock, lock_key
+
     wanted = Lock(
         stack.uid, stack.name, stack.environment, holder.via, holder.user,
         reason.strip(), now, now + timedelta(seconds=seconds), holder.channel, holder.thread,
@@ -398,17 +432,9 @@ def take_lock(
     raise IgorError(f"The lock on {stack.label} kept changing; try again.")
 
 
-@performs(LockRequest)
-def _lock_action(run: Run, request: LockRequest) -> LockOutcome:
-    from igor_cli.state import shared_store
-
-    stack = find_stack(run.connect(), request.stack, request.environment, run.hints)
-    store = _store(run)
-    taken = take_lock(store, stack, run.origin, request.reason, request.seconds, run.env.clock())
-    return replace(taken, shared=shared_store(store))
-
-
 def _matching(store: Store, name: str, environment: str | None) -> list[tuple[Lock, str]]:
+    from igor_cli.state.locks import current_locks
+
     wanted = name.strip().casefold()
     if not wanted:
         raise UsageProblem("The stack name is empty.", "Name a stack with -s.")
@@ -424,6 +450,9 @@ def release_lock(
     store: Store, request: UnlockRequest, origin: Origin, now: datetime
 ) -> UnlockOutcome:
     """Release the holder's lock, or with `force` anyone's (recorded in the store)."""
+    from igor_cli.state.audit import keep_on_record
+    from igor_cli.state.locks import ForcedUnlock, leave_notice, lock_key
+
     found = _matching(store, request.stack, request.environment)
     if not found:
         where = f" in {request.environment}" if request.environment else ""
@@ -449,27 +478,6 @@ def release_lock(
         if origin.via != "slack":  # the bot tells them itself; anyone else leaves it a notice
             leave_notice(store, forced)
     return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, forced)
-
-
-@performs(UnlockRequest)
-def _unlock_action(run: Run, request: UnlockRequest) -> UnlockOutcome:
-    return release_lock(_store(run), request, run.origin, run.env.clock())
-
-
-@performs(LocksRequest)
-def _locks_action(run: Run, request: LocksRequest) -> LockList:
-    from igor_cli.freeze import freezes_from_config
-
-    store = _store(run)
-    locks = [lock for lock, _ in current_locks(store).values()]
-    locks.sort(key=lambda lock: (lock.expires, lock.label.casefold()))
-    now = run.env.clock()
-    freezes = freezes_from_config(run.env.config(), str(run.env.config_path()))
-    windows = sorted(
-        (window for freeze in freezes for window in freeze.windows(now)),
-        key=lambda window: (window.start, window.freeze.number),
-    )
-    return LockList(locks, now, windows, _reset_said(run.env, store))
 
 
 def _reset_said(env: Environment, store: Store) -> str:

@@ -33,19 +33,7 @@ from igor_cli.cli import (
     command,
     complete_environments,
 )
-from igor_cli.cloud66.activity import (
-    Client,
-    StackHints,
-    actions_since,
-    deployment_state,
-    live_deployment,
-    newest_first,
-    runs_now,
-    with_what_igor_sent,
-)
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Change, QuestionWords
-from igor_cli.core.resolve import find_stack, stack_words
 from igor_cli.errors import (
     AlreadyLive,
     ChangedSinceConfirmed,
@@ -66,13 +54,13 @@ from igor_cli.features.deploy import (
     deploy_tone,
     redeploy_sentence,
 )
-from igor_cli.identity import Origin
 from igor_cli.json_output import with_follow_events
-from igor_cli.render.sentences import ago, ran_json
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
-    from igor_cli.identity import PersonNamer
+    from igor_cli.core.run import Run
+    from igor_cli.identity import Origin, PersonNamer
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"rollback": (), "promote": ()}
@@ -203,6 +191,12 @@ class RollbackRequest(Change):
         question = f"roll back *{literal(stack.name)}* in *{literal(stack.environment)}*{to}?"
         return QuestionWords(question, "Roll back", "Cancel")
 
+    def act(self, run: Run) -> RollbackOutcome:
+        """Deploy again what the last good deployment ran (or `--to`'s)."""
+        return rollback(
+            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger()
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class PromoteRequest(Change):
@@ -226,6 +220,10 @@ class PromoteRequest(Change):
         )
         return QuestionWords(question, "Promote", "Cancel")
 
+    def act(self, run: Run) -> PromoteOutcome:
+        """Deploy to `--to`'s stack what `--from`'s runs."""
+        return promote(run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger())
+
 
 # -- what to post again ----------------------------------------------------------
 
@@ -247,6 +245,8 @@ def redeploy_of(stack: Stack, deployment: Deployment, unknown: str = "") -> Rede
     """What to post to deploy again on `stack` what `deployment` ran; refused when
     Cloud 66 does not show it (no hash; on a docker stack, no image tags: igor knows
     those only of what it deployed itself). `unknown` says why, when the caller knows."""
+    from igor_cli.core.resolve import stack_words
+
     if stack.is_docker:
         tags = deployment.services
         if not tags or not all(_tag_of(entry) for entry in tags):
@@ -373,6 +373,8 @@ class PromoteOutcome(DeployOutcome):
 
 def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
     """`roll back shop (production) from 3f2a1c9 to 9b7e0d4 (deployment 5120 of 2 days ago)`."""
+    from igor_cli.render.sentences import ago
+
     target = outcome.target
     return (
         f"roll back {outcome.stack.label} from {short(outcome.current)} to {short(target)} "
@@ -393,6 +395,8 @@ def promote_doing(outcome: PromoteOutcome) -> str:
 
 
 def _side(d: Deployment | None) -> dict[str, Any] | None:
+    from igor_cli.render.sentences import ran_json
+
     return None if d is None else ran_json(d)
 
 
@@ -411,6 +415,9 @@ def rollback_target(
 ) -> tuple[Deployment, Deployment]:
     """(the live deployment, the one to go back to): by default the newest that
     succeeded before the live one and ran something else; `to` names another."""
+    from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
+    from igor_cli.core.resolve import stack_words
+
     history = f"See its deployments with `igor history {stack_words(stack)}`."
     current = live_deployment(deployments)
     if current is None:
@@ -465,6 +472,7 @@ def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment
     """When the newest deployments read hold what a rollback needs: `--to`'s, or the live
     one and an older success that ran something else (on a docker stack, any older
     success: what it ran is told afterwards, from igor's records)."""
+    from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
 
     def enough(found: Sequence[Deployment]) -> bool:
         if to:
@@ -497,6 +505,8 @@ def rollback(
     itself when it is older). On a docker stack what each ran comes from igor's
     records of what it deployed and what runs now from the stack's services.
     """
+    from igor_cli.core.resolve import find_stack
+
     stack = find_stack(client, request.stack, request.environment, hints)
     to = request.to.strip()
     with stack_lock(stack.uid) if stack_lock else nullcontext():
@@ -528,6 +538,8 @@ def rollback(
 
 def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
     """The deployment `--to` names, asked of Cloud 66 by itself (one GET)."""
+    from igor_cli.core.resolve import stack_words
+
     try:
         return client.deployment(stack.uid, deployment_id)
     except NotFound:
@@ -542,6 +554,13 @@ def _with_tags(
 ) -> list[Deployment]:
     """A docker stack's deployments carrying the tags igor sent for those it made, and the
     live one the tags its services run now. A store that cannot be read refuses."""
+    from igor_cli.cloud66.activity import (
+        actions_since,
+        live_deployment,
+        runs_now,
+        with_what_igor_sent,
+    )
+
     records = ledger.of(stack.uid) if ledger is not None else []
     actions = actions_since(client, stack, deployments)
     filled = with_what_igor_sent(deployments, actions, records)
@@ -563,6 +582,8 @@ def repository(url: str) -> str:
 
 def check_same_repository(source: Stack, target: Stack) -> None:
     """Refuse unless both stacks deploy from one repository (their `git` fields)."""
+    from igor_cli.core.resolve import stack_words
+
     if source.is_docker != target.is_docker:
         kind = "a docker stack" if source.is_docker else "a classic stack"
         raise DifferentRepositories(
@@ -593,6 +614,9 @@ def promote(
 ) -> PromoteOutcome:
     """Deploy to the `--to` environment's stack what the `--from` one runs: its live git
     hash, or on docker stacks the image tags its services run now."""
+    from igor_cli.cloud66.activity import live_deployment, runs_now
+    from igor_cli.core.resolve import find_stack, stack_words
+
     if request.source.strip().casefold() == request.environment.strip().casefold():
         raise UsageProblem(
             f"--from and --to both name {request.environment!r}.",
@@ -666,13 +690,3 @@ def _check_expected(expected: str, again: Redeploy, doing: str) -> None:
             "you confirmed: something was deployed since. Nothing was posted.",
             "Ask again to see what it would deploy now.",
         )
-
-
-@performs(RollbackRequest)
-def _rollback_action(run: Run, request: RollbackRequest) -> RollbackOutcome:
-    return rollback(run.connect(), request, run.origin, run.hints, run.env.stack_lock, run.ledger())
-
-
-@performs(PromoteRequest)
-def _promote_action(run: Run, request: PromoteRequest) -> PromoteOutcome:
-    return promote(run.connect(), request, run.origin, run.hints, run.env.stack_lock, run.ledger())

@@ -14,24 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from igor_cli.cli import EnvironmentName, Json, command, complete_stacks
-from igor_cli.cloud66.activity import (
-    Client,
-    deployment_state,
-    igor_requesters,
-    live_deployment,
-    newest_first,
-    running_deployment,
-    runs_now,
-)
 from igor_cli.cloud66.models import Deployment, Stack, StackStatus
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import Outcome, Read
 from igor_cli.errors import ApiError, Throttled, Unreachable
-from igor_cli.render.sentences import cloud66_id, ran_json, short_ago, short_person, what_ran
-from igor_cli.render.table import Step, Table
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client
+    from igor_cli.core.run import Run
     from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.render.table import Step, Table
 
 COMMANDS = {"list": ("get", "show", "find", "stacks")}
 
@@ -86,6 +77,12 @@ class ListRequest(Read):
     environment: str | None = None
     wide: bool = False  # with what each stack runs (one deployments list per stack shown)
 
+    def act(self, run: Run) -> StackList:
+        """The stacks that match, and what their deployments say."""
+        if self.wide:
+            return list_wide(run.connect(), self)
+        return list_stacks(run.connect(), self.stack, self.environment)
+
 
 # -- the outcome and its words --------------------------------------------------------
 
@@ -102,6 +99,8 @@ class StackDeploys:
     @property
     def last_state(self) -> str:
         """succeeded, failed or cancelled ("" with no finished deployment)."""
+        from igor_cli.cloud66.activity import deployment_state
+
         return deployment_state(self.last) if self.last is not None else ""
 
 
@@ -168,6 +167,8 @@ def stack_rows(
     """The stacks table, header first, as both chat renderers print it (`running`: --wide;
     `facts`: each stack's deployments, for LAST DEPLOY; `person`: how Slack users are
     named there)."""
+    from igor_cli.render.sentences import short_ago
+
     wide = running is not None
     known = facts or {}
     rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
@@ -187,6 +188,8 @@ def stack_rows(
 
 def running_text(deployment: Deployment | None) -> str:
     """What a stack runs, for `list --wide`: `3f2a1c9 main`, image tags, or `-`."""
+    from igor_cli.render.sentences import what_ran
+
     return what_ran(deployment) if deployment is not None else "-"
 
 
@@ -199,6 +202,8 @@ def last_deploy(
 ) -> str:
     """`failed · alice 3m ago`: the deployment under way, or how the last one ended
     (`failed 3m ago` without `who`, for a narrow screen)."""
+    from igor_cli.render.sentences import short_ago, short_person
+
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
@@ -219,6 +224,8 @@ def stack_table(
 ) -> Table:
     """The stacks table, and how it gives way on a narrow screen: NAME, ENVIRONMENT and
     RUNNING (what `--ref`/`-v` would name) are never cut."""
+    from igor_cli.render.table import Table
+
     known = facts or {}
     rows = stack_rows(stacks, now, running, facts=facts)
     shorter = {
@@ -276,6 +283,8 @@ def stack_json(
 ) -> dict[str, Any]:
     """A stack in igor's JSON output: with `running` from `list --wide`, and its
     deployments when they were read."""
+    from igor_cli.render.sentences import ran_json
+
     moved = last_activity(stack, facts)
     shown = {
         "uid": stack.uid,
@@ -303,6 +312,9 @@ def stack_json(
 
 
 def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
+    from igor_cli.cloud66.activity import deployment_state
+    from igor_cli.render.sentences import cloud66_id
+
     return {
         "id": cloud66_id(deployment.id),
         "outcome": deployment_state(deployment),
@@ -393,6 +405,8 @@ def _running(
 ) -> dict[str, Deployment | None]:
     """What each stack runs: its live deployment, and on a docker stack the image tags its
     services run (a deployment shows none)."""
+    from igor_cli.cloud66.activity import live_deployment, runs_now
+
     return {
         s.uid: runs_now(client, s, live_deployment(every[s.uid])) for s in stacks if s.uid in every
     }
@@ -400,6 +414,8 @@ def _running(
 
 def _runs_a_success(deployments: Sequence[Deployment]) -> bool:
     """Enough read to tell what a stack runs: Cloud 66's live one, or a success."""
+    from igor_cli.cloud66.activity import deployment_state
+
     return any(d.is_live or deployment_state(d) == "succeeded" for d in deployments)
 
 
@@ -409,6 +425,8 @@ def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> 
     igor's actions (its requesters) are read only when one of the two may have come
     through the API, the way igor deploys.
     """
+    from igor_cli.cloud66.activity import igor_requesters, newest_first, running_deployment
+
     live = running_deployment(every)
     finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
     last = min(finished, key=newest_first, default=None)
@@ -433,10 +451,3 @@ WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at m
 def list_wide(client: Client, request: ListRequest) -> StackList:
     """`list --wide`: the stacks and what each runs, from one deployments list per stack."""
     return list_stacks(client, request.stack, request.environment, wide=True)
-
-
-@performs(ListRequest)
-def _list_action(run: Run, request: ListRequest) -> StackList:
-    if request.wide:
-        return list_wide(run.connect(), request)
-    return list_stacks(run.connect(), request.stack, request.environment)

@@ -12,24 +12,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from igor_cli.cli import EnvironmentName, Json, StackName, command
-from igor_cli.cloud66.activity import (
-    Client,
-    DeployKind,
-    StackHints,
-    deployment_target,
-    kind_of,
-    live_state,
-    typical_duration,
-)
 from igor_cli.core.follow import Followed
-from igor_cli.core.perform import Run, performs
 from igor_cli.core.request import OnAStack, Outcome, Read
-from igor_cli.core.resolve import find_stack
 from igor_cli.errors import ExitCode
 from igor_cli.json_output import with_follow_events
-from igor_cli.render.sentences import ago, cloud66_id
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.core.run import Run
     from igor_cli.identity import PersonNamer
 
 COMMANDS = {"watch": ()}
@@ -72,6 +62,10 @@ class WatchRequest(Read, OnAStack):
         """A shell follows what it attaches to, always."""
         return True
 
+    def act(self, run: Run) -> WatchOutcome:
+        """What runs on the stack, or igor's deploy about to start, to follow."""
+        return watch(run.connect(), self, run.hints)
+
 
 # -- the outcome and its words --------------------------------------------------------
 
@@ -96,6 +90,8 @@ class WatchOutcome(Followed, Outcome):
 
     def facts(self) -> Any:
         """What it attached to, as igor's JSON has it."""
+        from igor_cli.render.sentences import cloud66_id
+
         running = self.deployment
         requester = self.started_by
         return {
@@ -125,6 +121,8 @@ class WatchOutcome(Followed, Outcome):
 
 def watch_sentence(outcome: WatchOutcome, person: PersonNamer, now: datetime) -> str:
     """What `watch` attached to (or why there is nothing to watch)."""
+    from igor_cli.render.sentences import ago
+
     stack = outcome.stack.label
     if not outcome.followable:
         return f"{stack} is not deploying, nothing to watch."
@@ -149,6 +147,15 @@ def watch_sentence(outcome: WatchOutcome, person: PersonNamer, now: datetime) ->
 def watch(client: Client, request: WatchRequest, hints: StackHints | None = None) -> WatchOutcome:
     """The stack's running deployment (or igor's deploy about to start) to follow, with an
     estimate, from one read of its newest deployments and one of its newest actions."""
+    from igor_cli.cloud66.activity import (
+        DeployKind,
+        deployment_target,
+        kind_of,
+        live_state,
+        typical_duration,
+    )
+    from igor_cli.core.resolve import find_stack
+
     stack = find_stack(client, request.stack, request.environment, hints)
     state = live_state(client, stack)
     like = kind_of(state.live) if state.live is not None else DeployKind(True)
@@ -177,8 +184,3 @@ def watch(client: Client, request: WatchRequest, hints: StackHints | None = None
             typical=typical,
         )
     return WatchOutcome(stack)
-
-
-@performs(WatchRequest)
-def _watch_action(run: Run, request: WatchRequest) -> WatchOutcome:
-    return watch(run.connect(), request, run.hints)
