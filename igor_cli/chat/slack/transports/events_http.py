@@ -84,8 +84,9 @@ class Address:
 
 def listen_address(text: str) -> Address:
     """`[HOST:]PORT` (`3000`, `0.0.0.0:3000`, `[::]:3000`) as an Address; UsageProblem when
-    it is not one. A port alone listens on 127.0.0.1 (a proxy on this machine)."""
-    text = text.strip()
+    it is not one. A port alone listens on 127.0.0.1 (a proxy on this machine); nothing at
+    all on DEFAULT_LISTEN."""
+    text = text.strip() or DEFAULT_LISTEN
     if text.isdigit():
         host, port = DEFAULT_HOST, text
     elif text.startswith("["):  # an IPv6 address, bracketed as in a URL: [::]:3000
