@@ -10,10 +10,15 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +31,7 @@ from igor_cli.chat.slack.transports.events_http import (
 )
 from igor_cli.config import Environment
 from igor_cli.errors import UsageProblem
-from igor_cli.sandbox import Simulator
+from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from tests.conftest import next_ts, wait_until
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
@@ -328,3 +333,52 @@ def test_a_stopping_bot_answers_503_and_nothing_is_taken(
     ts, delivery = http_bot.mention("version")
     assert delivery.last.status == 0 and delivery.last.reason == "connection_failed"
     assert not thread(slack, ts)
+
+
+# -- under a server of the user's own ----------------------------------------------------
+
+
+def _own_server(slack: FakeSlack, cloud66: Simulator, tmp_path: Path, port: int,
+                **extra: str) -> subprocess.Popen[bytes]:  # fmt: skip
+    """`waitress-serve --call igor_cli.wsgi:app`: igor's factory under a server's own CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGOR_", "SLACK_"))}
+    env.update({
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "IGOR_SLACK_API_URL": slack.api_url, "IGOR_API_URL": cloud66.url,
+        "IGOR_CLOUD66_TOKEN": SANDBOX_TOKEN, "IGOR_CONFIG": str(tmp_path / "config.toml"),
+        "XDG_DATA_HOME": str(tmp_path / "data"), "IGOR_CACHE_DIR": str(tmp_path / "cache"),
+        **extra,
+    })  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "waitress", "--listen", f"127.0.0.1:{port}",
+         "--call", "igor_cli.wsgi:app"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def test_the_app_runs_under_a_server_of_ones_own(tmp_path: Path) -> None:
+    port = free_port()
+    with FakeSlack() as slack, Simulator() as cloud66:
+        process = _own_server(slack, cloud66, tmp_path, port)
+        try:
+            sender = SlackHttp(slack, f"http://127.0.0.1:{port}/slack/events", clock=time.time)
+            assert wait_until(lambda: sender.url_verification().status == 200, 20)
+            ts = next_ts()
+            assert sender.event(mention(slack, "list -s shop", "U0ALICE", ts)).last.status == 200
+            assert wait_until(lambda: thread(slack, ts), 10)
+            assert "shop (production)" in thread(slack, ts)[0]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            said = process.communicate(timeout=20)[0].decode()
+        assert "serving Slack's requests at /slack/events as igor" in said, said
+        assert SIGNING_SECRET not in said and slack.bot_token not in said
+
+
+def test_the_app_says_why_it_cannot_start_under_a_server_of_ones_own(tmp_path: Path) -> None:
+    with FakeSlack() as slack, Simulator() as cloud66:
+        process = _own_server(slack, cloud66, tmp_path, free_port(), SLACK_SIGNING_SECRET="")
+        said = process.communicate(timeout=30)[0].decode()
+    assert process.returncode != 0
+    assert "igor serve --http needs the Slack signing secret; it is not set." in said, said
+    assert "`igor register --slack --http`, or set SLACK_SIGNING_SECRET" in said
