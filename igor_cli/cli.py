@@ -1041,12 +1041,13 @@ def serve_command(
         ),
     ] = None,
 ) -> Any:  # fmt: skip
-    """Run the Slack bot until SIGTERM or Ctrl-C: over Socket Mode, or HTTP with --http.
+    """Run the Slack bot over Socket Mode, or HTTP with --http.
 
-    Socket Mode needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-); HTTP
-    mode SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or the tokens stored with
-    `igor register --slack`, `--slack --http`). Both need a Cloud 66 token (or
-    --sandbox).
+    It runs until SIGTERM or Ctrl-C. Socket Mode, the default, needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN
+    (xapp-); HTTP mode (--http: Slack's requests at /slack/events, and GET
+    /healthz) SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; or the secrets stored
+    with `igor register --slack` (--slack --http). Both need a Cloud 66 token
+    (or --sandbox).
     """
     from igor_cli.setup_commands import ServeRequest
 
@@ -1111,6 +1112,7 @@ Stdin = Annotated[
     examples=(
         "igor register",
         "igor register --slack",
+        "igor register --slack --http",
         'printf "%s\\n" "$TOKEN" | igor register --stdin',
     ),
 )
@@ -1133,8 +1135,8 @@ def register_command(
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
-    make each. Piped in (standard input not a terminal), a token is read as
+    the Slack bot token (xoxb-) and app-level token (xapp-), with --slack --http
+    for the bot token and the app's signing secret, and says where to find each. Piped in (standard input not a terminal), a token is read as
     with --stdin. Tokens are never taken as arguments: they would show in `ps`
     and your shell history.
     """
