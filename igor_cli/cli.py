@@ -1043,11 +1043,11 @@ def serve_command(
 ) -> Any:  # fmt: skip
     """Run the Slack bot over Socket Mode, or HTTP with --http.
 
-    It runs until SIGTERM or Ctrl-C. Socket Mode, the default, needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN
-    (xapp-); HTTP mode (--http: Slack's requests at /slack/events, and GET
-    /healthz) SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; or the secrets stored
-    with `igor register --slack` (--slack --http). Both need a Cloud 66 token
-    (or --sandbox).
+    It runs until SIGTERM or Ctrl-C. Socket Mode, the default, needs
+    SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-); HTTP mode (--http:
+    Slack's requests at /slack/events, and GET /healthz) SLACK_BOT_TOKEN and
+    SLACK_SIGNING_SECRET; or the secrets stored with `igor register --slack`
+    (--slack --http). Both need a Cloud 66 token (or --sandbox).
     """
     from igor_cli.setup_commands import ServeRequest
 
@@ -1136,9 +1136,10 @@ def register_command(
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
     the Slack bot token (xoxb-) and app-level token (xapp-), with --slack --http
-    for the bot token and the app's signing secret, and says where to find each. Piped in (standard input not a terminal), a token is read as
-    with --stdin. Tokens are never taken as arguments: they would show in `ps`
-    and your shell history.
+    for the bot token and the app's signing secret, and says where to find each.
+    Piped in (standard input not a terminal), a token is read as with --stdin.
+    Tokens are never taken as arguments: they would show in `ps` and your shell
+    history.
     """
     from igor_cli.setup_commands import RegisterRequest
 

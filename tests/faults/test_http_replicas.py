@@ -220,8 +220,11 @@ def test_three_replicas_behind_nginx_answer_every_command_once_through_a_kill(ru
     assert len(asked) == 300
     wait_for(lambda: all(run.answers(a) for a in wave_b), 60, lambda: run.missing(wave_b))
     for deploy in deploys:
-        wait_for(lambda d=deploy: any(OUTCOME[d.text] in t for t in run.answers(d)), 60,
-                 lambda: f"{[run.answers(d) for d in deploys]}\n{run.logs()}")
+        wait_for(
+            lambda d=deploy: any(OUTCOME[d.text] in t for t in run.answers(d)),
+            60,
+            lambda: f"{[run.answers(d) for d in deploys]}\n{run.logs()}",
+        )
     time.sleep(2.0)  # a second answer, or a second outcome, would come now
 
     # Every delivery was acked within Slack's 3 seconds (nginx moved on from the dead one).
