@@ -24,10 +24,12 @@ from typing import Any
 import pytest
 
 from igor_cli.sandbox import Simulator
-from tests.conftest import next_ts
+from tests.conftest import next_ts, wait_until
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_http import Delivery, SlackHttp
+from tests.fakes.slack_http import SIGNING_SECRET, Delivery, SlackHttp
 from tests.faults.conftest import OwnNginx, OwnRedis, Replica, free_port, wait_for
+from tests.test_events_http import HttpBot
 
 pytestmark = pytest.mark.faults
 
@@ -251,3 +253,32 @@ def test_three_replicas_behind_nginx_answer_every_command_once_through_a_kill(ru
     assert all(run.health(r.http_port) == 200 for r in run.replicas[:2])
     unsigned = run.lb.post(b"{}", "application/json", signature="")
     assert unsigned.status == 401 and json.loads(unsigned.body)["error"] == "invalid_request"
+
+
+@pytest.mark.timeout(60)
+def test_healthz_says_503_while_the_state_store_is_down(
+    own_redis: OwnRedis, slack: FakeSlack, sim: Simulator, clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr("igor_cli.chat.slack.takeover.RENEW_SECONDS", 0.2)  # looks often
+    monkeypatch.setattr("igor_cli.state.health.PROBE_SECONDS", 0.2)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("IGOR_SLACK_API_URL", slack.api_url)
+    monkeypatch.setenv("IGOR_STATE_URL", own_redis.url)
+    bot = HttpBot(slack, clock).start()
+    try:
+        assert bot.get("/healthz") == (200, {"ok": True})
+        own_redis.stall()  # Redis answers nothing: the bot's next look at it fails
+        assert wait_until(lambda: bot.get("/healthz")[0] == 503, 15)
+        status, said = bot.get("/healthz")
+        assert (
+            status == 503
+            and said["ok"] is False
+            and said["reason"].startswith("the state store cannot be used")
+        )
+        own_redis.resume()
+        assert wait_until(lambda: bot.get("/healthz") == (200, {"ok": True}), 15)
+    finally:
+        own_redis.resume()
+        bot.close()
