@@ -87,13 +87,14 @@ def listen_address(text: str) -> Address:
     it is not one. A port alone listens on 127.0.0.1 (a proxy on this machine); nothing at
     all on DEFAULT_LISTEN."""
     text = text.strip() or DEFAULT_LISTEN
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         host, port = DEFAULT_HOST, text
     elif text.startswith("["):  # an IPv6 address, bracketed as in a URL: [::]:3000
         host, _, port = text[1:].partition("]:")
     else:
         host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or (":" in host and not text.startswith("[")):
+    digits = port.isascii() and port.isdigit()
+    if not host or not digits or (":" in host and not text.startswith("[")):
         raise UsageProblem(
             f"--http takes [HOST:]PORT, e.g. 3000, 0.0.0.0:3000 or [::]:3000; not {text!r}.",
             f"Without a value, igor serve --http listens on {DEFAULT_LISTEN}.",
