@@ -288,7 +288,8 @@ def test_listen_addresses() -> None:
     assert str(listen_address("8080")) == "127.0.0.1:8080"
     assert str(listen_address("0.0.0.0:3000")) == "0.0.0.0:3000"
     assert str(listen_address("[::]:3000")) == "[::]:3000"
-    for wrong in ("::1:3000", "host:", ":3000", "[::1]", "3000x", "99999", "\uff13\uff10\uff10\uff10"):
+    fullwidth = "\uff13\uff10\uff10\uff10"  # 3000 in full-width digits
+    for wrong in ("::1:3000", "host:", ":3000", "[::1]", "3000x", "99999", fullwidth):
         with pytest.raises(UsageProblem):
             listen_address(wrong)
 
