@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+from collections.abc import Iterator
 
 import keyring
 import pytest
@@ -13,6 +15,17 @@ from igor_cli.sandbox import Simulator
 from tests.conftest import Igor
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_http import SIGNING_SECRET
+
+
+@pytest.fixture(autouse=True)
+def own_loggers() -> Iterator[None]:
+    """`igor serve` in process sets up the bot's log lines: undone after each test."""
+    loggers = [logging.getLogger(name) for name in ("igor", "slack_sdk", "waitress")]
+    saved = [(logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level = propagate, level
 
 
 @pytest.fixture
