@@ -128,6 +128,9 @@ class IgorCommand(TyperCommand):
         if json_option is not None:  # --json [FIELDS], and --jq with it
             json_option.igor_bare_value = JSON_EVERY_FIELD  # type: ignore[attr-defined]
             self.params.append(_jq_option())
+        listen = next((p for p in self.params if p.name == "listen"), None)
+        if listen is not None:  # serve's --http [[HOST:]PORT]: alone, the default address
+            listen.igor_bare_value = ""  # type: ignore[attr-defined]
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
         self.names_a_stack = False
@@ -1023,16 +1026,32 @@ def help_command(
         raise HelpRequested(found.get_help(sub))
 
 
-@command("serve", group=BOT, examples=("igor serve", "igor --sandbox serve"))
-def serve_command() -> Any:
-    """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
+@command(
+    "serve",
+    group=BOT,
+    examples=("igor serve", "igor serve --http 0.0.0.0:3000", "igor --sandbox serve"),
+)
+def serve_command(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--http", metavar="[[HOST:]PORT]", show_default=False,
+            help="Take Slack's requests over HTTP at /slack/events instead of Socket Mode "
+            "(alone: 127.0.0.1:3000).",
+        ),
+    ] = None,
+) -> Any:  # fmt: skip
+    """Run the Slack bot over Socket Mode, or HTTP with --http.
 
-    Needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-), or the tokens
-    stored with `igor register --slack`, and a Cloud 66 token (or --sandbox).
+    It runs until SIGTERM or Ctrl-C. Socket Mode, the default, needs
+    SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-); HTTP mode (--http:
+    Slack's requests at /slack/events, and GET /healthz) SLACK_BOT_TOKEN and
+    SLACK_SIGNING_SECRET; or the secrets stored with `igor register --slack`
+    (--slack --http). Both need a Cloud 66 token (or --sandbox).
     """
     from igor_cli.setup_commands import ServeRequest
 
-    return ServeRequest()
+    return ServeRequest(listen)
 
 
 @command("chat", group=BOT, examples=("igor chat", "igor --sandbox chat"))
@@ -1050,19 +1069,32 @@ def chat_command() -> Any:
 @command(
     "slack-manifest",
     group=BOT,
-    examples=("igor slack-manifest > manifest.json", "igor slack-manifest --name deploybot"),
+    examples=(
+        "igor slack-manifest > manifest.json",
+        "igor slack-manifest --name deploybot",
+        "igor slack-manifest --http https://igor.example.com",
+    ),
 )
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
-) -> Any:
+    request_url: Annotated[
+        str | None,
+        typer.Option(
+            "--http", metavar="URL", show_default=False,
+            help="For HTTP mode: where Slack reaches igor serve --http (its /slack/events).",
+        ),
+    ] = None,
+) -> Any:  # fmt: skip
     """Print the Slack app manifest igor needs (JSON; Slack accepts it as is).
 
     Create the app from it at api.slack.com/apps (From a manifest), then make
     the app-level token (connections:write) and install it to get the bot token.
+    With --http, the app sends its requests to URL instead of Socket Mode: no
+    app-level token, and the signing secret is on the app's Basic Information page.
     """
     from igor_cli.setup_commands import ManifestRequest
 
-    return ManifestRequest(name)
+    return ManifestRequest(name, request_url)
 
 
 Stdin = Annotated[
@@ -1080,6 +1112,7 @@ Stdin = Annotated[
     examples=(
         "igor register",
         "igor register --slack",
+        "igor register --slack --http",
         'printf "%s\\n" "$TOKEN" | igor register --stdin',
     ),
 )
@@ -1087,6 +1120,12 @@ def register_command(
     ctx: typer.Context,
     slack: Annotated[
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
+    ] = False,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http", help="With --slack: the bot token and the signing secret (HTTP mode)."
+        ),
     ] = False,
     stdin: Stdin = False,
     force: Annotated[
@@ -1096,10 +1135,11 @@ def register_command(
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
-    make each. Piped in (standard input not a terminal), a token is read as
-    with --stdin. Tokens are never taken as arguments: they would show in `ps`
-    and your shell history.
+    the Slack bot token (xoxb-) and app-level token (xapp-), with --slack --http
+    for the bot token and the app's signing secret, and says where to find each.
+    Piped in (standard input not a terminal), a token is read as with --stdin.
+    Tokens are never taken as arguments: they would show in `ps` and your shell
+    history.
     """
     from igor_cli.setup_commands import RegisterRequest
 
@@ -1110,7 +1150,7 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    return RegisterRequest(slack=slack, stdin=stdin, force=force)
+    return RegisterRequest(slack=slack or http, stdin=stdin, force=force, http=http)
 
 
 @command("deregister", examples=("igor deregister", "igor deregister --slack --yes"))

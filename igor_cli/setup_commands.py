@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 class ServeRequest:
     """`igor serve`: the Slack bot until SIGTERM or Ctrl-C."""
 
+    http: str | None = None  # `--http [HOST:]PORT` ("": the default address); None: Socket Mode
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -29,6 +31,7 @@ class ManifestRequest:
     """`igor slack-manifest`."""
 
     name: str = "igor"
+    http: str | None = None  # HTTP mode's request URL; None: Socket Mode
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class RegisterRequest:
     slack: bool = False
     stdin: bool = False
     force: bool = False
+    http: bool = False  # the Slack secrets of HTTP mode: the bot token and the signing secret
 
 
 @dataclass(frozen=True)

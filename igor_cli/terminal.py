@@ -308,7 +308,7 @@ def _serve(request: ServeRequest, env: Environment) -> int:
     from igor_cli.chat.slack import configure_logging, serve
 
     configure_logging()
-    return serve(env, report=renderer(env).error)
+    return serve(env, report=renderer(env).error, http=request.http)
 
 
 def _chat(request: ChatRequest, env: Environment) -> int:
@@ -326,7 +326,7 @@ def _manifest(request: ManifestRequest, env: Environment) -> int:
 
     from igor_cli.chat.slack.manifest import manifest
 
-    env.out.write(json.dumps(manifest(request.name), indent=2) + "\n")
+    env.out.write(json.dumps(manifest(request.name, request.http), indent=2) + "\n")
     return 0
 
 
@@ -336,6 +336,8 @@ def _register(request: RegisterRequest, env: Environment) -> int:
     from igor_cli.registration import WHERE_TO_MAKE, register, stored_and_working
 
     kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
+    if request.http:
+        kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_SIGNING]
     said = renderer(env)
     require_keyring()  # before asking anything
     whose = None if request.force else stored_and_working(env, kinds[0])
