@@ -261,8 +261,8 @@ def bench_table() -> bool:
     import io
     from datetime import UTC, datetime
 
-    from igor_cli.actions import StackList
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.models import Stack
+    from igor_cli.features.stacks import StackList
     from igor_cli.render.terminal import TerminalRenderer
 
     class Terminal(io.StringIO):
@@ -344,8 +344,8 @@ def _looks_an_hour(policy: Any, loops: int) -> int:
     """How many times one loop looks at a deployment that runs for an hour (simulated time)."""
     import dataclasses
 
-    from igor_cli.actions import follow
-    from igor_cli.cloud66 import AsyncAction
+    from igor_cli.cloud66.models import AsyncAction
+    from igor_cli.core.follow import follow
 
     now = [0.0]
 

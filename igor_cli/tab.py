@@ -16,14 +16,13 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import typer
 
-    from igor_cli.cli import Command, CompletionItem, Context, ShellComplete
+    from igor_cli.cli_typer import Command, CompletionItem, Context, ShellComplete
     from igor_cli.config import Environment
-    from igor_cli.setup_commands import CompletionRequest
 
 COMPLETE_VAR = "_IGOR_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -38,13 +37,14 @@ def answer_request(out: TextIO | None = None) -> int:
     Anything else in `_IGOR_COMPLETE` (`source_bash`, other shells) goes to
     typer, which knows it.
     """
-    from igor_cli.cli import app
+    from igor_cli.cli import app, load_every_family
 
     action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
     if action == "source" and shell in SHELLS:  # the script itself: igor's, not typer's
         (out or sys.stdout).write(script(shell))
         return 0
     if action != "complete" or shell not in SHELLS:
+        load_every_family()  # typer converts every command itself
         app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
         return 0
 
@@ -56,35 +56,21 @@ def answer_request(out: TextIO | None = None) -> int:
     return 0
 
 
-def _converted(app: typer.Typer, commands: list[Any]) -> Command:
-    """`app` as click commands, with only `commands` of those registered.
-
-    typer converts every command, aliases included, from its signature: most
-    of the time a TAB would take.
-    """
-    import copy
-
-    import typer.main
-
-    # A shallow copy: the app itself, as the command line uses it, is untouched.
-    part = copy.copy(app)
-    part.registered_commands = commands
-    return typer.main.get_command(part)
-
-
 def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
     """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
-    typed = _context(root, prog_name, list(args), None)._protected_args
+    from igor_cli.cli import load_every_family
+    from igor_cli.cli_typer import converted, unconverted_context
+
+    typed = unconverted_context(root, prog_name, list(args), None)._protected_args
     if typed:
         return root  # it converts the command typed, and only that one
-    return _converted(app, [i for i in app.registered_commands if not i.hidden])
+    load_every_family()  # the names of every command are offered
+    return converted(app, [i for i in app.registered_commands if not i.hidden])
 
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     """typer's classes for each shell (its protocol), with the costly steps replaced."""
-    from typer._completion_classes import BashComplete, FishComplete, ZshComplete
-
-    from igor_cli.cli import resolve_incomplete
+    from igor_cli.cli_typer import BashComplete, FishComplete, ZshComplete, resolve_incomplete
 
     class Fast:
         cli: Command
@@ -144,50 +130,21 @@ def _zsh_escape(text: str) -> str:
     return text
 
 
-def _context(command: Command, name: str, words: list[str], parent: Context | None) -> Context:
-    """A context for `command` with `words` read into `ctx.params`, as typed.
-
-    What click's `make_context` does, less the conversion of each value:
-    converting is what imports pydantic, and no callback (such as
-    `--version`'s) may run on a TAB.
-    """
-    from typer.core import TyperGroup
-
-    from igor_cli.cli import ParameterSource
-
-    settings = {**command.context_settings, "resilient_parsing": True}
-    ctx = command.context_class(command, info_name=name, parent=parent, **settings)
-    parser = command.make_parser(ctx)
-    opts, rest, _order = parser.parse_args(args=words)
-    for param in command.get_params(ctx):
-        if param.name is None:
-            continue
-        ctx.params[param.name] = opts.get(param.name)
-        if opts.get(param.name) is not None:  # an argument not typed yet is there as None
-            ctx.set_parameter_source(param.name, ParameterSource.COMMANDLINE)
-    ctx._opt_prefixes.update(parser._opt_prefixes)
-    if isinstance(command, TyperGroup) and rest:
-        ctx._protected_args, ctx.args = rest[:1], rest[1:]
-    else:
-        ctx.args = rest
-    return ctx
-
-
 def _parsed(cli: Command, prog_name: str, args: list[str]) -> Context | None:
     """The context of the (sub)command being typed (click's `_resolve_context`, unconverted).
 
     None for an unknown command.
     """
-    from typer.core import TyperGroup
+    from igor_cli.cli_typer import TyperGroup, unconverted_context
 
-    ctx = _context(cli, prog_name, list(args), None)
+    ctx = unconverted_context(cli, prog_name, list(args), None)
     while isinstance(ctx.command, TyperGroup) and ctx._protected_args:
         # Command names are not case-sensitive (IgorGroup.resolve_command).
         name = ctx._protected_args[0].lower()
         sub = ctx.command.get_command(ctx, name)
         if sub is None:
             return None
-        ctx = _context(sub, name, ctx.args, ctx)
+        ctx = unconverted_context(sub, name, ctx.args, ctx)
     return ctx
 
 
@@ -305,11 +262,12 @@ def _prog() -> str:
 # -- igor completion ------------------------------------------------------------------
 
 
-def completion(request: CompletionRequest, env: Environment) -> int:
-    """Print the shell's script, or install it where the shell finds it by itself."""
+def completion(shell: str | None, installing: bool, env: Environment) -> int:
+    """Print the shell's script (`shell`, else $SHELL's), or install it where the shell finds
+    it by itself."""
     from igor_cli.errors import UsageProblem
 
-    shell = request.shell or Path(os.environ.get("SHELL", "")).name
+    shell = shell or Path(os.environ.get("SHELL", "")).name
     if shell not in SHELLS:
         said = f"$SHELL is {shell!r}" if shell else "$SHELL is not set"
         raise UsageProblem(
@@ -317,7 +275,7 @@ def completion(request: CompletionRequest, env: Environment) -> int:
             "Name the shell: `igor completion bash`, `igor completion zsh` or "
             "`igor completion fish`.",
         )
-    if not request.install:
+    if not installing:
         env.out.write(script(shell))
         return 0
     path, step = install(shell)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import FollowPolicy, Origin
 from igor_cli.chat import lines
 from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step, Work
 from igor_cli.chat.follow import Followers
@@ -40,7 +39,9 @@ from igor_cli.chat.slack.users import SlackNames
 from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
+from igor_cli.core.follow import FollowPolicy
 from igor_cli.errors import IgorError
+from igor_cli.identity import Origin
 from igor_cli.render.slack import (
     CANCEL_OFFER_ACTION,
     CONFIRM_ACTION,
@@ -58,8 +59,8 @@ from igor_cli.render.slack import (
 if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
-    from igor_cli.actions import Client
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.cloud66.activity import Client
     from igor_cli.state.locks import ForcedUnlock, Lock
 
 log = logging.getLogger("igor.serve")

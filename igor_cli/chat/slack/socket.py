@@ -326,7 +326,7 @@ class SocketModeTransport:
             wait = retry_after(answer.headers) if answer.status_code == 429 else 0.0
             return f"apps.connections.open answered {reason}", wait
         except OSError as error:  # URLError, timeouts, refused connections
-            from igor_cli.refusals import network_reason
+            from igor_cli.cloud66.refusals import network_reason
 
             return f"Slack could not be reached ({network_reason(error)})", 0.0
         with self._connecting:

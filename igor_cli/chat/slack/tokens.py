@@ -73,7 +73,7 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
         except SlackApiError as error:
             raise rejected(kind, str(error.response.get("error", "rejected"))) from None
         except OSError as error:  # URLError, timeouts, refused connections
-            from igor_cli.refusals import network_reason
+            from igor_cli.cloud66.refusals import network_reason
 
             reason, url = network_reason(error), env.slack_api_url()
             if attempt == START_ATTEMPTS:
