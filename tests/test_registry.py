@@ -327,6 +327,39 @@ def test_perform_refuses_an_action_that_returns_no_outcome(clock: Any) -> None:
         env.close()
 
 
+@dataclass(frozen=True, kw_only=True)
+class RestartSaidToBeARead(Read):
+    """A newcomer's restart declared a read: the guard would not hold it back."""
+
+    needs_cloud66: ClassVar[bool] = True
+    stack: str
+
+    def act(self, run: Run) -> Any:
+        client = run.connect()
+        stack = client.stacks()[0]
+        return client.deploy(stack.uid)  # any POST: the read reads, then tries to change
+
+
+def test_a_change_declared_a_read_is_refused_before_it_posts(sim: Any, clock: Any) -> None:
+    from igor_cli.cloud66.client import Cloud66Client
+    from igor_cli.config import Environment
+    from igor_cli.identity import Origin
+
+    env = Environment(clock=clock.datetime)
+    client = Cloud66Client(sim.token, sim.url)
+    try:
+        with pytest.raises(TypeError, match=r"ToBeARead is no Change .*: it may not deploy"):
+            core.perform(
+                env, lambda: client, RestartSaidToBeARead(stack="blog"), Origin("cli", "me")
+            )
+        assert sim.count("GET", "/stacks") == 1  # it ran, and read
+        assert sim.count("POST") == 0  # and sent nothing
+        assert client.deploy(client.stacks()[0].uid).ok  # outside a read, the client posts
+    finally:
+        client.close()
+        env.close()
+
+
 def test_perform_cannot_run_without_the_guards_inputs() -> None:
     import inspect
 

@@ -201,7 +201,7 @@ def test_the_command_list_is_grouped_whole_and_names_help_and_version(igor: Igor
     headings = [line for line in top.splitlines() if line.endswith(":") and not line[0].isspace()]
     assert headings == ["Options:", "Stacks:", "The Slack bot:", "Set-up and help:"]
     stacks = top.split("Stacks:")[1].split("The Slack bot:")[0]
-    assert "deploy" in stacks and "serve" not in stacks
+    assert "\n  deploy " in stacks and "\n  serve " not in stacks  # a command, not a word
     assert "\n  help " in top and "\n  version " in top
     # The first paragraph whole, where click cut it at 45 characters ("...").
     assert "..." not in top.split("Stacks:")[1]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from igor_cli import __version__
+from igor_cli.cloud66 import READS_ONLY
 from igor_cli.cloud66.models import (
     Account,
     AsyncAction,
@@ -497,9 +498,14 @@ class Cloud66Client:
     def _send_once(
         self, method: str, path: str, data: dict[str, str] | None, what: str
     ) -> Mapping[str, Any]:
-        """POST or DELETE, exactly once. Unknown outcomes are said to be unknown."""
+        """POST or DELETE, exactly once. Unknown outcomes are said to be unknown.
+
+        Refused, with nothing sent, while a request that is no change is performed."""
         import requests
 
+        reading = READS_ONLY.get()
+        if reading:
+            raise TypeError(f"{reading} is no Change (core/request.py): it may not {what}")
         self._refuse_if_throttled()
         timeout = self._timeout(_Deadline(self.retry.total_seconds))
         if timeout is None:

@@ -43,7 +43,13 @@ def perform(
         run = guard_change(run, request)  # every change passes here, whatever its command
         if not request.dry_run:
             remember_reference(env, origin)  # before the POST: this deployment is igor's
-    outcome = request.act(run)
+    from igor_cli.cloud66 import READS_ONLY
+
+    reading = READS_ONLY.set("" if isinstance(request, Change) else type(request).__name__)
+    try:
+        outcome = request.act(run)
+    finally:
+        READS_ONLY.reset(reading)
     if not isinstance(outcome, Outcome):
         raise TypeError(f"the action of {type(request).__name__} returned no Outcome")
     if run.glass is not None and isinstance(request, Change) and outcome.posted:
