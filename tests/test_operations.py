@@ -295,3 +295,93 @@ def test_slack_refuses_an_operation_on_a_stack_someone_else_locked(
     bot.mention("maintenance on -s blog", user="U0BOB")
     assert "locked by" in bot.replies(3)[2].params["text"]
     assert posts(sim) == 0
+
+
+# -- following any async action: takeover by another replica -----------------------------
+
+
+def test_a_replica_takes_over_an_operations_follow_and_names_it(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, igor: Igor, state_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A thread waiting for a restart whose replica died hears its end from another, in
+    the restart's words (not a deployment's), and the job carries them in the store."""
+    from igor_cli.chat.leases import FollowJob
+    from igor_cli.cloud66.models import Stack
+    from igor_cli.core.follow import Followed
+    from igor_cli.state import open_store
+    from tests.conftest import next_ts
+
+    monkeypatch.setenv("IGOR_STATE_URL", state_url)
+    ran = igor("restart", "-s", "api", "-v", "web", "--json")
+    facts = json.loads(ran.stdout)
+    stack = Stack.from_api(facts["stack"])
+    followed = Followed(stack, str(facts["async_action_id"]), what="Restart of service web of "
+                        "api (production)", doing="Restarting web")  # fmt: skip
+    thread = next_ts()
+    job = FollowJob.of(stack, followed.action_id, DEPLOYS, thread, ALICE, followed.what,
+                       followed.doing)  # fmt: skip
+    assert FollowJob.loads(job.dumps()) == job
+    store = open_store(state_url)
+
+    def told() -> list[str]:
+        return [
+            str(c.params.get("text"))
+            for c in slack.calls_to("chat.postMessage")
+            if c.params.get("thread_ts") == thread
+        ]
+
+    try:
+        assert store.claim(job.key, job.dumps(), 3600)  # its lease died with its replica
+        bot.start()
+        assert wait_until(told, timeout=15), slack.calls_to("chat.postMessage")
+    finally:
+        store.close()
+    said = told()
+    assert len(said) == 1
+    assert "<@U0ALICE> Restart of service web of api (production) succeeded in 20s" in said[0]
+    assert "Deploy" not in said[0]
+    assert posts(sim) == 1  # the other replica only looked
+
+
+def test_progress_names_what_runs() -> None:
+    from igor_cli.cloud66.models import Stack
+    from igor_cli.core.follow import Followed, Progress
+    from igor_cli.render import sentences
+
+    stack = Stack.from_api({"uid": "u1", "name": "api", "environment": "production"})
+    watched = Followed(stack, "9001", what="Restart of api (production)", doing="Restarting")
+    assert sentences.watching_line(watched, 12.0) == "Restarting: api (production)… 12s"
+    running = Progress(70.0, False)
+    assert sentences.progress_step(stack, running, watched.doing).startswith("Restarting: api")
+    timed_out = Progress(3600.0, False, timed_out=True)
+    assert "Restart of api (production) still runs after" in sentences.progress_sentence(
+        stack, timed_out, watched.what, watched.doing
+    )
+    failed = Progress(30.0, True, False, "Action failed")
+    said = sentences.progress_sentence(stack, failed, watched.what, watched.doing)
+    assert said == "Restart of api (production) failed after 30s: Action failed."
+    assert sentences.after_failure(stack, watched.doing) == []  # no `igor deploy` to retry
+    # A deployment reads as before.
+    assert sentences.progress_step(stack, running) == "Deploying: api (production)… 1 min so far."
+
+
+# -- completion ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_tab_knows_the_operations_and_the_services_of_the_stack_typed(
+    sim: Simulator, igor: Igor, monkeypatch: pytest.MonkeyPatch, shell: str
+) -> None:
+    from tests.test_completion import values, via_igor
+
+    assert igor("list").exit_code == 0  # the stacks, in the completion cache
+    assert igor("pause", "-s", "api", "-v", "web", "--dry-run").exit_code == 0  # its services
+    listed = set(values(via_igor(shell, "igor ", monkeypatch)))
+    assert {"restart", "maintenance", "clear-caches", "pause", "resume"} <= listed
+    assert values(via_igor(shell, "igor restart -s api -v ", monkeypatch)) == ["web", "worker"]
+    assert values(via_igor(shell, "igor pause -s api -v w", monkeypatch)) == ["web", "worker"]
+    assert values(via_igor(shell, "igor resume -s blog -v ", monkeypatch)) == []
+    assert values(via_igor(shell, "igor maintenance ", monkeypatch))[:2] == ["on", "off"]
+    options = set(values(via_igor(shell, "igor restart --", monkeypatch)))
+    assert {"--service", "--follow", "--dry-run", "--during-deploy"} <= options
