@@ -153,6 +153,9 @@ class IgorCommand(TyperCommand):
         if json_option is not None:  # --json [FIELDS], and --jq with it
             json_option.igor_bare_value = JSON_EVERY_FIELD  # type: ignore[attr-defined]
             self.params.append(_param("jq", said.jq, str | None, default=None))
+        listen = next((p for p in self.params if p.name == "listen"), None)
+        if listen is not None:  # serve's --http [[HOST:]PORT]: alone, the default address
+            listen.igor_bare_value = ""  # type: ignore[attr-defined]
         # A typer option (typer's MissingParameter wants one, not click's base class).
         self.stack_option: Any = next((p for p in self.params if p.name == "stack"), None)
         self.names_a_stack = False

@@ -30,14 +30,30 @@ COMMANDS = {
 # -- the commands ----------------------------------------------------------------------
 
 
-@command("serve", group=BOT, examples=("igor serve", "igor --sandbox serve"))
-def serve_command() -> ServeRequest:
-    """Run the Slack bot (Socket Mode) until SIGTERM or Ctrl-C.
+@command(
+    "serve",
+    group=BOT,
+    examples=("igor serve", "igor serve --http 0.0.0.0:3000", "igor --sandbox serve"),
+)
+def serve_command(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--http", metavar="[[HOST:]PORT]", show_default=False,
+            help="Take Slack's requests over HTTP at /slack/events instead of Socket Mode "
+            "(alone: 127.0.0.1:3000).",
+        ),
+    ] = None,
+) -> ServeRequest:  # fmt: skip
+    """Run the Slack bot over Socket Mode, or HTTP with --http.
 
-    Needs SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-), or the tokens
-    stored with `igor register --slack`, and a Cloud 66 token (or --sandbox).
+    It runs until SIGTERM or Ctrl-C. Socket Mode, the default, needs
+    SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-); HTTP mode (--http:
+    Slack's requests at /slack/events, and GET /healthz) SLACK_BOT_TOKEN and
+    SLACK_SIGNING_SECRET; or the secrets stored with `igor register --slack`
+    (--slack --http). Both need a Cloud 66 token (or --sandbox).
     """
-    return ServeRequest()
+    return ServeRequest(listen)
 
 
 @command("chat", group=BOT, examples=("igor chat", "igor --sandbox chat"))
@@ -53,17 +69,30 @@ def chat_command() -> ChatRequest:
 @command(
     "slack-manifest",
     group=BOT,
-    examples=("igor slack-manifest > manifest.json", "igor slack-manifest --name deploybot"),
+    examples=(
+        "igor slack-manifest > manifest.json",
+        "igor slack-manifest --name deploybot",
+        "igor slack-manifest --http https://igor.example.com",
+    ),
 )
 def slack_manifest_command(
     name: Annotated[str, typer.Option("--name", help="The bot's name in Slack.")] = "igor",
-) -> ManifestRequest:
+    request_url: Annotated[
+        str | None,
+        typer.Option(
+            "--http", metavar="URL", show_default=False,
+            help="For HTTP mode: where Slack reaches igor serve --http (its /slack/events).",
+        ),
+    ] = None,
+) -> ManifestRequest:  # fmt: skip
     """Print the Slack app manifest igor needs (JSON; Slack accepts it as is).
 
     Create the app from it at api.slack.com/apps (From a manifest), then make
     the app-level token (connections:write) and install it to get the bot token.
+    With --http, the app sends its requests to URL instead of Socket Mode: no
+    app-level token, and the signing secret is on the app's Basic Information page.
     """
-    return ManifestRequest(name)
+    return ManifestRequest(name, request_url)
 
 
 Stdin = Annotated[
@@ -81,6 +110,7 @@ Stdin = Annotated[
     examples=(
         "igor register",
         "igor register --slack",
+        "igor register --slack --http",
         'printf "%s\\n" "$TOKEN" | igor register --stdin',
     ),
 )
@@ -88,6 +118,12 @@ def register_command(
     ctx: typer.Context,
     slack: Annotated[
         bool, typer.Option("--slack", help="Register the Slack bot and app tokens instead.")
+    ] = False,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http", help="With --slack: the bot token and the signing secret (HTTP mode)."
+        ),
     ] = False,
     stdin: Stdin = False,
     force: Annotated[
@@ -97,10 +133,11 @@ def register_command(
     """Check a token with its API and store it in the OS keyring.
 
     Asks for the Cloud 66 personal access token (hidden), or with --slack for
-    the Slack bot token (xoxb-) and app-level token (xapp-), and says where to
-    make each. Piped in (standard input not a terminal), a token is read as
-    with --stdin. Tokens are never taken as arguments: they would show in `ps`
-    and your shell history.
+    the Slack bot token (xoxb-) and app-level token (xapp-), with --slack --http
+    for the bot token and the app's signing secret, and says where to find each.
+    Piped in (standard input not a terminal), a token is read as with --stdin.
+    Tokens are never taken as arguments: they would show in `ps` and your shell
+    history.
     """
     if ctx.args:  # most likely a token: refused without repeating it
         raise UsageError(
@@ -109,7 +146,7 @@ def register_command(
             "`igor register`, or pipe it in with --stdin.",
             ctx,
         )
-    return RegisterRequest(slack=slack, stdin=stdin, force=force)
+    return RegisterRequest(slack=slack or http, stdin=stdin, force=force, http=http)
 
 
 @command("deregister", examples=("igor deregister", "igor deregister --slack --yes"))
@@ -200,6 +237,8 @@ def reset_command() -> ResetRequest:
 class ServeRequest(ShellCommand):
     """`igor serve`: the Slack bot until SIGTERM or Ctrl-C."""
 
+    http: str | None = None  # `--http [HOST:]PORT` ("": the default address); None: Socket Mode
+
     def run(self, env: Environment) -> int:
         """Do it for the person at this terminal; the exit code."""
         return _serve(self, env)
@@ -219,6 +258,7 @@ class ManifestRequest(ShellCommand):
     """`igor slack-manifest`."""
 
     name: str = "igor"
+    http: str | None = None  # HTTP mode's request URL; None: Socket Mode
 
     def run(self, env: Environment) -> int:
         """Do it for the person at this terminal; the exit code."""
@@ -232,6 +272,7 @@ class RegisterRequest(ShellCommand):
     slack: bool = False
     stdin: bool = False
     force: bool = False
+    http: bool = False  # the Slack secrets of HTTP mode: the bot token and the signing secret
 
     def run(self, env: Environment) -> int:
         """Do it for the person at this terminal; the exit code."""
@@ -311,7 +352,7 @@ def _serve(request: ServeRequest, env: Environment) -> int:
     from igor_cli.chat.slack import configure_logging, serve
 
     configure_logging()
-    return serve(env, report=renderer(env).error)
+    return serve(env, report=renderer(env).error, http=request.http)
 
 
 def _chat(request: ChatRequest, env: Environment) -> int:
@@ -331,7 +372,7 @@ def _manifest(request: ManifestRequest, env: Environment) -> int:
 
     from igor_cli.chat.slack.manifest import manifest
 
-    env.out.write(json.dumps(manifest(request.name), indent=2) + "\n")
+    env.out.write(json.dumps(manifest(request.name, request.http), indent=2) + "\n")
     return 0
 
 
@@ -341,6 +382,8 @@ def _register(request: RegisterRequest, env: Environment) -> int:
     from igor_cli.registration import WHERE_TO_MAKE, register, stored_and_working
 
     kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
+    if request.http:
+        kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_SIGNING]
     said = renderer(env)
     require_keyring()  # before asking anything
     whose = None if request.force else stored_and_working(env, kinds[0])

@@ -104,7 +104,7 @@ def bot_follow_policy(env: Environment) -> FollowPolicy:
 
 
 class SlackBot:
-    """Socket Mode payloads -> the bridge -> replies in thread, with follow-ups."""
+    """Slack's payloads (either transport) -> the bridge -> replies in thread, with follow-ups."""
 
     def __init__(
         self,
@@ -159,18 +159,20 @@ class SlackBot:
 
     # -- from the transport ----------------------------------------------------
 
-    def dispatch(self, kind: str, payload: dict[str, Any]) -> None:
-        """Take one acked envelope's payload (never blocks the socket's reader)."""
+    def dispatch(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Take one acked envelope's payload (never blocks the transport); False when the bot
+        is stopping and took nothing (an HTTP transport then answers 503: Slack retries)."""
         if self.stopping.is_set():
-            return
+            return False
         if kind == "events_api":
             event = payload.get("event") or {}
             shared = bool(payload.get("is_ext_shared_channel"))  # Slack Connect (members.py)
-            self.intake.submit(lambda: self.handle_event(event, shared))
-        elif kind == "slash_commands":
-            self.intake.submit(lambda: self.handle_slash_command(payload))
-        elif kind == "interactive" and payload.get("type") == "block_actions":
-            self.intake.submit(lambda: self.handle_click(payload))
+            return self.intake.submit(lambda: self.handle_event(event, shared))
+        if kind == "slash_commands":
+            return self.intake.submit(lambda: self.handle_slash_command(payload))
+        if kind == "interactive" and payload.get("type") == "block_actions":
+            return self.intake.submit(lambda: self.handle_click(payload))
+        return True  # nothing igor answers: taken, and dropped
 
     def _connect(self) -> Client:
         """A Cloud 66 client whose deploy POSTs for chat commands are recorded first."""
