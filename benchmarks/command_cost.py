@@ -112,6 +112,14 @@ COMMANDS: list[tuple[str, Prepare, tuple[str, ...]]] = [
     ("lock", _unlocked, ("lock", *SHOP, "--for", "1h")),
     ("unlock", _locked, ("unlock", *SHOP)),
     ("whoami", _idle, ("whoami",)),
+    ("restart", _idle, ("restart", *SHOP)),
+    ("restart (busy)", _foreign, ("restart", *SHOP)),
+    ("restart --follow", _idle, ("restart", *SHOP, "--follow")),
+    ("maintenance", _idle, ("maintenance", *SHOP)),
+    ("maintenance on", _idle, ("maintenance", "on", *SHOP)),
+    ("clear-caches", _idle, ("clear-caches", *SHOP)),
+    ("pause", _idle, ("pause", "-s", "api", "-v", "web")),
+    ("resume", _idle, ("resume", "-s", "api", "-v", "web")),
 ]
 
 
@@ -156,9 +164,11 @@ def cost(sim: Simulator, clock: FakeClock, name: str) -> tuple[int, int, int]:
 
 
 def simulator(past: int, order: str, clock: FakeClock) -> Simulator:
-    """The account, its lists in `order`; a deployment lasts 6 s, so that following one
-    costs two looks (the first sees it run, the second its end)."""
-    return Simulator(clock=clock, stacks=account(past), order=order, deploy_seconds=6.0)
+    """The account, its lists in `order`; a deployment (or a stack action) lasts 6 s, so
+    that following one costs two looks (the first sees it run, the second its end)."""
+    return Simulator(
+        clock=clock, stacks=account(past), order=order, deploy_seconds=6.0, action_seconds=6.0
+    )
 
 
 def measure(past: int, order: str) -> dict[str, tuple[int, int, int]]:

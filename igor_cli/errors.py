@@ -212,10 +212,9 @@ class OutcomeUnknown(Cloud66Error):
 class ServicesNeedDocker(IgorError):
     """`-v` on a stack that is not a docker stack (Cloud 66 deploys services of docker stacks)."""
 
-    def __init__(self, stack: str) -> None:
+    def __init__(self, stack: str, hint: str = "Deploy the whole stack without -v.") -> None:
         super().__init__(
-            f"{stack} is not a docker stack: -v/--service applies to docker stacks only.",
-            "Deploy the whole stack without -v.",
+            f"{stack} is not a docker stack: -v/--service applies to docker stacks only.", hint
         )
 
 

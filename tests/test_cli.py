@@ -59,7 +59,7 @@ def test_list_json_is_plain_and_complete(sim: Simulator, igor: Igor) -> None:
     ]
     assert set(stacks[0]) == {
         "uid", "name", "environment", "status", "status_text",
-        "health", "health_text", "busy", "last_activity", "dashboard_url",
+        "health", "health_text", "busy", "maintenance_mode", "last_activity", "dashboard_url",
         "deployments_read", "live_deployment", "last_deploy",
     }  # fmt: skip
     assert stacks[0]["status_text"] == "Deployed successfully"

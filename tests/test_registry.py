@@ -433,7 +433,9 @@ PRINTING = [
     ("watch", "blog"), ("version",), ("whoami",), ("locks",), ("lock", "blog"),
     ("unlock", "blog"), ("rollback", "shop", "-e", "production", "--dry-run"),
     ("promote", "shop", "--from", "staging", "--to", "production", "--dry-run"),
-    ("doctor",),
+    ("doctor",), ("restart", "blog", "--follow"), ("maintenance", "-s", "blog"),
+    ("maintenance", "on", "blog", "--dry-run"), ("clear-caches", "blog"),
+    ("pause", "api", "-v", "web"), ("resume", "api", "-v", "web", "--follow"),
 ]  # fmt: skip
 
 

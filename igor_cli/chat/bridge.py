@@ -534,6 +534,7 @@ class Bridge:
             fields["result"] = str(result.value)
         if outcome.deploys:  # rollback, promote: the hash or tags
             fields["deploys"] = outcome.deploys
+        fields.update(outcome.record())  # e.g. the operation a stack action is
         return Reply(status, name, request, outcome, fields=fields)
 
 

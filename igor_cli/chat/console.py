@@ -175,7 +175,7 @@ def _converse(env: Environment, user: str, console: Console) -> int:
         outcome = reply.deployment_to_follow
         if outcome is not None:
             already = seconds_running(outcome, env.clock())
-            watcher = Watcher(user, tell, what=outcome.what)
+            watcher = Watcher(user, tell, what=outcome.what, doing=outcome.doing)
             followers.watch(outcome.stack, outcome.action_id, watcher, already)
     if followers.active:
         console.note(f"\nWaiting for {followers.active} deployment(s) to finish (Ctrl-C to stop).")

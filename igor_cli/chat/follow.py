@@ -33,6 +33,7 @@ class News:
     stopped: bool = False  # igor stopped watching (it is shutting down)
     requesters: tuple[str, ...] = ()  # who asked: the final news names them
     what: str = ""  # what the deployment is, when more than a deploy (`Followed.what`)
+    doing: str = ""  # what runs, when it is a stack action (`Followed.doing`)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Watcher:
     update: Callable[[News], None] | None = None  # edit the "deploy started" message
     place: str = ""  # channel and thread: watchers in one place share one final message
     what: str = ""  # how they asked for it: `Rollback of shop (production) to 9b7e0d4`
+    doing: str = ""  # what runs, when it is a stack action: `Restarting`
     # Asked just before the outcome is told: False when it must not be told from here
     # (told already by another replica, or the state store cannot say). None: always.
     claim: Callable[[], bool] | None = None
@@ -52,7 +54,9 @@ class Watcher:
 
     def told(self, news: News) -> News:
         """The news as this watcher hears it: named the way they asked for it."""
-        return dataclasses.replace(news, what=self.what) if self.what else news
+        if not self.what and not self.doing:
+            return news
+        return dataclasses.replace(news, what=self.what or news.what, doing=self.doing)
 
 
 @dataclass

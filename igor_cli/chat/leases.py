@@ -58,6 +58,7 @@ class FollowJob:
     user: str
     what: str = ""  # how it was asked for, when more than a deploy (a rollback, a promotion)
     message: str = ""  # the "deploy started" message (its ts): whoever tells the outcome edits it
+    doing: str = ""  # what runs, when it is a stack action (`Restarting`): "" for a deployment
 
     @property
     def deployment(self) -> str:
@@ -84,10 +85,14 @@ class FollowJob:
 
     @classmethod
     def of(
-        cls, stack: Stack, action_id: str, channel: str, thread: str, user: str, what: str = ""
-    ) -> FollowJob:
-        """The job for a place that waits for this deployment."""
-        return cls(stack.uid, stack.name, stack.environment, action_id, channel, thread, user, what)
+        cls, stack: Stack, action_id: str, channel: str, thread: str, user: str, what: str = "",
+        doing: str = "",
+    ) -> FollowJob:  # fmt: skip
+        """The job for a place that waits for this deployment (or stack action)."""
+        return cls(
+            stack.uid, stack.name, stack.environment, action_id, channel, thread, user, what,
+            doing=doing,
+        )  # fmt: skip
 
     def stack(self) -> Stack:
         """The stack, as far as following needs it."""

@@ -89,6 +89,9 @@ class Client(Protocol):
         deployment_profile: str = "",
     ) -> DeployResponse: ...
     def cancel(self, uid: str, deployment_id: str) -> str: ...
+    def stack_action(
+        self, uid: str, command: str, *, service_name: str = "", value: str = ""
+    ) -> AsyncAction: ...
 
 
 class StackHints(Protocol):

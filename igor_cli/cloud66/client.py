@@ -371,6 +371,31 @@ class Cloud66Client:
         response = _answer_of(body, "cancel")
         return clean_text(response.get("message")) or "Cancelling deployment"
 
+    def stack_action(
+        self, uid: str, command: str, *, service_name: str = "", value: str = ""
+    ) -> AsyncAction:
+        """Ask Cloud 66 to run a stack action (`POST /stacks/{id}/actions`, scope `redeploy`):
+        `restart`, `clear_caches`, `maintenance_mode` (`value` "1" or "0"), or
+        `service_restart`/`service_pause`/`service_resume` (`service_name`). Cloud 66
+        answers the async action it started (docs: "Run Stack action").
+
+        Sent once, never retried: a missing or unreadable answer is `OutcomeUnknown`.
+        Only the documented parameters are sent (no `user_reference`: the docs name none
+        for this POST). `value` is sent as the text "1" or "0", as the docs' Ruby sample
+        (a form body) sends every parameter.
+        """
+        data = {"command": command}
+        if service_name:
+            data["service_name"] = service_name
+        if value:
+            data["value"] = value
+        self.change_sent = (f"run the {command} action on", uid)  # what an interrupt says
+        try:
+            body = self._send_once("POST", f"/stacks/{_segment(uid)}/actions", data, command)
+        finally:
+            self._forget(uid)
+        return AsyncAction.from_api(_answer_of(body, command))
+
     # -- lists -----------------------------------------------------------
 
     def _object(self, path: str, *, bare: bool = False) -> Mapping[str, Any]:

@@ -119,6 +119,8 @@ class Stack:
     git: str = ""
     git_branch: str = ""
     dashboard_url: str = ""  # the stack's page in the Cloud 66 dashboard, when known
+    # Docs' stack object and samples (`maintenance_mode`), Go client `Stack.MaintenanceMode`.
+    maintenance_mode: bool = False
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], origin: str = "") -> Stack:
@@ -138,6 +140,7 @@ class Stack:
             git=clean_text(data.get("git")),
             git_branch=clean_text(data.get("git_branch")),
             dashboard_url=dashboard_url(origin, uid) if origin and uid else "",
+            maintenance_mode=data.get("maintenance_mode") is True,
         )
 
     @property

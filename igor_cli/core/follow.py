@@ -1,7 +1,8 @@
-"""Following a deployment to its end: where it is, how often to look, what each look says.
+"""Following an async action to its end: where it is, how often to look, what each look says.
 
-`follow` yields a `Progress` for each look at the async action igor asked for (or
-at the deployment itself, when Cloud 66 names no action for it) until it is over,
+`follow` yields a `Progress` for each look at the async action igor asked for (a
+deployment's, or a stack action's such as a restart; or the deployment itself,
+when Cloud 66 names no action for it) until it is over,
 within the token's hourly budget (`FollowPolicy`). The shell, the chat console and
 the bot follow the same way; a `Followed` is what they follow.
 """
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Followed:
-    """A deployment to follow to its end: what `watch` attaches to, and what `deploy
-    --follow` (or a rollback, a promotion) started.
+    """An async action to follow to its end: the deployment `watch` attaches to, or that
+    `deploy --follow` (a rollback, a promotion) started; or a stack action (`restart
+    --follow`), which `doing` names.
 
     No `action_id`: nothing runs or waits on the stack, so there is nothing to follow.
     """
@@ -52,6 +54,9 @@ class Followed:
     # How the last word names it when it is more than a deploy of what the stack is set
     # to deploy (`Rollback of shop (production) to 9b7e0d4`); "" for a deploy.
     what: str = ""
+    # What runs, when it is no deployment but a stack action (`Restarting`, `Pausing web`):
+    # how progress names it (`what` names its end). "" for a deployment.
+    doing: str = ""
 
     @property
     def followable(self) -> bool:

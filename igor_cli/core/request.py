@@ -183,6 +183,8 @@ class Outcome:
     # How the renderers draw it: in its sentence (""), or as the table they draw for it
     # ("stacks", "deployments"). Step 2 of issue 23 makes the tables data.
     table: ClassVar[str] = ""
+    # The name of its JSON Lines event when what it started is followed (`--follow --json`).
+    event: ClassVar[str] = "deploy"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse an outcome class without its own words, when it is defined."""
@@ -208,8 +210,13 @@ class Outcome:
         return ""
 
     def to_follow(self) -> Followed | None:
-        """The deployment it leaves to follow to its end, if any."""
+        """The async action (a deployment's, a stack action's) it leaves to follow to its
+        end, if any."""
         return None
+
+    def record(self) -> dict[str, str]:
+        """What the audit line adds about it, beyond its command and result."""
+        return {}
 
     def sentence(self, person: PersonNamer, now: datetime) -> str:
         """What it came to, in one sentence (for a table: its summary); `person` names

@@ -69,8 +69,8 @@ class ListRequest(Read):
     needs_cloud66: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = (
         "uid", "name", "environment", "status", "status_text", "health", "health_text", "busy",
-        "last_activity", "dashboard_url", "deployments_read", "live_deployment", "last_deploy",
-        "running",
+        "maintenance_mode", "last_activity", "dashboard_url", "deployments_read",
+        "live_deployment", "last_deploy", "running",
     )  # fmt: skip
 
     stack: str | None = None
@@ -147,7 +147,8 @@ class StackList(Outcome):
 def status_label(stack: Stack) -> str:
     """`Deployed successfully`, or `... (busy)` when busy with something the status hides."""
     shown_busy = stack.status in (StackStatus.DEPLOYING, StackStatus.QUEUED)
-    return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
+    said = stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
+    return said + (" (maintenance mode)" if stack.maintenance_mode else "")
 
 
 STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")
@@ -259,8 +260,10 @@ _SHORT_STATUS = {
 def short_status(stack: Stack) -> str:
     """`deployed`, `failed`, `deploying`, ...; `busy` when busy with what the status hides."""
     if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED):
-        return "busy"
-    return _SHORT_STATUS.get(stack.status, stack.status.text.lower())
+        said = "busy"
+    else:
+        said = _SHORT_STATUS.get(stack.status, stack.status.text.lower())
+    return f"{said}, maintenance" if stack.maintenance_mode else said
 
 
 def list_summary(stacks: StackList) -> str:
@@ -295,6 +298,7 @@ def stack_json(
         "health": int(stack.health),
         "health_text": stack.health.text,
         "busy": stack.busy or (facts is not None and facts.live is not None),
+        "maintenance_mode": stack.maintenance_mode,
         "last_activity": moved.isoformat() if moved else None,
         "dashboard_url": stack.dashboard_url or None,
         "deployments_read": facts is not None,

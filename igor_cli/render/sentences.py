@@ -65,17 +65,23 @@ def target_words(stack: Stack) -> str:
     return f"-s {name}{env}"
 
 
-def progress_sentence(stack: Stack, progress: Progress, what: str = "") -> str:
+def progress_sentence(stack: Stack, progress: Progress, what: str = "", doing: str = "") -> str:
     """How a followed deployment is doing; `what` names it when it is more than a deploy
-    (`Followed.what`: `Rollback of shop (production) to 9b7e0d4`)."""
+    (`Followed.what`: `Rollback of shop (production) to 9b7e0d4`); `doing`, when it is a
+    stack action rather than a deployment (`Followed.doing`: `Restarting`)."""
     took = duration(progress.elapsed)
     if progress.timed_out:
+        if doing:
+            return (
+                f"{what} still runs after {took}; igor stopped watching. "
+                "Check it in the Cloud 66 dashboard."
+            )
         return (
             f"{stack.label} is still deploying after {took}; igor stopped watching. "
             f"Check later with `igor list -s {stack.name}`."
         )
     if not progress.finished:
-        return f"Deploying {stack.label}… {took}"
+        return f"{doing}: {stack.label}… {took}" if doing else f"Deploying {stack.label}… {took}"
     said = f": {progress.message}" if progress.message else ""
     if progress.success:
         done = f"{what} succeeded" if what else f"Deployed {stack.label}"
@@ -91,8 +97,11 @@ def progress_sentence(stack: Stack, progress: Progress, what: str = "") -> str:
     return f"{named} failed after {took}{said}."
 
 
-def after_failure(stack: Stack) -> list[tuple[str, str]]:
-    """What to type (without `igor `) after a failed deployment, and what for."""
+def after_failure(stack: Stack, doing: str = "") -> list[tuple[str, str]]:
+    """What to type (without `igor `) after a failed deployment, and what for (after a
+    failed stack action, `doing`: nothing igor can show; the dashboard says why)."""
+    if doing:
+        return []
     target = target_words(stack)
     return [(f"history {target}", "see what ran"), (f"deploy {target}", "try again")]
 
@@ -101,7 +110,8 @@ def watching_line(watched: Followed, elapsed: float, last: Progress | None = Non
     """The live line while following: the state (as the last look saw it: Queued, then
     Deploying once the deployment in front is over), the time so far, what is usual."""
     queued = last.queued if last is not None else watched.queued and watched.deployment is None
-    said = f"{'Queued' if queued else 'Deploying'}: {watched.stack.label}… {duration(elapsed)}"
+    state = watched.doing or ("Queued" if queued else "Deploying")
+    said = f"{state}: {watched.stack.label}… {duration(elapsed)}"
     if watched.typical:
         usual = duration(watched.typical)
         late = "; taking longer" if elapsed > watched.typical else ""
@@ -109,15 +119,19 @@ def watching_line(watched: Followed, elapsed: float, last: Progress | None = Non
     return said
 
 
-def progress_step(stack: Stack, progress: Progress) -> str:
-    """How a followed deployment is doing, to the minute (a chat message edited as it goes)."""
+def progress_step(stack: Stack, progress: Progress, doing: str = "") -> str:
+    """How a followed deployment (or stack action, `doing`) is doing, to the minute (a chat
+    message edited as it goes)."""
     minutes = int(progress.elapsed // 60)
     so_far = "under a minute" if minutes < 1 else f"{minutes} min"
-    return f"{'Queued' if progress.queued else 'Deploying'}: {stack.label}… {so_far} so far."
+    state = doing or ("Queued" if progress.queued else "Deploying")
+    return f"{state}: {stack.label}… {so_far} so far."
 
 
-def stopped_sentence(stack: Stack) -> str:
-    """What igor says when it stops watching a deployment that goes on."""
+def stopped_sentence(stack: Stack, what: str = "", doing: str = "") -> str:
+    """What igor says when it stops watching a deployment (or a stack action) that goes on."""
+    if doing:
+        return f"igor stopped watching: {what} goes on in Cloud 66."
     return (
         f"igor stopped watching {stack.label}; the deployment goes on. "
         f"Check it with `igor list -s {stack.name}`."

@@ -467,31 +467,32 @@ def has_buttons(message: dict[str, Any]) -> bool:
 
 
 def render_progress(
-    stack: Stack, progress: Progress, requesters: list[str], what: str = ""
+    stack: Stack, progress: Progress, requesters: list[str], what: str = "", doing: str = ""
 ) -> SlackMessage:
-    """Progress of a followed deployment; the final one mentions who asked."""
+    """Progress of a followed deployment (or stack action, `doing`); the final one mentions
+    who asked."""
     if not progress.finished and not progress.timed_out:
-        step = mrkdwn(sentences.progress_step(stack, progress))
+        step = mrkdwn(sentences.progress_step(stack, progress, doing))
         return message(step, emoji=progress_emoji(progress))
-    text = mrkdwn(sentences.progress_sentence(stack, progress, what))
+    text = mrkdwn(sentences.progress_sentence(stack, progress, what, doing))
     mentions = " ".join(mrkdwn(mention(user)) for user in dict.fromkeys(requesters))
     said = f"{mentions} {text}".strip()
-    return message(said, _after_failure(stack, progress), progress_emoji(progress))
+    return message(said, _after_failure(stack, progress, doing), progress_emoji(progress))
 
 
-def _after_failure(stack: Stack, progress: Progress) -> str:
+def _after_failure(stack: Stack, progress: Progress, doing: str = "") -> str:
     """After a failed deployment: the stack in the Cloud 66 dashboard, and what to ask next."""
     if progress.state != "failed" or not progress.finished:
         return ""
     steps = "; ".join(
-        f"`{escape(words)}` to {why}" for words, why in sentences.after_failure(stack)
+        f"`{escape(words)}` to {why}" for words, why in sentences.after_failure(stack, doing)
     )
     link = (
         f"<{escape(stack.dashboard_url)}|Open {escape(stack.label)} in Cloud 66>. "
         if stack.dashboard_url
         else ""
     )
-    return f"{link}Next: {steps}."
+    return f"{link}Next: {steps}." if steps else link.strip()
 
 
 def progress_emoji(progress: Progress) -> str:
@@ -508,13 +509,13 @@ def progress_emoji(progress: Progress) -> str:
 def render_news(news: News) -> SlackMessage:
     """What became of a followed deployment (the final news mentions who asked)."""
     if news.stopped:
-        return render_stopped(news.stack)
+        return render_stopped(news.stack, news.what, news.doing)
     if news.error is not None:
         return render_error(news.error)
     assert news.progress is not None
-    return render_progress(news.stack, news.progress, list(news.requesters), news.what)
+    return render_progress(news.stack, news.progress, list(news.requesters), news.what, news.doing)
 
 
-def render_stopped(stack: Stack) -> SlackMessage:
+def render_stopped(stack: Stack, what: str = "", doing: str = "") -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
-    return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
+    return message(mrkdwn(sentences.stopped_sentence(stack, what, doing)), emoji=":eyes:")

@@ -149,7 +149,7 @@ class TerminalRenderer:
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
         if self.as_json and self.lines:
-            event = "watch" if isinstance(outcome, Followed) else "deploy"
+            event = "watch" if isinstance(outcome, Followed) else outcome.event
             self._event(event, outcome.facts())
             return
         if outcome.table == "stacks":  # the outcomes shown as tables (issue 23's step 2: data)
@@ -330,16 +330,18 @@ class TerminalRenderer:
         if self.as_json:
             self._event("finished", _progress_json(watched, progress))
             return
-        text = sentences.progress_sentence(stack, progress, watched.what)
+        text = sentences.progress_sentence(stack, progress, watched.what, watched.doing)
         style = {"succeeded": "green", "cancelled": "yellow"}.get(progress.state, "red")
         self._line(text, None, style)
         if progress.finished and progress.state == "failed":
             if stack.dashboard_url:
                 self.note(f"See it in Cloud 66: {stack.dashboard_url}")
             steps = "; ".join(
-                f"`igor {words}` to {why}" for words, why in sentences.after_failure(stack)
+                f"`igor {words}` to {why}"
+                for words, why in sentences.after_failure(stack, watched.doing)
             )
-            self.note(f"Next: {steps}.")
+            if steps:
+                self.note(f"Next: {steps}.")
 
     @contextmanager
     def watching(
@@ -366,6 +368,9 @@ class TerminalRenderer:
         cancel = f"igor cancel {sentences.target_words(watched.stack)}"
         if self.as_json:
             self._event("interrupted", {**_naming(watched), "exit_code": 130})
+        if watched.doing:  # a stack action: Cloud 66 has no way to cancel one
+            self.note(f"Stopped watching: {watched.what} goes on in Cloud 66.")
+            return
         self.note(
             f"Stopped watching {watched.stack.label}; the deployment goes on. "
             f"Cancel it with `{cancel}`."

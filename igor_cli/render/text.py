@@ -146,16 +146,18 @@ def render_text(reply: Reply, now: datetime) -> str:
 def render_news_console(news: News) -> ConsoleText:
     """What became of a followed deployment."""
     if news.stopped:
-        return ConsoleText(sentences.stopped_sentence(news.stack), emoji=":eyes:")
+        said = sentences.stopped_sentence(news.stack, news.what, news.doing)
+        return ConsoleText(said, emoji=":eyes:")
     if news.error is not None:
         return ConsoleText(_error(news.error), emoji=":warning:")
     assert news.progress is not None
-    said = sentences.progress_sentence(news.stack, news.progress, news.what)
+    said = sentences.progress_sentence(news.stack, news.progress, news.what, news.doing)
     if news.progress.finished and news.progress.state == "failed":
         if news.stack.dashboard_url:
             said += f"\nSee it in Cloud 66: {news.stack.dashboard_url}"
-        steps = sentences.after_failure(news.stack)
-        said += "\nNext: " + "; ".join(f"`{words}` to {why}" for words, why in steps) + "."
+        steps = sentences.after_failure(news.stack, news.doing)
+        if steps:
+            said += "\nNext: " + "; ".join(f"`{words}` to {why}" for words, why in steps) + "."
     return ConsoleText(said, emoji=progress_emoji(news.progress))
 
 

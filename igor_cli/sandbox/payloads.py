@@ -59,8 +59,6 @@ FINISHED_MESSAGES = {
 # The one deploy type the documented sample shows (an object, like outcome and
 # triggered_via). Unconfirmed: the codes and meanings of the other deploy types.
 _DEPLOY_TYPE = {"code": 0, "meaning": "build"}
-# What the 2024 sample calls the action a redeploy tracks (the one with a user_reference).
-DEPLOY_ACTION = "application_deployment"
 
 
 def service(stack_name: str, name: str, image: str, replicas: int, now: float) -> dict[str, Any]:
@@ -145,7 +143,7 @@ def render_action(a: Action) -> dict[str, Any]:
         "id": a.id,
         "user": a.user,
         "resource_type": "stack",
-        "action": DEPLOY_ACTION,
+        "action": a.action,
         "resource_id": str(int(a.stack_uid[:6], 16)) if _HEX6.match(a.stack_uid) else a.stack_uid,
         "started_via": a.started_via,
         "started_at": iso(a.started_at),

@@ -117,7 +117,9 @@ class Deployment:
 
 @dataclass
 class Action:
-    """An async action (`stack_redeploy`) that tracks one deployment."""
+    """An async action: the one that tracks a deployment (`application_deployment`), or a
+    stack action asked with `POST /stacks/{id}/actions` (`restart`, ..., sandbox/actions.py),
+    which ends by itself at `ends_at`."""
 
     id: int
     stack_uid: str
@@ -128,6 +130,10 @@ class Action:
     finished_at: float | None = None
     finished_success: bool | None = None
     finished_message: str | None = None
+    action: str = "application_deployment"  # what the 2024 sample calls a redeploy's action
+    ends_at: float | None = None  # a stack action: when it is over
+    params: dict[str, Any] | None = None  # a stack action: what it was asked with
+    fails: bool = False  # a stack action on a stack set failing: it ends in failure
 
 
 def tag(image: str) -> str:

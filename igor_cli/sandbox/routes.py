@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from igor_cli.sandbox.payloads import render_action
 from igor_cli.sandbox.records import SandboxError
 from igor_cli.sandbox.sources import documented
 from igor_cli.sandbox.state import SandboxState
@@ -27,6 +28,7 @@ class Settings(Protocol):
     words: str
     undocumented: frozenset[str]
     per_page: int
+    action_seconds: float
     pagination_style: str
     include_count: bool
     include_pages: bool
@@ -117,6 +119,10 @@ def route(
     if method == "DELETE" and len(rest) == 2 and rest[0] == "deployments":
         state.cancel(uid, _int_id(rest[1], "Deployment"), now)
         return _one(sim, "cancel", {"ok": True, "message": "Cancelling deployment"})
+    if method == "POST" and rest == ["actions"]:
+        action = state.run_action(uid, params, now=now, seconds=sim.action_seconds)
+        # The "Run Stack action" sample answers the action's own fields, nothing more.
+        return _one(sim, "stack_action", render_action(action))
     if method == "GET" and rest == ["actions"]:
         # Unconfirmed: an empty `user_reference` filters nothing (Rails' `present?`).
         reference = _text_param(params, "user_reference") or None
@@ -193,11 +199,12 @@ def _paged(
 
 
 def scope_needed(method: str, parts: list[str]) -> str | None:
-    """The scope a route needs: `users` for accounts, `redeploy` to deploy or cancel."""
+    """The scope a route needs: `users` for accounts, `redeploy` to deploy, cancel or run a
+    stack action (the docs' "Run Stack action": scope redeploy)."""
     if method == "GET":
         return "users" if parts == ["accounts"] else "public"
     if method in ("POST", "DELETE") and len(parts) >= 3 and parts[0] == "stacks":
-        return "redeploy" if parts[2] == "deployments" else None
+        return "redeploy" if parts[2] in ("deployments", "actions") else None
     return None
 
 

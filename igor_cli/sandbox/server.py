@@ -226,6 +226,7 @@ class Simulator:
         scopes: Iterable[str] = SCOPES,
         port: int = 0,
         deploy_seconds: float = 60.0,
+        action_seconds: float = 20.0,
         per_page: int = 30,
         pagination_style: str = "previous",
         include_count: bool = True,
@@ -266,6 +267,7 @@ class Simulator:
         self.order = order
         self.rate_limit = rate_limit
         self.deploy_seconds = deploy_seconds
+        self.action_seconds = action_seconds  # how long a stack action runs (restart, ...)
         # Where a damaged state file was moved before the sandbox reseeded, if it was.
         self.recovered: Path | None = None
         self._seed_stacks = stacks

@@ -83,6 +83,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "async_action_id": f"{DOCS_2024} _deployments.md, Redeploy sample; {GO} stack.go",
         "queued": f"{DOCS_2024} _deployments.md, Redeploy sample; {GO} stack.go",
     },
+    "stack_action": dict.fromkeys(
+        _ACTION_KEYS, f"{DOCS_2024} and {DOCS_2020} _stacks.md, Run Stack action sample"
+    ),
     "cancel": dict.fromkeys(
         ("ok", "message"), f"{DOCS_2024} and {DOCS_2020} _deployments.md, Cancel deployment"
     ),

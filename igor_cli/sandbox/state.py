@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from igor_cli.sandbox.actions import checked, end
 from igor_cli.sandbox.payloads import (
     FINISHED_MESSAGES,
     VIA,
@@ -374,10 +375,14 @@ class SandboxState:
     # -- time -------------------------------------------------------------
 
     def advance(self, now: float, deploy_seconds: float) -> None:
-        """Finish every deployment whose time is up and start what was queued behind it."""
+        """Finish every deployment whose time is up and start what was queued behind it;
+        end the stack actions whose time is up."""
         pending = {d.stack_uid for d in self.deployments if d.finished_at is None}
         for uid in sorted(pending):
             self._advance_stack(uid, now, deploy_seconds)
+        for action in self.actions:
+            if action.ends_at is not None and action.finished_at is None and action.ends_at <= now:
+                end(self.get_stack(action.stack_uid), action)
 
     def _advance_stack(self, uid: str, now: float, deploy_seconds: float) -> None:
         while True:
@@ -470,6 +475,29 @@ class SandboxState:
         else:
             deployment.cancel_at = now + CANCEL_SECONDS
         self.dirty = True
+
+    def run_action(
+        self,
+        uid: str,
+        params: dict[str, Any],
+        *,
+        now: float,
+        seconds: float,
+        user: str = ACCOUNT_EMAIL,
+    ) -> Action:
+        """Start a stack action (`POST /stacks/{id}/actions`); it ends `seconds` later
+        (sandbox/actions.py says what each command does, and what it refuses)."""
+        stack = self.get_stack(uid)
+        command, given = checked(stack, params)
+        action = Action(
+            id=self.next_action_id, stack_uid=uid, user=user, started_via="api",
+            started_at=now, metadata={"user_reference": None}, action=command,
+            ends_at=now + max(0.0, seconds), params=given, fails=stack.failing,
+        )  # fmt: skip
+        self.next_action_id += 1
+        self.actions.append(action)
+        self.dirty = True
+        return action
 
     def set_failing(self, uid: str, failing: bool) -> None:
         """Make the stack's deployments end in failure (or stop doing so)."""

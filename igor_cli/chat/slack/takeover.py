@@ -125,7 +125,7 @@ class Takeover:
         goes out; returns the message that will say how it goes (see `posted`, `follow`)."""
         job = FollowJob.of(
             follow.stack, follow.action_id, place.channel, place.thread, place.user,
-            follow.what,
+            follow.what, follow.doing,
         )  # fmt: skip
         said = Message(place.channel, job=job)
         said.shared = self.leases.wait_for(job)
@@ -175,7 +175,7 @@ class Takeover:
         self.leases.watching(job, shared=shared)
         return Watcher(
             job.user, post, update if said is not None else None, place.key, job.what,
-            claim=(lambda: self.leases.claim(job)) if shared else None,
+            doing=job.doing, claim=(lambda: self.leases.claim(job)) if shared else None,
             done=lambda _news: self.leases.let_go(job if shared else None, job.deployment),
         )  # fmt: skip
 
