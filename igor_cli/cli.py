@@ -146,10 +146,10 @@ Wait = Annotated[
 QUEUE = Switch(True)  # -w's default: queue behind a busy stack
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Same as -w false.")]
 Follow = Annotated[
-    bool, typer.Option("--follow", help="Show progress until the deployment finishes.")
+    bool, typer.Option("--follow", help="Show progress until it finishes.")
 ]
 DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Check everything, deploy nothing, say what would happen.")
+    bool, typer.Option("--dry-run", help="Check everything, change nothing, say what would happen.")
 ]
 Json = Annotated[
     JsonOutput | None,
@@ -178,7 +178,7 @@ BreakGlass = Annotated[
     bool,
     typer.Option(
         "--break-glass",
-        help="Deploy during a freeze window (only people the freeze names; needs --reason; "
+        help="Go ahead during a freeze window (only people the freeze names; needs --reason; "
         "recorded).",
     ),
 ]
