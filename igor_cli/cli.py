@@ -145,9 +145,7 @@ Wait = Annotated[
 ]  # fmt: skip
 QUEUE = Switch(True)  # -w's default: queue behind a busy stack
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Same as -w false.")]
-Follow = Annotated[
-    bool, typer.Option("--follow", help="Show progress until it finishes.")
-]
+Follow = Annotated[bool, typer.Option("--follow", help="Show progress until it finishes.")]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Check everything, change nothing, say what would happen.")
 ]
