@@ -17,9 +17,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igor_cli.errors import IgorError, UsageProblem
+
+if TYPE_CHECKING:
+    from igor_cli.identity import Person
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEK_MINUTES = 7 * 24 * 60
@@ -97,9 +100,9 @@ class Freeze:
         """The occurrence that holds now, if any."""
         return next((w for w in self.windows(now) if w.start <= now < w.end), None)
 
-    def may_break(self, user: str) -> bool:
-        """Whether this person may break the glass (Slack ID or `user@host`, any case)."""
-        return any(name.casefold() == user.casefold() for name in self.break_glass)
+    def may_break(self, person: Person) -> bool:
+        """Whether this person may break the glass (named by Slack ID or `user@host`)."""
+        return any(person.answers_to(name) for name in self.break_glass)
 
 
 class StackFrozen(IgorError):

@@ -10,7 +10,7 @@ from igor_cli.core.perform import perform
 from igor_cli.core.resolve import resolve_stack, split_services
 from igor_cli.errors import AmbiguousStack, StackNotFound, UsageProblem
 from igor_cli.features.about import VersionOutcome, VersionRequest
-from igor_cli.identity import Origin, Requester
+from igor_cli.identity import Origin, Person
 
 
 def stack(name: str, environment: str = "production") -> Stack:
@@ -63,8 +63,8 @@ def test_services_split_on_commas_without_blanks_or_repeats() -> None:
 def test_user_reference_round_trip() -> None:
     origin = Origin("slack", "U123", "Ev42")
     assert origin.user_reference == "igor:slack:U123:Ev42"
-    assert Requester.from_reference(origin.user_reference) == Requester("slack", "U123")
-    assert Requester.from_reference("deployed by a hook") is None
+    assert Person.from_reference(origin.user_reference) == Person("slack", "U123")
+    assert Person.from_reference("deployed by a hook") is None
     assert len(Origin("cli", "x" * 400).user_reference) == 255
 
 

@@ -274,12 +274,13 @@ def test_bypass_detection_reads_both_forms(worded: Simulator, clock: FakeClock) 
 
     from igor_cli.chat.bypass import find_bypasses
     from igor_cli.cloud66.client import Cloud66Client
+    from igor_cli.identity import Person
     from igor_cli.state.locks import Lock
 
     def lock(name: str) -> Lock:
         start = clock.datetime()
         uid = worded.stack(name, "production")["uid"]
-        return Lock(uid, name, "production", "cli", "me@laptop", "", start,
+        return Lock(uid, name, "production", Person.in_shell("me@laptop"), "", start,
                     start + timedelta(hours=1))  # fmt: skip
 
     with Cloud66Client(SANDBOX_TOKEN, worded.url) as client:

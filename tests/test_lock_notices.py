@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from igor_cli.identity import Person
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from igor_cli.state.locks import ForcedUnlock, Lock, leave_notice, take_notices
@@ -144,10 +145,10 @@ def test_forcing_in_chat_tells_the_holder_once(
 
 def test_a_notice_is_taken_by_one_replica(state_url: str) -> None:
     now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-    lock = Lock("s1", "blog", "production", "slack", ALICE, "", now, now, "C0DEPLOY", "1.2")
+    lock = Lock("s1", "blog", "production", Person.in_slack(ALICE), "", now, now, "C0DEPLOY", "1.2")
     stores = [open_store(state_url) for _ in range(8)]
     try:
-        leave_notice(stores[0], ForcedUnlock(lock, "cli", "bob@laptop", "why", now))
+        leave_notice(stores[0], ForcedUnlock(lock, Person.in_shell("bob@laptop"), "why", now))
         taken: list[ForcedUnlock] = []
         start = threading.Barrier(len(stores))
 
@@ -173,10 +174,10 @@ def test_a_notice_left_while_no_bot_ran_is_told_soon_after_one_starts(
     monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 3600.0)
     monkeypatch.setattr("igor_cli.chat.slack.bot.FIRST_LOOK_SECONDS", 0.2)
     now = datetime.now(UTC)
-    lock = Lock("s1", "blog", "production", "slack", ALICE, "", now, now, "C0DEPLOY", "1.2")
+    lock = Lock("s1", "blog", "production", Person.in_slack(ALICE), "", now, now, "C0DEPLOY", "1.2")
     store = open_store(state_url)
     try:
-        leave_notice(store, ForcedUnlock(lock, "cli", "bob@laptop", "hotfix", now))
+        leave_notice(store, ForcedUnlock(lock, Person.in_shell("bob@laptop"), "hotfix", now))
     finally:
         store.close()
     slack.join("C0DEPLOY")

@@ -18,6 +18,7 @@ import pytest
 from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment, os_account
 from igor_cli.core.resolve import find_stack
+from igor_cli.identity import Person
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from igor_cli.state.locks import Lock, lock_key
@@ -306,7 +307,8 @@ def test_the_shell_user_is_the_os_account_not_what_user_says(
     try:
         now = clock.datetime()
         blog = find_stack(client, "blog", None)
-        alices = Lock(blog.uid, blog.name, blog.environment, "cli", f"alice@{host}", "mine",
+        alice = Person.in_shell(f"alice@{host}")
+        alices = Lock(blog.uid, blog.name, blog.environment, alice, "mine",
                       now, now + timedelta(hours=1))  # fmt: skip
         assert store.claim(lock_key(blog.uid), alices.dumps(), 3600)
     finally:

@@ -17,6 +17,7 @@ from igor_cli.chat.console import run_console
 from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment, os_account
 from igor_cli.core.resolve import find_stack
+from igor_cli.identity import Person
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from igor_cli.state.locks import Lock, lock_key
@@ -39,8 +40,9 @@ def teammates_lock(sim: Simulator, clock: FakeClock, stack: str, reason: str) ->
     try:
         found = find_stack(client, stack, None)
         now = clock.datetime()
-        lock = Lock(found.uid, found.name, found.environment, "cli", "mallory@elsewhere",
-                    reason, now, now + timedelta(hours=1))  # fmt: skip
+        mallory = Person.in_shell("mallory@elsewhere")
+        lock = Lock(found.uid, found.name, found.environment, mallory, reason,
+                    now, now + timedelta(hours=1))  # fmt: skip
         assert store.claim(lock_key(found.uid), lock.dumps(), 3600)
     finally:
         store.close()

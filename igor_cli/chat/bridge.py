@@ -269,7 +269,7 @@ class Bridge:
 
     def begin_confirmed(self, pending: PendingCommand) -> Step:
         """`begin` for a command its requester has just confirmed."""
-        origin = Origin("slack", pending.user, pending.request_id)
+        origin = Origin.of(pending.person, pending.request_id)
         return self.begin_words(pending.words, origin, pending.channel, pending.thread, pending)
 
     def run_words(

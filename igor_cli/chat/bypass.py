@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from igor_cli.cloud66.activity import Client, action_running, running_deployment
-from igor_cli.identity import Requester
+from igor_cli.identity import Person
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
@@ -56,15 +56,14 @@ class Bypass:
             words += ["-e", self.stack.environment]
         return [*words, "--id", self.deployment.id]
 
-    def sentence(self, person: Callable[[Requester], str] = lambda r: r.user) -> str:
+    def sentence(self, person: Callable[[Person], str] = lambda p: p.id) -> str:
         """What happened, in plain words; `person` names the lock's holder."""
         d = self.deployment
         via = f" via {d.triggered_via}" if d.triggered_via else ""
         held = []
         if self.lock is not None:
             why = f" ({self.lock.reason})" if self.lock.reason else ""
-            holder = Requester(self.lock.holder_via, self.lock.holder_user)
-            held.append(f"locked by {person(holder)}{why}")
+            held.append(f"locked by {person(self.lock.holder)}{why}")
         if self.window is not None:
             held.append(f"frozen: {self.window.describe()}")
         return (

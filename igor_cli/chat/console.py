@@ -26,7 +26,7 @@ from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
 from igor_cli.core.follow import FollowPolicy, seconds_running
-from igor_cli.identity import Origin
+from igor_cli.identity import Origin, Person
 from igor_cli.outside_text import printable
 from igor_cli.render.sentences import wrapped
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
@@ -170,7 +170,9 @@ def _converse(env: Environment, user: str, console: Console) -> int:
         if text.lower() in EXITS:
             break
         # Unique across sessions: a request id seen at Cloud 66 means "this very request".
-        reply = bridge.handle(text, Origin("chat", user, f"console-{session}-{number}"))
+        reply = bridge.handle(
+            text, Origin.of(Person.at_console(user), f"console-{session}-{number}")
+        )
         console.show(render_console(reply, env.clock(), console.width()))
         outcome = reply.deployment_to_follow
         if outcome is not None:

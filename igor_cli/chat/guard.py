@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from igor_cli.errors import IgorError, UsageProblem
+from igor_cli.identity import Person
 
 RULE_KEYS = ("commands", "environments", "channels", "users")
 ANY = "*"
@@ -157,8 +158,11 @@ class Rules:
         return environment.casefold() in self.approve
 
     def may_approve(self, user: str, requester: str) -> bool:
-        """Whether this person may approve that requester's change."""
-        return user != requester and (not self.approvers or user in self.approvers)
+        """Whether this person may approve that requester's change (Slack user IDs: an
+        approval is a click, and only Slack has buttons); never the requester themself."""
+        if Person.in_slack(user).same_person(Person.in_slack(requester)):
+            return False
+        return not self.approvers or user in self.approvers
 
     def summary(self) -> list[str]:
         """The rules in force, one line each (for `igor doctor` and the log)."""
@@ -324,6 +328,12 @@ class PendingCommand:
     # What was signed (SHA-256 of it, set by `Signer.verify`): a used-once record is keyed
     # on it, so no other spelling of one value can be used again.
     digest: str = field(default="", compare=False)
+
+    @property
+    def person(self) -> Person:
+        """Who asked: a button is clicked in Slack, the only chat with buttons (the
+        console asks no confirmations)."""
+        return Person.in_slack(self.user)
 
 
 class Signer:

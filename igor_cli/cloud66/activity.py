@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from igor_cli.identity import IGOR_REFERENCE_PREFIX, Requester
+from igor_cli.identity import IGOR_REFERENCE_PREFIX, Person
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import (
@@ -288,11 +288,11 @@ def links(
 
 def igor_requesters(
     deployments: Sequence[Deployment], actions: Sequence[AsyncAction]
-) -> dict[str, Requester]:
+) -> dict[str, Person]:
     """Which deployments igor started, and for whom, where the link can be told."""
     found = {}
     for deployment_id, action in links(deployments, actions).items():
-        requester = Requester.from_reference(action.user_reference)
+        requester = Person.from_reference(action.user_reference)
         if requester is not None:
             found[deployment_id] = requester
     return found
@@ -376,7 +376,7 @@ class QueuedDeploy:
     """A deploy igor asked for that has not started: it waits behind the running one."""
 
     action: AsyncAction
-    requester: Requester | None
+    requester: Person | None
 
 
 @dataclass(frozen=True)
@@ -389,11 +389,11 @@ class LiveState:
     deployments: Sequence[Deployment] = ()  # the newest deployments it was told from
 
     @property
-    def live_requester(self) -> Requester | None:
+    def live_requester(self) -> Person | None:
         """igor's requester of the running deployment; None unless it is igor's for sure."""
         if self.live_action is None:
             return None
-        return Requester.from_reference(self.live_action.user_reference)
+        return Person.from_reference(self.live_action.user_reference)
 
 
 def live_state(
@@ -408,7 +408,7 @@ def live_state(
     unfinished = [a for a in igors(newest) if not a.finished]
     runs = action_running(live, unfinished) if live is not None else None
     queued = tuple(
-        QueuedDeploy(a, Requester.from_reference(a.user_reference))
+        QueuedDeploy(a, Person.from_reference(a.user_reference))
         for a in unfinished
         if a is not runs
     )

@@ -29,7 +29,7 @@ from igor_cli.errors import (
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
-    from igor_cli.identity import Requester
+    from igor_cli.identity import Person
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Followed:
     # Cloud 66 names no action for it: the deployment itself is followed then.
     action_id: str = ""
     deployment: Deployment | None = None  # the running deployment (None: not started yet)
-    started_by: Requester | None = None  # igor's requester, when it is igor's for sure
+    started_by: Person | None = None  # igor's requester, when it is igor's for sure
     queued: bool = False  # igor's deploy, waiting behind the running one
     started_at: datetime | None = None  # when it started (or was asked for, when queued)
     typical: float | None = None  # seconds the stack's recent successful deployments took

@@ -83,7 +83,7 @@ def _record_broken_glass(run: Run, request: Change) -> None:
         if store is not None:
             keep_on_record(
                 store,
-                {"event": "break-glass", "by": {"via": origin.via, "user": origin.user},
+                {"event": "break-glass", "by": origin.person.facts(),
                  "stack": {"uid": stack.uid, "name": stack.name,
                            "environment": stack.environment},
                  "reason": request.reason.strip(), "freeze": window.describe()},
@@ -132,7 +132,7 @@ def _refuse_if_frozen(
     window = freeze_in_the_way(freezes, stack.name, stack.environment, now)
     if window is None:
         return None
-    allowed = window.freeze.may_break(origin.user)
+    allowed = window.freeze.may_break(origin.person)
     if not request.break_glass:
         hint = (
             "You may override it with --break-glass --reason TEXT (it is recorded)."
@@ -166,7 +166,7 @@ def refuse_if_locked(
     from igor_cli.state.locks import StackLocked
 
     held = (_locks(env) if locks is None else locks).get(stack.uid)
-    if held is not None and not held[0].held_by(origin):
+    if held is not None and not held[0].held_by(origin.person):
         raise StackLocked(held[0], env.clock())
 
 

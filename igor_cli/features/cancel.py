@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, QueuedDeploy, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.identity import Person, PersonNamer
 
 COMMANDS = {"cancel": ("stop", "exit", "halt")}  # the original Igor's aliases
 
@@ -172,7 +172,7 @@ class CancelOutcome(Outcome):
     result: CancelResult
     stack: Stack
     deployment: Deployment | None = None
-    started_by: Requester | None = None  # igor's requester of `deployment`, when it is igor's
+    started_by: Person | None = None  # igor's requester of `deployment`, when it is igor's
     queued: tuple[QueuedDeploy, ...] = ()
     cancelled: str = ""  # "running" or "named" (--id): which one this cancel stops
     asked: CancelTarget = CancelTarget.ANY
@@ -296,11 +296,11 @@ def cancel_json(outcome: CancelOutcome) -> dict[str, Any]:
         "cancelled_deployment_id": cloud66_id(outcome.cancelled_id),
         "deployment_id": cloud66_id(deployment.id) if deployment else None,
         "triggered_by": deployment.triggered_by if deployment else None,
-        "started_by": {"via": requester.via, "user": requester.user} if requester else None,
+        "started_by": requester.facts() if requester else None,
         "queued": [
             {
                 "async_action_id": cloud66_id(q.action.id),
-                "igor": {"via": q.requester.via, "user": q.requester.user} if q.requester else None,
+                "igor": q.requester.facts() if q.requester else None,
             }
             for q in outcome.queued
         ],

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.paging import Newest
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
-    from igor_cli.identity import Origin, PersonNamer, Requester
+    from igor_cli.identity import Origin, Person, PersonNamer
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"deploy": ("redeploy",)}
@@ -169,7 +169,7 @@ class DeployOutcome(Outcome):
     action_id: str = ""
     message: str = ""
     running: Deployment | None = None  # the deployment that made the stack busy
-    started_by: Requester | None = None  # igor's requester of the running deployment
+    started_by: Person | None = None  # igor's requester of the running deployment
     started_at: datetime | None = None
     typical: float | None = None  # seconds the stack's recent successful deployments took
 
@@ -361,7 +361,7 @@ def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:
         "async_action_id": cloud66_id(outcome.async_action_id),
         "message": outcome.message or None,
         "running_deployment_id": cloud66_id(running.id) if running else None,
-        "started_by": {"via": requester.via, "user": requester.user} if requester else None,
+        "started_by": requester.facts() if requester else None,
     }
 
 
@@ -415,7 +415,7 @@ def deploy_resolved(
         service_names,
         typical_duration,
     )
-    from igor_cli.identity import Requester
+    from igor_cli.identity import Person
 
     read = deployments or client.newest_deployments(stack.uid, fresh=True)
 
@@ -436,7 +436,7 @@ def deploy_resolved(
             action_id=action.id if action else follow,
             message=answer.message if answer else "",
             running=live,
-            started_by=Requester.from_reference(action.user_reference) if action else None,
+            started_by=Person.from_reference(action.user_reference) if action else None,
             started_at=action.started_at if action else None,
             typical=typical_duration(read.items, kind_of(live) if joined and live else asked),
         )

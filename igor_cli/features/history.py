@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.identity import Person, PersonNamer
     from igor_cli.render.table import Step, Table
     from igor_cli.state.deployed import Deployed, Ledger
 
@@ -82,7 +82,7 @@ class PastDeployment:
     """One line of `igor history`: a deployment, and who asked igor for it when igor knows."""
 
     deployment: Deployment
-    requester: Requester | None = None  # igor's requester, read from its user_reference
+    requester: Person | None = None  # igor's requester, read from its user_reference
 
     @property
     def state(self) -> str:
@@ -118,7 +118,7 @@ class History(Outcome):
 def how_triggered(past: PastDeployment) -> str:
     """`igor (shell)`, `igor (Slack)`, or Cloud 66's own word: `Web`, `API`, `Hook`."""
     if past.requester is not None:
-        return "igor (Slack)" if past.requester.via == "slack" else "igor (shell)"
+        return f"igor ({past.requester.where})"
     return past.deployment.triggered_via or "unknown"
 
 
@@ -221,7 +221,7 @@ def history_json(past: PastDeployment) -> dict[str, Any]:
         "outcome_text": d.outcome,
         "triggered_by": d.triggered_by,
         "triggered_via": d.triggered_via,
-        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "igor": requester.facts() if requester else None,
         "git_hash": d.git_hash or None,
         "git_ref": d.git_ref or None,
         "services": list(d.services),

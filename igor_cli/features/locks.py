@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
     from igor_cli.core.run import Run
     from igor_cli.freeze import Window
-    from igor_cli.identity import Origin, PersonNamer, Requester
+    from igor_cli.identity import Origin, PersonNamer
     from igor_cli.state import Store
     from igor_cli.state.locks import ForcedUnlock, Lock
 
@@ -227,7 +227,7 @@ class LockOutcome(Outcome):
         lock = self.lock
         if self.result is LockResult.HELD:
             return (
-                f"{lock.label} is already locked by {person(holder(lock))} "
+                f"{lock.label} is already locked by {person(lock.holder)} "
                 f"{lock.until(self.now)}{_why(lock)}. Nothing was changed."
             )
         verb = "Locked" if self.result is LockResult.TAKEN else "Extended the lock on"
@@ -239,7 +239,7 @@ class LockOutcome(Outcome):
             "team shares is set with IGOR_STATE_URL)."
         )
         return (
-            f"{verb} {lock.label} for {person(holder(lock))} {lock.until(self.now)}"
+            f"{verb} {lock.label} for {person(lock.holder)} {lock.until(self.now)}"
             f"{_why(lock)}. " + held
         )
 
@@ -286,7 +286,7 @@ class UnlockOutcome(Outcome):
             return f"{self.stack} is not locked; nothing to unlock."
         if self.result is UnlockResult.NOT_YOURS:
             return (
-                f"{lock.label} is locked by {person(holder(lock))}, not by you, "
+                f"{lock.label} is locked by {person(lock.holder)}, not by you, "
                 f"{lock.until(when)}{_why(lock)}. Nothing was unlocked."
             )
         if self.result is UnlockResult.FORCED:
@@ -294,11 +294,11 @@ class UnlockOutcome(Outcome):
             if self.forced is not None:  # the bot tells them; from elsewhere, a notice waits
                 told = (
                     " They are told in Slack."
-                    if self.forced.by_via == "slack"
+                    if self.forced.told_now
                     else " `igor serve` tells them in Slack (the notice waits a day for it)."
                 )
             return (
-                f"Unlocked {lock.label}, which {person(holder(lock))} held since "
+                f"Unlocked {lock.label}, which {person(lock.holder)} held since "
                 f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record.{told}"
             )
         return f"Unlocked {lock.label}."
@@ -369,13 +369,6 @@ class LockList(Outcome):
         return "refused" if self.reset else "plain"
 
 
-def holder(lock: Lock) -> Requester:
-    """Who holds a lock, to be named as igor names requesters."""
-    from igor_cli.identity import Requester
-
-    return Requester(lock.holder_via, lock.holder_user)
-
-
 def _why(lock: Lock) -> str:
     return f": {lock.reason}" if lock.reason else " (no reason given)"
 
@@ -385,7 +378,7 @@ def lock_line(lock: Lock, person: PersonNamer, now: datetime) -> str:
     from igor_cli.render.sentences import ago
 
     return (
-        f"{lock.label}: locked by {person(holder(lock))} {ago(lock.started, now)}, "
+        f"{lock.label}: locked by {person(lock.holder)} {ago(lock.started, now)}, "
         f"{lock.until(now)}{_why(lock)}"
     )
 
@@ -413,7 +406,7 @@ def take_lock(
     from igor_cli.state.locks import Lock, lock_key
 
     wanted = Lock(
-        stack.uid, stack.name, stack.environment, holder.via, holder.user,
+        stack.uid, stack.name, stack.environment, holder.person,
         reason.strip(), now, now + timedelta(seconds=seconds), holder.channel, holder.thread,
     )  # fmt: skip
     key, text = lock_key(stack.uid), wanted.dumps()
@@ -424,7 +417,7 @@ def take_lock(
         if held_text is None:
             continue  # released or expired since: claim again
         held = Lock.loads(held_text)
-        if held is None or not held.held_by(holder):
+        if held is None or not held.held_by(holder.person):
             return LockOutcome(LockResult.HELD, held or wanted, now)
         extended = replace(wanted, started=held.started)
         if store.swap(key, held_text, extended.dumps(), seconds):
@@ -460,7 +453,7 @@ def release_lock(
     if len(found) > 1:
         raise AmbiguousStack(found[0][0].stack_name, sorted(lock.environment for lock, _ in found))
     lock, text = found[0]
-    mine = lock.held_by(origin)
+    mine = lock.held_by(origin.person)
     if not mine and not request.force:
         return UnlockOutcome(UnlockResult.NOT_YOURS, lock.label, lock, now)
     if not store.release(lock_key(lock.stack_uid), text):
@@ -469,13 +462,13 @@ def release_lock(
     if mine:
         return UnlockOutcome(UnlockResult.RELEASED, lock.label, lock, now)
     reason = request.reason.strip()
-    record = {"event": "force-unlock", "by": {"via": origin.via, "user": origin.user},
+    record = {"event": "force-unlock", "by": origin.person.facts(),
               "lock": lock.facts(), "reason": reason}  # fmt: skip
     keep_on_record(store, record, now)
     forced = None
-    if lock.holder_via == "slack":  # told in the thread they locked it in
-        forced = ForcedUnlock(lock, origin.via, origin.user, reason, now)
-        if origin.via != "slack":  # the bot tells them itself; anyone else leaves it a notice
+    if lock.holder.told_later:  # told in the thread they locked it in
+        forced = ForcedUnlock(lock, origin.person, reason, now)
+        if not forced.told_now:  # the bot answering tells them; anyone else leaves a notice
             leave_notice(store, forced)
     return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, forced)
 

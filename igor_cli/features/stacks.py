@@ -21,7 +21,7 @@ from igor_cli.errors import ApiError, Throttled, Unreachable
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.identity import Person, PersonNamer
     from igor_cli.render.table import Step, Table
 
 COMMANDS = {"list": ("get", "show", "find", "stacks")}
@@ -92,9 +92,9 @@ class StackDeploys:
     """What a stack's deployments say for `igor list`: the live one and the last one over."""
 
     live: Deployment | None = None
-    live_by: Requester | None = None  # igor's requester of the live one, when it is igor's
+    live_by: Person | None = None  # igor's requester of the live one, when it is igor's
     last: Deployment | None = None  # the newest finished deployment
-    last_by: Requester | None = None
+    last_by: Person | None = None
 
     @property
     def last_state(self) -> str:
@@ -315,7 +315,7 @@ def stack_json(
     return shown
 
 
-def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
+def _deployment_json(deployment: Deployment, requester: Person | None) -> dict[str, Any]:
     from igor_cli.cloud66.activity import deployment_state
     from igor_cli.render.sentences import cloud66_id
 
@@ -324,7 +324,7 @@ def _deployment_json(deployment: Deployment, requester: Requester | None) -> dic
         "outcome": deployment_state(deployment),
         "triggered_by": deployment.triggered_by,
         "triggered_via": deployment.triggered_via or None,
-        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "igor": requester.facts() if requester else None,
         "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
         "finished_at": deployment.finished_at.isoformat() if deployment.finished_at else None,
     }

@@ -104,7 +104,7 @@ class WatchOutcome(Followed, Outcome):
             "async_action_id": cloud66_id(self.async_action_id),
             "deployment_id": cloud66_id(running.id) if running else None,
             "queued": self.queued,
-            "started_by": {"via": requester.via, "user": requester.user} if requester else None,
+            "started_by": requester.facts() if requester else None,
             "triggered_by": running.triggered_by if running else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "typical_seconds": round(self.typical, 1) if self.typical else None,

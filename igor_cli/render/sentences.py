@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.follow import Followed, Progress
-    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.identity import Person, PersonNamer
 
 
-def plain_person(requester: Requester) -> str:
+def plain_person(requester: Person) -> str:
     """How the terminal names who asked: `alice@laptop`, `Slack user U123`."""
-    if requester.via == "slack":
-        return f"Slack user {requester.user}"
-    return requester.user or "someone"
+    return requester.name
 
 
 def ago(then: datetime | None, now: datetime) -> str:
@@ -139,14 +137,14 @@ def stopped_sentence(stack: Stack, what: str = "", doing: str = "") -> str:
 
 
 def short_person(
-    requester: Requester | None, triggered_by: str, person: PersonNamer | None = None
+    requester: Person | None, triggered_by: str, person: PersonNamer | None = None
 ) -> str:
     """A name that fits a table cell: `alice` for alice@example.com or alice@laptop; a
-    Slack user as `person` names them (their Slack name), else by ID."""
+    chat platform's user (Slack's) as `person` names them (their Slack name), else by ID."""
     if requester is not None:
-        if person is not None and requester.via == "slack":
+        if person is not None and not requester.local:
             return person(requester)
-        return requester.user.split("@", 1)[0] or requester.user or "someone"
+        return requester.short_name
     return triggered_by.split("@", 1)[0] or triggered_by or "someone"
 
 

@@ -23,7 +23,7 @@ from igor_cli.cloud66.models import Stack
 from igor_cli.core.follow import Progress
 from igor_cli.core.request import Change, Outcome
 from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
-from igor_cli.identity import PersonNamer, Requester
+from igor_cli.identity import Person, PersonNamer
 from igor_cli.render import sentences
 from igor_cli.render.table import Table, aligned
 
@@ -84,11 +84,11 @@ def mrkdwn(text: str) -> str:
     return _MARKER.sub(r"<\1\2>", escape(text)).replace(_OPEN, "").replace(_CLOSE, "")
 
 
-def slack_person(requester: Requester) -> str:
+def slack_person(requester: Person) -> str:
     """A Slack requester is mentioned; a shell user is named."""
-    if requester.via == "slack" and requester.user:
-        return mention(requester.user)
-    return f"{requester.user or 'someone'} (from a shell)"
+    if requester.slack_id:
+        return mention(requester.slack_id)
+    return f"{requester.id or 'someone'} (from a shell)"
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -130,9 +130,9 @@ def named_by(names: Names | None) -> PersonNamer:
     """How a table or an error names people: a Slack user by the name Slack shows them
     under (a mention does not work there), anyone else as the shell names them."""
 
-    def person(requester: Requester) -> str:
-        if requester.via == "slack" and requester.user and names is not None:
-            return names(requester.user)
+    def person(requester: Person) -> str:
+        if requester.slack_id and names is not None:
+            return names(requester.slack_id)
         return sentences.plain_person(requester)
 
     return person
@@ -265,8 +265,7 @@ def render_error(error: IgorError, names: Names | None = None) -> SlackMessage:
     from igor_cli.state.locks import StackLocked
 
     if isinstance(error, StackLocked) and names is not None:
-        holder = Requester(error.lock.holder_via, error.lock.holder_user)
-        said = error.said(named_by(names)(holder))
+        said = error.said(named_by(names)(error.lock.holder))
         return message(mrkdwn(said), mrkdwn(error.hint), ":warning:")
     if isinstance(error, NotRegistered) and error.remedy is Remedy.REGISTER_CLOUD66:
         return message(mrkdwn(CLOUD66_UNREGISTERED), emoji=":key:")  # not "the stored token"
@@ -444,9 +443,9 @@ def render_forced_unlock(notice: ForcedUnlock, *, name_holder: bool = True) -> S
     """A lock's holder told that someone else forced it open (in the thread they locked it
     in); `name_holder` False where a reply has mentioned them already."""
     lock = notice.lock
-    by = slack_person(Requester(notice.by_via, notice.by_user))
+    by = slack_person(notice.by)
     why = f": {notice.reason}" if notice.reason else " (no reason given)"
-    whose = f"{mention(lock.holder_user)}, your lock" if name_holder else "The lock"
+    whose = f"{mention(lock.holder.id)}, your lock" if name_holder else "The lock"
     text = (
         f"{whose} on {lock.label}, taken {sentences.ago(lock.started, notice.at)}, was "
         f"forced open by {by} at {notice.at:%H:%M UTC}{why}. Others' changes to it are no "

@@ -10,35 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from igor_cli.errors import IgorError
+from igor_cli.identity import Person
 
 if TYPE_CHECKING:
     from igor_cli.state.store import Store
 
 LOCK_PREFIX = "lock:"
-
-
-class Holder(Protocol):
-    """Who asks: where from (`cli`, `slack`) and who (`alice@laptop`, a Slack user ID)."""
-
-    @property
-    def via(self) -> str: ...
-    @property
-    def user(self) -> str: ...
-
-
-# A shell and `igor chat` on one machine: one account (`user@host`), so one person.
-LOCAL = frozenset({"cli", "chat"})
-
-
-def same_person(via: str, user: str, other_via: str, other_user: str) -> bool:
-    """Whether two holders are one person: one Slack user, or one account on one machine
-    whether it typed in a shell or in the console."""
-    if via in LOCAL and other_via in LOCAL:
-        return user == other_user
-    return (via, user) == (other_via, other_user)
 
 
 def in_words(seconds: float) -> str:
@@ -62,8 +42,7 @@ class Lock:
     stack_uid: str
     stack_name: str
     environment: str
-    holder_via: str  # "cli" or "slack"
-    holder_user: str  # "alice@laptop" or a Slack user ID
+    holder: Person
     reason: str
     started: datetime
     expires: datetime
@@ -75,10 +54,20 @@ class Lock:
         """`shop (production)`, as igor names stacks."""
         return f"{self.stack_name} ({self.environment})" if self.environment else self.stack_name
 
-    def held_by(self, origin: Holder) -> bool:
-        """Whether this person holds it: the same Slack user, or the same account on the
-        same machine, in a shell or in `igor chat`."""
-        return same_person(self.holder_via, self.holder_user, origin.via, origin.user)
+    @property
+    def holder_via(self) -> str:
+        """How the holder reached igor, as the record writes it (`cli`, `chat`, `slack`)."""
+        return self.holder.via
+
+    @property
+    def holder_user(self) -> str:
+        """The holder's id, as the record writes it (`alice@laptop`, a Slack user ID)."""
+        return self.holder.id
+
+    def held_by(self, person: Person) -> bool:
+        """Whether this person holds it (`Person.same_person`): the same Slack user, or the
+        same account on the same machine, in a shell or in `igor chat`."""
+        return self.holder.same_person(person)
 
     def until(self, now: datetime) -> str:
         """`until 14:05 UTC (in 3 hours 59 minutes)`."""
@@ -97,7 +86,7 @@ class Lock:
                 "name": self.stack_name,
                 "environment": self.environment,
             },
-            "holder": {"via": self.holder_via, "user": self.holder_user},
+            "holder": self.holder.facts(),
             "reason": self.reason,
             "started_at": self.started.isoformat(),
             "expires_at": self.expires.isoformat(),
@@ -109,11 +98,14 @@ class Lock:
         """A record read back; None for anything igor did not write."""
         try:
             data = json.loads(text)
-            stack, holder = data["stack"], data["holder"]
+            stack = data["stack"]
+            holder = Person.from_words(str(data["holder"]["via"]), str(data["holder"]["user"]))
+            if holder is None:  # a way in this igor does not know: not a lock it can read
+                return None
             place = data.get("place") or {}  # records written before igor kept it have none
             return cls(
                 str(stack["uid"]), str(stack["name"]), str(stack["environment"]),
-                str(holder["via"]), str(holder["user"]), str(data["reason"]),
+                holder, str(data["reason"]),
                 datetime.fromisoformat(data["started_at"]),
                 datetime.fromisoformat(data["expires_at"]),
                 str(place.get("channel") or ""), str(place.get("thread") or ""),
@@ -141,10 +133,9 @@ class StackLocked(IgorError):
     """A change to a stack someone else has locked: nothing was posted."""
 
     def __init__(self, lock: Lock, now: datetime) -> None:
-        who = lock.holder_user if lock.holder_via != "slack" else f"Slack user {lock.holder_user}"
         self.lock, self.now = lock, now
         super().__init__(
-            self.said(who),
+            self.said(lock.holder.name),
             "Ask them to unlock it (`igor unlock`), or wait until the lock expires.",
         )
 
@@ -173,15 +164,25 @@ class ForcedUnlock:
     """
 
     lock: Lock
-    by_via: str
-    by_user: str
+    by: Person
     reason: str
     at: datetime
+
+    @property
+    def by_user(self) -> str:
+        """Who forced it, by id, as the audit line writes it."""
+        return self.by.id
+
+    @property
+    def told_now(self) -> bool:
+        """Whether whoever forced it reached igor the way its holder can be told (Slack):
+        then the bot that answers them tells the holder; anyone else leaves a notice."""
+        return self.by.via == self.lock.holder.via
 
     def dumps(self) -> str:
         """The notice as the store keeps it."""
         return json.dumps(
-            {"lock": self.lock.facts(), "by": {"via": self.by_via, "user": self.by_user},
+            {"lock": self.lock.facts(), "by": self.by.facts(),
              "reason": self.reason, "at": self.at.isoformat()},
             separators=(",", ":"), ensure_ascii=False,
         )  # fmt: skip
@@ -194,8 +195,10 @@ class ForcedUnlock:
             lock = Lock.loads(json.dumps(data["lock"]))
             if lock is None:
                 return None
-            by = data["by"]
-            return cls(lock, str(by["via"]), str(by["user"]), str(data.get("reason") or ""),
+            by = Person.from_words(str(data["by"]["via"]), str(data["by"]["user"]))
+            if by is None:
+                return None
+            return cls(lock, by, str(data.get("reason") or ""),
                        datetime.fromisoformat(data["at"]))  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None

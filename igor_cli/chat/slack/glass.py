@@ -73,7 +73,7 @@ def team_places(env: Environment, notify: str, place: Place, stack_uid: str) -> 
     except IgorError:  # the store failed since the change: the other places still hear
         held = None
     lock = held[0] if held is not None else None
-    if lock is not None and lock.holder_via == "slack" and lock.channel.startswith(CHANNELS):
+    if lock is not None and lock.holder.slack_id and lock.channel.startswith(CHANNELS):
         places.append(Place(lock.channel, lock.thread))
     if notify:
         places.append(Place(notify))
