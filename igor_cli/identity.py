@@ -27,7 +27,7 @@ IGOR_REFERENCE_PREFIX = "igor:"
 
 # How a person reached igor, as igor writes it: a shell, `igor chat`, Slack (both of
 # Slack's transports). A new way in is a new word here, and a new row in `_WAYS`.
-Via = Literal["cli", "chat", "slack"]
+Via = Literal["cli", "chat", "slack", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ _WAYS: dict[Via, _Way] = {
     "cli": _Way(local=True, where="shell", named="{}", told_later=False),
     "chat": _Way(local=True, where="shell", named="{}", told_later=False),
     "slack": _Way(local=False, where="Slack", named="Slack user {}", told_later=True),
+    # A record's way in that this igor does not know (a newer igor's): read, never matched,
+    # so a lock it holds still refuses everyone here (a guard fails closed).
+    "unknown": _Way(local=False, where="another igor", named="someone ({})", told_later=False),
 }
 
 
@@ -81,6 +84,12 @@ class Person:
         a way this igor does not know."""
         known = _known(via)
         return cls(known, user, team) if known is not None else None
+
+    @classmethod
+    def of_record(cls, via: str, user: str) -> Person:
+        """Who a stored record (a lock, a notice) names: a way this igor does not know is
+        read as a person nobody here is (`same_person` never matches them)."""
+        return cls.from_words(via, user) or cls("unknown", f"{via}:{user}")
 
     @classmethod
     def from_reference(cls, reference: str) -> Person | None:
@@ -127,6 +136,8 @@ class Person:
         """Whether two are one person: one Slack user (of one team, when both teams are
         known), or one account on one machine whether it typed in a shell or in the
         console. A shell account is never a Slack user, whatever their names."""
+        if "unknown" in (self.via, other.via):
+            return False  # nobody here is the person a newer igor's record names
         if self.local or other.local:
             return self.local and other.local and self.id == other.id
         if self.team and other.team and self.team != other.team:
@@ -143,7 +154,8 @@ class Person:
 
 
 def _known(via: str) -> Via | None:
-    return via if via in _WAYS else None  # (`in` narrows a word to the Literal)
+    # (`in` narrows a word to the Literal; "unknown" is igor's own word, never a record's)
+    return via if via in _WAYS and via != "unknown" else None
 
 
 # How words name a person: each renderer its own way (a mention in Slack).

@@ -18,6 +18,7 @@ from igor_cli.config import Environment, os_account
 from igor_cli.freeze import Freeze
 from igor_cli.identity import Origin, Person
 from igor_cli.sandbox import Simulator
+from igor_cli.sandbox.records import stack_uid
 from igor_cli.state.locks import ForcedUnlock, Lock
 from tests.conftest import Igor
 from tests.fakes.clock import FakeClock
@@ -93,6 +94,29 @@ def test_a_lock_written_before_the_person_type_reads_and_writes_the_same() -> No
     assert not lock.held_by(Person.in_slack("alice@laptop"))
     assert lock.dumps() == OLD_LOCK
     assert (lock.holder_via, lock.holder_user) == ("chat", "alice@laptop")  # the record's words
+
+
+def test_a_lock_held_through_a_way_this_igor_does_not_know_still_refuses(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    # A newer igor (another chat platform) wrote it: nobody here is its holder, so it holds.
+    text = OLD_LOCK.replace('"via":"chat"', '"via":"teams"')
+    lock = Lock.loads(text)
+    assert lock is not None and lock.holder.via == "unknown"
+    assert not lock.held_by(Person.in_shell("alice@laptop"))
+    assert not lock.held_by(Person.of_record("teams", "alice@laptop"))
+    uid = stack_uid("blog", "production")
+    later = clock.datetime() + timedelta(hours=1)
+    text = text.replace('"uid":"s1"', f'"uid":"{uid}"').replace(
+        '"expires_at":"2026-12-02T10:00:00+00:00"', f'"expires_at":"{later.isoformat()}"'
+    )
+    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
+    store = env.state_for_change()
+    assert store is not None
+    assert store.claim(f"lock:{uid}", text, 3600.0)
+    ran = igor("deploy", "-s", "blog", "-e", "production")
+    assert ran.exit_code != 0 and "is locked by someone (teams:alice@laptop)" in ran.stderr
+    assert posts(sim) == 0
 
 
 def test_a_forced_unlock_notice_keeps_its_words() -> None:

@@ -99,9 +99,8 @@ class Lock:
         try:
             data = json.loads(text)
             stack = data["stack"]
-            holder = Person.from_words(str(data["holder"]["via"]), str(data["holder"]["user"]))
-            if holder is None:  # a way in this igor does not know: not a lock it can read
-                return None
+            # A way in this igor does not know (a newer igor's) still holds the lock.
+            holder = Person.of_record(str(data["holder"]["via"]), str(data["holder"]["user"]))
             place = data.get("place") or {}  # records written before igor kept it have none
             return cls(
                 str(stack["uid"]), str(stack["name"]), str(stack["environment"]),
@@ -195,7 +194,7 @@ class ForcedUnlock:
             lock = Lock.loads(json.dumps(data["lock"]))
             if lock is None:
                 return None
-            by = Person.from_words(str(data["by"]["via"]), str(data["by"]["user"]))
+            by = Person.of_record(str(data["by"]["via"]), str(data["by"]["user"]))
             if by is None:
                 return None
             return cls(lock, by, str(data.get("reason") or ""),
