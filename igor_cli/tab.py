@@ -32,15 +32,25 @@ SHELLS = ("bash", "zsh", "fish")
 # -- answering a TAB ----------------------------------------------------------------
 
 
-def answer_request(out: TextIO | None = None) -> int:
+def answer_request(out: TextIO | None = None, *, fast: bool = True) -> int:
     """Answer one TAB (`_IGOR_COMPLETE=complete_<shell>`): print the candidates, return 0.
 
-    Anything else in `_IGOR_COMPLETE` (`source_bash`, other shells) goes to
-    typer, which knows it.
+    From the completion index with the standard library alone when it is there and
+    current (`tab_index`, unless `fast` is False), else from the command definitions,
+    after which the index is written for the next TAB. Anything else in
+    `_IGOR_COMPLETE` (`source_bash`, other shells) goes to typer, which knows it.
     """
+    action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
+    if fast and action == "complete" and shell in SHELLS:
+        from igor_cli.tab_index import answer
+
+        said = answer(shell)
+        if said is not None:
+            (out or sys.stdout).write(said + "\n")
+            return 0
+
     from igor_cli.cli import app
 
-    action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
     if action == "source" and shell in SHELLS:  # the script itself: igor's, not typer's
         (out or sys.stdout).write(script(shell))
         return 0
@@ -53,7 +63,146 @@ def answer_request(out: TextIO | None = None) -> int:
     # The group converts a command's signature only when it is named.
     completer = _completers(app)[shell](group(), {}, app.info.name or "igor", COMPLETE_VAR)
     (out or sys.stdout).write(completer.complete() + "\n")
+    refresh_index()
     return 0
+
+
+# -- the completion index -------------------------------------------------------------
+
+
+def refresh_index() -> None:
+    """Write the completion index (`tab_index`) unless the one there is current."""
+    from igor_cli import tab_index
+    from igor_cli.config import ConfigError, Environment
+
+    environ = {k: v for k, v in os.environ.items() if k != "IGOR_API_URL"}
+    env = Environment(environ=environ)  # IGOR_API_URL is read at each TAB
+    cache_dir = str(env.cache_dir())
+    if tab_index.read(cache_dir) is not None:
+        return
+    try:
+        api_url: str | None = env.api_url()
+    except ConfigError:
+        api_url = None  # no stack completes until it is fixed, as on the full path
+    try:
+        index = {**tab_index.stamp(cache_dir, str(env.config_path())), **index_of_commands()}
+    except Exception:  # the index only saves time: building it must never cost the TAB
+        return
+    tab_index.write(cache_dir, {**index, "api_url": api_url})
+
+
+def index_of_commands() -> dict[str, Any]:
+    """What a TAB needs of igor's command definitions: each command's options and
+    arguments, how their values complete, its short help; the root's options."""
+    from igor_cli.cli import app, group
+
+    prog = app.info.name or "igor"
+    root = group()
+    ctx = _context(root, prog, [], None)
+    root_spec = _command_spec(root, ctx, group=True)
+    commands = {}
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        if command is None:
+            continue
+        spec = _command_spec(command, _context(command, name, [], ctx), group=False)
+        commands[name] = {
+            **spec,
+            "hidden": bool(command.hidden),
+            "help": command.get_short_help_str(),
+        }
+    return {"root": root_spec, "commands": commands}
+
+
+def _command_spec(command: Command, ctx: Context, *, group: bool) -> dict[str, Any]:
+    from typer.core import TyperGroup
+
+    params = [_param_spec(param) for param in command.get_params(ctx)]
+    # What the index's parser reads as click does: a group stops at its command's name,
+    # a command takes options and arguments in any order, and nothing unknown.
+    usual = (
+        isinstance(command, TyperGroup) == group
+        and ctx.allow_interspersed_args != group
+        and (group or not ctx.allow_extra_args)
+        and not ctx.ignore_unknown_options
+    )
+    return {"params": params, "unusual": not usual or any(p["unusual"] for p in params)}
+
+
+def _param_spec(param: Any) -> dict[str, Any]:
+    from typer.core import TyperArgument, TyperOption
+
+    option = isinstance(param, TyperOption)
+    flag = option and bool(param.is_flag or param.count)
+    unusual = (
+        not (option or isinstance(param, TyperArgument))
+        or param.nargs != 1
+        or (flag and param.multiple)
+        or bool(getattr(param, "_flag_needs_value", False))
+    )
+    return {
+        "kind": "option" if option else "argument",
+        "name": param.name,
+        "opts": list(param.opts),
+        "secondary": list(param.secondary_opts),
+        "help": getattr(param, "help", None),
+        "hidden": bool(getattr(param, "hidden", False)),
+        "flag": flag,
+        "multiple": bool(param.multiple),
+        "bare": getattr(param, "igor_bare_value", None) is not None,
+        "unusual": unusual,
+        "complete": _completion_of(param),
+    }
+
+
+def _completion_of(param: Any) -> Any:
+    """How a parameter's values complete: None (nothing), the kind of an igor completer
+    ("stacks", ...), the values of a completer that takes nothing, or "unknown" (the
+    index cannot answer: the full path does)."""
+    import inspect
+
+    from igor_cli.tab_index import COMPLETERS
+
+    custom = getattr(param, "_custom_shell_complete", None)
+    if custom is None:
+        described = getattr(param, "type_descriptor", None)
+        choice = described is not None and (described.is_choice or described.is_file)
+        return "unknown" if choice else None
+    given = _given_completer(custom)
+    if given is None:
+        return "unknown"
+    if given.__module__.startswith("igor_cli.") and given.__name__ in COMPLETERS:
+        return COMPLETERS[given.__name__]
+    if inspect.signature(given).parameters:
+        return "unknown"
+    return [[c, ""] if isinstance(c, str) else [c[0], c[1]] for c in given()]
+
+
+def _given_completer(custom: Any, depth: int = 3) -> Any:
+    """The function igor gave typer as `autocompletion`, inside typer's wrappers."""
+    for cell in getattr(custom, "__closure__", None) or ():
+        try:
+            found = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if not _is_function(found):
+            continue
+        if found.__module__.split(".")[0] != "typer":
+            import inspect
+
+            return inspect.unwrap(found)  # typer's wrapper wears the function's name
+        if depth > 0:
+            inner = _given_completer(found, depth - 1)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _is_function(value: Any) -> bool:
+    """Whether `value` is a plain Python function (a closure's cell may hold anything)."""
+    import types
+
+    return isinstance(value, types.FunctionType)
 
 
 def _converted(app: typer.Typer, commands: list[Any]) -> Command:
@@ -85,6 +234,7 @@ def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
     from igor_cli.cli import resolve_incomplete
+    from igor_cli.tab_index import one_line, zsh_escape
 
     class Fast:
         cli: Command
@@ -110,38 +260,16 @@ def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
             """`"value":"help"`, escaped for zsh as typer does."""
             if not item.help:
                 return super().format_completion(item)
-            return f'"{_zsh_escape(item.value)}":"{_zsh_escape(_one_line(item.help))}"'
+            return f'"{zsh_escape(item.value)}":"{zsh_escape(one_line(item.help))}"'
 
     class Fish(Fast, FishComplete):
         def format_completion(self, item: CompletionItem) -> str:
             """`value<TAB>help`."""
             if not item.help:
                 return super().format_completion(item)
-            return f"{item.value}\t{_one_line(item.help)}"
+            return f"{item.value}\t{one_line(item.help)}"
 
     return {"bash": Bash, "zsh": Zsh, "fish": Fish}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _zsh_escape(text: str) -> str:
-    """Text for `"..."` inside the single-quoted `_arguments '...'` the script evals.
-
-    typer's escaping, but for the apostrophe: typer writes `''`, which zsh reads
-    as the end and restart of the quote, so "stack's" became "stacks". `'\\''`
-    closes the quote, adds an escaped apostrophe and reopens it.
-    """
-    for character, escaped in (
-        ('"', '""'),
-        ("'", "'\\''"),
-        ("$", "\\$"),
-        ("`", "\\`"),
-        (":", r"\\:"),
-    ):
-        text = text.replace(character, escaped)
-    return text
 
 
 def _context(command: Command, name: str, words: list[str], parent: Context | None) -> Context:
