@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from igor_cli import tab_index
+
 if TYPE_CHECKING:
     import typer
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
 
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.
-SANDBOX_KEY = "(sandbox)"
+SANDBOX_KEY = tab_index.SANDBOX_KEY
 # How long a listing is trusted to say a name is unique without `-e` (deploy, cancel).
 FRESH_SECONDS = 600.0
 # The same listing again within this time does not rewrite the file (the bot lists
@@ -47,9 +49,7 @@ def cache_file(env: Environment, key: str) -> Path:
     """The cache file for one API: a readable name, the key itself inside."""
     # Two URLs that differ only in punctuation share a file name; `load` checks
     # the key stored inside, so their stacks still never mix.
-    from igor_cli.tab_index import cache_name
-
-    return env.cache_dir() / "completion" / cache_name(key)
+    return env.cache_dir() / "completion" / tab_index.cache_name(key)
 
 
 def orders_file(env: Environment) -> Path:
@@ -165,9 +165,7 @@ def load(env: Environment, key: str) -> dict[str, Any]:
 
 
 def _entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from igor_cli.tab_index import well_formed
-
-    return well_formed(data)
+    return tab_index.well_formed(data)
 
 
 # -- what TAB offers --------------------------------------------------------------
@@ -187,9 +185,7 @@ def _cached_stacks(ctx: typer.Context) -> list[dict[str, Any]]:
 
 def _typed(ctx: typer.Context, name: str) -> str:
     """An option's value as typed on the line so far ("" when absent), folded."""
-    from igor_cli.tab_index import typed
-
-    return typed(ctx.params.get(name))
+    return tab_index.typed(ctx.params.get(name))
 
 
 # The candidates are computed in tab_index, which answers most TABs without typer.
@@ -197,21 +193,15 @@ def _typed(ctx: typer.Context, name: str) -> str:
 
 def stack_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Stack names starting with what was typed, with their environments as help."""
-    from igor_cli import tab_index
-
     return tab_index.stack_names(_cached_stacks(ctx), _typed(ctx, "environment"), incomplete)
 
 
 def environments(ctx: typer.Context, incomplete: str) -> list[str]:
     """Environments, narrowed to those of the stack already typed with -s."""
-    from igor_cli import tab_index
-
     return tab_index.environments(_cached_stacks(ctx), _typed(ctx, "stack"), incomplete)
 
 
 def services(ctx: typer.Context, incomplete: str) -> list[str]:
     """Services of the stack already typed with -s (those igor has seen)."""
-    from igor_cli import tab_index
-
     stack, environment = _typed(ctx, "stack"), _typed(ctx, "environment")
     return tab_index.services(_cached_stacks(ctx), stack, environment, incomplete)

@@ -4,7 +4,9 @@ A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so
 typer's generic scripts work too). `answer_request` answers it from the same
 command definitions as typer does, but without typer's value coercion, which
 imports pydantic and would double the time a TAB takes (SPEC section 8). The
-candidates come from `completion.py` (the local cache). The scripts in
+candidates come from `completion.py` (the local cache). Most TABs never get
+here: `tab_index.py` answers them with the standard library alone from an index
+of the command definitions that `refresh_index` writes. The scripts in
 `completions/` are written by `python -m igor_cli.tab generate completions/`;
 `igor completion SHELL` prints one, `--install` writes it for the shell to load.
 """
