@@ -40,8 +40,13 @@ def _version() -> int:
     try:
         sys.stdout.write(version_text() + "\n")
         sys.stdout.flush()
-    except BrokenPipeError:  # `igor --version | true`: nothing to say to anyone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as error:  # a full disk, a reader gone: said as every command says it
+        from igor_cli.terminal import _os_error
+
+        code = _os_error(error)
+        if code is None:
+            raise
+        return code
     return 0
 
 
