@@ -449,8 +449,8 @@ def _looks_an_hour(policy: Any, loops: int) -> int:
     """How many times one loop looks at a deployment that runs for an hour (simulated time)."""
     import dataclasses
 
-    from igor_cli.actions import follow
-    from igor_cli.cloud66 import AsyncAction
+    from igor_cli.cloud66.models import AsyncAction
+    from igor_cli.core.follow import follow
 
     now = [0.0]
 

@@ -187,7 +187,7 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
 class WorkerWatch:
     """Samples the bot's Cloud 66 workers: the most that ever held deploys of one stack.
 
-    A worker holds a deploy while `actions.deploy` is on its stack, running or
+    A worker holds a deploy while `features.deploy.deploy` is on its stack, running or
     waiting for anything; sampled every millisecond, so a lower bound of the peak.
     """
 
@@ -224,7 +224,9 @@ class WorkerWatch:
 def _deploying(frame: Any) -> str:
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "deploy" and code.co_filename.endswith("actions.py"):
+        if code.co_name == "deploy" and code.co_filename.endswith(
+            ("features/deploy.py", "features\\deploy.py")
+        ):
             request = frame.f_locals.get("request")
             return str(getattr(request, "stack", "")).strip().casefold()
         frame = frame.f_back

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from igor_cli.actions import Origin
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.config import now_utc
-from igor_cli.locks import UnlockRequest, release_lock, take_lock
+from igor_cli.features.locks import UnlockRequest, release_lock, take_lock
+from igor_cli.identity import Origin
 from igor_cli.state import Store, open_store
 
 ROUNDS = 300
@@ -59,7 +59,7 @@ def _p(values: list[float], percent: int) -> float:
 def _measure(name: str, store: Store, round_trip: Callable[[], object]) -> bool:
     stack = Stack.from_api({"uid": "bench-uid", "name": "shop", "environment": "production"})
     holder = Origin("cli", "bench@host")
-    unlock = UnlockRequest("shop", "production")
+    unlock = UnlockRequest(stack="shop", environment="production")
 
     def take_and_release() -> None:
         taken = take_lock(store, stack, holder, "benchmark", 60, now_utc())

@@ -29,21 +29,16 @@ def main() -> None:
     sys.exit(code)
 
 
-def version_text() -> str:
-    """What `igor --version` prints (the full path's `--version` says the same)."""
-    from igor_cli import __version__
-
-    return f"igor {__version__}"
-
-
 def _version() -> int:
+    from igor_cli import version_text
+
     try:
         sys.stdout.write(version_text() + "\n")
         sys.stdout.flush()
     except OSError as error:  # a full disk, a reader gone: said as every command says it
-        from igor_cli.terminal import _os_error
+        from igor_cli.terminal import say_os_error
 
-        code = _os_error(error)
+        code = say_os_error(error)
         if code is None:
             raise
         return code

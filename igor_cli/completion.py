@@ -23,7 +23,7 @@ from igor_cli import tab_index
 if TYPE_CHECKING:
     import typer
 
-    from igor_cli.cloud66 import Service, Stack
+    from igor_cli.cloud66.models import Service, Stack
     from igor_cli.config import Environment
 
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.

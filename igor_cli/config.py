@@ -493,7 +493,13 @@ TABLES = ValueType(
 # checked by chat/guard.py, which can say which rule is wrong.
 CONFIG_SCHEMA: dict[str, dict[str, ValueType]] = {
     "cloud66": {"api_url": STRING},
-    "tokens": {"cloud66": STRING, "slack-bot": STRING, "slack-app": STRING, "signing-key": STRING},
+    "tokens": {
+        "cloud66": STRING,
+        "slack-bot": STRING,
+        "slack-app": STRING,
+        "slack-signing": STRING,
+        "signing-key": STRING,
+    },
     "slack": {
         "allow": TABLES,
         "confirm": STRINGS,

@@ -12,8 +12,8 @@ from igor_cli.errors import IgorError
 if TYPE_CHECKING:
     import requests
 
-    from igor_cli.cloud66 import Cloud66Client
-    from igor_cli.paging import SharedReads
+    from igor_cli.cloud66.client import Cloud66Client
+    from igor_cli.cloud66.paging import SharedReads
     from igor_cli.sandbox import Simulator
 
 
@@ -83,7 +83,7 @@ def shared_session(env: Environment) -> requests.Session:
         return session
     with env.lock:
         if env.session is None:
-            from igor_cli.cloud66 import new_session
+            from igor_cli.cloud66.client import new_session
 
             env.session = new_session()
         session = env.session
@@ -102,8 +102,8 @@ def shared_reads(env: Environment) -> SharedReads:
         return found
     with env.lock:
         if env.recent_deployments is None:
+            from igor_cli.cloud66.paging import ListOrders, SharedReads
             from igor_cli.completion import orders_file
-            from igor_cli.paging import ListOrders, SharedReads
 
             env.recent_deployments = SharedReads(env.monotonic, ListOrders(orders_file(env)))
         shared: SharedReads = env.recent_deployments
@@ -117,7 +117,7 @@ def open_client(env: Environment, token: str | None = None) -> Cloud66Client:
     stored with `igor register` takes effect at once). The client borrows the
     run's connection pool: closing it leaves the pool open.
     """
-    from igor_cli.cloud66 import Cloud66Client, RetryPolicy
+    from igor_cli.cloud66.client import Cloud66Client, RetryPolicy
     from igor_cli.completion import StackCache
 
     if env.in_sandbox:

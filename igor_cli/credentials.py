@@ -26,6 +26,8 @@ class TokenKind(Enum):
     CLOUD66 = ("IGOR_CLOUD66_TOKEN", "cloud66", "Cloud 66 personal access token", "")
     SLACK_BOT = ("SLACK_BOT_TOKEN", "slack-bot", "Slack bot token (xoxb-)", "xoxb-")
     SLACK_APP = ("SLACK_APP_TOKEN", "slack-app", "Slack app-level token (xapp-)", "xapp-")
+    # Slack signs each request of HTTP mode with it (`igor serve --http`); never sent.
+    SLACK_SIGNING = ("SLACK_SIGNING_SECRET", "slack-signing", "Slack signing secret", "")
     # Signs the confirmation buttons; every replica of the bot needs the same one.
     SIGNING_KEY = ("IGOR_SIGNING_KEY", "signing-key", "confirmation signing key", "")
 
@@ -91,7 +93,10 @@ def check_shape(kind: TokenKind, token: str) -> str:
     if not kind.prefix and looks_like:
         raise UsageProblem(
             f"That looks like {looks_like}, not a {kind.description}.",
-            "Create one in Cloud 66 under Account, Authorized Applications, Personal Access Token.",
+            "Copy it from your Slack app's Basic Information page, under App Credentials."
+            if kind is TokenKind.SLACK_SIGNING
+            else "Create one in Cloud 66 under Account, Authorized Applications, Personal Access "
+            "Token.",
         )
     return token
 
@@ -305,7 +310,7 @@ def shape_problem(kind: TokenKind, token: str) -> str:
         return f"does not start with {kind.prefix}" + (
             f" (it looks like {looks_like})" if looks_like else ""
         )
-    if kind is TokenKind.CLOUD66 and looks_like:
+    if kind in (TokenKind.CLOUD66, TokenKind.SLACK_SIGNING) and looks_like:
         return f"looks like {looks_like}, not a {kind.description}"
     return ""
 

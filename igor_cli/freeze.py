@@ -5,7 +5,7 @@ stacks), a window and a message. A window recurs weekly (`from = "Fri 16:00"`,
 `until = "Mon 08:00"`, in `timezone`) or runs between two dates (`from =
 2026-12-20`, `until = 2027-01-04`: a date alone means the start of that day).
 During a freeze every change to a matching stack is refused, naming the window
-and when it ends (`actions.guard_change`, which every change passes), unless
+and when it ends (`core.perform.guard_change`, which every change passes), unless
 the requester breaks the glass: `--break-glass --reason TEXT`, allowed only to
 the people the freeze names in `break_glass` (Slack user IDs, or `user@host`
 for a shell), and recorded in the state store.

@@ -27,6 +27,11 @@ FOLLOW_EVENT_FIELDS = (
 )  # fmt: skip
 
 
+def with_follow_events(*fields: str) -> tuple[str, ...]:
+    """A command's fields, and those of the events it prints while following."""
+    return tuple(dict.fromkeys((*fields, *FOLLOW_EVENT_FIELDS)))
+
+
 class BadJsonRequest(IgorError):
     """A field list or jq expression igor cannot use; its message says why. Found while
     parsing, it is a usage error; a filter that fails on the data itself, a failure."""

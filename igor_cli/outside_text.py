@@ -3,7 +3,7 @@
 Typed values (a `--ref`, a `--reason`, a stack's name) go to Cloud 66 as they are
 and into questions someone approves: one that holds a character nobody can see (a
 zero-width space) or one that turns text around (a bidirectional control) reads as
-something it is not, so it is refused when the command is parsed (`cli.py`, for the
+something it is not, so it is refused when the command is parsed (`cli_typer.py`, for the
 shell and chat alike). Text igor shows (a teammate's lock reason, a stack's name or
 `triggered_by` from Cloud 66, a project file's values) reaches a terminal without
 control characters (`printable`): no escape sequence of someone else's may retitle

@@ -53,6 +53,11 @@ def verify(kind: TokenKind, token: str, env: Environment) -> str:
     if kind is TokenKind.SLACK_APP:
         check_app_token(token, env)
         return "Socket Mode connections allowed"
+    if kind is TokenKind.SLACK_SIGNING:
+        return (
+            "Slack has no way to check it; with a wrong one, igor serve --http refuses "
+            "every request and says so in its log"
+        )
     return "no service to check it with"
 
 
@@ -108,6 +113,10 @@ WHERE_TO_MAKE = {
     TokenKind.SLACK_APP: (
         "Make one on your Slack app's Basic Information page at https://api.slack.com/apps, "
         "under App-Level Tokens, with the scope connections:write."
+    ),
+    TokenKind.SLACK_SIGNING: (
+        "It is on your Slack app's Basic Information page at https://api.slack.com/apps, "
+        "under App Credentials (Signing Secret)."
     ),
 }
 
@@ -209,6 +218,7 @@ def doctor(env: Environment) -> tuple[list[Check], ExitCode]:
     if slack.ok is not False:
         for kind in (TokenKind.SLACK_BOT, TokenKind.SLACK_APP):
             checks.append(_token_check(env, kind, required=False)[0])
+    checks.append(_slack_signing_check(env))
     checks.append(_signing_key_check(env))
     checks.extend(_rules_checks(env))
     checks.extend(_state_checks(env))
@@ -278,6 +288,25 @@ def _slack_scopes(scopes: tuple[str, ...] | None) -> tuple[str, bool]:
     return f"scopes: {', '.join(scopes)}", True
 
 
+def _slack_signing_check(env: Environment) -> Check:
+    """HTTP mode's signing secret: where it comes from (Slack has no method to check it)."""
+    kind = TokenKind.SLACK_SIGNING
+    try:
+        found = find_token(kind, env)
+    except IgorError as error:  # malformed where it was set
+        return Check(kind.description, False, error.message, {"source": None})
+    if found is None:
+        return Check(kind.description, None, "missing (only igor serve --http needs it; set "
+                     f"{kind.variable} or run `igor register --slack --http`)",
+                     {"source": None})  # fmt: skip
+    where = f"from {found.source}" + (
+        f" ({kind.variable})" if found.source == "environment" else ""
+    )
+    return Check(kind.description, True, f"{where}, {found.masked}: set (Slack has no method "
+                 "to check it; a wrong one shows as refused requests in igor serve --http's "
+                 "log)", {"source": found.source})  # fmt: skip
+
+
 def _signing_key_check(env: Environment) -> Check:
     name = TokenKind.SIGNING_KEY.description
     try:
@@ -341,6 +370,8 @@ def _token_check(env: Environment, kind: TokenKind, *, required: bool) -> tuple[
         return Check(name, False, error.message), error.exit_code
     if found is None:
         why = "igor list needs it" if required else "only igor serve needs it"
+        if kind is TokenKind.SLACK_APP:
+            why = "only igor serve needs it, over Socket Mode; not with --http"
         hint = f"set {kind.variable} or run `igor register{' --slack' if not required else ''}`"
         if keyring_problem():  # register cannot store it until the keyring setting is fixed
             hint = f"set {kind.variable}, or fix the keyring and run igor register"

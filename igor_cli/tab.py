@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import typer
 
-    from igor_cli.cli import Command, CompletionItem, Context, ShellComplete
+    from igor_cli.cli_typer import Command, CompletionItem, Context, ShellComplete
     from igor_cli.config import Environment
-    from igor_cli.setup_commands import CompletionRequest
 
 COMPLETE_VAR = "_IGOR_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -51,12 +50,13 @@ def answer_request(out: TextIO | None = None, *, fast: bool = True) -> int:
             (out or sys.stdout).write(said + "\n")
             return 0
 
-    from igor_cli.cli import app
+    from igor_cli.cli import app, load_every_family
 
     if action == "source" and shell in SHELLS:  # the script itself: igor's, not typer's
         (out or sys.stdout).write(script(shell))
         return 0
     if action != "complete" or shell not in SHELLS:
+        load_every_family()  # typer converts every command itself
         app(prog_name=app.info.name or "igor")  # typer's protocol: prints, then exits
         return 0
 
@@ -94,148 +94,31 @@ def refresh_index() -> None:
 
 
 def index_of_commands() -> dict[str, Any]:
-    """What a TAB needs of igor's command definitions: each command's options and
-    arguments, how their values complete, its short help; the root's options."""
-    from igor_cli.cli import app, group
-
-    prog = app.info.name or "igor"
-    root = group()
-    ctx = _context(root, prog, [], None)
-    root_spec = _command_spec(root, ctx, group=True)
-    commands = {}
-    for name in root.list_commands(ctx):
-        command = root.get_command(ctx, name)
-        if command is None:
-            continue
-        spec = _command_spec(command, _context(command, name, [], ctx), group=False)
-        commands[name] = {
-            **spec,
-            "hidden": bool(command.hidden),
-            "help": command.get_short_help_str(),
-        }
-    return {"root": root_spec, "commands": commands}
-
-
-def _command_spec(command: Command, ctx: Context, *, group: bool) -> dict[str, Any]:
-    from typer.core import TyperGroup
-
-    params = [_param_spec(param) for param in command.get_params(ctx)]
-    # What the index's parser reads as click does: a group stops at its command's name,
-    # a command takes options and arguments in any order, and nothing unknown.
-    usual = (
-        isinstance(command, TyperGroup) == group
-        and ctx.allow_interspersed_args != group
-        and (group or not ctx.allow_extra_args)
-        and not ctx.ignore_unknown_options
-    )
-    return {"params": params, "unusual": not usual or any(p["unusual"] for p in params)}
-
-
-def _param_spec(param: Any) -> dict[str, Any]:
-    from typer.core import TyperArgument, TyperOption
-
-    option = isinstance(param, TyperOption)
-    flag = option and bool(param.is_flag or param.count)
-    unusual = (
-        not (option or isinstance(param, TyperArgument))
-        or param.nargs != 1
-        or (flag and param.multiple)
-        or bool(getattr(param, "_flag_needs_value", False))
-    )
-    return {
-        "kind": "option" if option else "argument",
-        "name": param.name,
-        "opts": list(param.opts),
-        "secondary": list(param.secondary_opts),
-        "help": getattr(param, "help", None),
-        "hidden": bool(getattr(param, "hidden", False)),
-        "flag": flag,
-        "multiple": bool(param.multiple),
-        "bare": getattr(param, "igor_bare_value", None) is not None,
-        "unusual": unusual,
-        "complete": _completion_of(param),
-    }
-
-
-def _completion_of(param: Any) -> Any:
-    """How a parameter's values complete: None (nothing), the kind of an igor completer
-    ("stacks", ...), the values of a completer that takes nothing, or "unknown" (the
-    index cannot answer: the full path does)."""
-    import inspect
-
+    """What a TAB needs of igor's command definitions (`cli_typer.completion_index`): every
+    family's commands, so every family is imported (on the full path only, once per index)."""
+    from igor_cli.cli import app, group, load_every_family
+    from igor_cli.cli_typer import completion_index
     from igor_cli.tab_index import COMPLETERS
 
-    custom = getattr(param, "_custom_shell_complete", None)
-    if custom is None:
-        described = getattr(param, "type_descriptor", None)
-        choice = described is not None and (described.is_choice or described.is_file)
-        return "unknown" if choice else None
-    given = _given_completer(custom)
-    if given is None:
-        return "unknown"
-    if given.__module__.startswith("igor_cli.") and given.__name__ in COMPLETERS:
-        return COMPLETERS[given.__name__]
-    if inspect.signature(given).parameters:
-        return "unknown"
-    return [[c, ""] if isinstance(c, str) else [c[0], c[1]] for c in given()]
-
-
-def _given_completer(custom: Any, depth: int = 3) -> Any:
-    """The function igor gave typer as `autocompletion`, inside typer's wrappers."""
-    for cell in getattr(custom, "__closure__", None) or ():
-        try:
-            found = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if not _is_function(found):
-            continue
-        if found.__module__.split(".")[0] != "typer":
-            import inspect
-
-            return inspect.unwrap(found)  # typer's wrapper wears the function's name
-        if depth > 0:
-            inner = _given_completer(found, depth - 1)
-            if inner is not None:
-                return inner
-    return None
-
-
-def _is_function(value: Any) -> bool:
-    """Whether `value` is a plain Python function (a closure's cell may hold anything)."""
-    import types
-
-    return isinstance(value, types.FunctionType)
-
-
-def _converted(app: typer.Typer, commands: list[Any]) -> Command:
-    """`app` as click commands, with only `commands` of those registered.
-
-    typer converts every command, aliases included, from its signature: most
-    of the time a TAB would take.
-    """
-    import copy
-
-    import typer.main
-
-    # A shallow copy: the app itself, as the command line uses it, is untouched.
-    part = copy.copy(app)
-    part.registered_commands = commands
-    return typer.main.get_command(part)
+    load_every_family()
+    return completion_index(group(), app.info.name or "igor", COMPLETERS)
 
 
 def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
     """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
-    typed = _context(root, prog_name, list(args), None)._protected_args
+    from igor_cli.cli import load_every_family
+    from igor_cli.cli_typer import converted, unconverted_context
+
+    typed = unconverted_context(root, prog_name, list(args), None)._protected_args
     if typed:
         return root  # it converts the command typed, and only that one
-    return _converted(app, [i for i in app.registered_commands if not i.hidden])
+    load_every_family()  # the names of every command are offered
+    return converted(app, [i for i in app.registered_commands if not i.hidden])
 
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     """typer's classes for each shell (its protocol), with the costly steps replaced."""
-    from typer._completion_classes import BashComplete, FishComplete, ZshComplete
-
-    from igor_cli.cli import resolve_incomplete
+    from igor_cli.cli_typer import BashComplete, FishComplete, ZshComplete, resolve_incomplete
     from igor_cli.tab_index import one_line, zsh_escape
 
     class Fast:
@@ -274,50 +157,21 @@ def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     return {"bash": Bash, "zsh": Zsh, "fish": Fish}
 
 
-def _context(command: Command, name: str, words: list[str], parent: Context | None) -> Context:
-    """A context for `command` with `words` read into `ctx.params`, as typed.
-
-    What click's `make_context` does, less the conversion of each value:
-    converting is what imports pydantic, and no callback (such as
-    `--version`'s) may run on a TAB.
-    """
-    from typer.core import TyperGroup
-
-    from igor_cli.cli import ParameterSource
-
-    settings = {**command.context_settings, "resilient_parsing": True}
-    ctx = command.context_class(command, info_name=name, parent=parent, **settings)
-    parser = command.make_parser(ctx)
-    opts, rest, _order = parser.parse_args(args=words)
-    for param in command.get_params(ctx):
-        if param.name is None:
-            continue
-        ctx.params[param.name] = opts.get(param.name)
-        if opts.get(param.name) is not None:  # an argument not typed yet is there as None
-            ctx.set_parameter_source(param.name, ParameterSource.COMMANDLINE)
-    ctx._opt_prefixes.update(parser._opt_prefixes)
-    if isinstance(command, TyperGroup) and rest:
-        ctx._protected_args, ctx.args = rest[:1], rest[1:]
-    else:
-        ctx.args = rest
-    return ctx
-
-
 def _parsed(cli: Command, prog_name: str, args: list[str]) -> Context | None:
     """The context of the (sub)command being typed (click's `_resolve_context`, unconverted).
 
     None for an unknown command.
     """
-    from typer.core import TyperGroup
+    from igor_cli.cli_typer import TyperGroup, unconverted_context
 
-    ctx = _context(cli, prog_name, list(args), None)
+    ctx = unconverted_context(cli, prog_name, list(args), None)
     while isinstance(ctx.command, TyperGroup) and ctx._protected_args:
         # Command names are not case-sensitive (IgorGroup.resolve_command).
         name = ctx._protected_args[0].lower()
         sub = ctx.command.get_command(ctx, name)
         if sub is None:
             return None
-        ctx = _context(sub, name, ctx.args, ctx)
+        ctx = unconverted_context(sub, name, ctx.args, ctx)
     return ctx
 
 
@@ -435,11 +289,12 @@ def _prog() -> str:
 # -- igor completion ------------------------------------------------------------------
 
 
-def completion(request: CompletionRequest, env: Environment) -> int:
-    """Print the shell's script, or install it where the shell finds it by itself."""
+def completion(shell: str | None, installing: bool, env: Environment) -> int:
+    """Print the shell's script (`shell`, else $SHELL's), or install it where the shell finds
+    it by itself."""
     from igor_cli.errors import UsageProblem
 
-    shell = request.shell or Path(os.environ.get("SHELL", "")).name
+    shell = shell or Path(os.environ.get("SHELL", "")).name
     if shell not in SHELLS:
         said = f"$SHELL is {shell!r}" if shell else "$SHELL is not set"
         raise UsageProblem(
@@ -447,7 +302,7 @@ def completion(request: CompletionRequest, env: Environment) -> int:
             "Name the shell: `igor completion bash`, `igor completion zsh` or "
             "`igor completion fish`.",
         )
-    if not request.install:
+    if not installing:
         env.out.write(script(shell))
         return 0
     path, step = install(shell)

@@ -37,9 +37,9 @@ SANDBOX_KEY = "(sandbox)"  # completion.SANDBOX_KEY: the sandbox's cache, never 
 _TRUE = {"1", "true", "yes", "on"}  # config.Environment.flag
 # The completers of igor's options, by the name of the function typer was given.
 COMPLETERS = {
-    "_complete_stacks": "stacks",
-    "_complete_environments": "environments",
-    "_complete_services": "services",
+    "complete_stacks": "stacks",
+    "complete_environments": "environments",
+    "complete_services": "services",
 }
 
 

@@ -2,8 +2,8 @@
 
 `main(args, env)` is igor in a shell. It parses with the same command
 definitions as chat (`cli.parse`), then performs: the Cloud 66 commands through
-the shared actions (`--follow` shows live progress until the deployment
-finishes); the shell-only commands (set-up and the bot, `setup_commands.py`)
+the shared `perform` (`--follow` shows live progress until the deployment
+finishes); the shell-only commands (set-up and the bot, `features/setup.py`)
 run themselves. Typed errors become a message and their exit code
 in one place; nothing is "unexpected" but a bug.
 """
@@ -11,7 +11,6 @@ in one place; nothing is "unexpected" but a bug.
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,19 +18,10 @@ from typing import TYPE_CHECKING, Any
 from igor_cli.config import Environment
 
 if TYPE_CHECKING:
-    from igor_cli.actions import FollowPolicy, Request, WatchOutcome
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
+    from igor_cli.core.follow import Followed, FollowPolicy
+    from igor_cli.core.request import Request
     from igor_cli.render.terminal import TerminalRenderer
-    from igor_cli.setup_commands import (
-        ChatRequest,
-        ConfirmResetRequest,
-        DeregisterRequest,
-        DoctorRequest,
-        ManifestRequest,
-        RegisterRequest,
-        ResetRequest,
-        ServeRequest,
-    )
     from igor_cli.targets import Default
 
 
@@ -42,14 +32,9 @@ SANDBOX_NOTE = "Sandbox: igor's built-in Cloud 66 simulator, not your account."
 
 def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line (argv when `args` is None); returns the exit code."""
-    from igor_cli.cli import (
-        Abort,
-        ClickException,
-        CompletionRequested,
-        Exit,
-        HelpRequested,
-        parse,
-    )
+    from typer import Abort, Exit
+
+    from igor_cli.cli import ClickException, CompletionRequested, HelpRequested, parse
 
     env = env or Environment()  # the entry point: nothing below builds its own
     try:
@@ -61,9 +46,8 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
         except Exit as done:  # typer's own eager options
             code = int(done.exit_code)
         except CompletionRequested as asked:  # --install-completion, --show-completion
-            from igor_cli.setup_commands import CompletionRequest
-
-            code = perform(env, CompletionRequest(None, asked.install))
+            words = ["completion", *(["--install"] if asked.install else [])]
+            code = perform(env, parse(words).request)
         except ClickException as problem:
             problem.show()
             words = sys.argv[1:] if args is None else args
@@ -110,20 +94,15 @@ def perform(env: Environment, request: Any) -> int:
     """Perform a request for a person at a terminal; return the exit code.
 
     A shell-only request (set-up, the bot) runs itself; the others go through
-    the shared actions. Typed errors become their message and exit code here.
+    the shared `perform`. Typed errors become their message and exit code here.
     """
-    from igor_cli.actions import Request
+    from igor_cli.core.request import ShellCommand
     from igor_cli.errors import IgorError
 
-    # The shared actions' requests are all Requests; only for the shell-only ones
-    # (setup_commands.py) is that module loaded.
-    if isinstance(request, Request):
-        return run(env, request)
-    run_it = _shell_only().get(type(request))
-    if run_it is None:
+    if not isinstance(request, ShellCommand):
         return run(env, request)
     try:
-        return run_it(request, env)
+        return request.run(env)
     except IgorError as error:
         renderer(env).error(error)
         return int(error.exit_code)
@@ -138,16 +117,16 @@ def renderer(env: Environment) -> TerminalRenderer:
 
 def run(env: Environment, request: Request) -> int:
     """Perform a request, render its outcome, follow a deployment if asked (or watched)."""
-    from igor_cli.actions import DeployOutcome, Origin, WatchOutcome, WatchRequest, following
-    from igor_cli.actions import perform as perform_request
     from igor_cli.completion import StackCache
     from igor_cli.connect import open_client
+    from igor_cli.core.perform import perform as perform_request
+    from igor_cli.core.request import Change
     from igor_cli.errors import ExitCode, IgorError
-    from igor_cli.render.sentences import followed_as
+    from igor_cli.identity import Origin
     from igor_cli.render.terminal import TerminalRenderer
 
     # deploy, rollback and promote take --follow; watch always follows.
-    follows = isinstance(request, WatchRequest) or request.follow
+    follows = request.follows
     # Following with --json writes JSON Lines: one compact event a line.
     renderer = TerminalRenderer(
         env.out, env.err, env.clock(), as_json=request.as_json, lines=follows
@@ -162,18 +141,16 @@ def run(env: Environment, request: Request) -> int:
         return clients[0]
 
     try:
-        outcome = perform_request(connect, request, Origin.of_shell(env), StackCache(env), env)
+        outcome = perform_request(env, connect, request, Origin.of_shell(env), StackCache(env))
         renderer.outcome(outcome, following=follows)
         code = int(outcome.exit_code)
-        watched = None
-        if isinstance(outcome, WatchOutcome) and outcome.followable:
-            watched = outcome
-        elif follows and isinstance(outcome, DeployOutcome) and outcome.posted:
-            watched = following(outcome) if outcome.action_id else None
-            if watched is None:  # the deploy sentence said why; --follow did not happen
-                code = int(ExitCode.FAILED)
+        watched = outcome.to_follow() if follows else None
+        if isinstance(request, Change) and not outcome.posted:
+            watched = None  # a change follows only what it posted (one already running: said)
+        if follows and outcome.posted and watched is None:
+            code = int(ExitCode.FAILED)  # its sentence said why; --follow did not happen
         if watched is not None:
-            code = _follow(env, connect(), watched, renderer, followed_as(outcome))
+            code = _follow(env, connect(), watched, renderer)
     except IgorError as error:
         renderer.error(error)
         code = int(error.exit_code)
@@ -192,9 +169,10 @@ def _interrupted(
     says whether it was asked of Cloud 66, and when it may have been, the command that
     shows what became of it: the deploy may run without anyone watching."""
     from igor_cli.completion import StackCache
+    from igor_cli.core.request import Change
     from igor_cli.errors import ExitCode
 
-    if not request.changes or request.dry_run:
+    if not isinstance(request, Change) or request.dry_run:
         return int(ExitCode.INTERRUPTED)
     sent = next((c.change_sent for c in clients if c.change_sent is not None), None)
     if sent is None:
@@ -204,7 +182,7 @@ def _interrupted(
         return int(ExitCode.INTERRUPTED)
     what, uid = sent
     seen = StackCache(env).named(uid)
-    name, environment = seen if seen is not None else (request.stack or "", request.environment)
+    name, environment = seen if seen is not None else (request.stack, request.environment)
     words = _stack_words(name, environment)
     label = f"{name} ({environment})" if environment else name
     happened = {
@@ -236,7 +214,7 @@ SHELL_QUICK_SECONDS = 60.0
 
 def shell_follow_policy(env: Environment) -> FollowPolicy:
     """How `--follow` looks at a deployment from a shell."""
-    from igor_cli.actions import FollowPolicy
+    from igor_cli.core.follow import FollowPolicy
 
     return FollowPolicy(
         interval=env.follow_interval,
@@ -248,15 +226,10 @@ def shell_follow_policy(env: Environment) -> FollowPolicy:
 
 
 def _follow(
-    env: Environment,
-    client: Cloud66Client,
-    watched: WatchOutcome,
-    renderer: TerminalRenderer,
-    what: str = "",
+    env: Environment, client: Cloud66Client, watched: Followed, renderer: TerminalRenderer
 ) -> int:
-    """Follow a deployment to its end (deploy --follow and watch alike); Ctrl-C leaves it be.
-    `what` names it at the end when it is more than a deploy (a rollback, a promotion)."""
-    from igor_cli.actions import follow, seconds_running
+    """Follow a deployment to its end (deploy --follow and watch alike); Ctrl-C leaves it be."""
+    from igor_cli.core.follow import follow, seconds_running
 
     policy = shell_follow_policy(env)
     already = seconds_running(watched, env.clock())
@@ -278,207 +251,8 @@ def _follow(
         renderer.interrupted(watched)
         return 130
     assert last is not None  # follow always yields at least once
-    renderer.progress_line(watched, last, what)
+    renderer.progress_line(watched, last)
     return int(last.exit_code)
-
-
-# -- the shell-only commands (their requests are in setup_commands.py) ------------
-
-
-@functools.cache
-def _shell_only() -> dict[type, Callable[[Any, Environment], int]]:
-    """Which shell-only request runs how (loaded when a command is performed)."""
-    from igor_cli import setup_commands as requests
-    from igor_cli.tab import completion
-
-    return {
-        requests.ServeRequest: _serve,
-        requests.ChatRequest: _chat,
-        requests.ManifestRequest: _manifest,
-        requests.RegisterRequest: _register,
-        requests.DeregisterRequest: _deregister,
-        requests.DoctorRequest: _doctor,
-        requests.ResetRequest: _reset,
-        requests.ConfirmResetRequest: _confirm_reset,
-        requests.CompletionRequest: completion,
-    }
-
-
-def _serve(request: ServeRequest, env: Environment) -> int:
-    from igor_cli.chat.slack import configure_logging, serve
-
-    configure_logging()
-    return serve(env, report=renderer(env).error)
-
-
-def _chat(request: ChatRequest, env: Environment) -> int:
-    from igor_cli.actions import Origin
-    from igor_cli.chat.console import run_console
-
-    if env.in_sandbox:
-        renderer(env).note(SANDBOX_NOTE)
-
-    return run_console(env, Origin.of_shell(env).user, sys.stdin, env.out)
-
-
-def _manifest(request: ManifestRequest, env: Environment) -> int:
-    import json
-
-    from igor_cli.chat.slack.manifest import manifest
-
-    env.out.write(json.dumps(manifest(request.name), indent=2) + "\n")
-    return 0
-
-
-def _register(request: RegisterRequest, env: Environment) -> int:
-    from igor_cli.credentials import TokenKind, require_keyring
-    from igor_cli.errors import UsageProblem
-    from igor_cli.registration import WHERE_TO_MAKE, register, stored_and_working
-
-    kinds = [TokenKind.SLACK_BOT, TokenKind.SLACK_APP] if request.slack else [TokenKind.CLOUD66]
-    said = renderer(env)
-    require_keyring()  # before asking anything
-    whose = None if request.force else stored_and_working(env, kinds[0])
-    if whose is not None:
-        stored = f"A working {kinds[0].description} is already stored ({whose})"
-        if not env.can_ask:
-            raise UsageProblem(f"{stored}; nothing was changed.", "Add --force to replace it.")
-        if not _ask_yes(env, f"{stored}. Replace it?"):
-            said.note("Nothing was changed.")
-            return 1
-
-    def read(kind: TokenKind) -> str:
-        if request.stdin:
-            return env.input.readline()
-        if not env.can_ask:  # piped in: read it as --stdin does (no echo to turn off)
-            said.note(f"Reading the {kind.description} from standard input.")
-            return env.input.readline()
-        said.note(WHERE_TO_MAKE[kind])
-        return _ask_secret(env, f"{kind.description} (hidden): ")
-
-    for done in register(env, kinds, read):
-        if done.kind is TokenKind.SIGNING_KEY:
-            said.success("Created the confirmation signing key in the keyring.")
-            said.note("Bot replicas on other machines need it too: set IGOR_SIGNING_KEY.")
-            continue
-        said.success(f"Registered the {done.kind.description}: {done.belongs_to}.")
-        if done.shadowed_by_environment:
-            said.note(f"{done.kind.variable} is set and still wins over the keyring.")
-    return 0
-
-
-def _ask_secret(env: Environment, prompt: str) -> str:
-    """A hidden answer from the person at the terminal ("" for Ctrl-D: an empty token)."""
-    if env.stdin is not None:  # a terminal the caller gave (tests, an embedding program)
-        env.err.write(prompt)
-        env.err.flush()
-        return env.input.readline()
-    import getpass
-
-    try:
-        return getpass.getpass(prompt, stream=env.err)
-    except EOFError:
-        env.err.write("\n")
-        return ""
-
-
-def _ask_yes(env: Environment, question: str) -> bool:
-    """Yes only for y or yes; Enter, anything else or Ctrl-D is no."""
-    env.err.write(f"{question} [y/N]: ")
-    env.err.flush()
-    return env.input.readline().strip().lower() in ("y", "yes")
-
-
-def _deregister(request: DeregisterRequest, env: Environment) -> int:
-    from igor_cli.credentials import TokenKind, keyring_get, require_keyring
-    from igor_cli.errors import UsageProblem
-    from igor_cli.registration import deregister
-
-    kinds = [
-        kind
-        for kind in TokenKind
-        if (request.cloud66 and kind is TokenKind.CLOUD66)
-        or (request.slack and kind is not TokenKind.CLOUD66)
-    ] or list(TokenKind)
-    said = renderer(env)
-    require_keyring()
-    stored = [kind for kind in kinds if keyring_get(kind.entry) is not None]
-    if not stored:
-        said.note("No " + " or ".join(kind.description for kind in kinds) + " is stored.")
-        return 0
-    names = _and(["the " + kind.description for kind in stored])
-    if not request.yes:
-        if not env.can_ask:
-            raise UsageProblem(
-                f"igor deregister asks before it removes {names}, and standard input is not "
-                "a terminal: nothing was removed.",
-                "Add --yes to remove without asking.",
-            )
-        if not _ask_yes(env, f"Remove {names} from the keyring?"):
-            said.note("Nothing removed.")
-            return 1
-    for kind, removed in deregister(kinds):
-        if removed:
-            said.success(f"Removed the {kind.description}.")
-        else:
-            said.note(f"No {kind.description} was stored.")
-    return 0
-
-
-def _reset(request: ResetRequest, env: Environment) -> int:
-    from igor_cli.connect import sandbox_state_path, sandbox_url
-    from igor_cli.errors import UsageProblem
-
-    if not env.in_sandbox:
-        raise UsageProblem(
-            "`igor reset` resets the sandbox only; it never touches your Cloud 66 account.",
-            "Run `igor --sandbox reset`.",
-        )
-    sandbox_url(env)  # the simulator, on its state file
-    env.simulator.reset()  # under its file lock: a running `igor --sandbox serve` adopts it
-    renderer(env).success(
-        f"The sandbox is reset: its sample stacks as first seeded ({sandbox_state_path(env)})."
-    )
-    return 0
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _confirm_reset(request: ConfirmResetRequest, env: Environment) -> int:
-    """An operator's word that a store that was reset may be used as it is now."""
-    from igor_cli.state.continuity import clock_time
-
-    store = env.state()
-    before, now = env.continuity(store).confirm()
-    said = renderer(env)
-    if before is now:
-        said.note(f"igor's state store at {store.url} was not reset: nothing to confirm.")
-        return 1
-    if before is None:
-        said.success(f"Marked igor's state store at {store.url}; changes may go on.")
-        return 0
-    noticed = f" (noticed at {clock_time(before.at)} by {before.by})" if before.reset else ""
-    said.success(f"Confirmed the reset of igor's state store at {store.url}{noticed}: "
-                 "changes may go on.")  # fmt: skip
-    said.note("Locks taken before the reset are gone; `igor locks` shows those taken since.")
-    return 0
-
-
-def _doctor(request: DoctorRequest, env: Environment) -> int:
-    from igor_cli.registration import doctor
-
-    checks, code = doctor(env)
-    if request.as_json:
-        found = [{"name": c.name, "ok": c.ok, "detail": c.detail, **c.facts} for c in checks]
-        data = {"ok": code == 0, "exit_code": int(code), "checks": found}
-        env.out.write("".join(line + "\n" for line in request.as_json.lines(data, indent=2)))
-        return int(code)
-    said = renderer(env)
-    for check in checks:
-        said.check(check.name, check.ok, check.detail)
-    return int(code)
 
 
 # -- failures that reach the edge ------------------------------------------------
@@ -494,7 +268,7 @@ def _failed(exc: Exception, env: Environment) -> int:
         with contextlib.suppress(OSError, ValueError):
             renderer(env).error(exc)
         return int(exc.exit_code)
-    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
+    if isinstance(exc, OSError) and (code := say_os_error(exc)) is not None:
         return code
     if os.environ.get("IGOR_DEBUG"):
         _print_scrubbed_traceback(exc, env)
@@ -522,8 +296,9 @@ def _say(line: str) -> None:
         sys.stderr.flush()
 
 
-def _os_error(error: OSError) -> int | None:
-    """What the system refused, said plainly: a full disk, a closed pipe; None if unsure."""
+def say_os_error(error: OSError) -> int | None:
+    """What the system refused, said plainly (a full disk, a closed pipe), and the exit code;
+    None if unsure. The edge of every command, and `igor --version`'s fast path."""
     import errno
     import os
 

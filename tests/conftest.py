@@ -27,13 +27,15 @@ from tests.fakes.terminal import TerminalInput
 
 _CLEARED_PREFIXES = ("IGOR_", "SLACK_", "NO_COLOR", "PYTHON_KEYRING")
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+# The terminal's size: a test that renders a table must not depend on the window it runs in.
+_TERMINAL_SIZE = ("COLUMNS", "LINES")
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    """No test sees the user's config, cache, keyring, tokens or proxies."""
+    """No test sees the user's config, cache, keyring, tokens, proxies or terminal size."""
     for name in list(os.environ):
-        if name.startswith(_CLEARED_PREFIXES) or name.upper() in _PROXIES:
+        if name.startswith(_CLEARED_PREFIXES) or name.upper() in _PROXIES + _TERMINAL_SIZE:
             monkeypatch.delenv(name)
     monkeypatch.setenv("IGOR_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("IGOR_CACHE_DIR", str(tmp_path / "cache"))

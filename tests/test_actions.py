@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from igor_cli.actions import (
-    Origin,
-    Requester,
-    VersionOutcome,
-    VersionRequest,
-    perform,
-    resolve_stack,
-    split_services,
-)
-from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
+from igor_cli.config import Environment
+from igor_cli.core.perform import perform
+from igor_cli.core.resolve import resolve_stack, split_services
 from igor_cli.errors import AmbiguousStack, StackNotFound, UsageProblem
+from igor_cli.features.about import VersionOutcome, VersionRequest
+from igor_cli.identity import Origin, Requester
 
 
 def stack(name: str, environment: str = "production") -> Stack:
@@ -76,4 +72,9 @@ def test_version_needs_no_cloud66() -> None:
     def connect() -> object:
         raise AssertionError("version must not connect")
 
-    assert isinstance(perform(connect, VersionRequest(), Origin("cli", "me")), VersionOutcome)  # type: ignore[arg-type]
+    env = Environment()
+    try:
+        done = perform(env, connect, VersionRequest(), Origin("cli", "me"))  # type: ignore[arg-type]
+    finally:
+        env.close()
+    assert isinstance(done, VersionOutcome)

@@ -309,7 +309,7 @@ def test_the_cancel_command_shown_reads_back_as_the_words_it_names() -> None:
     # A stack name with a space: the command in the report must parse back whole.
     from igor_cli.chat.bypass import Bypass
     from igor_cli.chat.text import normalise, split_words
-    from igor_cli.cloud66 import Deployment, Stack, StackHealth, StackStatus
+    from igor_cli.cloud66.models import Deployment, Stack, StackHealth, StackStatus
     from igor_cli.render.slack import render_bypass
 
     stack = Stack("u9", "Payments Portal", "production", StackStatus.DEPLOYING,

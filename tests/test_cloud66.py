@@ -9,17 +9,15 @@ from typing import Any
 import pytest
 import requests
 
-from igor_cli.cloud66 import (
+from igor_cli.cloud66.client import Cloud66Client, RetryPolicy, new_session
+from igor_cli.cloud66.models import (
     Account,
     AsyncAction,
-    Cloud66Client,
     Deployment,
-    RetryPolicy,
     Service,
     Stack,
     StackHealth,
     StackStatus,
-    new_session,
 )
 from igor_cli.errors import (
     ApiError,
@@ -242,7 +240,7 @@ def test_how_a_deployment_was_started_is_read_from_code_and_meaning(
 
 
 def test_outcomes_are_read_from_code_and_meaning() -> None:
-    from igor_cli.actions import deployment_state
+    from igor_cli.cloud66.activity import deployment_state
 
     for outcome, state in [
         ({"code": 1, "meaning": "success"}, "succeeded"),
@@ -665,7 +663,7 @@ def test_netrc_does_not_replace_the_token(
 def test_the_session_reads_proxies_and_ca_bundles_from_the_environment_once_per_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from igor_cli.cloud66 import new_session
+    from igor_cli.cloud66.client import new_session
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")

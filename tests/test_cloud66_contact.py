@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from igor_cli.cloud66 import Cloud66Client, RetryPolicy
+from igor_cli.cloud66.client import Cloud66Client, RetryPolicy
+from igor_cli.cloud66.paging import MAX_PAGES
 from igor_cli.errors import ApiError, OutcomeUnknown, Unreachable
-from igor_cli.paging import MAX_PAGES
 from tests.fakes.clock import FakeClock
 
 

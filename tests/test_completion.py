@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from igor_cli.cli import app
-from igor_cli.cloud66 import Service, Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Service, Stack, StackHealth, StackStatus
 from igor_cli.completion import StackCache, cache_file, cache_key, load, orders_file
 from igor_cli.config import Environment
 from igor_cli.sandbox import Simulator
@@ -104,7 +104,10 @@ def via_typer(shell: str, line: str) -> list[tuple[str, str]]:
     """Ask typer's own completion, in process (what typer's generic scripts would get)."""
     from typer.completion import completion_init
 
+    from igor_cli.cli import load_every_family
+
     completion_init()  # typer's classes (igor leaves out typer's --install-completion)
+    load_every_family()  # typer converts every command itself, as answer_request lets it
     result = CliRunner().invoke(app, [], env=request(shell, line), prog_name="igor")
     assert result.exit_code == 0, result.output
     answer = result.stdout
@@ -473,8 +476,8 @@ def test_completion_for_an_unknown_shell_says_which_it_knows(
 def test_install_completion_in_chat_installs_nothing(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from igor_cli.actions import Origin
     from igor_cli.chat.bridge import Bridge
+    from igor_cli.identity import Origin
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SHELL", "/bin/bash")
@@ -749,9 +752,21 @@ def loaded_modules(code: str, env: dict[str, str]) -> set[str]:
     return set(ran.stderr.rsplit("MODULES ", 1)[1].split())
 
 
-def heavy(modules: set[str]) -> set[str]:
-    """What a TAB or --version must not load: network, keyring, Slack, rich, the actions."""
-    return {m for m in modules if m.split(".")[0] in _HEAVY or m == "igor_cli.actions"}
+def heavy(modules: set[str], family: str | None = "") -> set[str]:
+    """What a TAB or --version must not load: network, keyring, Slack, rich, the state store,
+    the families of other commands (`family`: the typed command's, which a TAB converts;
+    None: every family, whose commands a TAB on a command's name lists)."""
+    return {
+        m
+        for m in modules
+        if m.split(".")[0] in _HEAVY
+        or (family is not None and m.startswith("igor_cli.state"))
+        or (
+            family is not None
+            and m.startswith("igor_cli.features.")
+            and m != f"igor_cli.features.{family}"
+        )
+    }
 
 
 def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -> None:
@@ -764,19 +779,23 @@ def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -
     assert "typer" not in modules
     modules = loaded_modules(entry.format(", '--help'"), env)
     assert "igor_cli.cli" in modules
-    assert not heavy(modules)
-    # The first TAB reads the command definitions (and writes the completion index);
-    # the next ones read only the index and the cache: no typer, no click, no config.
+    # help lists every command: every family is loaded, and nothing heavy with them
+    assert "igor_cli.features.locks" in modules
+    assert not heavy(modules, None)
+    # The first TAB reads the command definitions and writes the completion index, for
+    # which it loads every family (and nothing heavy with them); the next ones read only
+    # the index and the cache: no typer, no click, no config, no family.
     tab = {**env, **request("bash", "igor deploy -s ")}
     modules = loaded_modules(entry.format(""), tab)
     assert "igor_cli.completion" in modules
-    assert not heavy(modules)
+    assert "igor_cli.features.locks" in modules  # the index has every command
+    assert not heavy(modules, None)
     assert "pydantic" not in modules  # igor_cli/__main__.py hands a TAB to answer_request
     for _ in range(2):
         modules = loaded_modules(entry.format(""), tab)
         assert "igor_cli.tab_index" in modules
         assert not {m for m in modules if m.split(".")[0] in {"typer", "click", "pydantic"}}
-        assert not heavy(modules)
+        assert not heavy(modules)  # no family either
         assert not {"igor_cli.cli", "igor_cli.config", "igor_cli.tab"} & modules
 
 
@@ -789,7 +808,9 @@ def test_igors_answer_to_a_tab_loads_neither_pydantic_nor_rich(
     for line in ("igor de", "igor deploy -s ", "igor deploy -"):
         modules = loaded_modules(code, {**os.environ, **request(shell, line)})
         assert "igor_cli.cli" in modules
-        assert not heavy(modules)
+        # the first line ("igor de") builds the index from every family; the next ones
+        # find it current and convert only the command typed
+        assert not heavy(modules, None if line == "igor de" else "deploy")
         assert not {m for m in modules if m.split(".")[0] == "pydantic"}, line
     # and it leaves the index for the next TAB
     assert (Path(os.environ["IGOR_CACHE_DIR"]) / "completion" / "tab-index.json").is_file()

@@ -273,7 +273,7 @@ def test_bypass_detection_reads_both_forms(worded: Simulator, clock: FakeClock) 
     from datetime import timedelta
 
     from igor_cli.chat.bypass import find_bypasses
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.state.locks import Lock
 
     def lock(name: str) -> Lock:

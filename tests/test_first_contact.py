@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from igor_cli.actions import FollowPolicy, follow
 from igor_cli.chat.console import run_console
 from igor_cli.chat.slack.manifest import bot_scopes, manifest
 from igor_cli.chat.slack.updates import Updater
-from igor_cli.cloud66 import Cloud66Client
+from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment
+from igor_cli.core.follow import FollowPolicy, follow
 from igor_cli.render import sentences
 from igor_cli.render.slack import SlackMessage
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
@@ -342,8 +342,8 @@ def test_following_slows_down_as_the_hourly_budget_runs_out() -> None:
 def test_private_use_characters_from_cloud66_never_become_mentions(
     sim: Simulator, clock: FakeClock
 ) -> None:
-    from igor_cli.actions import Origin
     from igor_cli.chat.bridge import Bridge
+    from igor_cli.identity import Origin
 
     sim.add_stacks(1, prefix="\ue000@U0BOB\ue001")
     bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))

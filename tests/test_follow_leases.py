@@ -10,7 +10,7 @@ import time
 import pytest
 
 from igor_cli.chat.leases import FollowJob
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from tests.conftest import Igor, RunningBot, next_ts, wait_until

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from igor_cli.actions import Origin
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.guard import rules_from_config
 from igor_cli.config import Environment
 from igor_cli.freeze import StackFrozen, freezes_from_config
+from igor_cli.identity import Origin
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from tests.conftest import Igor, RunningBot

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from igor_cli.actions import Origin
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.guard import PendingCommand, Signer, rules_from_config
 from igor_cli.config import Environment
+from igor_cli.identity import Origin
 from igor_cli.sandbox import Simulator
 from tests.conftest import Igor, RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock
@@ -221,9 +221,9 @@ def test_a_replayed_confirmation_finds_its_deployment_past_the_first_page(
 
 
 def _deploy_request(stack: str) -> Any:
-    from igor_cli.actions import DeployRequest
+    from igor_cli.features.deploy import DeployRequest
 
-    return DeployRequest(stack, "production")
+    return DeployRequest(stack=stack, environment="production")
 
 
 def test_a_confirmed_command_must_still_mean_the_same_stack(

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from igor_cli.actions import Origin, PastDeployment, deployment_state
 from igor_cli.chat.bridge import Bridge
-from igor_cli.cloud66 import Deployment
+from igor_cli.cloud66.activity import deployment_state
+from igor_cli.cloud66.models import Deployment
 from igor_cli.config import Environment
+from igor_cli.features.history import PastDeployment
+from igor_cli.identity import Origin
 from igor_cli.render.text import render_text
 from igor_cli.sandbox import Simulator
 from tests.conftest import Igor, RunningBot, rendered

@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 
 from igor_cli import __version__
-from igor_cli.actions import Origin, StackList
 from igor_cli.chat.bridge import Bridge, Reply
 from igor_cli.chat.guard import Signer, rules_from_config
 from igor_cli.config import Environment
+from igor_cli.features.stacks import StackList
+from igor_cli.identity import Origin
 from igor_cli.sandbox import RecordedRequest, Simulator
 from tests.conftest import RunningBot, next_ts, rendered
 from tests.fakes.clock import FakeClock

@@ -67,20 +67,85 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycle({"a": {"b"}, "b": set()}) == []
 
 
-def test_typers_vendored_click_is_imported_in_one_module() -> None:
-    users = sorted(
-        name
-        for name, path in _modules().items()
-        if any(module.startswith("typer._click") for module in _imports(path))
+def _typer_private(path: Path) -> set[str]:
+    """typer's and click's names beyond typer's public API (`typer.Option`, `typer.Context`,
+    ...) that a file uses: an import of one of typer's modules, or of click, or a
+    module reached as an attribute (`typer.main.get_command`)."""
+    used = set()
+    for module in _imports(path):
+        parts = module.split(".")
+        if parts[0] == "click":
+            used.add("click")
+        elif parts[0] == "typer" and len(parts) > 1 and parts[1] in _TYPER_MODULES:
+            used.add(f"typer.{parts[1]}")
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        value = node.value if isinstance(node, ast.Attribute) else None
+        if isinstance(value, ast.Name) and value.id == "typer" and node.attr in _TYPER_MODULES:
+            used.add(f"typer.{node.attr}")
+    return used
+
+
+_TYPER_MODULES = {
+    "_click", "_coercion", "_completion_classes", "_completion_shared", "_types", "_typing",
+    "cli", "colors", "completion", "core", "main", "models", "params", "rich_utils", "utils",
+    "exceptions", "testing",
+}  # fmt: skip
+
+
+def test_typers_private_names_are_used_in_one_module() -> None:
+    users = sorted(name for name, path in _modules().items() if _typer_private(path))
+    assert users == ["igor_cli.cli_typer"], {n: _typer_private(_modules()[n]) for n in users}
+
+
+def test_the_private_names_finder_finds_them(tmp_path: Path) -> None:
+    found = tmp_path / "found.py"
+    found.write_text(
+        "import typer\nfrom typer.core import TyperGroup\nfrom typer._click import echo\n"
+        "def f():\n    return typer.main.get_command\n"
     )
-    assert users == ["igor_cli.cli"]
+    assert _typer_private(found) == {"typer.core", "typer._click", "typer.main"}
+    public = tmp_path / "public.py"
+    public.write_text("import typer\nfrom typer import Abort\nx = typer.Option(None)\n")
+    assert _typer_private(public) == set()
 
 
-def test_the_core_knows_no_slack() -> None:
-    for name in ("igor_cli.actions", "igor_cli.cloud66", "igor_cli.errors", "igor_cli.config"):
+_CORE = ("igor_cli.core", "igor_cli.cloud66", "igor_cli.features", "igor_cli.identity",
+         "igor_cli.errors", "igor_cli.config")  # fmt: skip
+
+
+def test_the_core_and_the_features_know_no_slack() -> None:
+    chosen = [name for name in _modules() if name.startswith(_CORE)]
+    assert {"igor_cli.core.perform", "igor_cli.features.deploy"} <= set(chosen)
+    for name in chosen:
         imported = _imports(_modules()[name])
         slack = {m for m in imported if m.startswith(("slack_sdk", "igor_cli.render.slack"))}
         assert not slack, (name, slack)
+
+
+def test_the_features_draw_nothing_themselves() -> None:
+    # A feature says its outcome (words, facts); the renderers draw it. The set-up family
+    # is the shell's own: it prints through the terminal and starts the bot and the console.
+    for name, path in _modules().items():
+        if not name.startswith(("igor_cli.features", "igor_cli.core")):
+            continue
+        edge = ("igor_cli.render.terminal", "igor_cli.chat")
+        drawing = {
+            m for m in _imports(path)
+            if m.split(".")[0] == "rich"
+            or m.startswith(("igor_cli.render.terminal", "igor_cli.render.slack",
+                             "igor_cli.render.text", "igor_cli.chat"))
+        }  # fmt: skip
+        if name == "igor_cli.features.setup":
+            drawing = {m for m in drawing if not m.startswith(edge)}
+        assert not drawing, (name, drawing)
+
+
+def test_no_product_module_is_over_800_lines() -> None:
+    sizes = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in _modules().items()
+    }
+    assert {name: size for name, size in sizes.items() if size > 800} == {}
 
 
 def test_only_the_slack_adapter_knows_slack_under_chat() -> None:

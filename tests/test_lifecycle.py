@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from igor_cli.actions import StackDeploys, WatchOutcome, last_activity
 from igor_cli.chat.console import run_console
-from igor_cli.cloud66 import Deployment, Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Deployment, Stack, StackHealth, StackStatus
 from igor_cli.config import Environment, os_account
+from igor_cli.features.stacks import StackDeploys, last_activity
+from igor_cli.features.watch import WatchOutcome
 from igor_cli.render.terminal import TerminalRenderer, _TickingLine
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from igor_cli.terminal import main
@@ -395,8 +396,8 @@ def test_watch_in_chat_joins_the_one_poll_loop(
 
 
 def test_without_deployment_ids_a_later_request_never_takes_the_running_ones_name() -> None:
-    from igor_cli.activity import action_running
-    from igor_cli.cloud66 import AsyncAction
+    from igor_cli.cloud66.activity import action_running
+    from igor_cli.cloud66.models import AsyncAction
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
     live = Deployment("7", "dana@example.com", "api", start, None, "in progress", True)

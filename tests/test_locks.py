@@ -10,15 +10,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from igor_cli import actions
-from igor_cli.actions import Origin
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.guard import rules_from_config
 from igor_cli.config import Environment
+from igor_cli.core import perform as core
+from igor_cli.core.request import Change, Outcome, QuestionWords
+from igor_cli.identity import Origin
 from igor_cli.render.text import render_text
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
@@ -199,38 +200,58 @@ def test_the_lock_check_costs_no_extra_cloud66_request(
 # -- any change, whatever its command ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RestartRequest(actions.Request):
+@dataclass(frozen=True, kw_only=True)
+class RestartRequest(Change):
     """A change someone adds later, without a word about locks."""
 
-    changes: ClassVar[bool] = True
-    needs_cloud66: ClassVar[bool] = True
+    def question(self, stack: Any, literal: Any) -> QuestionWords:
+        return QuestionWords(f"restart *{literal(stack.name)}*?", "Restart", "Cancel")
+
+    def act(self, run: Any) -> Restarted:
+        RESTARTED.append(self.stack)
+        return Restarted(self.stack)
+
+
+RESTARTED: list[str] = []  # what a RestartRequest restarted
+
+
+@dataclass(frozen=True)
+class Restarted(Outcome):
     stack: str
-    environment: str | None = None
-    as_json: bool = False
+
+    @property
+    def posted(self) -> bool:
+        return True
+
+    def sentence(self, person: Any, now: Any) -> str:
+        return f"Restarted {self.stack}."
+
+    def facts(self) -> Any:
+        return {"stack": self.stack}
+
+    def tone(self) -> str:
+        return "started"
 
 
 def test_a_new_change_is_held_back_without_knowing_about_locks(
     sim: Simulator, store_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
 
-    ran: list[str] = []
-    actions.ACTIONS[RestartRequest] = lambda run, request: ran.append(request.stack)
+    RESTARTED.clear()
     env = Environment(clock=clock.datetime)
     client = Cloud66Client(sim.token, sim.url)
     try:
         alice, bob = Origin("slack", "U0ALICE"), Origin("slack", "U0BOB")
-        from igor_cli.locks import LockRequest
+        from igor_cli.features.locks import LockRequest
 
-        actions.perform(lambda: client, LockRequest("blog"), alice, env=env)
+        core.perform(env, lambda: client, LockRequest(stack="blog"), alice)
         with pytest.raises(StackLocked, match="locked by Slack user U0ALICE"):
-            actions.perform(lambda: client, RestartRequest("blog"), bob, env=env)
-        assert ran == []
-        actions.perform(lambda: client, RestartRequest("blog"), alice, env=env)
-        assert ran == ["blog"]
+            core.perform(env, lambda: client, RestartRequest(stack="blog"), bob)
+        assert RESTARTED == []
+        core.perform(env, lambda: client, RestartRequest(stack="blog"), alice)
+        assert RESTARTED == ["blog"]
     finally:
-        del actions.ACTIONS[RestartRequest]
         client.close()
         env.close()
 
@@ -312,10 +333,10 @@ def test_the_bot_refuses_a_locked_deploy_and_posts_nothing(
 
 _RACER = """
 import sys
-from igor_cli.actions import Origin
-from igor_cli.cloud66 import Stack
+from igor_cli.identity import Origin
+from igor_cli.cloud66.models import Stack
 from igor_cli.config import now_utc
-from igor_cli.locks import take_lock
+from igor_cli.features.locks import take_lock
 from igor_cli.state import open_store
 
 store = open_store(sys.argv[1])
@@ -439,8 +460,9 @@ def test_two_replicas_that_both_receive_a_post_run_it_once(
 def test_a_change_waits_for_another_igor_changing_the_same_stack(
     sim: Simulator, store_url: str, clock: FakeClock
 ) -> None:
-    from igor_cli.actions import DeployRequest, find_stack
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
+    from igor_cli.core.resolve import find_stack
+    from igor_cli.features.deploy import DeployRequest
     from igor_cli.state.mutex import ChangeInProgress
 
     client = Cloud66Client(sim.token, sim.url)
@@ -450,15 +472,15 @@ def test_a_change_waits_for_another_igor_changing_the_same_stack(
         uid = find_stack(client, "blog", None).uid
         assert other.claim(f"change:{uid}", "other-replica", 60)
         with pytest.raises(ChangeInProgress, match="Another igor is changing"):
-            actions.perform(lambda: client, DeployRequest("blog"), Origin("cli", "me"), env=env)
+            core.perform(env, lambda: client, DeployRequest(stack="blog"), Origin("cli", "me"))
         assert posts(sim) == 0
         assert other.get(f"change:{uid}") == "other-replica"  # not taken from its holder
 
         assert other.release(f"change:{uid}", "other-replica")
         assert other.claim(f"change:{uid}", "other-replica", 0.5)  # finishing soon
         env.change_wait = 10.0
-        outcome = actions.perform(
-            lambda: client, DeployRequest("blog"), Origin("cli", "me"), env=env
+        outcome = core.perform(
+            env, lambda: client, DeployRequest(stack="blog"), Origin("cli", "me")
         )
         assert outcome.exit_code == 0 and posts(sim) == 1
         assert other.items("change:") == {}  # released after the change

@@ -1,4 +1,4 @@
-"""Reading a stack's history from its newest end (igor_cli/paging.py), page by page.
+"""Reading a stack's history from its newest end (igor_cli/cloud66/paging.py), page by page.
 
 A fake list answers pages of numbered entries, newest or oldest first; each test
 counts the pages asked for.
@@ -12,14 +12,7 @@ from typing import Any
 
 import pytest
 
-from igor_cli.paging import (
-    NEWEST,
-    OLDEST,
-    ListOrders,
-    Newest,
-    SharedReads,
-    newest,
-)
+from igor_cli.cloud66.paging import NEWEST, OLDEST, ListOrders, Newest, SharedReads, newest
 
 
 class Listing:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from igor_cli.actions import Origin
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.guard import Signer, rules_from_config
 from igor_cli.config import Environment
+from igor_cli.identity import Origin
 from igor_cli.render.text import render_text
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
 from tests.conftest import Igor, RunningBot, rendered
@@ -440,9 +440,9 @@ def test_a_confirmation_deploys_what_it_named_or_nothing(sim: Simulator, clock: 
 
 
 def _deploy(stack: str, environment: str, ref: str) -> Any:
-    from igor_cli.actions import DeployRequest
+    from igor_cli.features.deploy import DeployRequest
 
-    return DeployRequest(stack, environment, ref=ref)
+    return DeployRequest(stack=stack, environment=environment, ref=ref)
 
 
 def test_the_confirmation_names_the_hash_and_the_click_posts_it(
@@ -527,8 +527,8 @@ def test_the_audit_line_says_what_a_rollback_deployed(
 
 
 def test_a_named_deployment_ends_in_the_same_words_as_a_deploy() -> None:
-    from igor_cli.actions import Progress
-    from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+    from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
+    from igor_cli.core.follow import Progress
     from igor_cli.render.sentences import progress_sentence
 
     stack = Stack("u1", "blog", "production", StackStatus.DEPLOYED, StackHealth.HEALTHY, False)

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from igor_cli.actions import StackList
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
+from igor_cli.features.stacks import STACK_COLUMNS, StackList, stack_rows
 from igor_cli.json_output import JsonOutput
-from igor_cli.render import sentences, terminal
+from igor_cli.render import terminal
 from igor_cli.render.terminal import TerminalRenderer
 from igor_cli.sandbox import Simulator
 from tests.conftest import Igor
@@ -311,9 +311,9 @@ def test_igor_writes_plainly_only_where_rich_sees_no_terminal(
 def test_the_one_pass_table_is_the_one_drawn_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     renderer = TerminalRenderer(Terminal(), io.StringIO(), NOW)
-    table = renderer._table(sentences.STACK_COLUMNS)
+    table = renderer._table(STACK_COLUMNS)
     stacks = _stacks(["api", "日本語", "e\u0301cole", "bell\x07"])
-    rows = sentences.stack_rows(stacks, NOW)
+    rows = stack_rows(stacks, NOW)
     fitting = []
     for stack, row in zip(stacks, rows[1:], strict=True):
         styles = renderer._styles(stack, rows[0], row)

@@ -38,17 +38,18 @@ def test_no_command_costs_more_for_a_long_history(name: str, order: str) -> None
 
 
 def test_every_command_that_talks_to_cloud66_is_measured() -> None:
-    from igor_cli import cli, terminal
+    from igor_cli import cli
+    from igor_cli.core.request import Request
     from tests.test_registry import _sample_request
 
     measured = {c[2][0] for c in COMMANDS}
     talking = set()
-    for name in cli.COMMANDS:
+    for name in cli.commands():
         if name == "help":
             continue  # answers with help text
         request = _sample_request(name)
         # The shell's setup commands (register, doctor) check a token with one GET /stacks.
-        if type(request) not in terminal._shell_only() and request.needs_cloud66:
+        if isinstance(request, Request) and request.needs_cloud66:
             talking.add(name)
     assert {"list", "deploy", "cancel", "watch", "history", "rollback", "promote"} <= talking
     assert talking <= measured, talking - measured
@@ -57,9 +58,9 @@ def test_every_command_that_talks_to_cloud66_is_measured() -> None:
 def test_the_bots_commands_share_one_read_of_a_stack_for_a_few_seconds(
     sim: Simulator, clock: FakeClock
 ) -> None:
-    from igor_cli.actions import Origin
     from igor_cli.chat.bridge import Bridge
     from igor_cli.config import Environment
+    from igor_cli.identity import Origin
 
     bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
 

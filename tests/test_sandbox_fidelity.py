@@ -21,7 +21,7 @@ from tests.fakes.clock import FakeClock
 from tests.test_sandbox import START, Api
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Cloud66Client
+    from igor_cli.cloud66.client import Cloud66Client
 
 HOUR = 3600.0
 # START is 10:00:00Z: a fresh rate-limit hour begins exactly there.
@@ -631,7 +631,7 @@ def test_reset_in_memory(fake_clock: FakeClock) -> None:
 
 @pytest.fixture
 def client(sandbox: Simulator) -> Iterator[Cloud66Client]:
-    from igor_cli.cloud66 import Cloud66Client, RetryPolicy
+    from igor_cli.cloud66.client import Cloud66Client, RetryPolicy
 
     with Cloud66Client(
         SANDBOX_TOKEN, sandbox.url, retry=RetryPolicy(sleep=lambda _: None)

@@ -40,12 +40,16 @@ def _config(text: str) -> None:
 def test_each_watcher_is_mentioned_once_in_the_thread_they_asked_in(
     bot: RunningBot, slack: FakeSlack, sim: Simulator
 ) -> None:
-    sim.deploy_seconds = 600  # type: ignore[misc]
+    # The deployment runs until both watchers are watching: Alice's follow moves the fake
+    # clock, and on a loaded machine it could end before their watches arrive.
+    sim.deploy_seconds = 10**9  # type: ignore[misc]
     bot.start()
     alice = bot.mention("deploy -s blog", user="U0ALICE", channel="C1")
     assert "Deploy started" in answers_in(slack, alice)[0]
     bob = bot.mention("watch -s blog", user="U0BOB", channel="C2")
     carol = bot.mention("watch -s blog", user="U0CAROL", channel="C2", ts="")
+    assert answers_in(slack, bob) and answers_in(slack, carol)  # both are watching
+    sim.deploy_seconds = 600  # type: ignore[misc]
     finals_alice = answers_in(slack, alice, 2, timeout=20)
     finals_bob = answers_in(slack, bob, 2, timeout=20)
     finals_carol = answers_in(slack, carol, 2, timeout=20)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from igor_cli.actions import Origin
 from igor_cli.chat.bridge import Bridge
 from igor_cli.config import Environment
+from igor_cli.identity import Origin
 from igor_cli.sandbox import Simulator
 from tests.conftest import Igor, RunningBot, rendered
 from tests.fakes.clock import FakeClock
@@ -201,7 +201,7 @@ def test_the_command_list_is_grouped_whole_and_names_help_and_version(igor: Igor
     headings = [line for line in top.splitlines() if line.endswith(":") and not line[0].isspace()]
     assert headings == ["Options:", "Stacks:", "The Slack bot:", "Set-up and help:"]
     stacks = top.split("Stacks:")[1].split("The Slack bot:")[0]
-    assert "deploy" in stacks and "serve" not in stacks
+    assert "\n  deploy " in stacks and "\n  serve " not in stacks  # a command, not a word
     assert "\n  help " in top and "\n  version " in top
     # The first paragraph whole, where click cut it at 45 characters ("...").
     assert "..." not in top.split("Stacks:")[1]
@@ -288,12 +288,13 @@ def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) 
     if "--json" not in args:
         assert ran.stdout.splitlines()[0].split()[:2] == ["NAME", "ENVIRONMENT"]
     assert sim.count("GET", "/stacks") == 1
-    assert {"igor_cli.actions", "igor_cli.render.terminal", "requests"} <= modules
+    assert {"igor_cli.core.perform", "igor_cli.render.terminal", "requests"} <= modules
     loaded = {m.split(".")[0] for m in modules} & _NOT_FOR_A_PIPED_LIST
     assert not loaded, args
-    # Nor the modules of other commands (the lock words wait for theirs: render/sentences.py).
-    assert not modules & {"igor_cli.setup_commands", "igor_cli.locks", "igor_cli.freeze",
-                          "igor_cli.state"}  # fmt: skip
+    # Nor the modules of other commands: of igor's families, only its own (features/).
+    families = {m for m in modules if m.startswith("igor_cli.features.")}
+    assert families == {"igor_cli.features.stacks"}, families
+    assert not modules & {"igor_cli.freeze", "igor_cli.state"}
 
 
 @pytest.mark.parametrize(
@@ -307,7 +308,7 @@ def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) 
 def test_igors_own_option_types_convert_without_pydantic(args: list[str]) -> None:
     ran, modules = _run_probed(["--sandbox", *args])
     assert ran.returncode == 0, ran.stderr
-    assert "igor_cli.actions" in modules  # the command did run
+    assert "igor_cli.core.perform" in modules  # the command did run
     assert not {m for m in modules if m.split(".")[0] == "pydantic"}, args
 
 
@@ -600,8 +601,8 @@ def test_sandbox_in_chat_is_refused_not_ignored(sim: Simulator, clock: FakeClock
 
 
 def test_a_fresh_igor_says_each_outcome_in_its_own_words() -> None:
-    # The lock outcomes' words are registered once igor_cli.locks is loaded; in a test
-    # process something else has loaded it already, so each runs in a fresh one.
+    # Each family is loaded only when its command is parsed; in a test process something
+    # else has loaded them all already, so each runs in a fresh one.
     for args, said in [
         (["rollback", "shop", "-e", "production", "--dry-run"], "Dry run: would roll back shop"),
         (["lock", "shop", "-e", "staging", "--for", "1h"], "Locked shop (staging) for"),

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from igor_cli.actions import find_stack
-from igor_cli.cloud66 import Cloud66Client
+from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment
+from igor_cli.core.resolve import find_stack
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from tests.conftest import Igor, RunningBot, next_ts, wait_until

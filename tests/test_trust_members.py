@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from igor_cli.actions import find_stack
-from igor_cli.cloud66 import Cloud66Client
+from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.config import Environment, os_account
+from igor_cli.core.resolve import find_stack
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
 from igor_cli.state.locks import Lock, lock_key

@@ -16,28 +16,22 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import (
-    DeployOutcome,
-    Origin,
-    Outcome,
-    Request,
-    Run,
-    WatchOutcome,
-    find_stack,
-    guard_change,
-    held_back,
-    perform,
-)
 from igor_cli.chat.guard import PendingCommand, Refusal, Rules, Signer
 from igor_cli.chat.text import normalise, split_words
 from igor_cli.completion import StackCache
 from igor_cli.config import Environment
+from igor_cli.core.perform import guard_change, perform
+from igor_cli.core.request import Bookkeeping, Change, OnAStack, Outcome, Request, held_back
+from igor_cli.core.resolve import find_stack
+from igor_cli.core.run import Run
 from igor_cli.errors import IgorError
+from igor_cli.identity import Origin
 
 if TYPE_CHECKING:
-    from igor_cli.actions import Client
     from igor_cli.cli import ClickException
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.models import Stack
+    from igor_cli.core.follow import Followed
     from igor_cli.targets import Default
 
 
@@ -45,7 +39,7 @@ if TYPE_CHECKING:
 class Question:
     """A change waiting for its requester's click: what it is, and the signed value."""
 
-    request: Request  # a request that changes a stack
+    request: Change
     stack: Stack
     value: str  # the pending command, signed: it travels in the button
     user: str
@@ -80,14 +74,11 @@ class Reply:
     pending: PendingCommand | None = None  # waiting for the requester's click
 
     @property
-    def deployment_to_follow(self) -> DeployOutcome | WatchOutcome | None:
+    def deployment_to_follow(self) -> Followed | None:
         """A deployment to follow in the thread: one igor runs, or one `watch` attached to."""
-        outcome = self.outcome
-        if self.request is not None and self.request.dry_run:
+        if isinstance(self.request, Change) and self.request.dry_run:
             return None  # a dry run asked what would happen; it follows nothing
-        if isinstance(outcome, DeployOutcome | WatchOutcome) and outcome.followable:
-            return outcome
-        return None
+        return self.outcome.to_follow() if self.outcome is not None else None
 
 
 @dataclass(frozen=True)
@@ -126,13 +117,14 @@ def parse(
     if not words or words in (["help"], ["-h"], ["--help"]):
         # The shell's top-level help lists shell-only commands and options.
         raise cli.HelpRequested(chat_help())
+    allowed = cli.chat_allowed()
     for word in words[:2] if words[0].lower() == "help" else words[:1]:
-        if word.lower() not in cli.CHAT_ALLOWED:  # unknown here, shell-only, or an option
+        if word.lower() not in allowed:  # unknown here, shell-only, or an option
             group = cli.group()
             # A shell-only command is not a typo: nothing in chat is close to what it meant.
-            names = [] if word.lower() in group.commands else sorted(cli.CHAT_ALLOWED)
+            names = [] if word.lower() in group.commands else sorted(allowed)
             with group.make_context("igor", [], resilient_parsing=True) as root:
-                raise cli.unknown_command(word, root, list(cli.CHAT_COMMANDS), names)
+                raise cli.unknown_command(word, root, list(cli.chat_commands()), names)
     parsed = cli.parse(words, defaults) if defaults else cli.parse(words)
     if parsed.sandbox:  # chat cannot switch the bot's Cloud 66: it would act on the real one
         raise cli.UsageError(
@@ -162,9 +154,10 @@ def chat_help() -> str:
 
     group = cli.group()
     lines = ["Commands:"]
-    for name in cli.CHAT_COMMANDS:
+    registered = cli.commands()
+    for name in cli.chat_commands():
         command = group.commands[name]
-        aliases = cli.ALIASES.get(name, ())
+        aliases = registered[name].aliases
         also = f" (also {', '.join(aliases)})" if aliases else ""
         lines.append(f"  {name:<8} {command.get_short_help_str(70)}{also}")
     lines += ["", "Options can come in any order. `help deploy` (or `deploy -h`) for details."]
@@ -325,9 +318,13 @@ class Bridge:
 
         # What the rules must allow: the command, or a permission the request names
         # for itself (`unlock --force`).
-        rule_name = getattr(request, "rule_name", name)
+        rule_name = request.rule_name(name)
         refused_here = self._changes_refused() if self._changes_refused else ""
-        if refused_here and (request.changes or request.keeps_state):
+        if isinstance(request, Change):  # decided first, by what it is: nothing else says
+            return self._change_step(
+                name, request, words, origin, channel, thread, confirmed, refused_here, finish
+            )
+        if refused_here and isinstance(request, Bookkeeping):
             fields = {**_request_fields(request), "refused": "replicas on stores of their own"}
             return finish(Reply("refused", name, request, notice=refused_here, fields=fields))
         refusal = self._refused_whatever_the_stack(rule_name, request, channel, origin.user)
@@ -336,8 +333,7 @@ class Bridge:
         # A command on one stack (lock, history) that the rules allow only in some
         # environments is decided on the stack it resolves to, as a change is: no -e needed.
         on_its_stack = (
-            request.acts_on_a_stack
-            and not request.changes
+            isinstance(request, OnAStack)
             and self.rules.check(rule_name, _typed_environment(request), channel, origin.user)
             is not None
         )
@@ -346,28 +342,51 @@ class Bridge:
 
         def rest() -> Reply:
             with self._client() as connect:
-                if request.changes:
-                    return finish(
-                        self._change(
-                            name, request, words, origin, channel, thread, confirmed, connect
-                        )
-                    )
                 if on_its_stack:
                     return finish(self._on_its_stack(name, rule_name, request, origin, connect))
                 return finish(self.perform(name, request, origin, connect))
 
-        named = request.stack if request.changes else None
-        if not isinstance(named, str):
-            return Work(rest)
+        return Work(rest)
+
+    def _change_step(
+        self,
+        name: str,
+        request: Change,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+        confirmed: PendingCommand | None,
+        refused_here: str,
+        finish: Callable[[Reply], Reply],
+    ) -> Step:
+        """A change: refused where the replicas share no store, or by a rule no stack could
+        lift; otherwise its work, keyed on the stack it names (changes to one stack run one
+        after another)."""
+        if refused_here:
+            fields = {**_request_fields(request), "refused": "replicas on stores of their own"}
+            return finish(Reply("refused", name, request, notice=refused_here, fields=fields))
+        refusal = self._refused_whatever_the_stack(
+            request.rule_name(name), request, channel, origin.user
+        )
+        if refusal is not None:
+            return finish(_refused(name, request, refusal))
+
+        def rest() -> Reply:
+            with self._client() as connect:
+                return finish(
+                    self._change(name, request, words, origin, channel, thread, confirmed, connect)
+                )
+
         # One stack name (any case) covers every stack a change could resolve to.
-        return Work(rest, named.strip().casefold(), named.strip())
+        return Work(rest, request.stack.strip().casefold(), request.stack.strip())
 
     def _refused_whatever_the_stack(
         self, name: str, request: Request, channel: str, user: str
     ) -> Refusal | None:
         """A refusal that no stack could lift: decided without asking Cloud 66."""
         typed = _typed_environment(request)
-        if not (request.changes or request.acts_on_a_stack):
+        if not isinstance(request, OnAStack):
             return self.rules.check(name, typed, channel, user)
         # A change is decided on the stack it resolves to; a typed -e can only
         # narrow that down, so a refusal for it stands whatever the stack.
@@ -385,8 +404,9 @@ class Bridge:
     ) -> Reply:
         """A command on one stack, allowed by the rules of the environment it resolves to."""
         fields = _request_fields(request)
+        assert isinstance(request, OnAStack)  # `on_its_stack`
         try:
-            stack = find_stack(connect(), str(request.stack), None, StackCache(self.env))
+            stack = find_stack(connect(), request.stack, None, StackCache(self.env))
         except IgorError as error:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)
@@ -398,7 +418,7 @@ class Bridge:
     def _change(
         self,
         name: str,
-        request: Request,
+        request: Change,
         words: list[str],
         origin: Origin,
         channel: str,
@@ -413,9 +433,6 @@ class Bridge:
         """
         fields = _request_fields(request)
         named, typed = request.stack, request.environment
-        if not isinstance(named, str):  # a change must name its stack: fail closed, and say so
-            text = f"igor cannot tell which stack `{name}` would change; nothing was done."
-            return Reply("refused", name, request, notice=text, fields=fields)
         try:
             stack = find_stack(connect(), named, typed, StackCache(self.env))
         except IgorError as error:
@@ -445,7 +462,7 @@ class Bridge:
             glass = ""
             if held_back(request):
                 try:  # no question for a change a lock or a freeze would refuse after it
-                    guarded = guard_change(Run(connect, origin, None, self.env, stack), pinned)
+                    guarded = guard_change(Run(self.env, connect, origin, None, stack), pinned)
                 except IgorError as error:
                     fields["error"] = type(error).__name__
                     return Reply("error", name, request, error=error, fields=fields)
@@ -457,7 +474,7 @@ class Bridge:
                 looked = self.perform(name, dry, origin, connect)
                 if looked.outcome is None or looked.outcome.exit_code != 0:
                     return looked
-                expect = str(getattr(looked.outcome, "deploys", ""))
+                expect = looked.outcome.deploys
                 if expect:  # what the click deploys (a cancel deploys nothing)
                     pinned = pinned.replaced(expect=expect)
             asked = self._ask(name, pinned, stack, words, origin, channel, thread, approval)
@@ -469,7 +486,7 @@ class Bridge:
     def _ask(
         self,
         name: str,
-        request: Request,
+        request: Change,
         stack: Stack,
         words: list[str],
         origin: Origin,
@@ -507,7 +524,7 @@ class Bridge:
         fields = _request_fields(request)
         try:
             with nullcontext(connect) if connect else self._client() as connect_now:
-                outcome = perform(connect_now, request, origin, StackCache(self.env), self.env)
+                outcome = perform(self.env, connect_now, request, origin, StackCache(self.env))
         except IgorError as error:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)
@@ -515,14 +532,15 @@ class Bridge:
         result = getattr(outcome, "result", None)
         if result is not None:  # what it came to, beyond ok or failed (started, queued, ...)
             fields["result"] = str(result.value)
-        deploys = getattr(outcome, "deploys", "")  # rollback, promote: the hash or tags
-        if deploys:
-            fields["deploys"] = deploys
+        if outcome.deploys:  # rollback, promote: the hash or tags
+            fields["deploys"] = outcome.deploys
         return Reply(status, name, request, outcome, fields=fields)
 
 
 def _typed_environment(request: Request) -> str | None:
-    return request.environment
+    """The environment typed with -e (a stack's, or list's filter), if any."""
+    typed: str | None = getattr(request, "environment", None)
+    return typed
 
 
 def _refused(name: str, request: Request, refusal: Refusal, stack: Stack | None = None) -> Reply:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.activity import Client, Requester, action_running, running_deployment
+from igor_cli.cloud66.activity import Client, action_running, running_deployment
+from igor_cli.identity import Requester
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Deployment, Stack
+    from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.freeze import Freeze, Window
     from igor_cli.state.locks import Lock
 

@@ -21,13 +21,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
-from igor_cli.actions import FollowPolicy, Origin, seconds_running
 from igor_cli.chat.bridge import Bridge
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.text import strip_address
 from igor_cli.config import Environment
+from igor_cli.core.follow import FollowPolicy, seconds_running
+from igor_cli.identity import Origin
 from igor_cli.outside_text import printable
-from igor_cli.render.sentences import followed_as, wrapped
+from igor_cli.render.sentences import wrapped
 from igor_cli.render.text import ConsoleText, emoji_text, render_console, render_news_console
 
 PROMPT = "you> "
@@ -174,7 +175,7 @@ def _converse(env: Environment, user: str, console: Console) -> int:
         outcome = reply.deployment_to_follow
         if outcome is not None:
             already = seconds_running(outcome, env.clock())
-            watcher = Watcher(user, tell, what=followed_as(outcome))
+            watcher = Watcher(user, tell, what=outcome.what)
             followers.watch(outcome.stack, outcome.action_id, watcher, already)
     if followers.active:
         console.note(f"\nWaiting for {followers.active} deployment(s) to finish (Ctrl-C to stop).")

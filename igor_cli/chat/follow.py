@@ -15,8 +15,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from igor_cli.actions import Client, FollowPolicy, Progress, follow
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.activity import Client
+from igor_cli.cloud66.models import Stack
+from igor_cli.core.follow import FollowPolicy, Progress, follow
 from igor_cli.errors import IgorError
 
 log = logging.getLogger("igor.follow")
@@ -31,7 +32,7 @@ class News:
     error: IgorError | None = None  # following ended on this error
     stopped: bool = False  # igor stopped watching (it is shutting down)
     requesters: tuple[str, ...] = ()  # who asked: the final news names them
-    what: str = ""  # what the deployment is, when more than a deploy (sentences.followed_as)
+    what: str = ""  # what the deployment is, when more than a deploy (`Followed.what`)
 
 
 @dataclass

@@ -35,8 +35,8 @@ from igor_cli.state.store import StateUnavailable, refusing_changes
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from igor_cli.actions import Client
-    from igor_cli.cloud66 import DeployResponse
+    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.models import DeployResponse
     from igor_cli.state.store import Store
 
 log = logging.getLogger("igor.intents")

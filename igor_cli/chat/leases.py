@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Stack
+    from igor_cli.cloud66.models import Stack
     from igor_cli.state.store import Store
 
 log = logging.getLogger("igor.follow")
@@ -91,7 +91,7 @@ class FollowJob:
 
     def stack(self) -> Stack:
         """The stack, as far as following needs it."""
-        from igor_cli.cloud66 import Stack
+        from igor_cli.cloud66.models import Stack
 
         return Stack.from_api(
             {"uid": self.stack_uid, "name": self.stack_name, "environment": self.environment}

@@ -1,13 +1,13 @@
 """Outcomes to Slack: Block Kit with a plain-text fallback.
 
-The facts and sentences are the terminal's (`render/sentences.py`); here they
-get mrkdwn, mentions, and the limits of Block Kit (50 blocks a message, 3,000
-characters a text block), so a long stack list never becomes a Slack error.
+The facts and sentences are the terminal's (each outcome's own, and
+`render/sentences.py`); here they get mrkdwn, mentions, and the limits of Block
+Kit (50 blocks a message, 3,000 characters a text block), so a long stack list
+never becomes a Slack error.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shlex
@@ -16,33 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import (
-    CancelOutcome,
-    CancelRequest,
-    CancelTarget,
-    DeployOutcome,
-    DeployRequest,
-    DeployResult,
-    History,
-    Outcome,
-    Progress,
-    Request,
-    Requester,
-    StackList,
-    WatchOutcome,
-)
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.chat.guard import Refusal
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
+from igor_cli.core.follow import Progress
+from igor_cli.core.request import Change, Outcome
 from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
-from igor_cli.locks import UnlockOutcome, UnlockResult
-from igor_cli.releases import PromoteRequest, RollbackRequest
+from igor_cli.identity import PersonNamer, Requester
 from igor_cli.render import sentences
 from igor_cli.render.table import Table, aligned
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.features.history import History
+    from igor_cli.features.stacks import StackList
     from igor_cli.json_output import JsonOutput
     from igor_cli.state.locks import ForcedUnlock
 
@@ -138,7 +126,7 @@ def preformatted(text: str) -> SlackMessage:
 Names = Callable[[str], str]  # a Slack user ID -> the name Slack shows (chat/slack/users.py)
 
 
-def named_by(names: Names | None) -> sentences.PersonNamer:
+def named_by(names: Names | None) -> PersonNamer:
     """How a table or an error names people: a Slack user by the name Slack shows them
     under (a mention does not work there), anyone else as the shell names them."""
 
@@ -159,13 +147,19 @@ def render_outcome(
 ) -> SlackMessage:
     """The reply to a command; `names` names Slack users where mentions cannot."""
     if as_json:
-        return preformatted("\n".join(as_json.lines(sentences.facts(outcome), indent=2)))
-    if isinstance(outcome, StackList):  # the outcomes shown as tables
+        return preformatted("\n".join(as_json.lines(outcome.facts(), indent=2)))
+    if outcome.table == "stacks":  # the outcomes shown as tables (issue 23's step 2: data)
+        from igor_cli.features.stacks import StackList
+
+        assert isinstance(outcome, StackList)
         return render_stacks(outcome, now, names)
-    if isinstance(outcome, History):
+    if outcome.table == "deployments":
+        from igor_cli.features.history import History
+
+        assert isinstance(outcome, History)
         return render_history(outcome, now, names)
-    text = mrkdwn(sentences.sentence(outcome, slack_person, now))
-    return message(text, slack_hint(outcome), TONE_EMOJI[sentences.tone(outcome)])
+    text = mrkdwn(outcome.sentence(slack_person, now))
+    return message(text, slack_hint(outcome), TONE_EMOJI[outcome.tone()])
 
 
 TONE_EMOJI = {
@@ -181,47 +175,28 @@ TONE_EMOJI = {
 }
 
 
-@functools.singledispatch
-def slack_hint(outcome: Any) -> str:
-    """What to do next, in the reply's small print (mrkdwn), when there is something."""
-    return ""
-
-
-@slack_hint.register
-def _deploy_hint(outcome: DeployOutcome) -> str:
-    if outcome.posted:
-        return "I'll post the outcome in this thread."
-    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
-        return "Ask again with `-w true` to queue behind the running deployment."
-    return ""
-
-
-@slack_hint.register
-def _cancel_hint(outcome: CancelOutcome) -> str:
-    choices = sentences.cancel_choices(outcome)
-    return (
-        "Say " + "; ".join(f"`{escape(words)}` to {what}" for words, what in choices) + "."
-        if choices
-        else ""
-    )
-
-
-@slack_hint.register
-def _watch_hint(outcome: WatchOutcome) -> str:
-    return "I'll post the outcome in this thread." if outcome.followable else ""
+def slack_hint(outcome: Outcome) -> str:
+    """What to do next, in the reply's small print (mrkdwn), when there is something: the
+    choices it leaves, or its own hint."""
+    choices = outcome.choices()
+    if choices:
+        return "Say " + "; ".join(f"`{escape(words)}` to {what}" for words, what in choices) + "."
+    return escape(outcome.chat_hint())
 
 
 def render_stacks(listing: StackList, now: datetime, names: Names | None = None) -> SlackMessage:
     """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
+    from igor_cli.features.stacks import list_summary, stack_rows
+
     if not listing.stacks:
-        return message(escape(sentences.list_summary(listing)), emoji=":mag:")
+        return message(escape(list_summary(listing)), emoji=":mag:")
     listed = listing.stacks[:MAX_LIST_ROWS]
-    rows = sentences.stack_rows(
+    rows = stack_rows(
         listed, now, listing.running, facts=listing.deploy_facts, person=named_by(names)
     )
     chunks = _table_chunks(rows)
     blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
-    summary = sentences.list_summary(listing)
+    summary = list_summary(listing)
     shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
     hidden = len(listing.stacks) - shown
     if hidden > 0:
@@ -238,10 +213,12 @@ def render_history(found: History, now: datetime, names: Names | None = None) ->
     Slack users igor deployed for are named as Slack shows them: mentions do not work
     in code blocks.
     """
-    summary = escape(sentences.history_summary(found))
+    from igor_cli.features.history import history_rows, history_summary
+
+    summary = escape(history_summary(found))
     if not found.deployments:
         return message(summary, emoji=":mag:")
-    chunks = _table_chunks(sentences.history_rows(found, named_by(names), now))
+    chunks = _table_chunks(history_rows(found, named_by(names), now))
     blocks = [_section(summary)]
     blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
     return SlackMessage(_cut(summary, TEXT_LIMIT), blocks)
@@ -325,7 +302,8 @@ def render_reply(reply: Reply, now: datetime, names: Names | None = None) -> Sla
 def _reply_body(reply: Reply, now: datetime, names: Names | None) -> SlackMessage:
     if reply.question is not None:
         asked = reply.question
-        question, confirm, decline = confirmation_question(asked.request, asked.stack)
+        words = asked.request.question(asked.stack, literal)
+        question, confirm, decline = words.question, words.confirm, words.decline
         warning = _question_warning(asked.request, asked.stack, asked.glass)
         if asked.approval:
             return render_approval(
@@ -355,16 +333,6 @@ CONFIRM_ACTION = "igor_confirm"
 DECLINE_ACTION = "igor_decline"
 
 
-@functools.singledispatch
-def confirmation_question(request: object, stack: Stack) -> tuple[str, str, str]:
-    """The question asked before a change (mrkdwn), and its confirm and decline labels.
-
-    Every request that changes a stack registers its question here; one without
-    a question is never run behind a confirmation (the caller refuses it).
-    """
-    raise NotImplementedError(f"no confirmation question for {type(request).__name__}")
-
-
 def literal(text: str) -> str:
     """A value in a question, escaped for mrkdwn, each character outside printable ASCII
     written as its code (`m\\u0430in`): what is approved is what it reads, letter for letter
@@ -373,7 +341,7 @@ def literal(text: str) -> str:
     return escape(shown)
 
 
-def _question_warning(request: Request, stack: Stack, glass: str) -> str:
+def _question_warning(request: Change, stack: Stack, glass: str) -> str:
     """What a question must say beyond what it asks (mrkdwn): the glass of a freeze it
     would break, and that some of its values are written as codes."""
     said = []
@@ -391,52 +359,6 @@ def _question_warning(request: Request, stack: Stack, glass: str) -> str:
     if any(not value.isascii() or not value.isprintable() for value in values if value):
         said.append("Characters outside ASCII are written as their codes (\\u…).")
     return " ".join(said)
-
-
-@confirmation_question.register
-def _deploy_question(request: DeployRequest, stack: Stack) -> tuple[str, str, str]:
-    services = f" (services {literal(', '.join(request.services))})" if request.services else ""
-    ref = f" at ref `{literal(request.ref)}`" if request.ref else ""
-    profile = f" with profile `{literal(request.profile)}`" if request.profile else ""
-    where = literal(stack.environment)
-    question = f"deploy *{literal(stack.name)}*{services}{ref}{profile} to *{where}*?"
-    return question, "Deploy", "Cancel"
-
-
-@confirmation_question.register
-def _rollback_question(request: RollbackRequest, stack: Stack) -> tuple[str, str, str]:
-    # The bridge looked first: `expect` is the hash (or the image tags) the click deploys.
-    to = f" to `{literal(_brief(request.expect))}`" if request.expect else ""
-    question = f"roll back *{literal(stack.name)}* in *{literal(stack.environment)}*{to}?"
-    return question, "Roll back", "Cancel"
-
-
-@confirmation_question.register
-def _promote_question(request: PromoteRequest, stack: Stack) -> tuple[str, str, str]:
-    what = f"`{literal(_brief(request.expect))}`" if request.expect else "what it runs"
-    question = (
-        f"deploy {what} from *{literal(request.source)}* to *{literal(stack.name)}* "
-        f"in *{literal(stack.environment)}*?"
-    )
-    return question, "Promote", "Cancel"
-
-
-def _brief(key: str) -> str:
-    """A commit's short hash; image tags as they are."""
-    return ", ".join(key.split(",")) if ":" in key else key[:7]
-
-
-@confirmation_question.register
-def _cancel_question(request: CancelRequest, stack: Stack) -> tuple[str, str, str]:
-    name, where = literal(stack.name), literal(stack.environment)
-    which = {
-        CancelTarget.RUNNING: "the running deployment",
-        CancelTarget.QUEUED: "igor's queued deploy",
-    }.get(request.target, "the deployment")
-    if request.deployment_id:
-        which = f"deployment {literal(request.deployment_id)}"
-    question = f"cancel {which} of *{name}* in *{where}*?"
-    return question, "Cancel the deployment", "Keep it"
 
 
 def render_confirmation(
@@ -474,7 +396,7 @@ def render_approval(
 ) -> SlackMessage:
     """A change waiting for someone other than its requester: Approve and Reject buttons.
 
-    `question` is mrkdwn, as `confirmation_question` words it; `warning` what else it says.
+    `question` is mrkdwn, as the change's `question` words it; `warning` what else it says.
     """
     who = (
         " or ".join(mrkdwn(mention(approver)) for approver in approvers)
@@ -596,10 +518,3 @@ def render_news(news: News) -> SlackMessage:
 def render_stopped(stack: Stack) -> SlackMessage:
     """igor stops watching (it is shutting down); the deployment goes on."""
     return message(mrkdwn(sentences.stopped_sentence(stack)), emoji=":eyes:")
-
-
-@slack_hint.register
-def _unlock_hint(outcome: UnlockOutcome) -> str:
-    if outcome.result is UnlockResult.NOT_YOURS:
-        return "Add `--force` to unlock it anyway, where the rules allow it; it is recorded."
-    return ""

@@ -18,18 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from igor_cli.actions import (
-    DEPLOY_FACTS_LIMIT,
-    CancelOutcome,
-    DeployOutcome,
-    DeployResult,
-    History,
-    Outcome,
-    Progress,
-    StackList,
-    WatchOutcome,
-)
-from igor_cli.cloud66 import Stack, StackHealth, StackStatus
+from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
+from igor_cli.core.follow import Followed, Progress
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
 from igor_cli.outside_text import printable
@@ -41,7 +31,9 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
     from rich.table import Table
 
-    from igor_cli.locks import UnlockOutcome
+    from igor_cli.core.request import Outcome
+    from igor_cli.features.history import History
+    from igor_cli.features.stacks import StackList
 
 STATUS_STYLE = {
     StackStatus.DEPLOYED: "green",
@@ -157,35 +149,43 @@ class TerminalRenderer:
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
         """Show what a command came to (`following`: progress comes next, so no hint)."""
         if self.as_json and self.lines:
-            event = "watch" if isinstance(outcome, WatchOutcome) else "deploy"
-            self._event(event, sentences.facts(outcome))
+            event = "watch" if isinstance(outcome, Followed) else "deploy"
+            self._event(event, outcome.facts())
             return
-        if isinstance(outcome, StackList):  # the outcomes shown as tables
+        if outcome.table == "stacks":  # the outcomes shown as tables (issue 23's step 2: data)
+            from igor_cli.features.stacks import StackList
+
+            assert isinstance(outcome, StackList)
             self.stack_list(outcome)
             return
-        if isinstance(outcome, History):
+        if outcome.table == "deployments":
+            from igor_cli.features.history import History
+
+            assert isinstance(outcome, History)
             self.history(outcome)
             return
-        text = sentences.sentence(outcome, sentences.plain_person, self.now)
+        text = outcome.sentence(sentences.plain_person, self.now)
         hint = "" if following else terminal_hint(outcome)
         # What was not done (exit 1: already deploying, nothing to cancel, not yours)
         # is said on stderr, as every error is and as gh says it: stdout carries results.
         refused = int(outcome.exit_code) != 0
-        style = TONE_STYLE[sentences.tone(outcome)]
-        self._line(text, sentences.facts(outcome), style, hint, refused=refused)
+        style = TONE_STYLE[outcome.tone()]
+        self._line(text, outcome.facts(), style, hint, refused=refused)
 
     def stack_list(self, listing: StackList) -> None:
         """The stacks table (or a JSON array)."""
+        from igor_cli.features.stacks import DEPLOY_FACTS_LIMIT, list_summary, stack_table
+
         if self.as_json:
-            self._json(sentences.facts(listing))
+            self._json(listing.facts())
             return
         if not listing.stacks:
-            self._prose(self.err_file, sentences.list_summary(listing))
+            self._prose(self.err_file, list_summary(listing))
             return
         # Fitted to the screen by the table's own rules (render/table.py): what is typed
         # next is never cut. Piped without COLUMNS: whole.
         stacks, facts = listing.stacks, listing.deploy_facts
-        table = sentences.stack_table(stacks, self.now, listing.running, facts=facts)
+        table = stack_table(stacks, self.now, listing.running, facts=facts)
         rows = zip(stacks, table.rows, strict=True)
         self._draw(table, [self._styles(stack, table.header, row) for stack, row in rows])
         if listing.unread:
@@ -230,12 +230,14 @@ class TerminalRenderer:
 
     def history(self, found: History) -> None:
         """The deployments table, newest first, under a summary (or a JSON array)."""
+        from igor_cli.features.history import history_summary, history_table
+
         if self.as_json:
-            self._json(sentences.facts(found))
+            self._json(found.facts())
             return
         from rich.markup import escape
 
-        self.err.print(escape(sentences.history_summary(found)))
+        self.err.print(escape(history_summary(found)))
         if not found.deployments:
             return
         styles = []
@@ -244,7 +246,7 @@ class TerminalRenderer:
             if past.deployment.is_live:
                 style = "bold " + (style or "green")
             styles.append({"OUTCOME": style})
-        self._draw(sentences.history_table(found, sentences.plain_person, self.now), styles)
+        self._draw(history_table(found, sentences.plain_person, self.now), styles)
 
     def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
         """An empty table with these columns (of these widths, cut with an ellipsis, when
@@ -270,7 +272,7 @@ class TerminalRenderer:
         return table
 
     def _styles(self, stack: Stack, columns: Sequence[str], texts: Sequence[str]) -> dict[str, str]:
-        """The styles of a stack's cells by column (its row as `sentences.stack_rows` words
+        """The styles of a stack's cells by column (its row as `stacks.stack_rows` words
         it); the cells are text, never markup (a name is shown as it is)."""
         said = dict(zip(columns, texts, strict=True))
         last = said.get("LAST DEPLOY", "")
@@ -321,14 +323,14 @@ class TerminalRenderer:
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[ok]
         self.out.print(f"{mark} {escape(name)}: {escape(detail)}")
 
-    def progress_line(self, watched: WatchOutcome, progress: Progress, what: str = "") -> None:
+    def progress_line(self, watched: Followed, progress: Progress) -> None:
         """The final word on a followed deployment (stdout), and what to do after a failure;
-        `what` names it when it is more than a deploy (`sentences.followed_as`)."""
+        it names what was followed when that is more than a deploy (`Followed.what`)."""
         stack = watched.stack
         if self.as_json:
             self._event("finished", _progress_json(watched, progress))
             return
-        text = sentences.progress_sentence(stack, progress, what)
+        text = sentences.progress_sentence(stack, progress, watched.what)
         style = {"succeeded": "green", "cancelled": "yellow"}.get(progress.state, "red")
         self._line(text, None, style)
         if progress.finished and progress.state == "failed":
@@ -341,7 +343,7 @@ class TerminalRenderer:
 
     @contextmanager
     def watching(
-        self, watched: WatchOutcome, monotonic: Callable[[], float], already: float = 0.0
+        self, watched: Followed, monotonic: Callable[[], float], already: float = 0.0
     ) -> Iterator[Callable[[Progress], None]]:
         """While following: JSON Lines of progress (--json), or on a terminal a line on
         stderr whose elapsed time ticks every second, between polls too."""
@@ -355,11 +357,11 @@ class TerminalRenderer:
         with self.err.status(line, refresh_per_second=4):
             yield line.seen
 
-    def _progress_event(self, watched: WatchOutcome, progress: Progress) -> None:
+    def _progress_event(self, watched: Followed, progress: Progress) -> None:
         if not progress.finished and not progress.timed_out:
             self._event("progress", _progress_json(watched, progress))
 
-    def interrupted(self, watched: WatchOutcome) -> None:
+    def interrupted(self, watched: Followed) -> None:
         """Ctrl-C while following: the deployment goes on; how to cancel it (stderr)."""
         cancel = f"igor cancel {sentences.target_words(watched.stack)}"
         if self.as_json:
@@ -433,9 +435,7 @@ class TerminalRenderer:
 class _TickingLine:
     """The live line: rich renders it a few times a second, so the time moves between polls."""
 
-    def __init__(
-        self, watched: WatchOutcome, monotonic: Callable[[], float], already: float
-    ) -> None:
+    def __init__(self, watched: Followed, monotonic: Callable[[], float], already: float) -> None:
         self.watched = watched
         self.monotonic = monotonic
         self.start = monotonic() - already
@@ -455,7 +455,7 @@ class _TickingLine:
         return escape(self.text())
 
 
-def _naming(watched: WatchOutcome) -> dict[str, Any]:
+def _naming(watched: Followed) -> dict[str, Any]:
     """What every followed-deployment event says of its stack and deployment."""
     stack = watched.stack
     running = watched.deployment
@@ -466,7 +466,7 @@ def _naming(watched: WatchOutcome) -> dict[str, Any]:
     }
 
 
-def _progress_json(watched: WatchOutcome, progress: Progress) -> dict[str, Any]:
+def _progress_json(watched: Followed, progress: Progress) -> dict[str, Any]:
     said: dict[str, Any] = {
         **_naming(watched),
         "state": progress.state,
@@ -730,33 +730,10 @@ TONE_STYLE = {
 }
 
 
-@functools.singledispatch
-def terminal_hint(outcome: Any) -> str:
-    """What to type next, when there is something (on stderr, dim)."""
-    found = sentences.found_later(terminal_hint, type(outcome))
-    return "" if found is None else str(found(outcome))
-
-
-@terminal_hint.register
-def _cancel_hint(outcome: CancelOutcome) -> str:
-    choices = sentences.cancel_choices(outcome)
-    return "; ".join(f"`igor {words}` to {what}" for words, what in choices)
-
-
-@terminal_hint.register
-def _deploy_hint(outcome: DeployOutcome) -> str:
-    target = sentences.target_words(outcome.stack)
-    if outcome.posted:
-        return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
-    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
-        return "Run it again with -w true to queue behind the running deployment."
-    return ""
-
-
-@sentences.later(terminal_hint, "igor_cli.locks")
-def _unlock_hint(outcome: UnlockOutcome) -> str:
-    from igor_cli.locks import UnlockResult
-
-    if outcome.result is UnlockResult.NOT_YOURS:
-        return "Add --force to unlock it anyway; the forced unlock is recorded."
-    return ""
+def terminal_hint(outcome: Outcome) -> str:
+    """What to type next, when there is something (on stderr, dim): the choices it leaves,
+    or its own hint."""
+    choices = outcome.choices()
+    if choices:
+        return "; ".join(f"`igor {words}` to {what}" for words, what in choices)
+    return outcome.shell_hint()

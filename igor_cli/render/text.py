@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from igor_cli.actions import CancelOutcome, History, StackList
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.errors import IgorError, NotRegistered, Remedy
@@ -110,22 +109,30 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
         outcome = reply.outcome
         shape = reply.request.as_json if reply.request is not None else None
         if shape:
-            lines = "\n".join(shape.lines(sentences.facts(outcome), indent=2))
+            lines = "\n".join(shape.lines(outcome.facts(), indent=2))
             return ConsoleText("", tuple(lines.split("\n")))
-        if isinstance(outcome, StackList) and outcome.stacks:  # the one table
-            stacks = sentences.stack_table(
-                outcome.stacks, now, outcome.running, facts=outcome.deploy_facts
-            )
-            summary = sentences.list_summary(outcome) + ":"
-            return ConsoleText(summary, tuple(aligned(stacks, width)))
-        if isinstance(outcome, History) and outcome.deployments:
-            past = sentences.history_table(outcome, sentences.plain_person, now)
-            return ConsoleText(sentences.history_summary(outcome), tuple(aligned(past, width)))
-        said = sentences.sentence(outcome, sentences.plain_person, now)
-        choices = sentences.cancel_choices(outcome) if isinstance(outcome, CancelOutcome) else []
+        if outcome.table == "stacks":  # the tables (issue 23's step 2: data)
+            from igor_cli.features.stacks import StackList, stack_table
+
+            assert isinstance(outcome, StackList)
+            if outcome.stacks:
+                facts = outcome.deploy_facts
+                stacks = stack_table(outcome.stacks, now, outcome.running, facts=facts)
+                summary = outcome.sentence(sentences.plain_person, now) + ":"
+                return ConsoleText(summary, tuple(aligned(stacks, width)))
+        if outcome.table == "deployments":
+            from igor_cli.features.history import History, history_table
+
+            assert isinstance(outcome, History)
+            if outcome.deployments:
+                past = history_table(outcome, sentences.plain_person, now)
+                summary = outcome.sentence(sentences.plain_person, now)
+                return ConsoleText(summary, tuple(aligned(past, width)))
+        said = outcome.sentence(sentences.plain_person, now)
+        choices = outcome.choices()
         if choices:
             said += "\nSay " + "; ".join(f"`{words}` to {what}" for words, what in choices) + "."
-        return ConsoleText(said, emoji=TONE_EMOJI.get(sentences.tone(outcome), ""))
+        return ConsoleText(said, emoji=TONE_EMOJI.get(outcome.tone(), ""))
     if reply.notice:
         return ConsoleText(reply.notice, emoji=NOTICE_EMOJI.get(reply.status, ""))
     return ConsoleText(reply.text)

@@ -2,7 +2,7 @@
 
 A lock is kept under `lock:<stack uid>` for as long as it lasts, so an expired
 lock vanishes by itself. The commands that take and release locks are in
-`igor_cli/locks.py`; every change checks this record first (`actions.perform`).
+`igor_cli/features/locks.py`; every change checks this record first (`core/perform.py`).
 """
 
 from __future__ import annotations

@@ -810,7 +810,7 @@ class FakeSlack:
             window.append(now)
             return None
 
-    def _remember_pushed(self, event: dict[str, Any]) -> None:
+    def remember_pushed(self, event: dict[str, Any]) -> None:
         """A message/app_mention pushed from a channel: the bot is in it, and the message
         exists (so it can be a thread's parent in conversations.replies)."""
         if event.get("type") not in ("message", "app_mention"):
@@ -1505,34 +1505,43 @@ class FakeSlack:
             said = {"user_team": team, "source_team": team, **said}
         return said
 
-    def _event_envelope(
-        self, event: dict[str, Any], event_id: str | None, retry_attempt: int, retry_reason: str
-    ) -> dict[str, Any]:
+    def event_payload(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """The Events API's outer event (docs.slack.dev, "Events API": the wrapper): what a
+        Socket Mode envelope carries as its payload and what HTTP mode POSTs as JSON.
+
+        Remembers a pushed message (see :meth:`remember_pushed`), as delivering it would.
+        """
         alphabet = string.ascii_uppercase + string.digits
+        self.remember_pushed(event)
         event = self._with_teams(event)
         with self._cond:
             shared = event.get("channel") in self.shared_channels
+        return {
+            "token": "verification",
+            "team_id": self.team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + "".join(secrets.choice(alphabet) for _ in range(10)),
+            "event_time": int(self.clock()),
+            "authorizations": [
+                {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
+            ],
+            # docs.slack.dev, the Events API wrapper: whether the event's channel is
+            # shared with other organisations (Slack Connect).
+            "is_ext_shared_channel": shared,
+        }
+
+    def _event_envelope(
+        self, event: dict[str, Any], event_id: str | None, retry_attempt: int, retry_reason: str
+    ) -> dict[str, Any]:
         return {
             "envelope_id": str(uuid.uuid4()),
             "type": "events_api",
             "accepts_response_payload": False,
             "retry_attempt": retry_attempt,
             "retry_reason": retry_reason,
-            "payload": {
-                "token": "verification",
-                "team_id": self.team_id,
-                "api_app_id": self.app_id,
-                "event": event,
-                "type": "event_callback",
-                "event_id": event_id or "Ev" + "".join(secrets.choice(alphabet) for _ in range(10)),
-                "event_time": int(self.clock()),
-                "authorizations": [
-                    {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
-                ],
-                # docs.slack.dev, the Events API wrapper: whether the event's channel is
-                # shared with other organisations (Slack Connect).
-                "is_ext_shared_channel": shared,
-            },
+            "payload": self.event_payload(event, event_id),
         }
 
     def push_event(
@@ -1549,7 +1558,6 @@ class FakeSlack:
         its message (``channel`` + ``ts``) exists from then on (e.g. as a thread's parent).
         """
         envelope = self._event_envelope(event, event_id, retry_attempt, retry_reason)
-        self._remember_pushed(event)
         self._send(envelope)
         return str(envelope["envelope_id"])
 
@@ -1558,7 +1566,6 @@ class FakeSlack:
         retries a delivery on another connection, i.e. another replica); their ids."""
         with self._cond:
             conns = [c for c in self._conns if c.state == "open"]
-        self._remember_pushed(event)
         ids = []
         for conn in conns:
             envelope = self._event_envelope(event, None, 0, "")
@@ -1577,7 +1584,6 @@ class FakeSlack:
             raise AssertionError(f"no live Socket Mode connection to push to: {self._conns}")
         conn = rng.choice(conns)
         envelope = self._event_envelope(event, None, 0, "")
-        self._remember_pushed(event)
         envelope_id = str(envelope["envelope_id"])
         with self._cond:
             self._pushed[envelope_id] = time.monotonic()
@@ -1593,8 +1599,6 @@ class FakeSlack:
         arrives after a reconnect; returns their envelope_ids (each trackable by wait_ack).
         """
         envelopes = [self._event_envelope(event, None, 0, "") for event in events]
-        for event in events:
-            self._remember_pushed(event)
         ids = [str(envelope["envelope_id"]) for envelope in envelopes]
         data = b"".join(encode_frame(OP_TEXT, _json_bytes(envelope)) for envelope in envelopes)
         conn = self._newest_open()
@@ -1620,32 +1624,48 @@ class FakeSlack:
         command: str = "/igor",
     ) -> str:
         envelope_id = str(uuid.uuid4())
+        payload = self.slash_payload(
+            text, user_id=user_id, user_name=user_name, channel_id=channel_id, command=command
+        )
         self._send(
             {
                 "envelope_id": envelope_id,
                 "type": "slash_commands",
                 "accepts_response_payload": True,
-                "payload": {
-                    "token": "verification",
-                    # docs.slack.dev, slash commands: the team of whoever typed it.
-                    "team_id": self.team_of(user_id),
-                    "team_domain": "acme",
-                    "channel_id": channel_id,
-                    "channel_name": "deploys",
-                    "user_id": user_id,
-                    "user_name": user_name,
-                    "command": command,
-                    "text": text,
-                    "api_app_id": self.app_id,
-                    "is_enterprise_install": "false",
-                    "response_url": self.response_url(),
-                    "trigger_id": f"{secrets.randbelow(10**9)}.{secrets.token_hex(8)}",
-                },
+                "payload": payload,
             }
         )
         return envelope_id
 
-    def push_interactive(self, payload: dict[str, Any]) -> str:
+    def slash_payload(
+        self,
+        text: str,
+        *,
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0DEPLOY",
+        command: str = "/igor",
+    ) -> dict[str, str]:
+        """A slash command's fields (docs.slack.dev, "Implementing slash commands"): what a
+        Socket Mode envelope carries and what HTTP mode POSTs, form-encoded."""
+        return {
+            "token": "verification",
+            # docs.slack.dev, slash commands: the team of whoever typed it.
+            "team_id": self.team_of(user_id),
+            "team_domain": "acme",
+            "channel_id": channel_id,
+            "channel_name": "deploys",
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(),
+            "trigger_id": f"{secrets.randbelow(10**9)}.{secrets.token_hex(8)}",
+        }
+
+    def interactive_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         """An interactive payload; a `block_actions` one says whose click it is as Slack's
         does (docs.slack.dev block_actions payload: `user.team_id`, and `team`), unless the
         test wrote those itself."""
@@ -1653,13 +1673,17 @@ class FakeSlack:
             user = dict(payload["user"])
             user.setdefault("team_id", self.team_of(str(user.get("id", ""))))
             payload = {"team": {"id": self.team_id, "domain": "acme"}, **payload, "user": user}
+        return payload
+
+    def push_interactive(self, payload: dict[str, Any]) -> str:
+        """An interactive payload (see :meth:`interactive_payload`) over Socket Mode."""
         envelope_id = str(uuid.uuid4())
         self._send(
             {
                 "envelope_id": envelope_id,
                 "type": "interactive",
                 "accepts_response_payload": False,
-                "payload": payload,
+                "payload": self.interactive_payload(payload),
             }
         )
         return envelope_id

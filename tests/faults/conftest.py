@@ -25,6 +25,7 @@ import pytest
 
 from igor_cli.sandbox import SANDBOX_TOKEN
 from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_http import SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,6 +140,102 @@ def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[OwnRedis]:
         server.stop()
 
 
+# -- nginx, a load balancer in front of `igor serve --http` replicas -------------------------
+
+
+class OwnNginx:
+    """Debian's nginx on a free loopback port with a config of this test's own (in `scratch`),
+    balancing over replicas on `upstreams`: README's "HTTP mode" example, on loopback."""
+
+    def __init__(self, binary: str, scratch: Path, upstreams: list[int]) -> None:
+        self.binary = binary
+        self.scratch = scratch
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        servers = "\n".join(
+            f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in upstreams
+        )
+        user = "user root root;" if os.geteuid() == 0 else ""
+        # proxy_next_upstream: the default (error timeout), which moves a request on only
+        # while it was not sent; add_header: which replica answered (for the test's eyes).
+        (scratch / "nginx.conf").write_text(f"""
+daemon off;
+{user}
+worker_processes 1;
+pid {scratch}/nginx.pid;
+error_log {scratch}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {scratch}/access.log;
+    client_body_temp_path {scratch}/body;
+    proxy_temp_path {scratch}/proxy;
+    fastcgi_temp_path {scratch}/fastcgi;
+    uwsgi_temp_path {scratch}/uwsgi;
+    scgi_temp_path {scratch}/scgi;
+    upstream igor {{
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        client_max_body_size 1m;
+        location / {{
+            proxy_pass http://igor;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 3s;
+            add_header X-Upstream $upstream_addr always;
+        }}
+    }}
+}}
+""")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    def start(self) -> OwnNginx:
+        self.process = subprocess.Popen(
+            [self.binary, "-p", str(self.scratch), "-e", str(self.scratch / "error.log"),
+             "-c", str(self.scratch / "nginx.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.process.poll() is None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise AssertionError(f"nginx did not start: {self.said()}")
+
+    def said(self) -> str:
+        log = self.scratch / "error.log"
+        return log.read_text(errors="replace")[-3000:] if log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()  # nginx's fast shutdown
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)  # fmt: skip
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nginx is not installed; .ci/run should have installed it (.ci/lb)")
+        pytest.skip("nginx is not installed (.ci/lb, or apt-get install nginx-light)")
+    return binary
+
+
 # -- Cloud 66, seen through a proxy --------------------------------------------------------
 
 
@@ -248,8 +345,12 @@ class Replica:
         scratch: Path,
         timings: dict[str, float] | None = None,
         config: str = "",
+        http_port: int | None = None,
     ) -> None:
+        """`http_port`: `igor serve --http 127.0.0.1:PORT` (HTTP mode's secrets: the bot
+        token and the signing secret), instead of Socket Mode."""
         self.name = name
+        self.http_port = http_port
         self.home = scratch / name
         self.home.mkdir(parents=True)
         if config:
@@ -264,6 +365,10 @@ class Replica:
             "XDG_DATA_HOME": str(self.home / "data"),
             "FAULTS_TIMINGS": json.dumps({**TIMINGS, **(timings or {})}),
         })  # fmt: skip
+        if http_port is not None:
+            del env["SLACK_APP_TOKEN"]
+            env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
+            env["FAULTS_ARGS"] = json.dumps(["--http", f"127.0.0.1:{http_port}"])
         self.log = self.home / "serve.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -2,7 +2,8 @@
 
 FAULTS_TIMINGS (a JSON object, `module.NAME` -> seconds) replaces igor's own timing
 constants before it starts: a lease of 2 s instead of 30 bounds a takeover in the
-same way, and the suite runs in seconds instead of minutes.
+same way, and the suite runs in seconds instead of minutes. FAULTS_ARGS (a JSON list)
+are serve's options (`--http 127.0.0.1:PORT`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def main() -> int:
         setattr(importlib.import_module(module), name, value)
     from igor_cli.terminal import main as igor
 
-    return igor(["serve"])
+    return igor(["serve", *json.loads(os.environ.get("FAULTS_ARGS") or "[]")])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from igor_cli.chat.leases import FollowJob, FollowLeases
-from igor_cli.cloud66 import Stack
+from igor_cli.cloud66.models import Stack
 from igor_cli.config import Environment, shell_user
 from igor_cli.sandbox import Simulator
 from igor_cli.state import Store, open_store

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import FollowPolicy, Origin
 from igor_cli.chat import lines
 from igor_cli.chat.bridge import BUTTON_VALUE_LIMIT, Bridge, Reply, Step, Work
 from igor_cli.chat.follow import Followers
@@ -40,7 +39,9 @@ from igor_cli.chat.slack.users import SlackNames
 from igor_cli.chat.text import loggable
 from igor_cli.chat.workers import Scheduler, Workers
 from igor_cli.config import Environment
+from igor_cli.core.follow import FollowPolicy
 from igor_cli.errors import IgorError
+from igor_cli.identity import Origin
 from igor_cli.render.slack import (
     CANCEL_OFFER_ACTION,
     CONFIRM_ACTION,
@@ -58,8 +59,8 @@ from igor_cli.render.slack import (
 if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
-    from igor_cli.actions import Client
     from igor_cli.chat.bypass import Bypass
+    from igor_cli.cloud66.activity import Client
     from igor_cli.state.locks import ForcedUnlock, Lock
 
 log = logging.getLogger("igor.serve")
@@ -103,7 +104,7 @@ def bot_follow_policy(env: Environment) -> FollowPolicy:
 
 
 class SlackBot:
-    """Socket Mode payloads -> the bridge -> replies in thread, with follow-ups."""
+    """Slack's payloads (either transport) -> the bridge -> replies in thread, with follow-ups."""
 
     def __init__(
         self,
@@ -158,18 +159,20 @@ class SlackBot:
 
     # -- from the transport ----------------------------------------------------
 
-    def dispatch(self, kind: str, payload: dict[str, Any]) -> None:
-        """Take one acked envelope's payload (never blocks the socket's reader)."""
+    def dispatch(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Take one acked envelope's payload (never blocks the transport); False when the bot
+        is stopping and took nothing (an HTTP transport then answers 503: Slack retries)."""
         if self.stopping.is_set():
-            return
+            return False
         if kind == "events_api":
             event = payload.get("event") or {}
             shared = bool(payload.get("is_ext_shared_channel"))  # Slack Connect (members.py)
-            self.intake.submit(lambda: self.handle_event(event, shared))
-        elif kind == "slash_commands":
-            self.intake.submit(lambda: self.handle_slash_command(payload))
-        elif kind == "interactive" and payload.get("type") == "block_actions":
-            self.intake.submit(lambda: self.handle_click(payload))
+            return self.intake.submit(lambda: self.handle_event(event, shared))
+        if kind == "slash_commands":
+            return self.intake.submit(lambda: self.handle_slash_command(payload))
+        if kind == "interactive" and payload.get("type") == "block_actions":
+            return self.intake.submit(lambda: self.handle_click(payload))
+        return True  # nothing igor answers: taken, and dropped
 
     def _connect(self) -> Client:
         """A Cloud 66 client whose deploy POSTs for chat commands are recorded first."""

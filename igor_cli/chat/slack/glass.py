@@ -6,7 +6,7 @@ any other, and said again where the team will see it: the channel it was asked i
 channel, and the `[slack] notify` channel. A glass broken in a direct message, or
 by a slash command from a channel igor is not in, is still heard in the last two;
 with neither, the log says nobody else could be told. The record of it is kept by
-`actions.perform` when the change is made.
+`core.perform.perform` when the change is made.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def announce_broken_glass(
 ) -> None:
     """Tell the team of a change posted with --break-glass while a freeze held its stack
     (nothing when no freeze did: then no glass was broken)."""
+    from igor_cli.core.request import Change
     from igor_cli.freeze import freeze_in_the_way, freezes_from_config
 
     request, outcome = reply.request, reply.outcome
-    stack = getattr(outcome, "stack", None)
-    if request is None or not request.break_glass or stack is None:
+    if not isinstance(request, Change) or not request.break_glass or outcome is None:
         return
-    if not getattr(outcome, "posted", False):
+    stack = getattr(outcome, "stack", None)
+    if stack is None or not outcome.posted:
         return
     freezes = freezes_from_config(env.config(), str(env.config_path()))
     window = freeze_in_the_way(freezes, stack.name, stack.environment, env.clock())

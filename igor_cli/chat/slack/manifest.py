@@ -1,4 +1,5 @@
-"""The Slack app manifest igor needs: Socket Mode, interactivity, `/igor`, and no more scopes.
+"""The Slack app manifest igor needs: Socket Mode (or HTTP mode's request URLs), interactivity,
+`/igor`, and no more scopes.
 
 The scopes come from the Web API methods and events the bot really uses,
 listed once here; a test runs the bot and checks every method it called is
@@ -94,17 +95,52 @@ def slash_command(display_name: str) -> str:
     return "/" + (body or "igor")
 
 
-def manifest(name: str = "igor") -> dict[str, Any]:
+def request_url(url: str) -> str:
+    """Where Slack sends HTTP mode's requests: `url`, ending in igor's `/slack/events` (added
+    when it names only the server, or a path a proxy serves igor under). UsageProblem when
+    it is not an http(s) URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from igor_cli.chat.slack.transports.events_http import EVENTS_PATH
+
+    try:
+        parts = urlsplit(url.strip())
+        usable = parts.port is None or parts.port > 0  # (a port that is no number raises)
+    except ValueError:
+        usable = False
+    if (
+        not usable
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or not url.isprintable()
+    ):
+        raise UsageProblem(
+            f"--http takes the URL where Slack reaches igor serve --http, e.g. "
+            f"https://igor.example.com; not {url!r}.",
+            f"igor answers at its {EVENTS_PATH}; a URL without it gets it added.",
+        )
+    path = parts.path.rstrip("/")
+    if not path.endswith(EVENTS_PATH):
+        path += EVENTS_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def manifest(name: str = "igor", http: str | None = None) -> dict[str, Any]:
     """The app manifest, in Slack's format (paste it at api.slack.com/apps -> From a manifest).
 
-    UsageProblem when `name` cannot be an app's name (see `bot_display_name`).
+    Socket Mode's, or with `http` HTTP mode's: Slack sends events, clicks and the
+    slash command to that URL (see `request_url`). UsageProblem when `name` cannot
+    be an app's name (see `bot_display_name`), or `http` is not a URL.
     """
     display_name = bot_display_name(name)
     command = slash_command(display_name)
     name = name.strip()
     same = name.casefold() == "igor"
     who = f"{name} {__version__} is" if same else f"{name} runs igor {__version__},"
-    return {
+    url = request_url(http) if http is not None else None
+    found: dict[str, Any] = {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
             "name": name,
@@ -142,3 +178,9 @@ def manifest(name: str = "igor") -> dict[str, Any]:
             "token_rotation_enabled": False,
         },
     }
+    if url is not None:  # Slack's schema: settings.*.request_url, features.slash_commands[].url
+        found["features"]["slash_commands"][0]["url"] = url
+        found["settings"]["event_subscriptions"]["request_url"] = url
+        found["settings"]["interactivity"]["request_url"] = url
+        found["settings"]["socket_mode_enabled"] = False
+    return found

@@ -156,7 +156,7 @@ class SessionReader:
         state: ConnectionState,
         *,
         listening: Callable[[], bool],
-        take: Callable[[str, dict[str, Any]], None],
+        take: Callable[[str, dict[str, Any]], object],
         other: Callable[[dict[str, Any]], None],
         closed: Callable[[int, str], None],
     ) -> None:

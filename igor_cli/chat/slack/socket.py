@@ -1,4 +1,4 @@
-"""`igor serve`: the bot over Socket Mode (no public URL needed), and its life cycle.
+"""`igor serve`'s default transport: Socket Mode (no public URL needed).
 
 The transport acks every envelope at once (Slack allows 3 s), on the
 connection's receive thread (reader.py), and hands the payload to the bot.
@@ -10,27 +10,24 @@ between tries (the method is rated Tier 1, about once a minute), saying so once
 a try. A connection gone quiet (python-slack-sdk issue 1701; slack_sdk notices
 only after four ping intervals) is replaced after two. An app token Slack
 stops accepting ends the bot with exit code 4, and Socket Mode turned off
-(`link_disabled`) with exit code 2, instead of a reconnect loop. An HTTP
-events endpoint would be a second transport calling the same `SlackBot.dispatch`.
+(`link_disabled`) with exit code 2, instead of a reconnect loop. Its peer, HTTP
+mode (transports/events_http.py), calls the same `SlackBot.dispatch`; both are
+started and stopped by lifecycle.py.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.chat.guard import Rules, RulesError, Signer, bot_rules
-from igor_cli.chat.live_rules import LiveRules
-from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
-from igor_cli.chat.slack.tokens import AUTH_ERRORS, check_slack_tokens, rejected
+from igor_cli.chat.slack.tokens import AUTH_ERRORS, rejected
 from igor_cli.config import Environment
-from igor_cli.credentials import TokenKind, require_token, signing_key
-from igor_cli.errors import ExitCode, IgorError, UsageProblem
+from igor_cli.credentials import TokenKind, require_token
+from igor_cli.errors import IgorError, UsageProblem
 
 if TYPE_CHECKING:
     from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -38,19 +35,11 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
 log = logging.getLogger("igor.serve")
-audit = logging.getLogger("igor.audit")
 
 STALE_PINGS = 2  # reconnect after this many ping intervals without a pong
 STALE_FLOOR = 3.0  # but never sooner: a loaded machine may answer a ping late
 RETRY_FIRST = 2.0  # seconds before the second try after a failed one; doubled each time
 RETRY_MOST = 60.0  # apps.connections.open is Tier 1: about once a minute
-
-
-def load_guard(env: Environment) -> tuple[Rules, Signer | None]:
-    """The rules in the config file, and the signer confirmations need (fail closed)."""
-    key = signing_key(env)  # a key too short to trust stops the bot (WeakSigningKey)
-    signer = Signer(key.value.encode()) if key else None
-    return bot_rules(env.config(), str(env.config_path()), signer), signer
 
 
 class SocketModeDisabled(UsageProblem):
@@ -98,7 +87,7 @@ class SocketModeTransport:
         self,
         env: Environment,
         web: WebClient,
-        dispatch: Callable[[str, dict[str, Any]], None],
+        dispatch: Callable[[str, dict[str, Any]], object],
         stop: threading.Event,
         *,
         pause: Callable[[float], bool] | None = None,
@@ -337,7 +326,7 @@ class SocketModeTransport:
             wait = retry_after(answer.headers) if answer.status_code == 429 else 0.0
             return f"apps.connections.open answered {reason}", wait
         except OSError as error:  # URLError, timeouts, refused connections
-            from igor_cli.refusals import network_reason
+            from igor_cli.cloud66.refusals import network_reason
 
             return f"Slack could not be reached ({network_reason(error)})", 0.0
         with self._connecting:
@@ -371,158 +360,3 @@ def unfit_slack_sdk(missing: list[str]) -> IgorError:
         f"{', '.join(missing)}.",
         'Install a slack_sdk igor supports: pip install "slack_sdk>=3.27,<4".',
     )
-
-
-def configure_logging() -> None:
-    """One JSON object a line on stderr; slack_sdk's own chatter only from warnings up."""
-    from igor_cli.chat.slack.log_lines import StderrLines
-
-    handler = StderrLines()
-    for name in ("igor", "slack_sdk"):  # slack_sdk's warnings pass the same token scrubber
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
-        logger.propagate = False
-    logging.getLogger("igor").setLevel(logging.INFO)
-    logging.getLogger("igor.socket").setLevel(logging.WARNING)
-    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
-    # Every Web API failure reaches igor as an exception, and igor says it once
-    # (with the URL and the reason); slack_sdk's ERROR line for it would repeat it.
-    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
-
-
-def _scrub_logs(env: Environment, extra: logging.Handler | None) -> Callable[[], None]:
-    """Give every handler that writes the bot's log lines the token scrubber; returns its undo."""
-    from igor_cli.credentials import TokenScrubber
-
-    scrubber = TokenScrubber(env)
-    handlers = {*logging.getLogger("igor").handlers, *logging.getLogger("slack_sdk").handlers}
-    handlers.update(logging.getLogger().handlers)
-    if extra is not None:
-        handlers.add(extra)
-    for handler in handlers:
-        handler.addFilter(scrubber)
-
-    def undo() -> None:
-        for handler in handlers:
-            handler.removeFilter(scrubber)
-
-    return undo
-
-
-def audit_file(env: Environment) -> logging.Handler | None:
-    """`[audit] path`: the command lines appended to a JSON-lines file, flushed per line."""
-    section = env.config().get("audit", {})
-    if not isinstance(section, dict) or not section.get("path"):
-        return None
-    from pathlib import Path
-
-    from igor_cli.private_files import private_file
-
-    path = Path(str(section["path"])).expanduser()
-    from igor_cli.chat.slack.log_lines import AuditFile, JsonLines
-
-    try:
-        private_file(path)  # what was typed in chat, and by whom: its owner's alone
-        handler = AuditFile(str(path))  # a line it cannot write is counted and said once
-    except OSError as error:
-        raise RulesError(f"Cannot open the audit file {path}: {error.strerror}.") from None
-
-    handler.setFormatter(JsonLines())
-    handler.setLevel(logging.INFO)
-    if section.get("required"):  # no change without its audit line: held back while lost
-        env.audit_problem = lambda: handler.failing
-    audit.setLevel(logging.INFO)  # the file gets every command whatever stderr shows
-    audit.addHandler(handler)
-    return handler
-
-
-def serve(
-    env: Environment,
-    stop: threading.Event | None = None,
-    report: Callable[[IgorError], None] | None = None,
-) -> int:
-    """Run the bot until `stop` is set (or SIGTERM/SIGINT); return the exit code.
-
-    The error that ends the bot goes to `report` (the terminal's `Error:`
-    lines) and, once the bot had connected, to the log as well; without
-    `report`, to the log only.
-    """
-    stop = stop or threading.Event()
-    connected = False
-    restore = _stop_on_signals(stop)
-    bot: SlackBot | None = None
-    transport: SocketModeTransport | None = None
-    audit_handler: logging.Handler | None = None
-    unscrub: Callable[[], None] | None = None
-    try:
-        # A broken config stops the bot here: never start with no rules by accident.
-        rules, signer = load_guard(env)
-        from igor_cli.freeze import freezes_from_config
-
-        freezes_from_config(env.config(), str(env.config_path()))  # a broken freeze stops it too
-        audit_handler = audit_file(env)
-        unscrub = _scrub_logs(env, audit_handler)
-        web, identity = check_slack_tokens(env)
-        _check_state(env)
-        live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
-        bot = SlackBot(env, web, identity, live, signer)
-        for line in rules.summary():
-            log.info("rules: %s", line)
-        transport = SocketModeTransport(env, web, bot.dispatch, stop)
-        transport.hello = bot.hello
-        if transport.connect():
-            log.info("connected to Slack as %s in %s", identity.name, identity.team)
-            connected = True
-        stop.wait()
-        if transport.failure is not None:
-            raise transport.failure
-    except IgorError as error:
-        if report is None or connected:
-            log.error("%s", " ".join(filter(None, (error.message, error.hint))))
-        if report is not None:
-            report(error)
-        return int(error.exit_code)
-    finally:
-        if transport is not None:
-            transport.stop_listening()
-        if bot is not None:
-            bot.close(SHUTDOWN_SECONDS)
-        if transport is not None:
-            transport.close()
-            log.info("disconnected from Slack")
-        if unscrub is not None:
-            unscrub()
-        if audit_handler is not None:
-            audit.removeHandler(audit_handler)
-            audit_handler.close()
-        restore()
-    return int(ExitCode.OK)
-
-
-def _check_state(env: Environment) -> None:
-    """The team's store, or a local file that exists: a bot that cannot use it stops here."""
-    env.say_state_news = True  # its outages and resets are said in the bot's log
-    store = env.state_or_none()
-    if store is not None:
-        store.items("lock:")
-        log.info("state store: %s", store.url)
-
-
-def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(signum: int, _frame: object) -> None:
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    for sig in previous:
-        signal.signal(sig, handle)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

@@ -18,7 +18,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from igor_cli.actions import DeployOutcome, DeployResult, seconds_running
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import Followers, News, Watcher
 from igor_cli.chat.intents import Intent, Intents
@@ -27,12 +26,13 @@ from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
 from igor_cli.chat.slack.delivery import Delivery, Place
 from igor_cli.chat.slack.updates import Updater
 from igor_cli.chat.workers import Scheduler, Workers
+from igor_cli.core.follow import Followed, seconds_running
 from igor_cli.errors import IgorError
-from igor_cli.render.sentences import followed_as
+from igor_cli.features.deploy import DeployOutcome, DeployResult
 from igor_cli.render.slack import SlackMessage, render_news
 
 if TYPE_CHECKING:
-    from igor_cli.actions import Client, WatchOutcome
+    from igor_cli.cloud66.activity import Client
     from igor_cli.config import Environment
 
 log = logging.getLogger("igor.serve")
@@ -120,19 +120,19 @@ class Takeover:
 
     # -- following the deployment a reply started -----------------------------------------
 
-    def record(self, follow: DeployOutcome | WatchOutcome, place: Place) -> Message:
+    def record(self, follow: Followed, place: Place) -> Message:
         """Record that a reply's place waits for the deployment it is about, before the reply
         goes out; returns the message that will say how it goes (see `posted`, `follow`)."""
         job = FollowJob.of(
             follow.stack, follow.action_id, place.channel, place.thread, place.user,
-            followed_as(follow),
+            follow.what,
         )  # fmt: skip
         said = Message(place.channel, job=job)
         said.shared = self.leases.wait_for(job)
         return said
 
     def follow(
-        self, said: Message, follow: DeployOutcome | WatchOutcome, place: Place,
+        self, said: Message, follow: Followed, place: Place,
         context: dict[str, Any],
     ) -> None:  # fmt: skip
         """Follow it from here, once the reply is on its way (so the outcome comes after

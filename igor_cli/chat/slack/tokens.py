@@ -1,4 +1,5 @@
-"""Slack's tokens at start-up: who the bot is, and whether the app may open sockets."""
+"""Slack's tokens at start-up: who the bot is, whether the app may open sockets, and the
+signing secret HTTP mode needs."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
         except SlackApiError as error:
             raise rejected(kind, str(error.response.get("error", "rejected"))) from None
         except OSError as error:  # URLError, timeouts, refused connections
-            from igor_cli.refusals import network_reason
+            from igor_cli.cloud66.refusals import network_reason
 
             reason, url = network_reason(error), env.slack_api_url()
             if attempt == START_ATTEMPTS:
@@ -105,28 +106,33 @@ def check_app_token(token: str, env: Environment) -> None:
     _slack_call(TokenKind.SLACK_APP, env, lambda: web.apps_connections_open(app_token=token))
 
 
-SLACK_KINDS = (TokenKind.SLACK_BOT, TokenKind.SLACK_APP)
+SOCKET_MODE_KINDS = (TokenKind.SLACK_BOT, TokenKind.SLACK_APP)
+# HTTP mode: Slack calls igor, signing each request; no app token, no connection to open.
+HTTP_KINDS = (TokenKind.SLACK_BOT, TokenKind.SLACK_SIGNING)
 
 
-def require_slack_tokens(env: Environment) -> tuple[str, str]:
-    """The bot and app tokens, or one NotRegistered naming every missing one and its fix.
+def require_slack_tokens(
+    env: Environment, kinds: tuple[TokenKind, ...] = SOCKET_MODE_KINDS
+) -> dict[TokenKind, str]:
+    """Each of these Slack secrets, or one NotRegistered naming every missing one and its fix.
 
-    The fix is Slack's: `igor register --slack` or the variables; the sandbox
-    stands in for Cloud 66 only, so it is never the advice here.
+    The fix is Slack's: `igor register --slack` (`--http` for HTTP mode's) or the
+    variables; the sandbox stands in for Cloud 66 only, so it is never the advice here.
     """
-    found = {kind: find_token(kind, env) for kind in SLACK_KINDS}
+    found = {kind: find_token(kind, env) for kind in kinds}
     missing = [kind for kind, token in found.items() if token is None]
-    bot, app = found[TokenKind.SLACK_BOT], found[TokenKind.SLACK_APP]
-    if bot is not None and app is not None:
-        return bot.value, app.value
+    if not missing:
+        return {kind: token.value for kind, token in found.items() if token is not None}
+    http = TokenKind.SLACK_SIGNING in kinds
+    command = "igor serve --http" if http else "igor serve"
     problem = keyring_problem()
     if problem:  # a setting to fix first: register could not store them either
-        raise keyring_setting_error(problem, missing, "igor serve")
+        raise keyring_setting_error(problem, missing, command)
     names = " and the ".join(kind.description for kind in missing)
     variables = " and ".join(kind.variable for kind in missing)
     hint = (
-        f"Store {'them' if len(missing) > 1 else 'it'} with `igor register --slack`, "
-        f"or set {variables}."
+        f"Store {'them' if len(missing) > 1 else 'it'} with "
+        f"`igor register --slack{' --http' if http else ''}`, or set {variables}."
     )
     if not env.in_sandbox and find_token(TokenKind.CLOUD66, env) is None:
         hint += (
@@ -134,14 +140,19 @@ def require_slack_tokens(env: Environment) -> tuple[str, str]:
             "or --sandbox to rehearse on the simulator."
         )
     raise SlackTokensMissing(
-        f"igor serve needs the {names}; {'neither is' if len(missing) > 1 else 'it is not'} set.",
+        f"{command} needs the {names}; {'neither is' if len(missing) > 1 else 'it is not'} set.",
         hint,
     )
 
 
-def check_slack_tokens(env: Environment) -> tuple[WebClient, Identity]:
-    """Check both Slack tokens; return a client with the bot token, and the bot's identity."""
-    bot_token, app_token = require_slack_tokens(env)
-    web, identity = check_bot_token(bot_token, env)
-    check_app_token(app_token, env)
+def check_slack_tokens(
+    env: Environment, kinds: tuple[TokenKind, ...] = SOCKET_MODE_KINDS
+) -> tuple[WebClient, Identity]:
+    """Check the Slack tokens a transport needs (`kinds`); return a client with the bot token,
+    and the bot's identity. The app token opens a connection to be checked; the signing
+    secret cannot be checked with Slack (a wrong one fails every request's signature)."""
+    tokens = require_slack_tokens(env, kinds)
+    web, identity = check_bot_token(tokens[TokenKind.SLACK_BOT], env)
+    if TokenKind.SLACK_APP in tokens:
+        check_app_token(tokens[TokenKind.SLACK_APP], env)
     return web, identity

@@ -76,7 +76,7 @@ class SlackNames:
 def profile_name(found: Any) -> str:
     """A user object's display name, else real name, else account name ("" for none):
     printable characters only (a name is someone's text, shown in igor's replies)."""
-    from igor_cli.refusals import clean_text
+    from igor_cli.cloud66.refusals import clean_text
 
     if not isinstance(found, dict):
         return ""

@@ -22,14 +22,15 @@ through the API (README: what Cloud 66 does not let igor do).
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from igor_cli.identity import IGOR_REFERENCE_PREFIX, Requester
+
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import (
+    from igor_cli.cloud66.models import (
         Account,
         AsyncAction,
         Deployment,
@@ -37,10 +38,9 @@ if TYPE_CHECKING:
         Service,
         Stack,
     )
-    from igor_cli.paging import Newest
+    from igor_cli.cloud66.paging import Newest
     from igor_cli.state.deployed import Deployed
 
-IGOR_REFERENCE_PREFIX = "igor:"
 # How far apart Cloud 66 may date an action and its deployment (unconfirmed: the
 # docs show no pair of them).
 LINK_SECONDS = 30.0
@@ -97,22 +97,6 @@ class StackHints(Protocol):
     def uids(self, name: str, environment: str | None) -> list[str]:
         """The uids of stacks last seen with this name (any case) in this environment."""
         ...
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who started a deployment, read back from its `user_reference`."""
-
-    via: str
-    user: str
-
-    @classmethod
-    def from_reference(cls, reference: str) -> Requester | None:
-        """Parse `igor:<via>:<user>[:<request id>]`; None if igor did not write it."""
-        if not reference.startswith(IGOR_REFERENCE_PREFIX):
-            return None
-        _, via, *rest = reference.split(":", 3)
-        return cls(via=via, user=rest[0] if rest else "")
 
 
 def deployment_target(deployment_id: str) -> str:
@@ -223,6 +207,8 @@ def typical_duration(
         for d in newest
         if d.finished_at is not None and d.started_at is not None
     ]
+    import statistics  # a TAB loads this module: what only a look uses waits
+
     return statistics.median(seconds) if seconds else None
 
 

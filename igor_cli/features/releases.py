@@ -14,32 +14,26 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from igor_cli.actions import (
-    DEPLOY_FIELDS,
-    DeployOutcome,
-    DeployRequest,
-    Origin,
-    Request,
-    Run,
-    deploy_resolved,
-    find_stack,
-    ledger,
-    performs,
-    stack_words,
-    with_follow_events,
+import typer
+
+from igor_cli.cli import (
+    QUEUE,
+    BreakGlass,
+    DryRun,
+    EnvironmentName,
+    Follow,
+    Json,
+    NoWait,
+    Reason,
+    StackName,
+    Wait,
+    command,
+    complete_environments,
 )
-from igor_cli.activity import (
-    Client,
-    StackHints,
-    actions_since,
-    deployment_state,
-    live_deployment,
-    newest_first,
-    runs_now,
-    with_what_igor_sent,
-)
+from igor_cli.core.request import Change, QuestionWords
 from igor_cli.errors import (
     AlreadyLive,
     ChangedSinceConfirmed,
@@ -51,62 +45,184 @@ from igor_cli.errors import (
     NotShownByCloud66,
     UsageProblem,
 )
+from igor_cli.features.deploy import (
+    DEPLOY_FIELDS,
+    DeployOutcome,
+    DeployRequest,
+    deploy_json,
+    deploy_resolved,
+    deploy_tone,
+    redeploy_sentence,
+)
+from igor_cli.json_output import with_follow_events
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66 import Deployment, Stack
-    from igor_cli.json_output import JsonOutput
+    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.models import Deployment, Stack
+    from igor_cli.core.run import Run
+    from igor_cli.identity import Origin, PersonNamer
     from igor_cli.state.deployed import Ledger
 
+COMMANDS = {"rollback": (), "promote": ()}
+
 StackLock = Callable[[str], AbstractContextManager[Any]]
+
+# -- the commands ----------------------------------------------------------------------
+
+PastDeploymentId = Annotated[
+    str | None,
+    typer.Option(
+        "--to", metavar="ID", show_default=False,
+        help="Go back to this past deployment instead (its id, from igor history).",
+    ),
+]  # fmt: skip
+SourceEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--from", metavar="ENV", show_default=False,
+        help="The environment whose running commit (or image tags) to carry.",
+        autocompletion=complete_environments,
+    ),
+]  # fmt: skip
+TargetEnvironment = Annotated[
+    str,
+    typer.Option(
+        "--to", metavar="ENV", show_default=False,
+        help="The environment to deploy it to.", autocompletion=complete_environments,
+    ),
+]  # fmt: skip
+
+
+@command(
+    "rollback",
+    chat=True,
+    examples=(
+        "igor rollback shop -e production --dry-run",
+        "igor rollback -s shop -e production --to 4001 --follow",
+    ),
+)
+def rollback_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    to: PastDeploymentId = None,
+    wait: Wait = QUEUE,
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
+    as_json: Json = None,
+) -> RollbackRequest:
+    """Go back to the last good deployment before the live one.
+
+    Deploys again what it ran: its commit on a classic stack, its image tags on
+    a docker stack. Refused when there is nothing to go back to; a busy stack
+    follows deploy's -w rule.
+    """
+    return RollbackRequest(
+        stack=stack,
+        environment=environment,
+        to=(to or "").strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
+    )
+
+
+@command(
+    "promote",
+    chat=True,
+    examples=(
+        "igor promote shop --from staging --to production --dry-run",
+        "igor promote -s shop --from staging --to production --follow",
+    ),
+)
+def promote_command(
+    stack: StackName,
+    source: SourceEnvironment,
+    target: TargetEnvironment,
+    wait: Wait = QUEUE,
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
+    as_json: Json = None,
+) -> PromoteRequest:
+    """Deploy to one environment's stack what another's runs (staging to production).
+
+    Both stacks must deploy from one repository. A busy stack follows deploy's
+    -w rule.
+    """
+    return PromoteRequest(
+        stack=stack,
+        source=source.strip(),
+        environment=target.strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
+    )
+
 
 # -- requests ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RollbackRequest(Request):
+@dataclass(frozen=True, kw_only=True)
+class RollbackRequest(Change):
     """`igor rollback`."""
 
-    changes: ClassVar[bool] = True
-    needs_cloud66: ClassVar[bool] = True
     # What it deploys is known only by looking: chat looks first and names it.
     previews: ClassVar[bool] = True
-    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS, "from", "to")
 
-    stack: str
-    environment: str | None = None
     to: str = ""  # a deployment id; "" = the last good one before the live one
     wait: bool = True
-    follow: bool = False
-    dry_run: bool = False
-    as_json: JsonOutput | None = None
-    expect: str = ""  # set by a confirmation: deploy this (a hash or tags) or nothing
-    break_glass: bool = False  # during a freeze (only those it names; on record)
-    reason: str = ""  # why, for the record
+
+    def question(self, stack: Stack, literal: Callable[[str], str]) -> QuestionWords:
+        """`roll back *shop* in *production* to `9b7e0d4`?`"""
+        # The bridge looked first: `expect` is the hash (or the image tags) the click deploys.
+        to = f" to `{literal(_brief(self.expect))}`" if self.expect else ""
+        question = f"roll back *{literal(stack.name)}* in *{literal(stack.environment)}*{to}?"
+        return QuestionWords(question, "Roll back", "Cancel")
+
+    def act(self, run: Run) -> RollbackOutcome:
+        """Deploy again what the last good deployment ran (or `--to`'s)."""
+        return rollback(
+            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger()
+        )
 
 
-@dataclass(frozen=True)
-class PromoteRequest(Request):
+@dataclass(frozen=True, kw_only=True)
+class PromoteRequest(Change):
     """`igor promote`: the stack that changes is the one in `environment` (--to)."""
 
-    changes: ClassVar[bool] = True
-    needs_cloud66: ClassVar[bool] = True
     previews: ClassVar[bool] = True
-    acts_on_a_stack: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(
         *DEPLOY_FIELDS, "source_stack", "from", "replaces"
     )
 
-    stack: str
     source: str  # --from ENV
     environment: str  # --to ENV
     wait: bool = True
-    follow: bool = False
-    dry_run: bool = False
-    as_json: JsonOutput | None = None
-    expect: str = ""
-    break_glass: bool = False
-    reason: str = ""
+
+    def question(self, stack: Stack, literal: Callable[[str], str]) -> QuestionWords:
+        """`deploy `9b7e0d4` from *staging* to *shop* in *production*?`"""
+        what = f"`{literal(_brief(self.expect))}`" if self.expect else "what it runs"
+        question = (
+            f"deploy {what} from *{literal(self.source)}* to *{literal(stack.name)}* "
+            f"in *{literal(stack.environment)}*?"
+        )
+        return QuestionWords(question, "Promote", "Cancel")
+
+    def act(self, run: Run) -> PromoteOutcome:
+        """Deploy to `--to`'s stack what `--from`'s runs."""
+        return promote(run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger())
 
 
 # -- what to post again ----------------------------------------------------------
@@ -129,6 +245,8 @@ def redeploy_of(stack: Stack, deployment: Deployment, unknown: str = "") -> Rede
     """What to post to deploy again on `stack` what `deployment` ran; refused when
     Cloud 66 does not show it (no hash; on a docker stack, no image tags: igor knows
     those only of what it deployed itself). `unknown` says why, when the caller knows."""
+    from igor_cli.core.resolve import stack_words
+
     if stack.is_docker:
         tags = deployment.services
         if not tags or not all(_tag_of(entry) for entry in tags):
@@ -173,6 +291,11 @@ def short(deployment: Deployment) -> str:
     return deployment.git_hash[:7] or deployment.git_ref or "an unknown commit"
 
 
+def _brief(key: str) -> str:
+    """A commit's short hash; image tags as they are (a question names it so)."""
+    return ", ".join(key.split(",")) if ":" in key else key[:7]
+
+
 def _short_key(key: str) -> str:
     return ", ".join(key.split(",")) if "," in key or ":" in key else key[:7]
 
@@ -192,6 +315,22 @@ class RollbackOutcome(DeployOutcome):
         """What it deploys, as a confirmation carries it (`expect`)."""
         return Redeploy(self.ref, self.services).key
 
+    def followed_as(self) -> str:
+        """`Rollback of shop (production) to 9b7e0d4`."""
+        return f"Rollback of {self.stack.label} to {short(self.target)}"
+
+    def sentence(self, person: PersonNamer, now: datetime) -> str:
+        """What the rollback came to, naming both sides."""
+        return redeploy_sentence(self, rollback_doing(self, now), person, now)
+
+    def facts(self) -> Any:
+        """The deploy's facts, and what it went from and to."""
+        return {**deploy_json(self), "from": _side(self.current), "to": _side(self.target)}
+
+    def tone(self) -> str:
+        """A deploy's tone."""
+        return deploy_tone(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PromoteOutcome(DeployOutcome):
@@ -205,6 +344,60 @@ class PromoteOutcome(DeployOutcome):
     def deploys(self) -> str:
         """What it deploys, as a confirmation carries it (`expect`)."""
         return Redeploy(self.ref, self.services).key
+
+    def followed_as(self) -> str:
+        """`Promotion of 9b7e0d4 from staging to shop (production)`."""
+        source = self.source_stack.environment or self.source_stack.label
+        return f"Promotion of {short(self.source)} from {source} to {self.stack.label}"
+
+    def sentence(self, person: PersonNamer, now: datetime) -> str:
+        """What the promotion came to, naming both sides."""
+        return redeploy_sentence(self, promote_doing(self), person, now)
+
+    def facts(self) -> Any:
+        """The deploy's facts, the source stack, and what it carries and replaces."""
+        source = self.source_stack
+        return {
+            **deploy_json(self),
+            "source_stack": {
+                "uid": source.uid, "name": source.name, "environment": source.environment
+            },
+            "from": _side(self.source),
+            "replaces": _side(self.current),
+        }  # fmt: skip
+
+    def tone(self) -> str:
+        """A deploy's tone."""
+        return deploy_tone(self)
+
+
+def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:
+    """`roll back shop (production) from 3f2a1c9 to 9b7e0d4 (deployment 5120 of 2 days ago)`."""
+    from igor_cli.render.sentences import ago
+
+    target = outcome.target
+    return (
+        f"roll back {outcome.stack.label} from {short(outcome.current)} to {short(target)} "
+        f"(deployment {target.id} of {ago(target.started_at, now)})"
+    )
+
+
+def promote_doing(outcome: PromoteOutcome) -> str:
+    """`deploy 9b7e0d4 (running in staging since ...) to shop (production), which runs 3f2a1c9`."""
+    source = outcome.source
+    since = source.finished_at or source.started_at
+    when = f" since {since.strftime('%Y-%m-%d %H:%M UTC')}" if since else ""
+    runs = f"runs {short(outcome.current)}" if outcome.current else "has no successful deployment"
+    return (
+        f"deploy {short(source)} (running in {outcome.source_stack.environment}{when}) "
+        f"to {outcome.stack.label}, which {runs}"
+    )
+
+
+def _side(d: Deployment | None) -> dict[str, Any] | None:
+    from igor_cli.render.sentences import ran_json
+
+    return None if d is None else ran_json(d)
 
 
 def _as_deploy(outcome: DeployOutcome) -> dict[str, Any]:
@@ -222,6 +415,9 @@ def rollback_target(
 ) -> tuple[Deployment, Deployment]:
     """(the live deployment, the one to go back to): by default the newest that
     succeeded before the live one and ran something else; `to` names another."""
+    from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
+    from igor_cli.core.resolve import stack_words
+
     history = f"See its deployments with `igor history {stack_words(stack)}`."
     current = live_deployment(deployments)
     if current is None:
@@ -276,6 +472,7 @@ def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment
     """When the newest deployments read hold what a rollback needs: `--to`'s, or the live
     one and an older success that ran something else (on a docker stack, any older
     success: what it ran is told afterwards, from igor's records)."""
+    from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
 
     def enough(found: Sequence[Deployment]) -> bool:
         if to:
@@ -308,6 +505,8 @@ def rollback(
     itself when it is older). On a docker stack what each ran comes from igor's
     records of what it deployed and what runs now from the stack's services.
     """
+    from igor_cli.core.resolve import find_stack
+
     stack = find_stack(client, request.stack, request.environment, hints)
     to = request.to.strip()
     with stack_lock(stack.uid) if stack_lock else nullcontext():
@@ -339,6 +538,8 @@ def rollback(
 
 def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
     """The deployment `--to` names, asked of Cloud 66 by itself (one GET)."""
+    from igor_cli.core.resolve import stack_words
+
     try:
         return client.deployment(stack.uid, deployment_id)
     except NotFound:
@@ -353,6 +554,13 @@ def _with_tags(
 ) -> list[Deployment]:
     """A docker stack's deployments carrying the tags igor sent for those it made, and the
     live one the tags its services run now. A store that cannot be read refuses."""
+    from igor_cli.cloud66.activity import (
+        actions_since,
+        live_deployment,
+        runs_now,
+        with_what_igor_sent,
+    )
+
     records = ledger.of(stack.uid) if ledger is not None else []
     actions = actions_since(client, stack, deployments)
     filled = with_what_igor_sent(deployments, actions, records)
@@ -374,6 +582,8 @@ def repository(url: str) -> str:
 
 def check_same_repository(source: Stack, target: Stack) -> None:
     """Refuse unless both stacks deploy from one repository (their `git` fields)."""
+    from igor_cli.core.resolve import stack_words
+
     if source.is_docker != target.is_docker:
         kind = "a docker stack" if source.is_docker else "a classic stack"
         raise DifferentRepositories(
@@ -404,6 +614,9 @@ def promote(
 ) -> PromoteOutcome:
     """Deploy to the `--to` environment's stack what the `--from` one runs: its live git
     hash, or on docker stacks the image tags its services run now."""
+    from igor_cli.cloud66.activity import live_deployment, runs_now
+    from igor_cli.core.resolve import find_stack, stack_words
+
     if request.source.strip().casefold() == request.environment.strip().casefold():
         raise UsageProblem(
             f"--from and --to both name {request.environment!r}.",
@@ -458,9 +671,9 @@ def _deploy_request(
     stack: Stack, again: Redeploy, request: RollbackRequest | PromoteRequest
 ) -> DeployRequest:
     return DeployRequest(
-        stack.name,
-        stack.environment,
-        again.services,
+        stack=stack.name,
+        environment=stack.environment,
+        services=again.services,
         ref=again.ref,
         wait=request.wait,
         follow=request.follow,
@@ -477,15 +690,3 @@ def _check_expected(expected: str, again: Redeploy, doing: str) -> None:
             "you confirmed: something was deployed since. Nothing was posted.",
             "Ask again to see what it would deploy now.",
         )
-
-
-@performs(RollbackRequest)
-def _rollback_action(run: Run, request: RollbackRequest) -> RollbackOutcome:
-    locks = run.env.stack_lock if run.env is not None else None
-    return rollback(run.connect(), request, run.origin, run.hints, locks, ledger(run))
-
-
-@performs(PromoteRequest)
-def _promote_action(run: Run, request: PromoteRequest) -> PromoteOutcome:
-    locks = run.env.stack_lock if run.env is not None else None
-    return promote(run.connect(), request, run.origin, run.hints, locks, ledger(run))

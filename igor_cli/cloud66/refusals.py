@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from igor_cli.cloud66.paging import integer
 from igor_cli.errors import (
     ApiError,
     Cloud66Error,
@@ -24,7 +25,6 @@ from igor_cli.errors import (
     Unauthorized,
     Unreachable,
 )
-from igor_cli.paging import integer
 
 if TYPE_CHECKING:
     import requests

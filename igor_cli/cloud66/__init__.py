@@ -1,0 +1,11 @@
+"""Cloud 66: its API's models (`models.py`), the client that speaks it (`client.py`),
+how its lists are paged (`paging.py`), its refusals as igor's errors (`refusals.py`),
+and what its deployments and actions say together (`activity.py`)."""
+
+from contextvars import ContextVar
+
+# The request being performed when it is no change (its class name; "" for a change):
+# the client refuses to POST or DELETE for it. A command that changes a stack but was
+# declared a read fails here, closed, instead of running past locks, freezes and the
+# confirmation (core/perform.py sets it around every action).
+READS_ONLY: ContextVar[str] = ContextVar("reads_only", default="")

@@ -1,0 +1,529 @@
+"""`igor deploy`: deploy a stack (or some of its services, or a ref), or say why not.
+
+One POST tagged with igor's `user_reference`, never retried, under the stack's
+lock (SPEC section 4: busy, queued, already deploying). Rollback and promote
+deploy through `deploy_resolved` too (releases.py), and say themselves with the
+words here (`redeploy_sentence`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import typer
+
+from igor_cli.cli import (
+    QUEUE,
+    BreakGlass,
+    DryRun,
+    EnvironmentName,
+    Follow,
+    Json,
+    NoWait,
+    Reason,
+    Services,
+    StackName,
+    Wait,
+    command,
+)
+from igor_cli.core.request import Change, Outcome, QuestionWords
+from igor_cli.errors import ApiError, ExitCode, RefNeedsClassic, Throttled, Unreachable
+from igor_cli.json_output import with_follow_events
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.models import AsyncAction, Deployment, DeployResponse, Stack
+    from igor_cli.cloud66.paging import Newest
+    from igor_cli.core.follow import Followed
+    from igor_cli.core.run import Run
+    from igor_cli.identity import Origin, PersonNamer, Requester
+    from igor_cli.state.deployed import Ledger
+
+COMMANDS = {"deploy": ("redeploy",)}
+
+# -- the command ---------------------------------------------------------------------
+
+GitRef = Annotated[
+    str | None,
+    typer.Option(
+        "--ref", metavar="REF", show_default=False,
+        help="Deploy this branch, tag or commit (classic stacks; docker stacks take -v "
+        "name:tag).",
+    ),
+]  # fmt: skip
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", metavar="NAME", show_default=False,
+        help="Deploy with this Cloud 66 deployment profile.",
+    ),
+]  # fmt: skip
+
+
+@command(
+    "deploy",
+    chat=True,
+    examples=(
+        "igor deploy shop -e production --follow",
+        "igor deploy -s shop -e staging -v web:1.4.2,worker",
+        "igor deploy blog --ref release-2.1 --dry-run",
+    ),
+)
+def deploy_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    service: Services = None,
+    ref: GitRef = None,
+    profile: Profile = None,
+    wait: Wait = QUEUE,
+    no_wait: NoWait = False,
+    follow: Follow = False,
+    dry_run: DryRun = False,
+    break_glass: BreakGlass = False,
+    reason: Reason = "",
+    as_json: Json = None,
+) -> DeployRequest:
+    """Deploy a stack (or only some of its services, or a given ref).
+
+    If the stack is busy with a deployment igor did not start, the deploy is
+    queued behind it unless -w false.
+    """
+    return DeployRequest(
+        services=tuple(service or ()),
+        stack=stack,
+        environment=environment,
+        ref=(ref or "").strip(),
+        profile=(profile or "").strip(),
+        wait=bool(wait) and not no_wait,
+        follow=follow,
+        dry_run=dry_run,
+        as_json=as_json,
+        break_glass=break_glass,
+        reason=reason.strip(),
+    )
+
+
+# -- the request ---------------------------------------------------------------------
+
+DEPLOY_FIELDS = (
+    "result", "stack", "services", "ref", "profile", "posted", "async_action_id", "message",
+    "running_deployment_id", "started_by",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployRequest(Change):
+    """`igor deploy`."""
+
+    json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS)
+
+    services: tuple[str, ...] = ()
+    ref: str = ""  # git_ref: a branch, tag or commit (classic stacks)
+    profile: str = ""  # deployment_profile
+    wait: bool = True
+
+    def question(self, stack: Stack, literal: Callable[[str], str]) -> QuestionWords:
+        """`deploy *shop* (services web) at ref `v2` to *production*?`"""
+        services = f" (services {literal(', '.join(self.services))})" if self.services else ""
+        ref = f" at ref `{literal(self.ref)}`" if self.ref else ""
+        profile = f" with profile `{literal(self.profile)}`" if self.profile else ""
+        where = literal(stack.environment)
+        question = f"deploy *{literal(stack.name)}*{services}{ref}{profile} to *{where}*?"
+        return QuestionWords(question, "Deploy", "Cancel")
+
+    def act(self, run: Run) -> DeployOutcome:
+        """Deploy, or say why not (the busy rules, the dry run, one POST)."""
+        return deploy(
+            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.target, run.ledger()
+        )
+
+
+# -- the outcome and its words --------------------------------------------------------
+
+
+class DeployResult(Enum):
+    """What a deploy request came to."""
+
+    STARTED = "started"
+    QUEUED = "queued"
+    ALREADY_DEPLOYING = "already_deploying"
+    BUSY_NOT_QUEUED = "busy_not_queued"
+    WOULD_START = "would_start"
+    WOULD_QUEUE = "would_queue"
+
+
+@dataclass(frozen=True)
+class DeployOutcome(Outcome):
+    """The result of `deploy`: what happened and the facts to report."""
+
+    result: DeployResult
+    stack: Stack
+    services: tuple[str, ...] = ()
+    ref: str = ""  # the git_ref posted (or that would be)
+    profile: str = ""  # the deployment_profile posted (or that would be)
+    action_id: str = ""
+    message: str = ""
+    running: Deployment | None = None  # the deployment that made the stack busy
+    started_by: Requester | None = None  # igor's requester of the running deployment
+    started_at: datetime | None = None
+    typical: float | None = None  # seconds the stack's recent successful deployments took
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Nothing deployed when the stack was already busy: that is a failure."""
+        if self.result in (DeployResult.ALREADY_DEPLOYING, DeployResult.BUSY_NOT_QUEUED):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    @property
+    def posted(self) -> bool:
+        """Whether a deployment was asked of Cloud 66."""
+        return self.result in (DeployResult.STARTED, DeployResult.QUEUED)
+
+    @property
+    def async_action_id(self) -> str:
+        """The async action followed ("" when the deployment itself is, or nothing)."""
+        from igor_cli.cloud66.activity import followed_deployment
+
+        return "" if followed_deployment(self.action_id) else self.action_id
+
+    @property
+    def followable(self) -> bool:
+        """Whether there is an igor deployment (this one, or one igor already runs) to watch."""
+        watched = (DeployResult.STARTED, DeployResult.QUEUED, DeployResult.ALREADY_DEPLOYING)
+        return self.result in watched and bool(self.action_id)
+
+    def followed_as(self) -> str:
+        """How the last word on its deployment names it: "" for a deploy (a rollback or a
+        promotion names itself)."""
+        return ""
+
+    def to_follow(self) -> Followed | None:
+        """The deployment igor asked for (or already runs), when there is one to follow."""
+        return following(self) if self.followable else None
+
+    def sentence(self, person: PersonNamer, now: datetime) -> str:
+        """What the deploy request came to."""
+        return deploy_sentence(self, person, now)
+
+    def facts(self) -> Any:
+        """The deploy, as igor's JSON has it."""
+        return deploy_json(self)
+
+    def tone(self) -> str:
+        """started, queued, info, refused or dry-run."""
+        return deploy_tone(self)
+
+    def shell_hint(self) -> str:
+        """How to follow or cancel what was posted; how to queue what was not."""
+        from igor_cli.render.sentences import target_words
+
+        target = target_words(self.stack)
+        if self.posted:
+            return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
+        if self.result is DeployResult.BUSY_NOT_QUEUED:
+            return "Run it again with -w true to queue behind the running deployment."
+        return ""
+
+    def chat_hint(self) -> str:
+        """That the outcome comes in the thread; how to queue what was not posted."""
+        if self.posted:
+            return "I'll post the outcome in this thread."
+        if self.result is DeployResult.BUSY_NOT_QUEUED:
+            return "Ask again with `-w true` to queue behind the running deployment."
+        return ""
+
+
+def _target(outcome: DeployOutcome) -> str:
+    """` (services a, b; ref v1.2; profile quick)`: what the deploy names beyond the stack."""
+    parts = [f"services {', '.join(outcome.services)}"] if outcome.services else []
+    if outcome.ref:
+        parts.append(f"ref {outcome.ref}")
+    if outcome.profile:
+        parts.append(f"profile {outcome.profile}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    from igor_cli.render.sentences import ago
+
+    if outcome.started_by is not None:
+        when = ago(outcome.started_at, now)
+        return f"started by {person(outcome.started_by)} {when}"
+    if outcome.running is not None:
+        running = outcome.running
+        via = f" via {running.triggered_via}" if running.triggered_via else ""
+        return f"started by {running.triggered_by}{via} {ago(running.started_at, now)}"
+    return "started outside igor"
+
+
+def _unfollowable(outcome: DeployOutcome) -> str:
+    """Said of a posted deploy with nothing to follow (the 2020 answer names no action)."""
+    from igor_cli.render.sentences import target_words
+
+    if outcome.action_id:
+        return ""
+    return (
+        " Cloud 66 named no action to follow and no deployment of it has started yet: "
+        f"`igor watch {target_words(outcome.stack)}` follows it once it runs."
+    )
+
+
+def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+    """One sentence: what the deploy request came to."""
+    stack = outcome.stack.label
+    services = _target(outcome)
+    result = outcome.result
+    if result is DeployResult.STARTED:
+        return f"Deploy started: {stack}{services}.{_unfollowable(outcome)}"
+    if result is DeployResult.QUEUED:
+        return (
+            f"{stack} is busy with a deployment {_running_by(outcome, person, now)}; "
+            f"this deploy{services} is queued behind the running deployment."
+            f"{_unfollowable(outcome)}"
+        )
+    if result is DeployResult.ALREADY_DEPLOYING:
+        running = _running_by(outcome, person, now)
+        return f"{stack} is already deploying, {running}. Nothing was posted."
+    if result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            f"{stack} is busy, not queued: a deployment {_running_by(outcome, person, now)} "
+            "is running and -w false asked not to queue. Nothing was posted."
+        )
+    if result is DeployResult.WOULD_QUEUE:
+        return (
+            f"Dry run: {stack} is busy (a deployment {_running_by(outcome, person, now)}); "
+            f"a deploy{services} would be queued behind it. Nothing was posted."
+        )
+    return f"Dry run: a deploy of {stack}{services} would start now. Nothing was posted."
+
+
+def redeploy_sentence(
+    outcome: DeployOutcome, doing: str, person: PersonNamer, now: datetime
+) -> str:
+    """What a rollback or promotion came to; `doing` names it (`roll back shop ... from A to B`)."""
+    stack = outcome.stack.label
+    result = outcome.result
+    running = _running_by(outcome, person, now)
+    if result is DeployResult.STARTED:
+        return f"Started to {doing}.{_unfollowable(outcome)}"
+    if result is DeployResult.QUEUED:
+        return (
+            f"Queued to {doing}, behind the running deployment ({running}).{_unfollowable(outcome)}"
+        )
+    if result is DeployResult.ALREADY_DEPLOYING:
+        return f"{stack} is already deploying, {running}. Nothing was posted."
+    if result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            f"{stack} is busy, not queued: a deployment {running} is running and -w false "
+            "asked not to queue. Nothing was posted."
+        )
+    if result is DeployResult.WOULD_QUEUE:
+        return (
+            f"Dry run: would {doing}, queued behind the running deployment ({running}). "
+            "Nothing was posted."
+        )
+    return f"Dry run: would {doing}. Nothing was posted."
+
+
+def deploy_tone(outcome: DeployOutcome) -> str:
+    """How a deploy (a rollback, a promotion) went: started, queued, info, refused, dry-run."""
+    return {
+        DeployResult.STARTED: "started",
+        DeployResult.QUEUED: "queued",
+        DeployResult.ALREADY_DEPLOYING: "info",
+        DeployResult.BUSY_NOT_QUEUED: "refused",
+    }.get(outcome.result, "dry-run")
+
+
+def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:
+    """A deploy outcome (a rollback's, a promotion's) in igor's JSON output."""
+    from igor_cli.render.sentences import cloud66_id
+
+    requester = outcome.started_by
+    running = outcome.running
+    return {
+        "result": outcome.result.value,
+        "stack": {
+            "uid": outcome.stack.uid,
+            "name": outcome.stack.name,
+            "environment": outcome.stack.environment,
+        },
+        "services": list(outcome.services),
+        "ref": outcome.ref or None,
+        "profile": outcome.profile or None,
+        "posted": outcome.posted,
+        "async_action_id": cloud66_id(outcome.async_action_id),
+        "message": outcome.message or None,
+        "running_deployment_id": cloud66_id(running.id) if running else None,
+        "started_by": {"via": requester.via, "user": requester.user} if requester else None,
+    }
+
+
+# -- the action ---------------------------------------------------------------------
+
+
+def deploy(
+    client: Client,
+    request: DeployRequest,
+    origin: Origin,
+    hints: StackHints | None = None,
+    stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stack: Stack | None = None,
+    ledger: Ledger | None = None,
+) -> DeployOutcome:
+    """Deploy a stack, or say why not (SPEC section 4: busy, queued, already deploying).
+
+    `stack` is the stack already resolved for this request, when it was; `ledger`
+    keeps igor's record of what it sent (state/deployed.py).
+    """
+    from igor_cli.core.resolve import check_services, find_stack, split_services
+
+    stack = stack or find_stack(client, request.stack, request.environment, hints)
+    services = split_services(request.services)
+    if request.ref and stack.is_docker:
+        # Checked before any request that could post: Cloud 66 takes git_ref on classic stacks.
+        raise RefNeedsClassic(stack.label)
+    check_services(client, stack, services)
+    # Two people asking at once (in this process, or in any igor sharing the state
+    # store): the second must see the first's deployment, not race it to the POST.
+    with stack_lock(stack.uid) if stack_lock else nullcontext():
+        return deploy_resolved(client, request, origin, stack, services, ledger=ledger)
+
+
+def deploy_resolved(
+    client: Client,
+    request: DeployRequest,
+    origin: Origin,
+    stack: Stack,
+    services: tuple[str, ...],
+    deployments: Newest[Deployment] | None = None,
+    ledger: Ledger | None = None,
+) -> DeployOutcome:
+    """Deploy a stack already resolved and checked (under its lock): the busy rules, the
+    dry run, the one POST. `deployments`: the stack's newest, when the caller just read them."""
+    from igor_cli.cloud66.activity import (
+        DeployKind,
+        kind_of,
+        live_state,
+        running_deployment,
+        service_names,
+        typical_duration,
+    )
+    from igor_cli.identity import Requester
+
+    read = deployments or client.newest_deployments(stack.uid, fresh=True)
+
+    def outcome(
+        result: DeployResult,
+        action: AsyncAction | None = None,
+        answer: DeployResponse | None = None,
+        live: Deployment | None = None,
+        follow: str = "",
+    ) -> DeployOutcome:
+        joined = result is DeployResult.ALREADY_DEPLOYING  # the running one is followed
+        return DeployOutcome(
+            result,
+            stack,
+            services,
+            ref=request.ref,
+            profile=request.profile,
+            action_id=action.id if action else follow,
+            message=answer.message if answer else "",
+            running=live,
+            started_by=Requester.from_reference(action.user_reference) if action else None,
+            started_at=action.started_at if action else None,
+            typical=typical_duration(read.items, kind_of(live) if joined and live else asked),
+        )
+
+    # What the estimate compares with: the deployment already running, or what this asks.
+    asked = DeployKind(True, service_names(services), request.profile)
+
+    if origin.request_id:
+        # A retry of this very request (a Slack retry, a replayed confirmation),
+        # perhaps handled by another replica: Cloud 66 filters its actions by the
+        # reference igor stored. Only a deployment still running is a retry; a
+        # finished one is history.
+        mine = client.actions_for(stack.uid, origin.user_reference)
+        running = next((a for a in mine if not a.finished), None)
+        if running is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, running)
+    live = running_deployment(read.items)
+    busy = stack.busy or live is not None
+    if busy:
+        state = live_state(client, stack, read, fresh=True)
+        ours = state.live_action or (state.queued[0].action if state.queued else None)
+        if ours is not None:
+            return outcome(DeployResult.ALREADY_DEPLOYING, ours, live=live)
+        if not request.wait:
+            return outcome(DeployResult.BUSY_NOT_QUEUED, live=live)
+    if request.dry_run:
+        return outcome(DeployResult.WOULD_QUEUE if busy else DeployResult.WOULD_START, live=live)
+    answer = client.deploy(
+        stack.uid,
+        services=services,
+        user_reference=origin.user_reference,
+        git_ref=request.ref,
+        deployment_profile=request.profile,
+    )
+    if ledger is not None:
+        ledger.sent(
+            stack.uid,
+            services,
+            request.ref,
+            request.profile,
+            origin.user_reference,
+            answer.async_action_id,
+        )
+    follow = answer.async_action_id or _what_to_follow(client, stack, origin, busy, live)
+    # Queued only behind what igor saw running: the documented answer to any redeploy
+    # says `"queued": true` ("Stack queued for redeployment"), an idle stack's too.
+    result = DeployResult.QUEUED if busy else DeployResult.STARTED
+    return outcome(result, answer=answer, live=live, follow=follow)
+
+
+def _what_to_follow(
+    client: Client, stack: Stack, origin: Origin, queued: bool, before: Deployment | None
+) -> str:
+    """Cloud 66 named no async action (its 2020 answer has none): igor's own action, found
+    by the reference it sent, else the deployment that started for it; "" when neither
+    can be told (a queued deploy starts later: `igor watch` attaches then)."""
+    from igor_cli.cloud66.activity import deployment_target, running_deployment
+
+    try:
+        mine = client.actions_for(stack.uid, origin.user_reference)
+        running = next((a for a in mine if not a.finished), None)
+        if running is not None:
+            return running.id
+        if queued:
+            return ""
+        live = running_deployment(client.newest_deployments(stack.uid, fresh=True).items)
+    except (Throttled, Unreachable, ApiError):
+        return ""  # the deploy went through; only following it is in doubt
+    if live is not None and (before is None or live.id != before.id):
+        return deployment_target(live.id)
+    return ""
+
+
+def following(outcome: DeployOutcome) -> Followed:
+    """What `deploy --follow` follows: the deployment igor asked for (or already runs)."""
+    from igor_cli.core.follow import Followed
+
+    already = outcome.result is DeployResult.ALREADY_DEPLOYING
+    queued = outcome.result is DeployResult.QUEUED
+    return Followed(
+        outcome.stack,
+        outcome.action_id,
+        outcome.running if already else None,
+        outcome.started_by,
+        queued=queued,
+        started_at=outcome.started_at,
+        typical=outcome.typical,
+        behind=outcome.running.id if queued and outcome.running is not None else "",
+        what=outcome.followed_as(),
+    )

@@ -1,0 +1,268 @@
+"""`igor history`: a stack's deployments, newest first: outcome, who, how, and what ran.
+
+Only as many pages as the limit needs are read, whatever order Cloud 66 lists them
+in; who asked igor for each, and what igor sent, come from igor's actions and its
+own records (cloud66/activity.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import typer
+
+from igor_cli.cli import EnvironmentName, Json, StackName, command
+from igor_cli.core.request import OnAStack, Outcome, Read
+from igor_cli.errors import IgorError
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.models import Deployment, Stack
+    from igor_cli.core.run import Run
+    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.render.table import Step, Table
+    from igor_cli.state.deployed import Deployed, Ledger
+
+COMMANDS = {"history": ("deployments",)}
+
+# -- the command ---------------------------------------------------------------------
+
+Count = Annotated[
+    int,
+    typer.Option(
+        "-n", "--limit", metavar="N", min=1, show_default=False,
+        help="Show the N newest deployments (default 10).",
+    ),
+]  # fmt: skip
+
+
+@command(
+    "history",
+    chat=True,
+    examples=("igor history shop -e production", "igor history -s blog -n 30 --json"),
+)
+def history_command(
+    stack: StackName,
+    environment: EnvironmentName = None,
+    limit: Count = 10,
+    as_json: Json = None,
+) -> HistoryRequest:
+    """Show the stack's deployments, newest first: outcome, who, how, and what ran."""
+    return HistoryRequest(stack=stack, environment=environment, limit=limit, as_json=as_json)
+
+
+# -- the request ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryRequest(Read, OnAStack):
+    """`igor history`."""
+
+    needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "id", "started_at", "finished_at", "duration_seconds", "outcome", "outcome_text",
+        "triggered_by", "triggered_via", "igor", "git_hash", "git_ref", "services",
+        "deployment_profile", "deploy_type", "is_live",
+    )  # fmt: skip
+
+    limit: int = 10
+
+    def act(self, run: Run) -> History:
+        """The stack's newest deployments, and who asked igor for each."""
+        return history(run.connect(), self, run.hints, run.ledger())
+
+
+# -- the outcome and its words --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PastDeployment:
+    """One line of `igor history`: a deployment, and who asked igor for it when igor knows."""
+
+    deployment: Deployment
+    requester: Requester | None = None  # igor's requester, read from its user_reference
+
+    @property
+    def state(self) -> str:
+        """succeeded, failed, cancelled or running (Cloud 66's own word when it is none)."""
+        from igor_cli.cloud66.activity import deployment_state
+
+        return deployment_state(self.deployment)
+
+
+@dataclass(frozen=True)
+class History(Outcome):
+    """The newest deployments of a stack, newest first."""
+
+    stack: Stack
+    deployments: list[PastDeployment]
+    total: int  # how many Cloud 66 holds, across every page
+
+    table: ClassVar[str] = "deployments"
+
+    def sentence(self, person: PersonNamer, now: datetime) -> str:
+        """`shop (production): the 10 newest of 45 deployments; 5120 is live.`"""
+        return history_summary(self)
+
+    def facts(self) -> Any:
+        """Each deployment, as `igor history --json` has it."""
+        return [history_json(past) for past in self.deployments]
+
+    def tone(self) -> str:
+        """A history is plain."""
+        return "plain"
+
+
+def how_triggered(past: PastDeployment) -> str:
+    """`igor (shell)`, `igor (Slack)`, or Cloud 66's own word: `Web`, `API`, `Hook`."""
+    if past.requester is not None:
+        return "igor (Slack)" if past.requester.via == "slack" else "igor (shell)"
+    return past.deployment.triggered_via or "unknown"
+
+
+def who_triggered(past: PastDeployment, person: PersonNamer) -> str:
+    """The person igor deployed for, or whom Cloud 66 names."""
+    if past.requester is not None:
+        return person(past.requester)
+    return past.deployment.triggered_by
+
+
+def took(past: PastDeployment, now: datetime) -> str:
+    """How long it took (`3m 05s`), how long so far when running, `-` when unknown."""
+    from igor_cli.render.sentences import duration
+
+    d = past.deployment
+    if d.started_at is None:
+        return "-"
+    if d.finished_at is None:
+        so_far = duration(max(0.0, (now - d.started_at).total_seconds()))
+        return f"{so_far} so far" if d.is_deploying else "-"
+    return duration(max(0.0, (d.finished_at - d.started_at).total_seconds()))
+
+
+def outcome_word(past: PastDeployment) -> str:
+    """`succeeded`, `failed`, ...; `succeeded (live)` for the deployment that runs now."""
+    return past.state + (" (live)" if past.deployment.is_live else "")
+
+
+HISTORY_COLUMNS = ("ID", "STARTED", "TOOK", "OUTCOME", "BY", "VIA", "WHAT")
+
+
+def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tuple[str, ...]:
+    """One deployment, as the history table shows it."""
+    from igor_cli.render.sentences import short_ago, what_ran
+
+    return (
+        past.deployment.id,
+        short_ago(past.deployment.started_at, now),
+        took(past, now),
+        outcome_word(past),
+        who_triggered(past, person),
+        how_triggered(past),
+        what_ran(past.deployment),
+    )
+
+
+def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tuple[str, ...]]:
+    """The history table, header first, as both chat renderers print it."""
+    return [HISTORY_COLUMNS, *(history_row(p, person, now) for p in found.deployments)]
+
+
+def history_table(found: History, person: PersonNamer, now: datetime) -> Table:
+    """The history table, and how it gives way: ID and WHAT (what `--to` and `--ref`
+    take) are never cut."""
+    from igor_cli.render.sentences import short_person
+    from igor_cli.render.table import Table
+
+    rows = history_rows(found, person, now)
+    shorter = {
+        "BY": [short_person(p.requester, p.deployment.triggered_by) for p in found.deployments]
+    }
+    return Table(rows[0], rows[1:], shorter, HISTORY_GIVES_WAY, {"OUTCOME": 9})
+
+
+HISTORY_GIVES_WAY: tuple[Step, ...] = (
+    ("shorten", "BY"), ("drop", "VIA"), ("drop", "TOOK"), ("drop", "BY"), ("drop", "STARTED"),
+    ("cut", "OUTCOME"),
+)  # fmt: skip
+
+
+def history_summary(found: History) -> str:
+    """`shop (production): the 10 newest of 45 deployments; 5120 is live.`"""
+    stack = found.stack.label
+    if not found.deployments:
+        return f"{stack} has no deployments yet."
+    shown = len(found.deployments)
+    count = f"{found.total} deployment{'s' if found.total != 1 else ''}"
+    said = (
+        f"{stack}: {count}" if shown == found.total else f"{stack}: the {shown} newest of {count}"
+    )
+    live = next((p.deployment.id for p in found.deployments if p.deployment.is_live), None)
+    return said + (f"; deployment {live} is live." if live else ".")
+
+
+def history_json(past: PastDeployment) -> dict[str, Any]:
+    """A deployment in `igor history --json`."""
+    from igor_cli.render.sentences import cloud66_id
+
+    d = past.deployment
+    seconds = None
+    if d.started_at is not None and d.finished_at is not None:
+        seconds = round((d.finished_at - d.started_at).total_seconds(), 1)
+    requester = past.requester
+    return {
+        "id": cloud66_id(d.id),
+        "started_at": d.started_at.isoformat() if d.started_at else None,
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+        "duration_seconds": seconds,
+        "outcome": past.state,
+        "outcome_text": d.outcome,
+        "triggered_by": d.triggered_by,
+        "triggered_via": d.triggered_via,
+        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "git_hash": d.git_hash or None,
+        "git_ref": d.git_ref or None,
+        "services": list(d.services),
+        "deployment_profile": d.deployment_profile or None,
+        "deploy_type": d.deploy_type or None,
+        "is_live": d.is_live,
+    }
+
+
+# -- the action ---------------------------------------------------------------------
+
+
+HISTORY_MAX_PAGES = 10  # `history -n` shows at most this many pages' worth (300)
+
+
+def history(
+    client: Client,
+    request: HistoryRequest,
+    hints: StackHints | None = None,
+    ledger: Ledger | None = None,
+) -> History:
+    """The stack's newest deployments, newest first, whatever order Cloud 66 lists them in:
+    only as many pages as the limit needs are read."""
+    from igor_cli.cloud66.activity import actions_since, igor_requesters, with_what_igor_sent
+    from igor_cli.cloud66.paging import PER_PAGE
+    from igor_cli.core.resolve import find_stack
+
+    stack = find_stack(client, request.stack, request.environment, hints)
+    limit = max(1, request.limit)
+    pages = min(HISTORY_MAX_PAGES, -(-limit // PER_PAGE) + 1)
+    read = client.newest_deployments(stack.uid, lambda found: len(found) >= limit, max_pages=pages)
+    newest = list(read.items[:limit])
+    actions = actions_since(client, stack, newest)
+    requesters = igor_requesters(newest, actions)
+    shown = with_what_igor_sent(newest, actions, _records(ledger, stack))
+    chosen = [PastDeployment(d, requesters.get(d.id)) for d in shown]
+    return History(stack, chosen, read.count)
+
+
+def _records(ledger: Ledger | None, stack: Stack) -> list[Deployed]:
+    try:
+        return ledger.of(stack.uid) if ledger is not None else []
+    except IgorError:
+        return []  # the history is Cloud 66's; what igor sent is extra

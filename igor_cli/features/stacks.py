@@ -1,0 +1,453 @@
+"""`igor list`: your stacks, their status and health, and what their deployments say.
+
+The listing is one request (every page); up to DEPLOY_FACTS_LIMIT stacks (or
+WIDE_MAX_STACKS with --wide) their newest deployments are read too, at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import typer
+
+from igor_cli.cli import EnvironmentName, Json, command, complete_stacks
+from igor_cli.cloud66.models import Deployment, Stack, StackStatus
+from igor_cli.core.request import Outcome, Read
+from igor_cli.errors import ApiError, Throttled, Unreachable
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client
+    from igor_cli.core.run import Run
+    from igor_cli.identity import PersonNamer, Requester
+    from igor_cli.render.table import Step, Table
+
+COMMANDS = {"list": ("get", "show", "find", "stacks")}
+
+# -- the command ---------------------------------------------------------------------
+
+StackFilter = Annotated[
+    str | None,
+    typer.Option(
+        "-s", "--stack", metavar="TEXT",
+        help="Only stacks whose name contains TEXT (any case); -s may be left out.",
+        autocompletion=complete_stacks,
+    ),
+]  # fmt: skip
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Also show what each stack runs (one more request per stack; at most 50)."
+    ),
+]
+
+
+@command(
+    "list",
+    chat=True,
+    examples=("igor list", "igor list -e production", "igor list shop --json"),
+)
+def list_command(
+    stack: StackFilter = None,
+    environment: EnvironmentName = None,
+    wide: Wide = False,
+    as_json: Json = None,
+) -> ListRequest:
+    """List your stacks: status, health and last activity."""
+    return ListRequest(stack, environment, wide=wide, as_json=as_json)
+
+
+# -- the request ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRequest(Read):
+    """`igor list`."""
+
+    needs_cloud66: ClassVar[bool] = True
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "uid", "name", "environment", "status", "status_text", "health", "health_text", "busy",
+        "last_activity", "dashboard_url", "deployments_read", "live_deployment", "last_deploy",
+        "running",
+    )  # fmt: skip
+
+    stack: str | None = None
+    environment: str | None = None
+    wide: bool = False  # with what each stack runs (one deployments list per stack shown)
+
+    def act(self, run: Run) -> StackList:
+        """The stacks that match, and what their deployments say."""
+        if self.wide:
+            return list_wide(run.connect(), self)
+        return list_stacks(run.connect(), self.stack, self.environment)
+
+
+# -- the outcome and its words --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackDeploys:
+    """What a stack's deployments say for `igor list`: the live one and the last one over."""
+
+    live: Deployment | None = None
+    live_by: Requester | None = None  # igor's requester of the live one, when it is igor's
+    last: Deployment | None = None  # the newest finished deployment
+    last_by: Requester | None = None
+
+    @property
+    def last_state(self) -> str:
+        """succeeded, failed or cancelled ("" with no finished deployment)."""
+        from igor_cli.cloud66.activity import deployment_state
+
+        return deployment_state(self.last) if self.last is not None else ""
+
+
+@dataclass(frozen=True)
+class StackList(Outcome):
+    """The stacks that matched `igor list`."""
+
+    stacks: list[Stack]
+    stack_filter: str | None = None
+    environment: str | None = None
+    # `--wide`: what each stack runs (its live deployment; None when it has none), by uid.
+    running: dict[str, Deployment | None] | None = None
+    # Per stack uid, when the deployments were read (not past DEPLOY_FACTS_LIMIT stacks).
+    deploy_facts: dict[str, StackDeploys] = field(default_factory=dict)
+    unread: str = ""  # why the deployments could not be read, when they could not
+
+    table: ClassVar[str] = "stacks"
+
+    @property
+    def deploys_read(self) -> bool:
+        """Whether the deployments of the listed stacks were read (LAST DEPLOY)."""
+        return len(self.deploy_facts) == len(self.stacks)
+
+    def last_activity(self, stack: Stack) -> datetime | None:
+        """The stack's last activity, moved on by a deployment that started or ended since."""
+        return last_activity(stack, self.deploy_facts.get(stack.uid))
+
+    def sentence(self, person: PersonNamer, now: datetime) -> str:
+        """`3 stacks`, or why there are none."""
+        return list_summary(self)
+
+    def facts(self) -> Any:
+        """Each stack, as igor's JSON has it."""
+        return [
+            stack_json(stack, self.running, self.deploy_facts.get(stack.uid))
+            for stack in self.stacks
+        ]
+
+    def tone(self) -> str:
+        """A listing is plain."""
+        return "plain"
+
+
+def status_label(stack: Stack) -> str:
+    """`Deployed successfully`, or `... (busy)` when busy with something the status hides."""
+    shown_busy = stack.status in (StackStatus.DEPLOYING, StackStatus.QUEUED)
+    return stack.status.text + (" (busy)" if stack.is_busy and not shown_busy else "")
+
+
+STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")
+
+
+RUNNING_COLUMN = "RUNNING"  # `list --wide`
+
+
+def stack_rows(
+    stacks: list[Stack],
+    now: datetime,
+    running: dict[str, Deployment | None] | None = None,
+    *,
+    facts: Mapping[str, StackDeploys] | None = None,
+    person: PersonNamer | None = None,
+) -> list[tuple[str, ...]]:
+    """The stacks table, header first, as both chat renderers print it (`running`: --wide;
+    `facts`: each stack's deployments, for LAST DEPLOY; `person`: how Slack users are
+    named there)."""
+    from igor_cli.render.sentences import short_ago
+
+    wide = running is not None
+    known = facts or {}
+    rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
+    for s in stacks:
+        seen = known.get(s.uid)
+        row = (
+            s.name,
+            s.environment,
+            status_label(s),
+            s.health.text,
+            short_ago(last_activity(s, seen), now),
+            last_deploy(seen, now, person=person),
+        )
+        rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
+    return rows
+
+
+def running_text(deployment: Deployment | None) -> str:
+    """What a stack runs, for `list --wide`: `3f2a1c9 main`, image tags, or `-`."""
+    from igor_cli.render.sentences import what_ran
+
+    return what_ran(deployment) if deployment is not None else "-"
+
+
+def last_deploy(
+    facts: StackDeploys | None,
+    now: datetime,
+    *,
+    who: bool = True,
+    person: PersonNamer | None = None,
+) -> str:
+    """`failed · alice 3m ago`: the deployment under way, or how the last one ended
+    (`failed 3m ago` without `who`, for a narrow screen)."""
+    from igor_cli.render.sentences import short_ago, short_person
+
+    if facts is None:
+        return "-"  # not read (a long list)
+    if facts.live is not None:
+        by = f" · {short_person(facts.live_by, facts.live.triggered_by, person)}" if who else ""
+        return f"running{by} {short_ago(facts.live.started_at, now)}"
+    if facts.last is None:
+        return "none"
+    by = f" · {short_person(facts.last_by, facts.last.triggered_by, person)}" if who else ""
+    return f"{facts.last_state}{by} {short_ago(facts.last.finished_at, now)}"
+
+
+def stack_table(
+    stacks: list[Stack],
+    now: datetime,
+    running: dict[str, Deployment | None] | None = None,
+    *,
+    facts: Mapping[str, StackDeploys] | None = None,
+) -> Table:
+    """The stacks table, and how it gives way on a narrow screen: NAME, ENVIRONMENT and
+    RUNNING (what `--ref`/`-v` would name) are never cut."""
+    from igor_cli.render.table import Table
+
+    known = facts or {}
+    rows = stack_rows(stacks, now, running, facts=facts)
+    shorter = {
+        "STATUS": [short_status(s) for s in stacks],
+        "LAST DEPLOY": [last_deploy(known.get(s.uid), now, who=False) for s in stacks],
+    }
+    return Table(rows[0], rows[1:], shorter, STACK_GIVES_WAY, {"LAST DEPLOY": 10})
+
+
+# LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it
+# (STATUS mostly repeats it); cut, it keeps its first word (succeeded, failed, ...).
+STACK_GIVES_WAY: tuple[Step, ...] = (
+    ("headers", ""), ("shorten", "STATUS"), ("drop", "LAST ACTIVITY"),
+    ("shorten", "LAST DEPLOY"), ("drop", "HEALTH"), ("drop", "STATUS"),
+    ("cut", "LAST DEPLOY"), ("drop", "LAST DEPLOY"),
+)  # fmt: skip
+
+
+_SHORT_STATUS = {
+    StackStatus.PENDING_ANALYSIS: "pending",
+    StackStatus.DEPLOYED: "deployed",
+    StackStatus.DEPLOY_FAILED: "failed",
+    StackStatus.ANALYZING: "analyzing",
+    StackStatus.ANALYZED: "analyzed",
+    StackStatus.QUEUED: "queued",
+    StackStatus.DEPLOYING: "deploying",
+    StackStatus.UNABLE_TO_ANALYZE: "unanalyzable",
+}
+
+
+def short_status(stack: Stack) -> str:
+    """`deployed`, `failed`, `deploying`, ...; `busy` when busy with what the status hides."""
+    if stack.is_busy and stack.status not in (StackStatus.DEPLOYING, StackStatus.QUEUED):
+        return "busy"
+    return _SHORT_STATUS.get(stack.status, stack.status.text.lower())
+
+
+def list_summary(stacks: StackList) -> str:
+    """`3 stacks` or why there are none."""
+    if stacks.stacks:
+        count = len(stacks.stacks)
+        return f"{count} stack{'s' if count != 1 else ''}"
+    filters = []
+    if stacks.stack_filter:
+        filters.append(f"named like {stacks.stack_filter!r}")
+    if stacks.environment:
+        filters.append(f"in {stacks.environment!r}")
+    return "No stacks" + (" " + " ".join(filters) if filters else "") + "."
+
+
+def stack_json(
+    stack: Stack,
+    running: dict[str, Deployment | None] | None = None,
+    facts: StackDeploys | None = None,
+) -> dict[str, Any]:
+    """A stack in igor's JSON output: with `running` from `list --wide`, and its
+    deployments when they were read."""
+    from igor_cli.render.sentences import ran_json
+
+    moved = last_activity(stack, facts)
+    shown = {
+        "uid": stack.uid,
+        "name": stack.name,
+        "environment": stack.environment,
+        "status": int(stack.status),
+        "status_text": stack.status.text,
+        "health": int(stack.health),
+        "health_text": stack.health.text,
+        "busy": stack.busy or (facts is not None and facts.live is not None),
+        "last_activity": moved.isoformat() if moved else None,
+        "dashboard_url": stack.dashboard_url or None,
+        "deployments_read": facts is not None,
+        "live_deployment": None,
+        "last_deploy": None,
+    }
+    if facts is not None and facts.live is not None:
+        shown["live_deployment"] = _deployment_json(facts.live, facts.live_by)
+    if facts is not None and facts.last is not None:
+        shown["last_deploy"] = _deployment_json(facts.last, facts.last_by)
+    if running is not None:
+        live = running.get(stack.uid)
+        shown["running"] = None if live is None else ran_json(live)
+    return shown
+
+
+def _deployment_json(deployment: Deployment, requester: Requester | None) -> dict[str, Any]:
+    from igor_cli.cloud66.activity import deployment_state
+    from igor_cli.render.sentences import cloud66_id
+
+    return {
+        "id": cloud66_id(deployment.id),
+        "outcome": deployment_state(deployment),
+        "triggered_by": deployment.triggered_by,
+        "triggered_via": deployment.triggered_via or None,
+        "igor": {"via": requester.via, "user": requester.user} if requester else None,
+        "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
+        "finished_at": deployment.finished_at.isoformat() if deployment.finished_at else None,
+    }
+
+
+# -- the action ---------------------------------------------------------------------
+
+
+def last_activity(stack: Stack, facts: StackDeploys | None) -> datetime | None:
+    """The stack's `last_activity`, or later: when its running deployment started or its
+    last one ended (Cloud 66 may not count a start as activity)."""
+    moments = [stack.last_activity]
+    if facts is not None:
+        moments.append(facts.live.started_at if facts.live else None)
+        moments.append(facts.last.finished_at if facts.last else None)
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+# LAST DEPLOY costs a request or two per stack: read for a screenful of stacks at
+# most (a token has 3,000 requests an hour), and never for the thousand-stack listing.
+DEPLOY_FACTS_LIMIT = 20
+
+
+DEPLOY_FACTS_WORKERS = 8
+
+
+def list_stacks(
+    client: Client,
+    stack: str | None = None,
+    environment: str | None = None,
+    *,
+    wide: bool = False,
+) -> StackList:
+    """Stacks whose name contains `stack` (any case), in `environment` (exact, any case).
+
+    Up to DEPLOY_FACTS_LIMIT stacks (or WIDE_MAX_STACKS with `wide`), their newest
+    deployments are read too, at once: what deploys now, how the last one ended,
+    and (`wide`) what each runs. Past WIDE_MAX_STACKS, `wide` is refused before
+    any is read, since each costs at least one request of the token's hourly budget.
+    """
+    from igor_cli.errors import TooManyStacks
+
+    needle = (stack or "").casefold()
+    env = (environment or "").casefold()
+    chosen = [
+        s
+        for s in client.stacks()
+        if needle in s.name.casefold() and (not env or s.environment.casefold() == env)
+    ]
+    chosen.sort(key=lambda s: (s.name.casefold(), s.environment.casefold()))
+    if wide and len(chosen) > WIDE_MAX_STACKS:
+        raise TooManyStacks(len(chosen), WIDE_MAX_STACKS)
+    every: dict[str, Sequence[Deployment]] = {}
+    unread = ""
+    if chosen and (wide or len(chosen) <= DEPLOY_FACTS_LIMIT):
+        try:
+            enough = _runs_a_success if wide else None
+            read = client.newest_deployments_of([s.uid for s in chosen], enough)
+            every = {uid: newest.items for uid, newest in read.items()}
+        except (Throttled, Unreachable, ApiError) as error:
+            if wide:  # what --wide was asked for
+                raise
+            # The listing itself was read: LAST DEPLOY is extra, and says why it is missing.
+            unread = error.message
+    deploys: dict[str, StackDeploys] = {}
+    if every:
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(DEPLOY_FACTS_WORKERS, len(chosen))
+        with ThreadPoolExecutor(workers, thread_name_prefix="igor-deploys") as pool:
+            found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
+            deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
+    running = _running(client, chosen, every) if wide else None
+    return StackList(
+        chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
+    )
+
+
+def _running(
+    client: Client, stacks: Sequence[Stack], every: Mapping[str, Sequence[Deployment]]
+) -> dict[str, Deployment | None]:
+    """What each stack runs: its live deployment, and on a docker stack the image tags its
+    services run (a deployment shows none)."""
+    from igor_cli.cloud66.activity import live_deployment, runs_now
+
+    return {
+        s.uid: runs_now(client, s, live_deployment(every[s.uid])) for s in stacks if s.uid in every
+    }
+
+
+def _runs_a_success(deployments: Sequence[Deployment]) -> bool:
+    """Enough read to tell what a stack runs: Cloud 66's live one, or a success."""
+    from igor_cli.cloud66.activity import deployment_state
+
+    return any(d.is_live or deployment_state(d) == "succeeded" for d in deployments)
+
+
+def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
+    """The stack's running deployment and its newest finished one, and who asked for each.
+
+    igor's actions (its requesters) are read only when one of the two may have come
+    through the API, the way igor deploys.
+    """
+    from igor_cli.cloud66.activity import igor_requesters, newest_first, running_deployment
+
+    live = running_deployment(every)
+    finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
+    last = min(finished, key=newest_first, default=None)
+    shown = [d for d in (live, last) if d is not None]
+    if all(d.via_api is False for d in shown):
+        return StackDeploys(live, None, last, None)
+    try:
+        requesters = igor_requesters(shown, client.newest_actions(stack.uid).items)
+    except (Throttled, Unreachable, ApiError):
+        requesters = {}  # Cloud 66's own words then: `triggered_by`
+    return StackDeploys(
+        live,
+        requesters.get(live.id) if live else None,
+        last,
+        requesters.get(last.id) if last else None,
+    )
+
+
+WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
+
+
+def list_wide(client: Client, request: ListRequest) -> StackList:
+    """`list --wide`: the stacks and what each runs, from one deployments list per stack."""
+    return list_stacks(client, request.stack, request.environment, wide=True)
