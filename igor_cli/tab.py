@@ -106,14 +106,18 @@ def index_of_commands() -> dict[str, Any]:
 
 def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
     """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
-    from igor_cli.cli import load_every_family
+    from igor_cli.cli import index, load_every_family
     from igor_cli.cli_typer import converted, unconverted_context
 
     typed = unconverted_context(root, prog_name, list(args), None)._protected_args
     if typed:
         return root  # it converts the command typed, and only that one
     load_every_family()  # the names of every command are offered
-    return converted(app, [i for i in app.registered_commands if not i.hidden])
+    # in help's order, as the completion index has them: the order of registration is
+    # the order the process happened to import the families in
+    order = {name: at for at, name in enumerate(index())}
+    visible = [i for i in app.registered_commands if not i.hidden]
+    return converted(app, sorted(visible, key=lambda i: order.get(i.name, len(order))))
 
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from igor_cli import tab_index
 from igor_cli.sandbox import Simulator
 from igor_cli.tab import answer_request
 from tests.conftest import Igor
-from tests.test_completion import SHELLS, request
+from tests.test_completion import ROOT, SHELLS, request
 
 LINES = [
     "igor ",
@@ -107,6 +109,28 @@ def test_the_index_answers_as_the_command_definitions_do(
         assert fast is not None, line
         assert fast + "\n" == full, line
     assert cached.requests == []  # never the network
+
+
+def test_the_full_path_offers_the_commands_in_helps_order_whatever_was_imported_first(
+    cached: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process that imported a later family first (the suite's workers do) registered
+    # its commands first; the full path still answers as the index does.
+    code = (
+        "import igor_cli.features.deploy\n"
+        "from igor_cli.tab import answer_request\n"
+        "answer_request(fast=False)\n"
+    )
+    env = {**os.environ, **request("bash", "igor "), "PYTHONPATH": str(ROOT)}
+    ran = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    fast = from_index("bash", "igor ", monkeypatch)  # the index that run wrote
+    assert fast is not None
+    assert ran.stdout == fast + "\n"
+    assert ran.stdout.split()[:2] == ["list", "deploy"]
 
 
 @pytest.mark.parametrize(
