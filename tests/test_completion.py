@@ -790,6 +790,7 @@ def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -
     assert "igor_cli.completion" in modules
     assert "igor_cli.features.locks" in modules  # the index has every command
     assert not heavy(modules, None)
+    assert not {m for m in modules if m.startswith("igor_cli.state")}  # nor the state store
     assert "pydantic" not in modules  # igor_cli/__main__.py hands a TAB to answer_request
     for _ in range(2):
         modules = loaded_modules(entry.format(""), tab)
