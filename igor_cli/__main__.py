@@ -1,4 +1,10 @@
-"""`python -m igor_cli` and the `igor` console script."""
+"""`python -m igor_cli` and the `igor` console script.
+
+Two requests are answered here with the standard library alone, before anything of
+igor's command line is imported (SPEC section 8): `igor --version`, and a TAB that
+the completion index can answer (`tab_index`). Everything else goes to the terminal
+edge.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,11 @@ import sys
 
 def main() -> None:
     """Run igor with the process's arguments and exit with its code."""
+    if sys.argv[1:] == ["--version"]:
+        sys.exit(_version())
     try:
         if os.environ.get("_IGOR_COMPLETE"):
-            # A TAB: answered from the cache without typer's value conversion,
-            # which imports pydantic (SPEC section 8: within 1.15x of `import typer`).
-            # It answers and exits: the objects it makes (modules, mostly) live until
-            # then, so the collector has nothing to find (6 ms of passes over them).
-            import gc
-
-            gc.disable()
-            from igor_cli.tab import answer_request
-
-            code = answer_request()
+            code = _tab()
         else:
             from igor_cli.terminal import main as run
 
@@ -28,6 +27,42 @@ def main() -> None:
         code = 130  # Ctrl-C before the terminal edge could catch it (while importing): quietly
     _exit_quickly()
     sys.exit(code)
+
+
+def _version() -> int:
+    from igor_cli import version_text
+
+    try:
+        sys.stdout.write(version_text() + "\n")
+        sys.stdout.flush()
+    except OSError as error:  # a full disk, a reader gone: said as every command says it
+        from igor_cli.terminal import say_os_error
+
+        code = say_os_error(error)
+        if code is None:
+            raise
+        return code
+    return 0
+
+
+def _tab() -> int:
+    """One TAB: from the completion index when it can, else from the command definitions."""
+    action, _, shell = os.environ.get("_IGOR_COMPLETE", "").partition("_")
+    if action == "complete":
+        from igor_cli.tab_index import answer
+
+        said = answer(shell)
+        if said is not None:
+            sys.stdout.write(said + "\n")
+            return 0
+    # It answers and exits: the objects it makes (modules, mostly) live until then,
+    # so the collector has nothing to find (6 ms of passes over them).
+    import gc
+
+    gc.disable()
+    from igor_cli.tab import answer_request
+
+    return answer_request(fast=False)
 
 
 def _exit_quickly() -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from igor_cli import __version__
+from igor_cli import version_text
 from igor_cli.cli_typer import (
     BUILDING,
     ClickException,
@@ -225,7 +225,7 @@ IgorCommand = command_class(Vocabulary(SANDBOX, JQ, STACK_WORD, NAMED_ONLY))
 def _version(ctx: Context, _param: Any, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         # Like -h: a text to show with exit code 0, shown by whoever parsed.
-        raise HelpRequested(f"igor {__version__}")
+        raise HelpRequested(version_text())
 
 
 @app.callback()

@@ -62,6 +62,7 @@ __all__ = [
     "ZshComplete",
     "build_group",
     "command_class",
+    "completion_index",
     "converted",
     "resolve_incomplete",
     "unconverted_context",
@@ -565,3 +566,109 @@ def unconverted_context(
     else:
         ctx.args = rest
     return ctx
+
+
+# -- the completion index (tab_index.py answers a TAB from it without typer) ------------
+
+
+def completion_index(root: TyperGroup, prog: str, completers: Mapping[str, str]) -> dict[str, Any]:
+    """What a TAB needs of `root`'s command definitions: each command's options and
+    arguments, how their values complete, its short help; the root's options.
+
+    `completers` names igor's own completers (a function's name -> the kind of
+    value it offers, as `tab_index` knows them). Every command is converted.
+    """
+    ctx = unconverted_context(root, prog, [], None)
+    root_spec = _command_spec(root, ctx, completers, group=True)
+    commands = {}
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        if command is None:
+            continue
+        sub = unconverted_context(command, name, [], ctx)
+        commands[name] = {
+            **_command_spec(command, sub, completers, group=False),
+            "hidden": bool(command.hidden),
+            "help": command.get_short_help_str(),
+        }
+    return {"root": root_spec, "commands": commands}
+
+
+def _command_spec(
+    command: Command, ctx: Context, completers: Mapping[str, str], *, group: bool
+) -> dict[str, Any]:
+    params = [_param_spec(param, completers) for param in command.get_params(ctx)]
+    # What the index's parser reads as click does: a group stops at its command's name,
+    # a command takes options and arguments in any order, and nothing unknown.
+    usual = (
+        isinstance(command, TyperGroup) == group
+        and ctx.allow_interspersed_args != group
+        and (group or not ctx.allow_extra_args)
+        and not ctx.ignore_unknown_options
+    )
+    return {"params": params, "unusual": not usual or any(p["unusual"] for p in params)}
+
+
+def _param_spec(param: Any, completers: Mapping[str, str]) -> dict[str, Any]:
+    from typer.core import TyperArgument, TyperOption
+
+    option = isinstance(param, TyperOption)
+    flag = option and bool(param.is_flag or param.count)
+    unusual = (
+        not (option or isinstance(param, TyperArgument))
+        or param.nargs != 1
+        or (flag and param.multiple)
+        or bool(getattr(param, "_flag_needs_value", False))
+    )
+    return {
+        "kind": "option" if option else "argument",
+        "name": param.name,
+        "opts": list(param.opts),
+        "secondary": list(param.secondary_opts),
+        "help": getattr(param, "help", None),
+        "hidden": bool(getattr(param, "hidden", False)),
+        "flag": flag,
+        "multiple": bool(param.multiple),
+        "bare": getattr(param, "igor_bare_value", None) is not None,
+        "unusual": unusual,
+        "complete": _completion_of(param, completers),
+    }
+
+
+def _completion_of(param: Any, completers: Mapping[str, str]) -> Any:
+    """How a parameter's values complete: None (nothing), the kind of an igor completer
+    ("stacks", ...), the values of a completer that takes nothing, or "unknown" (the
+    index cannot answer: the full path does)."""
+    custom = getattr(param, "_custom_shell_complete", None)
+    if custom is None:
+        described = getattr(param, "type_descriptor", None)
+        choice = described is not None and (described.is_choice or described.is_file)
+        return "unknown" if choice else None
+    given = _given_completer(custom)
+    if given is None:
+        return "unknown"
+    if given.__module__.startswith("igor_cli.") and given.__name__ in completers:
+        return completers[given.__name__]
+    if inspect.signature(given).parameters:
+        return "unknown"
+    return [[c, ""] if isinstance(c, str) else [c[0], c[1]] for c in given()]
+
+
+def _given_completer(custom: Any, depth: int = 3) -> Any:
+    """The function igor gave typer as `autocompletion`, inside typer's wrappers."""
+    import types
+
+    for cell in getattr(custom, "__closure__", None) or ():
+        try:
+            found = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if not isinstance(found, types.FunctionType):  # a cell may hold anything
+            continue
+        if found.__module__.split(".")[0] != "typer":
+            return inspect.unwrap(found)  # typer's wrapper wears the function's name
+        if depth > 0:
+            inner = _given_completer(found, depth - 1)
+            if inner is not None:
+                return inner
+    return None

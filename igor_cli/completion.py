@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from igor_cli import tab_index
 
 if TYPE_CHECKING:
     import typer
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
 
 # Not a URL, so that no IGOR_API_URL can share the sandbox's cache.
-SANDBOX_KEY = "(sandbox)"
+SANDBOX_KEY = tab_index.SANDBOX_KEY
 # How long a listing is trusted to say a name is unique without `-e` (deploy, cancel).
 FRESH_SECONDS = 600.0
 # The same listing again within this time does not rewrite the file (the bot lists
@@ -48,8 +49,7 @@ def cache_file(env: Environment, key: str) -> Path:
     """The cache file for one API: a readable name, the key itself inside."""
     # Two URLs that differ only in punctuation share a file name; `load` checks
     # the key stored inside, so their stacks still never mix.
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", key.split("://", 1)[-1]).strip("-")[:100]
-    return env.cache_dir() / "completion" / f"stacks-{slug or 'default'}.json"
+    return env.cache_dir() / "completion" / tab_index.cache_name(key)
 
 
 def orders_file(env: Environment) -> Path:
@@ -165,23 +165,7 @@ def load(env: Environment, key: str) -> dict[str, Any]:
 
 
 def _entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    # The file is ours, but it may be from an older igor or edited by hand:
-    # keep only well-formed entries rather than fail a TAB.
-    stacks = data.get("stacks")
-    if not isinstance(stacks, list):
-        return []
-    entries = []
-    for entry in stacks:
-        if not isinstance(entry, dict):
-            continue
-        if not all(isinstance(entry.get(k), str) for k in ("uid", "name", "environment")):
-            continue
-        services = entry.get("services")
-        entry["services"] = (
-            [s for s in services if isinstance(s, str)] if isinstance(services, list) else []
-        )
-        entries.append(entry)
-    return entries
+    return tab_index.well_formed(data)
 
 
 # -- what TAB offers --------------------------------------------------------------
@@ -199,53 +183,25 @@ def _cached_stacks(ctx: typer.Context) -> list[dict[str, Any]]:
     return _entries(load(env, key))
 
 
-def _starting_with(values: Iterable[str], incomplete: str) -> list[str]:
-    # As typed: typer and the shells match candidates case-sensitively.
-    return sorted({v for v in values if v and v.startswith(incomplete)}, key=str.casefold)
-
-
 def _typed(ctx: typer.Context, name: str) -> str:
     """An option's value as typed on the line so far ("" when absent), folded."""
-    value = ctx.params.get(name)
-    return value.strip().casefold() if isinstance(value, str) else ""
+    return tab_index.typed(ctx.params.get(name))
+
+
+# The candidates are computed in tab_index, which answers most TABs without typer.
 
 
 def stack_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Stack names starting with what was typed, with their environments as help."""
-    environment = _typed(ctx, "environment")
-    by_name: dict[str, list[str]] = {}
-    for stack in _cached_stacks(ctx):
-        if environment and stack["environment"].casefold() != environment:
-            continue
-        by_name.setdefault(stack["name"], []).append(stack["environment"])
-    return [
-        (name, ", ".join(sorted(by_name[name], key=str.casefold)))
-        for name in _starting_with(by_name, incomplete)
-    ]
+    return tab_index.stack_names(_cached_stacks(ctx), _typed(ctx, "environment"), incomplete)
 
 
 def environments(ctx: typer.Context, incomplete: str) -> list[str]:
     """Environments, narrowed to those of the stack already typed with -s."""
-    stack = _typed(ctx, "stack")
-    return _starting_with(
-        (
-            s["environment"]
-            for s in _cached_stacks(ctx)
-            if not stack or s["name"].casefold() == stack
-        ),
-        incomplete,
-    )
+    return tab_index.environments(_cached_stacks(ctx), _typed(ctx, "stack"), incomplete)
 
 
 def services(ctx: typer.Context, incomplete: str) -> list[str]:
     """Services of the stack already typed with -s (those igor has seen)."""
-    stack = _typed(ctx, "stack")
-    environment = _typed(ctx, "environment")
-    names: list[str] = []
-    for entry in _cached_stacks(ctx):
-        if entry["name"].casefold() != stack:
-            continue
-        if environment and entry["environment"].casefold() != environment:
-            continue
-        names.extend(entry["services"])
-    return _starting_with(names, incomplete)
+    stack, environment = _typed(ctx, "stack"), _typed(ctx, "environment")
+    return tab_index.services(_cached_stacks(ctx), stack, environment, incomplete)

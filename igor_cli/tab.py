@@ -4,7 +4,9 @@ A TAB runs igor with `_IGOR_COMPLETE=complete_<shell>` (typer's protocol, so
 typer's generic scripts work too). `answer_request` answers it from the same
 command definitions as typer does, but without typer's value coercion, which
 imports pydantic and would double the time a TAB takes (SPEC section 8). The
-candidates come from `completion.py` (the local cache). The scripts in
+candidates come from `completion.py` (the local cache). Most TABs never get
+here: `tab_index.py` answers them with the standard library alone from an index
+of the command definitions that `refresh_index` writes. The scripts in
 `completions/` are written by `python -m igor_cli.tab generate completions/`;
 `igor completion SHELL` prints one, `--install` writes it for the shell to load.
 """
@@ -16,7 +18,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import typer
@@ -31,15 +33,25 @@ SHELLS = ("bash", "zsh", "fish")
 # -- answering a TAB ----------------------------------------------------------------
 
 
-def answer_request(out: TextIO | None = None) -> int:
+def answer_request(out: TextIO | None = None, *, fast: bool = True) -> int:
     """Answer one TAB (`_IGOR_COMPLETE=complete_<shell>`): print the candidates, return 0.
 
-    Anything else in `_IGOR_COMPLETE` (`source_bash`, other shells) goes to
-    typer, which knows it.
+    From the completion index with the standard library alone when it is there and
+    current (`tab_index`, unless `fast` is False), else from the command definitions,
+    after which the index is written for the next TAB. Anything else in
+    `_IGOR_COMPLETE` (`source_bash`, other shells) goes to typer, which knows it.
     """
+    action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
+    if fast and action == "complete" and shell in SHELLS:
+        from igor_cli.tab_index import answer
+
+        said = answer(shell)
+        if said is not None:
+            (out or sys.stdout).write(said + "\n")
+            return 0
+
     from igor_cli.cli import app, load_every_family
 
-    action, _, shell = os.environ.get(COMPLETE_VAR, "").partition("_")
     if action == "source" and shell in SHELLS:  # the script itself: igor's, not typer's
         (out or sys.stdout).write(script(shell))
         return 0
@@ -53,24 +65,65 @@ def answer_request(out: TextIO | None = None) -> int:
     # The group converts a command's signature only when it is named.
     completer = _completers(app)[shell](group(), {}, app.info.name or "igor", COMPLETE_VAR)
     (out or sys.stdout).write(completer.complete() + "\n")
+    refresh_index()
     return 0
+
+
+# -- the completion index -------------------------------------------------------------
+
+
+def refresh_index() -> None:
+    """Write the completion index (`tab_index`) unless the one there is current."""
+    from igor_cli import tab_index
+    from igor_cli.config import ConfigError, Environment
+
+    environ = {k: v for k, v in os.environ.items() if k != "IGOR_API_URL"}
+    env = Environment(environ=environ)  # IGOR_API_URL is read at each TAB
+    cache_dir = str(env.cache_dir())
+    if tab_index.read(cache_dir) is not None:
+        return
+    try:
+        api_url: str | None = env.api_url()
+    except ConfigError:
+        api_url = None  # no stack completes until it is fixed, as on the full path
+    try:
+        index = {**tab_index.stamp(cache_dir, str(env.config_path())), **index_of_commands()}
+    except Exception:  # the index only saves time: building it must never cost the TAB
+        return
+    tab_index.write(cache_dir, {**index, "api_url": api_url})
+
+
+def index_of_commands() -> dict[str, Any]:
+    """What a TAB needs of igor's command definitions (`cli_typer.completion_index`): every
+    family's commands, so every family is imported (on the full path only, once per index)."""
+    from igor_cli.cli import app, group, load_every_family
+    from igor_cli.cli_typer import completion_index
+    from igor_cli.tab_index import COMPLETERS
+
+    load_every_family()
+    return completion_index(group(), app.info.name or "igor", COMPLETERS)
 
 
 def _needed(app: typer.Typer, root: Command, prog_name: str, args: Sequence[str]) -> Command:
     """The commands this TAB needs: the one typed, or the visible ones while a name is typed."""
-    from igor_cli.cli import load_every_family
+    from igor_cli.cli import index, load_every_family
     from igor_cli.cli_typer import converted, unconverted_context
 
     typed = unconverted_context(root, prog_name, list(args), None)._protected_args
     if typed:
         return root  # it converts the command typed, and only that one
     load_every_family()  # the names of every command are offered
-    return converted(app, [i for i in app.registered_commands if not i.hidden])
+    # in help's order, as the completion index has them: the order of registration is
+    # the order the process happened to import the families in
+    order = {name: at for at, name in enumerate(index())}
+    visible = [i for i in app.registered_commands if not i.hidden]
+    return converted(app, sorted(visible, key=lambda i: order.get(i.name, len(order))))
 
 
 def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
     """typer's classes for each shell (its protocol), with the costly steps replaced."""
     from igor_cli.cli_typer import BashComplete, FishComplete, ZshComplete, resolve_incomplete
+    from igor_cli.tab_index import one_line, zsh_escape
 
     class Fast:
         cli: Command
@@ -96,38 +149,16 @@ def _completers(app: typer.Typer) -> dict[str, type[ShellComplete]]:
             """`"value":"help"`, escaped for zsh as typer does."""
             if not item.help:
                 return super().format_completion(item)
-            return f'"{_zsh_escape(item.value)}":"{_zsh_escape(_one_line(item.help))}"'
+            return f'"{zsh_escape(item.value)}":"{zsh_escape(one_line(item.help))}"'
 
     class Fish(Fast, FishComplete):
         def format_completion(self, item: CompletionItem) -> str:
             """`value<TAB>help`."""
             if not item.help:
                 return super().format_completion(item)
-            return f"{item.value}\t{_one_line(item.help)}"
+            return f"{item.value}\t{one_line(item.help)}"
 
     return {"bash": Bash, "zsh": Zsh, "fish": Fish}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _zsh_escape(text: str) -> str:
-    """Text for `"..."` inside the single-quoted `_arguments '...'` the script evals.
-
-    typer's escaping, but for the apostrophe: typer writes `''`, which zsh reads
-    as the end and restart of the quote, so "stack's" became "stacks". `'\\''`
-    closes the quote, adds an escaped apostrophe and reopens it.
-    """
-    for character, escaped in (
-        ('"', '""'),
-        ("'", "'\\''"),
-        ("$", "\\$"),
-        ("`", "\\`"),
-        (":", r"\\:"),
-    ):
-        text = text.replace(character, escaped)
-    return text
 
 
 def _parsed(cli: Command, prog_name: str, args: list[str]) -> Context | None:

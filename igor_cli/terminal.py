@@ -268,7 +268,7 @@ def _failed(exc: Exception, env: Environment) -> int:
         with contextlib.suppress(OSError, ValueError):
             renderer(env).error(exc)
         return int(exc.exit_code)
-    if isinstance(exc, OSError) and (code := _os_error(exc)) is not None:
+    if isinstance(exc, OSError) and (code := say_os_error(exc)) is not None:
         return code
     if os.environ.get("IGOR_DEBUG"):
         _print_scrubbed_traceback(exc, env)
@@ -296,8 +296,9 @@ def _say(line: str) -> None:
         sys.stderr.flush()
 
 
-def _os_error(error: OSError) -> int | None:
-    """What the system refused, said plainly: a full disk, a closed pipe; None if unsure."""
+def say_os_error(error: OSError) -> int | None:
+    """What the system refused, said plainly (a full disk, a closed pipe), and the exit code;
+    None if unsure. The edge of every command, and `igor --version`'s fast path."""
     import errno
     import os
 

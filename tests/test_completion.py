@@ -772,31 +772,49 @@ def heavy(modules: set[str], family: str | None = "") -> set[str]:
 def test_version_and_a_tab_leave_the_heavy_modules_unloaded(cached: Simulator) -> None:
     entry = "sys.argv = ['igor'{}]\nfrom igor_cli.__main__ import main\nmain()"
     env = dict(os.environ)
-    for option in ("--version", "--help"):
-        modules = loaded_modules(entry.format(f", {option!r}"), env)
-        assert "igor_cli.cli" in modules  # the probe does see igor's modules
-        if option == "--version":
-            assert not heavy(modules), option
-        else:  # help lists every command: every family is loaded, and nothing heavy with them
-            assert "igor_cli.features.locks" in modules
-            assert not {m for m in modules if m.split(".")[0] in _HEAVY}, option
-    modules = loaded_modules(entry.format(""), {**env, **request("bash", "igor deploy -s ")})
+    # --version is answered with the standard library alone: nothing of the command line.
+    modules = loaded_modules(entry.format(", '--version'"), env)
+    assert "igor_cli.__main__" in modules  # the probe does see igor's modules
+    assert not {m for m in modules if m.startswith("igor_cli.") and m != "igor_cli.__main__"}
+    assert "typer" not in modules
+    modules = loaded_modules(entry.format(", '--help'"), env)
+    assert "igor_cli.cli" in modules
+    # help lists every command: every family is loaded, and nothing heavy with them
+    assert "igor_cli.features.locks" in modules
+    assert not heavy(modules, None)
+    # The first TAB reads the command definitions and writes the completion index, for
+    # which it loads every family (and nothing heavy with them); the next ones read only
+    # the index and the cache: no typer, no click, no config, no family.
+    tab = {**env, **request("bash", "igor deploy -s ")}
+    modules = loaded_modules(entry.format(""), tab)
     assert "igor_cli.completion" in modules
-    assert not heavy(modules, "deploy")
+    assert "igor_cli.features.locks" in modules  # the index has every command
+    assert not heavy(modules, None)
+    assert not {m for m in modules if m.startswith("igor_cli.state")}  # nor the state store
     assert "pydantic" not in modules  # igor_cli/__main__.py hands a TAB to answer_request
+    for _ in range(2):
+        modules = loaded_modules(entry.format(""), tab)
+        assert "igor_cli.tab_index" in modules
+        assert not {m for m in modules if m.split(".")[0] in {"typer", "click", "pydantic"}}
+        assert not heavy(modules)  # no family either
+        assert not {"igor_cli.cli", "igor_cli.config", "igor_cli.tab"} & modules
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_igors_answer_to_a_tab_loads_neither_pydantic_nor_rich(
     cached: Simulator, shell: str
 ) -> None:
-    code = "from igor_cli.tab import answer_request\nanswer_request()"
+    # The full path (no index yet, or a stale one): the command definitions, still light.
+    code = "from igor_cli.tab import answer_request\nanswer_request(fast=False)"
     for line in ("igor de", "igor deploy -s ", "igor deploy -"):
         modules = loaded_modules(code, {**os.environ, **request(shell, line)})
         assert "igor_cli.cli" in modules
-        assert ("igor_cli.config" in modules) == ("-s" in line)  # the cache, only when asked
-        assert not heavy(modules, "deploy" if "deploy" in line else None)
+        # the first line ("igor de") builds the index from every family; the next ones
+        # find it current and convert only the command typed
+        assert not heavy(modules, None if line == "igor de" else "deploy")
         assert not {m for m in modules if m.split(".")[0] == "pydantic"}, line
+    # and it leaves the index for the next TAB
+    assert (Path(os.environ["IGOR_CACHE_DIR"]) / "completion" / "tab-index.json").is_file()
 
 
 def test_the_same_listing_again_soon_does_not_rewrite_the_cache() -> None:

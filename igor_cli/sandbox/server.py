@@ -69,8 +69,10 @@ class _Fault:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    # The default backlog of 5 drops connections when a client fetches pages in parallel.
-    request_queue_size = 128
+    # The default backlog of 5 drops connections when a client fetches pages in parallel;
+    # a client fetching every page of 50,000 stacks at once opens 1,666 (a dropped SYN
+    # costs it a second, and the benchmarks' floors would be slower than they are).
+    request_queue_size = 2048
     simulator: Simulator
 
     def handle_error(self, request: Any, client_address: Any) -> None:

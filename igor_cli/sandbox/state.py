@@ -135,6 +135,11 @@ class SandboxState:
         # the same way from the same file, so it never needs saving.
         self.dirty = False
         self._by_uid: dict[str, Stack] = {}
+        # The stacks that may have a deployment not finished yet (a superset: `advance`
+        # drops those it finds idle), so that bringing the state to the present costs
+        # what is running, not the whole account, on every request.
+        self._open: set[str] = set()
+        self._timed: list[Action] = []  # the stack actions not over yet, likewise
 
     # -- building ---------------------------------------------------------
 
@@ -225,6 +230,7 @@ class SandboxState:
             )
             deployment.started_at = last - 240.0
             self._close(deployment, last, outcome, touch_stack=False)
+            self._open.discard(uid)  # its only deployment, and over
         for chunk in [history] if isinstance(history, int) else history:
             options = {"count": chunk} if isinstance(chunk, int) else dict(chunk)
             self.add_history(uid, now=now, **options)
@@ -345,6 +351,8 @@ class SandboxState:
         except (AttributeError, KeyError, TypeError) as exc:
             raise ValueError(f"damaged sandbox state: {exc}") from exc
         state._by_uid = {s.uid: s for s in state.stacks}
+        state._open = {d.stack_uid for d in state.deployments if d.finished_at is None}
+        state._timed = [a for a in state.actions if a.ends_at is not None and a.finished_at is None]
         return state
 
     # -- lookups ----------------------------------------------------------
@@ -370,27 +378,29 @@ class SandboxState:
         return next((d for d in self.deployments if d.stack_uid == uid and d.queued), None)
 
     def _action(self, action_id: int) -> Action:
-        return next(a for a in self.actions if a.id == action_id)
+        # From the end: the action of a deployment being closed is among the newest.
+        return next(a for a in reversed(self.actions) if a.id == action_id)
 
     # -- time -------------------------------------------------------------
 
     def advance(self, now: float, deploy_seconds: float) -> None:
         """Finish every deployment whose time is up and start what was queued behind it;
         end the stack actions whose time is up."""
-        pending = {d.stack_uid for d in self.deployments if d.finished_at is None}
-        for uid in sorted(pending):
-            self._advance_stack(uid, now, deploy_seconds)
-        for action in self.actions:
-            if action.ends_at is not None and action.finished_at is None and action.ends_at <= now:
-                end(self.get_stack(action.stack_uid), action)
+        for uid in sorted(self._open):
+            if not self._advance_stack(uid, now, deploy_seconds):
+                self._open.discard(uid)
+        for action in [a for a in self._timed if a.ends_at is not None and a.ends_at <= now]:
+            end(self.get_stack(action.stack_uid), action)
+            self._timed.remove(action)
 
-    def _advance_stack(self, uid: str, now: float, deploy_seconds: float) -> None:
+    def _advance_stack(self, uid: str, now: float, deploy_seconds: float) -> bool:
+        """Bring one stack to `now`; whether a deployment of it is still unfinished."""
         while True:
             running = self._running(uid)
             if running is None:
                 waiting = self._next_queued(uid)
                 if waiting is None:
-                    return
+                    return False
                 # Only reachable from a hand-edited state file: nothing runs, so go.
                 self._begin(waiting, waiting.requested_at)
                 continue
@@ -401,7 +411,7 @@ class SandboxState:
                 end = running.started_at + deploy_seconds
                 outcome = FAILED if self.get_stack(uid).failing else SUCCESS
             if end > now:
-                return
+                return True
             self._close(running, end, outcome)
             waiting = self._next_queued(uid)
             if waiting is not None:
@@ -496,6 +506,7 @@ class SandboxState:
         )  # fmt: skip
         self.next_action_id += 1
         self.actions.append(action)
+        self._timed.append(action)
         self.dirty = True
         return action
 
@@ -536,6 +547,7 @@ class SandboxState:
         action = _action_for(deployment, git_ref)
         self.deployments.append(deployment)
         self.actions.append(action)
+        self._open.add(stack.uid)
         return deployment, action
 
     def _resolve(self, stack: Stack, ref: str) -> str:
