@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from igor_cli.chat.guard import Rules, RulesError, Signer, bot_rules
 from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
-from igor_cli.chat.slack.socket import SocketModeTransport
 from igor_cli.chat.slack.tokens import HTTP_KINDS, SOCKET_MODE_KINDS, Identity, check_slack_tokens
+from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.config import Environment
 from igor_cli.credentials import TokenKind, signing_key
 from igor_cli.errors import ExitCode, IgorError
