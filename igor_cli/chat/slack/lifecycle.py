@@ -222,7 +222,7 @@ def serve(
 
 
 def _socket_mode(env: Environment, started: Started, stop: threading.Event) -> SocketModeTransport:
-    transport = SocketModeTransport(env, started.web, started.bot.dispatch, stop)
+    transport = SocketModeTransport(env, started.web, started.bot.taker("socket_mode"), stop)
     transport.hello = started.bot.hello
     return transport
 
@@ -244,7 +244,7 @@ def endpoint_for(env: Environment, bot: SlackBot) -> EventsEndpoint:
     from igor_cli.chat.slack.transports.events_http import EventsEndpoint, SigningSecret
 
     return EventsEndpoint(
-        SigningSecret(env), bot.dispatch, health=lambda: bot_health(env, bot),
+        SigningSecret(env), bot.taker("http"), health=lambda: bot_health(env, bot),
         clock=lambda: env.clock().timestamp(),
     )  # fmt: skip
 
