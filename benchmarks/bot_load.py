@@ -362,12 +362,13 @@ client.close()
 """
 
 
-# The same with igor's reader (igor_cli/chat/slack/reader.py), handing every envelope to
-# nothing: what the acks cost without the intake work that shares the process with them.
+# The same with igor's reader (igor_cli/chat/slack/transports/socket_reader.py), handing
+# every envelope to nothing: what the acks cost without the intake work that shares the
+# process with them.
 _READER_ONLY = """
 import signal, threading
 from slack_sdk.web import WebClient
-from igor_cli.chat.slack.socket import SocketModeTransport
+from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.config import Environment
 env = Environment()
 web = WebClient(token=env.environ["SLACK_BOT_TOKEN"], base_url=env.environ["IGOR_SLACK_API_URL"])

@@ -22,7 +22,7 @@ from tests.fakes.slack import Call, FakeSlack
 
 @pytest.fixture(autouse=True)
 def often(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.BYPASS_CHECK_SECONDS", 0.2)
 
 
 def reports(slack: FakeSlack, channel: str) -> list[Call]:
@@ -259,7 +259,7 @@ def test_with_nobody_to_tell_the_log_says_so(
 
 
 def test_a_lock_recorded_before_places_were_kept_still_loads() -> None:
-    from igor_cli.chat.slack.bot import holder_place
+    from igor_cli.chat.slack.holders import holder_place
     from igor_cli.state.locks import Lock
 
     old = (

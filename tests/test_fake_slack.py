@@ -1288,7 +1288,7 @@ def test_slack_sdks_builtin_reader_breaks_on_a_backlog_of_2000(sm_fake: FakeSlac
     bytes it has read, so a backlog of ~1,000 frames in the socket overflows Python's stack:
     RecursionError, the frames it had parsed are dropped unacked, and the reader goes on from
     the middle of a frame. The fake reproduces that; igor reads the frames itself
-    (igor_cli/chat/slack/reader.py, tests/test_reader.py).
+    (igor_cli/chat/slack/transports/socket_reader.py, tests/test_reader.py).
     """
     # Python's default limit, as a plain slack_sdk program has it.
     previous = sys.getrecursionlimit()

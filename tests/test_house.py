@@ -109,6 +109,77 @@ def test_the_private_names_finder_finds_them(tmp_path: Path) -> None:
     assert _typer_private(public) == set()
 
 
+SOCKET_MODE_TRANSPORT = {
+    "igor_cli.chat.slack.transports.socket_mode",
+    "igor_cli.chat.slack.transports.socket_reader",
+}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _slack_sdk_builtin_private_names() -> set[str]:
+    """The private names of slack_sdk's built-in Socket Mode client (its `builtin` package,
+    whose internals igor's frame reader takes over), read from the installed source."""
+    from slack_sdk.socket_mode import builtin
+
+    names: set[str] = set()
+    for path in Path(builtin.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name):
+                names.add(node.id)
+    return {name for name in names if _private(name)}
+
+
+def _defined(path: Path) -> set[str]:
+    """The names a module of igor's defines for itself (functions, classes, attributes set)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr if isinstance(node, ast.Attribute) else node.id)
+    return names
+
+
+def _slack_sdk_internals_used(path: Path, private: set[str]) -> set[str]:
+    """slack_sdk's built-in Socket Mode internals a module reaches: its connection, frame and
+    internals modules, and any of `private` as an attribute, an override or a string."""
+    used = {
+        module
+        for module in _imports(path)
+        if module.startswith("slack_sdk.socket_mode.builtin.")
+        and not module.startswith("slack_sdk.socket_mode.builtin.client")
+        and module != "slack_sdk.socket_mode.builtin.SocketModeClient"  # its public client
+    }
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in private:
+            used.add(node.attr)
+        elif isinstance(node, ast.FunctionDef) and node.name in private:
+            used.add(node.name)
+        elif isinstance(node, ast.Constant) and node.value in private:
+            used.add(str(node.value))
+    return used
+
+
+def test_slack_sdks_private_names_stay_in_the_socket_mode_transport() -> None:
+    """The frame reader builds on slack_sdk's internals: a slack_sdk that changes them breaks
+    two modules (the reader stops the bot saying so), and no other module of igor's."""
+    modules = _modules()
+    own = set().union(
+        *(_defined(path) for name, path in modules.items() if name not in SOCKET_MODE_TRANSPORT)
+    )
+    private = _slack_sdk_builtin_private_names() - own  # igor's own `_lock` is not slack_sdk's
+    assert {"_run_current_session", "_first_ping_time"} <= private  # the finder sees them
+    users = {name for name, path in modules.items() if _slack_sdk_internals_used(path, private)}
+    assert users == SOCKET_MODE_TRANSPORT
+
+
 _CORE = ("igor_cli.core", "igor_cli.cloud66", "igor_cli.features", "igor_cli.identity",
          "igor_cli.errors", "igor_cli.config")  # fmt: skip
 

@@ -24,7 +24,7 @@ ALICE, BOB = "U0ALICE", "U0BOB"
 @pytest.fixture(autouse=True)
 def often(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bot looks every 0.2 s; the store is SQLite, then Redis."""
-    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.BYPASS_CHECK_SECONDS", 0.2)
     monkeypatch.setenv("IGOR_STATE_URL", state_url)
 
 
@@ -171,8 +171,8 @@ def test_a_notice_left_while_no_bot_ran_is_told_soon_after_one_starts(
     bot: RunningBot, slack: FakeSlack, state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Looks an hour apart: only the first look, soon after start, can tell it.
-    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 3600.0)
-    monkeypatch.setattr("igor_cli.chat.slack.bot.FIRST_LOOK_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.BYPASS_CHECK_SECONDS", 3600.0)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.FIRST_LOOK_SECONDS", 0.2)
     now = datetime.now(UTC)
     lock = Lock("s1", "blog", "production", Person.in_slack(ALICE), "", now, now, "C0DEPLOY", "1.2")
     store = open_store(state_url)

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from igor_cli.chat.slack import reader
-from igor_cli.chat.slack.reader import MESSAGE_LIMIT, SKIP_LIMIT
-from igor_cli.chat.slack.socket import SocketModeTransport
+from igor_cli.chat.slack.transports import socket_reader as reader
+from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
+from igor_cli.chat.slack.transports.socket_reader import MESSAGE_LIMIT, SKIP_LIMIT
 from igor_cli.config import Environment
 from tests.conftest import RunningBot, next_ts, wait_until
 from tests.fakes.slack import CLOSE_WAIT, OP_CONTINUATION, OP_PING, OP_TEXT, FakeSlack, encode_frame

@@ -15,7 +15,7 @@ import pytest
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.web import WebClient
 
-from igor_cli.chat.slack.socket import SocketModeTransport
+from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.config import Environment
 from tests.conftest import RunningBot, wait_until
 from tests.fakes.slack import FakeSlack

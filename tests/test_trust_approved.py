@@ -230,7 +230,7 @@ def test_a_freeze_of_an_empty_list_of_stacks_is_a_config_error(sim: Simulator, i
 @pytest.fixture
 def watching(bot: RunningBot, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> RunningBot:
     """A bot that looks for deployments outside igor often, telling C0OPS; blog locked."""
-    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.BYPASS_CHECK_SECONDS", 0.2)
     Environment().config_path().write_text('[slack]\nnotify = "C0OPS"\n')
     slack.join("C0OPS")
     bot.start()

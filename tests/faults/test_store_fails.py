@@ -232,8 +232,8 @@ def test_a_store_outage_is_one_line_in_the_log_not_tracebacks(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.INFO, logger="igor")
     monkeypatch.setenv("IGOR_STATE_URL", own_redis.url)
-    monkeypatch.setattr("igor_cli.chat.slack.bot.BYPASS_CHECK_SECONDS", 0.2)
-    monkeypatch.setattr("igor_cli.chat.slack.bot.FIRST_LOOK_SECONDS", 0.1)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.BYPASS_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("igor_cli.chat.slack.bypass_watch.FIRST_LOOK_SECONDS", 0.1)
     monkeypatch.setattr("igor_cli.chat.slack.takeover.RENEW_SECONDS", 0.2)
     bot.start()
     own_redis.stop()

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from igor_cli.chat.guard import Rules, RulesError, Signer, bot_rules
 from igor_cli.chat.live_rules import LiveRules
 from igor_cli.chat.slack.bot import SHUTDOWN_SECONDS, SlackBot
-from igor_cli.chat.slack.socket import SocketModeTransport
 from igor_cli.chat.slack.tokens import HTTP_KINDS, SOCKET_MODE_KINDS, Identity, check_slack_tokens
+from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.config import Environment
 from igor_cli.credentials import TokenKind, signing_key
 from igor_cli.errors import ExitCode, IgorError
@@ -222,7 +222,7 @@ def serve(
 
 
 def _socket_mode(env: Environment, started: Started, stop: threading.Event) -> SocketModeTransport:
-    transport = SocketModeTransport(env, started.web, started.bot.dispatch, stop)
+    transport = SocketModeTransport(env, started.web, started.bot.taker("socket_mode"), stop)
     transport.hello = started.bot.hello
     return transport
 
@@ -244,7 +244,7 @@ def endpoint_for(env: Environment, bot: SlackBot) -> EventsEndpoint:
     from igor_cli.chat.slack.transports.events_http import EventsEndpoint, SigningSecret
 
     return EventsEndpoint(
-        SigningSecret(env), bot.dispatch, health=lambda: bot_health(env, bot),
+        SigningSecret(env), bot.taker("http"), health=lambda: bot_health(env, bot),
         clock=lambda: env.clock().timestamp(),
     )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """`igor serve`'s default transport: Socket Mode (no public URL needed).
 
 The transport acks every envelope at once (Slack allows 3 s), on the
-connection's receive thread (reader.py), and hands the payload to the bot.
+connection's receive thread (socket_reader.py), and hands the payload to the bot.
 slack_sdk's built-in client makes each connection; igor decides when to make
 the next one. After a connection that worked it reconnects at once; while
 `apps.connections.open` fails or Slack turns connections away
@@ -11,7 +11,7 @@ a try. A connection gone quiet (python-slack-sdk issue 1701; slack_sdk notices
 only after four ping intervals) is replaced after two. An app token Slack
 stops accepting ends the bot with exit code 4, and Socket Mode turned off
 (`link_disabled`) with exit code 2, instead of a reconnect loop. Its peer, HTTP
-mode (transports/events_http.py), calls the same `SlackBot.dispatch`; both are
+mode (events_http.py), calls the same `SlackBot.dispatch`; both are
 started and stopped by lifecycle.py.
 """
 
@@ -116,7 +116,7 @@ class SocketModeTransport:
         and keep it open from then on; whether it opened."""
         from slack_sdk.socket_mode.builtin import SocketModeClient
 
-        from igor_cli.chat.slack.reader import SessionReader, unsupported
+        from igor_cli.chat.slack.transports.socket_reader import SessionReader, unsupported
 
         transport = self
 
@@ -141,7 +141,7 @@ class SocketModeTransport:
                 log.debug("Socket Mode: %s", type(error).__name__)
 
             def _run_current_session(self) -> None:
-                """igor's reader on slack_sdk's receive thread (reader.py says why)."""
+                """igor's reader on slack_sdk's receive thread (socket_reader.py says why)."""
                 session, state = self.current_session, self.current_session_state
                 if session is None or not session.is_active():
                     return

@@ -1,7 +1,7 @@
 """Reading a Socket Mode connection: every envelope acked as soon as its frame is read.
 
 slack_sdk's built-in client makes the connection (handshake, pings) and igor
-reads the frames (socket.py decides when to reconnect). slack_sdk's reader hands frames
+reads the frames (socket_mode.py decides when to reconnect). slack_sdk's reader hands frames
 over only when a `recv` happens to end where a frame ends, so under a burst the
 first envelopes wait for the last; it recurses once per buffered frame (a
 backlog of ~1,000 overflows the stack); and each envelope then crosses a queue,
@@ -70,7 +70,7 @@ SENDABLE_CLOSE_CODES = frozenset(range(1000, 1012)) - {1004, 1005, 1006} | froze
 Envelope = tuple[str, str, dict[str, Any]]  # envelope_id, type, payload
 
 # What igor takes over from slack_sdk's built-in client: the method its receive thread
-# runs for each connection, the one its monitor reconnects with (socket.py), and the
+# runs for each connection, the one its monitor reconnects with (socket_mode.py), and the
 # connection's socket, locks, ping answer and first ping's time.
 # Private names: a slack_sdk that renames one must stop the bot, not leave it
 # connected and deaf (nothing acked, Slack delivering every message again).
