@@ -102,6 +102,18 @@ def _posts(cloud66: Simulator) -> int:
     return cloud66.count("POST", "/deployments")
 
 
+def _job_names(run: Run, message_ts: str) -> bool:
+    """Whether a follow job in the store names this "deploy started" message."""
+    import redis
+
+    client = redis.Redis.from_url(run.redis.url, decode_responses=True)
+    try:
+        return any(message_ts in str(client.get(key) or "")
+                   for key in client.scan_iter("igor:follow:*"))  # fmt: skip
+    finally:
+        client.close()
+
+
 # -- killed or stopped while Cloud 66 answers a deploy ------------------------------------
 
 
@@ -220,6 +232,9 @@ def test_a_follow_taken_over_edits_the_started_message_and_tells_once(run: Run) 
         for call in run.slack.calls_to("chat.postMessage")
         if call.params.get("thread_ts") == ts
     )
+    # Killed once its follow names the message (a replica killed before it learns the
+    # message's ts leaves nobody a message to edit: another test's case).
+    wait_for(lambda: _job_names(run, started_ts), 20, run.logs)
     victim.kill()
     killed_at = time.monotonic()
     wait_for(lambda: run.outcomes(ts), 40, run.logs)
