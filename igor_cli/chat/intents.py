@@ -177,11 +177,14 @@ class Intents:
         try:
             store = self._store()
             if store is not None:
+                generation = command.generation or self._generation()  # before: no half-record
                 store.claim(intent.key, intent.dumps(), INTENT_SECONDS)
-                command.generation = command.generation or self._generation()
-        except StateUnavailable as error:
+                command.generation = generation
+        except IgorError as error:
             self.abandoned([intent])
-            raise refusing_changes(error) from None
+            if isinstance(error, StateUnavailable):
+                raise refusing_changes(error) from None
+            raise
         command.recorded.append(intent)
         with self._changed:
             self._posting += 1
