@@ -4,12 +4,19 @@ Slack never delivers an acked message again, so a bot replica that dies while a
 deploy POST is out would leave a deployment nobody hears of. Before each deploy
 POST made for a chat command, the replica records an intent in the state store,
 `intent:<id>`: the stack, the `user_reference`, where to answer and who asked;
-after it, Cloud 66's answer (the async action). The intent is deleted once the
-reply is out and the follow recorded (`chat/leases.py`).
+after it, Cloud 66's answer (the async action). Whoever tells the thread takes the
+intent out of the store first (compare-and-delete, after the follow is recorded,
+`chat/leases.py`) and tells it only if that worked: a replica whose intent was taken
+over meanwhile (its heartbeat lapsed while it was stopping, starved or cut off from
+the store) says nothing, and neither does one that cannot reach the store then (the
+intent stays, and is told once the store answers). Deleting before posting, not
+after, is the choice of "once" over "at least once": a replica killed between the
+two leaves the "deploy started" reply unsaid, but its outcome is still told through
+the follow recorded before.
 
 Each replica keeps a heartbeat, `replica:<id>`, renewed with the follow leases.
 A replica that starts, or that finds an intent whose replica has no heartbeat,
-takes it over (compare-and-set on the record: one replica does) and asks
+takes it over (compare-and-delete on the record: one replica does) and asks
 Cloud 66 by the `user_reference` whether the deployment exists: then the thread
 is told it started and its outcome is followed; if Cloud 66 has none once a POST
 could no longer be answered (`POST_SECONDS`), the thread is told it was not
@@ -112,6 +119,7 @@ class Command:
     place: Place
     recorded: list[Intent] = field(default_factory=list)
     posting: int = 0  # its POSTs still out
+    generation: str = ""  # the store's marker when its first intent was recorded
 
 
 class Intents:
@@ -122,10 +130,16 @@ class Intents:
         store: Callable[[], Store | None],
         replica: str,
         wall: Callable[[], float] = time.time,
+        generation: Callable[[], str] = lambda: "",
     ) -> None:
+        """`generation`: which store this is (its marker, `state/continuity.py`): an intent
+        missing from a store that was reset since it was recorded was lost, not told."""
         self._store = store
         self.replica = replica
         self._wall = wall
+        self._generation = generation
+        self._handed_over = False  # stopping, and the heartbeat dropped: never renewed again
+        self._beating = threading.Lock()
         self._here = threading.local()  # the command running on this worker thread
         self._posting = 0  # POSTs out now, on every worker
         self._mine: set[str] = set()  # intents of commands running here (not to take over)
@@ -163,10 +177,14 @@ class Intents:
         try:
             store = self._store()
             if store is not None:
+                generation = command.generation or self._generation()  # before: no half-record
                 store.claim(intent.key, intent.dumps(), INTENT_SECONDS)
-        except StateUnavailable as error:
+                command.generation = generation
+        except IgorError as error:
             self.abandoned([intent])
-            raise refusing_changes(error) from None
+            if isinstance(error, StateUnavailable):
+                raise refusing_changes(error) from None
+            raise
         command.recorded.append(intent)
         with self._changed:
             self._posting += 1
@@ -189,6 +207,41 @@ class Intents:
                          lambda s: s.swap(intent.key, intent.dumps(), done.dumps(),
                                           INTENT_SECONDS)):  # fmt: skip
             command.recorded[index] = done
+
+    def tell(self, command: Command) -> bool:
+        """Whether the command may tell its thread what its deploy POSTs did, now: its intents
+        are taken out of the store first (compare-and-delete), so that no other replica
+        tells them too. False when another replica took one over (it tells the thread), or
+        the store cannot say (they stay, and are told once it answers: by whoever looks
+        for orphans, this replica included). Either way they are no longer the command's."""
+        recorded, command.recorded = list(command.recorded), []
+        try:
+            store = self._store()
+            taken = [] if store is None else [self._take(store, command, i) for i in recorded]
+            told = all(taken)  # every one tried: none is left half-told in the store
+        except IgorError as error:  # the outage itself is said once (state/health.py)
+            log.info("state store: %s (a deploy's reply waits for it)", error.message)
+            told = False
+        self.abandoned(recorded)
+        return told
+
+    def _take(self, store: Store, command: Command, intent: Intent) -> bool:
+        """This command's intent out of the store, as this replica knows it or as the store
+        has it (its answer recorded though the store's reply was lost), while it is still
+        this replica's; or gone with a store that was reset since it was recorded."""
+        if store.release(intent.key, intent.dumps()):
+            return True
+        text = store.get(intent.key)
+        stored = Intent.loads(text) if text is not None else None
+        if text is not None and stored is not None and stored.replica == self.replica:
+            return store.release(intent.key, text)
+        if text is None and command.generation and self._generation() != command.generation:
+            log.info("the state store lost the intent of a deploy of %s: telling it here",
+                     intent.stack_uid)  # fmt: skip
+            return True
+        log.info("another igor took over the deploy of %s: it tells the thread",
+                 intent.stack_uid)  # fmt: skip
+        return False
 
     def finished(self, intents: list[Intent]) -> None:
         """The replies are out and the follows recorded: the intents are done."""
@@ -219,8 +272,9 @@ class Intents:
 
     # -- replicas ----------------------------------------------------------------------
 
-    def beat(self) -> None:
-        """Renew this replica's heartbeat (claimed again if it lapsed)."""
+    def beat(self) -> bool:
+        """Renew this replica's heartbeat (claimed again if it lapsed); False once it was
+        handed over (stopping: never renewed again)."""
         key = REPLICA_PREFIX + self.replica
 
         def beat(store: Store) -> bool:
@@ -228,12 +282,18 @@ class Intents:
                 key, self.replica, HEARTBEAT_SECONDS
             )
 
-        self._quietly("renewing this replica's heartbeat", beat)
+        with self._beating:
+            if self._handed_over:
+                return False
+            self._quietly("renewing this replica's heartbeat", beat)
+        return True
 
     def hand_over(self) -> None:
         """Stopping: drop the heartbeat, so that what is left here is taken over at once."""
         key = REPLICA_PREFIX + self.replica
-        self._quietly("handing over", lambda s: s.release(key, self.replica))
+        with self._beating:  # a renewal running now would claim it again
+            self._handed_over = True
+            self._quietly("handing over", lambda s: s.release(key, self.replica))
 
     def orphans(self) -> list[Intent]:
         """Intents nobody tells: their replica is gone, or it is this one and no command
@@ -261,8 +321,9 @@ class Intents:
 
     def settle(self, intent: Intent, client: Client) -> Settled | None:
         """What became of an orphan intent, once that can be told, taken over by this
-        replica (compare-and-set on its record: one replica does). None: not yet (its POST
-        may still be answered), or another replica took it."""
+        replica: taken out of the store (compare-and-delete: one replica does, and tells
+        it). None: not yet (its POST may still be answered), or another replica took it,
+        or the store cannot say."""
         action_id, queued, started_at = intent.action_id, intent.queued, None
         if not intent.answered:
             asked = client.actions_for(intent.stack_uid, intent.user_reference)
@@ -271,12 +332,9 @@ class Intents:
                 return None
             if found is not None:
                 action_id, started_at = found.id, found.started_at
-        taken = dataclasses.replace(intent, replica=self.replica)
-        if not self._quietly("taking over an intent",
-                             lambda s: s.swap(intent.key, intent.dumps(), taken.dumps(),
-                                              INTENT_SECONDS)):  # fmt: skip
+        if not self._quietly("taking over an intent", _release(intent)):
             return None
-        return Settled(taken, action_id, queued, started_at)
+        return Settled(intent, action_id, queued, started_at)
 
     def _quietly(self, what: str, operation: Callable[[Store], Any]) -> bool:
         try:

@@ -380,6 +380,14 @@ class Replica:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the replica stops in its tracks, as one starved by a loaded machine (or a
+        VM paused) would; its heartbeat and leases lapse, its sockets stay open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def terminate(self) -> float:
         """SIGTERM; returns how long it took to exit (seconds)."""
         started = time.monotonic()

@@ -102,6 +102,18 @@ def _posts(cloud66: Simulator) -> int:
     return cloud66.count("POST", "/deployments")
 
 
+def _job_names(run: Run, message_ts: str) -> bool:
+    """Whether a follow job in the store names this "deploy started" message."""
+    import redis
+
+    client = redis.Redis.from_url(run.redis.url, decode_responses=True)
+    try:
+        return any(message_ts in str(client.get(key) or "")
+                   for key in client.scan_iter("igor:follow:*"))  # fmt: skip
+    finally:
+        client.close()
+
+
 # -- killed or stopped while Cloud 66 answers a deploy ------------------------------------
 
 
@@ -155,6 +167,57 @@ def test_sigterm_mid_post_waits_for_the_answer_or_hands_it_over(run: Run, hold: 
     assert len(run.outcomes(ts)) == 1, said
 
 
+@pytest.mark.timeout(90)
+def test_a_replica_starved_mid_post_says_nothing_once_its_deploy_was_taken_over(
+    run: Run,
+) -> None:
+    # A replica that stalls while its POST is out (a loaded machine, a paused VM) looks dead:
+    # its heartbeat lapses, and another igor tells the thread. When it wakes to Cloud 66's
+    # answer, the deploy is no longer its to tell.
+    run.replica("survivor")
+    starved = run.replica("starved")
+    held: Cloud66Proxy = starved.proxy  # type: ignore[attr-defined]
+    held.hold_posts = 2.0  # passed on to Cloud 66 while the replica is stopped
+    ts = run.mention("deploy -s blog")
+    wait_for(held.holding.is_set, 20, run.logs)
+    starved.pause()
+    try:
+        wait_for(lambda: any(TAKEN_OVER[:40] in t for t in run.thread(ts)), 40, run.logs)
+    finally:
+        starved.resume()  # it reads Cloud 66's answer now
+    wait_for(lambda: run.outcomes(ts), 40, run.logs)
+    time.sleep(2.0)  # its reply would come now
+    said = run.thread(ts)
+    assert _posts(run.cloud66) == 1
+    assert len([t for t in said if "Deploy started: blog (production)" in t]) == 1, said
+    assert len(run.outcomes(ts)) == 1, said
+
+
+@pytest.mark.timeout(90)
+def test_a_redis_stalled_while_the_reply_goes_out_tells_the_deploy_once(run: Run) -> None:
+    # The store stalls while the POST is out: Cloud 66's answer cannot be recorded, nor the
+    # intent taken out of the store when the reply would go. The thread hears it once, when
+    # the store answers again, from whichever replica settles the intent.
+    run.replica("one")
+    two = run.replica("two")
+    held: Cloud66Proxy = two.proxy  # type: ignore[attr-defined]
+    held.hold_posts = 1.0
+    ts = run.mention("deploy -s blog")
+    wait_for(held.holding.is_set, 20, run.logs)
+    run.redis.stall()
+    try:
+        wait_for(lambda: _posts(run.cloud66) == 1, 20, run.logs)
+        time.sleep(4.0)  # the reply's turn comes and goes (every heartbeat lapses meanwhile)
+    finally:
+        run.redis.resume()
+    wait_for(lambda: run.outcomes(ts), 40, run.logs)
+    time.sleep(2.0)  # a second telling would come now
+    said = run.thread(ts)
+    assert _posts(run.cloud66) == 1
+    assert len([t for t in said if "Deploy started: blog (production)" in t]) == 1, said
+    assert len(run.outcomes(ts)) == 1, said
+
+
 # -- killed, stalled or emptied while a deployment is followed -----------------------------
 
 
@@ -169,6 +232,9 @@ def test_a_follow_taken_over_edits_the_started_message_and_tells_once(run: Run) 
         for call in run.slack.calls_to("chat.postMessage")
         if call.params.get("thread_ts") == ts
     )
+    # Killed once its follow names the message (a replica killed before it learns the
+    # message's ts leaves nobody a message to edit: another test's case).
+    wait_for(lambda: _job_names(run, started_ts), 20, run.logs)
     victim.kill()
     killed_at = time.monotonic()
     wait_for(lambda: run.outcomes(ts), 40, run.logs)

@@ -171,6 +171,8 @@ class Commands:
         # A deployment to follow is recorded before its reply goes out (chat/leases.py).
         follow = reply.deployment_to_follow
         following = None if follow is None else self.takeover.record(follow, place)
+        if not self.takeover.telling():
+            return  # another igor tells this thread, once (chat/intents.py)
 
         def on_posted(ts: str) -> None:
             if following is not None:

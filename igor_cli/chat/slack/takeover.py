@@ -6,7 +6,10 @@ outcome, and the intents of deploy POSTs. Every `RENEW_SECONDS` each replica
 renews its heartbeat and its leases (stopping the follows whose lease it could
 not keep), checks that the store is the one it knew (a reset is said in the log
 once), and takes over the follows nobody holds and the intents whose replica is
-gone: a thread hears what became of its deploy, once, whichever replica tells it.
+gone: a thread hears what became of its deploy, once, whichever replica tells it
+(whoever tells takes the intent out of the store first: `Intents.tell`, `settle`). A
+replica that is stopping keeps its heartbeat until it hands over: what it still tells
+itself is not taken over meanwhile.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class Takeover:
         self.deliver = deliver
         self.stopping = stopping
         self.leases = FollowLeases(env.state_or_none, replica, self._generation)
-        self.intents = Intents(env.state_or_none, replica)
+        self.intents = Intents(env.state_or_none, replica, generation=self._generation)
         self._settling: set[str] = set()  # intents being settled on a worker here
         self._lock = threading.Lock()
 
@@ -104,6 +107,14 @@ class Takeover:
                 raise
         if done.recorded:
             self.delivery.then(place, lambda: self.intents.finished(done.recorded))
+
+    def telling(self) -> bool:
+        """Whether the reply of the command on this thread may be posted now: True for one
+        that recorded no intent; otherwise its intents were taken out of the store first
+        (`Intents.tell`). False: another replica tells the thread, or the store cannot say
+        now (it is told once the store answers): nothing is posted, nothing followed."""
+        command = self.intents.current()
+        return command is None or not command.recorded or self.intents.tell(command)
 
     def finish_posts(self, until: float) -> None:
         """Stopping: wait (until `until`, monotonic) for the deploy POSTs out now, and for
@@ -185,6 +196,9 @@ class Takeover:
         """Heartbeat and leases renewed; the store checked; what nobody follows or tells,
         taken over. Then again in `RENEW_SECONDS`."""
         if self.stopping.is_set():
+            # Alive until handed over: a deploy this replica still tells is not taken over.
+            if self.intents.beat():
+                self.scheduler.call_later(RENEW_SECONDS, self.tend)
             return
         try:
             self.intents.beat()
@@ -271,4 +285,3 @@ class Takeover:
         log.info("told the thread of an intent left by %s: %s", intent.replica,
                  "started" if settled.action_id else "not started")  # fmt: skip
         self.deliver(reply, place, fields)
-        self.delivery.then(place, lambda: self.intents.finished([settled.intent]))
