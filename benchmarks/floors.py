@@ -93,6 +93,7 @@ for body in bodies:
             "status": s["status"], "status_text": STATUS[s["status"]],
             "health": s["health"], "health_text": HEALTH[s["health"]],
             "busy": bool(s.get("is_busy")) or s["status"] in (5, 6),
+            "maintenance_mode": s.get("maintenance_mode") is True,
             "last_activity": datetime.fromisoformat(when.replace("Z", "+00:00")).isoformat(),
             "dashboard_url": f"{origin}/stacks/{quote(s['uid'], safe='')}",
             "deployments_read": False, "live_deployment": None, "last_deploy": None,
