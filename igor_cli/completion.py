@@ -69,20 +69,14 @@ class StackCache:
     def stacks(self, stacks: list[Stack]) -> None:
         """Replace the stack list, keeping the services already known."""
         with self.env.lock:  # igor serve's threads must not interleave
-            data = load(self.env, self.key)
-            known = {entry["uid"]: entry for entry in _entries(data)}
-            entries = [
-                {
-                    "uid": s.uid,
-                    "name": s.name,
-                    "environment": s.environment,
-                    "services": known.get(s.uid, {}).get("services", []),
-                }
-                for s in stacks
-            ]
-            if entries == _entries(data) and self._recent(data, RESAVE_SECONDS):
+            # Compared and written as text, each entry encoded as it is made, the old
+            # entries read for their services only: a big account's 50,000 entries as
+            # objects, old and new, would double what `igor list` holds (SPEC section 8).
+            fresh, was, known = self._as_saved()
+            now = "[" + ",".join(_compact(_entry(s, known.get(s.uid, []))) for s in stacks) + "]"
+            if now == was and fresh:
                 return  # the bot lists the same stacks again and again: nothing new to write
-            self._save(entries)
+            self._write(now)
 
     def services(self, uid: str, services: list[Service]) -> None:
         """Remember a stack's services."""
@@ -127,14 +121,36 @@ class StackCache:
         age = (self.env.clock() - saved).total_seconds()
         return 0 <= age <= seconds
 
+    def _as_saved(self) -> tuple[bool, str, dict[str, list[str]]]:
+        """Whether the file is recent, its stacks as written (`_write`'s text), and the
+        services it knows by uid; a file igor did not write so reads as empty."""
+        try:
+            text = cache_file(self.env, self.key).read_text(encoding="utf-8")
+            head, said, stacks = text.partition(',"stacks":')
+            del text  # held once: stacks is 5 MB for 50,000 of them
+            data: Any = json.loads(head + "}") if said and stacks.endswith("}") else {}
+            stacks = stacks[:-1]
+            found: Any = json.loads(stacks, object_hook=_services_only) if data else []
+        except (OSError, ValueError):
+            return False, "", {}
+        if not isinstance(data, dict) or data.get("api") != self.key or not isinstance(found, list):
+            return False, "", {}
+        known: dict[str, list[str]] = dict(e for e in found if isinstance(e, tuple))
+        return self._recent(data, RESAVE_SECONDS), stacks, known
+
     def _save(self, entries: list[dict[str, Any]], saved_at: Any = None) -> None:
         """Write the cache; `saved_at` is when the stacks were listed (now, unless kept:
         learning a stack's services does not make the listing any fresher)."""
+        self._write(_compact(entries), saved_at)
+
+    def _write(self, entries: str, saved_at: Any = None) -> None:
+        """Write the cache with `entries`, the stacks' JSON array, as `_save` does."""
         import tempfile
 
         path = cache_file(self.env, self.key)
         when = saved_at if isinstance(saved_at, str) else self.env.clock().isoformat()
-        data = {"api": self.key, "saved_at": when, "stacks": entries}
+        # What json.dumps({"api", "saved_at", "stacks"}) writes, the stacks already encoded.
+        text = f'{{"api":{_compact(self.key)},"saved_at":{_compact(when)},"stacks":{entries}}}'
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # A unique temporary file, then an atomic rename: a TAB pressed
@@ -142,8 +158,7 @@ class StackCache:
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".stacks-", suffix=".tmp")
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    # dumps, not dump: only a one-shot encode runs in C (10,000 stacks).
-                    stream.write(json.dumps(data, separators=(",", ":")))
+                    stream.write(text)
                 os.replace(temporary, path)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -166,6 +181,30 @@ def load(env: Environment, key: str) -> dict[str, Any]:
 
 def _entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return tab_index.well_formed(data)
+
+
+def _services_only(entry: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """An entry of the file as its uid and known services, when it knows some (the rest,
+    not kept, are the listing's to say)."""
+    uid, services = entry.get("uid"), entry.get("services")
+    if not isinstance(uid, str) or not isinstance(services, list):
+        return None
+    known = [s for s in services if isinstance(s, str)]
+    return (uid, known) if known else None
+
+
+def _entry(stack: Stack, services: list[str]) -> dict[str, Any]:
+    return {
+        "uid": stack.uid,
+        "name": stack.name,
+        "environment": stack.environment,
+        "services": services,
+    }
+
+
+def _compact(data: Any) -> str:
+    # dumps, not dump: only a one-shot encode runs in C.
+    return json.dumps(data, separators=(",", ":"))
 
 
 # -- what TAB offers --------------------------------------------------------------

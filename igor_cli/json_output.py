@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TextIO
 
 from igor_cli.errors import ExitCode, IgorError
 
@@ -97,6 +98,24 @@ class JsonOutput:
         except ValueError as error:  # a filter that fails on this input (jq says why)
             raise BadJsonRequest(f"--jq: {_first_line(error)}") from None
         return [r if isinstance(r, str) else _dumps(r, indent) for r in results]
+
+    def write_each(self, rows: Iterable[Any], out: TextIO, *, indent: int | None = None) -> None:
+        """A JSON array of `rows` on `out`, each row encoded as it comes: the bytes `lines`
+        prints for the whole list, without holding it (50,000 stacks' objects are 60 MB).
+        A jq filter reads its input whole, and the indented form is a person's: as `lines`."""
+        if self.jq or indent:
+            out.write("".join(line + "\n" for line in self.lines(list(rows), indent=indent)))
+            return
+        encoded = (_dumps(self.shaped(row), None) for row in rows)
+        out.write("[")
+        first = True
+        while chunk := list(islice(encoded, _ROWS_A_WRITE)):
+            out.write(("" if first else ",") + ",".join(chunk))
+            first = False
+        out.write("]\n")
+
+
+_ROWS_A_WRITE = 500  # rows encoded before each write: few writes, little held
 
 
 def _dumps(data: Any, indent: int | None) -> str:

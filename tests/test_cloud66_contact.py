@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -305,9 +305,29 @@ def test_workers_scale_with_the_pages_and_the_pool_keeps_their_connections(
         assert len(c.stacks()) == 1200
         first_connections = len({s.port for s in api.seen})
         assert len(c.stacks()) == 1200
-    assert 8 < api.max_inflight <= 32
+    # Every page after the first at once (issue 27: no fixed cap of 32 workers).
+    assert 32 < api.max_inflight <= 39
     # Every connection of the first listing went back to the pool and was used again.
-    assert len({s.port for s in api.seen}) == first_connections <= 34
+    assert len({s.port for s in api.seen}) == first_connections <= 40
+
+
+def test_pages_in_flight_stop_at_the_cap_and_at_the_requests_left_this_hour(
+    serve: Callable[..., FakeApi], clock: FakeClock
+) -> None:
+    capped = serve(listing(40 * 30), latency=0.05)
+    with client(capped.url, clock, pages_in_flight=6) as c:
+        assert len(c.stacks()) == 1200
+    assert 1 < capped.max_inflight <= 6
+
+    pages = listing(40 * 30)
+
+    def few_left(seen: Seen) -> Reply:
+        return replace(pages(seen), headers={"X-RateLimit-Remaining": "4"})
+
+    budgeted = serve(few_left, latency=0.05)
+    with client(budgeted.url, clock) as c:
+        assert len(c.stacks()) == 1200
+    assert 1 < budgeted.max_inflight <= 4
 
 
 def test_the_token_goes_with_each_request(serve: Callable[..., FakeApi], clock: FakeClock) -> None:
@@ -404,3 +424,28 @@ def test_a_server_that_never_answers_fails_the_call_within_its_deadline(
     took = time.monotonic() - started
     assert took < 8, took  # generous: the deadline is 1 s, the read timeout 30 s
     assert "timed out" in caught.value.args[0]
+
+
+def test_a_big_listing_streams_its_json_in_the_bytes_of_the_whole() -> None:
+    """`igor list --json` writes rows as each is made: the bytes of the whole list, in
+    several writes, so that 50,000 stacks' objects are never held at once."""
+    import io
+
+    from igor_cli.json_output import JsonOutput
+
+    class Writes(io.StringIO):
+        count = 0
+
+        def write(self, text: str) -> int:
+            self.count += 1
+            return super().write(text)
+
+    rows = [{"uid": str(n), "name": f"app-{n}", "busy": n % 2 == 0} for n in range(1200)]
+    for shape in (JsonOutput(), JsonOutput(("name",))):
+        out = Writes()
+        shape.write_each(iter(rows), out)
+        assert out.getvalue() == "".join(line + "\n" for line in shape.lines(rows))
+        assert out.count > 3  # not one string of the whole
+    empty = Writes()
+    JsonOutput().write_each(iter([]), empty)
+    assert empty.getvalue() == "[]\n"

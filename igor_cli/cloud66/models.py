@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
+from sys import intern
 from typing import Any
 
 from igor_cli.cloud66.paging import PER_PAGE
@@ -102,7 +103,7 @@ def _code(value: Any) -> str:
 _API = re.compile(r"\bapi\b", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big account holds 50,000 of them
 class Stack:
     """A Cloud 66 stack as `GET /stacks` describes it."""
 
@@ -126,19 +127,20 @@ class Stack:
     def from_api(cls, data: Mapping[str, Any], origin: str = "") -> Stack:
         """Build from one entry of the API's `response` (`origin`: where the API lives)."""
         uid = clean_text(data.get("uid"))
+        # Words most stacks share are held once (a big account has 50,000 stacks).
         return cls(
             uid=uid,
             name=clean_text(data.get("name")),
-            environment=clean_text(data.get("environment")),
+            environment=intern(clean_text(data.get("environment"))),
             status=_enum(StackStatus, data.get("status"), StackStatus.UNKNOWN),
             health=_enum(StackHealth, data.get("health"), StackHealth.UNKNOWN),
             is_busy=bool(data.get("is_busy")),
-            framework=clean_text(data.get("framework")),
-            cloud=clean_text(data.get("cloud")),
+            framework=intern(clean_text(data.get("framework"))),
+            cloud=intern(clean_text(data.get("cloud"))),
             fqdn=clean_text(data.get("fqdn")),
             last_activity=parse_time(data.get("last_activity_iso") or data.get("last_activity")),
             git=clean_text(data.get("git")),
-            git_branch=clean_text(data.get("git_branch")),
+            git_branch=intern(clean_text(data.get("git_branch"))),
             dashboard_url=dashboard_url(origin, uid) if origin and uid else "",
             maintenance_mode=data.get("maintenance_mode") is True,
         )

@@ -120,43 +120,50 @@ def every_entry(
     get: GetPage,
     path: str,
     *,
-    workers: int,
+    workers: Callable[[int], int],
     stop: Callable[[], None],
-) -> list[Mapping[str, Any]]:
-    """Every entry of a paged list, in the API's order: page 1, then the rest at once
-    (`workers` at most), or by `next` when no answer counts them. `stop` tells the
-    pages still running to give up when one fails."""
+    parse: Callable[[Mapping[str, Any]], T],
+) -> list[T]:
+    """Every entry of a paged list, in the API's order, each parsed as its page arrives (a
+    big account's raw answers are not all held at once): page 1, then the rest at once
+    (`workers(pages)` at most in flight), or by `next` when no answer counts them. `stop`
+    tells the pages still running to give up when one fails."""
     first = get(1)
-    found = items(first, path)
+    found = [parse(entry) for entry in items(first, path)]
     pages = page_count(first, len(found), path)
     if pages is None:
-        found.extend(_walk(get, path, first))
+        found.extend(_walk(get, path, first, parse))
     elif pages > 1:
-        found.extend(_pages(get, path, pages, workers, stop))
+        found.extend(_pages(get, path, pages, max(1, workers(pages)), stop, parse))
     return found
 
 
-def _walk(get: GetPage, path: str, body: Body) -> list[Mapping[str, Any]]:
+def _walk(get: GetPage, path: str, body: Body, parse: Callable[[Mapping[str, Any]], T]) -> list[T]:
     """No count to plan with: follow `next` one page at a time, forward only."""
-    found: list[Mapping[str, Any]] = []
+    found: list[T] = []
     current = 1
     while (following := next_page(body)) is not None and following > current:
         if following > MAX_PAGES:
             raise too_many_pages(path, f"a page number of {following:,}")
         body = get(following)
-        found.extend(items(body, path))
+        found.extend(parse(entry) for entry in items(body, path))
         current = following
     return found
 
 
 def _pages(
-    get: GetPage, path: str, pages: int, workers: int, stop: Callable[[], None]
-) -> list[Mapping[str, Any]]:
+    get: GetPage,
+    path: str,
+    pages: int,
+    workers: int,
+    stop: Callable[[], None],
+    parse: Callable[[Mapping[str, Any]], T],
+) -> list[T]:
     """Pages 2..`pages`, fetched concurrently, returned in page order."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-    def page(number: int) -> list[Mapping[str, Any]]:
-        return items(get(number), path)
+    def page(number: int) -> list[T]:
+        return [parse(entry) for entry in items(get(number), path)]
 
     if pages == 2:
         return page(2)
@@ -164,7 +171,7 @@ def _pages(
     try:
         futures = [pool.submit(page, number) for number in range(2, pages + 1)]
         wait(futures, return_when=FIRST_EXCEPTION)
-        found: list[Mapping[str, Any]] = []
+        found: list[T] = []
         for future in futures:
             found.extend(future.result())
         return found

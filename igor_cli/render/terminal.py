@@ -177,7 +177,7 @@ class TerminalRenderer:
         from igor_cli.features.stacks import DEPLOY_FACTS_LIMIT, list_summary, stack_table
 
         if self.as_json:
-            self._json(listing.facts())
+            self._json(listing.each_fact())  # written as each is made: a big account's
             return
         if not listing.stacks:
             self._prose(self.err_file, list_summary(listing))
@@ -433,7 +433,10 @@ class TerminalRenderer:
         # a person at a terminal; compact for a program.
         indent = 2 if not written_plainly(self.out_file) and self.out.is_terminal else None
         shape = self.as_json or JsonOutput()
-        self.out_file.write("".join(line + "\n" for line in shape.lines(data, indent=indent)))
+        if isinstance(data, Iterator):  # the rows of a list, written as each is made
+            shape.write_each(data, self.out_file, indent=indent)
+        else:
+            self.out_file.write("".join(line + "\n" for line in shape.lines(data, indent=indent)))
         self.out_file.flush()
 
 
