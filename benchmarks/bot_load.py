@@ -138,7 +138,7 @@ class Measured:
 
     commands: int
     ack_latencies: list[float]
-    answer_seconds: float | None  # first push to the last first reply; None if not all came
+    answer_seconds: float | None  # first push to the last first answer; None if not all came
     answered_once: int
     doubles: list[str]
     posts_per_stack: Counter[str]
@@ -195,6 +195,11 @@ def _first_replies(
         if thread in replies and call.params.get("channel") == channel:
             replies[thread].append(call)
     return replies
+
+
+def _answers(calls: list[Call]) -> list[Call]:
+    """A thread's posts that answer (a notice that the command waits its turn does not)."""
+    return [call for call in calls if WAITING not in call.params["text"]]
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:
@@ -323,10 +328,10 @@ def _run(
     latencies = [ack.acked_at - ack.sent_at for ack in acks]
 
     def everyone_answered() -> bool:
-        return all(_first_replies(slack, threads).values())
+        return all(map(_answers, _first_replies(slack, threads).values()))
 
     answered = _wait(everyone_answered, ANSWER_TIMEOUT)
-    replies = _first_replies(slack, threads)
+    replies = {ts: _answers(calls) for ts, calls in _first_replies(slack, threads).items()}
     last_first = max((calls[0].at for calls in replies.values() if calls), default=started)
     answer_seconds = last_first - started if answered else None
 
@@ -337,9 +342,9 @@ def _run(
         def outcomes_posted() -> bool:
             now = _first_replies(slack, threads)
             return all(
-                sum(1 for c in calls[1:] if WAITING not in c.params["text"]) >= 1
-                for calls in now.values()
-                if calls and any(word in calls[0].params["text"] for word in FOLLOWED)
+                len(answers) >= 2
+                for answers in map(_answers, now.values())
+                if answers and any(word in answers[0].params["text"] for word in FOLLOWED)
             )
 
         _wait(outcomes_posted, DEPLOY_SECONDS + 3 * BOT_FOLLOW_INTERVAL + 30)
@@ -355,12 +360,14 @@ def _run(
     for ts, calls in replies.items():
         if not calls:
             continue
-        first = calls[0]
-        later = [c for c in calls[1:] if WAITING not in c.params["text"]]
+        answers = _answers(calls)
+        if not answers:  # told it waits, never answered: not answered once
+            continue
+        first, later = answers[0], answers[1:]
         followed = any(word in first.params["text"] for word in FOLLOWED)
         outcomes = [c for c in later if followed and f"<@{users[ts]}>" in c.params["text"]]
         follow_ups += len(outcomes)
-        notices = len(calls) - 1 - len(later) + (WAITING in first.params["text"])
+        notices = len(calls) - len(answers)
         if len(later) != len(outcomes) or len(outcomes) > 1 or notices > 1:
             doubles.append(f"{ts}: {len(calls)} posts, first {first.params['text'][:60]!r}")
     labels = {sim.stack(name, env)["uid"]: f"{name} ({env})" for name, env in SAMPLE_STACKS}
@@ -372,7 +379,7 @@ def _run(
             if r.method == "POST" and r.path.endswith("/deployments")
         )
     )
-    answered_once = sum(1 for calls in replies.values() if calls) - len(doubles)
+    answered_once = sum(1 for calls in replies.values() if _answers(calls)) - len(doubles)
     return Measured(commands, latencies, answer_seconds, answered_once, doubles, posts,
                     follow_ups, requests, bot_cpu, idle_seconds, harness_cpu)  # fmt: skip
 
