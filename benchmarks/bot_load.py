@@ -55,6 +55,7 @@ SLOW_BUDGET = 2.0  # answering a burst at SLOW against the same at 0 ms
 TOKEN_HOURLY_LIMIT = 3000  # Cloud 66 requests an hour for one token: the burst fits in it
 ANSWER_TIMEOUT = 120.0  # seconds for all first replies: "every command answered"
 DEPLOY_SECONDS = 8.0  # simulated deployments outlast the burst, and end in the run
+LONG_DEPLOY_SECONDS = 600.0  # in the ack runs: they outlast even 2,000 commands
 FOLLOW_INTERVAL = 1.0  # in process: the bot polls every 3 s (three times the shell's interval)
 BOT_FOLLOW_INTERVAL = 15.0  # igor serve as it runs: 3 x the default 5 s
 IDLE_QUIET = 3.0  # seconds without a call to Slack or Cloud 66 that count as idle
@@ -549,7 +550,11 @@ def burst(
     cleanly is in the result)."""
     with (
         tempfile.TemporaryDirectory(prefix="igor-bench-") as scratch,
-        Simulator(deploy_seconds=DEPLOY_SECONDS, rate_limit=None) as sim,
+        # Counted until idle, deployments end in the run; else they outlast any burst, so
+        # that a second deploy POST for one stack is a double, never a new deployment.
+        Simulator(
+            deploy_seconds=DEPLOY_SECONDS if until_idle else LONG_DEPLOY_SECONDS, rate_limit=None
+        ) as sim,
         FakeSlack(server_ping_interval=0.5) as slack,
     ):
         bot = _serve(slack, sim, Path(scratch), state_url, client)
