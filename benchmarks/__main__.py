@@ -498,10 +498,10 @@ def _looks_an_hour(policy: Any, loops: int) -> int:
 
 
 def bench_bot() -> bool:
-    """50 commands at once through the fake Slack (benchmarks/bot_load.py)."""
+    """Bursts of commands through `igor serve` and the fake Slack (benchmarks/bot_load.py)."""
     from benchmarks.bot_load import bench_bot_load
 
-    return bench_bot_load()
+    return bench_bot_load(quick=SETTINGS.quick)
 
 
 def bench_state() -> bool:

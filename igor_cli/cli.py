@@ -320,6 +320,15 @@ def load_every_family() -> None:
         importlib.import_module(f"{FEATURES}.{family}")
 
 
+def load_ahead() -> None:
+    """Import and convert now what commands import and convert on first use: every family,
+    each command's options (typer's conversion included). For `igor serve`, which takes
+    commands in bursts and must ack them at once: the shell converts only what it runs."""
+    from igor_cli.cli_typer import load_conversions
+
+    load_conversions(group().commands.values())  # every command converted, aliases too
+
+
 # -- registering a command -------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NewType
 
@@ -520,10 +520,29 @@ class _PlainValue(RuntimeParam):
         strings = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
         if kind == list[str] and strings:
             return list(value)
+        return self.typer_own._coerce_value(value, param, ctx)
+
+    @functools.cached_property
+    def typer_own(self) -> RuntimeParam:
+        """typer's own conversion of this option, built once (a pydantic adapter)."""
         from typer._coercion import build_runtime_param, resolve_type_descriptor
 
-        typer_own = build_runtime_param(resolve_type_descriptor(kind, info))
-        return typer_own._coerce_value(value, param, ctx)
+        return build_runtime_param(resolve_type_descriptor(self.annotation, self.parameter_info))
+
+
+def load_conversions(commands: Iterable[Command]) -> None:
+    """Build now typer's own conversion of each option of `commands`, which `_PlainValue`
+    hands a value it must refuse (pydantic's import and adapters: 110 ms and more). `igor
+    serve` pays it at start, not on the first bad value while a burst's acks are due."""
+    from pydantic import ValidationError
+    from typer._adapters import validation_context
+
+    del ValidationError, validation_context  # what a refusal imports, imported
+    for command in commands:
+        for param in command.params:
+            plain = getattr(param, "_runtime_param", None)
+            if isinstance(plain, _PlainValue):
+                plain.typer_own  # noqa: B018 (built and kept)
 
 
 # -- TAB ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from igor_cli import cli
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator
-from tests.conftest import RunningBot, next_ts
+from tests.conftest import RunningBot, next_ts, wait_until
 from tests.fakes.slack import FakeSlack
 
 
@@ -432,3 +432,39 @@ def test_a_dry_run_during_igors_deployment_follows_nothing(
     time.sleep(0.3)
     assert [c.params["channel"] for c in finals] == ["C1"]
     assert all(c.params["channel"] != "C2" for c in slack.calls_to("chat.postMessage")[2:])
+
+
+def test_a_burst_of_lists_waits_on_a_slow_cloud66_side_by_side(
+    bot: RunningBot, sim: Simulator, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 500 lists at 100 ms a request took 6x their time at 0 ms on 8 workers (issue 27): the
+    # workers wait on Cloud 66, so more of them wait side by side, one request each.
+    import threading
+    import types
+
+    from igor_cli.sandbox import server
+
+    held = threading.Event()
+    in_flight = [0, 0]  # now, most
+    lock = threading.Lock()
+
+    def hold(seconds: float) -> None:  # the simulator's latency: held until counted
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+        held.wait(20)
+        with lock:
+            in_flight[0] -= 1
+
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if n[0] != "_"})
+    clock.sleep = hold
+    monkeypatch.setattr(server, "time", clock)
+    bot.start()
+    sim.latency = 0.001
+    try:
+        threads = [bot.mention("list", user=f"U0{n:03d}") for n in range(24)]
+        assert wait_until(lambda: in_flight[1] >= 20, timeout=20), in_flight
+    finally:
+        held.set()
+    replies = bot.replies(len(threads), timeout=30)
+    assert {call.params["thread_ts"] for call in replies} >= set(threads)

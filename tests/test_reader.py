@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -133,6 +135,33 @@ def test_a_backlog_of_2000_in_one_write_is_acked_and_taken_in_order(
     slack.wait_acks(ids, timeout=60)
     assert [text for _, text in taken.wait(2000, timeout=60)] == [f"m{n}" for n in range(2000)]
     assert len(slack.ack_log) == 2000
+
+
+def test_the_acks_of_one_read_draw_their_masks_in_one_urandom_call(
+    slack: FakeSlack,
+    transport_for: Callable[[Taken], SocketModeTransport],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each os.urandom call lets go of the GIL; under a burst the reader then waits behind
+    # the intake threads to get it back once per ack. One draw a read: the frames still
+    # carry a fresh 4-byte key each (RFC 6455 section 5.3), and the fake reads them all.
+    draws: list[int] = []
+
+    def counted(size: int) -> bytes:
+        draws.append(size)
+        return os.urandom(size)
+
+    # The reader's own `os` only (slack_sdk's pings draw theirs from the real one).
+    monkeypatch.setattr(reader, "os", SimpleNamespace(urandom=counted))
+    taken = Taken()
+    transport_for(taken)
+    ids = slack.push_events([event(f"m{number}") for number in range(200)])
+    slack.wait_acks(ids, timeout=30)
+    taken.wait(200, timeout=30)
+    assert sum(draws) == 4 * 200  # a key for every ack
+    assert len(draws) < 200 / 4  # drawn a read at a time, not an ack at a time
+    assert slack.protocol_errors == []  # every ack a well-formed, masked frame
+    assert sorted(ack.envelope_id for ack in slack.ack_log) == sorted(ids)
 
 
 def test_after_stop_listening_nothing_is_acked_or_taken(

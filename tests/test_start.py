@@ -31,3 +31,29 @@ def test_version_among_other_words_takes_the_command_line() -> None:
     )  # fmt: skip
     assert ran.returncode != 0  # the full path: an unknown option is a usage error
     assert "--nosuch" in ran.stderr
+
+
+def test_igor_serve_converts_every_command_at_start_not_on_its_first_use() -> None:
+    # A burst's acks are due while its first commands run: a first `deploy`, a first bad
+    # value (typer's own conversion imports pydantic: 110 ms) must find it all done.
+    code = (
+        "import sys\n"
+        "from igor_cli.chat.slack import lifecycle\n"
+        "lifecycle._load_ahead()\n"
+        "from igor_cli.chat import bridge\n"
+        "before = set(sys.modules)\n"
+        "for line in ('deploy -s blog -w maybe', 'cancel -s shop', 'list --bogus',\n"
+        "             'deploy -s api -v web --dry-run', 'lock -s shop', 'help deploy'):\n"
+        "    try:\n"
+        "        bridge.parse(line.split())\n"
+        "    except BaseException:\n"
+        "        pass\n"
+        "new = set(sys.modules) - before\n"
+        "heavy = ('pydantic', 'typer._adapters', 'igor_cli.features', 'igor_cli.state')\n"
+        "print(sorted(m for m in new if m.startswith(heavy)))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("igor.serve")
 
-WORKERS = 8  # Cloud 66 workers
+WORKERS = 32  # Cloud 66 workers: a slow Cloud 66 (100 ms a request) is waited on side by side
 QUEUE_LIMIT = 400  # commands waiting for a worker; beyond that: "busy, try again"
 INTAKE_THREADS = 2
 SHUTDOWN_SECONDS = 8.0  # SIGTERM to exit stays under 10 s

@@ -76,6 +76,7 @@ def start_bot(env: Environment, kinds: tuple[TokenKind, ...] = SOCKET_MODE_KINDS
         undo.append(_scrub_logs(env, handler))
         web, identity = check_slack_tokens(env, kinds)
         _check_state(env)
+        _load_ahead()
         live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
         bot = SlackBot(env, web, identity, live, signer)
     except BaseException:
@@ -289,6 +290,22 @@ def wsgi_app(env: Environment) -> EventsEndpoint:
 
     atexit.register(stop)
     return endpoint
+
+
+def _load_ahead() -> None:
+    """Import now what the first commands would import while a burst's acks are due (a
+    burst holds the interpreter meanwhile): every command converted (cli.py), the state
+    store's records, the channel defaults."""
+    import importlib
+    import pkgutil
+
+    import igor_cli.state
+    import igor_cli.targets
+    from igor_cli import cli
+
+    cli.load_ahead()
+    for module in pkgutil.iter_modules(igor_cli.state.__path__, "igor_cli.state."):
+        importlib.import_module(module.name)
 
 
 def _check_state(env: Environment) -> None:

@@ -90,9 +90,21 @@ def unsupported(client: object, connection: object) -> list[str]:
     ]
 
 
-def ack_frame(envelope_id: str) -> bytes:
+def ack_frame(envelope_id: str, mask: bytes | None = None) -> bytes:
     """The masked text frame `{"envelope_id": ...}` (a client masks every frame, RFC 6455)."""
-    return client_frame(OP_TEXT, json.dumps({"envelope_id": envelope_id}).encode())
+    return client_frame(OP_TEXT, json.dumps({"envelope_id": envelope_id}).encode(), mask)
+
+
+def ack_frames(envelope_ids: list[str]) -> bytes:
+    """The acks of one read, their masking keys drawn in one `os.urandom` call: each call
+    lets go of the GIL (a getrandom system call), and under a burst a thread that let go
+    waits behind igor's busy intake threads to get it back, once per ack instead of once a
+    read (p99 under load 1.20 s against 0.34 s, issue 27)."""
+    keys = os.urandom(4 * len(envelope_ids))
+    return b"".join(
+        ack_frame(envelope_id, keys[4 * n : 4 * n + 4])
+        for n, envelope_id in enumerate(envelope_ids)
+    )
 
 
 def close_frame(code: int | None) -> bytes:
@@ -100,8 +112,9 @@ def close_frame(code: int | None) -> bytes:
     return client_frame(OP_CLOSE, b"" if code is None else struct.pack("!H", code))
 
 
-def client_frame(opcode: int, data: bytes) -> bytes:
-    """One whole frame from a client: FIN set, masked with a fresh key (RFC 6455 §5.3)."""
+def client_frame(opcode: int, data: bytes, mask: bytes | None = None) -> bytes:
+    """One whole frame from a client: FIN set, masked with `mask`, 4 fresh random bytes
+    (drawn here when not given; RFC 6455 §5.3)."""
     size = len(data)
     if size <= 125:
         header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
@@ -109,7 +122,7 @@ def client_frame(opcode: int, data: bytes) -> bytes:
         header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
     else:
         header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    mask = os.urandom(4)
+    mask = os.urandom(4) if mask is None else mask
     return header + mask + _masked(data, mask)
 
 
@@ -357,7 +370,7 @@ class SessionReader:
 
     def _ack(self, envelopes: list[Envelope]) -> bool:
         """All acks in one send; False when the connection is gone (Slack delivers again)."""
-        sent = self._send(b"".join(ack_frame(envelope_id) for envelope_id, _, _ in envelopes))
+        sent = self._send(ack_frames([envelope_id for envelope_id, _, _ in envelopes]))
         if not sent:
             log.warning("could not ack %d envelope(s); Slack will deliver them again",
                         len(envelopes))  # fmt: skip
