@@ -282,7 +282,7 @@ def bench_table() -> bool:
         out = Terminal()
         renderer = TerminalRenderer(out, io.StringIO(), now, as_json=as_json)
         started = time.perf_counter()
-        renderer.stack_list(listing)
+        renderer.outcome(listing)
         return time.perf_counter() - started
 
     table, as_json = _median_pair(lambda: render(False), lambda: render(True), runs=3)
