@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client
     from igor_cli.core.run import Run
     from igor_cli.identity import Person
-    from igor_cli.render.said import Brief, Mark, Said, Step, Table, Words
+    from igor_cli.render.said import Mark, Said, Step, Table, Words
 
 COMMANDS = {"list": ("get", "show", "find", "stacks")}
 
@@ -229,29 +229,19 @@ def running_text(deployment: Deployment | None) -> str:
 
 def last_deploy(facts: StackDeploys | None, now: datetime, *, who: bool = True) -> Words:
     """`failed · alice 3m ago`: the deployment under way, or how the last one ended
-    (`failed 3m ago` without `who`, for a narrow screen)."""
-    from igor_cli.render.said import brief_who
+    (`failed 3m ago` without `who`, for a narrow screen); who, as briefly as says who."""
+    from igor_cli.render.said import brief_who, joined
     from igor_cli.render.sentences import short_ago
 
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        started = short_ago(facts.live.started_at, now)
-        if not who:
-            return f"running {started}"
-        return ("running · ", *_parts(brief_who(facts.live_by, facts.live.triggered_by)),
-                f" {started}")  # fmt: skip
+        by = joined(" · ", brief_who(facts.live_by, facts.live.triggered_by)) if who else ""
+        return joined("running", by, f" {short_ago(facts.live.started_at, now)}")
     if facts.last is None:
         return "none"
-    ended = short_ago(facts.last.finished_at, now)
-    if not who:
-        return f"{facts.last_state} {ended}"
-    by = brief_who(facts.last_by, facts.last.triggered_by)
-    return (f"{facts.last_state} · ", *_parts(by), f" {ended}")
-
-
-def _parts(words: Words) -> tuple[str | Person | Brief, ...]:
-    return (words,) if isinstance(words, str) else words
+    by = joined(" · ", brief_who(facts.last_by, facts.last.triggered_by)) if who else ""
+    return joined(facts.last_state, by, f" {short_ago(facts.last.finished_at, now)}")
 
 
 # LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it
