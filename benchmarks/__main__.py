@@ -263,6 +263,7 @@ def bench_table() -> bool:
 
     from igor_cli.cloud66.models import Stack
     from igor_cli.features.stacks import StackList
+    from igor_cli.json_output import JsonOutput
     from igor_cli.render.terminal import TerminalRenderer
 
     class Terminal(io.StringIO):
@@ -280,7 +281,8 @@ def bench_table() -> bool:
 
     def render(as_json: bool) -> float:
         out = Terminal()
-        renderer = TerminalRenderer(out, io.StringIO(), now, as_json=as_json)
+        shape = JsonOutput() if as_json else None  # --json is a shape, not a flag
+        renderer = TerminalRenderer(out, io.StringIO(), now, as_json=shape)
         started = time.perf_counter()
         renderer.outcome(listing)
         return time.perf_counter() - started

@@ -17,13 +17,14 @@ from igor_cli.cli import EnvironmentName, Json, command, complete_stacks
 from igor_cli.cloud66.models import Deployment, Stack, StackHealth, StackStatus
 from igor_cli.core.request import Outcome, Read
 from igor_cli.errors import ApiError, Throttled, Unreachable
-from igor_cli.render.said import Column
+from igor_cli.render.said import Cell, Column, Table, brief_who, joined
+from igor_cli.render.sentences import deployment_mark, short_ago
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client
     from igor_cli.core.run import Run
     from igor_cli.identity import Person
-    from igor_cli.render.said import Mark, Said, Step, Table, Words
+    from igor_cli.render.said import Mark, Said, Step, Words
 
 COMMANDS = {"list": ("get", "show", "find", "stacks")}
 
@@ -185,9 +186,6 @@ def stack_table(listing: StackList, now: datetime) -> Table:
     """The stacks table (`RUNNING` with --wide; LAST DEPLOY when the deployments were
     read), and how it gives way on a narrow screen: NAME, ENVIRONMENT and RUNNING (what
     `--ref`/`-v` would name) are never cut."""
-    from igor_cli.render.said import Cell, Table
-    from igor_cli.render.sentences import deployment_mark, short_ago
-
     running, known = listing.running, listing.deploy_facts
     rows: list[tuple[Words | Cell, ...]] = []
     for s in listing.stacks:
@@ -230,18 +228,20 @@ def running_text(deployment: Deployment | None) -> str:
 def last_deploy(facts: StackDeploys | None, now: datetime, *, who: bool = True) -> Words:
     """`failed · alice 3m ago`: the deployment under way, or how the last one ended
     (`failed 3m ago` without `who`, for a narrow screen); who, as briefly as says who."""
-    from igor_cli.render.said import brief_who, joined
-    from igor_cli.render.sentences import short_ago
-
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        by = joined(" · ", brief_who(facts.live_by, facts.live.triggered_by)) if who else ""
-        return joined("running", by, f" {short_ago(facts.live.started_at, now)}")
-    if facts.last is None:
+        state, deployment, requester = "running", facts.live, facts.live_by
+        moment = deployment.started_at
+    elif facts.last is not None:
+        state, deployment, requester = facts.last_state, facts.last, facts.last_by
+        moment = deployment.finished_at
+    else:
         return "none"
-    by = joined(" · ", brief_who(facts.last_by, facts.last.triggered_by)) if who else ""
-    return joined(facts.last_state, by, f" {short_ago(facts.last.finished_at, now)}")
+    if not who:
+        return f"{state} {short_ago(moment, now)}"
+    by = brief_who(requester, deployment.triggered_by)
+    return joined(f"{state} · ", by, f" {short_ago(moment, now)}")
 
 
 # LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it

@@ -144,11 +144,6 @@ def spoken(words: Words, name: Namer, brief: Namer | None = None) -> str:
     )
 
 
-def words_of(cell: Words | Cell) -> Words:
-    """A cell's words."""
-    return cell.words if isinstance(cell, Cell) else cell
-
-
 def plain_name(person: Person) -> str:
     """How plain words (a shell, the console) name someone: `alice@laptop`, `Slack user U123`."""
     return person.name
@@ -174,6 +169,9 @@ def brief_who(person: Person | None, fallback: str) -> Words:
 
 def joined(*parts: Words | Person | Brief) -> Words:
     """Words one after another, as one: plain text when no one is named in them."""
+    texts = [part for part in parts if type(part) is str]
+    if len(texts) == len(parts):
+        return "".join(texts)  # no one named in them (a 10,000-row list: mostly)
     flat: list[str | Person | Brief] = []
     for part in parts:
         for piece in part if isinstance(part, tuple) else (part,):

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from igor_cli.render.said import Align, Cell, Namer, Step, spoken
+from igor_cli.render.said import Align, Cell, Namer, Step, Words, spoken
 
 if TYPE_CHECKING:
     from igor_cli.render import said
@@ -46,24 +46,21 @@ def text_table(table: said.Table, name: Namer, brief: Namer | None = None) -> Ta
     """A said table as text to lay out: its people named by `name` (`brief` in a cell that
     names them briefly), each cell in its full and (where its column has one) shorter form."""
     header = tuple(column.header for column in table.columns)
-    rows: list[tuple[str, ...]] = []
-    shorter: dict[str, list[str]] = {}
     shortened = [header.index(c) for step, c in table.give_way if step == "shorten" and c in header]
-    for row in table.rows:
-        texts = []
-        for cell in row:
-            if type(cell) is str:  # most cells: plain words (a 10,000-row list)
-                texts.append(cell)
-            else:
-                words = cell.words if isinstance(cell, Cell) else cell
-                texts.append(spoken(words, name, brief))
-        rows.append(tuple(texts))
-        for i in shortened:
-            cell = row[i]
-            short = cell.shorter if isinstance(cell, Cell) and cell.shorter is not None else None
-            shorter.setdefault(header[i], []).append(
-                texts[i] if short is None else spoken(short, name, brief)
-            )
+
+    def text(cell: Words | Cell) -> str:
+        words = cell.words if isinstance(cell, Cell) else cell
+        return words if isinstance(words, str) else spoken(words, name, brief)
+
+    # Most cells are plain text, taken as they are (a 10,000-row list is drawn in a blink).
+    rows = [tuple([c if type(c) is str else text(c) for c in row]) for row in table.rows]
+    shorter = {
+        header[i]: [
+            text(cell.shorter) if type(cell) is Cell and cell.shorter is not None else full[i]
+            for cell, full in zip((row[i] for row in table.rows), rows, strict=True)
+        ]
+        for i in shortened
+    }
     return Table(
         header,
         rows,

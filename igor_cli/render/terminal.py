@@ -165,7 +165,9 @@ class TerminalRenderer:
     def _said_table(self, table: SaidTable) -> None:
         """A table fitted to the screen by its own rules (render/table.py): what is typed
         next is never cut. Piped without COLUMNS: whole. Its cells coloured by their marks."""
-        styles = [tuple(_cell_style(cell) for cell in row) for row in table.rows]
+        styles = [
+            ["" if type(c) is not Cell else _cell_style(c) for c in row] for row in table.rows
+        ]
         self._draw(text_table(table, plain_name, plain_brief), styles)
 
     def _draw(self, table: TextTable, styles: Sequence[Sequence[str]]) -> None:
@@ -174,11 +176,9 @@ class TerminalRenderer:
         plain = written_plainly(self.out_file)
         fitted = fit(table, plain_width() if plain else screen_width(self.out))
         # Drawn by rich or by igor itself (`drawn_plainly`): no control characters either way.
+        keep = fitted.keep
         cells = [
-            [
-                (printable(text), style)
-                for text, style in zip(row, fitted.pick(row_styles), strict=True)
-            ]
+            [(printable(text), row_styles[k]) for text, k in zip(row, keep, strict=True)]
             for row, row_styles in zip(fitted.rows, styles, strict=True)
         ]
         drawn = drawn_plainly(fitted.header, fitted.widths, cells, fitted.aligns) if plain else None
