@@ -196,11 +196,14 @@ def stack_table(listing: StackList, now: datetime) -> Table:
             Cell(status_label(s), short_status(s), STATUS_MARKS.get(s.status, "")),
             Cell(s.health.text, mark=HEALTH_MARKS[s.health]),
             short_ago(last_activity(s, seen), now),
+            # Not read (a long list): `-`, as it is, a cell of a 10,000-row list made in a blink.
             Cell(
                 last_deploy(seen, now),
                 last_deploy(seen, now, who=False),
                 deployment_mark(_last_state(seen)),
-            ),
+            )
+            if seen is not None
+            else "-",
         )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
     columns = (*STACK_COLUMNS, RUNNING_COLUMN) if running is not None else STACK_COLUMNS
@@ -209,10 +212,8 @@ def stack_table(listing: StackList, now: datetime) -> Table:
     return Table(columns, rows, STACK_GIVES_WAY, list_summary(listing), names, narrow)
 
 
-def _last_state(facts: StackDeploys | None) -> str:
+def _last_state(facts: StackDeploys) -> str:
     """How LAST DEPLOY begins: running, succeeded, failed, ... ("" when it says nothing)."""
-    if facts is None:
-        return ""
     if facts.live is not None:
         return "running"
     return facts.last_state.split(" ", 1)[0] if facts.last is not None else ""

@@ -52,15 +52,21 @@ def text_table(table: said.Table, name: Namer, brief: Namer | None = None) -> Ta
         words = cell.words if isinstance(cell, Cell) else cell
         return words if isinstance(words, str) else spoken(words, name, brief)
 
-    # Most cells are plain text, taken as they are (a 10,000-row list is drawn in a blink).
-    rows = [tuple([c if type(c) is str else text(c) for c in row]) for row in table.rows]
+    # Most cells are plain text, or a Cell of plain text: taken as they are, without a call
+    # (a 10,000-row list is drawn in a blink).
+    rows = [
+        tuple([c if type(c) is str else c.words if type(c) is Cell and type(c.words) is str
+               else text(c) for c in row])
+        for row in table.rows
+    ]  # fmt: skip
     shorter = {
         header[i]: [
-            text(cell.shorter) if type(cell) is Cell and cell.shorter is not None else full[i]
+            full[i] if type(cell) is not Cell or cell.shorter is None
+            else cell.shorter if type(cell.shorter) is str else text(cell.shorter)
             for cell, full in zip((row[i] for row in table.rows), rows, strict=True)
         ]
         for i in shortened
-    }
+    }  # fmt: skip
     return Table(
         header,
         rows,

@@ -165,21 +165,25 @@ class TerminalRenderer:
     def _said_table(self, table: SaidTable) -> None:
         """A table fitted to the screen by its own rules (render/table.py): what is typed
         next is never cut. Piped without COLUMNS: whole. Its cells coloured by their marks."""
-        styles = [
-            ["" if type(c) is not Cell else _cell_style(c) for c in row] for row in table.rows
-        ]
-        self._draw(text_table(table, plain_name, plain_brief), styles)
+        self._draw(text_table(table, plain_name, plain_brief), table.rows)
 
-    def _draw(self, table: TextTable, styles: Sequence[Sequence[str]]) -> None:
-        """A table fitted to the screen (each row's styles, a column each), drawn without
+    def _draw(self, table: TextTable, said: Sequence[Sequence[Words | Cell]]) -> None:
+        """A table fitted to the screen, each cell styled by its mark in the table `said`
+        (read as each is drawn: a 10,000-row list makes no list of styles), drawn without
         rich where it writes plainly, else through rich."""
         plain = written_plainly(self.out_file)
         fitted = fit(table, plain_width() if plain else screen_width(self.out))
         # Drawn by rich or by igor itself (`drawn_plainly`): no control characters either way.
         keep = fitted.keep
         cells = [
-            [(printable(text), row_styles[k]) for text, k in zip(row, keep, strict=True)]
-            for row, row_styles in zip(fitted.rows, styles, strict=True)
+            [
+                (
+                    printable(text),
+                    "" if type(cell := row_said[k]) is not Cell else _cell_style(cell),
+                )
+                for text, k in zip(row, keep, strict=True)
+            ]
+            for row, row_said in zip(fitted.rows, said, strict=True)
         ]
         drawn = drawn_plainly(fitted.header, fitted.widths, cells, fitted.aligns) if plain else None
         if drawn is not None:
