@@ -229,3 +229,59 @@ def test_only_the_slack_adapter_knows_slack_under_chat() -> None:
             if module.startswith(("slack_sdk", "igor_cli.render.slack", "igor_cli.chat.slack"))
         }
         assert not slack, (name, slack)
+
+
+def _outcome_classes() -> set[str]:
+    """The outcome classes the features define (subclasses of `Outcome`, at any depth)."""
+    bases: dict[str, set[str]] = {}
+    for name, path in _modules().items():
+        if name.startswith("igor_cli.features"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef):
+                    bases[node.name] = {ast.unparse(base).split(".")[-1] for base in node.bases}
+    found = {"Outcome"}
+    while True:
+        more = {name for name, of in bases.items() if of & found} - found
+        if not more:
+            return found - {"Outcome"}
+        found |= more
+
+
+def _knows_commands(path: Path, outcomes: set[str]) -> set[str]:
+    """What a module knows of the commands: the feature modules it imports, and the outcome
+    classes it names."""
+    known = {m for m in _imports(path) if m.startswith("igor_cli.features")}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        named = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+        if named in outcomes:
+            known.add(named)
+    return known
+
+
+def test_the_renderers_know_no_command() -> None:
+    # They draw what an outcome says (render/said.py): a renderer that knew an outcome
+    # would branch on it, and a new command would need a change in every renderer.
+    outcomes = _outcome_classes()
+    assert {"StackList", "History", "DeployOutcome", "RollbackOutcome"} <= outcomes
+    renderers = [name for name in _modules() if name.startswith("igor_cli.render")]
+    assert {"igor_cli.render.terminal", "igor_cli.render.slack", "igor_cli.render.text"} <= set(
+        renderers
+    )
+    for name in renderers:
+        assert not _knows_commands(_modules()[name], outcomes), name
+
+
+def test_the_command_finder_finds_them(tmp_path: Path) -> None:
+    knowing = tmp_path / "knowing.py"
+    knowing.write_text(
+        "def draw(outcome):\n"
+        "    from igor_cli.features.history import History\n"
+        "    if isinstance(outcome, History) or isinstance(outcome, stacks.StackList):\n"
+        "        return 1\n"
+    )
+    assert _knows_commands(knowing, {"History", "StackList"}) == {
+        "igor_cli.features.history", "igor_cli.features.history.History", "History", "StackList",
+    }  # fmt: skip
+    blind = tmp_path / "blind.py"
+    blind.write_text("def draw(outcome):\n    return outcome.said(now)\n")
+    assert _knows_commands(blind, {"History", "StackList"}) == set()

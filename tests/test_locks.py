@@ -20,6 +20,7 @@ from igor_cli.config import Environment
 from igor_cli.core import perform as core
 from igor_cli.core.request import Change, Outcome, QuestionWords
 from igor_cli.identity import Origin
+from igor_cli.render.said import Said
 from igor_cli.render.text import render_text
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
@@ -223,14 +224,11 @@ class Restarted(Outcome):
     def posted(self) -> bool:
         return True
 
-    def sentence(self, person: Any, now: Any) -> str:
-        return f"Restarted {self.stack}."
+    def said(self, now: Any) -> Said:
+        return Said(f"Restarted {self.stack}.", tone="started")
 
     def facts(self) -> Any:
         return {"stack": self.stack}
-
-    def tone(self) -> str:
-        return "started"
 
 
 def test_a_new_change_is_held_back_without_knowing_about_locks(

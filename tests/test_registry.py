@@ -30,6 +30,7 @@ from igor_cli.core.request import (
     held_back,
 )
 from igor_cli.core.run import Run
+from igor_cli.render.said import Said
 
 
 def _sample_request(name: str) -> Any:
@@ -118,6 +119,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from igor_cli.core.request import Change, Outcome, QuestionWords, Request
+from igor_cli.render.said import Said
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,26 +133,23 @@ class RestartRequest(Change):
 
 @dataclass(frozen=True)
 class Restarted(Outcome):
-    def sentence(self, person: Any, now: Any) -> str:
-        return "Restarted."
+    def said(self, now: Any) -> Any:
+        return Said("Restarted.", tone="started")
 
     def facts(self) -> Any:
         return {}
-
-    def tone(self) -> str:
-        return "started"
 """
 LEFT_OUT = {
     "its kind": ("class RestartRequest(Change):", "class RestartRequest(Request):"),
     "its question": ("    def question(", "    def unasked("),
     "its action": ("    def act(", "    def restart("),
-    "its words": ("    def sentence(", "    def said("),
+    "its words": ("    def said(", "    def unsaid("),
 }
 REFUSED = {
     "its kind": "RestartRequest does not say what it is: subclass Read, Bookkeeping, Change",
     "its question": "RestartRequest changes a stack but asks no confirmation question",
     "its action": "RestartRequest has no action: define act",
-    "its words": "Restarted has no words of its own: define sentence",
+    "its words": "Restarted has no words of its own: define said",
 }
 
 
@@ -195,7 +194,7 @@ def test_a_read_that_does_not_say_whether_it_needs_cloud66_is_refused() -> None:
 
 
 def test_an_outcome_without_its_words_is_refused() -> None:
-    with pytest.raises(TypeError, match="no words of its own: define sentence, facts, tone"):
+    with pytest.raises(TypeError, match="no words of its own: define said, facts"):
 
         @dataclass(frozen=True)
         class Restarted(Outcome):
@@ -206,12 +205,12 @@ def test_an_outcome_that_would_be_said_as_its_parent_is_refused() -> None:
     from igor_cli.features.deploy import DeployOutcome
 
     # A rollback is a deploy: without words of its own it would be said as one.
-    with pytest.raises(TypeError, match="no words of its own: define facts, tone"):
+    with pytest.raises(TypeError, match="no words of its own: define facts"):
 
         @dataclass(frozen=True, kw_only=True)
         class RestartOutcome(DeployOutcome):
-            def sentence(self, person: Any, now: Any) -> str:
-                return "Restarted."
+            def said(self, now: Any) -> Said:
+                return Said("Restarted.", tone="started")
 
 
 def test_a_change_names_its_stack() -> None:
@@ -251,28 +250,22 @@ class Restarted(Outcome):
     def posted(self) -> bool:
         return True
 
-    def sentence(self, person: Any, now: Any) -> str:
-        return f"Restarted {self.stack}."
+    def said(self, now: Any) -> Said:
+        return Said(f"Restarted {self.stack}.", tone="started")
 
     def facts(self) -> Any:
         return {"stack": self.stack}
-
-    def tone(self) -> str:
-        return "started"
 
 
 @dataclass(frozen=True)
 class Unsaid(Outcome):
     """An outcome whose words are there, but that does not say whether it posted."""
 
-    def sentence(self, person: Any, now: Any) -> str:
-        return "Done."
+    def said(self, now: Any) -> Said:
+        return Said("Done.")
 
     def facts(self) -> Any:
         return {}
-
-    def tone(self) -> str:
-        return "plain"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 import pytest
 
 from igor_cli.cloud66.models import Stack
-from igor_cli.features.stacks import STACK_COLUMNS, StackList, stack_rows
+from igor_cli.features.stacks import StackList
 from igor_cli.json_output import JsonOutput
 from igor_cli.render import terminal
+from igor_cli.render.said import plain_brief, plain_name
+from igor_cli.render.table import text_table
 from igor_cli.render.terminal import TerminalRenderer
 from igor_cli.sandbox import Simulator
 from tests.conftest import Igor
@@ -191,7 +193,7 @@ def _drawn(stacks: list[Stack], *, tty: bool, how: str) -> str:
             patch.setattr(terminal, "written_plainly", lambda _file: False)
         if how == "rich":
             patch.setattr(terminal, "drawn_at_once", lambda *_: None)
-        renderer.stack_list(StackList(stacks))
+        renderer.outcome(StackList(stacks))
     return out.getvalue()
 
 
@@ -311,13 +313,16 @@ def test_igor_writes_plainly_only_where_rich_sees_no_terminal(
 def test_the_one_pass_table_is_the_one_drawn_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     renderer = TerminalRenderer(Terminal(), io.StringIO(), NOW)
-    table = renderer._table(STACK_COLUMNS)
     stacks = _stacks(["api", "日本語", "e\u0301cole", "bell\x07"])
-    rows = stack_rows(stacks, NOW)
+    said = StackList(stacks).said(NOW).table
+    assert said is not None
+    rows = text_table(said, plain_name, plain_brief)
+    table = renderer._table(rows.header)
     fitting = []
-    for stack, row in zip(stacks, rows[1:], strict=True):
-        styles = renderer._styles(stack, rows[0], row)
-        fitting.append([(text, styles.get(c, "")) for c, text in zip(rows[0], row, strict=True)])
+    for cells, row in zip(said.rows, rows.rows, strict=True):
+        styles = [terminal._cell_style(cell) for cell in cells]
+        fitting.append(list(zip(row, styles, strict=True)))
+    assert any(style for row in fitting for _, style in row)  # coloured by their marks
     assert terminal.drawn_at_once(table, fitting, renderer.out) is not None
     too_wide = [[("x" * 300, ""), *fitting[0][1:]]]
     assert terminal.drawn_at_once(table, too_wide, renderer.out) is None  # rich shrinks it
@@ -332,16 +337,16 @@ def test_a_status_without_a_colour_is_shown_not_parsed_as_markup() -> None:
     analyzed = Stack.from_api({"uid": "u1", "name": "shop", "environment": "production",
                                "status": 4, "health": 3})  # fmt: skip
     out = Terminal()
-    TerminalRenderer(out, io.StringIO(), NOW).stack_list(StackList([analyzed]))
+    TerminalRenderer(out, io.StringIO(), NOW).outcome(StackList([analyzed]))
     assert "Analyzed" in out.getvalue()
 
 
 def test_json_is_indented_on_a_terminal_and_compact_when_piped() -> None:
     stacks = _stacks(["api"], 3)
     shown = Terminal()
-    TerminalRenderer(shown, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
+    TerminalRenderer(shown, io.StringIO(), NOW, as_json=JsonOutput()).outcome(StackList(stacks))
     piped = io.StringIO()
-    TerminalRenderer(piped, io.StringIO(), NOW, as_json=JsonOutput()).stack_list(StackList(stacks))
+    TerminalRenderer(piped, io.StringIO(), NOW, as_json=JsonOutput()).outcome(StackList(stacks))
     assert json.loads(shown.getvalue()) == json.loads(piped.getvalue())
     assert shown.getvalue().startswith('[\n  {\n    "uid": "uid-0",')
     assert piped.getvalue().count("\n") == 1 and ", " not in piped.getvalue()

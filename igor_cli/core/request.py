@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer
     from igor_cli.json_output import JsonOutput
+    from igor_cli.render.said import Said
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,20 +169,18 @@ def held_back(request: Request) -> TypeGuard[Change]:
 
 # -- outcomes ----------------------------------------------------------------------
 
-WORDS = ("sentence", "facts", "tone")  # what every outcome says of itself, in its own class
+WORDS = ("said", "facts")  # what every outcome says of itself, in its own class
 
 
 class Outcome:
     """What a request came to: its facts, and its words, defined next to it.
 
-    Every outcome class says itself (`sentence`, `facts`, `tone`) in its own body: one
-    without them is refused when it is defined, and one that inherits them (a rollback
-    is a deploy) would be said as its parent, so it must say itself too.
+    Every outcome class says itself in its own body: to people (`said`: one neutral
+    value every renderer draws) and to programs (`facts`: its JSON). One without them
+    is refused when it is defined, and one that inherits them (a rollback is a
+    deploy) would be said as its parent, so it must say itself too.
     """
 
-    # How the renderers draw it: in its sentence (""), or as the table they draw for it
-    # ("stacks", "deployments"). Step 2 of issue 23 makes the tables data.
-    table: ClassVar[str] = ""
     # The name of its JSON Lines event when what it started is followed (`--follow --json`).
     event: ClassVar[str] = "deploy"
 
@@ -218,32 +216,19 @@ class Outcome:
         """What the audit line adds about it, beyond its command and result."""
         return {}
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What it came to, in one sentence (for a table: its summary); `person` names
-        people the renderer's way."""
+    def said(self, now: datetime) -> Said:
+        """What it came to, for people: a lead sentence, perhaps a table, hints and a tone
+        (`render/said.py`); the terminal, Slack and the console draw it, each its way."""
         raise NotImplementedError
 
     def facts(self) -> Any:
         """What it came to, as igor's JSON output."""
         raise NotImplementedError
 
-    def tone(self) -> str:
-        """How it went, for colour and emoji: started, queued, stopping, info, refused,
-        dry-run, locked, unlocked or plain."""
-        raise NotImplementedError
-
-    def shell_hint(self) -> str:
-        """What to type next in a shell, when there is something (on stderr, dim)."""
-        return ""
-
-    def chat_hint(self) -> str:
-        """What to do next in chat, when there is something (plain text)."""
-        return ""
-
-    def choices(self) -> list[tuple[str, str]]:
-        """The commands (without `igor `) that settle it, and what each does: a choice it
-        leaves to the person (each renderer words them its way)."""
-        return []
+    def streamed_facts(self) -> Any:
+        """Its facts as `--json` writes them: an outcome of many rows may give an iterator,
+        written as each row is made (a big account's list is not held whole)."""
+        return self.facts()
 
 
 # -- the shell-only commands -----------------------------------------------------------

@@ -14,7 +14,7 @@ from igor_cli.core.request import Outcome, Read
 
 if TYPE_CHECKING:
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer
+    from igor_cli.render.said import Said
 
 COMMANDS = {"version": (), "whoami": (), "help": ()}
 
@@ -71,17 +71,15 @@ class VersionOutcome(Outcome):
 
     version: str = __version__
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
+    def said(self, now: datetime) -> Said:
         """`igor 1.2.3`."""
-        return f"igor {self.version}"
+        from igor_cli.render.said import Said
+
+        return Said(f"igor {self.version}")
 
     def facts(self) -> Any:
         """The version, as igor's JSON has it."""
         return {"version": self.version}
-
-    def tone(self) -> str:
-        """Plain."""
-        return "plain"
 
 
 # -- whoami ----------------------------------------------------------------------------
@@ -115,14 +113,16 @@ class WhoamiOutcome(Outcome):
     account: str | None = None  # None: the token lacks the `users` scope
     requests_left: int | None = None
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
+    def said(self, now: datetime) -> Said:
         """`igor talks to URL as ACCOUNT, with the token from SOURCE; N requests left.`"""
+        from igor_cli.render.said import Said
+
         account = self.account or "an account whose name needs the users scope"
         where = "the built-in sandbox" if self.sandbox else self.api_url
         said = f"igor talks to {where} as {account}, with the token from {self.token_source}"
         if self.requests_left is not None:
             said += f"; {self.requests_left:,} requests left this hour"
-        return said + "."
+        return Said(said + ".")
 
     def facts(self) -> Any:
         """Who and where, as igor's JSON has it."""
@@ -133,10 +133,6 @@ class WhoamiOutcome(Outcome):
             "account": self.account,
             "requests_left": self.requests_left,
         }
-
-    def tone(self) -> str:
-        """Plain."""
-        return "plain"
 
 
 def whoami(run: Run) -> WhoamiOutcome:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, QueuedDeploy, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import Person, PersonNamer
+    from igor_cli.identity import Person
+    from igor_cli.render.said import Choice, Said, Tone, Words
 
 COMMANDS = {"cancel": ("stop", "exit", "halt")}  # the original Igor's aliases
 
@@ -184,45 +185,50 @@ class CancelOutcome(Outcome):
         failed = (CancelResult.NOTHING_TO_CANCEL, CancelResult.CHOOSE, CancelResult.ALREADY_OVER)
         return ExitCode.FAILED if self.result in failed else ExitCode.OK
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What the cancel came to, naming the deployment and who started it."""
-        return cancel_sentence(self, person, now)
+    def said(self, now: datetime) -> Said:
+        """What the cancel came to, naming the deployment and who started it; the choice
+        it leaves (igor does not guess which to cancel)."""
+        from igor_cli.render.said import Said
+
+        tone: Tone = "stopping" if self.result is CancelResult.CANCELLING else "info"
+        if self.result is CancelResult.CHOOSE:
+            tone = "refused"
+        return Said(cancel_sentence(self, now), None, cancel_choices(self), tone)
 
     def facts(self) -> Any:
         """The cancel, as igor's JSON has it."""
         return cancel_json(self)
 
-    def tone(self) -> str:
-        """refused (a choice to make), stopping, or info."""
-        if self.result is CancelResult.CHOOSE:
-            return "refused"
-        return "stopping" if self.result is CancelResult.CANCELLING else "info"
 
-    def choices(self) -> list[tuple[str, str]]:
-        """A running deployment and igor's deploy waiting: the command that cancels the
-        running one (igor does not guess)."""
-        from igor_cli.render.sentences import target_words
+def cancel_choices(outcome: CancelOutcome) -> tuple[Choice, ...]:
+    """A running deployment and igor's deploy waiting: the command that cancels the running
+    one."""
+    from igor_cli.render.said import Choice
+    from igor_cli.render.sentences import target_words
 
-        if self.result is not CancelResult.CHOOSE or self.deployment is None:
-            return []
-        return [(f"cancel {target_words(self.stack)} --running",
-                 f"cancel deployment {self.deployment.id}")]  # fmt: skip
+    if outcome.result is not CancelResult.CHOOSE or outcome.deployment is None:
+        return ()
+    return (Choice(f"cancel {target_words(outcome.stack)} --running",
+                   f"cancel deployment {outcome.deployment.id}"),)  # fmt: skip
 
 
-def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+def cancel_sentence(outcome: CancelOutcome, now: datetime) -> Words:
     """One sentence: what the cancel request came to, naming the deployment and who started it."""
     from igor_cli.cloud66.activity import deployment_state
+    from igor_cli.render.said import joined
     from igor_cli.render.sentences import ago
 
     stack = outcome.stack.label
     if outcome.result is CancelResult.CHOOSE:
-        return _choose_sentence(outcome, person, now)
+        return _choose_sentence(outcome, now)
     if outcome.result is CancelResult.NOTHING_TO_CANCEL:
-        said = f"{stack} is not deploying, nothing to cancel."
+        said: Words = f"{stack} is not deploying, nothing to cancel."
         if outcome.asked is CancelTarget.RUNNING or outcome.queued:
             said = f"{stack} has no running deployment, nothing to cancel."
         for waiting in outcome.queued:
-            said += f" igor's deploy {_queued_by(waiting, person, now)} waits: {_UNCANCELLABLE}"
+            said = joined(
+                said, " igor's deploy ", _queued_by(waiting, now), f" waits: {_UNCANCELLABLE}"
+            )
         return said
     deployment = outcome.deployment
     if outcome.result is CancelResult.ALREADY_OVER and deployment is not None:
@@ -234,49 +240,59 @@ def cancel_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) 
             return f"Deployment {number} of {stack} is already cancelling."
         return f"Cancelling deployment {number} of {stack}."
     assert deployment is not None
-    started = f"started by {_live_by(outcome, person)} {ago(deployment.started_at, now)}"
+    started = joined("started by ", _live_by(outcome), f" {ago(deployment.started_at, now)}")
     if outcome.result is CancelResult.ALREADY_CANCELLING:
-        return f"Deployment {deployment.id} of {stack} ({started}) is already cancelling."
-    return f"Cancelling deployment {deployment.id} of {stack} ({started})."
+        return joined(
+            f"Deployment {deployment.id} of {stack} (", started, ") is already cancelling."
+        )
+    return joined(f"Cancelling deployment {deployment.id} of {stack} (", started, ").")
 
 
-def _live_by(outcome: CancelOutcome, person: PersonNamer) -> str:
+def _live_by(outcome: CancelOutcome) -> Words:
     """Who started the running deployment: igor's requester only when it is igor's for sure."""
+    from igor_cli.render.said import joined
+
     deployment = outcome.deployment
     assert deployment is not None
     if outcome.started_by is not None:
-        return f"{person(outcome.started_by)} through igor"
+        return joined(outcome.started_by, " through igor")
     via = f" via {deployment.triggered_via}" if deployment.triggered_via else ""
     return f"{deployment.triggered_by}{via}"
 
 
-def _queued_by(queued: QueuedDeploy, person: PersonNamer, now: datetime) -> str:
+def _queued_by(queued: QueuedDeploy, now: datetime) -> Words:
+    from igor_cli.render.said import joined, who
     from igor_cli.render.sentences import ago
 
-    who = person(queued.requester) if queued.requester else "someone"
-    return f"asked for by {who} {ago(queued.action.started_at, now)}"
+    return joined("asked for by ", who(queued.requester, "someone"),
+                  f" {ago(queued.action.started_at, now)}")  # fmt: skip
 
 
 _UNCANCELLABLE = "Cloud 66's API cannot cancel a deploy before it starts (the dashboard can)."
 
 
-def _choose_sentence(outcome: CancelOutcome, person: PersonNamer, now: datetime) -> str:
+def _choose_sentence(outcome: CancelOutcome, now: datetime) -> Words:
+    from igor_cli.render.said import joined
     from igor_cli.render.sentences import ago
 
     stack = outcome.stack.label
-    parts = []
+    parts: list[Words] = []
     if outcome.deployment is not None:
         running = outcome.deployment
         parts.append(
-            f"deployment {running.id} is running (started by {_live_by(outcome, person)} "
-            f"{ago(running.started_at, now)})"
-        )
+            joined(f"deployment {running.id} is running (started by ", _live_by(outcome),
+                   f" {ago(running.started_at, now)})")
+        )  # fmt: skip
     for queued in outcome.queued:
-        parts.append(f"igor's deploy {_queued_by(queued, person, now)} waits behind it")
-    return (
-        f"On {stack}, {' and '.join(parts)}. Nothing was cancelled: say whether to cancel the "
-        "running one (Cloud 66's API cannot cancel a waiting deploy; the Cloud 66 dashboard can)."
-    )
+        parts.append(joined("igor's deploy ", _queued_by(queued, now), " waits behind it"))
+    said: Words = f"On {stack}, "
+    for i, part in enumerate(parts):
+        said = joined(said, " and " if i else "", part)
+    return joined(
+        said,
+        ". Nothing was cancelled: say whether to cancel the running one (Cloud 66's API "
+        "cannot cancel a waiting deploy; the Cloud 66 dashboard can).",
+    )  # fmt: skip
 
 
 def cancel_json(outcome: CancelOutcome) -> dict[str, Any]:
@@ -304,7 +320,7 @@ def cancel_json(outcome: CancelOutcome) -> dict[str, Any]:
             }
             for q in outcome.queued
         ],
-        "choices": [words for words, _ in outcome.choices()],
+        "choices": [choice.command for choice in cancel_choices(outcome)],
     }
 
 

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.paging import Newest
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
-    from igor_cli.identity import Origin, Person, PersonNamer
+    from igor_cli.identity import Origin, Person
+    from igor_cli.render.said import Hint, Said, Tone, Words
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"deploy": ("redeploy",)}
@@ -207,36 +208,40 @@ class DeployOutcome(Outcome):
         """The deployment igor asked for (or already runs), when there is one to follow."""
         return following(self) if self.followable else None
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What the deploy request came to."""
-        return deploy_sentence(self, person, now)
+    def said(self, now: datetime) -> Said:
+        """What the deploy request came to, and what to do next."""
+        from igor_cli.render.said import Said
+
+        return Said(deploy_sentence(self, now), None, deploy_hints(self), deploy_tone(self))
 
     def facts(self) -> Any:
         """The deploy, as igor's JSON has it."""
         return deploy_json(self)
 
-    def tone(self) -> str:
-        """started, queued, info, refused or dry-run."""
-        return deploy_tone(self)
 
-    def shell_hint(self) -> str:
-        """How to follow or cancel what was posted; how to queue what was not."""
-        from igor_cli.render.sentences import target_words
+def deploy_hints(outcome: DeployOutcome) -> tuple[Hint, ...]:
+    """What to do after a deploy (a rollback, a promotion): in a shell, how to follow or
+    cancel what was posted; in chat, that the outcome comes in the thread; and how to queue
+    what was not posted."""
+    from igor_cli.render.said import Hint
+    from igor_cli.render.sentences import target_words
 
-        target = target_words(self.stack)
-        if self.posted:
-            return f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`."
-        if self.result is DeployResult.BUSY_NOT_QUEUED:
-            return "Run it again with -w true to queue behind the running deployment."
-        return ""
-
-    def chat_hint(self) -> str:
-        """That the outcome comes in the thread; how to queue what was not posted."""
-        if self.posted:
-            return "I'll post the outcome in this thread."
-        if self.result is DeployResult.BUSY_NOT_QUEUED:
-            return "Ask again with `-w true` to queue behind the running deployment."
-        return ""
+    if outcome.posted:
+        target = target_words(outcome.stack)
+        return (
+            Hint(
+                f"Follow it: `igor watch {target}`; cancel: `igor cancel {target}`.",
+                "I'll post the outcome in this thread.",
+            ),
+        )
+    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
+        return (
+            Hint(
+                "Run it again with -w true to queue behind the running deployment.",
+                "Ask again with `-w true` to queue behind the running deployment.",
+            ),
+        )
+    return ()
 
 
 def _target(outcome: DeployOutcome) -> str:
@@ -249,12 +254,13 @@ def _target(outcome: DeployOutcome) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _running_by(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+def _running_by(outcome: DeployOutcome, now: datetime) -> Words:
+    from igor_cli.render.said import joined
     from igor_cli.render.sentences import ago
 
     if outcome.started_by is not None:
         when = ago(outcome.started_at, now)
-        return f"started by {person(outcome.started_by)} {when}"
+        return joined("started by ", outcome.started_by, f" {when}")
     if outcome.running is not None:
         running = outcome.running
         via = f" via {running.triggered_via}" if running.triggered_via else ""
@@ -274,71 +280,75 @@ def _unfollowable(outcome: DeployOutcome) -> str:
     )
 
 
-def deploy_sentence(outcome: DeployOutcome, person: PersonNamer, now: datetime) -> str:
+def deploy_sentence(outcome: DeployOutcome, now: datetime) -> Words:
     """One sentence: what the deploy request came to."""
+    from igor_cli.render.said import joined
+
     stack = outcome.stack.label
     services = _target(outcome)
     result = outcome.result
     if result is DeployResult.STARTED:
         return f"Deploy started: {stack}{services}.{_unfollowable(outcome)}"
+    running = _running_by(outcome, now)
     if result is DeployResult.QUEUED:
-        return (
-            f"{stack} is busy with a deployment {_running_by(outcome, person, now)}; "
-            f"this deploy{services} is queued behind the running deployment."
-            f"{_unfollowable(outcome)}"
-        )
+        return joined(
+            f"{stack} is busy with a deployment ", running, "; ",
+            f"this deploy{services} is queued behind the running deployment.",
+            _unfollowable(outcome),
+        )  # fmt: skip
     if result is DeployResult.ALREADY_DEPLOYING:
-        running = _running_by(outcome, person, now)
-        return f"{stack} is already deploying, {running}. Nothing was posted."
+        return joined(f"{stack} is already deploying, ", running, ". Nothing was posted.")
     if result is DeployResult.BUSY_NOT_QUEUED:
-        return (
-            f"{stack} is busy, not queued: a deployment {_running_by(outcome, person, now)} "
-            "is running and -w false asked not to queue. Nothing was posted."
-        )
+        return joined(
+            f"{stack} is busy, not queued: a deployment ", running,
+            " is running and -w false asked not to queue. Nothing was posted.",
+        )  # fmt: skip
     if result is DeployResult.WOULD_QUEUE:
-        return (
-            f"Dry run: {stack} is busy (a deployment {_running_by(outcome, person, now)}); "
-            f"a deploy{services} would be queued behind it. Nothing was posted."
-        )
+        return joined(
+            f"Dry run: {stack} is busy (a deployment ", running, "); ",
+            f"a deploy{services} would be queued behind it. Nothing was posted.",
+        )  # fmt: skip
     return f"Dry run: a deploy of {stack}{services} would start now. Nothing was posted."
 
 
-def redeploy_sentence(
-    outcome: DeployOutcome, doing: str, person: PersonNamer, now: datetime
-) -> str:
+def redeploy_sentence(outcome: DeployOutcome, doing: str, now: datetime) -> Words:
     """What a rollback or promotion came to; `doing` names it (`roll back shop ... from A to B`)."""
+    from igor_cli.render.said import joined
+
     stack = outcome.stack.label
     result = outcome.result
-    running = _running_by(outcome, person, now)
+    running = _running_by(outcome, now)
     if result is DeployResult.STARTED:
         return f"Started to {doing}.{_unfollowable(outcome)}"
     if result is DeployResult.QUEUED:
-        return (
-            f"Queued to {doing}, behind the running deployment ({running}).{_unfollowable(outcome)}"
-        )
+        return joined(
+            f"Queued to {doing}, behind the running deployment (", running, ").",
+            _unfollowable(outcome),
+        )  # fmt: skip
     if result is DeployResult.ALREADY_DEPLOYING:
-        return f"{stack} is already deploying, {running}. Nothing was posted."
+        return joined(f"{stack} is already deploying, ", running, ". Nothing was posted.")
     if result is DeployResult.BUSY_NOT_QUEUED:
-        return (
-            f"{stack} is busy, not queued: a deployment {running} is running and -w false "
-            "asked not to queue. Nothing was posted."
-        )
+        return joined(
+            f"{stack} is busy, not queued: a deployment ", running,
+            " is running and -w false asked not to queue. Nothing was posted.",
+        )  # fmt: skip
     if result is DeployResult.WOULD_QUEUE:
-        return (
-            f"Dry run: would {doing}, queued behind the running deployment ({running}). "
-            "Nothing was posted."
-        )
+        return joined(
+            f"Dry run: would {doing}, queued behind the running deployment (", running,
+            "). Nothing was posted.",
+        )  # fmt: skip
     return f"Dry run: would {doing}. Nothing was posted."
 
 
-def deploy_tone(outcome: DeployOutcome) -> str:
+def deploy_tone(outcome: DeployOutcome) -> Tone:
     """How a deploy (a rollback, a promotion) went: started, queued, info, refused, dry-run."""
-    return {
+    tones: dict[DeployResult, Tone] = {
         DeployResult.STARTED: "started",
         DeployResult.QUEUED: "queued",
         DeployResult.ALREADY_DEPLOYING: "info",
         DeployResult.BUSY_NOT_QUEUED: "refused",
-    }.get(outcome.result, "dry-run")
+    }
+    return tones.get(outcome.result, "dry-run")
 
 
 def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import typer
 from igor_cli.cli import EnvironmentName, Json, StackName, command
 from igor_cli.core.request import OnAStack, Outcome, Read
 from igor_cli.errors import IgorError
+from igor_cli.render.said import Column
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import Person, PersonNamer
-    from igor_cli.render.table import Step, Table
+    from igor_cli.identity import Person
+    from igor_cli.render.said import Cell, Said, Step, Table, Words
     from igor_cli.state.deployed import Deployed, Ledger
 
 COMMANDS = {"history": ("deployments",)}
@@ -100,19 +101,16 @@ class History(Outcome):
     deployments: list[PastDeployment]
     total: int  # how many Cloud 66 holds, across every page
 
-    table: ClassVar[str] = "deployments"
+    def said(self, now: datetime) -> Said:
+        """`shop (production): the 10 newest of 45 deployments; 5120 is live.`, over the
+        deployments table."""
+        from igor_cli.render.said import Said
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """`shop (production): the 10 newest of 45 deployments; 5120 is live.`"""
-        return history_summary(self)
+        return Said(history_summary(self), history_table(self, now))
 
     def facts(self) -> Any:
         """Each deployment, as `igor history --json` has it."""
         return [history_json(past) for past in self.deployments]
-
-    def tone(self) -> str:
-        """A history is plain."""
-        return "plain"
 
 
 def how_triggered(past: PastDeployment) -> str:
@@ -120,13 +118,6 @@ def how_triggered(past: PastDeployment) -> str:
     if past.requester is not None:
         return f"igor ({past.requester.where})"
     return past.deployment.triggered_via or "unknown"
-
-
-def who_triggered(past: PastDeployment, person: PersonNamer) -> str:
-    """The person igor deployed for, or whom Cloud 66 names."""
-    if past.requester is not None:
-        return person(past.requester)
-    return past.deployment.triggered_by
 
 
 def took(past: PastDeployment, now: datetime) -> str:
@@ -147,40 +138,40 @@ def outcome_word(past: PastDeployment) -> str:
     return past.state + (" (live)" if past.deployment.is_live else "")
 
 
-HISTORY_COLUMNS = ("ID", "STARTED", "TOOK", "OUTCOME", "BY", "VIA", "WHAT")
+HISTORY_COLUMNS = (
+    Column("ID"), Column("STARTED"), Column("TOOK"), Column("OUTCOME", floor=9), Column("BY"),
+    Column("VIA"), Column("WHAT"),
+)  # fmt: skip
 
 
-def history_row(past: PastDeployment, person: PersonNamer, now: datetime) -> tuple[str, ...]:
-    """One deployment, as the history table shows it."""
-    from igor_cli.render.sentences import short_ago, what_ran
+def history_row(past: PastDeployment, now: datetime) -> tuple[Words | Cell, ...]:
+    """One deployment, as the history table shows it: who by the name igor knows them by
+    (briefly on a narrow screen), else as Cloud 66 names them."""
+    from igor_cli.render.said import Cell, brief_who, who
+    from igor_cli.render.sentences import deployment_mark, short_ago, what_ran
 
+    d = past.deployment
+    mark = deployment_mark(past.state)
     return (
-        past.deployment.id,
-        short_ago(past.deployment.started_at, now),
+        d.id,
+        short_ago(d.started_at, now),
         took(past, now),
-        outcome_word(past),
-        who_triggered(past, person),
+        # The deployment that runs now stands out (green when its state has no colour).
+        Cell(outcome_word(past), mark=mark or "good", strong=True) if d.is_live
+        else Cell(outcome_word(past), mark=mark),
+        Cell(who(past.requester, d.triggered_by), brief_who(past.requester, d.triggered_by)),
         how_triggered(past),
-        what_ran(past.deployment),
-    )
+        what_ran(d),
+    )  # fmt: skip
 
 
-def history_rows(found: History, person: PersonNamer, now: datetime) -> list[tuple[str, ...]]:
-    """The history table, header first, as both chat renderers print it."""
-    return [HISTORY_COLUMNS, *(history_row(p, person, now) for p in found.deployments)]
-
-
-def history_table(found: History, person: PersonNamer, now: datetime) -> Table:
+def history_table(found: History, now: datetime) -> Table:
     """The history table, and how it gives way: ID and WHAT (what `--to` and `--ref`
     take) are never cut."""
-    from igor_cli.render.sentences import short_person
-    from igor_cli.render.table import Table
+    from igor_cli.render.said import Table
 
-    rows = history_rows(found, person, now)
-    shorter = {
-        "BY": [short_person(p.requester, p.deployment.triggered_by) for p in found.deployments]
-    }
-    return Table(rows[0], rows[1:], shorter, HISTORY_GIVES_WAY, {"OUTCOME": 9})
+    rows = [history_row(past, now) for past in found.deployments]
+    return Table(HISTORY_COLUMNS, rows, HISTORY_GIVES_WAY)
 
 
 HISTORY_GIVES_WAY: tuple[Step, ...] = (

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from igor_cli.config import Environment
     from igor_cli.core.run import Run
     from igor_cli.freeze import Window
-    from igor_cli.identity import Origin, PersonNamer
+    from igor_cli.identity import Origin
+    from igor_cli.render.said import Said, Words
     from igor_cli.state import Store
     from igor_cli.state.locks import ForcedUnlock, Lock
 
@@ -222,14 +223,17 @@ class LockOutcome(Outcome):
         """Someone else's lock is a failure."""
         return ExitCode.FAILED if self.result is LockResult.HELD else ExitCode.OK
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
+    def said(self, now: datetime) -> Said:
         """The lock taken or extended, and whom it holds back; or whose is in the way."""
+        from igor_cli.render.said import Said, joined
+
         lock = self.lock
         if self.result is LockResult.HELD:
-            return (
-                f"{lock.label} is already locked by {person(lock.holder)} "
-                f"{lock.until(self.now)}{_why(lock)}. Nothing was changed."
-            )
+            return Said(
+                joined(f"{lock.label} is already locked by ", lock.holder,
+                       f" {lock.until(self.now)}{_why(lock)}. Nothing was changed."),
+                tone="refused",
+            )  # fmt: skip
         verb = "Locked" if self.result is LockResult.TAKEN else "Extended the lock on"
         held = (
             "Others' changes to it are refused until then."
@@ -238,18 +242,15 @@ class LockOutcome(Outcome):
             "igor elsewhere does not see this lock (it is kept in a file here: a store the "
             "team shares is set with IGOR_STATE_URL)."
         )
-        return (
-            f"{verb} {lock.label} for {person(lock.holder)} {lock.until(self.now)}"
-            f"{_why(lock)}. " + held
-        )
+        said = joined(
+            f"{verb} {lock.label} for ", lock.holder, f" {lock.until(self.now)}{_why(lock)}. ",
+            held,
+        )  # fmt: skip
+        return Said(said, tone="locked")
 
     def facts(self) -> Any:
         """The lock, as igor's JSON has it."""
         return {"result": self.result.value, "lock": self.lock.facts(), "shared": self.shared}
-
-    def tone(self) -> str:
-        """locked, or refused when someone else holds it."""
-        return "refused" if self.result is LockResult.HELD else "locked"
 
 
 class UnlockResult(Enum):
@@ -277,18 +278,33 @@ class UnlockOutcome(Outcome):
         done = (UnlockResult.RELEASED, UnlockResult.FORCED)
         return ExitCode.OK if self.result in done else ExitCode.FAILED
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """The lock released (a forced one: whose, and that they are told), or why not."""
+    def said(self, now: datetime) -> Said:
+        """The lock released (a forced one: whose, and that they are told), or why not; how
+        to force someone else's."""
+        from igor_cli.render.said import Hint, Said
+
+        if self.result in (UnlockResult.RELEASED, UnlockResult.FORCED):
+            return Said(self._sentence(now), tone="unlocked")
+        if self.result is UnlockResult.NOT_YOURS:
+            force = Hint(
+                "Add --force to unlock it anyway; the forced unlock is recorded.",
+                "Add `--force` to unlock it anyway, where the rules allow it; it is recorded.",
+            )
+            return Said(self._sentence(now), None, (force,), "refused")
+        return Said(self._sentence(now), tone="refused")
+
+    def _sentence(self, now: datetime) -> Words:
+        from igor_cli.render.said import joined
         from igor_cli.render.sentences import ago
 
         lock, when = self.lock, self.now or now
         if self.result is UnlockResult.NOT_LOCKED or lock is None:
             return f"{self.stack} is not locked; nothing to unlock."
         if self.result is UnlockResult.NOT_YOURS:
-            return (
-                f"{lock.label} is locked by {person(lock.holder)}, not by you, "
-                f"{lock.until(when)}{_why(lock)}. Nothing was unlocked."
-            )
+            return joined(
+                f"{lock.label} is locked by ", lock.holder, ", not by you, ",
+                f"{lock.until(when)}{_why(lock)}. Nothing was unlocked.",
+            )  # fmt: skip
         if self.result is UnlockResult.FORCED:
             told = ""
             if self.forced is not None:  # the bot tells them; from elsewhere, a notice waits
@@ -297,10 +313,10 @@ class UnlockOutcome(Outcome):
                     if self.forced.told_now
                     else " `igor serve` tells them in Slack (the notice waits a day for it)."
                 )
-            return (
-                f"Unlocked {lock.label}, which {person(lock.holder)} held since "
-                f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record.{told}"
-            )
+            return joined(
+                f"Unlocked {lock.label}, which ", lock.holder, " held since ",
+                f"{ago(lock.started, when)}{_why(lock)}. The forced unlock is on record.{told}",
+            )  # fmt: skip
         return f"Unlocked {lock.label}."
 
     def facts(self) -> Any:
@@ -310,23 +326,6 @@ class UnlockOutcome(Outcome):
             "stack": self.stack,
             "lock": self.lock.facts() if self.lock else None,
         }
-
-    def tone(self) -> str:
-        """unlocked, or refused."""
-        done = (UnlockResult.RELEASED, UnlockResult.FORCED)
-        return "unlocked" if self.result in done else "refused"
-
-    def shell_hint(self) -> str:
-        """Someone else's lock: how to force it."""
-        if self.result is UnlockResult.NOT_YOURS:
-            return "Add --force to unlock it anyway; the forced unlock is recorded."
-        return ""
-
-    def chat_hint(self) -> str:
-        """Someone else's lock: how to force it, where the rules allow."""
-        if self.result is UnlockResult.NOT_YOURS:
-            return "Add `--force` to unlock it anyway, where the rules allow it; it is recorded."
-        return ""
 
 
 @dataclass(frozen=True)
@@ -339,16 +338,22 @@ class LockList(Outcome):
     freezes: list[Window] = field(default_factory=list)
     reset: str = ""  # the store was reset: the locks shown are only those taken since
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """How many locks, one a line, then the freezes."""
+    def said(self, now: datetime) -> Said:
+        """How many locks, one a line, then the freezes (after a reset of the store, that
+        first: the locks it held are gone)."""
+        from igor_cli.render.said import Said, joined
+
         count = len(self.locks)
-        lines = [self.reset] if self.reset else []  # the locks it held are gone: said first
+        lines: list[Words] = [self.reset] if self.reset else []
         lines.append(
             f"{count} lock{'s' if count != 1 else ''} in force:" if count else "No stack is locked."
         )
-        lines += [lock_line(lock, person, self.now) for lock in self.locks]
+        lines += [lock_line(lock, self.now) for lock in self.locks]
         lines += [freeze_line(window, self.now) for window in self.freezes]
-        return "\n".join(lines)
+        said: Words = ""
+        for i, line in enumerate(lines):
+            said = joined(said, "\n" if i else "", line)
+        return Said(said, tone="refused" if self.reset else "plain")
 
     def facts(self) -> Any:
         """The locks, the store's reset and the freezes, as igor's JSON has them."""
@@ -364,23 +369,20 @@ class LockList(Outcome):
             ],
         }  # fmt: skip
 
-    def tone(self) -> str:
-        """refused after a reset of the store; plain otherwise."""
-        return "refused" if self.reset else "plain"
-
 
 def _why(lock: Lock) -> str:
     return f": {lock.reason}" if lock.reason else " (no reason given)"
 
 
-def lock_line(lock: Lock, person: PersonNamer, now: datetime) -> str:
+def lock_line(lock: Lock, now: datetime) -> Words:
     """`shop (production): locked by alice@laptop 5 minutes ago, until ... : release 4.2`."""
+    from igor_cli.render.said import joined
     from igor_cli.render.sentences import ago
 
-    return (
-        f"{lock.label}: locked by {person(lock.holder)} {ago(lock.started, now)}, "
-        f"{lock.until(now)}{_why(lock)}"
-    )
+    return joined(
+        f"{lock.label}: locked by ", lock.holder, f" {ago(lock.started, now)}, ",
+        f"{lock.until(now)}{_why(lock)}",
+    )  # fmt: skip
 
 
 def freeze_line(window: Window, now: datetime) -> str:

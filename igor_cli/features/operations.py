@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer
+    from igor_cli.render.said import Said, Tone
 
 COMMANDS = {"restart": (), "maintenance": (), "clear-caches": (), "pause": (), "resume": ()}
 
@@ -403,40 +403,33 @@ class OperationOutcome(Outcome):
         """The audit line names the operation, in Cloud 66's words too."""
         return {"operation": self.operation.name, "cloud66_command": self.operation.command}
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What the operation came to."""
-        return operation_sentence(self, now)
+    def said(self, now: datetime) -> Said:
+        """What the operation came to; in chat, that the outcome comes in the thread; how to
+        do it anyway while the stack deploys."""
+        from igor_cli.render.said import Hint, Said
+        from igor_cli.render.sentences import target_words
+
+        tones: dict[OperationResult, Tone] = {
+            OperationResult.STARTED: "started",
+            OperationResult.WOULD_START: "dry-run",
+            OperationResult.DEPLOYING: "refused",
+        }
+        hints: tuple[Hint, ...] = ()
+        if self.result is OperationResult.DEPLOYING:
+            hints = (
+                Hint(
+                    "Run it again with --during-deploy to do it anyway, or wait for the "
+                    f"deployment: `igor watch {target_words(self.stack)}`.",
+                    "Ask again with `--during-deploy` to do it anyway.",
+                ),
+            )
+        elif self.posted and self.action_id:
+            hints = (Hint("", "I'll post the outcome in this thread."),)
+        return Said(operation_sentence(self, now), None, hints, tones.get(self.result, "info"))
 
     def facts(self) -> Any:
         """The operation, as igor's JSON has it."""
         return operation_json(self)
-
-    def tone(self) -> str:
-        """started, dry-run, refused or info."""
-        return {
-            OperationResult.STARTED: "started",
-            OperationResult.WOULD_START: "dry-run",
-            OperationResult.DEPLOYING: "refused",
-        }.get(self.result, "info")
-
-    def shell_hint(self) -> str:
-        """How to do it anyway while the stack deploys."""
-        if self.result is OperationResult.DEPLOYING:
-            from igor_cli.render.sentences import target_words
-
-            return (
-                "Run it again with --during-deploy to do it anyway, or wait for the "
-                f"deployment: `igor watch {target_words(self.stack)}`."
-            )
-        return ""
-
-    def chat_hint(self) -> str:
-        """That the outcome comes in the thread; how to do it anyway."""
-        if self.posted and self.action_id:
-            return "I'll post the outcome in this thread."
-        if self.result is OperationResult.DEPLOYING:
-            return "Ask again with `--during-deploy` to do it anyway."
-        return ""
 
 
 def posted_parameters(outcome: OperationOutcome) -> dict[str, str]:
@@ -511,10 +504,12 @@ class MaintenanceState(Outcome):
 
     stack: Stack
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
+    def said(self, now: datetime) -> Said:
         """`shop (production) is in maintenance mode.`"""
+        from igor_cli.render.said import Said
+
         state = "in" if self.stack.maintenance_mode else "not in"
-        return f"{self.stack.label} is {state} maintenance mode."
+        return Said(f"{self.stack.label} is {state} maintenance mode.", tone="info")
 
     def facts(self) -> Any:
         """The stack and its maintenance mode."""
@@ -523,10 +518,6 @@ class MaintenanceState(Outcome):
             "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
             "maintenance_mode": stack.maintenance_mode,
         }
-
-    def tone(self) -> str:
-        """A reading is plain."""
-        return "info"
 
 
 # -- the action -------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from igor_cli.features.deploy import (
     DEPLOY_FIELDS,
     DeployOutcome,
     DeployRequest,
+    deploy_hints,
     deploy_json,
     deploy_resolved,
     deploy_tone,
@@ -60,7 +61,8 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import Origin, PersonNamer
+    from igor_cli.identity import Origin
+    from igor_cli.render.said import Said
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"rollback": (), "promote": ()}
@@ -319,17 +321,16 @@ class RollbackOutcome(DeployOutcome):
         """`Rollback of shop (production) to 9b7e0d4`."""
         return f"Rollback of {self.stack.label} to {short(self.target)}"
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What the rollback came to, naming both sides."""
-        return redeploy_sentence(self, rollback_doing(self, now), person, now)
+    def said(self, now: datetime) -> Said:
+        """What the rollback came to, naming both sides; a deploy's hints and tone."""
+        from igor_cli.render.said import Said
+
+        said = redeploy_sentence(self, rollback_doing(self, now), now)
+        return Said(said, None, deploy_hints(self), deploy_tone(self))
 
     def facts(self) -> Any:
         """The deploy's facts, and what it went from and to."""
         return {**deploy_json(self), "from": _side(self.current), "to": _side(self.target)}
-
-    def tone(self) -> str:
-        """A deploy's tone."""
-        return deploy_tone(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,9 +351,12 @@ class PromoteOutcome(DeployOutcome):
         source = self.source_stack.environment or self.source_stack.label
         return f"Promotion of {short(self.source)} from {source} to {self.stack.label}"
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What the promotion came to, naming both sides."""
-        return redeploy_sentence(self, promote_doing(self), person, now)
+    def said(self, now: datetime) -> Said:
+        """What the promotion came to, naming both sides; a deploy's hints and tone."""
+        from igor_cli.render.said import Said
+
+        said = redeploy_sentence(self, promote_doing(self), now)
+        return Said(said, None, deploy_hints(self), deploy_tone(self))
 
     def facts(self) -> Any:
         """The deploy's facts, the source stack, and what it carries and replaces."""
@@ -365,10 +369,6 @@ class PromoteOutcome(DeployOutcome):
             "from": _side(self.source),
             "replaces": _side(self.current),
         }  # fmt: skip
-
-    def tone(self) -> str:
-        """A deploy's tone."""
-        return deploy_tone(self)
 
 
 def rollback_doing(outcome: RollbackOutcome, now: datetime) -> str:

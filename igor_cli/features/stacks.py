@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from igor_cli.cli import EnvironmentName, Json, command, complete_stacks
-from igor_cli.cloud66.models import Deployment, Stack, StackStatus
+from igor_cli.cloud66.models import Deployment, Stack, StackHealth, StackStatus
 from igor_cli.core.request import Outcome, Read
 from igor_cli.errors import ApiError, Throttled, Unreachable
+from igor_cli.render.said import Cell, Column, Table, brief_who, joined
+from igor_cli.render.sentences import deployment_mark, short_ago
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client
     from igor_cli.core.run import Run
-    from igor_cli.identity import Person, PersonNamer
-    from igor_cli.render.table import Step, Table
+    from igor_cli.identity import Person
+    from igor_cli.render.said import Mark, Said, Step, Words
 
 COMMANDS = {"list": ("get", "show", "find", "stacks")}
 
@@ -117,8 +119,6 @@ class StackList(Outcome):
     deploy_facts: dict[str, StackDeploys] = field(default_factory=dict)
     unread: str = ""  # why the deployments could not be read, when they could not
 
-    table: ClassVar[str] = "stacks"
-
     @property
     def deploys_read(self) -> bool:
         """Whether the deployments of the listed stacks were read (LAST DEPLOY)."""
@@ -128,22 +128,38 @@ class StackList(Outcome):
         """The stack's last activity, moved on by a deployment that started or ended since."""
         return last_activity(stack, self.deploy_facts.get(stack.uid))
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """`3 stacks`, or why there are none."""
-        return list_summary(self)
+    def said(self, now: datetime) -> Said:
+        """The stacks table (its caption: `3 stacks`), or why there are none; what LAST
+        DEPLOY does not say, as a hint."""
+        from igor_cli.render.said import Hint, Said
+
+        table = stack_table(self, now)
+        if not self.stacks:
+            return Said(list_summary(self), table)
+        hints: tuple[Hint, ...] = ()
+        if self.unread:
+            hints = (Hint(f"LAST DEPLOY could not be read: {self.unread}"),)
+        elif not self.deploys_read:
+            hints = (
+                Hint(
+                    f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
+                    "narrow the list with -s or -e to see it."
+                ),
+            )
+        return Said("", table, hints)
 
     def facts(self) -> Any:
         """Each stack, as igor's JSON has it."""
         return list(self.each_fact())
 
+    def streamed_facts(self) -> Iterator[dict[str, Any]]:
+        """See `Outcome.streamed_facts`."""
+        return self.each_fact()
+
     def each_fact(self) -> Iterator[dict[str, Any]]:
         """Each stack as igor's JSON has it, made one at a time (a big account's, streamed)."""
         for stack in self.stacks:
             yield stack_json(stack, self.running, self.deploy_facts.get(stack.uid))
-
-    def tone(self) -> str:
-        """A listing is plain."""
-        return "plain"
 
 
 def status_label(stack: Stack) -> str:
@@ -153,40 +169,60 @@ def status_label(stack: Stack) -> str:
     return said + (" (maintenance mode)" if stack.maintenance_mode else "")
 
 
-STACK_COLUMNS = ("NAME", "ENVIRONMENT", "STATUS", "HEALTH", "LAST ACTIVITY", "LAST DEPLOY")
+STACK_COLUMNS: tuple[Column, ...] = (
+    Column("NAME"), Column("ENVIRONMENT", "ENV"), Column("STATUS"), Column("HEALTH"),
+    Column("LAST ACTIVITY", "ACTIVITY"), Column("LAST DEPLOY", "DEPLOY", floor=10),
+)  # fmt: skip
+RUNNING_COLUMN = Column("RUNNING")  # `list --wide`
+
+# How a stack's status and health read at a glance.
+STATUS_MARKS: dict[StackStatus, Mark] = {
+    StackStatus.DEPLOYED: "good", StackStatus.DEPLOY_FAILED: "bad",
+    StackStatus.UNABLE_TO_ANALYZE: "bad", StackStatus.QUEUED: "caution",
+    StackStatus.DEPLOYING: "caution", StackStatus.ANALYZING: "busy",
+    StackStatus.PENDING_ANALYSIS: "busy",
+}  # fmt: skip
+HEALTH_MARKS: dict[StackHealth, Mark] = {
+    StackHealth.HEALTHY: "good", StackHealth.IMPAIRED: "caution", StackHealth.FAILED: "bad",
+    StackHealth.BUILDING: "busy", StackHealth.UNKNOWN: "faint",
+}  # fmt: skip
 
 
-RUNNING_COLUMN = "RUNNING"  # `list --wide`
-
-
-def stack_rows(
-    stacks: list[Stack],
-    now: datetime,
-    running: dict[str, Deployment | None] | None = None,
-    *,
-    facts: Mapping[str, StackDeploys] | None = None,
-    person: PersonNamer | None = None,
-) -> list[tuple[str, ...]]:
-    """The stacks table, header first, as both chat renderers print it (`running`: --wide;
-    `facts`: each stack's deployments, for LAST DEPLOY; `person`: how Slack users are
-    named there)."""
-    from igor_cli.render.sentences import short_ago
-
-    wide = running is not None
-    known = facts or {}
-    rows: list[tuple[str, ...]] = [(*STACK_COLUMNS, RUNNING_COLUMN) if wide else STACK_COLUMNS]
-    for s in stacks:
+def stack_table(listing: StackList, now: datetime) -> Table:
+    """The stacks table (`RUNNING` with --wide; LAST DEPLOY when the deployments were
+    read), and how it gives way on a narrow screen: NAME, ENVIRONMENT and RUNNING (what
+    `--ref`/`-v` would name) are never cut."""
+    running, known = listing.running, listing.deploy_facts
+    rows: list[tuple[Words | Cell, ...]] = []
+    for s in listing.stacks:
         seen = known.get(s.uid)
         row = (
             s.name,
             s.environment,
-            status_label(s),
-            s.health.text,
+            Cell(status_label(s), short_status(s), STATUS_MARKS.get(s.status, "")),
+            Cell(s.health.text, mark=HEALTH_MARKS[s.health]),
             short_ago(last_activity(s, seen), now),
-            last_deploy(seen, now, person=person),
+            # Not read (a long list): `-`, as it is, a cell of a 10,000-row list made in a blink.
+            Cell(
+                last_deploy(seen, now),
+                last_deploy(seen, now, who=False),
+                deployment_mark(_last_state(seen)),
+            )
+            if seen is not None
+            else "-",
         )
         rows.append((*row, running_text(running.get(s.uid))) if running is not None else row)
-    return rows
+    columns = (*STACK_COLUMNS, RUNNING_COLUMN) if running is not None else STACK_COLUMNS
+    names = tuple(s.label for s in listing.stacks)
+    narrow = "Narrow the list with `-s` or `-e`."
+    return Table(columns, rows, STACK_GIVES_WAY, list_summary(listing), names, narrow)
+
+
+def _last_state(facts: StackDeploys) -> str:
+    """How LAST DEPLOY begins: running, succeeded, failed, ... ("" when it says nothing)."""
+    if facts.live is not None:
+        return "running"
+    return facts.last_state.split(" ", 1)[0] if facts.last is not None else ""
 
 
 def running_text(deployment: Deployment | None) -> str:
@@ -196,46 +232,23 @@ def running_text(deployment: Deployment | None) -> str:
     return what_ran(deployment) if deployment is not None else "-"
 
 
-def last_deploy(
-    facts: StackDeploys | None,
-    now: datetime,
-    *,
-    who: bool = True,
-    person: PersonNamer | None = None,
-) -> str:
+def last_deploy(facts: StackDeploys | None, now: datetime, *, who: bool = True) -> Words:
     """`failed · alice 3m ago`: the deployment under way, or how the last one ended
-    (`failed 3m ago` without `who`, for a narrow screen)."""
-    from igor_cli.render.sentences import short_ago, short_person
-
+    (`failed 3m ago` without `who`, for a narrow screen); who, as briefly as says who."""
     if facts is None:
         return "-"  # not read (a long list)
     if facts.live is not None:
-        by = f" · {short_person(facts.live_by, facts.live.triggered_by, person)}" if who else ""
-        return f"running{by} {short_ago(facts.live.started_at, now)}"
-    if facts.last is None:
+        state, deployment, requester = "running", facts.live, facts.live_by
+        moment = deployment.started_at
+    elif facts.last is not None:
+        state, deployment, requester = facts.last_state, facts.last, facts.last_by
+        moment = deployment.finished_at
+    else:
         return "none"
-    by = f" · {short_person(facts.last_by, facts.last.triggered_by, person)}" if who else ""
-    return f"{facts.last_state}{by} {short_ago(facts.last.finished_at, now)}"
-
-
-def stack_table(
-    stacks: list[Stack],
-    now: datetime,
-    running: dict[str, Deployment | None] | None = None,
-    *,
-    facts: Mapping[str, StackDeploys] | None = None,
-) -> Table:
-    """The stacks table, and how it gives way on a narrow screen: NAME, ENVIRONMENT and
-    RUNNING (what `--ref`/`-v` would name) are never cut."""
-    from igor_cli.render.table import Table
-
-    known = facts or {}
-    rows = stack_rows(stacks, now, running, facts=facts)
-    shorter = {
-        "STATUS": [short_status(s) for s in stacks],
-        "LAST DEPLOY": [last_deploy(known.get(s.uid), now, who=False) for s in stacks],
-    }
-    return Table(rows[0], rows[1:], shorter, STACK_GIVES_WAY, {"LAST DEPLOY": 10})
+    if not who:
+        return f"{state} {short_ago(moment, now)}"
+    by = brief_who(requester, deployment.triggered_by)
+    return joined(f"{state} · ", by, f" {short_ago(moment, now)}")
 
 
 # LAST DEPLOY outlasts the rest: it says how the stack is and who last touched it

@@ -20,7 +20,7 @@ from igor_cli.json_output import with_follow_events
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client, StackHints
     from igor_cli.core.run import Run
-    from igor_cli.identity import PersonNamer
+    from igor_cli.render.said import Said, Words
 
 COMMANDS = {"watch": ()}
 
@@ -75,6 +75,8 @@ class WatchOutcome(Followed, Outcome):
     """What `watch` attaches to: the running deployment, or igor's deploy about to start;
     no `action_id` when nothing runs or waits on the stack."""
 
+    event: ClassVar[str] = "watch"  # its JSON Lines event (`watch --json`)
+
     @property
     def exit_code(self) -> ExitCode:
         """Nothing to watch is a failure."""
@@ -84,9 +86,15 @@ class WatchOutcome(Followed, Outcome):
         """What it attached to, when there is something."""
         return self if self.followable else None
 
-    def sentence(self, person: PersonNamer, now: datetime) -> str:
-        """What `watch` attached to (or why there is nothing to watch)."""
-        return watch_sentence(self, person, now)
+    def said(self, now: datetime) -> Said:
+        """What `watch` attached to (or why there is nothing to watch); in chat, that the
+        outcome comes in the thread."""
+        from igor_cli.render.said import Hint, Said
+
+        if not self.followable:
+            return Said(watch_sentence(self, now), tone="refused")
+        hints = (Hint("", "I'll post the outcome in this thread."),)
+        return Said(watch_sentence(self, now), None, hints, "info")
 
     def facts(self) -> Any:
         """What it attached to, as igor's JSON has it."""
@@ -110,35 +118,26 @@ class WatchOutcome(Followed, Outcome):
             "typical_seconds": round(self.typical, 1) if self.typical else None,
         }
 
-    def tone(self) -> str:
-        """info, or refused when there is nothing to watch."""
-        return "info" if self.followable else "refused"
 
-    def chat_hint(self) -> str:
-        """That the outcome comes in the thread."""
-        return "I'll post the outcome in this thread." if self.followable else ""
-
-
-def watch_sentence(outcome: WatchOutcome, person: PersonNamer, now: datetime) -> str:
+def watch_sentence(outcome: WatchOutcome, now: datetime) -> Words:
     """What `watch` attached to (or why there is nothing to watch)."""
+    from igor_cli.render.said import joined, who
     from igor_cli.render.sentences import ago
 
     stack = outcome.stack.label
     if not outcome.followable:
         return f"{stack} is not deploying, nothing to watch."
     if outcome.deployment is None:
-        who = person(outcome.started_by) if outcome.started_by else "someone"
-        return (
-            f"Watching igor's deploy of {stack} asked for by {who} {ago(outcome.started_at, now)}."
-        )
+        return joined(
+            f"Watching igor's deploy of {stack} asked for by ", who(outcome.started_by, "someone"),
+            f" {ago(outcome.started_at, now)}.",
+        )  # fmt: skip
     running = outcome.deployment
-    who = (
-        f"{person(outcome.started_by)} through igor" if outcome.started_by else running.triggered_by
-    )
-    return (
-        f"Watching deployment {running.id} of {stack} "
-        f"(started by {who} {ago(running.started_at, now)})."
-    )
+    by = joined(outcome.started_by, " through igor") if outcome.started_by else running.triggered_by
+    return joined(
+        f"Watching deployment {running.id} of {stack} (started by ", by,
+        f" {ago(running.started_at, now)}).",
+    )  # fmt: skip
 
 
 # -- the action ---------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The words every command shares: how long ago, how long, who, what ran, how a followed
 deployment goes, and text wrapped for a screen.
 
-Each command's own words are next to its outcome (`igor_cli/features/`); both
-renderers (terminal and Slack) and the chat console use these. Callers pass
-`person` to name people their own way.
+Each command's own words are next to its outcome (`igor_cli/features/`), said as
+data (`render/said.py`); the renderers (terminal, Slack, the chat console) and the
+features use these.
 """
 
 from __future__ import annotations
@@ -15,12 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.follow import Followed, Progress
-    from igor_cli.identity import Person, PersonNamer
-
-
-def plain_person(requester: Person) -> str:
-    """How the terminal names who asked: `alice@laptop`, `Slack user U123`."""
-    return requester.name
+    from igor_cli.render.said import Mark
 
 
 def ago(then: datetime | None, now: datetime) -> str:
@@ -136,18 +131,6 @@ def stopped_sentence(stack: Stack, what: str = "", doing: str = "") -> str:
     )
 
 
-def short_person(
-    requester: Person | None, triggered_by: str, person: PersonNamer | None = None
-) -> str:
-    """A name that fits a table cell: `alice` for alice@example.com or alice@laptop; a
-    chat platform's user (Slack's) as `person` names them (their Slack name), else by ID."""
-    if requester is not None:
-        if person is not None and not requester.local:
-            return person(requester)
-        return requester.short_name
-    return triggered_by.split("@", 1)[0] or triggered_by or "someone"
-
-
 _WORD = re.compile(r"`[^`]*`\S*|\S+")
 
 
@@ -202,3 +185,15 @@ def what_ran(d: Deployment) -> str:
         ref = "" if d.git_ref and d.git_hash.startswith(d.git_ref) else d.git_ref
         said = " ".join(part for part in (d.git_hash[:7], ref) if part) or "-"
     return said + (f" (profile {d.deployment_profile})" if d.deployment_profile else "")
+
+
+# How a deployment's state (`activity.deployment_state`) reads at a glance.
+_DEPLOYMENT_MARKS: dict[str, Mark] = {
+    "succeeded": "good", "failed": "bad", "cancelled": "caution", "running": "busy",
+}  # fmt: skip
+
+
+def deployment_mark(state: str) -> Mark:
+    """`good` for a deployment that succeeded, `bad` failed, `caution` cancelled, `busy`
+    running; nothing for a state igor has no word for."""
+    return _DEPLOYMENT_MARKS.get(state, "")

@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +25,11 @@ from igor_cli.core.request import Change, Outcome
 from igor_cli.errors import Forbidden, IgorError, NotRegistered, Remedy
 from igor_cli.identity import Person, PersonNamer
 from igor_cli.render import sentences
-from igor_cli.render.table import Table, aligned
+from igor_cli.render.said import Said, plain_name, spoken
+from igor_cli.render.table import aligned, text_table
 
 if TYPE_CHECKING:
     from igor_cli.chat.bypass import Bypass
-    from igor_cli.features.history import History
-    from igor_cli.features.stacks import StackList
     from igor_cli.json_output import JsonOutput
     from igor_cli.state.locks import ForcedUnlock
 
@@ -133,7 +132,7 @@ def named_by(names: Names | None) -> PersonNamer:
     def person(requester: Person) -> str:
         if requester.slack_id and names is not None:
             return names(requester.slack_id)
-        return sentences.plain_person(requester)
+        return plain_name(requester)
 
     return person
 
@@ -145,21 +144,48 @@ def render_outcome(
     as_json: JsonOutput | None = None,
     names: Names | None = None,
 ) -> SlackMessage:
-    """The reply to a command; `names` names Slack users where mentions cannot."""
+    """The reply to a command: its facts as JSON (`as_json`), else what it says; `names`
+    names Slack users where mentions cannot."""
     if as_json:
         return preformatted("\n".join(as_json.lines(outcome.facts(), indent=2)))
-    if outcome.table == "stacks":  # the outcomes shown as tables (issue 23's step 2: data)
-        from igor_cli.features.stacks import StackList
+    return render_said(outcome.said(now), names)
 
-        assert isinstance(outcome, StackList)
-        return render_stacks(outcome, now, names)
-    if outcome.table == "deployments":
-        from igor_cli.features.history import History
 
-        assert isinstance(outcome, History)
-        return render_history(outcome, now, names)
-    text = mrkdwn(outcome.sentence(slack_person, now))
-    return message(text, slack_hint(outcome), TONE_EMOJI[outcome.tone()])
+def render_said(said: Said, names: Names | None = None) -> SlackMessage:
+    """What an outcome says, as Slack shows it: its lead with its tone's emoji and its hints
+    in the small print; a table in code blocks that fit, under its lead.
+
+    A table with no rows is said by its lead (found nothing: `:mag:`). A table that says
+    how to narrow it shows a screenful of rows, then how many more and how; people in it
+    are named as Slack shows them (mentions do not work in code blocks).
+    """
+    lead = mrkdwn(spoken(said.lead, slack_person))
+    table = said.table
+    if table is None:
+        return message(lead, _hint(said), TONE_EMOJI[said.tone])
+    if not table.rows:
+        return message(lead, _hint(said), ":mag:")
+    named = named_by(names)
+
+    def brief(person: Person) -> str:
+        return person.short_name if person.local else named(person)
+
+    shown = table.rows[:MAX_LIST_ROWS] if table.narrow else table.rows
+    laid = text_table(replace(table, rows=shown), named, brief)
+    chunks = _chunks([escape(line) for line in aligned(laid)], TEXT_LIMIT - 6)
+    blocks = [_section(lead)] if lead else []
+    blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
+    hidden = len(table.rows) - (sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1)
+    if hidden > 0:
+        blocks.append(_context(f"…and {hidden} more. {table.narrow}".strip()))
+    hint = _hint(said)
+    if hint:
+        blocks.append(_context(_cut(hint, TEXT_LIMIT)))
+    fallback = lead or escape(table.caption)
+    if not lead and table.names:
+        fallback += escape(": " + ", ".join(table.names[:20]))
+        fallback += ", …" if len(table.names) > 20 else ""
+    return SlackMessage(_cut(fallback, TEXT_LIMIT), blocks)
 
 
 TONE_EMOJI = {
@@ -175,60 +201,14 @@ TONE_EMOJI = {
 }
 
 
-def slack_hint(outcome: Outcome) -> str:
+def _hint(said: Said) -> str:
     """What to do next, in the reply's small print (mrkdwn), when there is something: the
-    choices it leaves, or its own hint."""
-    choices = outcome.choices()
-    if choices:
-        return "Say " + "; ".join(f"`{escape(words)}` to {what}" for words, what in choices) + "."
-    return escape(outcome.chat_hint())
-
-
-def render_stacks(listing: StackList, now: datetime, names: Names | None = None) -> SlackMessage:
-    """The stack table in code blocks that fit; past a screenful, a count and how to narrow it."""
-    from igor_cli.features.stacks import list_summary, stack_rows
-
-    if not listing.stacks:
-        return message(escape(list_summary(listing)), emoji=":mag:")
-    listed = listing.stacks[:MAX_LIST_ROWS]
-    rows = stack_rows(
-        listed, now, listing.running, facts=listing.deploy_facts, person=named_by(names)
-    )
-    chunks = _table_chunks(rows)
-    blocks = [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
-    summary = list_summary(listing)
-    shown = sum(chunk.count("\n") + 1 for chunk in chunks[:MAX_BLOCKS]) - 1
-    hidden = len(listing.stacks) - shown
-    if hidden > 0:
-        blocks.append(_context(f"…and {hidden} more. Narrow the list with `-s` or `-e`."))
-    fallback = summary + ": " + ", ".join(s.label for s in listing.stacks[:20])
-    if len(listing.stacks) > 20:
-        fallback += ", …"
-    return SlackMessage(_cut(escape(fallback), TEXT_LIMIT), blocks)
-
-
-def render_history(found: History, now: datetime, names: Names | None = None) -> SlackMessage:
-    """The deployments table in code blocks that fit, under its summary.
-
-    Slack users igor deployed for are named as Slack shows them: mentions do not work
-    in code blocks.
-    """
-    from igor_cli.features.history import history_rows, history_summary
-
-    summary = escape(history_summary(found))
-    if not found.deployments:
-        return message(summary, emoji=":mag:")
-    chunks = _table_chunks(history_rows(found, named_by(names), now))
-    blocks = [_section(summary)]
-    blocks += [_section(_code(chunk)) for chunk in chunks[:MAX_BLOCKS]]
-    return SlackMessage(_cut(summary, TEXT_LIMIT), blocks)
-
-
-def _table_chunks(rows: list[tuple[str, ...]]) -> list[str]:
-    """A table's aligned, escaped lines (whole: Slack wraps a code block itself), grouped
-    to fit code blocks."""
-    lines = aligned(Table(rows[0], rows[1:]))
-    return _chunks([escape(line) for line in lines], TEXT_LIMIT - 6)
+    choices it leaves, and its hints in chat's words."""
+    parts = [escape(hint) for hint in said.chat_hints()]
+    if said.choices:
+        choices = "; ".join(f"`{escape(c.command)}` to {c.what}" for c in said.choices)
+        parts.insert(0, f"Say {choices}.")
+    return " ".join(parts)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from igor_cli.render.said import Align, Cell, Namer, Step, Words, spoken
+
+if TYPE_CHECKING:
+    from igor_cli.render import said
 
 GAP = 2  # spaces between columns
-# Shorter headers, for when the table is too wide.
-SHORT_HEADERS = {"ENVIRONMENT": "ENV", "LAST ACTIVITY": "ACTIVITY", "LAST DEPLOY": "DEPLOY"}
 
-Step = tuple[Literal["headers", "shorten", "drop", "cut"], str]
-Cell = TypeVar("Cell")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,44 @@ class Table:
     # ("drop", C), ("cut", C). A column named in no step keeps its full width.
     give_way: tuple[Step, ...] = ()
     floors: Mapping[str, int] = field(default_factory=dict)  # how narrow a "cut" may go
+    short_headers: Mapping[str, str] = field(default_factory=dict)  # a "headers" step's
+    aligns: Mapping[str, Align] = field(default_factory=dict)  # left, unless said
+
+
+def text_table(table: said.Table, name: Namer, brief: Namer | None = None) -> Table:
+    """A said table as text to lay out: its people named by `name` (`brief` in a cell that
+    names them briefly), each cell in its full and (where its column has one) shorter form."""
+    header = tuple(column.header for column in table.columns)
+    shortened = [header.index(c) for step, c in table.give_way if step == "shorten" and c in header]
+
+    def text(cell: Words | Cell) -> str:
+        words = cell.words if isinstance(cell, Cell) else cell
+        return words if isinstance(words, str) else spoken(words, name, brief)
+
+    # Most cells are plain text, or a Cell of plain text: taken as they are, without a call
+    # (a 10,000-row list is drawn in a blink).
+    rows = [
+        tuple([c if type(c) is str else c.words if type(c) is Cell and type(c.words) is str
+               else text(c) for c in row])
+        for row in table.rows
+    ]  # fmt: skip
+    shorter = {
+        header[i]: [
+            full[i] if type(cell) is not Cell or cell.shorter is None
+            else cell.shorter if type(cell.shorter) is str else text(cell.shorter)
+            for cell, full in zip((row[i] for row in table.rows), rows, strict=True)
+        ]
+        for i in shortened
+    }  # fmt: skip
+    return Table(
+        header,
+        rows,
+        shorter,
+        table.give_way,
+        {c.header: c.floor for c in table.columns if c.floor != 1},
+        {c.header: c.short for c in table.columns if c.short},
+        {c.header: c.align for c in table.columns if c.align != "left"},
+    )
 
 
 @dataclass(frozen=True)
@@ -48,20 +88,27 @@ class Fit:
     widths: list[int]
     rows: list[tuple[str, ...]]
     keep: tuple[int, ...] = ()  # the indices of the kept columns in a full row
+    aligns: tuple[Align, ...] = ()  # each kept column's (left when not said)
 
     @property
     def width(self) -> int:
         """The width of the whole table."""
         return sum(self.widths) + GAP * (len(self.widths) - 1)
 
-    def pick(self, row: Sequence[Cell]) -> tuple[Cell, ...]:
+    def pick(self, row: Sequence[Item]) -> tuple[Item, ...]:
         """The cells of a full row that this fit shows."""
         return tuple(row[i] for i in self.keep)
 
     def lines(self) -> list[str]:
         """The table as lines of columns GAP apart (trailing blanks removed)."""
+        aligns = self.aligns or ("left",) * len(self.widths)
         return [
-            (" " * GAP).join(text.ljust(self.widths[i]) for i, text in enumerate(row)).rstrip()
+            (" " * GAP)
+            .join(
+                text.rjust(width) if align == "right" else text.ljust(width)
+                for text, width, align in zip(row, self.widths, aligns, strict=True)
+            )
+            .rstrip()
             for row in [self.header, *self.rows]
         ]
 
@@ -88,7 +135,7 @@ def fit(table: Table, width: int | None = None) -> Fit:
         if total() <= room:
             break
         if step == "headers":
-            shown.update({n: SHORT_HEADERS.get(n, n) for n in names})
+            shown.update({n: table.short_headers.get(n, n) for n in names})
         elif column not in kept:
             continue
         elif step == "shorten" and column in table.shorter:
@@ -105,7 +152,8 @@ def fit(table: Table, width: int | None = None) -> Fit:
         for r in range(len(table.rows))
     ]
     keep = tuple(names.index(name) for name in kept)
-    return Fit(tuple(kept), tuple(shown[name] for name in kept), final, rows, keep)
+    aligns = tuple(table.aligns.get(name, "left") for name in kept)
+    return Fit(tuple(kept), tuple(shown[name] for name in kept), final, rows, keep, aligns)
 
 
 def aligned(table: Table, width: int | None = None) -> list[str]:

@@ -13,18 +13,18 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from igor_cli.cloud66.models import Stack, StackHealth, StackStatus
 from igor_cli.core.follow import Followed, Progress
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
 from igor_cli.outside_text import printable
 from igor_cli.render import sentences
-from igor_cli.render.table import GAP, Fit, fit
+from igor_cli.render.said import Cell, Said, Words, plain_brief, plain_name, spoken
+from igor_cli.render.table import GAP, Fit, fit, text_table
 from igor_cli.render.table import Table as TextTable
 
 if TYPE_CHECKING:
@@ -32,25 +32,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from igor_cli.core.request import Outcome
-    from igor_cli.features.history import History
-    from igor_cli.features.stacks import StackList
-
-STATUS_STYLE = {
-    StackStatus.DEPLOYED: "green",
-    StackStatus.DEPLOY_FAILED: "red",
-    StackStatus.UNABLE_TO_ANALYZE: "red",
-    StackStatus.QUEUED: "yellow",
-    StackStatus.DEPLOYING: "yellow",
-    StackStatus.ANALYZING: "cyan",
-    StackStatus.PENDING_ANALYSIS: "cyan",
-}
-HEALTH_STYLE = {
-    StackHealth.HEALTHY: "green",
-    StackHealth.IMPAIRED: "yellow",
-    StackHealth.FAILED: "red",
-    StackHealth.BUILDING: "cyan",
-    StackHealth.UNKNOWN: "dim",
-}
+    from igor_cli.render.said import Align
+    from igor_cli.render.said import Table as SaidTable
 
 
 def console(file: TextIO) -> Console:
@@ -147,69 +130,62 @@ class TerminalRenderer:
         return console(self.err_file)
 
     def outcome(self, outcome: Outcome, *, following: bool = False) -> None:
-        """Show what a command came to (`following`: progress comes next, so no hint)."""
-        if self.as_json and self.lines:
-            event = "watch" if isinstance(outcome, Followed) else outcome.event
-            self._event(event, outcome.facts())
+        """Show what a command came to: its facts to a program (--json), else what it says
+        (`following`: progress comes next, so no hint)."""
+        if self.as_json:
+            if self.lines:
+                self._event(outcome.event, outcome.facts())
+            else:
+                self._json(outcome.streamed_facts())
             return
-        if outcome.table == "stacks":  # the outcomes shown as tables (issue 23's step 2: data)
-            from igor_cli.features.stacks import StackList
-
-            assert isinstance(outcome, StackList)
-            self.stack_list(outcome)
-            return
-        if outcome.table == "deployments":
-            from igor_cli.features.history import History
-
-            assert isinstance(outcome, History)
-            self.history(outcome)
-            return
-        text = outcome.sentence(sentences.plain_person, self.now)
-        hint = "" if following else terminal_hint(outcome)
         # What was not done (exit 1: already deploying, nothing to cancel, not yours)
         # is said on stderr, as every error is and as gh says it: stdout carries results.
-        refused = int(outcome.exit_code) != 0
-        style = TONE_STYLE[outcome.tone()]
-        self._line(text, outcome.facts(), style, hint, refused=refused)
+        self.said(outcome.said(self.now), refused=int(outcome.exit_code) != 0, following=following)
 
-    def stack_list(self, listing: StackList) -> None:
-        """The stacks table (or a JSON array)."""
-        from igor_cli.features.stacks import DEPLOY_FACTS_LIMIT, list_summary, stack_table
-
-        if self.as_json:
-            self._json(listing.each_fact())  # written as each is made: a big account's
+    def said(self, said: Said, *, refused: bool = False, following: bool = False) -> None:
+        """Draw what an outcome says: its lead (on stderr when `refused`, or over a table:
+        stdout carries the table), its table fitted to the screen, and its hints (dim, on
+        stderr; none when `following`)."""
+        lead = spoken(said.lead, plain_name)
+        if said.table is not None:
+            if lead:
+                self._prose(self.err_file, lead)
+            if said.table.rows:
+                self._said_table(said.table)
+        else:
+            self._prose(self.err_file if refused else self.out_file, lead, TONE_STYLE[said.tone])
+        if following:
             return
-        if not listing.stacks:
-            self._prose(self.err_file, list_summary(listing))
-            return
-        # Fitted to the screen by the table's own rules (render/table.py): what is typed
-        # next is never cut. Piped without COLUMNS: whole.
-        stacks, facts = listing.stacks, listing.deploy_facts
-        table = stack_table(stacks, self.now, listing.running, facts=facts)
-        rows = zip(stacks, table.rows, strict=True)
-        self._draw(table, [self._styles(stack, table.header, row) for stack, row in rows])
-        if listing.unread:
-            self.note(f"LAST DEPLOY could not be read: {listing.unread}")
-        elif not listing.deploys_read:
-            self.note(
-                f"LAST DEPLOY is read for up to {DEPLOY_FACTS_LIMIT} stacks; "
-                "narrow the list with -s or -e to see it."
-            )
+        choices = said.choices
+        if choices:
+            self.note("; ".join(f"`igor {c.command}` to {c.what}" for c in choices))
+        for hint in said.shell_hints():
+            self.note(hint)
 
-    def _draw(self, table: TextTable, styles: Sequence[Mapping[str, str]]) -> None:
-        """A table fitted to the screen (each row's styles by column), drawn without rich
-        where it writes plainly, else through rich."""
+    def _said_table(self, table: SaidTable) -> None:
+        """A table fitted to the screen by its own rules (render/table.py): what is typed
+        next is never cut. Piped without COLUMNS: whole. Its cells coloured by their marks."""
+        self._draw(text_table(table, plain_name, plain_brief), table.rows)
+
+    def _draw(self, table: TextTable, said: Sequence[Sequence[Words | Cell]]) -> None:
+        """A table fitted to the screen, each cell styled by its mark in the table `said`
+        (read as each is drawn: a 10,000-row list makes no list of styles), drawn without
+        rich where it writes plainly, else through rich."""
         plain = written_plainly(self.out_file)
         fitted = fit(table, plain_width() if plain else screen_width(self.out))
         # Drawn by rich or by igor itself (`drawn_plainly`): no control characters either way.
+        keep = fitted.keep
         cells = [
             [
-                (printable(text), style.get(column, ""))
-                for column, text in zip(fitted.columns, row, strict=True)
+                (
+                    printable(text),
+                    "" if type(cell := row_said[k]) is not Cell else _cell_style(cell),
+                )
+                for text, k in zip(row, keep, strict=True)
             ]
-            for row, style in zip(fitted.rows, styles, strict=True)
+            for row, row_said in zip(fitted.rows, said, strict=True)
         ]
-        drawn = drawn_plainly(fitted.header, fitted.widths, cells) if plain else None
+        drawn = drawn_plainly(fitted.header, fitted.widths, cells, fitted.aligns) if plain else None
         if drawn is not None:
             self.out_file.write(drawn)
             self.out_file.flush()
@@ -217,10 +193,10 @@ class TerminalRenderer:
             self._rich_table(fitted, cells)
 
     def _rich_table(self, fitted: Fit, cells: Sequence[Sequence[tuple[str, str]]]) -> None:
-        """The stacks table through rich: drawn in one pass when it can be, else laid out."""
+        """A table through rich: drawn in one pass when it can be, else laid out."""
         from rich.text import Text
 
-        table = self._table(fitted.header, fitted.widths)
+        table = self._table(fitted.header, fitted.widths, fitted.aligns)
         width = max(self.out.width, fitted.width)
         drawn = drawn_at_once(table, cells, self.out, width)
         if drawn is None:  # rich lays it out: plain text objects, not markup to parse
@@ -228,29 +204,12 @@ class TerminalRenderer:
                 table.add_row(*(Text(text, style) for text, style in row))
         self.out.print(drawn or table, width=width)
 
-    def history(self, found: History) -> None:
-        """The deployments table, newest first, under a summary (or a JSON array)."""
-        from igor_cli.features.history import history_summary, history_table
-
-        if self.as_json:
-            self._json(found.facts())
-            return
-        from rich.markup import escape
-
-        self.err.print(escape(history_summary(found)))
-        if not found.deployments:
-            return
-        styles = []
-        for past in found.deployments:
-            style = OUTCOME_STYLE.get(past.state, "")
-            if past.deployment.is_live:
-                style = "bold " + (style or "green")
-            styles.append({"OUTCOME": style})
-        self._draw(history_table(found, sentences.plain_person, self.now), styles)
-
-    def _table(self, columns: Sequence[str], widths: Sequence[int] = ()) -> Table:
+    def _table(
+        self, columns: Sequence[str], widths: Sequence[int] = (), aligns: Sequence[Align] = ()
+    ) -> Table:
         """An empty table with these columns (of these widths, cut with an ellipsis, when
-        given), two spaces apart: box art and bold headers only on a terminal."""
+        given; left-aligned unless `aligns` says), two spaces apart: box art and bold headers
+        only on a terminal."""
         from rich import box
         from rich.table import Table
 
@@ -267,20 +226,14 @@ class TerminalRenderer:
         for i, column in enumerate(columns):
             width = widths[i] if i < len(widths) else None
             table.add_column(
-                column, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
+                column,
+                justify=aligns[i] if i < len(aligns) else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=width,
+                max_width=width,
             )
         return table
-
-    def _styles(self, stack: Stack, columns: Sequence[str], texts: Sequence[str]) -> dict[str, str]:
-        """The styles of a stack's cells by column (its row as `stacks.stack_rows` words
-        it); the cells are text, never markup (a name is shown as it is)."""
-        said = dict(zip(columns, texts, strict=True))
-        last = said.get("LAST DEPLOY", "")
-        return {
-            "STATUS": STATUS_STYLE.get(stack.status, ""),
-            "HEALTH": HEALTH_STYLE[stack.health],
-            "LAST DEPLOY": OUTCOME_STYLE.get(last.split(" ", 1)[0], ""),
-        }
 
     def error(self, error: IgorError) -> None:
         """An expected failure: the message, then what to do (stderr); with --json, also
@@ -595,13 +548,19 @@ def drawn_at_once(
 
 
 def drawn_plainly(
-    header: Sequence[str], widths: Sequence[int], rows: Sequence[Sequence[tuple[str, str]]]
+    header: Sequence[str],
+    widths: Sequence[int],
+    rows: Sequence[Sequence[tuple[str, str]]],
+    aligns: Sequence[Align] = (),
 ) -> str | None:
-    """The stacks table as rich draws it where it writes plainly (`written_plainly`): the
-    columns `widths` wide, `GAP` apart, no box, no colour; None when rich must lay it out.
+    """A table as rich draws it where it writes plainly (`written_plainly`): the columns
+    `widths` wide, `GAP` apart, no box, no colour; None when rich must lay it out (a
+    column aligned other than left, too).
 
     `drawn_at_once` on such a console, without rich (a test checks it is rich's table).
     """
+    if any(align != "left" for align in aligns):
+        return None
     laid = _laid_out(header, widths, [True] * len(header), rows)
     if laid is None:
         return None
@@ -724,7 +683,15 @@ REMEDY_WORDS = {
     "SLACK_BOT_TOKEN and SLACK_APP_TOKEN.",
 }
 
-OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+# How a table cell's mark is coloured (render/said.py).
+MARK_STYLE = {
+    "good": "green",
+    "bad": "red",
+    "caution": "yellow",
+    "busy": "cyan",
+    "faint": "dim",
+    "": "",
+}
 TONE_STYLE = {
     "started": "green",
     "queued": "green",
@@ -738,10 +705,9 @@ TONE_STYLE = {
 }
 
 
-def terminal_hint(outcome: Outcome) -> str:
-    """What to type next, when there is something (on stderr, dim): the choices it leaves,
-    or its own hint."""
-    choices = outcome.choices()
-    if choices:
-        return "; ".join(f"`igor {words}` to {what}" for words, what in choices)
-    return outcome.shell_hint()
+def _cell_style(cell: Words | Cell) -> str:
+    """How a cell is coloured: by its mark, in bold when it stands out."""
+    if not isinstance(cell, Cell):
+        return ""
+    style = MARK_STYLE[cell.mark]
+    return f"bold {style}" if cell.strong else style

@@ -18,8 +18,9 @@ from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import News
 from igor_cli.errors import IgorError, NotRegistered, Remedy
 from igor_cli.render import sentences
+from igor_cli.render.said import Said, plain_brief, plain_name, spoken
 from igor_cli.render.slack import NOTICE_EMOJI, TONE_EMOJI, progress_emoji
-from igor_cli.render.table import aligned
+from igor_cli.render.table import aligned, text_table
 
 # Every emoji code igor's Slack replies use: the emoji, and words for a terminal
 # that cannot show it. A test keeps this complete.
@@ -111,31 +112,26 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
         if shape:
             lines = "\n".join(shape.lines(outcome.facts(), indent=2))
             return ConsoleText("", tuple(lines.split("\n")))
-        if outcome.table == "stacks":  # the tables (issue 23's step 2: data)
-            from igor_cli.features.stacks import StackList, stack_table
-
-            assert isinstance(outcome, StackList)
-            if outcome.stacks:
-                facts = outcome.deploy_facts
-                stacks = stack_table(outcome.stacks, now, outcome.running, facts=facts)
-                summary = outcome.sentence(sentences.plain_person, now) + ":"
-                return ConsoleText(summary, tuple(aligned(stacks, width)))
-        if outcome.table == "deployments":
-            from igor_cli.features.history import History, history_table
-
-            assert isinstance(outcome, History)
-            if outcome.deployments:
-                past = history_table(outcome, sentences.plain_person, now)
-                summary = outcome.sentence(sentences.plain_person, now)
-                return ConsoleText(summary, tuple(aligned(past, width)))
-        said = outcome.sentence(sentences.plain_person, now)
-        choices = outcome.choices()
-        if choices:
-            said += "\nSay " + "; ".join(f"`{words}` to {what}" for words, what in choices) + "."
-        return ConsoleText(said, emoji=TONE_EMOJI.get(outcome.tone(), ""))
+        return console_said(outcome.said(now), width)
     if reply.notice:
         return ConsoleText(reply.notice, emoji=NOTICE_EMOJI.get(reply.status, ""))
     return ConsoleText(reply.text)
+
+
+def console_said(said: Said, width: int | None = None) -> ConsoleText:
+    """What an outcome says, for the console: its lead with its tone's mark and the choices
+    it leaves; a table (fitted to `width` when given) on lines of its own, under its lead
+    (or its caption)."""
+    lead = spoken(said.lead, plain_name)
+    table = said.table
+    if table is not None and table.rows:
+        caption = lead or (f"{table.caption}:" if table.caption else "")
+        return ConsoleText(
+            caption, tuple(aligned(text_table(table, plain_name, plain_brief), width))
+        )
+    if said.choices:
+        lead += "\nSay " + "; ".join(f"`{c.command}` to {c.what}" for c in said.choices) + "."
+    return ConsoleText(lead, emoji=TONE_EMOJI.get(said.tone, ""))
 
 
 def render_text(reply: Reply, now: datetime) -> str:
