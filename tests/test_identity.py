@@ -119,6 +119,22 @@ def test_a_lock_held_through_a_way_this_igor_does_not_know_still_refuses(
     assert posts(sim) == 0
 
 
+def test_a_lock_record_igor_cannot_read_holds_its_stack(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
+    store = env.state_for_change()
+    assert store is not None
+    uid = stack_uid("blog", "production")
+    assert store.claim(f"lock:{uid}", '{"stack": damaged', 3600.0)
+    ran = igor("deploy", "-s", "blog", "-e", "production")
+    assert ran.exit_code == 1 and "has a lock igor cannot read" in ran.stderr, ran.stderr
+    assert f"lock:{uid}" in ran.stderr  # what to delete to end it now
+    assert posts(sim) == 0
+    assert igor("deploy", "-s", "shop", "-e", "production").exit_code == 0  # others go on
+    assert posts(sim) == 1
+
+
 def test_a_forced_unlock_notice_keeps_its_words() -> None:
     now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     lock = Lock("s1", "blog", "production", Person.in_slack("U0ALICE"), "", now, now)

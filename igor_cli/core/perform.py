@@ -162,21 +162,24 @@ def _refuse_if_frozen(
 def refuse_if_locked(
     env: Environment, stack: Stack, origin: Origin, locks: dict[str, Any] | None = None
 ) -> None:
-    """`StackLocked` when someone other than `origin` holds this stack's lock."""
-    from igor_cli.state.locks import StackLocked
+    """`StackLocked` when someone other than `origin` holds this stack's lock;
+    `LockUnreadable` when its lock's record cannot be read."""
+    from igor_cli.state.locks import LockUnreadable, StackLocked
 
     held = (_locks(env) if locks is None else locks).get(stack.uid)
+    if held is not None and held[0] is None:
+        raise LockUnreadable(stack.label, stack.uid)
     if held is not None and not held[0].held_by(origin.person):
         raise StackLocked(held[0], env.clock())
 
 
 def _locks(env: Environment) -> dict[str, Any]:
-    from igor_cli.state.locks import current_locks
+    from igor_cli.state.locks import guarding_locks
     from igor_cli.state.store import StateUnavailable, refusing_changes
 
     try:
         # A store that cannot be read, or that lost what it held, stops the change.
         store = env.state_for_change()
-        return dict(current_locks(store)) if store is not None else {}
+        return dict(guarding_locks(store)) if store is not None else {}
     except StateUnavailable as error:
         raise refusing_changes(error) from None

@@ -120,12 +120,29 @@ def lock_key(stack_uid: str) -> str:
 
 def current_locks(store: Store) -> dict[str, tuple[Lock, str]]:
     """Every live lock by stack uid, with the stored text (for compare-and-delete)."""
-    found = {}
-    for text in store.items(LOCK_PREFIX).values():
+    return {uid: (lock, text) for uid, (lock, text) in guarding_locks(store).items() if lock}
+
+
+def guarding_locks(store: Store) -> dict[str, tuple[Lock | None, str]]:
+    """Every live lock by stack uid, as the guard reads them: a record igor cannot read
+    (damaged, or not igor's) is there as None, and holds its stack (a guard fails closed)."""
+    found: dict[str, tuple[Lock | None, str]] = {}
+    for key, text in store.items(LOCK_PREFIX).items():
         lock = Lock.loads(text)
-        if lock is not None:
-            found[lock.stack_uid] = (lock, text)
+        found[lock.stack_uid if lock is not None else key[len(LOCK_PREFIX) :]] = (lock, text)
     return found
+
+
+class LockUnreadable(IgorError):
+    """A change to a stack whose lock record cannot be read: nothing was posted."""
+
+    def __init__(self, label: str, stack_uid: str) -> None:
+        super().__init__(
+            f"{label} has a lock igor cannot read (its record in the state store is damaged, "
+            "or not igor's). Nothing was posted.",
+            f"It ends when its time is up; to end it now, delete the key "
+            f"{lock_key(stack_uid)} from the state store.",
+        )
 
 
 class StackLocked(IgorError):
