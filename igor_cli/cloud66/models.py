@@ -150,6 +150,10 @@ class Stack:
         """`name (environment)`, the way igor names a stack to people."""
         return f"{self.name} ({self.environment})" if self.environment else self.name
 
+    def named(self) -> dict[str, str]:
+        """The stack as igor's JSON output and records name it: uid, name, environment."""
+        return {"uid": self.uid, "name": self.name, "environment": self.environment}
+
     @property
     def busy(self) -> bool:
         """Queued for or in a deployment, by its status (5 or 6), or by `is_busy` where an

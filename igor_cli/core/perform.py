@@ -84,8 +84,7 @@ def _record_broken_glass(run: Run, request: Change) -> None:
             keep_on_record(
                 store,
                 {"event": "break-glass", "by": origin.person.facts(),
-                 "stack": {"uid": stack.uid, "name": stack.name,
-                           "environment": stack.environment},
+                 "stack": stack.named(),
                  "reason": request.reason.strip(), "freeze": window.describe()},
                 env.clock(),
             )  # fmt: skip

@@ -303,11 +303,7 @@ def cancel_json(outcome: CancelOutcome) -> dict[str, Any]:
     deployment = outcome.deployment
     return {
         "result": outcome.result.value,
-        "stack": {
-            "uid": outcome.stack.uid,
-            "name": outcome.stack.name,
-            "environment": outcome.stack.environment,
-        },
+        "stack": outcome.stack.named(),
         "cancelled": outcome.cancelled or None,
         "cancelled_deployment_id": cloud66_id(outcome.cancelled_id),
         "deployment_id": cloud66_id(deployment.id) if deployment else None,

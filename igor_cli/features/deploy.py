@@ -359,11 +359,7 @@ def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:
     running = outcome.running
     return {
         "result": outcome.result.value,
-        "stack": {
-            "uid": outcome.stack.uid,
-            "name": outcome.stack.name,
-            "environment": outcome.stack.environment,
-        },
+        "stack": outcome.stack.named(),
         "services": list(outcome.services),
         "ref": outcome.ref or None,
         "profile": outcome.profile or None,

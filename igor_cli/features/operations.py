@@ -484,11 +484,7 @@ def operation_json(outcome: OperationOutcome) -> dict[str, Any]:
         "result": outcome.result.value,
         "operation": outcome.operation.name,
         "command": outcome.operation.command,
-        "stack": {
-            "uid": outcome.stack.uid,
-            "name": outcome.stack.name,
-            "environment": outcome.stack.environment,
-        },
+        "stack": outcome.stack.named(),
         "service": outcome.service or None,
         "value": int(outcome.operation.value) if outcome.operation.value else None,
         "posted": outcome.posted,
@@ -515,7 +511,7 @@ class MaintenanceState(Outcome):
         """The stack and its maintenance mode."""
         stack = self.stack
         return {
-            "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
+            "stack": stack.named(),
             "maintenance_mode": stack.maintenance_mode,
         }
 

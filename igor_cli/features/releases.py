@@ -363,9 +363,7 @@ class PromoteOutcome(DeployOutcome):
         source = self.source_stack
         return {
             **deploy_json(self),
-            "source_stack": {
-                "uid": source.uid, "name": source.name, "environment": source.environment
-            },
+            "source_stack": source.named(),
             "from": _side(self.source),
             "replaces": _side(self.current),
         }  # fmt: skip

@@ -104,11 +104,7 @@ class WatchOutcome(Followed, Outcome):
         requester = self.started_by
         return {
             "result": "watching" if self.followable else "nothing_to_watch",
-            "stack": {
-                "uid": self.stack.uid,
-                "name": self.stack.name,
-                "environment": self.stack.environment,
-            },
+            "stack": self.stack.named(),
             "async_action_id": cloud66_id(self.async_action_id),
             "deployment_id": cloud66_id(running.id) if running else None,
             "queued": self.queued,

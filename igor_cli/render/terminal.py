@@ -421,7 +421,7 @@ def _naming(watched: Followed) -> dict[str, Any]:
     stack = watched.stack
     running = watched.deployment
     return {
-        "stack": {"uid": stack.uid, "name": stack.name, "environment": stack.environment},
+        "stack": stack.named(),
         "async_action_id": sentences.cloud66_id(watched.async_action_id),
         "deployment_id": sentences.cloud66_id(running.id) if running else None,
     }
