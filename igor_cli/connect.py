@@ -66,8 +66,8 @@ def _note_recovery(env: Environment, simulator: Simulator) -> None:
         from igor_cli.render.terminal import TerminalRenderer
 
         TerminalRenderer(env.out, env.err, env.clock()).note(
-            f"The sandbox state was damaged; it was set aside as {recovered} "
-            "and the sandbox started afresh."
+            f"The sandbox state could not be read (damaged, or an older igor's); it was "
+            f"set aside as {recovered} and the sandbox started afresh."
         )
 
 

@@ -154,7 +154,10 @@ def test_a_damaged_sandbox_state_starts_afresh(tmp_path: Path) -> None:
     no_crash(ran.stderr)
     assert len(json.loads(ran.stdout)) == 7
     if hasattr(Simulator(), "recovered"):  # simulators that set the damaged file aside
-        assert "The sandbox state was damaged; it was set aside as" in ran.stderr
+        assert (
+            "The sandbox state could not be read (damaged, or an older igor's); it was set aside as"
+            in ran.stderr
+        )
 
 
 def test_the_note_about_a_recovered_sandbox_names_the_file_set_aside(tmp_path: Path) -> None:
@@ -167,7 +170,8 @@ def test_the_note_about_a_recovered_sandbox_names_the_file_set_aside(tmp_path: P
     kept = tmp_path / "sandbox-state.json.damaged"
     _note_recovery(env, SimpleNamespace(recovered=kept))  # type: ignore[arg-type]
     assert " ".join(err.getvalue().split()) == (
-        f"The sandbox state was damaged; it was set aside as {kept} and the sandbox started afresh."
+        "The sandbox state could not be read (damaged, or an older igor's); it was set aside as "
+        f"{kept} and the sandbox started afresh."
     )
 
 

@@ -558,7 +558,9 @@ def test_module_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
         assert "http://127.0.0.1:" in first
         assert "IGOR_CLOUD66_TOKEN=sandbox-token" in exports
         note = process.stdout.readline()
-        assert note.startswith("The state file was damaged: moved it to ")
+        assert note.startswith(
+            "The state file could not be read (damaged, or an older igor's): moved it to "
+        )
         assert str(tmp_path / "s.damaged-") in note
         url = exports.split("IGOR_API_URL=")[1].split()[0]
         headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}

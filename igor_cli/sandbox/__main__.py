@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Cloud 66 sandbox listening on {sim.url} ({where})")
     print(f"  export IGOR_API_URL={sim.url} IGOR_CLOUD66_TOKEN={SANDBOX_TOKEN}")
     if sim.recovered is not None:
-        print(f"The state file was damaged: moved it to {sim.recovered} and started over.")
+        print(
+            "The state file could not be read (damaged, or an older igor's): "
+            f"moved it to {sim.recovered} and started over."
+        )
     print("Press Ctrl-C to stop.", flush=True)
     try:
         # A timed wait keeps the main thread responsive to KeyboardInterrupt.
