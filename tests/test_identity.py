@@ -135,6 +135,29 @@ def test_a_lock_record_igor_cannot_read_holds_its_stack(
     assert posts(sim) == 1
 
 
+def test_a_lock_record_igor_cannot_read_is_listed_and_not_taken_over(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    import json
+
+    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
+    store = env.state_for_change()
+    assert store is not None
+    uid = stack_uid("blog", "production")
+    assert store.claim(f"lock:{uid}", '{"stack": damaged', 3600.0)
+    listed = igor("locks")
+    assert listed.exit_code == 0
+    assert "1 lock in force" in listed.stdout and f"lock:{uid}" in listed.stdout
+    assert json.loads(igor("locks", "--json").stdout)["unreadable"] == [
+        {"stack": {"uid": uid}, "key": f"lock:{uid}"}
+    ]
+    # Taking the stack's lock does not say it is held by whoever asked: it is refused.
+    ran = igor("lock", "-s", "blog", "-e", "production")
+    assert ran.exit_code == 1 and "has a lock igor cannot read" in ran.stderr, ran.stderr
+    assert "Nothing was changed." in ran.stderr and f"lock:{uid}" in ran.stderr
+    assert store.get(f"lock:{uid}") == '{"stack": damaged'
+
+
 def test_a_forced_unlock_notice_keeps_its_words() -> None:
     now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     lock = Lock("s1", "blog", "production", Person.in_slack("U0ALICE"), "", now, now)

@@ -177,12 +177,12 @@ class LocksRequest(Read):
     """`igor locks`."""
 
     needs_cloud66: ClassVar[bool] = False
-    json_fields: ClassVar[tuple[str, ...]] = ("locks", "freezes", "store_reset")
+    json_fields: ClassVar[tuple[str, ...]] = ("locks", "unreadable", "freezes", "store_reset")
 
     def act(self, run: Run) -> LockList:
         """The locks in force, and the freezes now or within a week."""
         from igor_cli.freeze import freezes_from_config
-        from igor_cli.state.locks import current_locks
+        from igor_cli.state.locks import current_locks, unreadable_locks
 
         store = _store(run)
         locks = [lock for lock, _ in current_locks(store).values()]
@@ -193,7 +193,7 @@ class LocksRequest(Read):
             (window for freeze in freezes for window in freeze.windows(now)),
             key=lambda window: (window.start, window.freeze.number),
         )
-        return LockList(locks, now, windows, _reset_said(run.env, store))
+        return LockList(locks, now, windows, _reset_said(run.env, store), unreadable_locks(store))
 
 
 # -- outcomes ------------------------------------------------------------------
@@ -337,18 +337,26 @@ class LockList(Outcome):
     now: datetime
     freezes: list[Window] = field(default_factory=list)
     reset: str = ""  # the store was reset: the locks shown are only those taken since
+    # Stacks (by uid) held by a lock record igor cannot read: they hold all the same.
+    unreadable: list[str] = field(default_factory=list)
 
     def said(self, now: datetime) -> Said:
         """How many locks, one a line, then the freezes (after a reset of the store, that
         first: the locks it held are gone)."""
         from igor_cli.render.said import Said, joined
+        from igor_cli.state.locks import unreadable_hint
 
-        count = len(self.locks)
+        count = len(self.locks) + len(self.unreadable)
         lines: list[Words] = [self.reset] if self.reset else []
         lines.append(
             f"{count} lock{'s' if count != 1 else ''} in force:" if count else "No stack is locked."
         )
         lines += [lock_line(lock, self.now) for lock in self.locks]
+        lines += [
+            f"The stack with uid {uid}: held by a lock igor cannot read (its record is damaged, "
+            f"or not igor's). {unreadable_hint(uid)}"
+            for uid in self.unreadable
+        ]
         lines += [freeze_line(window, self.now) for window in self.freezes]
         said: Words = ""
         for i, line in enumerate(lines):
@@ -357,8 +365,13 @@ class LockList(Outcome):
 
     def facts(self) -> Any:
         """The locks, the store's reset and the freezes, as igor's JSON has them."""
+        from igor_cli.state.locks import lock_key
+
         return {
             "locks": [lock.facts() for lock in self.locks],
+            "unreadable": [
+                {"stack": {"uid": uid}, "key": lock_key(uid)} for uid in self.unreadable
+            ],
             "store_reset": self.reset or None,
             "freezes": [
                 {"environments": sorted(w.freeze.environments),
@@ -405,7 +418,7 @@ def take_lock(
     store: Store, stack: Stack, holder: Origin, reason: str, seconds: float, now: datetime
 ) -> LockOutcome:
     """Lock a stack for `holder`, extend the holder's own lock, or say who holds it."""
-    from igor_cli.state.locks import Lock, lock_key
+    from igor_cli.state.locks import Lock, LockUnreadable, lock_key
 
     wanted = Lock(
         stack.uid, stack.name, stack.environment, holder.person,
@@ -419,8 +432,10 @@ def take_lock(
         if held_text is None:
             continue  # released or expired since: claim again
         held = Lock.loads(held_text)
-        if held is None or not held.held_by(holder.person):
-            return LockOutcome(LockResult.HELD, held or wanted, now)
+        if held is None:  # held all the same (a guard fails closed): not by whoever asks
+            raise LockUnreadable(stack.label, stack.uid, "Nothing was changed.")
+        if not held.held_by(holder.person):
+            return LockOutcome(LockResult.HELD, held, now)
         extended = replace(wanted, started=held.started)
         if store.swap(key, held_text, extended.dumps(), seconds):
             return LockOutcome(LockResult.EXTENDED, extended, now)

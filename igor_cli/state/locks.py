@@ -136,13 +136,25 @@ def guarding_locks(store: Store) -> dict[str, tuple[Lock | None, str]]:
 class LockUnreadable(IgorError):
     """A change to a stack whose lock record cannot be read: nothing was posted."""
 
-    def __init__(self, label: str, stack_uid: str) -> None:
+    def __init__(self, label: str, stack_uid: str, done: str = "Nothing was posted.") -> None:
         super().__init__(
             f"{label} has a lock igor cannot read (its record in the state store is damaged, "
-            "or not igor's). Nothing was posted.",
-            f"It ends when its time is up; to end it now, delete the key "
-            f"{lock_key(stack_uid)} from the state store.",
+            f"or not igor's). {done}",
+            unreadable_hint(stack_uid),
         )
+
+
+def unreadable_hint(stack_uid: str) -> str:
+    """How a lock igor cannot read ends: by itself, or by deleting its key."""
+    return (
+        f"It ends when its time is up; to end it now, delete the key {lock_key(stack_uid)} "
+        "from the state store."
+    )
+
+
+def unreadable_locks(store: Store) -> list[str]:
+    """The stacks (by uid) held by a lock record igor cannot read, for `igor locks` to show."""
+    return sorted(uid for uid, (lock, _) in guarding_locks(store).items() if lock is None)
 
 
 class StackLocked(IgorError):
