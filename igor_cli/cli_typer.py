@@ -256,7 +256,19 @@ def _built_argument(name: str, declared: Any, annotation: Any) -> Any:
 class _OptionalValues(_OptionParser):
     """click's option parser, taking `--json`'s value only when one follows: `--json`
     alone (at the end, or before another option) is every field, as in gh. The vendored
-    click has no optional values of its own."""
+    click has no optional values of its own. On a TAB, the words before an option still
+    waiting for its value are read into their arguments too."""
+
+    def _process_args_for_options(self, state: Any) -> None:
+        try:
+            super()._process_args_for_options(state)
+        except UsageError:
+            if self.ctx is not None and self.ctx.resilient_parsing:
+                # A TAB after an option waiting for its value (`igor pause api -v <TAB>`):
+                # click stops reading there and leaves the words before it unread; give
+                # them their arguments, so the stack typed first narrows what is offered.
+                self._process_args_for_args(state)
+            raise
 
     def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
         bare = getattr(option.obj, "igor_bare_value", None)
@@ -573,6 +585,8 @@ def unconverted_context(
     ctx = command.context_class(command, info_name=name, parent=parent, **settings)
     parser = command.make_parser(ctx)
     opts, rest, _order = parser.parse_args(args=words)
+    if opts.get(TARGET) is not None and opts.get("stack") is None:
+        opts["stack"] = opts[TARGET]  # the stack typed first, as parse_args reads it
     for param in command.get_params(ctx):
         if param.name is None:
             continue
@@ -610,7 +624,8 @@ def completion_index(root: TyperGroup, prog: str, completers: Mapping[str, str])
             "hidden": bool(command.hidden),
             "help": command.get_short_help_str(),
         }
-    return {"root": root_spec, "commands": commands}
+    # The stack typed first (`igor deploy shop -v <TAB>`) narrows what a TAB offers.
+    return {"root": root_spec, "commands": commands, "stack_word": TARGET}
 
 
 def _command_spec(

@@ -371,10 +371,10 @@ class _Parsed:
                 value = words[at]
                 at += 1
             else:
-                pending = True  # no value yet: click stops reading (resilient parsing),
-                break  # and leaves the arguments unread
+                pending = True  # no value yet: click stops reading (resilient parsing);
+                break  # igor gives the positional words their arguments all the same
             self._set(param, value)
-        if pending:
+        if pending and group:
             return
         arguments = [p for p in self.params if p["kind"] == "argument"]
         for param, word in zip(arguments, positional, strict=False):
@@ -478,7 +478,9 @@ def _values(
     if completer not in ("stacks", "environments", "services"):
         raise Decline
     entries = _cached(index, cache_dir, bool(root.values.get("sandbox")))
-    values = here.values
+    values = dict(here.values)
+    if values.get("stack") is None:  # the stack typed first, as the command reads it
+        values["stack"] = values.get(str(index.get("stack_word")))
     if completer == "stacks":
         found: list[tuple[str, str | None]] = list(
             stack_names(entries, typed(values.get("environment")), incomplete)

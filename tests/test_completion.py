@@ -326,6 +326,10 @@ def test_environments_narrow_to_the_stack_typed_and_services_to_its_own(
     assert values(ask(shell, "igor deploy -v w -s api -v ")) == ["web", "worker"]
     assert values(ask(shell, "igor deploy -s shop -v ")) == []
     assert values(ask(shell, "igor deploy -v ")) == []
+    # The stack typed first narrows them too (click leaves it unread while -v waits).
+    assert values(ask(shell, "igor deploy search -e ")) == ["staging"]
+    assert values(ask(shell, "igor pause API -v ")) == ["web", "worker"]
+    assert values(ask(shell, "igor maintenance on search -e ")) == ["staging"]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
