@@ -41,9 +41,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("igor.serve")
 
 Deliver = Callable[[Reply, Place, dict[str, Any]], None]
+# Why a deploy's thread hears of it late: its igor is gone (stopped, or out of touch with
+# the store so long that its heartbeat lapsed), or it is this igor, whose store did not
+# answer when the reply was due (the reply waits rather than risk telling it twice).
 TAKEN_OVER = (
-    "igor was stopped while Cloud 66 answered this deploy; another igor asked Cloud 66 "
-    "what became of it."
+    "igor was stopped while Cloud 66 answered this deploy (or lost the state store); "
+    "another igor asked Cloud 66 what became of it."
+)
+TOLD_LATE = (
+    "The state store did not answer when Cloud 66 answered this deploy, so its reply "
+    "waited; igor asked Cloud 66 again what became of it."
 )
 
 
@@ -269,17 +276,22 @@ class Takeover:
                 close()
         place = Place(intent.channel, intent.thread, intent.user)
         fields = {"via": "takeover", "stack": stack.name, "environment": stack.environment}
+        mine = intent.replica == self.intents.replica
         if settled.action_id:
             result = DeployResult.QUEUED if settled.queued else DeployResult.STARTED
             outcome = DeployOutcome(result, stack, action_id=settled.action_id,
                                     started_at=settled.started_at)  # fmt: skip
-            reply = Reply("ok", "deploy", outcome=outcome, note=TAKEN_OVER,
+            reply = Reply("ok", "deploy", outcome=outcome, note=TOLD_LATE if mine else TAKEN_OVER,
                           fields={**fields, "result": result.value})  # fmt: skip
         else:
+            why = (
+                "the state store did not answer when Cloud 66 did, so this reply waited"
+                if mine
+                else "igor was stopped (or lost the state store) while it asked Cloud 66"
+            )
             text = (
-                f"Your deploy of {stack.label} was not started: igor was stopped while it "
-                "asked Cloud 66, and Cloud 66 has no deployment for it. Nothing was deployed; "
-                "ask again if need be."
+                f"Your deploy of {stack.label} was not started: {why}, and Cloud 66 has no "
+                "deployment for it. Nothing was deployed; ask again if need be."
             )
             reply = Reply("failed", "deploy", notice=text, fields={**fields, "result": "none"})
         log.info("told the thread of an intent left by %s: %s", intent.replica,
