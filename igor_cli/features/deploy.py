@@ -296,13 +296,9 @@ def deploy_sentence(outcome: DeployOutcome, now: datetime) -> Words:
             f"this deploy{services} is queued behind the running deployment.",
             _unfollowable(outcome),
         )  # fmt: skip
-    if result is DeployResult.ALREADY_DEPLOYING:
-        return joined(f"{stack} is already deploying, ", running, ". Nothing was posted.")
-    if result is DeployResult.BUSY_NOT_QUEUED:
-        return joined(
-            f"{stack} is busy, not queued: a deployment ", running,
-            " is running and -w false asked not to queue. Nothing was posted.",
-        )  # fmt: skip
+    refused = _refused(outcome, running)
+    if refused is not None:
+        return refused
     if result is DeployResult.WOULD_QUEUE:
         return joined(
             f"Dry run: {stack} is busy (a deployment ", running, "); ",
@@ -311,11 +307,26 @@ def deploy_sentence(outcome: DeployOutcome, now: datetime) -> Words:
     return f"Dry run: a deploy of {stack}{services} would start now. Nothing was posted."
 
 
+def _refused(outcome: DeployOutcome, running: Words) -> Words | None:
+    """Why a deploy, a rollback or a promotion posted nothing because the stack is busy
+    (the same facts, the same words, whichever it was); None when it was not refused."""
+    from igor_cli.render.said import joined
+
+    stack = outcome.stack.label
+    if outcome.result is DeployResult.ALREADY_DEPLOYING:
+        return joined(f"{stack} is already deploying, ", running, ". Nothing was posted.")
+    if outcome.result is DeployResult.BUSY_NOT_QUEUED:
+        return joined(
+            f"{stack} is busy, not queued: a deployment ", running,
+            " is running and -w false asked not to queue. Nothing was posted.",
+        )  # fmt: skip
+    return None
+
+
 def redeploy_sentence(outcome: DeployOutcome, doing: str, now: datetime) -> Words:
     """What a rollback or promotion came to; `doing` names it (`roll back shop ... from A to B`)."""
     from igor_cli.render.said import joined
 
-    stack = outcome.stack.label
     result = outcome.result
     running = _running_by(outcome, now)
     if result is DeployResult.STARTED:
@@ -325,13 +336,9 @@ def redeploy_sentence(outcome: DeployOutcome, doing: str, now: datetime) -> Word
             f"Queued to {doing}, behind the running deployment (", running, ").",
             _unfollowable(outcome),
         )  # fmt: skip
-    if result is DeployResult.ALREADY_DEPLOYING:
-        return joined(f"{stack} is already deploying, ", running, ". Nothing was posted.")
-    if result is DeployResult.BUSY_NOT_QUEUED:
-        return joined(
-            f"{stack} is busy, not queued: a deployment ", running,
-            " is running and -w false asked not to queue. Nothing was posted.",
-        )  # fmt: skip
+    refused = _refused(outcome, running)
+    if refused is not None:
+        return refused
     if result is DeployResult.WOULD_QUEUE:
         return joined(
             f"Dry run: would {doing}, queued behind the running deployment (", running,
