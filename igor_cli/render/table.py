@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from igor_cli.render.said import Align, Cell, Namer, Step, Words, spoken
 
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from igor_cli.render import said
 
 GAP = 2  # spaces between columns
-
-Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -94,10 +92,6 @@ class Fit:
     def width(self) -> int:
         """The width of the whole table."""
         return sum(self.widths) + GAP * (len(self.widths) - 1)
-
-    def pick(self, row: Sequence[Item]) -> tuple[Item, ...]:
-        """The cells of a full row that this fit shows."""
-        return tuple(row[i] for i in self.keep)
 
     def lines(self) -> list[str]:
         """The table as lines of columns GAP apart (trailing blanks removed)."""
