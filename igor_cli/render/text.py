@@ -119,19 +119,22 @@ def _console_body(reply: Reply, now: datetime, width: int | None) -> ConsoleText
 
 
 def console_said(said: Said, width: int | None = None) -> ConsoleText:
-    """What an outcome says, for the console: its lead with its tone's mark and the choices
-    it leaves; a table (fitted to `width` when given) on lines of its own, under its lead
-    (or its caption)."""
+    """What an outcome says, for the console: its lead with its tone's mark, then the choices
+    it leaves and its hints in chat's words; a table (fitted to `width` when given) on lines
+    of its own, under its lead (or its caption)."""
     lead = spoken(said.lead, plain_name)
+    # What to do next, as Slack says it in its small print: the choices, then the hints.
+    after = [*said.chat_hints()]
+    if said.choices:
+        after.insert(
+            0, "Say " + "; ".join(f"`{c.command}` to {c.what}" for c in said.choices) + "."
+        )
     table = said.table
     if table is not None and table.rows:
         caption = lead or (f"{table.caption}:" if table.caption else "")
-        return ConsoleText(
-            caption, tuple(aligned(text_table(table, plain_name, plain_brief), width))
-        )
-    if said.choices:
-        lead += "\nSay " + "; ".join(f"`{c.command}` to {c.what}" for c in said.choices) + "."
-    return ConsoleText(lead, emoji=TONE_EMOJI.get(said.tone, ""))
+        lines = aligned(text_table(table, plain_name, plain_brief), width)
+        return ConsoleText(caption, (*lines, *after))
+    return ConsoleText("\n".join([lead, *after]), emoji=TONE_EMOJI.get(said.tone, ""))
 
 
 def render_text(reply: Reply, now: datetime) -> str:
