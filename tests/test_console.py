@@ -114,7 +114,10 @@ def test_a_follow_up_redraws_the_prompt(sim: Simulator, clock: FakeClock) -> Non
             typed.write("deploy -s blog\n")
             typed.flush()
             deadline = time.monotonic() + WAIT
-            started = "Deploy started: blog (production).\n      I'll post the outcome in this thread.\nyou> "
+            started = (
+                "Deploy started: blog (production).\n"
+                "      I'll post the outcome in this thread.\nyou> "
+            )
             while not out.getvalue().endswith(started):
                 assert time.monotonic() < deadline, out.getvalue()
                 time.sleep(0.02)
@@ -255,6 +258,7 @@ def test_ctrl_c_at_the_prompt_clears_the_line_and_stays() -> None:
 
 def test_the_console_says_what_to_do_next_as_chat_does(sim: Simulator, clock: FakeClock) -> None:
     # The hints in chat's words came only to Slack: the console said the refusal alone.
-    said = chat(clock, "deploy -s blog\ndeploy -s blog -w false\n")
+    sim.start_foreign_deployment("blog", "production")  # someone else's, running
+    said = chat(clock, "deploy -s blog -w false\n")
     assert "is busy, not queued" in said
     assert "Ask again with `-w true` to queue behind the running deployment." in said
