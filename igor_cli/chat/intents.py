@@ -21,6 +21,11 @@ Cloud 66 by the `user_reference` whether the deployment exists: then the thread
 is told it started and its outcome is followed; if Cloud 66 has none once a POST
 could no longer be answered (`POST_SECONDS`), the thread is told it was not
 started. A POST is never sent again.
+
+A stack action's POST (restart, maintenance mode, ...) is recorded the same way, but
+Cloud 66 takes no `user_reference` for it: when its answer was recorded, the thread is
+told the action started and its outcome is followed; when it was not, nothing can tell
+which action is igor's, and the thread is told so (where to look), not told a guess.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from igor_cli.cloud66.activity import Client
-    from igor_cli.cloud66.models import DeployResponse
+    from igor_cli.cloud66.models import AsyncAction, DeployResponse
     from igor_cli.state.store import Store
 
 log = logging.getLogger("igor.intents")
@@ -68,7 +73,8 @@ class Place:
 
 @dataclass(frozen=True)
 class Intent:
-    """One deploy POST for a chat command, and what Cloud 66 answered (once it did)."""
+    """One deploy (or stack action) POST for a chat command, and what Cloud 66 answered
+    (once it did)."""
 
     id: str
     stack_uid: str
@@ -81,6 +87,11 @@ class Intent:
     action_id: str = ""  # Cloud 66's answer, once there is one
     queued: bool = False
     answered: bool = False
+    # A stack action's POST (none for a deploy): Cloud 66's `command`, its `value` and
+    # `service_name`, as posted.
+    operation: str = ""
+    value: str = ""
+    service: str = ""
 
     @property
     def key(self) -> str:
@@ -165,12 +176,16 @@ class Intents:
         """The command running on this thread, if any."""
         return cast("Command | None", getattr(self._here, "command", None))
 
-    def begin(self, command: Command, stack_uid: str, user_reference: str) -> Intent:
-        """Record the intent before its POST; a store that cannot take it stops the POST."""
+    def begin(
+        self, command: Command, stack_uid: str, user_reference: str, *,
+        operation: str = "", value: str = "", service: str = "",
+    ) -> Intent:  # fmt: skip
+        """Record the intent before its POST; a store that cannot take it stops the POST.
+        A stack action's: its `operation`, `value` and `service` (see `Intent`)."""
         place = command.place
         intent = Intent(
             uuid.uuid4().hex, stack_uid, user_reference, place.channel, place.thread, place.user,
-            self.replica, self._wall(),
+            self.replica, self._wall(), operation=operation, value=value, service=service,
         )  # fmt: skip
         with self._changed:
             self._mine.add(intent.id)  # before it is in the store: never an orphan here
@@ -191,17 +206,18 @@ class Intents:
             command.posting += 1
         return intent
 
-    def answered(self, command: Command, intent: Intent, answer: DeployResponse | None) -> None:
-        """The POST came back (`answer`, or None when it raised): record what it said."""
+    def answered(
+        self, command: Command, intent: Intent, action_id: str | None, queued: bool = False
+    ) -> None:
+        """The POST came back with the async action it started (`action_id`), or None when
+        it raised: record what it said."""
         with self._changed:
             self._posting -= 1
             command.posting -= 1
             self._changed.notify_all()
-        if answer is None:
+        if action_id is None:
             return  # what happened is said in the reply; the intent goes once it is out
-        done = dataclasses.replace(
-            intent, action_id=answer.async_action_id, queued=answer.queued, answered=True
-        )
+        done = dataclasses.replace(intent, action_id=action_id, queued=queued, answered=True)
         index = command.recorded.index(intent)
         if self._quietly("recording Cloud 66's answer",
                          lambda s: s.swap(intent.key, intent.dumps(), done.dumps(),
@@ -325,7 +341,12 @@ class Intents:
         it). None: not yet (its POST may still be answered), or another replica took it,
         or the store cannot say."""
         action_id, queued, started_at = intent.action_id, intent.queued, None
-        if not intent.answered:
+        if not intent.answered and intent.operation:
+            # No reference to ask Cloud 66 by: once its POST can no longer be answered, it
+            # is told as not known (`Settled.action_id` empty).
+            if self._wall() - intent.at < POST_SECONDS:
+                return None
+        elif not intent.answered:
             asked = client.actions_for(intent.stack_uid, intent.user_reference)
             found = next((a for a in asked if a.user_reference == intent.user_reference), None)
             if found is None and self._wall() - intent.at < POST_SECONDS:
@@ -350,7 +371,8 @@ def _release(intent: Intent) -> Callable[[Store], bool]:
 
 
 class _Recording:
-    """A Cloud 66 client whose deploy POSTs, made for a chat command, are recorded first."""
+    """A Cloud 66 client whose deploy and stack action POSTs, made for a chat command, are
+    recorded first."""
 
     def __init__(self, client: Client, intents: Intents) -> None:
         self._client = client
@@ -369,5 +391,24 @@ class _Recording:
         try:
             answer = self._client.deploy(uid, **options)
         finally:
-            self._intents.answered(command, intent, answer)
+            action_id = None if answer is None else answer.async_action_id
+            self._intents.answered(command, intent, action_id, bool(answer and answer.queued))
+        return answer
+
+    def stack_action(
+        self, uid: str, command: str, *, service_name: str = "", value: str = ""
+    ) -> AsyncAction:
+        """A stack action's POST, between its intent and Cloud 66's answer (never sent
+        twice)."""
+        running = self._intents.current()
+        if running is None:
+            return self._client.stack_action(uid, command, service_name=service_name, value=value)
+        intent = self._intents.begin(
+            running, uid, "", operation=command, value=value, service=service_name
+        )
+        answer = None
+        try:
+            answer = self._client.stack_action(uid, command, service_name=service_name, value=value)
+        finally:
+            self._intents.answered(running, intent, None if answer is None else answer.id)
         return answer

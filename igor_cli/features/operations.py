@@ -144,6 +144,16 @@ RESUME = Operation(
     on_service=True,
 )  # fmt: skip
 
+OPERATIONS = (RESTART, SERVICE_RESTART, MAINTENANCE_ON, MAINTENANCE_OFF, CLEAR_CACHES, PAUSE,
+              RESUME)  # fmt: skip
+
+
+def posted_as(command: str, value: str) -> Operation | None:
+    """The operation a stack action's POST asked for (Cloud 66's `command` and `value`), as a
+    replica taking over a POST it did not make knows it."""
+    return next((o for o in OPERATIONS if (o.command, o.value) == (command, value)), None)
+
+
 # -- the commands -------------------------------------------------------------------------
 
 

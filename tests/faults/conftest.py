@@ -240,7 +240,8 @@ def nginx_binary() -> str:
 
 
 class Cloud66Proxy(ThreadingHTTPServer):
-    """A proxy to the simulator for one replica: it can hold each deploy POST a while
+    """A proxy to the simulator for one replica: it can hold each deploy (or stack action)
+    POST a while
     before passing it on (a slow Cloud 66), and drop one whose client has gone by then
     (the request never reached Cloud 66) or pass it on anyway (Cloud 66 got it)."""
 
@@ -299,7 +300,8 @@ class _Forward(BaseHTTPRequestHandler):
         assert isinstance(proxy, Cloud66Proxy)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if self.command == "POST" and "/deployments" in self.path and proxy.hold_posts:
+        change = "/deployments" in self.path or self.path.endswith("/actions")
+        if self.command == "POST" and change and proxy.hold_posts:
             proxy.holding.set()
             proxy.released.wait(proxy.hold_posts)
             proxy.holding.clear()

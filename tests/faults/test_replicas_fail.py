@@ -144,6 +144,29 @@ def test_a_replica_killed_mid_post_leaves_no_silent_deploy(run: Run, reached: bo
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("reached", [True, False], ids=["cloud66-got-it", "never-got-there"])
+def test_a_replica_killed_mid_stack_action_leaves_its_thread_told_once(
+    run: Run, reached: bool
+) -> None:
+    # A stack action takes no reference to find it by: the thread is told, once, that
+    # whether it started is not known and where to look; never a guess, never a second POST.
+    run.replica("survivor")
+    victim = run.replica("victim")
+    held: Cloud66Proxy = victim.proxy  # type: ignore[attr-defined]
+    held.hold_posts, held.pass_on_when_gone = 3.0, reached
+    ts = run.mention("restart -s blog")
+    wait_for(held.holding.is_set, 20, run.logs)
+    victim.kill()
+    wait_for(lambda: any("is not known" in t for t in run.thread(ts)), 40, run.logs)
+    time.sleep(1.5)  # a second telling would come now
+    said = run.thread(ts)
+    assert run.cloud66.count("POST", "/actions") == (1 if reached else 0)
+    assert len(said) == 1, said
+    assert "Whether igor's request to restart blog (production) started is not known" in said[0]
+    assert "before asking again" in said[0]
+
+
+@pytest.mark.timeout(90)
 @pytest.mark.parametrize("hold", [5.0, 8.0], ids=["answered-in-time", "handed-over"])
 def test_sigterm_mid_post_waits_for_the_answer_or_hands_it_over(run: Run, hold: float) -> None:
     # Long enough that a POST still out at the end of the shutdown budget can come back.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from igor_cli.chat.bridge import Reply
 from igor_cli.chat.follow import Followers, News, Watcher
-from igor_cli.chat.intents import Intent, Intents
+from igor_cli.chat.intents import Intent, Intents, Settled
 from igor_cli.chat.intents import Place as Answering
 from igor_cli.chat.leases import RENEW_SECONDS, FollowJob, FollowLeases
 from igor_cli.chat.slack.delivery import Delivery, Place
@@ -36,6 +36,7 @@ from igor_cli.render.slack import SlackMessage, render_news
 
 if TYPE_CHECKING:
     from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
 
 log = logging.getLogger("igor.serve")
@@ -45,11 +46,11 @@ Deliver = Callable[[Reply, Place, dict[str, Any]], None]
 # the store so long that its heartbeat lapsed), or it is this igor, whose store did not
 # answer when the reply was due (the reply waits rather than risk telling it twice).
 TAKEN_OVER = (
-    "igor was stopped while Cloud 66 answered this deploy (or lost the state store); "
+    "igor was stopped while Cloud 66 answered this {what} (or lost the state store); "
     "another igor asked Cloud 66 what became of it."
 )
 TOLD_LATE = (
-    "The state store did not answer when Cloud 66 answered this deploy, so its reply "
+    "The state store did not answer when Cloud 66 answered this {what}, so its reply "
     "waited; igor asked Cloud 66 again what became of it."
 )
 
@@ -277,11 +278,14 @@ class Takeover:
         place = Place(intent.channel, intent.thread, intent.user)
         fields = {"via": "takeover", "stack": stack.name, "environment": stack.environment}
         mine = intent.replica == self.intents.replica
-        if settled.action_id:
+        if intent.operation:
+            reply = _operation_told(settled, stack, mine, fields)
+        elif settled.action_id:
             result = DeployResult.QUEUED if settled.queued else DeployResult.STARTED
             outcome = DeployOutcome(result, stack, action_id=settled.action_id,
                                     started_at=settled.started_at)  # fmt: skip
-            reply = Reply("ok", "deploy", outcome=outcome, note=TOLD_LATE if mine else TAKEN_OVER,
+            note = (TOLD_LATE if mine else TAKEN_OVER).format(what="deploy")
+            reply = Reply("ok", "deploy", outcome=outcome, note=note,
                           fields={**fields, "result": result.value})  # fmt: skip
         else:
             why = (
@@ -297,3 +301,33 @@ class Takeover:
         log.info("told the thread of an intent left by %s: %s", intent.replica,
                  "started" if settled.action_id else "not started")  # fmt: skip
         self.deliver(reply, place, fields)
+
+
+def _operation_told(settled: Settled, stack: Stack, mine: bool, fields: dict[str, Any]) -> Reply:
+    """What a thread is told of a stack action's POST whose reply its igor could not give:
+    started (then followed, as the reply would have), or not known: Cloud 66 takes no
+    reference for a stack action, so no later look can tell which action was igor's."""
+    from igor_cli.features.operations import OperationOutcome, OperationResult, posted_as
+
+    intent = settled.intent
+    operation = posted_as(intent.operation, intent.value)
+    asked = operation.said(stack, intent.service) if operation else f"run {intent.operation} on"
+    if settled.action_id and operation is not None:
+        outcome = OperationOutcome(OperationResult.STARTED, operation, stack, intent.service,
+                                   action_id=settled.action_id)  # fmt: skip
+        note = (TOLD_LATE if mine else TAKEN_OVER).format(what=operation.name)
+        return Reply("ok", operation.name, outcome=outcome, note=note,
+                     fields={**fields, "result": "started"})  # fmt: skip
+    why = (
+        "the state store did not answer when Cloud 66 did"
+        if mine
+        else "igor was stopped (or lost the state store) while it asked Cloud 66"
+    )
+    where = f" ({stack.dashboard_url})" if stack.dashboard_url else ""
+    text = (
+        f"Whether igor's request to {asked} started is not known: {why}, and Cloud 66 "
+        "takes no reference for a stack action that would let igor find it. See the "
+        f"stack's recent activity in Cloud 66{where} before asking again."
+    )
+    return Reply("failed", operation.name if operation else "operation", notice=text,
+                 fields={**fields, "result": "unknown"})  # fmt: skip
