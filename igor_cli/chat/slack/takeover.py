@@ -35,7 +35,7 @@ from igor_cli.features.deploy import DeployOutcome, DeployResult
 from igor_cli.render.slack import SlackMessage, render_news
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.config import Environment
 
 log = logging.getLogger("igor.serve")
@@ -66,7 +66,7 @@ class Takeover:
         env: Environment,
         replica: str,
         *,
-        connect: Callable[[], Client],
+        connect: Callable[[], Cloud66Client],
         followers: Followers,
         delivery: Delivery,
         updates: Updater,
