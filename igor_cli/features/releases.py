@@ -468,14 +468,16 @@ def rollback_target(
 
 
 def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment]], bool]:
-    """When the newest deployments read hold what a rollback needs: `--to`'s, or the live
-    one and an older success that ran something else (on a docker stack, any older
-    success: what it ran is told afterwards, from igor's records)."""
+    """When the newest deployments read hold what a rollback needs: the live one and
+    `--to`'s, or an older success that ran something else (on a docker stack, any older
+    success: what it ran is told afterwards, from igor's records). `--to`'s is looked
+    up by itself once the live one is read: reading on for it would cost a page per
+    30 deployments back."""
     from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
 
     def enough(found: Sequence[Deployment]) -> bool:
         if to:
-            return any(d.id == to for d in found)
+            return any(d.id == to for d in found) or live_deployment(found) is not None
         current = live_deployment(found)
         if current is None:
             return False
