@@ -110,6 +110,35 @@ def test_a_command_outside_its_families_commands_line_is_refused() -> None:
     assert "stray" not in cli.commands()
 
 
+def test_a_command_without_examples_is_refused() -> None:
+    # Its examples are how the tests exercise it (its JSON, its requests' cost): without
+    # them it would be skipped by both, so it is refused where it is written.
+    def version_command() -> None:
+        """Declared, but shows no examples."""
+
+    version_command.__module__ = "igor_cli.features.about"
+    before = cli.REGISTERED["version"]
+    with pytest.raises(TypeError, match="igor version shows no examples"):
+        cli.command("version", chat=True)(version_command)
+    assert cli.REGISTERED["version"] is before
+
+
+def test_an_examples_words_are_what_igor_is_given() -> None:
+    from benchmarks.command_cost import example_words
+
+    # Its help's lines, without what the shell does around them or --sandbox; a line of
+    # another command (`igor locks`, shown by lock) is not lock's.
+    assert example_words("register") == [("register",), ("register", "--slack"),
+                                         ("register", "--slack", "--http"),
+                                         ("register", "--stdin")]  # fmt: skip
+    assert example_words("completion")[:2] == [("completion", "bash"), ("completion", "zsh")]
+    assert example_words("lock") == [
+        ("lock", "shop", "-e", "production", "--reason", "release 4.2", "--for", "2h")
+    ]
+    assert ("doctor",) in example_words("doctor")  # `igor --sandbox doctor`
+    assert example_words("version") == [("version",)]  # not `igor --version`
+
+
 # -- the change contract: refused when the class is defined -----------------------------
 
 
@@ -411,7 +440,10 @@ def _takes_json(name: str) -> bool:
     return any(param.name == "as_json" for param in cli.group().commands[name].params)
 
 
-@pytest.mark.parametrize("name", [n for n in cli.commands() if _takes_json(n)])
+JSON_COMMANDS = [n for n in cli.commands() if _takes_json(n)]
+
+
+@pytest.mark.parametrize("name", JSON_COMMANDS)
 def test_every_command_with_json_declares_its_fields(name: str) -> None:
     # `--json a,b` is checked against them before anything runs; without them every
     # field list would be refused (and a new command's JSON could not be narrowed).
@@ -420,37 +452,42 @@ def test_every_command_with_json_declares_its_fields(name: str) -> None:
     assert len(set(type(request).json_fields)) == len(type(request).json_fields)
 
 
-PRINTING = [
-    ("list",), ("list", "--wide"), ("history", "shop", "-e", "production"),
-    ("deploy", "blog", "--dry-run"), ("deploy", "blog", "--follow"), ("cancel", "blog"),
-    ("watch", "blog"), ("version",), ("whoami",), ("locks",), ("lock", "blog"),
-    ("unlock", "blog"), ("rollback", "shop", "-e", "production", "--dry-run"),
-    ("promote", "shop", "--from", "staging", "--to", "production", "--dry-run"),
-    ("doctor",), ("restart", "blog", "--follow"), ("maintenance", "-s", "blog"),
-    ("maintenance", "on", "blog", "--dry-run"), ("clear-caches", "blog"),
-    ("pause", "api", "-v", "web"), ("resume", "api", "-v", "web", "--follow"),
-]  # fmt: skip
+# An error, as every command prints it with --json (render/terminal.py's error_json).
+ERROR_FIELDS = {"error", "message", "exit_code", "hint"}
 
 
-def test_every_command_with_json_has_its_output_checked_below() -> None:
-    assert {n for n in cli.commands() if _takes_json(n)} <= {args[0] for args in PRINTING}
+def _json_words(words: tuple[str, ...]) -> list[str]:
+    """An example's words, asking for JSON (every field) unless it does already."""
+    return list(words) if any(w.startswith("--json") for w in words) else [*words, "--json"]
 
 
-@pytest.mark.parametrize("args", PRINTING)
+@pytest.mark.parametrize("name", JSON_COMMANDS)
 def test_every_json_field_a_command_prints_is_one_it_declares(
-    sim: Any, igor: Any, args: tuple[str, ...]
+    sim: Any, igor: Any, clock: Any, name: str
 ) -> None:
+    # Its examples (its help's lines) are what is run, on the sample stacks: a command
+    # added without an example that prints its JSON fails here, not skipped.
     import json
 
-    declared = set(type(cli.parse([*args, "--json"]).request).json_fields)
+    from benchmarks.command_cost import example_words
+
+    examples = example_words(name)
+    assert examples, f"igor {name}: none of its examples runs it"
+    declared = set(type(cli.parse([*examples[0], "--json"]).request).json_fields)
     printed: set[str] = set()
-    out = igor(*args, "--json").stdout
-    try:
-        documents = [json.loads(out)]
-    except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
-        documents = [json.loads(line) for line in out.splitlines()]
-    for data in documents:
-        for item in data if isinstance(data, list) else [data]:
-            printed |= set(item)
-    assert printed, f"igor {' '.join(args)} --json printed nothing"
+    for words in examples:
+        clock.advance(3600)  # what the last example started is over
+        ran = igor(*_json_words(words))
+        assert ran.exit_code != 2, f"`igor {' '.join(words)}`, an example: {ran.stderr}"
+        try:
+            documents = [json.loads(ran.stdout)]
+        except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
+            documents = [json.loads(line) for line in ran.stdout.splitlines()]
+        for data in documents:
+            for item in data if isinstance(data, list) else [data]:
+                if ran.exit_code and "error" in item:
+                    assert set(item) <= ERROR_FIELDS, (words, item)
+                    continue  # refused, as every command says it
+                printed |= set(item)
+    assert printed, f"no example of igor {name} printed its JSON (only errors, or nothing)"
     assert printed <= declared, sorted(printed - declared)

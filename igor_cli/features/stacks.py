@@ -49,7 +49,7 @@ Wide = Annotated[
 @command(
     "list",
     chat=True,
-    examples=("igor list", "igor list -e production", "igor list shop --json"),
+    examples=("igor list", "igor list -e production", "igor list shop --json", "igor list --wide"),
 )
 def list_command(
     stack: StackFilter = None,
