@@ -33,16 +33,18 @@ from igor_cli.core.run import Run
 from igor_cli.render.said import Said
 
 
-def _sample_request(name: str) -> Any:
-    """The request a command builds when given dummy values for what it requires."""
-    command = cli.group().commands[name]
-    words = [name]
-    for param in command.params:
-        # -s is required after the defaults had their say: a command that names a stack.
-        needed = param.required or (param.name == "stack" and command.names_a_stack)
-        if needed and param.opts and param.opts[0].startswith("-"):
-            words += [param.opts[0], "x"]
-    return cli.parse(words).request
+def _sample_requests(name: str) -> list[Any]:
+    """The requests a command builds from its examples (the lines its help shows, which
+    must run it): every kind of request it makes, as a newcomer wrote them."""
+    from benchmarks.command_cost import example_words
+
+    found = []
+    for words in example_words(name):
+        try:
+            found.append(cli.parse(list(words)).request)
+        except cli.HelpRequested:
+            continue  # `igor help deploy`: help text, no request
+    return found
 
 
 def _outcome_types(act: Any) -> list[type]:
@@ -82,11 +84,12 @@ def test_every_command_is_whole() -> None:
     for name in cli.commands():
         if name == "help":
             continue  # answers with help text, never a request
-        request = _sample_request(name)
-        if isinstance(request, ShellCommand):
-            continue
-        assert not problems_for(type(request)), (name, problems_for(type(request)))
-        seen += 1
+        requests = _sample_requests(name)
+        assert requests, f"igor {name}: no example of it builds a request"
+        shared = [r for r in requests if not isinstance(r, ShellCommand)]
+        for request in shared:
+            assert not problems_for(type(request)), (name, problems_for(type(request)))
+        seen += bool(shared)
     assert seen >= 8  # list, deploy, cancel, history, rollback, promote, version, whoami
 
 
@@ -404,7 +407,9 @@ def test_chat_runs_the_shared_commands_and_never_a_shell_only_one() -> None:
         if name == "help":
             assert info.chat  # chat's own help
             continue
-        shared = isinstance(_sample_request(name), Request)
+        kinds = {isinstance(request, Request) for request in _sample_requests(name)}
+        assert len(kinds) == 1, name  # chat's, or the shell's alone: never both
+        shared = kinds.pop()
         assert info.chat == shared, name
         assert (name in allowed) == shared, name
         assert all((alias in allowed) == shared for alias in info.aliases), name
@@ -447,9 +452,10 @@ JSON_COMMANDS = [n for n in cli.commands() if _takes_json(n)]
 def test_every_command_with_json_declares_its_fields(name: str) -> None:
     # `--json a,b` is checked against them before anything runs; without them every
     # field list would be refused (and a new command's JSON could not be narrowed).
-    request = _sample_request(name)
-    assert type(request).json_fields, f"igor {name} takes --json but declares no json_fields"
-    assert len(set(type(request).json_fields)) == len(type(request).json_fields)
+    for request in _sample_requests(name):
+        fields = type(request).json_fields
+        assert fields, f"igor {name} takes --json but {type(request).__name__} declares none"
+        assert len(set(fields)) == len(fields)
 
 
 # An error, as every command prints it with --json (render/terminal.py's error_json).
@@ -473,9 +479,9 @@ def test_every_json_field_a_command_prints_is_one_it_declares(
 
     examples = example_words(name)
     assert examples, f"igor {name}: none of its examples runs it"
-    declared = set(type(cli.parse([*examples[0], "--json"]).request).json_fields)
     printed: set[str] = set()
     for words in examples:
+        declared = set(type(cli.parse(_json_words(words)).request).json_fields)
         clock.advance(3600)  # what the last example started is over
         ran = igor(*_json_words(words))
         assert ran.exit_code != 2, f"`igor {' '.join(words)}`, an example: {ran.stderr}"
@@ -488,6 +494,6 @@ def test_every_json_field_a_command_prints_is_one_it_declares(
                 if ran.exit_code and "error" in item:
                     assert set(item) <= ERROR_FIELDS, (words, item)
                     continue  # refused, as every command says it
+                assert set(item) <= declared, (words, sorted(set(item) - declared))
                 printed |= set(item)
     assert printed, f"no example of igor {name} printed its JSON (only errors, or nothing)"
-    assert printed <= declared, sorted(printed - declared)
