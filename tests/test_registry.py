@@ -489,6 +489,9 @@ def test_every_json_field_a_command_prints_is_one_it_declares(
             documents = [json.loads(ran.stdout)]
         except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
             documents = [json.loads(line) for line in ran.stdout.splitlines()]
+        # Nothing at all: it broke (`igor: unexpected error`), as a change declared a read
+        # does when the client refuses its POST.
+        assert documents, f"`igor {' '.join(words)} --json` printed nothing: {ran.stderr}"
         for data in documents:
             for item in data if isinstance(data, list) else [data]:
                 if ran.exit_code and "error" in item:
