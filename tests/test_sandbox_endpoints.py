@@ -108,3 +108,29 @@ def test_a_route_no_endpoint_answers_is_not_found(sim: Simulator) -> None:
         answer = requests.request(method, sim.url + path, headers=headers, timeout=5)
         assert answer.status_code == 404, (method, path)
         assert answer.json()["error_description"] == "Route not found"
+
+
+def test_what_an_endpoint_keeps_about_a_stack_is_saved_with_the_state(
+    registry: list[routes.Endpoint], tmp_path: Path, clock: Any
+) -> None:
+    # A handler that only writes `stack.kept` (it starts no action) still has it saved.
+    doc = "developers.cloud66.com _enviroment_variables.md, Add Environment Variable sample"
+
+    @endpoint("POST", "/stacks/{uid}/notes", scope="admin", answers="note",
+              sources_of={"key": doc})  # fmt: skip
+    def note(call: Call) -> Reply:
+        key = call.text("key") or ""
+        call.stack.kept.setdefault("notes", []).append(key)
+        return call.one({"key": key})
+
+    state = tmp_path / "state.json"
+    headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    with Simulator(clock=clock, state_path=state) as sim:
+        uid = sim.stack("blog", "production")["uid"]
+        posted = requests.post(f"{sim.url}/stacks/{uid}/notes", json={"key": "A"}, headers=headers,
+                               timeout=5)  # fmt: skip
+        assert posted.json() == {"response": {"key": "A"}}
+    with Simulator(clock=clock, state_path=state) as later:
+        assert later.recovered is None
+        with later._transaction() as (saved, _):
+            assert saved.get_stack(uid).kept == {"notes": ["A"]}

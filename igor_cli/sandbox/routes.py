@@ -248,7 +248,10 @@ def route(
     if found is None:
         raise SandboxError(404, "not_found", "Route not found")
     answering, names = found
-    return answering.handler(Call(sim, state, now, page, params, names, answering.answers))
+    reply = answering.handler(Call(sim, state, now, page, params, names, answering.answers))
+    if method != "GET":
+        state.dirty = True  # what a change kept (`stack.kept`) is saved, whoever forgot to
+    return reply
 
 
 def _paged(
