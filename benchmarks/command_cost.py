@@ -8,12 +8,18 @@ Each command runs in process against the simulator, twice: with an empty cache a
 state (a first run, or a restarted bot) and again with what the first run left
 (what a user pays every day). Following commands count their polls too (two: a
 deployment lasts 6 s here, and ends between them).
+
+The cases are every command's own examples (`command(examples=...)`, its help's
+lines), run with the stacks idle, and the few named below that need the stacks in
+another state (busy, locked, ...): a command added with its examples is measured
+without being listed here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,12 +35,15 @@ SHOP = ("-s", "shop", "-e", "production")
 
 
 def account(past: int) -> list[dict[str, Any]]:
-    """shop in production and staging (classic, one repository), api (docker)."""
+    """shop in production and staging (classic, one repository), blog (classic), api
+    (docker): the sample account's stacks that the commands' examples name."""
     repo = "git@github.com:example/shop.git"
     return [
         {"name": "shop", "environment": "production", "git": repo, "git_branch": "main",
          "history": [{"count": past, "via": "api"}]},
         {"name": "shop", "environment": "staging", "git": repo, "git_branch": "develop",
+         "history": [{"count": past}]},
+        {"name": "blog", "environment": "production", "framework": "rack",
          "history": [{"count": past}]},
         {"name": "api", "environment": "production", "framework": "docker",
          "services": ["web", "worker"], "history": [{"count": past}]},
@@ -95,32 +104,66 @@ def _locked(sim: Simulator, clock: FakeClock) -> str:
 
 # What the stacks are doing when the command runs; the id of a deployment it made, if any.
 Prepare = Callable[[Simulator, FakeClock], str]
-# Every command that talks to Cloud 66: (name, what the stacks are doing, the words).
-COMMANDS: list[tuple[str, Prepare, tuple[str, ...]]] = [
-    ("list", _idle, ("list",)),
-    ("list --wide", _idle, ("list", "--wide")),
-    ("deploy (idle)", _idle, ("deploy", *SHOP)),
+Case = tuple[str, Prepare, tuple[str, ...]]  # (its name, the stacks' state, the words)
+
+# The cases an example cannot show: the stacks in another state than idle, or what no
+# example does (a rollback that posts). `MADE` is the deployment the state made.
+NAMED: list[Case] = [
     ("deploy (busy)", _foreign, ("deploy", *SHOP)),
-    ("deploy --follow", _idle, ("deploy", *SHOP, "--follow")),
-    ("cancel", _foreign, ("cancel", *SHOP)),
+    ("cancel (running)", _foreign, ("cancel", *SHOP)),
     ("cancel --id (over)", _over, ("cancel", *SHOP, "--id", "MADE")),
-    ("watch", _igor_running, ("watch", *SHOP)),
-    ("history", _idle, ("history", *SHOP)),
+    ("watch (running)", _igor_running, ("watch", *SHOP)),
     ("rollback", _idle, ("rollback", *SHOP)),
     ("rollback (docker)", _igor_deployed_tags_twice, ("rollback", "-s", "api")),
-    ("promote", _idle, ("promote", "-s", "shop", "--from", "staging", "--to", "production")),
-    ("lock", _unlocked, ("lock", *SHOP, "--for", "1h")),
-    ("unlock", _locked, ("unlock", *SHOP)),
-    ("whoami", _idle, ("whoami",)),
-    ("restart", _idle, ("restart", *SHOP)),
+    ("lock (unlocked)", _unlocked, ("lock", *SHOP, "--for", "1h")),
+    ("unlock (locked)", _locked, ("unlock", *SHOP)),
     ("restart (busy)", _foreign, ("restart", *SHOP)),
-    ("restart --follow", _idle, ("restart", *SHOP, "--follow")),
-    ("maintenance", _idle, ("maintenance", *SHOP)),
-    ("maintenance on", _idle, ("maintenance", "on", *SHOP)),
-    ("clear-caches", _idle, ("clear-caches", *SHOP)),
-    ("pause", _idle, ("pause", "-s", "api", "-v", "web")),
-    ("resume", _idle, ("resume", "-s", "api", "-v", "web")),
 ]
+
+_SHELL = (">", "<", "|", "&", ";", "2>")  # what a shell does around a command line
+
+
+def example_words(name: str) -> list[tuple[str, ...]]:
+    """The words igor is given by each of `igor NAME`'s examples that runs it (not another
+    command its help also shows): without a pipe before it, a redirection or a comment
+    after it, or `--sandbox` (here igor is pointed at a simulator already)."""
+    from igor_cli import cli
+
+    info = cli.commands()[name]
+    found: list[tuple[str, ...]] = []
+    for line in info.examples:
+        words = shlex.split(line, comments=True)
+        if "igor" not in words:
+            continue
+        words = words[len(words) - words[::-1].index("igor") :]
+        ends = [n for n, word in enumerate(words) if word.startswith(_SHELL)]
+        words = [w for w in words[: min(ends, default=len(words))] if w != "--sandbox"]
+        if words and words[0] in (info.name, *info.aliases):
+            found.append(tuple(words))
+    return list(dict.fromkeys(found))
+
+
+def examples() -> list[Case]:
+    """Every example of every command that talks to Cloud 66, the stacks idle."""
+    from igor_cli import cli
+    from igor_cli.core.request import Request
+
+    cases: list[Case] = []
+    for name in cli.commands():
+        for words in example_words(name):
+            try:
+                request = cli.parse(list(words)).request
+            except cli.HelpRequested:
+                continue  # `igor help deploy`: help text, no request
+            except cli.UsageError as problem:
+                raise ValueError(f"`igor {' '.join(words)}`, an example: {problem}") from None
+            if isinstance(request, Request) and request.needs_cloud66:
+                cases.append((shlex.join(words), _idle, words))
+    return cases
+
+
+# Every case: the commands' examples, then the named states.
+COMMANDS: list[Case] = examples() + NAMED
 
 
 @contextlib.contextmanager
@@ -183,14 +226,15 @@ def main_(argv: list[str]) -> int:
     lengths = [int(a) for a in argv] or [45, 3000]
     table = {(n, o): measure(n, o) for n in lengths for o in ORDERS}
     heads = [f"{n} {o}" for n in lengths for o in ORDERS]
-    print(f"{'command':<20}" + "".join(f"{h:>14}" for h in heads) + "   (cold/warm, exit)")
+    width = max(len(name) for name, _, _ in COMMANDS) + 2
+    print(f"{'command':<{width}}" + "".join(f"{h:>14}" for h in heads) + "   (cold/warm, exit)")
     for name, _, _ in COMMANDS:
         cells = []
         for n in lengths:
             for o in ORDERS:
                 cold, warm, code = table[n, o][name]
                 cells.append(f"{cold:>4}/{warm:<3} {code:<3}")
-        print(f"{name:<20}" + "".join(f"{c:>14}" for c in cells))
+        print(f"{name:<{width}}" + "".join(f"{c:>14}" for c in cells))
     return 0
 
 

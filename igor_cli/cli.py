@@ -343,6 +343,9 @@ class CommandInfo:
     # (`exit`: alone, it would cancel whatever the default target is).
     named_only: tuple[str, ...] = ()
     family: str = ""
+    # Lines typed in a shell, shown in its help; the tests and the request-cost benchmark
+    # run them against the simulator's sample stacks (shop, blog, api), so they stay true.
+    examples: tuple[str, ...] = ()
 
 
 REGISTERED: dict[str, CommandInfo] = {}  # by canonical name, as families are imported
@@ -364,8 +367,11 @@ def command(
     `named_only` are aliases that act only on a stack named on the command line,
     never on a default target; `group` is its heading in `igor -h` (chat commands
     work on stacks unless they say otherwise; the others set igor up); `examples`
-    are lines typed in a shell, shown in its help. The function turns options into
-    a request and returns it; it performs nothing.
+    are lines typed in a shell, shown in its help, at least one of them running the
+    command: the tests run them against the simulator (its sample stacks: shop, blog,
+    api), check the JSON each prints and count the requests each costs, so a command
+    without them is refused here. The function turns options into a request and
+    returns it; it performs nothing.
     """
 
     def register(function: CommandFunction) -> CommandFunction:
@@ -373,11 +379,16 @@ def command(
         declared = index().get(name)
         if declared is None or declared.family != family or declared.name != name:
             raise TypeError(f"igor {name}: not in the COMMANDS line of {function.__module__}")
+        if not examples:
+            raise TypeError(
+                f"igor {name} shows no examples: give its command lines (`examples=`), which "
+                "its help shows and the tests run against the simulator's sample stacks"
+            )
         aliases = declared.aliases
         if not set(named_only) <= set(aliases):
             raise ValueError(f"igor {name}: named_only must be among its aliases")
         with BUILDING:
-            REGISTERED[name] = CommandInfo(name, aliases, chat, named_only, family)
+            REGISTERED[name] = CommandInfo(name, aliases, chat, named_only, family, examples)
             NAMED_ONLY.update(dict.fromkeys(named_only, name))
             help_text = inspect.cleandoc(function.__doc__ or "")
             if aliases:

@@ -33,16 +33,18 @@ from igor_cli.core.run import Run
 from igor_cli.render.said import Said
 
 
-def _sample_request(name: str) -> Any:
-    """The request a command builds when given dummy values for what it requires."""
-    command = cli.group().commands[name]
-    words = [name]
-    for param in command.params:
-        # -s is required after the defaults had their say: a command that names a stack.
-        needed = param.required or (param.name == "stack" and command.names_a_stack)
-        if needed and param.opts and param.opts[0].startswith("-"):
-            words += [param.opts[0], "x"]
-    return cli.parse(words).request
+def _sample_requests(name: str) -> list[Any]:
+    """The requests a command builds from its examples (the lines its help shows, which
+    must run it): every kind of request it makes, as a newcomer wrote them."""
+    from benchmarks.command_cost import example_words
+
+    found = []
+    for words in example_words(name):
+        try:
+            found.append(cli.parse(list(words)).request)
+        except cli.HelpRequested:
+            continue  # `igor help deploy`: help text, no request
+    return found
 
 
 def _outcome_types(act: Any) -> list[type]:
@@ -82,11 +84,12 @@ def test_every_command_is_whole() -> None:
     for name in cli.commands():
         if name == "help":
             continue  # answers with help text, never a request
-        request = _sample_request(name)
-        if isinstance(request, ShellCommand):
-            continue
-        assert not problems_for(type(request)), (name, problems_for(type(request)))
-        seen += 1
+        requests = _sample_requests(name)
+        assert requests, f"igor {name}: no example of it builds a request"
+        shared = [r for r in requests if not isinstance(r, ShellCommand)]
+        for request in shared:
+            assert not problems_for(type(request)), (name, problems_for(type(request)))
+        seen += bool(shared)
     assert seen >= 8  # list, deploy, cancel, history, rollback, promote, version, whoami
 
 
@@ -108,6 +111,35 @@ def test_a_command_outside_its_families_commands_line_is_refused() -> None:
     with pytest.raises(TypeError, match="not in the COMMANDS line"):
         cli.command("stray")(stray)
     assert "stray" not in cli.commands()
+
+
+def test_a_command_without_examples_is_refused() -> None:
+    # Its examples are how the tests exercise it (its JSON, its requests' cost): without
+    # them it would be skipped by both, so it is refused where it is written.
+    def version_command() -> None:
+        """Declared, but shows no examples."""
+
+    version_command.__module__ = "igor_cli.features.about"
+    before = cli.REGISTERED["version"]
+    with pytest.raises(TypeError, match="igor version shows no examples"):
+        cli.command("version", chat=True)(version_command)
+    assert cli.REGISTERED["version"] is before
+
+
+def test_an_examples_words_are_what_igor_is_given() -> None:
+    from benchmarks.command_cost import example_words
+
+    # Its help's lines, without what the shell does around them or --sandbox; a line of
+    # another command (`igor locks`, shown by lock) is not lock's.
+    assert example_words("register") == [("register",), ("register", "--slack"),
+                                         ("register", "--slack", "--http"),
+                                         ("register", "--stdin")]  # fmt: skip
+    assert example_words("completion")[:2] == [("completion", "bash"), ("completion", "zsh")]
+    assert example_words("lock") == [
+        ("lock", "shop", "-e", "production", "--reason", "release 4.2", "--for", "2h")
+    ]
+    assert ("doctor",) in example_words("doctor")  # `igor --sandbox doctor`
+    assert example_words("version") == [("version",)]  # not `igor --version`
 
 
 # -- the change contract: refused when the class is defined -----------------------------
@@ -375,7 +407,9 @@ def test_chat_runs_the_shared_commands_and_never_a_shell_only_one() -> None:
         if name == "help":
             assert info.chat  # chat's own help
             continue
-        shared = isinstance(_sample_request(name), Request)
+        kinds = {isinstance(request, Request) for request in _sample_requests(name)}
+        assert len(kinds) == 1, name  # chat's, or the shell's alone: never both
+        shared = kinds.pop()
         assert info.chat == shared, name
         assert (name in allowed) == shared, name
         assert all((alias in allowed) == shared for alias in info.aliases), name
@@ -411,46 +445,58 @@ def _takes_json(name: str) -> bool:
     return any(param.name == "as_json" for param in cli.group().commands[name].params)
 
 
-@pytest.mark.parametrize("name", [n for n in cli.commands() if _takes_json(n)])
+JSON_COMMANDS = [n for n in cli.commands() if _takes_json(n)]
+
+
+@pytest.mark.parametrize("name", JSON_COMMANDS)
 def test_every_command_with_json_declares_its_fields(name: str) -> None:
     # `--json a,b` is checked against them before anything runs; without them every
     # field list would be refused (and a new command's JSON could not be narrowed).
-    request = _sample_request(name)
-    assert type(request).json_fields, f"igor {name} takes --json but declares no json_fields"
-    assert len(set(type(request).json_fields)) == len(type(request).json_fields)
+    for request in _sample_requests(name):
+        fields = type(request).json_fields
+        assert fields, f"igor {name} takes --json but {type(request).__name__} declares none"
+        assert len(set(fields)) == len(fields)
 
 
-PRINTING = [
-    ("list",), ("list", "--wide"), ("history", "shop", "-e", "production"),
-    ("deploy", "blog", "--dry-run"), ("deploy", "blog", "--follow"), ("cancel", "blog"),
-    ("watch", "blog"), ("version",), ("whoami",), ("locks",), ("lock", "blog"),
-    ("unlock", "blog"), ("rollback", "shop", "-e", "production", "--dry-run"),
-    ("promote", "shop", "--from", "staging", "--to", "production", "--dry-run"),
-    ("doctor",), ("restart", "blog", "--follow"), ("maintenance", "-s", "blog"),
-    ("maintenance", "on", "blog", "--dry-run"), ("clear-caches", "blog"),
-    ("pause", "api", "-v", "web"), ("resume", "api", "-v", "web", "--follow"),
-]  # fmt: skip
+# An error, as every command prints it with --json (render/terminal.py's error_json).
+ERROR_FIELDS = {"error", "message", "exit_code", "hint"}
 
 
-def test_every_command_with_json_has_its_output_checked_below() -> None:
-    assert {n for n in cli.commands() if _takes_json(n)} <= {args[0] for args in PRINTING}
+def _json_words(words: tuple[str, ...]) -> list[str]:
+    """An example's words, asking for JSON (every field) unless it does already."""
+    return list(words) if any(w.startswith("--json") for w in words) else [*words, "--json"]
 
 
-@pytest.mark.parametrize("args", PRINTING)
+@pytest.mark.parametrize("name", JSON_COMMANDS)
 def test_every_json_field_a_command_prints_is_one_it_declares(
-    sim: Any, igor: Any, args: tuple[str, ...]
+    sim: Any, igor: Any, clock: Any, name: str
 ) -> None:
+    # Its examples (its help's lines) are what is run, on the sample stacks: a command
+    # added without an example that prints its JSON fails here, not skipped.
     import json
 
-    declared = set(type(cli.parse([*args, "--json"]).request).json_fields)
+    from benchmarks.command_cost import example_words
+
+    examples = example_words(name)
+    assert examples, f"igor {name}: none of its examples runs it"
     printed: set[str] = set()
-    out = igor(*args, "--json").stdout
-    try:
-        documents = [json.loads(out)]
-    except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
-        documents = [json.loads(line) for line in out.splitlines()]
-    for data in documents:
-        for item in data if isinstance(data, list) else [data]:
-            printed |= set(item)
-    assert printed, f"igor {' '.join(args)} --json printed nothing"
-    assert printed <= declared, sorted(printed - declared)
+    for words in examples:
+        declared = set(type(cli.parse(_json_words(words)).request).json_fields)
+        clock.advance(3600)  # what the last example started is over
+        ran = igor(*_json_words(words))
+        assert ran.exit_code != 2, f"`igor {' '.join(words)}`, an example: {ran.stderr}"
+        try:
+            documents = [json.loads(ran.stdout)]
+        except json.JSONDecodeError:  # JSON Lines: a followed deployment's events
+            documents = [json.loads(line) for line in ran.stdout.splitlines()]
+        # Nothing at all: it broke (`igor: unexpected error`), as a change declared a read
+        # does when the client refuses its POST.
+        assert documents, f"`igor {' '.join(words)} --json` printed nothing: {ran.stderr}"
+        for data in documents:
+            for item in data if isinstance(data, list) else [data]:
+                if ran.exit_code and "error" in item:
+                    assert set(item) <= ERROR_FIELDS, (words, item)
+                    continue  # refused, as every command says it
+                assert set(item) <= declared, (words, sorted(set(item) - declared))
+                printed |= set(item)
+    assert printed, f"no example of igor {name} printed its JSON (only errors, or nothing)"

@@ -29,7 +29,7 @@ from igor_cli.identity import Origin
 
 if TYPE_CHECKING:
     from igor_cli.cli import ClickException
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
     from igor_cli.core.follow import Followed
     from igor_cli.targets import Default
@@ -170,7 +170,7 @@ class Bridge:
     def __init__(
         self,
         env: Environment,
-        connect: Callable[[], Client] | None = None,
+        connect: Callable[[], Cloud66Client] | None = None,
         *,
         rules: Rules | Callable[[], Rules] | None = None,
         signer: Signer | None = None,
@@ -199,7 +199,7 @@ class Bridge:
 
         return channel_defaults(self.env.config(), channel, str(self.env.config_path()))
 
-    def connect(self) -> Client:
+    def connect(self) -> Cloud66Client:
         """A Cloud 66 client with the token in force now (read afresh every command)."""
         if self._connect is not None:
             return self._connect()
@@ -208,11 +208,11 @@ class Bridge:
         return open_client(self.env)
 
     @contextmanager
-    def _client(self) -> Iterator[Callable[[], Client]]:
+    def _client(self) -> Iterator[Callable[[], Cloud66Client]]:
         """A `connect` that opens one client on first use; it is closed at the end."""
-        clients: list[Client] = []
+        clients: list[Cloud66Client] = []
 
-        def connect() -> Client:
+        def connect() -> Cloud66Client:
             if not clients:
                 clients.append(self.connect())
             return clients[0]
@@ -400,7 +400,7 @@ class Bridge:
         rule_name: str,
         request: Request,
         origin: Origin,
-        connect: Callable[[], Client],
+        connect: Callable[[], Cloud66Client],
     ) -> Reply:
         """A command on one stack, allowed by the rules of the environment it resolves to."""
         fields = _request_fields(request)
@@ -424,7 +424,7 @@ class Bridge:
         channel: str,
         thread: str,
         confirmed: PendingCommand | None,
-        connect: Callable[[], Client],
+        connect: Callable[[], Cloud66Client],
     ) -> Reply:
         """A command that changes a stack: every decision rests on the stack it resolves to.
 
@@ -518,7 +518,7 @@ class Bridge:
         name: str,
         request: Request,
         origin: Origin,
-        connect: Callable[[], Client] | None = None,
+        connect: Callable[[], Cloud66Client] | None = None,
     ) -> Reply:
         """Run a parsed request; the reply carries its outcome."""
         fields = _request_fields(request)
@@ -552,7 +552,7 @@ def _refused(name: str, request: Request, refusal: Refusal, stack: Stack | None 
     return Reply("refused", name, request, refusal=refusal, fields=fields, ephemeral=True)
 
 
-def _close(client: Client) -> None:
+def _close(client: Cloud66Client) -> None:
     close = getattr(client, "close", None)
     if close is not None:
         close()

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.cloud66.activity import Client, action_running, running_deployment
+from igor_cli.cloud66.activity import action_running, running_deployment
 from igor_cli.identity import Person
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.freeze import Freeze, Window
     from igor_cli.state.locks import Lock
@@ -73,7 +74,7 @@ class Bypass:
 
 
 def find_bypasses(
-    client: Client,
+    client: Cloud66Client,
     locks: list[Lock],
     freezes: list[Freeze],
     now: datetime,
@@ -106,7 +107,7 @@ def find_bypasses(
 
 
 def started_by_igor(
-    client: Client, uid: str, deployment: Deployment, posted: Callable[[str], bool]
+    client: Cloud66Client, uid: str, deployment: Deployment, posted: Callable[[str], bool]
 ) -> bool:
     """Whether igor started this deployment: one of igor's actions runs it (activity.py:
     asked through the API no later than it started), and igor posted that action's

@@ -14,11 +14,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from igor_cli.cloud66.activity import Client
 from igor_cli.cloud66.models import Stack
 from igor_cli.core.follow import FollowPolicy, Progress, follow
 from igor_cli.errors import IgorError
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66.client import Cloud66Client
 
 log = logging.getLogger("igor.follow")
 
@@ -70,7 +73,7 @@ class _Watch:
 class Followers:
     """Runs one poll loop per (stack, async action) and fans the news out."""
 
-    def __init__(self, connect: Callable[[], Client], policy: FollowPolicy) -> None:
+    def __init__(self, connect: Callable[[], Cloud66Client], policy: FollowPolicy) -> None:
         self.connect = connect
         self.policy = policy
         self._lock = threading.Lock()

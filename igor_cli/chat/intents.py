@@ -47,7 +47,7 @@ from igor_cli.state.store import StateUnavailable, refusing_changes
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import AsyncAction, DeployResponse
     from igor_cli.state.store import Store
 
@@ -168,9 +168,9 @@ class Intents:
         finally:
             self._here.command = None
 
-    def recording(self, client: Client) -> Client:
+    def recording(self, client: Cloud66Client) -> Cloud66Client:
         """`client`, whose deploy POSTs for a chat command are recorded as intents."""
-        return cast("Client", _Recording(client, self))
+        return cast("Cloud66Client", _Recording(client, self))
 
     def current(self) -> Command | None:
         """The command running on this thread, if any."""
@@ -335,7 +335,7 @@ class Intents:
             found.append(intent)
         return sorted(found, key=lambda intent: intent.at)
 
-    def settle(self, intent: Intent, client: Client) -> Settled | None:
+    def settle(self, intent: Intent, client: Cloud66Client) -> Settled | None:
         """What became of an orphan intent, once that can be told, taken over by this
         replica: taken out of the store (compare-and-delete: one replica does, and tells
         it). None: not yet (its POST may still be answered), or another replica took it,
@@ -374,7 +374,7 @@ class _Recording:
     """A Cloud 66 client whose deploy and stack action POSTs, made for a chat command, are
     recorded first."""
 
-    def __init__(self, client: Client, intents: Intents) -> None:
+    def __init__(self, client: Cloud66Client, intents: Intents) -> None:
         self._client = client
         self._intents = intents
 

@@ -22,7 +22,7 @@ through the API (README: what Cloud 66 does not let igor do).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -30,12 +30,10 @@ from typing import TYPE_CHECKING, Protocol
 from igor_cli.identity import IGOR_REFERENCE_PREFIX, Person
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import (
-        Account,
         AsyncAction,
         Deployment,
-        DeployResponse,
-        Service,
         Stack,
     )
     from igor_cli.cloud66.paging import Newest
@@ -48,50 +46,6 @@ TYPICAL_OF = 5  # the newest successful deployments an estimate is made from
 # A deployment followed by its own id rather than by an async action (`follow`):
 # when Cloud 66 names no action for it.
 DEPLOYMENT_TARGET = "deployment:"
-
-
-class Client(Protocol):
-    """The part of `Cloud66Client` the actions use (tests may pass the real one)."""
-
-    def stacks(self) -> list[Stack]: ...
-    def stack(self, uid: str) -> Stack: ...
-    def accounts(self) -> list[Account]: ...
-    def services(self, uid: str) -> list[Service]: ...
-    def newest_deployments(
-        self,
-        uid: str,
-        enough: Callable[[Sequence[Deployment]], bool] | None = None,
-        *,
-        fresh: bool = False,
-        max_pages: int = ...,
-    ) -> Newest[Deployment]: ...
-    def newest_deployments_of(
-        self, uids: Sequence[str], enough: Callable[[Sequence[Deployment]], bool] | None = None
-    ) -> Mapping[str, Newest[Deployment]]: ...
-    def deployment(self, uid: str, deployment_id: str) -> Deployment: ...
-    def newest_actions(
-        self,
-        uid: str,
-        enough: Callable[[Sequence[AsyncAction]], bool] | None = None,
-        *,
-        fresh: bool = False,
-        max_pages: int = ...,
-    ) -> Newest[AsyncAction]: ...
-    def actions_for(self, uid: str, user_reference: str) -> list[AsyncAction]: ...
-    def action(self, uid: str, action_id: str) -> AsyncAction: ...
-    def deploy(
-        self,
-        uid: str,
-        *,
-        services: Sequence[str] = (),
-        user_reference: str = "",
-        git_ref: str = "",
-        deployment_profile: str = "",
-    ) -> DeployResponse: ...
-    def cancel(self, uid: str, deployment_id: str) -> str: ...
-    def stack_action(
-        self, uid: str, command: str, *, service_name: str = "", value: str = ""
-    ) -> AsyncAction: ...
 
 
 class StackHints(Protocol):
@@ -334,7 +288,7 @@ def with_what_igor_sent(
 
 
 def actions_since(
-    client: Client, stack: Stack, deployments: Sequence[Deployment]
+    client: Cloud66Client, stack: Stack, deployments: Sequence[Deployment]
 ) -> list[AsyncAction]:
     """The stack's newest actions, back to the oldest of these deployments (none is read
     when no deployment came through the API); none either when they cannot be read."""
@@ -356,7 +310,9 @@ def actions_since(
         return []  # Cloud 66's own words then: `triggered_by`
 
 
-def runs_now(client: Client, stack: Stack, deployment: Deployment | None) -> Deployment | None:
+def runs_now(
+    client: Cloud66Client, stack: Stack, deployment: Deployment | None
+) -> Deployment | None:
     """On a docker stack, the live deployment carrying the tags its services run now
     (`GET /stacks/{uid}/services`: the Go client's `image_tag`, or the containers'
     images); the deployment as it was where a service's tag is not shown."""
@@ -397,7 +353,10 @@ class LiveState:
 
 
 def live_state(
-    client: Client, stack: Stack, deployments: Newest[Deployment] | None = None, fresh: bool = False
+    client: Cloud66Client,
+    stack: Stack,
+    deployments: Newest[Deployment] | None = None,
+    fresh: bool = False,
 ) -> LiveState:
     """What runs and waits on the stack: its newest deployments (`deployments` when the
     caller read them) and a page of its newest actions, read afresh when `fresh` (a read

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from igor_cli.cloud66.activity import Client, deployment_state, followed_deployment
+from igor_cli.cloud66.activity import deployment_state, followed_deployment
 from igor_cli.errors import (
     ApiError,
     ExitCode,
@@ -28,6 +28,7 @@ from igor_cli.errors import (
 )
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.identity import Person
 
@@ -165,7 +166,7 @@ UNREADABLE_LOOKS = 3  # answers in a row igor cannot read before it says so and 
 
 
 def follow(
-    client: Client,
+    client: Cloud66Client,
     stack_uid: str,
     action_id: str,
     policy: FollowPolicy | None = None,
@@ -230,7 +231,7 @@ def follow(
         policy.sleep(delay)
 
 
-def _in_front(client: Client, stack_uid: str, deployment_id: str) -> bool:
+def _in_front(client: Cloud66Client, stack_uid: str, deployment_id: str) -> bool:
     """Whether the deployment a queued deploy waits behind still runs (when it cannot be
     read this time, the wait is taken to go on; when it is gone, to be over)."""
     try:
@@ -241,7 +242,7 @@ def _in_front(client: Client, stack_uid: str, deployment_id: str) -> bool:
         return True
 
 
-def _action_look(client: Client, stack_uid: str, action_id: str) -> Progress:
+def _action_look(client: Cloud66Client, stack_uid: str, action_id: str) -> Progress:
     """One look at an async action (elapsed -1: igor's own watch time, unless Cloud 66 dates it)."""
     action = client.action(stack_uid, action_id)
     if not action.finished:
@@ -256,7 +257,7 @@ def _action_look(client: Client, stack_uid: str, action_id: str) -> Progress:
     )
 
 
-def _deployment_look(client: Client, stack_uid: str, deployment_id: str) -> Progress:
+def _deployment_look(client: Cloud66Client, stack_uid: str, deployment_id: str) -> Progress:
     """One look at a deployment itself (`GET /stacks/{uid}/deployments/{id}`)."""
     deployment = client.deployment(stack_uid, deployment_id)
     if deployment.is_deploying or deployment.finished_at is None:

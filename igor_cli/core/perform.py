@@ -18,7 +18,8 @@ from igor_cli.core.run import Run
 from igor_cli.errors import AuditLost, IgorError, UsageProblem
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 def perform(
     env: Environment,
-    connect: Callable[[], Client],
+    connect: Callable[[], Cloud66Client],
     request: Request,
     origin: Origin,
     hints: StackHints | None = None,

@@ -18,7 +18,8 @@ from igor_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
 
 
@@ -69,7 +70,7 @@ def split_services(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def find_stack(
-    client: Client, name: str, environment: str | None, hints: StackHints | None = None
+    client: Cloud66Client, name: str, environment: str | None, hints: StackHints | None = None
 ) -> Stack:
     """The one stack with this exact name (any case), narrowed by environment.
 
@@ -94,7 +95,7 @@ def _is(stack: Stack, name: str, environment: str | None) -> bool:
     return same_name and (not environment or stack.environment.casefold() == environment.casefold())
 
 
-def check_services(client: Client, stack: Stack, services: Sequence[str]) -> None:
+def check_services(client: Cloud66Client, stack: Stack, services: Sequence[str]) -> None:
     """Refuse services on a classic stack, and services the stack does not have."""
     if not services:
         return

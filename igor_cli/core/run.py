@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
     from igor_cli.freeze import Window
@@ -26,7 +27,7 @@ class Run:
     (opened on first use), who asks, and what is known already."""
 
     env: Environment
-    connect: Callable[[], Client]
+    connect: Callable[[], Cloud66Client]
     origin: Origin
     hints: StackHints | None = None
     target: Stack | None = None  # the stack a change acts on, when already resolved

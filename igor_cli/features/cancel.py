@@ -22,7 +22,8 @@ from igor_cli.core.request import Halt, Outcome, QuestionWords
 from igor_cli.errors import Conflict, ExitCode, IgorError, NoSuchDeployment, NotFound
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, QueuedDeploy, StackHints
+    from igor_cli.cloud66.activity import QueuedDeploy, StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
     from igor_cli.identity import Person
@@ -328,7 +329,7 @@ class CannotCancelWaiting(IgorError):
 
 
 def cancel(
-    client: Client, request: CancelRequest, hints: StackHints | None = None
+    client: Cloud66Client, request: CancelRequest, hints: StackHints | None = None
 ) -> CancelOutcome:
     """Cancel what runs on the stack, or the deployment `--id` names, or say which to choose.
 
@@ -369,7 +370,7 @@ def cancel(
 
 
 def _cancel_named(
-    client: Client, stack: Stack, request: CancelRequest, wanted: str
+    client: Cloud66Client, stack: Stack, request: CancelRequest, wanted: str
 ) -> CancelOutcome:
     """`--id N`: Cloud 66 is asked about deployment N first; one that is over is not sent."""
     from igor_cli.cloud66.activity import live_state
@@ -399,7 +400,7 @@ def _at(stack: Stack) -> str:
 
 
 def _delete(
-    client: Client, stack: Stack, deployment_id: str, said: CancelOutcome, *, dry_run: bool
+    client: Cloud66Client, stack: Stack, deployment_id: str, said: CancelOutcome, *, dry_run: bool
 ) -> CancelOutcome:
     """DELETE one deployment; Cloud 66 saying it is already being cancelled is no failure.
     A dry run says what it would cancel and asks nothing of Cloud 66."""

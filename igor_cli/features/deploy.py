@@ -36,7 +36,8 @@ from igor_cli.errors import ApiError, ExitCode, RefNeedsClassic, Throttled, Unre
 from igor_cli.json_output import with_follow_events
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import AsyncAction, Deployment, DeployResponse, Stack
     from igor_cli.cloud66.paging import Newest
     from igor_cli.core.follow import Followed
@@ -382,7 +383,7 @@ def deploy_json(outcome: DeployOutcome) -> dict[str, Any]:
 
 
 def deploy(
-    client: Client,
+    client: Cloud66Client,
     request: DeployRequest,
     origin: Origin,
     hints: StackHints | None = None,
@@ -410,7 +411,7 @@ def deploy(
 
 
 def deploy_resolved(
-    client: Client,
+    client: Cloud66Client,
     request: DeployRequest,
     origin: Origin,
     stack: Stack,
@@ -501,7 +502,7 @@ def deploy_resolved(
 
 
 def _what_to_follow(
-    client: Client, stack: Stack, origin: Origin, queued: bool, before: Deployment | None
+    client: Cloud66Client, stack: Stack, origin: Origin, queued: bool, before: Deployment | None
 ) -> str:
     """Cloud 66 named no async action (its 2020 answer has none): igor's own action, found
     by the reference it sent, else the deployment that started for it; "" when neither

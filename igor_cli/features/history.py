@@ -19,7 +19,8 @@ from igor_cli.errors import IgorError
 from igor_cli.render.said import Column
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
     from igor_cli.identity import Person
@@ -229,7 +230,7 @@ HISTORY_MAX_PAGES = 10  # `history -n` shows at most this many pages' worth (300
 
 
 def history(
-    client: Client,
+    client: Cloud66Client,
     request: HistoryRequest,
     hints: StackHints | None = None,
     ledger: Ledger | None = None,

@@ -38,7 +38,8 @@ from igor_cli.errors import ExitCode, ServicesNeedDocker
 from igor_cli.json_output import with_follow_events
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
@@ -530,7 +531,7 @@ class MaintenanceState(Outcome):
 
 
 def operate(
-    client: Client,
+    client: Cloud66Client,
     request: OperationRequest,
     stack: Stack | None = None,
     hints: StackHints | None = None,

@@ -58,7 +58,8 @@ from igor_cli.features.deploy import (
 from igor_cli.json_output import with_follow_events
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
     from igor_cli.identity import Origin
@@ -467,14 +468,16 @@ def rollback_target(
 
 
 def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment]], bool]:
-    """When the newest deployments read hold what a rollback needs: `--to`'s, or the live
-    one and an older success that ran something else (on a docker stack, any older
-    success: what it ran is told afterwards, from igor's records)."""
+    """When the newest deployments read hold what a rollback needs: the live one and
+    `--to`'s, or an older success that ran something else (on a docker stack, any older
+    success: what it ran is told afterwards, from igor's records). `--to`'s is looked
+    up by itself once the live one is read: reading on for it would cost a page per
+    30 deployments back."""
     from igor_cli.cloud66.activity import deployment_state, live_deployment, newest_first
 
     def enough(found: Sequence[Deployment]) -> bool:
         if to:
-            return any(d.id == to for d in found)
+            return any(d.id == to for d in found) or live_deployment(found) is not None
         current = live_deployment(found)
         if current is None:
             return False
@@ -490,7 +493,7 @@ def _enough_to_roll_back(to: str, docker: bool) -> Callable[[Sequence[Deployment
 
 
 def rollback(
-    client: Client,
+    client: Cloud66Client,
     request: RollbackRequest,
     origin: Origin,
     hints: StackHints | None = None,
@@ -534,7 +537,7 @@ def rollback(
     return RollbackOutcome(**_as_deploy(done), current=current, target=target)
 
 
-def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
+def _named(client: Cloud66Client, stack: Stack, deployment_id: str) -> Deployment:
     """The deployment `--to` names, asked of Cloud 66 by itself (one GET)."""
     from igor_cli.core.resolve import stack_words
 
@@ -548,7 +551,7 @@ def _named(client: Client, stack: Stack, deployment_id: str) -> Deployment:
 
 
 def _with_tags(
-    client: Client, stack: Stack, deployments: Sequence[Deployment], ledger: Ledger | None
+    client: Cloud66Client, stack: Stack, deployments: Sequence[Deployment], ledger: Ledger | None
 ) -> list[Deployment]:
     """A docker stack's deployments carrying the tags igor sent for those it made, and the
     live one the tags its services run now. A store that cannot be read refuses."""
@@ -603,7 +606,7 @@ def check_same_repository(source: Stack, target: Stack) -> None:
 
 
 def promote(
-    client: Client,
+    client: Cloud66Client,
     request: PromoteRequest,
     origin: Origin,
     hints: StackHints | None = None,

@@ -21,7 +21,7 @@ from igor_cli.render.said import Cell, Column, Table, brief_who, joined
 from igor_cli.render.sentences import deployment_mark, short_ago
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.core.run import Run
     from igor_cli.identity import Person
     from igor_cli.render.said import Mark, Said, Step, Words
@@ -49,7 +49,7 @@ Wide = Annotated[
 @command(
     "list",
     chat=True,
-    examples=("igor list", "igor list -e production", "igor list shop --json"),
+    examples=("igor list", "igor list -e production", "igor list shop --json", "igor list --wide"),
 )
 def list_command(
     stack: StackFilter = None,
@@ -368,7 +368,7 @@ DEPLOY_FACTS_WORKERS = 8
 
 
 def list_stacks(
-    client: Client,
+    client: Cloud66Client,
     stack: str | None = None,
     environment: str | None = None,
     *,
@@ -420,7 +420,7 @@ def list_stacks(
 
 
 def _running(
-    client: Client, stacks: Sequence[Stack], every: Mapping[str, Sequence[Deployment]]
+    client: Cloud66Client, stacks: Sequence[Stack], every: Mapping[str, Sequence[Deployment]]
 ) -> dict[str, Deployment | None]:
     """What each stack runs: its live deployment, and on a docker stack the image tags its
     services run (a deployment shows none)."""
@@ -438,7 +438,7 @@ def _runs_a_success(deployments: Sequence[Deployment]) -> bool:
     return any(d.is_live or deployment_state(d) == "succeeded" for d in deployments)
 
 
-def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
+def stack_deploys(client: Cloud66Client, stack: Stack, every: Sequence[Deployment]) -> StackDeploys:
     """The stack's running deployment and its newest finished one, and who asked for each.
 
     igor's actions (its requesters) are read only when one of the two may have come
@@ -467,6 +467,6 @@ def stack_deploys(client: Client, stack: Stack, every: Sequence[Deployment]) -> 
 WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
 
 
-def list_wide(client: Client, request: ListRequest) -> StackList:
+def list_wide(client: Cloud66Client, request: ListRequest) -> StackList:
     """`list --wide`: the stacks and what each runs, from one deployments list per stack."""
     return list_stacks(client, request.stack, request.environment, wide=True)

@@ -18,7 +18,8 @@ from igor_cli.errors import ExitCode
 from igor_cli.json_output import with_follow_events
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client, StackHints
+    from igor_cli.cloud66.activity import StackHints
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.core.run import Run
     from igor_cli.render.said import Said, Words
 
@@ -139,7 +140,9 @@ def watch_sentence(outcome: WatchOutcome, now: datetime) -> Words:
 # -- the action ---------------------------------------------------------------------
 
 
-def watch(client: Client, request: WatchRequest, hints: StackHints | None = None) -> WatchOutcome:
+def watch(
+    client: Cloud66Client, request: WatchRequest, hints: StackHints | None = None
+) -> WatchOutcome:
     """The stack's running deployment (or igor's deploy about to start) to follow, with an
     estimate, from one read of its newest deployments and one of its newest actions."""
     from igor_cli.cloud66.activity import (

@@ -29,6 +29,10 @@ SUCCESS = "Success"
 FAILED = "Failed"
 CANCELLED = "Cancelled"
 IN_PROGRESS = "In progress"
+# An async action's `finished_message`: the 2024 "Run Stack action" sample's, and the
+# simulator's own words for a failure (no source shows a failed action's).
+ACTION_SUCCEEDED = "Completed successfully"
+ACTION_FAILED = "Action failed"
 
 
 class SandboxError(Exception):
@@ -69,6 +73,9 @@ class Stack:
     fields: dict[str, Any]
     services: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
+    # What an endpoint module keeps about the stack that no other answer shows (saved
+    # with the state), under its own key: `kept["environment_variables"]`.
+    kept: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uid(self) -> str:
@@ -117,9 +124,9 @@ class Deployment:
 
 @dataclass
 class Action:
-    """An async action: the one that tracks a deployment (`application_deployment`), or a
-    stack action asked with `POST /stacks/{id}/actions` (`restart`, ..., sandbox/actions.py),
-    which ends by itself at `ends_at`."""
+    """An async action: the one that tracks a deployment (`application_deployment`), or
+    one an endpoint starts (`POST /stacks/{id}/actions`: `restart`, ...,
+    sandbox/endpoints/actions.py), which ends by itself at `ends_at`."""
 
     id: int
     stack_uid: str
@@ -134,6 +141,7 @@ class Action:
     ends_at: float | None = None  # a stack action: when it is over
     params: dict[str, Any] | None = None  # a stack action: what it was asked with
     fails: bool = False  # a stack action on a stack set failing: it ends in failure
+    sets: dict[str, Any] | None = None  # the stack's fields it changes when it succeeds
 
 
 def tag(image: str) -> str:

@@ -1,6 +1,8 @@
 """Where every field the simulator emits comes from: a Cloud 66 doc sample or the Go client.
 
-The simulator answers only with fields some source shows (`documented`). A few it
+The simulator answers only with fields some source shows (`documented`). The kinds of
+answer are named here; an endpoint module under `sandbox/endpoints/` may name the
+sources of a kind of its own next to its route (`name_sources`). A few it
 can also emit, off by default, for a test that says why it turns one on
 (`Simulator(undocumented=...)`): igor must never depend on one of those.
 
@@ -100,6 +102,18 @@ FIELDS: dict[str, dict[str, str]] = {
         "prev": "no doc: Simulator(pagination_style='prev') only",
     },
 }
+
+
+def name_sources(kind: str, fields: Mapping[str, str]) -> None:
+    """Add a kind of answer to FIELDS, with where each of its fields is shown: an endpoint
+    module's own kind (`routes.endpoint(..., sources_of=...)`), named next to its route."""
+    named = {field: where.strip() for field, where in fields.items()}
+    if not named or not all(named.values()):
+        raise TypeError(f"{kind!r}: name where each field is shown (a doc sample, the Go client)")
+    if FIELDS.get(kind, named) != named:
+        raise TypeError(f"the sources of {kind!r} are named twice, differently")
+    FIELDS[kind] = named
+
 
 # "kind.field" -> why the simulator can emit it at all. Off unless a test turns it on.
 UNDOCUMENTED: dict[str, str] = {

@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from igor_cli.sandbox.actions import checked, end
 from igor_cli.sandbox.payloads import (
     FINISHED_MESSAGES,
     VIA,
@@ -26,6 +25,8 @@ from igor_cli.sandbox.records import (
     ACCOUNT_EMAIL,
     ACCOUNT_ID,
     ACCOUNT_NAME,
+    ACTION_FAILED,
+    ACTION_SUCCEEDED,
     CANCELLED,
     DAY,
     FAILED,
@@ -390,7 +391,7 @@ class SandboxState:
             if not self._advance_stack(uid, now, deploy_seconds):
                 self._open.discard(uid)
         for action in [a for a in self._timed if a.ends_at is not None and a.ends_at <= now]:
-            end(self.get_stack(action.stack_uid), action)
+            _end(self.get_stack(action.stack_uid), action)
             self._timed.remove(action)
 
     def _advance_stack(self, uid: str, now: float, deploy_seconds: float) -> bool:
@@ -486,29 +487,30 @@ class SandboxState:
             deployment.cancel_at = now + CANCEL_SECONDS
         self.dirty = True
 
-    def run_action(
+    def start_action(
         self,
-        uid: str,
+        stack: Stack,
+        action: str,
         params: dict[str, Any],
         *,
         now: float,
         seconds: float,
+        sets: dict[str, Any] | None = None,
         user: str = ACCOUNT_EMAIL,
     ) -> Action:
-        """Start a stack action (`POST /stacks/{id}/actions`); it ends `seconds` later
-        (sandbox/actions.py says what each command does, and what it refuses)."""
-        stack = self.get_stack(uid)
-        command, given = checked(stack, params)
-        action = Action(
-            id=self.next_action_id, stack_uid=uid, user=user, started_via="api",
-            started_at=now, metadata={"user_reference": None}, action=command,
-            ends_at=now + max(0.0, seconds), params=given, fails=stack.failing,
+        """Start an async action on the stack, as an endpoint that answers one does (a
+        stack action: sandbox/endpoints/actions.py): it ends `seconds` later, and then,
+        unless the stack is set failing, the stack's fields `sets` become so."""
+        started = Action(
+            id=self.next_action_id, stack_uid=stack.uid, user=user, started_via="api",
+            started_at=now, metadata={"user_reference": None}, action=action,
+            ends_at=now + max(0.0, seconds), params=params, fails=stack.failing, sets=sets,
         )  # fmt: skip
         self.next_action_id += 1
-        self.actions.append(action)
-        self._timed.append(action)
+        self.actions.append(started)
+        self._timed.append(started)
         self.dirty = True
-        return action
+        return started
 
     def set_failing(self, uid: str, failing: bool) -> None:
         """Make the stack's deployments end in failure (or stop doing so)."""
@@ -703,6 +705,20 @@ class SandboxState:
             if action.id == action_id and action.stack_uid == uid:
                 return render_action(action)
         raise SandboxError(404, "not_found", "Action not found")
+
+
+def _end(stack: Stack, action: Action) -> None:
+    """An async action is over (at `ends_at`): it succeeds and does what it says, or fails."""
+    assert action.ends_at is not None
+    action.finished_at = action.ends_at
+    action.finished_success = not action.fails
+    action.finished_message = ACTION_FAILED if action.fails else ACTION_SUCCEEDED
+    if action.fails:
+        return
+    stack.fields.update(action.sets or {})
+    # The stack object's `last_activity`: "the last action was performed for the stack".
+    stamp = iso(action.ends_at)
+    stack.fields.update(last_activity=stamp, last_activity_iso=stamp)
 
 
 def _commit(repo: str, ref: str, steps_back: int) -> str:

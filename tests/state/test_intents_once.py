@@ -13,7 +13,7 @@ from igor_cli.state.sqlite import SqliteStore
 from igor_cli.state.store import StateUnavailable
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.state.store import Store
 
 HERE = Place("C1", "1.000", "U1")
@@ -48,7 +48,7 @@ def _nobody(*_args: Any) -> Any:
     raise AssertionError("an answered intent is settled without asking Cloud 66")
 
 
-NO_CLOUD66 = cast("Client", type("NoCloud66", (), {"actions_for": _nobody})())
+NO_CLOUD66 = cast("Cloud66Client", type("NoCloud66", (), {"actions_for": _nobody})())
 
 
 def test_a_deploy_taken_over_meanwhile_is_not_told_by_its_own_replica(tmp_path: Path) -> None:

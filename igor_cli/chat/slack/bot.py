@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
     from igor_cli.chat.slack.transports.events_http import Take
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
 
 log = logging.getLogger("igor.serve")
 
@@ -172,7 +172,7 @@ class SlackBot:
         """A command takeover resumed, answered as any other (`Commands` is made after it)."""
         self.commands.deliver(reply, place, fields)
 
-    def _connect(self) -> Client:
+    def _connect(self) -> Cloud66Client:
         """A Cloud 66 client whose deploy POSTs for chat commands are recorded first."""
         from igor_cli.connect import open_client
 

@@ -35,7 +35,7 @@ from igor_cli.features.deploy import DeployOutcome, DeployResult
 from igor_cli.render.slack import SlackMessage, render_news
 
 if TYPE_CHECKING:
-    from igor_cli.cloud66.activity import Client
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
 
@@ -74,7 +74,7 @@ class Takeover:
         env: Environment,
         replica: str,
         *,
-        connect: Callable[[], Client],
+        connect: Callable[[], Cloud66Client],
         followers: Followers,
         delivery: Delivery,
         updates: Updater,

@@ -1,4 +1,5 @@
-"""Stack actions in the simulator: `POST /stacks/{id}/actions` and what each command does.
+"""A stack's async actions: run a stack action (`POST /stacks/{id}/actions`, scope
+`redeploy`) and what each command does; list and read the actions (scope `public`).
 
 Source: the docs' "Run Stack action" (developers.cloud66.com and help-api,
 `_stacks.md`): `command` is required; `maintenance_mode` takes `value` (1 to enable,
@@ -16,14 +17,16 @@ none of it:
   not when it is asked;
 - how long an action runs (`Simulator(action_seconds=...)`) and its
   `finished_message` ("Completed successfully", as the 2024 sample's; on a stack
-  set failing, "Action failed", the simulator's own words).
+  set failing, "Action failed", the simulator's own words: records.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from igor_cli.sandbox.records import Action, SandboxError, Stack, iso
+from igor_cli.sandbox.payloads import render_action
+from igor_cli.sandbox.records import SandboxError, Stack
+from igor_cli.sandbox.routes import Call, Reply, endpoint
 
 # command -> the parameters the docs' table requires of it. Those igor does not use are
 # accepted as documented and simply run (the simulator does nothing more for them).
@@ -43,8 +46,35 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "resync_slave_db": ("server", "server_group"),
 }
 SERVICE_COMMANDS = frozenset({"service_restart", "service_pause", "service_resume"})
-SUCCEEDED = "Completed successfully"  # the 2024 sample's finished_message
-FAILED = "Action failed"  # the simulator's own words: no source shows a failed action's
+
+
+@endpoint("POST", "/stacks/{uid}/actions", scope="redeploy", answers="stack_action")
+def run(call: Call) -> Reply:
+    """Start a stack action; it ends `action_seconds` later."""
+    stack = call.stack
+    command, given = checked(stack, call.params)
+    # When the stack's maintenance mode changes: when the action ends (successfully).
+    sets = {"maintenance_mode": given["value"] == "1"} if command == "maintenance_mode" else None
+    action = call.state.start_action(
+        stack, command, given, now=call.now, seconds=call.sim.action_seconds, sets=sets
+    )
+    # The "Run Stack action" sample answers the action's own fields, nothing more.
+    return call.one(render_action(action))
+
+
+@endpoint("GET", "/stacks/{uid}/actions", scope="public", answers="action")
+def actions(call: Call) -> Reply:
+    """A page of the stack's actions, those with a `user_reference` when one is asked."""
+    uid, order = call.stack.uid, call.sim.order
+    # Unconfirmed: an empty `user_reference` filters nothing (Rails' `present?`).
+    reference = call.text("user_reference") or None
+    return call.paged(lambda window: call.state.list_actions(uid, order, reference, window=window))
+
+
+@endpoint("GET", "/stacks/{uid}/actions/{id}", scope="public", answers="action")
+def action(call: Call) -> Reply:
+    """One action."""
+    return call.one(call.state.get_action(call.stack.uid, call.number("id", "Action")))
 
 
 def checked(stack: Stack, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -67,18 +97,3 @@ def checked(stack: Stack, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if name not in {str(s["name"]) for s in stack.services}:
             raise SandboxError(400, "bad_request", f"service '{name}' not found")
     return command, {name: str(value).strip() for name, value in given.items()}
-
-
-def end(stack: Stack, action: Action) -> None:
-    """The action is over (at `ends_at`): it succeeds and does what it says, or fails."""
-    assert action.ends_at is not None
-    action.finished_at = action.ends_at
-    action.finished_success = not action.fails
-    action.finished_message = FAILED if action.fails else SUCCEEDED
-    if action.fails:
-        return
-    if action.action == "maintenance_mode":
-        stack.fields["maintenance_mode"] = (action.params or {}).get("value") == "1"
-    # The stack object's `last_activity`: "the last action was performed for the stack".
-    stamp = iso(action.ends_at)
-    stack.fields.update(last_activity=stamp, last_activity_iso=stamp)
