@@ -644,3 +644,16 @@ def test_netrc_does_not_replace_the_token(
     monkeypatch.setenv("NETRC", str(netrc))
     with Cloud66Client(SANDBOX_TOKEN, sim.url) as client:
         assert len(client.stacks()) == 7
+
+
+def test_a_listings_stacks_link_the_dashboard_from_one_shared_origin(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    # A big account holds 50,000 stacks: the link is made when asked, from the one
+    # origin string the listing shares, not held once a stack.
+    with client_for(sim, clock) as client:
+        stacks = client.stacks()
+    origin = sim.url.split("/api/")[0]
+    assert stacks[0].dashboard_url == f"{origin}/stacks/{stacks[0].uid}"
+    assert len({id(s.api_origin) for s in stacks}) == 1
+    assert Stack.from_api({"name": "no uid"}, origin).dashboard_url == ""
