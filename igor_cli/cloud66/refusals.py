@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 HOURLY_LIMIT = 3_000  # requests per user per hour (SPEC section 4)
 # igor marks spans of Slack text with private-use characters; text from the API
 # must never carry them in.
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+_PRIVATE_USE = "[\ue000-\uf8ff]"
 _SCOPE_USES = {
     "public": "needed to read stacks and deployments",
     "redeploy": "needed to deploy and cancel",
@@ -49,7 +49,11 @@ def clean_text(value: Any) -> str:
     """A string read from the API, without Unicode private-use characters (None -> "")."""
     if value is None:
         return ""
-    return _PRIVATE_USE.sub("", value if isinstance(value, str) else str(value))
+    text = value if isinstance(value, str) else str(value)
+    # ASCII (nearly every name, environment and word of the API) holds none: a flag
+    # CPython keeps, so 50,000 stacks' fields are not each scanned by a pattern, and
+    # the pattern is compiled (0.4 ms) only the day one is not ASCII.
+    return text if text.isascii() else re.sub(_PRIVATE_USE, "", text)
 
 
 def aware(moment: datetime) -> datetime:
