@@ -56,6 +56,7 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
                 _json_error("usage", problem.format_message(), problem.exit_code, env)
             return problem.exit_code
         else:
+            started()
             if parsed.sandbox:
                 env.sandbox = True
             if parsed.defaults:
@@ -77,6 +78,17 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     finally:
         env.close()
     return code
+
+
+def started() -> None:
+    """The command is parsed: start-up is over. When the console script turned the garbage
+    collector off for it (`__main__`), what start-up made is set aside for good (it lives
+    until exit) and the collector runs again, for a command that runs long."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _defaults(env: Environment) -> Callable[[], Mapping[str, Default]]:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from igor_cli.sandbox import Simulator
 from igor_cli.terminal import main
 
 
@@ -57,3 +58,28 @@ def test_igor_serve_converts_every_command_at_start_not_on_its_first_use() -> No
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[]"
+
+
+def test_start_up_runs_no_garbage_collection_and_the_command_runs_with_the_collector(
+    sim: Simulator,
+) -> None:
+    # Start-up makes only what lives until exit: the collector's passes over it are waste
+    # (issue 27). Collections seen before the list's family was imported (during parse)
+    # would be start-up's; once the command runs, the collector is on (a long run needs it).
+    probe = (
+        "import atexit, gc, sys\n"
+        "early = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and\n"
+        "    'igor_cli.features.stacks' not in sys.modules and early.append(info))\n"
+        "atexit.register(lambda: sys.__stderr__.write(\n"
+        "    f'\\nEARLY {len(early)} ENABLED {gc.isenabled()}'))\n"
+        "sys.argv = ['igor', 'list']\n"
+        "from igor_cli.__main__ import main\n"
+        "main()\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "shop" in ran.stdout
+    assert ran.stderr.rsplit("\n", 1)[-1] == "EARLY 0 ENABLED True"
