@@ -22,10 +22,10 @@ def main() -> None:
         else:
             import gc
 
-            # Start-up makes only what lives until exit (modules, classes, functions):
-            # the collector's passes over them find nothing (7 ms of `igor list`'s 100).
-            # The terminal edge turns it on again once the command is parsed
-            # (`terminal.started`): a long run (igor serve, --follow) collects as ever.
+            # Start-up makes only what lives until exit (modules, classes, functions), and
+            # a command that answers at once little else: the collector's passes find
+            # nothing (7 ms of `igor list`'s 100). A command that runs long (igor serve,
+            # --follow) turns it on again (`terminal.collect_again`).
             gc.disable()
             from igor_cli.terminal import main as run
 

@@ -56,7 +56,6 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
                 _json_error("usage", problem.format_message(), problem.exit_code, env)
             return problem.exit_code
         else:
-            started()
             if parsed.sandbox:
                 env.sandbox = True
             if parsed.defaults:
@@ -80,10 +79,11 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     return code
 
 
-def started() -> None:
-    """The command is parsed: start-up is over. When the console script turned the garbage
-    collector off for it (`__main__`), what start-up made is set aside for good (it lives
-    until exit) and the collector runs again, for a command that runs long."""
+def collect_again() -> None:
+    """For a command that runs long: when the console script turned the garbage collector
+    off (`__main__`: a command that answers at once makes little garbage, and the
+    collector's passes over what start-up made find nothing), what was made so far is set
+    aside for good (it lives until exit) and the collector runs again."""
     import gc
 
     if not gc.isenabled():
@@ -112,7 +112,10 @@ def perform(env: Environment, request: Any) -> int:
     from igor_cli.errors import IgorError
 
     if not isinstance(request, ShellCommand):
+        if request.follows:
+            collect_again()  # following runs for minutes
         return run(env, request)
+    collect_again()  # set-up, or the bot: it runs for days
     try:
         return request.run(env)
     except IgorError as error:
