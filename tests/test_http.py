@@ -411,3 +411,28 @@ def test_the_token_is_in_no_error_and_no_repr(clock: FakeClock) -> None:
     session.close()
     assert len(errors) == 4 and len(idle) == 1  # a kept connection keeps no header
     assert not [text for text in shown if TOKEN in text]
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("http://127.0.0.1:notaport", "proxy error: the proxy setting is not a URL"),
+        (
+            "https://127.0.0.1:3128",
+            "proxy error: igor speaks to http:// proxies only, not https://",
+        ),
+    ],
+)
+def test_a_proxy_igor_cannot_use_fails_the_command_in_words_with_exit_5(
+    igor: Any, monkeypatch: pytest.MonkeyPatch, setting: str, words: str
+) -> None:
+    with Origin(api) as origin:
+        monkeypatch.setenv("IGOR_API_URL", origin.url)
+        monkeypatch.setenv("IGOR_CLOUD66_TOKEN", TOKEN)
+        monkeypatch.setenv("HTTP_PROXY", setting)
+        ran = igor("list")
+        assert origin.seen == []
+    assert ran.exit_code == 5
+    said_there = " ".join(ran.stderr.split())
+    assert f"could not be reached at {origin.url.split('/api')[0]} ({words}" in said_there
+    assert "Traceback" not in ran.output and TOKEN not in ran.output
