@@ -207,7 +207,11 @@ class Session:
             connection.close()
             raise NetworkError(_words(exc), sent=True) from None
         found = _headers_of(answer)
-        response = Response(answer.status, found, _decoded(content, found), url)
+        try:
+            response = Response(answer.status, found, _decoded(content, found), url)
+        except NetworkError:
+            connection.close()
+            raise
         if answer.will_close:
             connection.close()
         else:
@@ -455,7 +459,7 @@ def _words(exc: BaseException | None) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = exc.verify_message or "certificate verify failed"
+        why = (exc.verify_message or "certificate verify failed").rstrip(".")
         return f"TLS error: {why}"
     if isinstance(exc, ssl.SSLError):
         return "TLS error"
@@ -470,4 +474,6 @@ def _words(exc: BaseException | None) -> str:
         return f"the proxy refused the tunnel (HTTP {status[0] if status else '?'})"
     if isinstance(exc, http.client.HTTPException):
         return "an answer that is not HTTP"
+    if isinstance(exc, OSError) and exc.strerror:  # "network is unreachable", "no route to host"
+        return exc.strerror[:1].lower() + exc.strerror[1:]
     return "connection failed"

@@ -175,6 +175,22 @@ def test_a_gzipped_answer_is_read(clock: FakeClock) -> None:
     assert "gzip" in origin.seen[0].headers["accept-encoding"]
 
 
+def test_a_gzipped_answer_that_does_not_unzip_is_said_and_asked_again_afresh(
+    clock: FakeClock,
+) -> None:
+    broken = Answer(body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    session = Session()
+    with Origin(lambda seen: broken) as origin:
+        with client(origin.url, clock, session=session) as c, pytest.raises(Unreachable) as caught:
+            c.stacks()
+        seen = origin.seen
+    assert "(an answer that could not be decompressed)" in caught.value.message
+    assert len(seen) == 5  # a GET: retried, each time on a new connection
+    assert len({s.connection for s in seen}) == 5
+    assert sum(len(idle) for idle in session._idle.values()) == 0
+    session.close()
+
+
 def test_a_get_follows_a_redirect_and_keeps_the_token_on_the_same_origin(
     clock: FakeClock,
 ) -> None:
