@@ -2,9 +2,9 @@
 
 Why not `requests`: it cost `igor list` about 38 ms of its start (urllib3, http.cookiejar,
 charset_normalizer, idna, importlib.metadata) and 0.75 ms of CPU a GET of a page (this
-module: 0.25), under the GIL, which a list of 1,667 pages and the bot's workers pay. igor asks little of
-HTTP: JSON over kept-alive connections, used from many threads. This module does that and
-what a user's network needs, as `requests` did:
+module: 0.25), under the GIL, which a list of 1,667 pages and the bot's workers pay. igor
+asks little of HTTP: JSON over kept-alive connections, used from many threads. This module
+does that and what a user's network needs, as `requests` did:
 
 - TLS verified against the system's certificate store (`ssl.create_default_context()`,
   which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`), or the bundle `REQUESTS_CA_BUNDLE` or
