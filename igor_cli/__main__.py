@@ -20,6 +20,13 @@ def main() -> None:
         if os.environ.get("_IGOR_COMPLETE"):
             code = _tab()
         else:
+            import gc
+
+            # Start-up makes only what lives until exit (modules, classes, functions), and
+            # a command that answers at once little else: the collector's passes find
+            # nothing (7 ms of `igor list`'s 100). A command that runs long (igor serve,
+            # --follow) turns it on again (`terminal.collect_again`).
+            gc.disable()
             from igor_cli.terminal import main as run
 
             code = run()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,14 +70,14 @@ class StackCache:
     def stacks(self, stacks: list[Stack]) -> None:
         """Replace the stack list, keeping the services already known."""
         with self.env.lock:  # igor serve's threads must not interleave
-            # Compared and written as text, each entry encoded as it is made, the old
-            # entries read for their services only: a big account's 50,000 entries as
-            # objects, old and new, would double what `igor list` holds (SPEC section 8).
+            # The old file is read for its services and compared as the text it is; the
+            # new one is encoded and written a few hundred entries at a time: a big
+            # account's 50,000 entries held whole, as objects or as text, old and new,
+            # would be a third of what `igor list` holds at its peak (SPEC section 8).
             fresh, was, known = self._as_saved()
-            now = "[" + ",".join(_compact(_entry(s, known.get(s.uid, []))) for s in stacks) + "]"
-            if now == was and fresh:
-                return  # the bot lists the same stacks again and again: nothing new to write
-            self._write(now)
+            pieces = (_compact(_entry(s, known.get(s.uid, []))) for s in stacks)
+            # The bot lists the same stacks again and again: then nothing new is kept.
+            self._write(_array(pieces), same_as=was if fresh else None)
 
     def services(self, uid: str, services: list[Service]) -> None:
         """Remember a stack's services."""
@@ -121,51 +122,99 @@ class StackCache:
         age = (self.env.clock() - saved).total_seconds()
         return 0 <= age <= seconds
 
-    def _as_saved(self) -> tuple[bool, str, dict[str, list[str]]]:
-        """Whether the file is recent, its stacks as written (`_write`'s text), and the
-        services it knows by uid; a file igor did not write so reads as empty."""
+    def _as_saved(self) -> tuple[bool, _Span | None, dict[str, list[str]]]:
+        """Whether the file is recent, where its stacks are in its bytes (`_write`'s), and
+        the services it knows by uid; a file igor did not write so reads as empty."""
         try:
-            text = cache_file(self.env, self.key).read_text(encoding="utf-8")
-            head, said, stacks = text.partition(',"stacks":')
-            del text  # held once: stacks is 5 MB for 50,000 of them
-            data: Any = json.loads(head + "}") if said and stacks.endswith("}") else {}
-            stacks = stacks[:-1]
-            found: Any = json.loads(stacks, object_hook=_services_only) if data else []
+            data = cache_file(self.env, self.key).read_bytes()
+            at = data.find(b',"stacks":')
+            start, end = at + len(b',"stacks":'), len(data) - 1
+            said: Any = json.loads(data[:at] + b"}") if at != -1 and data.endswith(b"}") else {}
+            found: Any = []
+            # Services are known for few stacks, if any: the entries (5 MB for 50,000,
+            # and as much again as text) are read only when one is.
+            if said and b'"services":["' in data:
+                text = data[start:end].decode()
+                found = json.loads(text, object_hook=_services_only)
         except (OSError, ValueError):
-            return False, "", {}
-        if not isinstance(data, dict) or data.get("api") != self.key or not isinstance(found, list):
-            return False, "", {}
+            return False, None, {}
+        if not isinstance(said, dict) or said.get("api") != self.key or not isinstance(found, list):
+            return False, None, {}
         known: dict[str, list[str]] = dict(e for e in found if isinstance(e, tuple))
-        return self._recent(data, RESAVE_SECONDS), stacks, known
+        return self._recent(said, RESAVE_SECONDS), _Span(data, start, end), known
 
     def _save(self, entries: list[dict[str, Any]], saved_at: Any = None) -> None:
         """Write the cache; `saved_at` is when the stacks were listed (now, unless kept:
         learning a stack's services does not make the listing any fresher)."""
-        self._write(_compact(entries), saved_at)
+        self._write([_compact(entries)], saved_at)
 
-    def _write(self, entries: str, saved_at: Any = None) -> None:
-        """Write the cache with `entries`, the stacks' JSON array, as `_save` does."""
+    def _write(
+        self, entries: Iterable[str], saved_at: Any = None, same_as: _Span | None = None
+    ) -> None:
+        """Write the cache with `entries`, the stacks' JSON array in pieces, as `_save`
+        does; left as it is when they say what `same_as` (the file's stacks) says."""
         import tempfile
 
         path = cache_file(self.env, self.key)
         when = saved_at if isinstance(saved_at, str) else self.env.clock().isoformat()
         # What json.dumps({"api", "saved_at", "stacks"}) writes, the stacks already encoded.
-        text = f'{{"api":{_compact(self.key)},"saved_at":{_compact(when)},"stacks":{entries}}}'
+        head = f'{{"api":{_compact(self.key)},"saved_at":{_compact(when)},"stacks":'
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # A unique temporary file, then an atomic rename: a TAB pressed
             # meanwhile reads the old list or the new one, never half of one.
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".stacks-", suffix=".tmp")
             try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    stream.write(text)
-                os.replace(temporary, path)
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(head.encode())
+                    for piece in entries:
+                        encoded = piece.encode()
+                        if same_as is not None and not same_as.followed_by(encoded):
+                            same_as = None
+                        stream.write(encoded)
+                    stream.write(b"}")
+                if same_as is not None and same_as.done():
+                    os.unlink(temporary)
+                else:
+                    os.replace(temporary, path)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
                 raise
         except OSError:
             pass  # a cache that cannot be written only costs completions
+
+
+class _Span:
+    """Where the stacks are in a cache file's bytes, and how much of them new pieces have
+    matched so far (compared in place: the file is not cut into copies)."""
+
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        self.data, self.at, self.end = data, start, end
+
+    def followed_by(self, piece: bytes) -> bool:
+        """Whether the file goes on with `piece` where the last one matched."""
+        if self.at + len(piece) > self.end or not self.data.startswith(piece, self.at):
+            return False
+        self.at += len(piece)
+        return True
+
+    def done(self) -> bool:
+        """Whether every piece matched, and nothing of the file is left over."""
+        return self.at == self.end
+
+
+_PIECE = 500  # entries encoded, compared and written at a time
+
+
+def _array(pieces: Iterator[str]) -> Iterator[str]:
+    """A JSON array of encoded entries, in pieces of a few hundred entries."""
+    yield "["
+    first = True
+    while chunk := list(islice(pieces, _PIECE)):
+        yield ("" if first else ",") + ",".join(chunk)
+        first = False
+    yield "]"
 
 
 def load(env: Environment, key: str) -> dict[str, Any]:

@@ -10,10 +10,9 @@ from igor_cli.credentials import TokenKind, require_token
 from igor_cli.errors import IgorError
 
 if TYPE_CHECKING:
-    import requests
-
     from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.paging import SharedReads
+    from igor_cli.http import Session
     from igor_cli.sandbox import Simulator
 
 
@@ -71,14 +70,14 @@ def _note_recovery(env: Environment, simulator: Simulator) -> None:
         )
 
 
-def shared_session(env: Environment) -> requests.Session:
+def shared_session(env: Environment) -> Session:
     """The run's one HTTP connection pool, made on first use; `env.close()` closes it.
 
     Every client of the run (the bot's commands and follow loops, a shell
     command) shares its keep-alive connections; each client passes its own
     token with every request, so the session never holds one.
     """
-    session: requests.Session | None = env.session
+    session: Session | None = env.session
     if session is not None:  # every command after the first: no lock to wait for
         return session
     with env.lock:

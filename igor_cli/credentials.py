@@ -7,15 +7,17 @@ is never printed, logged or put in an exception message.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igor_cli.config import Environment, parse_config
 from igor_cli.errors import IgorError, KeyringUnavailable, NotRegistered, Remedy, UsageProblem
+
+if TYPE_CHECKING:
+    import logging
 
 KEYRING_SERVICE = "igor"
 
@@ -483,16 +485,17 @@ def scrub(text: str, env: Environment) -> str:
     return _replace(text, known_tokens(env))
 
 
-class TokenScrubber(logging.Filter):
+class TokenScrubber:
     """A logging filter that replaces every known token in messages and tracebacks.
 
     Install it on a logger (`logger.addFilter(TokenScrubber(env))`); the known
     tokens are read again at most every `refresh_seconds`, so a token replaced
-    with `igor register` is soon scrubbed too.
+    with `igor register` is soon scrubbed too. A filter is any object with a `filter`
+    method (logging's own rule): not subclassing `logging.Filter` spares every command
+    importing `logging` (a shell command logs nothing).
     """
 
     def __init__(self, env: Environment, refresh_seconds: float = 5.0) -> None:
-        super().__init__()
         self.env = env
         self.refresh_seconds = refresh_seconds
         self._values: list[str] = []
@@ -528,6 +531,8 @@ class TokenScrubber(logging.Filter):
         if scrubbed != message or record.args:
             record.msg, record.args = scrubbed, None
         if record.exc_info and not record.exc_text:
+            import logging
+
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             # The exception object itself may hold the token: keep only its text.

@@ -18,9 +18,7 @@ import re
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 # Controls (C0, DEL, C1) but a line break and a tab, and the bidirectional controls
 # that reorder what follows (embeddings, overrides, isolates, marks).
-_UNPRINTABLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+_UNPRINTABLE = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 
 
 def hidden_characters(text: str) -> list[str]:
@@ -46,4 +44,6 @@ def hidden_characters(text: str) -> list[str]:
 def printable(text: str) -> str:
     """`text` without the control characters a terminal would act on (escape sequences,
     carriage returns, bells, bidirectional controls); line breaks and tabs stay."""
-    return _UNPRINTABLE.sub("", text)
+    if text.isascii() and text.isprintable():  # most cells: no pattern compiled, none run
+        return text
+    return re.sub(_UNPRINTABLE, "", text)

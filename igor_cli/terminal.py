@@ -79,6 +79,18 @@ def main(args: list[str] | None = None, env: Environment | None = None) -> int:
     return code
 
 
+def collect_again() -> None:
+    """For a command that runs long: when the console script turned the garbage collector
+    off (`__main__`: a command that answers at once makes little garbage, and the
+    collector's passes over what start-up made find nothing), what was made so far is set
+    aside for good (it lives until exit) and the collector runs again."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _defaults(env: Environment) -> Callable[[], Mapping[str, Default]]:
     """A shell's default target, read when a command needs one (targets.py)."""
 
@@ -100,7 +112,10 @@ def perform(env: Environment, request: Any) -> int:
     from igor_cli.errors import IgorError
 
     if not isinstance(request, ShellCommand):
+        if request.follows:
+            collect_again()  # following runs for minutes
         return run(env, request)
+    collect_again()  # set-up, or the bot: it runs for days
     try:
         return request.run(env)
     except IgorError as error:

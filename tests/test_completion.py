@@ -841,3 +841,23 @@ def test_the_same_listing_again_soon_does_not_rewrite_the_cache() -> None:
     cache.stacks([stack("shop")])
     assert path.stat().st_ino != written
     assert json.loads(path.read_text())["saved_at"] == clock.datetime().isoformat()
+
+
+def test_a_big_accounts_cache_is_rewritten_holding_little_more_than_the_old_file() -> None:
+    # 50,000 stacks' entries held whole, old and new, as objects or as text, were a third
+    # of `igor list --json`'s peak memory (issue 27): compared in place, written in pieces.
+    import tracemalloc
+
+    env = Environment()
+    cache = StackCache(env)
+    cache.stacks([stack(f"app-{n:05}") for n in range(20_000)])
+    path = cache_file(env, cache.key)
+    size = path.stat().st_size
+    moved = [stack(f"app-{n:05}", "staging") for n in range(20_000)]  # every entry changes
+    tracemalloc.start()
+    cache.stacks(moved)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert {e["environment"] for e in json.loads(path.read_text())["stacks"]} == {"staging"}
+    assert path.stat().st_size != size
+    assert peak < 1.5 * size, (peak, size)

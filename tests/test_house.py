@@ -285,3 +285,22 @@ def test_the_command_finder_finds_them(tmp_path: Path) -> None:
     blind = tmp_path / "blind.py"
     blind.write_text("def draw(outcome):\n    return outcome.said(now)\n")
     assert _knows_commands(blind, {"History", "StackList"}) == set()
+
+
+def test_no_module_of_igor_imports_what_is_no_longer_a_dependency() -> None:
+    # requests left the dependencies (igor_cli/http.py speaks HTTP on the standard
+    # library); it, and what came with it, may be absent where igor is installed.
+    gone = {"requests", "urllib3", "certifi", "charset_normalizer", "idna"}
+    importing = {
+        name: found
+        for name, path in _modules().items()
+        if (found := {i for i in _imports(path) if i.split(".")[0] in gone})
+    }
+    assert importing == {}
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    needed = {
+        d.split(">")[0].split("<")[0].split("[")[0] for d in pyproject["project"]["dependencies"]
+    }
+    assert not needed & gone

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from igor_cli.sandbox import Simulator
 from igor_cli.terminal import main
 
 
@@ -88,3 +89,32 @@ def test_the_igor_command_is_our_own_script_importing_nothing_before_igor() -> N
     )  # fmt: skip
     assert (ran.returncode, ran.stderr) == (0, "")
     assert ran.stdout.startswith("igor ")
+
+
+@pytest.mark.parametrize(
+    ("args", "collects"),
+    [(["list"], False), (["watch", "-s", "shop"], True), (["slack-manifest"], True)],
+)
+def test_a_command_that_answers_at_once_runs_no_garbage_collection(
+    sim: Simulator, args: list[str], collects: bool
+) -> None:
+    # Start-up makes only what lives until exit, and a command that answers at once little
+    # else: the collector's passes are waste (issue 27). One that runs long (it follows a
+    # deployment, or it is the bot or another set-up command) has the collector on again.
+    probe = (
+        "import atexit, gc, sys\n"
+        "seen = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(info))\n"
+        "atexit.register(lambda: sys.__stderr__.write(\n"
+        "    f'\\nCOLLECTED {bool(seen)} ENABLED {gc.isenabled()}'))\n"
+        f"sys.argv = ['igor', *{args!r}]\n"
+        "from igor_cli.__main__ import main\n"
+        "main()\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stdout or args[0] == "watch"  # watch: nothing deploying, said on stderr
+    said = ran.stderr.rsplit("\n", 1)[-1]
+    assert said == "COLLECTED False ENABLED False" if not collects else said.endswith("True")

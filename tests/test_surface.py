@@ -288,7 +288,9 @@ def test_a_piped_list_loads_only_what_it_needs(sim: Simulator, args: list[str]) 
     if "--json" not in args:
         assert ran.stdout.splitlines()[0].split()[:2] == ["NAME", "ENVIRONMENT"]
     assert sim.count("GET", "/stacks") == 1
-    assert {"igor_cli.core.perform", "igor_cli.render.terminal", "requests"} <= modules
+    assert {"igor_cli.core.perform", "igor_cli.render.terminal", "igor_cli.http"} <= modules
+    # igor's own HTTP module on the standard library: no requests, urllib3 or certifi.
+    assert not {m.split(".")[0] for m in modules} & {"requests", "urllib3", "certifi", "idna"}
     loaded = {m.split(".")[0] for m in modules} & _NOT_FOR_A_PIPED_LIST
     assert not loaded, args
     # Nor the modules of other commands: of igor's families, only its own (features/).

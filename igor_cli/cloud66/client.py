@@ -1,17 +1,16 @@
 """The Cloud 66 API v3 client (the models it returns are `models.py`).
 
 One keep-alive session per client (or one shared by several clients whose
-tokens differ), every page of a list (the first, then the rest concurrently),
-retries with backoff for idempotent GETs only, and a total deadline on every
-public call. A deploy POST or a cancel DELETE is never retried: when its answer
-is missing or unreadable, `OutcomeUnknown` says so. A `throttled` answer is
-final until the next hour. `requests` is imported inside the client so that
-importing it stays cheap.
+tokens differ; `igor_cli/http.py`), every page of a list (the first, then the
+rest concurrently), retries with backoff for idempotent GETs only, and a total
+deadline on every public call. A deploy POST or a cancel DELETE is never
+retried: when its answer is missing or unreadable, `OutcomeUnknown` says so. A
+`throttled` answer is final until the next hour. The HTTP module is imported
+inside the client so that importing it stays cheap.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
@@ -39,8 +38,6 @@ from igor_cli.cloud66.refusals import (
     clean_text,
     error_for,
     header_int,
-    never_sent,
-    reason,
     unknown,
     unreachable,
 )
@@ -53,7 +50,7 @@ from igor_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    import requests
+    from igor_cli.http import Response, Session
 
 T = TypeVar("T")
 USER_AGENT = f"igor/{__version__} (+https://github.com/cloud66-oss/igor)"
@@ -105,55 +102,16 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_session(pool_size: int = MAX_PAGES_IN_FLIGHT + 2) -> requests.Session:
-    """A keep-alive session whose pool holds every concurrent page fetch (its connections
-    are opened only when that many are in flight).
+def new_session(pool_size: int = MAX_PAGES_IN_FLIGHT + 2) -> Session:
+    """A keep-alive session whose pool keeps every concurrent page fetch's connection
+    (they are opened only when that many are in flight).
 
     Several clients with different tokens may share it (`Cloud66Client(session=...)`):
     the token travels with each request, never on the session, and no cookie is kept.
     """
-    from http.cookiejar import DefaultCookiePolicy
+    from igor_cli.http import Session
 
-    from requests.adapters import HTTPAdapter
-
-    session = _session_class()()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # A cookie set in answer to one token's request must not ride along with another's.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
-@functools.cache
-def _session_class() -> type[requests.Session]:
-    import requests
-
-    class Session(requests.Session):
-        """A session that reads the proxy and CA settings from the environment once per
-        host, not for every request (100 us each: the environment is scanned every time)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._settings: dict[tuple[str, str], Any] = {}
-
-        def merge_environment_settings(  # type: ignore[override]
-            self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
-        ) -> Any:
-            """`requests`' own answer, kept per scheme and host when nothing is asked."""
-            if proxies or stream is not None or verify is not None or cert is not None:
-                return super().merge_environment_settings(url, proxies, stream, verify, cert)
-            from urllib.parse import urlsplit
-
-            parts = urlsplit(url)
-            key = (parts.scheme, parts.netloc)
-            settings: Any = self._settings.get(key)
-            if settings is None:
-                settings = super().merge_environment_settings(url, {}, None, None, None)
-                self._settings[key] = settings
-            return {**settings, "proxies": dict(settings["proxies"])}
-
-    return Session
+    return Session(pool_size)
 
 
 class _Deadline:
@@ -193,7 +151,7 @@ class Cloud66Client:
         pages_in_flight: int = MAX_PAGES_IN_FLIGHT,
         timeout: tuple[float, float] = TIMEOUT,
         observer: Observer | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         now: Callable[[], datetime] = _utc_now,
         shared: SharedReads | None = None,
     ) -> None:
@@ -219,7 +177,8 @@ class Cloud66Client:
         # may reach Cloud 66 whatever happens here, a Ctrl-C included (terminal.py says so).
         self.change_sent: tuple[str, str] | None = None
         self._token = token
-        self._auth = _bearer(token)
+        # The token goes with each request, never on a shared session.
+        self._headers = {**_HEADERS, "Authorization": f"Bearer {token}"}
         self._throttled: Throttled | None = None
         self._lock = threading.Lock()
         self._owns_session = session is None
@@ -481,8 +440,9 @@ class Cloud66Client:
 
     def _get(self, path: str, params: dict[str, str], deadline: _Deadline) -> Mapping[str, Any]:
         """One GET, retried with backoff on network errors, 429 and 5xx, within the deadline."""
-        import requests
+        from igor_cli.http import NetworkError
 
+        url = self.base_url + path + ("?" + _query(params) if params else "")
         failure: Cloud66Error | None = None
         attempt = 0
         while True:
@@ -493,21 +453,17 @@ class Cloud66Client:
                 raise failure or unreachable(self.origin, "timed out")
             retry_after: float | None = None
             try:
-                response = self._session.get(
-                    self.base_url + path,
-                    params=params or None,
-                    headers=_HEADERS,
-                    auth=self._auth,
-                    timeout=timeout,
+                response = self._session.request(
+                    "GET", url, headers=self._headers, timeout=timeout[:2], total=timeout[2]
                 )
-            except requests.RequestException as exc:
-                failure = unreachable(self.origin, reason(exc))
+            except NetworkError as exc:
+                failure = unreachable(self.origin, exc.words)
             else:
                 self._note_rate(response)
-                if response.status_code < 400:
+                if response.status < 400:
                     return _json_body(response, path)
                 failure = self._failure(response, "GET", path)
-                if response.status_code not in _RETRYABLE or _is_final(failure):
+                if response.status not in _RETRYABLE or _is_final(failure):
                     raise failure
                 retry_after = _retry_after(response)
             delay = self.retry.delay(attempt, retry_after)
@@ -520,8 +476,12 @@ class Cloud66Client:
     ) -> Mapping[str, Any]:
         """POST or DELETE, exactly once. Unknown outcomes are said to be unknown.
 
-        Refused, with nothing sent, while a request that is no change is performed."""
-        import requests
+        Refused, with nothing sent, while a request that is no change is performed.
+        Sent on a connection of its own (`http.Session`): no kept-alive connection that
+        the server closed meanwhile can make a change's fate unknown."""
+        import json
+
+        from igor_cli.http import NetworkError
 
         reading = READS_ONLY.get()
         if reading:
@@ -530,31 +490,29 @@ class Cloud66Client:
         timeout = self._timeout(_Deadline(self.retry.total_seconds))
         if timeout is None:
             raise unreachable(self.origin, "timed out")
+        headers = self._headers
+        body = None
+        if data is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+            body = json.dumps(data).encode()
         try:
             response = self._session.request(
                 method,
                 self.base_url + path,
-                json=data,
-                headers=_HEADERS,
-                auth=self._auth,
-                timeout=timeout,
-                allow_redirects=False,  # a redirected POST would arrive as a GET
-            )
-        except (
-            requests.ConnectTimeout,
-            requests.exceptions.SSLError,  # the handshake failed: nothing was sent
-            requests.exceptions.ProxyError,
-            requests.exceptions.InvalidURL,
-        ) as exc:
-            raise unreachable(self.origin, reason(exc)) from None
-        except requests.RequestException as exc:
-            # A connection that was never made carried nothing; anything later
-            # (a reset, a dropped or cut answer, a read timeout) may have.
-            if never_sent(exc):
-                raise unreachable(self.origin, reason(exc)) from None
-            raise unknown(what, reason(exc)) from None
+                headers=headers,
+                body=body,
+                timeout=timeout[:2],
+                total=timeout[2],
+            )  # never redirected: a redirected POST would arrive as a GET
+        except NetworkError as exc:
+            # Nothing left igor before the connection was made (refused, not resolved,
+            # the TLS handshake or the proxy failed); anything later (a reset, a dropped
+            # or cut answer, a read timeout) may have reached Cloud 66.
+            if not exc.sent:
+                raise unreachable(self.origin, exc.words) from None
+            raise unknown(what, exc.words) from None
         self._note_rate(response)
-        status = response.status_code
+        status = response.status
         if status >= 400:
             failure = self._failure(response, method, path)
             if status >= 500 and not isinstance(failure, Throttled):
@@ -574,20 +532,18 @@ class Cloud66Client:
             raise unknown(what, "its answer could not be read")
         return body
 
-    def _timeout(self, deadline: _Deadline) -> Any:
-        """This request's timeouts within what is left of the call (None: nothing left)."""
-        from urllib3.util import Timeout
-
+    def _timeout(self, deadline: _Deadline) -> tuple[float, float, float] | None:
+        """This request's connect and read timeouts, and what is left of the call (None:
+        nothing left): the total bounds them together, so a request never overruns it."""
         remaining = deadline.remaining()
         if remaining <= 0 or deadline.stopped:
             return None
         connect, read = self.timeout
-        # `total` bounds connect and read together, so one request never overruns the call.
-        return Timeout(total=remaining, connect=min(connect, remaining), read=min(read, remaining))
+        return min(connect, remaining), min(read, remaining), remaining
 
     # -- what the answers say ----------------------------------------------
 
-    def _note_rate(self, response: requests.Response) -> None:
+    def _note_rate(self, response: Response) -> None:
         remaining = header_int(response, "X-RateLimit-Remaining")
         if remaining is not None:
             self.rate_remaining = remaining
@@ -608,7 +564,7 @@ class Cloud66Client:
             throttled.message, throttled.hint, throttled.status, reset_at=throttled.reset_at
         )
 
-    def _failure(self, response: requests.Response, method: str, path: str) -> Cloud66Error:
+    def _failure(self, response: Response, method: str, path: str) -> Cloud66Error:
         """The typed error for an HTTP error answer; a final throttle is remembered."""
         failure = error_for(response, method, path, self._token, self.now)
         if isinstance(failure, Throttled) and failure.reset_at is not None:
@@ -619,18 +575,6 @@ class Cloud66Client:
 
 def _is_final(failure: Cloud66Error) -> bool:
     return isinstance(failure, Throttled) and failure.reset_at is not None
-
-
-def _bearer(token: str) -> Callable[[requests.PreparedRequest], requests.PreparedRequest]:
-    """Sets the token on each request: a shared session never holds it, and a .netrc
-    (which requests consults only when a request has no auth) cannot replace it."""
-    header = f"Bearer {token}"
-
-    def authorise(request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = header
-        return request
-
-    return authorise
 
 
 def _checked_base_url(base_url: str, token: str) -> str:
@@ -664,23 +608,28 @@ def _answer_of(body: Mapping[str, Any], what: str) -> Mapping[str, Any]:
     return response
 
 
-def _json_body(response: requests.Response, path: str) -> Mapping[str, Any]:
+def _query(params: Mapping[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _json_body(response: Response, path: str) -> Mapping[str, Any]:
     try:
         body = response.json()
     except ValueError:
         raise UnreadableAnswer(
-            f"Cloud 66 answered {path} with something that is not JSON "
-            f"(HTTP {response.status_code}).",
+            f"Cloud 66 answered {path} with something that is not JSON (HTTP {response.status}).",
             "If IGOR_API_URL is set, check that it points at the Cloud 66 API.",
-            response.status_code,
+            response.status,
         ) from None
     if not isinstance(body, Mapping):
         raise UnreadableAnswer(f"Cloud 66 answered {path} with JSON igor cannot read.")
     return body
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(response: Response) -> float | None:
+    value = response.header("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:

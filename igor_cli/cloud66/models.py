@@ -119,7 +119,9 @@ class Stack:
     last_activity: datetime | None = None
     git: str = ""
     git_branch: str = ""
-    dashboard_url: str = ""  # the stack's page in the Cloud 66 dashboard, when known
+    # Where the API that answered lives (one string, shared by every stack of a listing):
+    # `dashboard_url` is made from it when asked, not held 50,000 times.
+    api_origin: str = ""
     # Docs' stack object and samples (`maintenance_mode`), Go client `Stack.MaintenanceMode`.
     maintenance_mode: bool = False
 
@@ -141,9 +143,14 @@ class Stack:
             last_activity=parse_time(data.get("last_activity_iso") or data.get("last_activity")),
             git=clean_text(data.get("git")),
             git_branch=intern(clean_text(data.get("git_branch"))),
-            dashboard_url=dashboard_url(origin, uid) if origin and uid else "",
+            api_origin=origin,
             maintenance_mode=data.get("maintenance_mode") is True,
         )
+
+    @property
+    def dashboard_url(self) -> str:
+        """The stack's page in the Cloud 66 dashboard, when known ("" otherwise)."""
+        return dashboard_url(self.api_origin, self.uid) if self.api_origin and self.uid else ""
 
     @property
     def label(self) -> str:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from igor_cli.core.follow import Followed, Progress
 from igor_cli.errors import IgorError, Remedy
 from igor_cli.json_output import JsonOutput
 from igor_cli.outside_text import printable
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleRenderable
     from rich.table import Table
 
+    from igor_cli.core.follow import Followed, Progress
     from igor_cli.core.request import Outcome
     from igor_cli.render.said import Align
     from igor_cli.render.said import Table as SaidTable
