@@ -81,3 +81,30 @@ def test_the_bots_commands_share_one_read_of_a_stack_for_a_few_seconds(
     assert sim.count("GET", "/deployments") == read + 3
     live = bridge.handle("list -s shop -e production --json", Origin("slack", "U1", "e-last"))
     assert live.outcome is not None and live.outcome.deploy_facts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "deploy -s shop -e production",
+        "cancel shop -e production",
+        "redeploy shop -e production --dry-run",
+    ],
+)
+def test_a_change_from_chat_reads_its_stack_once(
+    sim: Simulator, clock: FakeClock, text: str
+) -> None:
+    # The bridge resolves the stack to decide the rules on it; the action acts on that
+    # stack (issue 27): one GET of it a command, not one for the rules and one for the action.
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+    from igor_cli.identity import Origin
+
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+    assert bridge.handle("list", Origin("slack", "U1", "e-list")).error is None  # the cache
+    uid = sim.stack("shop", "production")["uid"]
+    sim.reset_requests()
+    reply = bridge.handle(text, Origin("slack", "U1", "e-change"))
+    assert reply.error is None and reply.outcome is not None
+    assert sim.count("GET", f"/stacks/{uid}") == 1
+    assert sim.count("GET", "/stacks") == 0  # not listed either

@@ -145,7 +145,7 @@ class CancelRequest(Halt):
 
     def act(self, run: Run) -> CancelOutcome:
         """Cancel what runs (or `--id`'s), or say which to choose."""
-        return cancel(run.connect(), self, run.hints)
+        return cancel(run.connect(), self, run.hints, run.target)
 
 
 # -- the outcome and its words --------------------------------------------------------
@@ -328,18 +328,22 @@ class CannotCancelWaiting(IgorError):
 
 
 def cancel(
-    client: Client, request: CancelRequest, hints: StackHints | None = None
+    client: Client,
+    request: CancelRequest,
+    hints: StackHints | None = None,
+    stack: Stack | None = None,
 ) -> CancelOutcome:
     """Cancel what runs on the stack, or the deployment `--id` names, or say which to choose.
 
     With a running deployment and a deploy igor asked for waiting behind it,
     nothing is cancelled unless the request says `--running` (or `--id`): the
-    waiting one cannot be cancelled through the API, so it is only named.
+    waiting one cannot be cancelled through the API, so it is only named. `stack` is the
+    stack already resolved for this request, when it was.
     """
     from igor_cli.cloud66.activity import live_state
     from igor_cli.core.resolve import check_services, find_stack, split_services, stack_words
 
-    stack = find_stack(client, request.stack, request.environment, hints)
+    stack = stack or find_stack(client, request.stack, request.environment, hints)
     check_services(client, stack, split_services(request.services))
     if request.target is CancelTarget.QUEUED:
         raise CannotCancelWaiting(
