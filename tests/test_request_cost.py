@@ -108,3 +108,49 @@ def test_a_change_from_chat_reads_its_stack_once(
     assert reply.error is None and reply.outcome is not None
     assert sim.count("GET", f"/stacks/{uid}") == 1
     assert sim.count("GET", "/stacks") == 0  # not listed either
+
+
+def test_a_deploys_reads_are_asked_together_not_one_after_another(sim: Simulator) -> None:
+    # Issue 27: a stack's changes wait in line, so each read that waits for the one
+    # before it costs every command behind it a round trip. A deploy on a busy stack
+    # reads its newest deployments, igor's actions by this request's reference and its
+    # newest actions: all three are asked before any is answered.
+    import threading
+    import time
+
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+    from igor_cli.identity import Origin
+
+    bridge = Bridge(Environment())
+    assert bridge.handle("list", Origin("slack", "U1", "e-list")).error is None  # the cache
+    sim.start_foreign_deployment("shop", "production")
+    uid = sim.stack("shop", "production")["uid"]
+    sim.reset_requests()
+    sim.latency = 1.0  # seconds each request is held: one after another, 3 s of reads
+    replies = []
+    asked = threading.Thread(
+        target=lambda: replies.append(
+            bridge.handle("deploy -s shop -e production --dry-run", Origin("slack", "U1", "e-2"))
+        )
+    )
+    asked.start()
+
+    def reads() -> list[str]:
+        return sorted(
+            r.path.rsplit("/", 1)[1] + ("?" + ",".join(r.query) if r.query else "")
+            for r in list(sim.requests)
+            if r.path.startswith(f"/api/3/stacks/{uid}/")
+        )
+
+    deadline = time.monotonic() + 10
+    while not reads() and time.monotonic() < deadline:  # after the GET of the stack itself
+        time.sleep(0.01)
+    first = time.monotonic()
+    while len(reads()) < 3 and time.monotonic() < first + 0.6:  # well within one request
+        time.sleep(0.01)
+    assert reads() == ["actions", "actions?user_reference", "deployments"]
+    asked.join(15)
+    assert replies and replies[0].outcome is not None
+    assert replies[0].outcome.result.value == "would_queue"  # busy: it says so, posts nothing
+    assert sim.count("POST") == 0
