@@ -110,11 +110,21 @@ def test_a_change_from_chat_reads_its_stack_once(
     assert sim.count("GET", "/stacks") == 0  # not listed either
 
 
-def test_a_deploys_reads_are_asked_together_not_one_after_another(sim: Simulator) -> None:
+@pytest.mark.parametrize(
+    ("text", "together", "result", "deletes"),
+    [
+        ("deploy -s shop -e production --dry-run",
+         ["actions", "actions?user_reference", "deployments"], "would_queue", 0),
+        ("cancel -s shop -e production", ["actions", "deployments"], "cancelling", 1),
+    ],
+)  # fmt: skip
+def test_a_changes_reads_are_asked_together_not_one_after_another(
+    sim: Simulator, text: str, together: list[str], result: str, deletes: int
+) -> None:
     # Issue 27: a stack's changes wait in line, so each read that waits for the one
     # before it costs every command behind it a round trip. A deploy on a busy stack
     # reads its newest deployments, igor's actions by this request's reference and its
-    # newest actions: all three are asked before any is answered.
+    # newest actions; a cancel, what runs and what waits: each asked before any answers.
     import threading
     import time
 
@@ -130,9 +140,7 @@ def test_a_deploys_reads_are_asked_together_not_one_after_another(sim: Simulator
     sim.latency = 1.0  # seconds each request is held: one after another, 3 s of reads
     replies = []
     asked = threading.Thread(
-        target=lambda: replies.append(
-            bridge.handle("deploy -s shop -e production --dry-run", Origin("slack", "U1", "e-2"))
-        )
+        target=lambda: replies.append(bridge.handle(text, Origin("slack", "U1", "e-2")))
     )
     asked.start()
 
@@ -147,10 +155,10 @@ def test_a_deploys_reads_are_asked_together_not_one_after_another(sim: Simulator
     while not reads() and time.monotonic() < deadline:  # after the GET of the stack itself
         time.sleep(0.01)
     first = time.monotonic()
-    while len(reads()) < 3 and time.monotonic() < first + 0.6:  # well within one request
+    while len(reads()) < len(together) and time.monotonic() < first + 0.6:  # within one
         time.sleep(0.01)
-    assert reads() == ["actions", "actions?user_reference", "deployments"]
+    assert reads() == together
     asked.join(15)
     assert replies and replies[0].outcome is not None
-    assert replies[0].outcome.result.value == "would_queue"  # busy: it says so, posts nothing
-    assert sim.count("POST") == 0
+    assert replies[0].outcome.result.value == result
+    assert (sim.count("POST"), sim.count("DELETE")) == (0, deletes)  # after the reads, once

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from igor_cli.cloud66.activity import Client, LiveState
+    from igor_cli.cloud66.models import AsyncAction, Stack
+    from igor_cli.cloud66.paging import Newest
 
 THREADS = 16  # reads in flight beside the commands' own (the bot runs 32 commands at once)
 
@@ -40,6 +45,48 @@ def at_once(first: Callable[[], Any], *others: Callable[[], Any] | None) -> list
         raise
     wait(started)
     return answers + [None if future is None else future.result() for future in later]
+
+
+def live_now(client: Client, stack: Stack) -> LiveState:
+    """What runs and waits on the stack (`live_state`), read afresh: its newest deployments
+    and its newest actions asked at once."""
+    from igor_cli.cloud66.activity import live_state
+
+    deployments, actions = at_once(
+        lambda: client.newest_deployments(stack.uid, fresh=True),
+        lambda: client.newest_actions(stack.uid, fresh=True),
+    )
+    return live_state(read_already(client, stack.uid, actions), stack, deployments, fresh=True)
+
+
+def read_already(client: Client, uid: str, actions: Newest[AsyncAction]) -> Client:
+    """`client`, whose fresh read of the stack `uid`'s newest actions is `actions`, just
+    made for this decision with its other reads (`live_state` asks for it afresh)."""
+    return cast("Client", _ActionsRead(client, uid, actions))
+
+
+class _ActionsRead:
+    """A client whose read of one stack's newest actions was made already (`read_already`)."""
+
+    def __init__(self, client: Client, uid: str, read: Newest[AsyncAction]) -> None:
+        self._client, self._uid, self._read = client, uid, read
+
+    def newest_actions(
+        self,
+        uid: str,
+        enough: Callable[[Sequence[AsyncAction]], bool] | None = None,
+        *,
+        fresh: bool = False,
+        max_pages: int | None = None,
+    ) -> Newest[AsyncAction]:
+        """The read made for this decision; any other read, of Cloud 66."""
+        if uid == self._uid and enough is None and max_pages is None:
+            return self._read
+        pages = {} if max_pages is None else {"max_pages": max_pages}
+        return self._client.newest_actions(uid, enough, fresh=fresh, **pages)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _threads() -> ThreadPoolExecutor:

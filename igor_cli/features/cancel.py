@@ -340,7 +340,7 @@ def cancel(
     waiting one cannot be cancelled through the API, so it is only named. `stack` is the
     stack already resolved for this request, when it was.
     """
-    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.at_once import live_now
     from igor_cli.core.resolve import check_services, find_stack, split_services, stack_words
 
     stack = stack or find_stack(client, request.stack, request.environment, hints)
@@ -356,7 +356,7 @@ def cancel(
     wanted = request.deployment_id.strip()
     if wanted:
         return _cancel_named(client, stack, request, wanted)
-    state = live_state(client, stack, fresh=True)
+    state = live_now(client, stack)
     live, queued = state.live, state.queued
 
     def outcome(result: CancelResult, cancelled: str = "") -> CancelOutcome:
@@ -376,7 +376,7 @@ def _cancel_named(
     client: Client, stack: Stack, request: CancelRequest, wanted: str
 ) -> CancelOutcome:
     """`--id N`: Cloud 66 is asked about deployment N first; one that is over is not sent."""
-    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.at_once import live_now
     from igor_cli.core.resolve import stack_words
 
     try:
@@ -392,7 +392,7 @@ def _cancel_named(
     if not named.is_deploying and named.finished_at is not None:
         return dataclasses.replace(asked, result=CancelResult.ALREADY_OVER)
     if named.is_deploying:
-        state = live_state(client, stack, fresh=True)
+        state = live_now(client, stack)
         if state.live is not None and state.live.id == named.id:
             asked = dataclasses.replace(asked, started_by=state.live_requester)
     return _delete(client, stack, wanted, asked, dry_run=request.dry_run)

@@ -8,12 +8,12 @@ words here (`redeploy_sentence`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
@@ -421,7 +421,7 @@ def deploy_resolved(
         service_names,
         typical_duration,
     )
-    from igor_cli.core.at_once import at_once
+    from igor_cli.core.at_once import at_once, read_already
     from igor_cli.identity import Person
 
     def newest() -> Newest[Deployment]:
@@ -475,8 +475,8 @@ def deploy_resolved(
     live = running_deployment(read.items)
     busy = stack.busy or live is not None
     if busy:
-        reading = client if acted is None else _ActionsRead(client, stack.uid, acted)
-        state = live_state(cast("Client", reading), stack, read, fresh=True)
+        reading = client if acted is None else read_already(client, stack.uid, acted)
+        state = live_state(reading, stack, read, fresh=True)
         ours = state.live_action or (state.queued[0].action if state.queued else None)
         if ours is not None:
             return outcome(DeployResult.ALREADY_DEPLOYING, ours, live=live)
@@ -505,31 +505,6 @@ def deploy_resolved(
     # says `"queued": true` ("Stack queued for redeployment"), an idle stack's too.
     result = DeployResult.QUEUED if busy else DeployResult.STARTED
     return outcome(result, answer=answer, live=live, follow=follow)
-
-
-class _ActionsRead:
-    """`client`, whose read of a stack's newest actions is the one just made for this
-    decision, with its other reads (`at_once`): `live_state` asks for it afresh."""
-
-    def __init__(self, client: Client, uid: str, read: Newest[AsyncAction]) -> None:
-        self._client, self._uid, self._read = client, uid, read
-
-    def newest_actions(
-        self,
-        uid: str,
-        enough: Callable[[Sequence[AsyncAction]], bool] | None = None,
-        *,
-        fresh: bool = False,
-        max_pages: int | None = None,
-    ) -> Newest[AsyncAction]:
-        """The read made for this decision; any other read, of Cloud 66."""
-        if uid == self._uid and enough is None and max_pages is None:
-            return self._read
-        pages = {} if max_pages is None else {"max_pages": max_pages}
-        return self._client.newest_actions(uid, enough, fresh=fresh, **pages)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def _what_to_follow(
