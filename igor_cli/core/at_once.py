@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.models import AsyncAction, Stack
     from igor_cli.cloud66.paging import Newest
 
-THREADS = 16  # reads in flight beside the commands' own (the bot runs 32 commands at once)
+THREADS = 32  # reads in flight beside the commands' own (the bot runs 32 commands at once)
 
 _pool: list[ThreadPoolExecutor] = []
 _making = threading.Lock()
