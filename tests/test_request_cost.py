@@ -162,3 +162,29 @@ def test_a_changes_reads_are_asked_together_not_one_after_another(
     assert replies and replies[0].outcome is not None
     assert replies[0].outcome.result.value == result
     assert (sim.count("POST"), sim.count("DELETE")) == (0, deletes)  # after the reads, once
+
+
+def test_a_listing_reads_its_deploy_facts_on_the_shared_threads(
+    sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27: the bot lists again and again; a pool of the listing's own started and
+    # joined a thread per stack at every `list` (CPU for nothing, most reads being shared).
+    import threading
+
+    from igor_cli.chat.bridge import Bridge
+    from igor_cli.config import Environment
+    from igor_cli.identity import Origin
+
+    bridge = Bridge(Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep))
+    assert bridge.handle("list", Origin("slack", "U1", "e-1")).outcome is not None
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    reply = bridge.handle("list", Origin("slack", "U1", "e-2"))
+    assert reply.outcome is not None and reply.outcome.deploy_facts  # LAST DEPLOY was read
+    assert not [name for name in started if name.startswith("igor-deploys")], started
