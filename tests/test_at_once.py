@@ -39,3 +39,26 @@ def test_the_first_error_in_order_is_raised_once_every_read_has_ended() -> None:
     assert ended.is_set()  # not left reading on a client its command is about to close
     with pytest.raises(NotFound, match="second"):
         at_once(lambda: "fine", slow_failure)
+
+
+def test_the_reads_threads_never_hold_the_process_open() -> None:
+    # A read stuck on an unresponsive Cloud 66 must not keep `igor serve` from ending
+    # after SIGTERM (SPEC section 6): its threads are daemons, never joined at exit.
+    assert at_once(lambda: 1, lambda: 2, lambda: 3) == [1, 2, 3]
+    readers = [t for t in threading.enumerate() if t.name.startswith("igor-read")]
+    assert readers
+    assert all(thread.daemon for thread in readers)
+
+
+def test_many_reads_at_once_from_many_threads_are_all_answered() -> None:
+    answers: list[list[int]] = []
+
+    def command(number: int) -> None:
+        answers.append(at_once(*(lambda n=n: n * number for n in range(5))))
+
+    threads = [threading.Thread(target=command, args=(k,)) for k in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == sorted([[n * k for n in range(5)] for k in range(40)])

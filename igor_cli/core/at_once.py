@@ -11,9 +11,11 @@ Only reads come here; a POST or a DELETE is sent after them, once.
 from __future__ import annotations
 
 import contextvars
+import functools
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -23,8 +25,50 @@ if TYPE_CHECKING:
 
 THREADS = 32  # reads in flight beside the commands' own (the bot runs 32 commands at once)
 
-_pool: list[ThreadPoolExecutor] = []
-_making = threading.Lock()
+
+class _Readers:
+    """Daemon threads (up to THREADS, started as reads need them) taking reads from one
+    queue. Not concurrent.futures' pool: its threads are joined when the interpreter
+    exits, and a read stuck on an unresponsive Cloud 66 would hold `igor serve` open
+    after SIGTERM (SPEC section 6: it ends within 10 s)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, read: Callable[[], Any]) -> Future[Any]:
+        """Run `read` on one of the threads; its future."""
+        future: Future[Any] = Future()
+        with self._lock:
+            self._jobs.put((future, read))
+            if self._idle > 0:
+                self._idle -= 1  # that one takes it
+                return future
+            if self._threads >= THREADS:
+                return future  # taken by the first thread that is done
+            self._threads += 1
+            number = self._threads
+        threading.Thread(target=self._work, name=f"igor-read-{number}", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, read = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(read())
+                except BaseException as error:  # handed to the caller, who raises it
+                    future.set_exception(error)
+            with self._lock:
+                if not self._jobs.empty():
+                    continue
+                self._idle += 1
+            # Counted idle before waiting: a read queued meanwhile is this thread's.
+
+
+_readers = _Readers()
 
 
 def at_once(first: Callable[[], Any], *others: Callable[[], Any] | None) -> list[Any]:
@@ -35,7 +79,8 @@ def at_once(first: Callable[[], Any], *others: Callable[[], Any] | None) -> list
     client)."""
     context = contextvars.copy_context()  # the request's (what it may send: cloud66.READS_ONLY)
     later = [
-        None if read is None else _threads().submit(context.copy().run, read) for read in others
+        None if read is None else _readers.submit(functools.partial(context.copy().run, read))
+        for read in others
     ]
     started = [future for future in later if future is not None]
     try:
@@ -87,12 +132,3 @@ class _ActionsRead:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
-
-
-def _threads() -> ThreadPoolExecutor:
-    """One pool for the process, made on first use."""
-    if not _pool:
-        with _making:
-            if not _pool:
-                _pool.append(ThreadPoolExecutor(THREADS, thread_name_prefix="igor-read"))
-    return _pool[0]
