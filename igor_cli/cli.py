@@ -316,8 +316,14 @@ def _declared(path: str, family: str) -> dict[str, tuple[str, ...]]:
 
 def load_every_family() -> None:
     """Import every family (help, chat and "unknown command" list every command)."""
+    if _EVERY_FAMILY:  # chat asks at every message: once they are in, they stay
+        return
     for family in dict.fromkeys(declared.family for declared in index().values()):
         importlib.import_module(f"{FEATURES}.{family}")
+    _EVERY_FAMILY.append(True)
+
+
+_EVERY_FAMILY: list[bool] = []  # not empty once every family was imported
 
 
 def load_ahead() -> None:
@@ -389,6 +395,7 @@ def command(
             raise ValueError(f"igor {name}: named_only must be among its aliases")
         with BUILDING:
             REGISTERED[name] = CommandInfo(name, aliases, chat, named_only, family, examples)
+            _chat_words.cache_clear()
             NAMED_ONLY.update(dict.fromkeys(named_only, name))
             help_text = inspect.cleandoc(function.__doc__ or "")
             if aliases:
@@ -433,6 +440,13 @@ def chat_commands() -> tuple[str, ...]:
 
 def chat_allowed() -> frozenset[str]:
     """What chat may run, under any of its names."""
+    load_every_family()
+    return _chat_words()
+
+
+@functools.cache
+def _chat_words() -> frozenset[str]:
+    # Asked at every chat message; forgotten when a command is registered.
     return frozenset(
         word for info in commands().values() if info.chat for word in (info.name, *info.aliases)
     )

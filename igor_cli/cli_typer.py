@@ -20,7 +20,7 @@ import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NewType
 
@@ -28,7 +28,7 @@ import typer
 import typer.main
 from typer._click import ClickException, Context, echo
 from typer._click.core import Command, ParameterSource
-from typer._click.exceptions import MissingParameter, UsageError
+from typer._click.exceptions import MissingParameter, NoSuchOption, UsageError
 from typer._click.parser import _OptionParser
 from typer._click.shell_completion import CompletionItem, ShellComplete, _resolve_incomplete
 from typer._coercion import RuntimeParam
@@ -166,11 +166,16 @@ class IgorCommand(TyperCommand):
             self.params.append(_argument(TARGET, said.stack_word, str | None))
 
     def make_parser(self, ctx: Context) -> _OptionParser:
-        """click's parser, where `--json` takes its field list only when one follows."""
-        parser = _OptionalValues(ctx)
-        for param in self.get_params(ctx):
-            param.add_to_parser(parser, ctx)
-        return parser
+        """click's parser, where `--json` takes its field list only when one follows; built
+        once (`_parser_once`)."""
+
+        def build() -> _OptionParser:
+            parser = _OptionalValues(ctx)
+            for param in self.get_params(ctx):
+                param.add_to_parser(parser, ctx)
+            return parser
+
+        return _parser_once(self, ctx, build)
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Read the options; the stack's name may come first instead of -s."""
@@ -211,11 +216,7 @@ class IgorCommand(TyperCommand):
 
     def get_help_option(self, ctx: Context) -> Any:
         """The usual help option, with a callback that raises."""
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.callback = raise_help
-            _convert_plainly(option)
-        return option
+        return _raising(super().get_help_option(ctx))
 
     def format_epilog(self, ctx: Context, formatter: Any) -> None:
         """The examples, as they are typed (never re-wrapped)."""
@@ -223,6 +224,36 @@ class IgorCommand(TyperCommand):
             with formatter.section("Examples"):
                 for line in self.epilog.splitlines():
                     formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
+
+
+def _raising(option: Any) -> Any:
+    """The help option click made (once a command: click keeps it), its callback raising;
+    set the first time it is asked for, not at every parse."""
+    if option is not None and option.callback is not raise_help:
+        _convert_plainly(option)
+        option.callback = raise_help
+    return option
+
+
+def _parser_once(
+    command: Command, ctx: Context, build: Callable[[], _OptionParser]
+) -> _OptionParser:
+    """A copy of `command`'s option parser, built by `build` the first time (for contexts
+    with these settings): click builds one at every parse, an object for each option,
+    and the bot parses every message. A parser holds nothing of a parse but its context
+    (what is read goes into a state of its own), so a shallow copy serves each parse,
+    on any thread."""
+    key = (
+        ctx.allow_interspersed_args, ctx.ignore_unknown_options, ctx.token_normalize_func,
+        tuple(ctx.help_option_names),
+    )  # fmt: skip
+    built: dict[Any, _OptionParser] = command.__dict__.setdefault("_igor_parsers", {})
+    template = built.get(key)
+    if template is None:  # two threads may both build it: either serves
+        template = built.setdefault(key, build())
+    parser = copy.copy(template)
+    parser.ctx = ctx
+    return parser
 
 
 def _param(name: str, declared: Any, annotation: Any, default: Any, hidden: bool = False) -> Any:
@@ -270,6 +301,14 @@ class _OptionalValues(_OptionParser):
                 self._process_args_for_args(state)
             raise
 
+    def _match_long_opt(self, opt: str, explicit_value: str | None, state: Any) -> None:
+        # click tries every option as a long one first, and for `-s` (one dash) looks for
+        # close long names to suggest before it drops that error and reads a short one:
+        # the suggestion is made only when it can be shown.
+        if opt not in self._long_opt and opt[:2] not in self._opt_prefixes:
+            raise NoSuchOption(opt, ctx=self.ctx)
+        super()._match_long_opt(opt, explicit_value, state)
+
     def _get_value_from_state(self, option_name: str, option: Any, state: Any) -> Any:
         bare = getattr(option.obj, "igor_bare_value", None)
         if bare is not None and (not state.rargs or state.rargs[0][:1] in self._opt_prefixes):
@@ -308,11 +347,11 @@ class IgorGroup(TyperGroup):
 
     def get_help_option(self, ctx: Context) -> Any:
         """The usual help option, with a callback that raises."""
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.callback = raise_help
-            _convert_plainly(option)
-        return option
+        return _raising(super().get_help_option(ctx))
+
+    def make_parser(self, ctx: Context) -> _OptionParser:
+        """click's parser for the group's own options, built once (`_parser_once`)."""
+        return _parser_once(self, ctx, lambda: super(IgorGroup, self).make_parser(ctx))
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """`igor -h deploy` is `igor deploy -h`: -h before a command asks for its help."""

@@ -472,6 +472,53 @@ def test_parsing_on_many_threads_at_once_finds_every_command() -> None:
     assert found == ["list"] * 16
 
 
+def test_a_commands_option_parser_is_built_once_not_at_every_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bot parses every message (issue 27): click builds a command's parser again at
+    # each parse, an object for every option; igor builds it once and copies it.
+    from typer._click.parser import _OptionParser
+
+    from igor_cli import cli
+
+    cli.parse(["deploy", "-s", "blog"])
+    added: list[object] = []
+    original = _OptionParser.add_option
+
+    def counted(self: _OptionParser, *args: object, **kwargs: object) -> None:
+        added.append(kwargs.get("opts", args))
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_OptionParser, "add_option", counted)
+    first = cli.parse(["deploy", "-s", "shop", "-e", "staging", "--dry-run"])
+    second = cli.parse(["deploy", "blog", "-w", "false", "--json", "result"])
+    assert added == []
+    assert (first.request.stack, first.request.environment) == ("shop", "staging")
+    assert first.request.dry_run and first.request.wait and first.request.as_json is None
+    assert (second.request.stack, second.request.environment) == ("blog", None)
+    assert not second.request.dry_run and not second.request.wait
+    assert second.request.as_json.fields == ("result",)
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (["deploy", "--stak", "x"], "No such option: --stak (Possible options: --stack)"),
+        (["deploy", "-x"], "No such option: -x"),
+        (["list", "--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_an_unknown_option_is_named_with_its_suggestion_as_click_says_it(
+    words: list[str], said: str
+) -> None:
+    # Suggestions are made only for what is shown (a long option), never for `-s` read as one.
+    from igor_cli import cli
+
+    with pytest.raises(cli.UsageError) as raised:
+        cli.parse(words)
+    assert raised.value.format_message() == said
+
+
 # -- issue 26 item 8: --json [FIELDS] and --jq, as in gh -------------------------------
 
 

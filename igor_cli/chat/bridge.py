@@ -413,7 +413,8 @@ class Bridge:
         refusal = self.rules.check(rule_name, stack.environment, origin.channel, origin.user)
         if refusal is not None:
             return _refused(name, request, refusal, stack)
-        return self.perform(name, request.replaced(environment=stack.environment), origin, connect)
+        pinned = request.replaced(environment=stack.environment)
+        return self.perform(name, pinned, origin, connect, stack)
 
     def _change(
         self,
@@ -471,7 +472,7 @@ class Bridge:
                 # What it would deploy is known only by looking: look (a dry run), and
                 # answer a refusal now; otherwise the question names it.
                 dry = pinned.replaced(dry_run=True)
-                looked = self.perform(name, dry, origin, connect)
+                looked = self.perform(name, dry, origin, connect, stack)
                 if looked.outcome is None or looked.outcome.exit_code != 0:
                     return looked
                 expect = looked.outcome.deploys
@@ -481,7 +482,7 @@ class Bridge:
             if asked.question is not None and glass:  # the question says it breaks the glass
                 asked.question = dataclasses.replace(asked.question, glass=glass)
             return asked
-        return self.perform(name, pinned, origin, connect)
+        return self.perform(name, pinned, origin, connect, stack)
 
     def _ask(
         self,
@@ -519,12 +520,16 @@ class Bridge:
         request: Request,
         origin: Origin,
         connect: Callable[[], Cloud66Client] | None = None,
+        stack: Stack | None = None,
     ) -> Reply:
-        """Run a parsed request; the reply carries its outcome."""
+        """Run a parsed request; the reply carries its outcome. `stack`: the stack it acts
+        on, just resolved for it (the decisions were made about it: the action acts on it,
+        without asking Cloud 66 for it again)."""
         fields = _request_fields(request)
         try:
             with nullcontext(connect) if connect else self._client() as connect_now:
-                outcome = perform(self.env, connect_now, request, origin, StackCache(self.env))
+                hints = StackCache(self.env)
+                outcome = perform(self.env, connect_now, request, origin, hints, stack)
         except IgorError as error:
             fields["error"] = type(error).__name__
             return Reply("error", name, request, error=error, fields=fields)

@@ -32,14 +32,17 @@ def perform(
     request: Request,
     origin: Origin,
     hints: StackHints | None = None,
+    target: Stack | None = None,
 ) -> Outcome:
     """Run one request; the shell and the chat bridge both come through here.
 
     `env` holds what the guard reads (the state store, the config); `connect` is
     called only by actions that need Cloud 66; `hints` (the completion cache)
-    saves listing every stack to find one.
+    saves listing every stack to find one; `target` is the stack the request acts on
+    when the caller has just resolved it for this request (read from Cloud 66 on this
+    request's turn: an action does not ask again).
     """
-    run = Run(env, connect, origin, hints)
+    run = Run(env, connect, origin, hints, target)
     if held_back(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
         if not request.dry_run:

@@ -146,7 +146,7 @@ class CancelRequest(Halt):
 
     def act(self, run: Run) -> CancelOutcome:
         """Cancel what runs (or `--id`'s), or say which to choose."""
-        return cancel(run.connect(), self, run.hints)
+        return cancel(run.connect(), self, run.hints, run.target)
 
 
 # -- the outcome and its words --------------------------------------------------------
@@ -329,18 +329,22 @@ class CannotCancelWaiting(IgorError):
 
 
 def cancel(
-    client: Cloud66Client, request: CancelRequest, hints: StackHints | None = None
+    client: Cloud66Client,
+    request: CancelRequest,
+    hints: StackHints | None = None,
+    stack: Stack | None = None,
 ) -> CancelOutcome:
     """Cancel what runs on the stack, or the deployment `--id` names, or say which to choose.
 
     With a running deployment and a deploy igor asked for waiting behind it,
     nothing is cancelled unless the request says `--running` (or `--id`): the
-    waiting one cannot be cancelled through the API, so it is only named.
+    waiting one cannot be cancelled through the API, so it is only named. `stack` is the
+    stack already resolved for this request, when it was.
     """
-    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.at_once import live_now
     from igor_cli.core.resolve import check_services, find_stack, split_services, stack_words
 
-    stack = find_stack(client, request.stack, request.environment, hints)
+    stack = stack or find_stack(client, request.stack, request.environment, hints)
     check_services(client, stack, split_services(request.services))
     if request.target is CancelTarget.QUEUED:
         raise CannotCancelWaiting(
@@ -353,7 +357,7 @@ def cancel(
     wanted = request.deployment_id.strip()
     if wanted:
         return _cancel_named(client, stack, request, wanted)
-    state = live_state(client, stack, fresh=True)
+    state = live_now(client, stack)
     live, queued = state.live, state.queued
 
     def outcome(result: CancelResult, cancelled: str = "") -> CancelOutcome:
@@ -373,7 +377,7 @@ def _cancel_named(
     client: Cloud66Client, stack: Stack, request: CancelRequest, wanted: str
 ) -> CancelOutcome:
     """`--id N`: Cloud 66 is asked about deployment N first; one that is over is not sent."""
-    from igor_cli.cloud66.activity import live_state
+    from igor_cli.core.at_once import live_now
     from igor_cli.core.resolve import stack_words
 
     try:
@@ -389,7 +393,7 @@ def _cancel_named(
     if not named.is_deploying and named.finished_at is not None:
         return dataclasses.replace(asked, result=CancelResult.ALREADY_OVER)
     if named.is_deploying:
-        state = live_state(client, stack, fresh=True)
+        state = live_now(client, stack)
         if state.live is not None and state.live.id == named.id:
             asked = dataclasses.replace(asked, started_by=state.live_requester)
     return _delete(client, stack, wanted, asked, dry_run=request.dry_run)

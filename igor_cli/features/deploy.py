@@ -429,9 +429,27 @@ def deploy_resolved(
         service_names,
         typical_duration,
     )
+    from igor_cli.core.at_once import at_once, read_already
     from igor_cli.identity import Person
 
-    read = deployments or client.newest_deployments(stack.uid, fresh=True)
+    def newest() -> Newest[Deployment]:
+        return deployments or client.newest_deployments(stack.uid, fresh=True)
+
+    def mine() -> list[AsyncAction]:
+        # A retry of this very request (a Slack retry, a replayed confirmation),
+        # perhaps handled by another replica: Cloud 66 filters its actions by the
+        # reference igor stored.
+        return client.actions_for(stack.uid, origin.user_reference)
+
+    def actions() -> Newest[AsyncAction]:
+        # What runs is read afresh whenever the stack is busy (`live_state`, below): when
+        # the stack's own read says so already, with the others.
+        return client.newest_actions(stack.uid, fresh=True)
+
+    # No read waits for another (issue 27: two round trips less for a deploy in line).
+    read, retried, acted = at_once(
+        newest, mine if origin.request_id else None, actions if stack.busy else None
+    )
 
     def outcome(
         result: DeployResult,
@@ -458,19 +476,15 @@ def deploy_resolved(
     # What the estimate compares with: the deployment already running, or what this asks.
     asked = DeployKind(True, service_names(services), request.profile)
 
-    if origin.request_id:
-        # A retry of this very request (a Slack retry, a replayed confirmation),
-        # perhaps handled by another replica: Cloud 66 filters its actions by the
-        # reference igor stored. Only a deployment still running is a retry; a
-        # finished one is history.
-        mine = client.actions_for(stack.uid, origin.user_reference)
-        running = next((a for a in mine if not a.finished), None)
-        if running is not None:
-            return outcome(DeployResult.ALREADY_DEPLOYING, running)
+    # Only a deployment still running is a retry; a finished one is history.
+    running = next((a for a in retried or () if not a.finished), None)
+    if running is not None:
+        return outcome(DeployResult.ALREADY_DEPLOYING, running)
     live = running_deployment(read.items)
     busy = stack.busy or live is not None
     if busy:
-        state = live_state(client, stack, read, fresh=True)
+        reading = client if acted is None else read_already(client, stack.uid, acted)
+        state = live_state(reading, stack, read, fresh=True)
         ours = state.live_action or (state.queued[0].action if state.queued else None)
         if ours is not None:
             return outcome(DeployResult.ALREADY_DEPLOYING, ours, live=live)

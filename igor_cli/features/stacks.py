@@ -6,6 +6,7 @@ WIDE_MAX_STACKS with --wide) their newest deployments are read too, at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -364,9 +365,6 @@ def last_activity(stack: Stack, facts: StackDeploys | None) -> datetime | None:
 DEPLOY_FACTS_LIMIT = 20
 
 
-DEPLOY_FACTS_WORKERS = 8
-
-
 def list_stacks(
     client: Cloud66Client,
     stack: str | None = None,
@@ -407,12 +405,14 @@ def list_stacks(
             unread = error.message
     deploys: dict[str, StackDeploys] = {}
     if every:
-        from concurrent.futures import ThreadPoolExecutor
+        from igor_cli.core.at_once import at_once
 
-        workers = min(DEPLOY_FACTS_WORKERS, len(chosen))
-        with ThreadPoolExecutor(workers, thread_name_prefix="igor-deploys") as pool:
-            found = pool.map(lambda s: stack_deploys(client, s, every[s.uid]), chosen)
-            deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
+        # On the process's threads for reads: a pool of its own for each listing cost the
+        # bot threads started and joined at every `list`.
+        found = at_once(
+            *(functools.partial(stack_deploys, client, s, every[s.uid]) for s in chosen)
+        )
+        deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
     running = _running(client, chosen, every) if wide else None
     return StackList(
         chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
