@@ -20,6 +20,7 @@ from igor_cli.identity import Origin, Person
 from igor_cli.sandbox import Simulator
 from igor_cli.sandbox.records import stack_uid
 from igor_cli.state.locks import ForcedUnlock, Lock
+from igor_cli.state.store import Store
 from tests.conftest import Igor
 from tests.fakes.clock import FakeClock
 
@@ -119,14 +120,23 @@ def test_a_lock_held_through_a_way_this_igor_does_not_know_still_refuses(
     assert posts(sim) == 0
 
 
-def test_a_lock_record_igor_cannot_read_holds_its_stack(
-    sim: Simulator, igor: Igor, clock: FakeClock
-) -> None:
+DAMAGED = '{"stack": damaged'
+
+
+def _damaged_lock_on_blog(clock: FakeClock) -> tuple[Store, str]:
+    """blog (production) held by a lock record igor cannot read: the store, the stack's uid."""
     env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
     store = env.state_for_change()
     assert store is not None
     uid = stack_uid("blog", "production")
-    assert store.claim(f"lock:{uid}", '{"stack": damaged', 3600.0)
+    assert store.claim(f"lock:{uid}", DAMAGED, 3600.0)
+    return store, uid
+
+
+def test_a_lock_record_igor_cannot_read_holds_its_stack(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    _store, uid = _damaged_lock_on_blog(clock)
     ran = igor("deploy", "-s", "blog", "-e", "production")
     assert ran.exit_code == 1 and "has a lock igor cannot read" in ran.stderr, ran.stderr
     assert f"lock:{uid}" in ran.stderr  # what to delete to end it now
@@ -140,11 +150,7 @@ def test_a_lock_record_igor_cannot_read_is_listed_and_not_taken_over(
 ) -> None:
     import json
 
-    env = Environment(clock=clock.datetime, monotonic=clock, sleep=clock.sleep)
-    store = env.state_for_change()
-    assert store is not None
-    uid = stack_uid("blog", "production")
-    assert store.claim(f"lock:{uid}", '{"stack": damaged', 3600.0)
+    store, uid = _damaged_lock_on_blog(clock)
     listed = igor("locks")
     assert listed.exit_code == 0
     assert "1 lock in force" in listed.stdout and f"lock:{uid}" in listed.stdout
@@ -155,7 +161,7 @@ def test_a_lock_record_igor_cannot_read_is_listed_and_not_taken_over(
     ran = igor("lock", "-s", "blog", "-e", "production")
     assert ran.exit_code == 1 and "has a lock igor cannot read" in ran.stderr, ran.stderr
     assert "Nothing was changed." in ran.stderr and f"lock:{uid}" in ran.stderr
-    assert store.get(f"lock:{uid}") == '{"stack": damaged'
+    assert store.get(f"lock:{uid}") == DAMAGED
 
 
 def test_a_forced_unlock_notice_keeps_its_words() -> None:

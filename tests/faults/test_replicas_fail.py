@@ -67,6 +67,18 @@ class Run:
                                "text": f"<@{self.slack.bot_user_id}> {text}"})  # fmt: skip
         return ts
 
+    def killed_mid_post(self, text: str, reached: bool) -> tuple[str, Cloud66Proxy]:
+        """A survivor and a victim; `text` asked of the victim, killed while its POST is held
+        at its proxy (passed on to Cloud 66 when `reached`): the thread's ts, the proxy."""
+        self.replica("survivor")
+        victim = self.replica("victim")
+        held: Cloud66Proxy = victim.proxy  # type: ignore[attr-defined]
+        held.hold_posts, held.pass_on_when_gone = 3.0, reached
+        ts = self.mention(text)
+        wait_for(held.holding.is_set, 20, self.logs)
+        victim.kill()  # its POST is out: Slack will never deliver the message again
+        return ts, held
+
     def thread(self, ts: str) -> list[str]:
         """What was posted in a thread, in order."""
         return [
@@ -120,13 +132,7 @@ def _job_names(run: Run, message_ts: str) -> bool:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("reached", [True, False], ids=["cloud66-got-it", "never-got-there"])
 def test_a_replica_killed_mid_post_leaves_no_silent_deploy(run: Run, reached: bool) -> None:
-    run.replica("survivor")
-    victim = run.replica("victim")
-    held: Cloud66Proxy = victim.proxy  # type: ignore[attr-defined]
-    held.hold_posts, held.pass_on_when_gone = 3.0, reached
-    ts = run.mention("deploy -s blog")
-    wait_for(held.holding.is_set, 20, run.logs)
-    victim.kill()  # its POST is out: Slack will never deliver the message again
+    ts, held = run.killed_mid_post("deploy -s blog", reached)
     if reached:
         wait_for(lambda: run.outcomes(ts), 40, run.logs)
     else:
@@ -150,13 +156,7 @@ def test_a_replica_killed_mid_stack_action_leaves_its_thread_told_once(
 ) -> None:
     # A stack action takes no reference to find it by: the thread is told, once, that
     # whether it started is not known and where to look; never a guess, never a second POST.
-    run.replica("survivor")
-    victim = run.replica("victim")
-    held: Cloud66Proxy = victim.proxy  # type: ignore[attr-defined]
-    held.hold_posts, held.pass_on_when_gone = 3.0, reached
-    ts = run.mention("restart -s blog")
-    wait_for(held.holding.is_set, 20, run.logs)
-    victim.kill()
+    ts, _held = run.killed_mid_post("restart -s blog", reached)
     wait_for(lambda: any("is not known" in t for t in run.thread(ts)), 40, run.logs)
     time.sleep(1.5)  # a second telling would come now
     said = run.thread(ts)

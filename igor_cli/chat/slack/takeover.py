@@ -284,22 +284,16 @@ class Takeover:
             result = DeployResult.QUEUED if settled.queued else DeployResult.STARTED
             outcome = DeployOutcome(result, stack, action_id=settled.action_id,
                                     started_at=settled.started_at)  # fmt: skip
-            note = (TOLD_LATE if mine else TAKEN_OVER).format(what="deploy")
-            reply = Reply("ok", "deploy", outcome=outcome, note=note,
+            reply = Reply("ok", "deploy", outcome=outcome, note=_late(mine, "deploy"),
                           fields={**fields, "result": result.value})  # fmt: skip
         else:
-            why = (
-                "the state store did not answer when Cloud 66 did, so this reply waited"
-                if mine
-                else "igor was stopped (or lost the state store) while it asked Cloud 66"
-            )
             text = (
-                f"Your deploy of {stack.label} was not started: {why}, and Cloud 66 has no "
-                "deployment for it. Nothing was deployed; ask again if need be."
+                f"Your deploy of {stack.label} was not started: {_why_late(mine)}, and "
+                "Cloud 66 has no deployment for it. Nothing was deployed; ask again if need be."
             )
             reply = Reply("failed", "deploy", notice=text, fields={**fields, "result": "none"})
         log.info("told the thread of an intent left by %s: %s", intent.replica,
-                 "started" if settled.action_id else "not started")  # fmt: skip
+                 reply.fields.get("result", ""))  # fmt: skip
         self.deliver(reply, place, fields)
 
 
@@ -311,23 +305,34 @@ def _operation_told(settled: Settled, stack: Stack, mine: bool, fields: dict[str
 
     intent = settled.intent
     operation = posted_as(intent.operation, intent.value)
-    asked = operation.said(stack, intent.service) if operation else f"run {intent.operation} on"
+    asked = (
+        operation.said(stack, intent.service)
+        if operation
+        else f"run {intent.operation} on {stack.label}"  # a newer igor's operation
+    )
     if settled.action_id and operation is not None:
         outcome = OperationOutcome(OperationResult.STARTED, operation, stack, intent.service,
                                    action_id=settled.action_id)  # fmt: skip
-        note = (TOLD_LATE if mine else TAKEN_OVER).format(what=operation.name)
-        return Reply("ok", operation.name, outcome=outcome, note=note,
+        return Reply("ok", operation.name, outcome=outcome, note=_late(mine, operation.name),
                      fields={**fields, "result": "started"})  # fmt: skip
-    why = (
-        "the state store did not answer when Cloud 66 did"
-        if mine
-        else "igor was stopped (or lost the state store) while it asked Cloud 66"
-    )
     where = f" ({stack.dashboard_url})" if stack.dashboard_url else ""
     text = (
-        f"Whether igor's request to {asked} started is not known: {why}, and Cloud 66 "
+        f"Whether igor's request to {asked} started is not known: {_why_late(mine)}, and "
+        "Cloud 66 "
         "takes no reference for a stack action that would let igor find it. See the "
         f"stack's recent activity in Cloud 66{where} before asking again."
     )
     return Reply("failed", operation.name if operation else "operation", notice=text,
                  fields={**fields, "result": "unknown"})  # fmt: skip
+
+
+def _late(mine: bool, what: str) -> str:
+    """The note on a POST's reply told late: by its own igor (`mine`), or taken over."""
+    return (TOLD_LATE if mine else TAKEN_OVER).format(what=what)
+
+
+def _why_late(mine: bool) -> str:
+    """Why a POST's thread hears of it late, within a sentence."""
+    if mine:
+        return "the state store did not answer when Cloud 66 did, so this reply waited"
+    return "igor was stopped (or lost the state store) while it asked Cloud 66"
