@@ -440,11 +440,11 @@ client.close()
 # process with them.
 _READER_ONLY = """
 import signal, threading
-from slack_sdk.web import WebClient
+from igor_cli.chat.slack.web import SlackWeb
 from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.config import Environment
 env = Environment()
-web = WebClient(token=env.environ["SLACK_BOT_TOKEN"], base_url=env.environ["IGOR_SLACK_API_URL"])
+web = SlackWeb(env.environ["SLACK_BOT_TOKEN"], env.environ["IGOR_SLACK_API_URL"])
 stop = threading.Event()
 transport = SocketModeTransport(env, web, lambda kind, payload: None, stop)
 transport.connect()

@@ -18,6 +18,9 @@ does that and what a user's network needs, as `requests` did:
 - A GET follows up to 30 redirects; the Authorization header goes to the same origin
   only (or its upgrade to https). Other methods are never redirected nor sent twice: a
   change opens a fresh connection, so a failure after it is connected may mean it arrived.
+  A caller may let a change go on a kept-alive connection (`keep_alive=True`: Slack's
+  Web API, a post a second): one idle for at most 4 s (servers close idle connections,
+  Apache after 5 s, and one closing as the change is sent loses it), never sent again.
 
 Not reproduced: cookies (igor keeps none), .netrc, https:// and socks proxies (said in
 the error), client certificates, HTTP/2, streaming bodies.
@@ -38,6 +41,9 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 MAX_REDIRECTS = 30  # as requests
+# A change goes on a kept-alive connection idle at most this long: under the shortest
+# keep-alive timeout servers commonly set (Apache's 5 s), so one is rarely closed under it.
+CHANGE_REUSE_SECONDS = 4.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -113,7 +119,8 @@ class Session:
         self.pool_size = max(1, pool_size)
         self._lock = threading.Lock()
         self._tls_lock = threading.Lock()
-        self._idle: dict[tuple[Any, ...], list[http.client.HTTPConnection]] = {}
+        # Idle connections per route, each with when it became idle (monotonic).
+        self._idle: dict[tuple[Any, ...], list[tuple[http.client.HTTPConnection, float]]] = {}
         self._routes: dict[tuple[str, str, int], _Route] = {}
         self._tls: ssl.SSLContext | None = None
         self._closed = False
@@ -124,7 +131,7 @@ class Session:
             self._closed = True
             idle, self._idle = self._idle, {}
         for connections in idle.values():
-            for connection in connections:
+            for connection, _ in connections:
                 connection.close()
 
     def __enter__(self) -> Session:
@@ -142,12 +149,17 @@ class Session:
         body: bytes | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         total: float | None = None,
+        keep_alive: bool = False,
     ) -> Response:
         """One request and its full answer (a GET's redirects followed); `NetworkError`
-        when none came. `timeout`: connect and read limits, each within `total` seconds."""
+        when none came. `timeout`: connect and read limits, each within `total` seconds.
+        A change goes on a fresh connection unless `keep_alive` (the module says when)."""
         end = time.monotonic() + total if total is not None else None
         if method != "GET":
-            return self._exchange(method, url, headers, body, timeout, end, fresh=True)
+            return self._exchange(
+                method, url, headers, body, timeout, end,
+                fresh=not keep_alive, idle_within=CHANGE_REUSE_SECONDS,
+            )  # fmt: skip
         sent = dict(headers)
         for _ in range(MAX_REDIRECTS + 1):
             response = self._exchange(method, url, sent, None, timeout, end, fresh=False)
@@ -172,9 +184,10 @@ class Session:
         end: float | None,
         *,
         fresh: bool,
+        idle_within: float | None = None,
     ) -> Response:
         route, target = self._route(url)
-        connection = None if fresh else self._reuse(route)
+        connection = None if fresh else self._reuse(route, idle_within)
         reused = connection is not None
         if connection is None:
             connection = self._connect(route, timeout[0], end)
@@ -245,14 +258,20 @@ class Session:
             return route, f"{scheme}://{parts.netloc.rpartition('@')[2]}{path}"
         return route, path
 
-    def _reuse(self, route: _Route) -> http.client.HTTPConnection | None:
-        """An idle connection to the route that the server has not closed meanwhile."""
+    def _reuse(
+        self, route: _Route, idle_within: float | None = None
+    ) -> http.client.HTTPConnection | None:
+        """An idle connection to the route that the server has not closed meanwhile (and,
+        with `idle_within`, idle no longer than that many seconds)."""
         while True:
             with self._lock:
                 idle = self._idle.get(route.key)
                 if not idle:
                     return None
-                connection = idle.pop()
+                connection, since = idle.pop()  # the last kept: the least idle
+            if idle_within is not None and time.monotonic() - since > idle_within:
+                connection.close()  # the others kept are older still: they wait for a GET
+                return None
             if not _dropped(connection):
                 return connection
             connection.close()
@@ -262,7 +281,7 @@ class Session:
             if not self._closed:
                 idle = self._idle.setdefault(route.key, [])
                 if len(idle) < self.pool_size:
-                    idle.append(connection)
+                    idle.append((connection, time.monotonic()))
                     return
         connection.close()
 

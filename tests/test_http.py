@@ -421,7 +421,7 @@ def test_the_token_is_in_no_error_and_no_repr(clock: FakeClock) -> None:
             errors.append(error)
     with Origin(api) as origin:
         answer = session.request("GET", origin.url, headers={"Authorization": f"Bearer {TOKEN}"})
-    idle = [conn for kept in session._idle.values() for conn in kept]
+    idle = [conn for kept in session._idle.values() for conn, _ in kept]
     shown = [str(e) for e in errors] + [repr(e) for e in errors] + [repr(answer)]
     shown += [repr(session), repr(c), *(repr(vars(conn)) for conn in idle)]
     session.close()

@@ -22,6 +22,7 @@ import pytest
 from igor_cli.chat.slack.transports import socket_reader as reader
 from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
 from igor_cli.chat.slack.transports.socket_reader import MESSAGE_LIMIT, SKIP_LIMIT
+from igor_cli.chat.slack.web import SlackWeb
 from igor_cli.config import Environment
 from tests.conftest import RunningBot, next_ts, wait_until
 from tests.fakes.slack import CLOSE_WAIT, OP_CONTINUATION, OP_PING, OP_TEXT, FakeSlack, encode_frame
@@ -54,12 +55,10 @@ def transport_for(slack: FakeSlack) -> Iterator[Callable[[Taken], SocketModeTran
     started: list[SocketModeTransport] = []
 
     def start(taken: Taken) -> SocketModeTransport:
-        from slack_sdk.web import WebClient
-
         env = Environment(
             environ={"SLACK_APP_TOKEN": slack.app_token}, slack_ping_interval=0.3
         )  # fmt: skip
-        web = WebClient(token=slack.bot_token, base_url=slack.api_url)
+        web = SlackWeb(slack.bot_token, slack.api_url)
         transport = SocketModeTransport(env, web, taken, threading.Event())
         started.append(transport)
         transport.connect()

@@ -16,6 +16,7 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.web import WebClient
 
 from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
+from igor_cli.chat.slack.web import SlackWeb
 from igor_cli.config import Environment
 from tests.conftest import RunningBot, wait_until
 from tests.fakes.slack import FakeSlack
@@ -43,7 +44,7 @@ def transport(slack: FakeSlack) -> Iterator[Callable[[Pauses], SocketModeTranspo
 
     def make(pauses: Pauses) -> SocketModeTransport:
         env = Environment(environ={"SLACK_APP_TOKEN": slack.app_token}, slack_ping_interval=0.3)
-        web = WebClient(token=slack.bot_token, base_url=slack.api_url)
+        web = SlackWeb(slack.bot_token, slack.api_url)
         made.append(SocketModeTransport(env, web, lambda kind, payload: None, pauses.stop,
                                         pause=pauses))  # fmt: skip
         return made[-1]

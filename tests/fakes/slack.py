@@ -412,6 +412,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def respond(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        # Headers and body go out in two writes: without this, Nagle and the client's
+        # delayed ACK hold every answer on a kept-alive connection ~40 ms (igor keeps its
+        # connection to the Web API alive). Not on WebSockets: those never come here.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

@@ -40,9 +40,8 @@ from igor_cli.config import Environment
 from igor_cli.core.follow import FollowPolicy
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
-
     from igor_cli.chat.slack.transports.events_http import Take
+    from igor_cli.chat.slack.web import SlackWeb
     from igor_cli.cloud66.client import Cloud66Client
 
 log = logging.getLogger("igor.serve")
@@ -74,7 +73,7 @@ class SlackBot:
     def __init__(
         self,
         env: Environment,
-        web: WebClient,
+        web: SlackWeb,
         identity: Identity,
         rules: Rules | LiveRules | None = None,
         signer: Signer | None = None,

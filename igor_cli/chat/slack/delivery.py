@@ -29,7 +29,7 @@ from igor_cli.chat.workers import Workers
 from igor_cli.render.slack import SlackMessage, channel_link, message, mrkdwn
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
+    from igor_cli.chat.slack.web import SlackWeb
 
 log = logging.getLogger("igor.delivery")
 
@@ -86,7 +86,7 @@ Posted = Callable[[str], None]  # told the ts of a message posted with chat.post
 class Delivery:
     """Posts, ephemeral replies and edits, with fallbacks, on ordered lanes."""
 
-    def __init__(self, web: WebClient, stopping: threading.Event, lanes: int = LANES) -> None:
+    def __init__(self, web: SlackWeb, stopping: threading.Event, lanes: int = LANES) -> None:
         self.web = web
         self.stopping = stopping
         self._lanes = [Workers(f"igor-slack-{n}", 1, 100_000) for n in range(lanes)]
@@ -202,20 +202,18 @@ class Delivery:
         return self._send_url(url, said, response_type=response_type)
 
     def _send_url(self, url: ResponseUrl, said: SlackMessage, **options: Any) -> bool:
-        from slack_sdk.webhook import WebhookClient
-
         url.uses += 1
         try:
-            answer = WebhookClient(url.url, timeout=15).send(
-                text=said.text, blocks=said.blocks, **options
-            )
+            reply = {"text": said.text, "blocks": said.blocks, **options}
+            status = self.web.respond(url.url, reply)
         except OSError as error:
-            log.warning("response_url unreachable (%s)", type(error).__name__)
+            from igor_cli.cloud66.refusals import network_reason
+
+            log.warning("response_url unreachable (%s)", network_reason(error))
             return False
-        if answer.status_code != 200:
-            # WebhookClient reports failure in its answer and never raises.
-            log.warning("response_url refused the reply (HTTP %s)", answer.status_code)
-            if answer.status_code == 404:
+        if status != 200:
+            log.warning("response_url refused the reply (HTTP %s)", status)
+            if status == 404:
                 url.uses = RESPONSE_URL_USES  # used up or expired: do not try it again
             return False
         return True
@@ -259,11 +257,10 @@ class Delivery:
         """One Web API call; 429s waited out as Slack asks, a bounded number of times."""
         from slack_sdk.errors import SlackApiError
 
-        call = getattr(self.web, method.replace(".", "_"))  # chat.update -> chat_update
         waits = 0
         while True:
             try:
-                return call(**arguments)
+                return self.web.call(method, **arguments)
             except SlackApiError as error:
                 response = error.response
                 if response.status_code == 429 and waits < MAX_RATE_LIMIT_WAITS:
@@ -274,8 +271,10 @@ class Delivery:
                         raise _Failed("shutting down") from None
                     continue
                 raise _Failed(str(response.get("error") or response.status_code)) from None
-            except OSError as error:
-                raise _Failed(type(error).__name__) from None
+            except OSError as error:  # SlackUnreachable: never sent again (web.py)
+                from igor_cli.cloud66.refusals import network_reason
+
+                raise _Failed(network_reason(error)) from None
 
 
 class _Failed(Exception):

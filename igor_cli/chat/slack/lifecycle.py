@@ -29,9 +29,8 @@ from igor_cli.credentials import TokenKind, signing_key
 from igor_cli.errors import ExitCode, IgorError
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
-
     from igor_cli.chat.slack.transports.events_http import Address, EventsEndpoint, HttpTransport
+    from igor_cli.chat.slack.web import SlackWeb
 
 log = logging.getLogger("igor.serve")
 audit = logging.getLogger("igor.audit")
@@ -49,12 +48,13 @@ class Started:
     """A bot ready for its transport, and what to undo once it has stopped."""
 
     bot: SlackBot
-    web: WebClient
+    web: SlackWeb
     identity: Identity
     undo: list[Callable[[], None]] = field(default_factory=list)
 
     def finish(self) -> None:
-        """Undo what start-up did (log filters, the audit file), last first."""
+        """Undo what start-up did (log filters, the audit file, Slack's connections), last
+        first."""
         while self.undo:
             self.undo.pop()()
 
@@ -75,6 +75,7 @@ def start_bot(env: Environment, kinds: tuple[TokenKind, ...] = SOCKET_MODE_KINDS
             undo.append(lambda: _close_audit(handler))
         undo.append(_scrub_logs(env, handler))
         web, identity = check_slack_tokens(env, kinds)
+        undo.append(web.close)  # its kept-alive connections, once the bot has stopped
         _check_state(env)
         _load_ahead()
         live = LiveRules(env, rules, lambda config, path: bot_rules(config, path, signer))
@@ -104,9 +105,6 @@ def configure_logging() -> None:
     logging.getLogger("igor.socket").setLevel(logging.WARNING)
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)
     logging.getLogger("waitress").setLevel(logging.WARNING)
-    # Every Web API failure reaches igor as an exception, and igor says it once
-    # (with the URL and the reason); slack_sdk's ERROR line for it would repeat it.
-    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
 
 
 def _scrub_logs(env: Environment, extra: logging.Handler | None) -> Callable[[], None]:

@@ -19,9 +19,8 @@ from igor_cli.errors import IgorError
 from igor_cli.render.slack import has_buttons, message
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
-
     from igor_cli.chat.guard import PendingCommand
+    from igor_cli.chat.slack.web import SlackWeb
     from igor_cli.config import Environment
 
 log = logging.getLogger("igor.serve")
@@ -36,7 +35,7 @@ class Questions:
     def __init__(
         self,
         env: Environment,
-        web: WebClient,
+        web: SlackWeb,
         delivery: Delivery,
         scheduler: Scheduler,
         stopping: threading.Event,
@@ -86,9 +85,10 @@ class Questions:
         try:
             # conversations.replies puts the thread's parent first, and `limit`
             # counts it: ask for two to see the question itself.
-            found = self.web.conversations_replies(
-                channel=channel, ts=thread, oldest=ts, latest=ts, inclusive=True, limit=2
-            )
+            found = self.web.call(
+                "conversations.replies",
+                channel=channel, ts=thread, oldest=ts, latest=ts, inclusive=True, limit=2,
+            )  # fmt: skip
         except (SlackApiError, OSError) as error:
             log.info("could not read a question back from Slack (%s)", type(error).__name__)
             return None

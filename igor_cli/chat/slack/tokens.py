@@ -13,7 +13,7 @@ from igor_cli.credentials import TokenKind, find_token, keyring_problem, keyring
 from igor_cli.errors import NotRegistered, Remedy, Unreachable
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
+    from igor_cli.chat.slack.web import SlackWeb
 
 log = logging.getLogger("igor.serve")
 
@@ -48,11 +48,11 @@ class Identity:
     team_id: str = ""  # the workspace it is installed in: whose members count (members.py)
 
 
-def web_client(token: str, env: Environment) -> WebClient:
+def web_client(token: str, env: Environment) -> SlackWeb:
     """A Web API client; igor handles Slack's 429s itself (off the workers)."""
-    from slack_sdk.web import WebClient
+    from igor_cli.chat.slack.web import SlackWeb
 
-    return WebClient(token=token, base_url=env.slack_api_url(), timeout=15)
+    return SlackWeb(token, env.slack_api_url())
 
 
 def rejected(kind: TokenKind, reason: str) -> SlackTokenRejected:
@@ -86,10 +86,10 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
+def check_bot_token(token: str, env: Environment) -> tuple[SlackWeb, Identity]:
     """`auth.test` with the bot token: who the bot is, in which workspace."""
     web = web_client(token, env)
-    me = _slack_call(TokenKind.SLACK_BOT, env, web.auth_test)
+    me = _slack_call(TokenKind.SLACK_BOT, env, lambda: web.call("auth.test"))
     headers = {str(k).lower(): str(v) for k, v in (getattr(me, "headers", None) or {}).items()}
     listed = headers.get("x-oauth-scopes")
     scopes = (
@@ -103,7 +103,8 @@ def check_bot_token(token: str, env: Environment) -> tuple[WebClient, Identity]:
 def check_app_token(token: str, env: Environment) -> None:
     """`apps.connections.open` with the app token (the connection is not kept)."""
     web = web_client(token, env)
-    _slack_call(TokenKind.SLACK_APP, env, lambda: web.apps_connections_open(app_token=token))
+    _slack_call(TokenKind.SLACK_APP, env, lambda: web.call("apps.connections.open"))
+    web.close()
 
 
 SOCKET_MODE_KINDS = (TokenKind.SLACK_BOT, TokenKind.SLACK_APP)
@@ -147,7 +148,7 @@ def require_slack_tokens(
 
 def check_slack_tokens(
     env: Environment, kinds: tuple[TokenKind, ...] = SOCKET_MODE_KINDS
-) -> tuple[WebClient, Identity]:
+) -> tuple[SlackWeb, Identity]:
     """Check the Slack tokens a transport needs (`kinds`); return a client with the bot token,
     and the bot's identity. The app token opens a connection to be checked; the signing
     secret cannot be checked with Slack (a wrong one fails every request's signature)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slack_sdk.web import WebClient
+    from igor_cli.chat.slack.web import SlackWeb
 
 log = logging.getLogger("igor.serve")
 
@@ -31,7 +31,7 @@ class SlackNames:
     """A Slack user ID -> the name Slack shows, asked of `users.info` once and kept."""
 
     def __init__(
-        self, web: WebClient, clock: Callable[[], float], seconds: float = KEEP_SECONDS
+        self, web: SlackWeb, clock: Callable[[], float], seconds: float = KEEP_SECONDS
     ) -> None:
         self.web = web
         self.clock = clock
@@ -60,7 +60,7 @@ class SlackNames:
         from slack_sdk.errors import SlackApiError
 
         try:
-            answer = self.web.users_info(user=user)
+            answer = self.web.call("users.info", user=user)
         except SlackApiError as error:
             reason = error.response.get("error") if error.response is not None else None
             if reason == "ratelimited":
@@ -68,7 +68,9 @@ class SlackNames:
             log.info("users.info %s: %s (the ID is shown instead)", user, reason)
             return ""
         except OSError as error:
-            log.info("users.info %s: %s (the ID is shown instead)", user, type(error).__name__)
+            from igor_cli.cloud66.refusals import network_reason
+
+            log.info("users.info %s: %s (the ID is shown instead)", user, network_reason(error))
             return None
         return profile_name(answer.get("user"))
 

@@ -32,7 +32,8 @@ from igor_cli.errors import IgorError, UsageProblem
 if TYPE_CHECKING:
     from slack_sdk.socket_mode.builtin import SocketModeClient
     from slack_sdk.socket_mode.builtin.connection import Connection
-    from slack_sdk.web import WebClient
+
+    from igor_cli.chat.slack.web import SlackWeb
 
 log = logging.getLogger("igor.serve")
 
@@ -86,7 +87,7 @@ class SocketModeTransport:
     def __init__(
         self,
         env: Environment,
-        web: WebClient,
+        web: SlackWeb,
         dispatch: Callable[[str, dict[str, Any]], object],
         stop: threading.Event,
         *,
@@ -129,7 +130,7 @@ class SocketModeTransport:
             def issue_new_wss_url(self) -> str:
                 """`apps.connections.open`, once: igor's reconnector decides when to ask
                 again (slack_sdk's own sleeps on a 429, and cannot be stopped)."""
-                return str(self.web_client.apps_connections_open(app_token=self.app_token)["url"])
+                return str(transport.web.call("apps.connections.open", token=self.app_token)["url"])
 
             def connect_to_new_endpoint(self, force: bool = False) -> None:
                 """slack_sdk's monitor saw the connection dead: igor's reconnector replaces
@@ -166,7 +167,6 @@ class SocketModeTransport:
 
         self.socket = Socket(
             app_token=require_token(TokenKind.SLACK_APP, self.env),
-            web_client=self.web,
             auto_reconnect_enabled=True,
             logger=logging.getLogger("igor.socket"),
             ping_interval=self.env.slack_ping_interval,

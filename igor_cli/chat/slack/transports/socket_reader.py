@@ -76,7 +76,7 @@ Envelope = tuple[str, str, dict[str, Any]]  # envelope_id, type, payload
 # connected and deaf (nothing acked, Slack delivering every message again).
 CLIENT_NEEDS = ("_run_current_session", "connect_to_new_endpoint", "current_session_state")
 CONNECTION_NEEDS = (
-    "sock", "sock_receive_lock", "sock_send_lock", "pong", "disconnect", "_first_ping_time",
+    "sock", "sock_receive_lock", "sock_send_lock", "disconnect", "_first_ping_time",
 )  # fmt: skip
 
 
@@ -334,8 +334,8 @@ class SessionReader:
                 elif listening:
                     envelopes.append(envelope)
                     later.append(envelope)
-            elif opcode == OP_PING:
-                self.session.pong(payload)
+            elif opcode == OP_PING:  # RFC 6455 §5.5.3: a Pong echoes the Ping's data
+                self._send(client_frame(OP_PONG, payload))
             elif opcode == OP_PONG:
                 self._pong(payload)
             elif opcode == OP_CLOSE:
