@@ -1,4 +1,4 @@
-"""Reads asked together (core/at_once.py): answers in order, the first error in order, and
+"""Reads asked together (cloud66/at_once.py): answers in order, the first error in order, and
 nothing still reading once it returns or raises."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from igor_cli.core.at_once import at_once
+from igor_cli.cloud66.at_once import at_once
 from igor_cli.errors import NotFound, Unreachable
 
 

@@ -11,6 +11,7 @@ inside the client so that importing it stays cheap.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -240,20 +241,15 @@ class Cloud66Client:
     def newest_deployments_of(
         self, uids: Iterable[str], enough: Callable[[Sequence[Deployment]], bool] | None = None
     ) -> dict[str, Newest[Deployment]]:
-        """`newest_deployments` of several stacks at once (at most `page_workers`)."""
-        from concurrent.futures import ThreadPoolExecutor
+        """`newest_deployments` of several stacks at once, on igor's reader threads (not a
+        pool of the call's own: the bot would start and join threads at every `list`)."""
+        from igor_cli.cloud66.at_once import at_once
 
         wanted = list(dict.fromkeys(uids))
-
-        def read(uid: str) -> Newest[Deployment]:
-            return self.newest_deployments(uid, enough)
-
-        if len(wanted) <= 1:
-            return {uid: read(uid) for uid in wanted}
-        with ThreadPoolExecutor(
-            max_workers=min(self.page_workers, len(wanted)), thread_name_prefix="igor-stack"
-        ) as pool:
-            return dict(zip(wanted, pool.map(read, wanted), strict=True))
+        if not wanted:
+            return {}
+        reads = [functools.partial(self.newest_deployments, uid, enough) for uid in wanted]
+        return dict(zip(wanted, at_once(*reads), strict=True))
 
     def deployment(self, uid: str, deployment_id: str) -> Deployment:
         """One deployment (one GET; `NotFound` when the stack has no such deployment)."""

@@ -429,7 +429,8 @@ def deploy_resolved(
         service_names,
         typical_duration,
     )
-    from igor_cli.core.at_once import at_once, read_already
+    from igor_cli.cloud66.at_once import at_once
+    from igor_cli.core.at_once import read_already
     from igor_cli.identity import Person
 
     def newest() -> Newest[Deployment]:

@@ -405,14 +405,19 @@ def list_stacks(
             unread = error.message
     deploys: dict[str, StackDeploys] = {}
     if every:
-        from igor_cli.core.at_once import at_once
+        from igor_cli.cloud66.at_once import at_once
 
-        # On the process's threads for reads: a pool of its own for each listing cost the
-        # bot threads started and joined at every `list`.
-        found = at_once(
-            *(functools.partial(stack_deploys, client, s, every[s.uid]) for s in chosen)
-        )
-        deploys = {s.uid: facts for s, facts in zip(chosen, found, strict=True)}
+        # Only the stacks that read their actions go to the process's reader threads, at
+        # once; the others' facts are worked out here (a thread is no help without a read).
+        reading = [s for s in chosen if _reads_actions(every[s.uid])]
+        if reading:
+            found = at_once(
+                *(functools.partial(stack_deploys, client, s, every[s.uid]) for s in reading)
+            )
+            deploys = {s.uid: facts for s, facts in zip(reading, found, strict=True)}
+        for s in chosen:
+            if s.uid not in deploys:
+                deploys[s.uid] = stack_deploys(client, s, every[s.uid])
     running = _running(client, chosen, every) if wide else None
     return StackList(
         chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
@@ -444,13 +449,11 @@ def stack_deploys(client: Cloud66Client, stack: Stack, every: Sequence[Deploymen
     igor's actions (its requesters) are read only when one of the two may have come
     through the API, the way igor deploys.
     """
-    from igor_cli.cloud66.activity import igor_requesters, newest_first, running_deployment
+    from igor_cli.cloud66.activity import igor_requesters
 
-    live = running_deployment(every)
-    finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
-    last = min(finished, key=newest_first, default=None)
+    live, last = _live_and_last(every)
     shown = [d for d in (live, last) if d is not None]
-    if all(d.via_api is False for d in shown):
+    if not _reads_actions(every):
         return StackDeploys(live, None, last, None)
     try:
         requesters = igor_requesters(shown, client.newest_actions(stack.uid).items)
@@ -462,6 +465,20 @@ def stack_deploys(client: Cloud66Client, stack: Stack, every: Sequence[Deploymen
         last,
         requesters.get(last.id) if last else None,
     )
+
+
+def _live_and_last(every: Sequence[Deployment]) -> tuple[Deployment | None, Deployment | None]:
+    """The running deployment and the newest finished one, of a stack's newest."""
+    from igor_cli.cloud66.activity import newest_first, running_deployment
+
+    finished = [d for d in every if not d.is_deploying and d.finished_at is not None]
+    return running_deployment(every), min(finished, key=newest_first, default=None)
+
+
+def _reads_actions(every: Sequence[Deployment]) -> bool:
+    """Whether `stack_deploys` reads the stack's actions: when the deployments it shows may
+    have come through the API (Cloud 66 names no requester for those; igor's actions do)."""
+    return any(d is not None and d.via_api is not False for d in _live_and_last(every))
 
 
 WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
