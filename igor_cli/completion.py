@@ -152,10 +152,23 @@ class StackCache:
         self, entries: Iterable[str], saved_at: Any = None, same_as: _Span | None = None
     ) -> None:
         """Write the cache with `entries`, the stacks' JSON array in pieces, as `_save`
-        does; left as it is when they say what `same_as` (the file's stacks) says."""
+        does; nothing is written when they say what `same_as` (the file's stacks) says:
+        they are compared first, and written from where they differ."""
         import tempfile
 
         path = cache_file(self.env, self.key)
+        pieces = (piece.encode() for piece in entries)
+        matched: bytes | memoryview = b""
+        differing = b""
+        if same_as is not None:
+            for encoded in pieces:
+                if not same_as.followed_by(encoded):
+                    differing = encoded
+                    break
+            else:
+                if same_as.done():
+                    return  # the bot lists the same stacks again and again: kept as it is
+            matched = same_as.matched()  # the same bytes the new pieces began with
         when = saved_at if isinstance(saved_at, str) else self.env.clock().isoformat()
         # What json.dumps({"api", "saved_at", "stacks"}) writes, the stacks already encoded.
         head = f'{{"api":{_compact(self.key)},"saved_at":{_compact(when)},"stacks":'
@@ -167,16 +180,12 @@ class StackCache:
             try:
                 with os.fdopen(handle, "wb") as stream:
                     stream.write(head.encode())
-                    for piece in entries:
-                        encoded = piece.encode()
-                        if same_as is not None and not same_as.followed_by(encoded):
-                            same_as = None
+                    stream.write(matched)
+                    stream.write(differing)
+                    for encoded in pieces:
                         stream.write(encoded)
                     stream.write(b"}")
-                if same_as is not None and same_as.done():
-                    os.unlink(temporary)
-                else:
-                    os.replace(temporary, path)
+                os.replace(temporary, path)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
@@ -190,7 +199,7 @@ class _Span:
     matched so far (compared in place: the file is not cut into copies)."""
 
     def __init__(self, data: bytes, start: int, end: int) -> None:
-        self.data, self.at, self.end = data, start, end
+        self.data, self.start, self.at, self.end = data, start, start, end
 
     def followed_by(self, piece: bytes) -> bool:
         """Whether the file goes on with `piece` where the last one matched."""
@@ -202,6 +211,10 @@ class _Span:
     def done(self) -> bool:
         """Whether every piece matched, and nothing of the file is left over."""
         return self.at == self.end
+
+    def matched(self) -> memoryview:
+        """The file's bytes the pieces matched so far (not copied)."""
+        return memoryview(self.data)[self.start : self.at]
 
 
 _PIECE = 500  # entries encoded, compared and written at a time

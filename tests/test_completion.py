@@ -843,6 +843,22 @@ def test_the_same_listing_again_soon_does_not_rewrite_the_cache() -> None:
     assert json.loads(path.read_text())["saved_at"] == clock.datetime().isoformat()
 
 
+def test_a_listing_that_differs_late_or_ends_sooner_is_written_whole() -> None:
+    # The new listing is compared with the file first and written only from where it
+    # differs (the bytes before it are the file's): what is written is the whole new list.
+    env = Environment()
+    cache = StackCache(env)
+    names = [f"app-{n:05}" for n in range(1_200)]  # three pieces of entries
+    cache.stacks([stack(name) for name in names])
+    path = cache_file(env, cache.key)
+    late = [*names[:1_100], "renamed", *names[1_101:]]
+    shorter = late[:700]
+    for listing in (late, shorter):
+        cache.stacks([stack(name) for name in listing])
+        assert [e["name"] for e in json.loads(path.read_text())["stacks"]] == listing
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_a_big_accounts_cache_is_rewritten_holding_little_more_than_the_old_file() -> None:
     # 50,000 stacks' entries held whole, old and new, as objects or as text, were a third
     # of `igor list --json`'s peak memory (issue 27): compared in place, written in pieces.

@@ -122,6 +122,20 @@ class SocketModeTransport:
         transport = self
 
         class Socket(SocketModeClient):
+            def __init__(self, **options: Any) -> None:
+                self.closing = threading.Event()  # before slack_sdk starts its threads
+                super().__init__(**options)
+
+            def process_messages(self) -> None:
+                """igor's reader takes every message itself and never fills slack_sdk's
+                queue: the queue's thread waits for the close, instead of waking every
+                second to look into an empty queue."""
+                self.closing.wait()
+
+            def close(self) -> None:
+                self.closing.set()
+                super().close()
+
             def connect(self) -> None:
                 """A reconnect opens the new connection before it closes the old one."""
                 transport._own_open = 1 if self.is_connected() else 0
