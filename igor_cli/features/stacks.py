@@ -410,14 +410,14 @@ def list_stacks(
         # Only the stacks that read their actions go to the process's reader threads, at
         # once; the others' facts are worked out here (a thread is no help without a read).
         reading = [s for s in chosen if _reads_actions(every[s.uid])]
-        if reading:
-            found = at_once(
-                *(functools.partial(stack_deploys, client, s, every[s.uid]) for s in reading)
-            )
-            deploys = {s.uid: facts for s, facts in zip(reading, found, strict=True)}
-        for s in chosen:
-            if s.uid not in deploys:
-                deploys[s.uid] = stack_deploys(client, s, every[s.uid])
+        found = (
+            at_once(*(functools.partial(stack_deploys, client, s, every[s.uid]) for s in reading))
+            if reading
+            else []
+        )
+        with_reads = {s.uid: facts for s, facts in zip(reading, found, strict=True)}
+        deploys = {s.uid: with_reads.get(s.uid) or stack_deploys(client, s, every[s.uid])
+                   for s in chosen}  # fmt: skip
     running = _running(client, chosen, every) if wide else None
     return StackList(
         chosen, stack, environment, running=running, deploy_facts=deploys, unread=unread
