@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -311,6 +312,29 @@ def test_progress_edits_go_out_only_when_their_text_changes() -> None:
     finally:
         updater.stop()
     assert sent == ["a", "b", "c"]
+
+
+def test_a_backlog_of_edits_goes_out_in_groups_at_the_same_pace() -> None:
+    # Five edits one after another, then a pause as long as theirs: a fifth of the
+    # wake-ups, never faster than the limit (at most 44 in any minute at 40 a minute).
+    sent: list[tuple[str, float]] = []
+
+    def edit_of(name: str) -> Callable[[SlackMessage], None]:
+        return lambda said: sent.append((name, time.monotonic()))
+
+    updater = Updater(per_minute=600)  # a 0.1 s gap
+    try:
+        for number in range(12):
+            updater.offer(edit_of(f"m{number}"), SlackMessage(f"text {number}"))
+        deadline = time.monotonic() + 10
+        while len(sent) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        updater.stop()
+    at = [when for _, when in sent]
+    assert sorted(name for name, _ in sent) == sorted(f"m{n}" for n in range(12))
+    assert at[4] - at[0] < 0.1 and at[9] - at[5] < 0.1  # each group at once
+    assert at[5] - at[0] >= 0.45 and at[10] - at[5] >= 0.45  # then the pause it earned
 
 
 def test_many_watchers_stay_under_slacks_update_limit(
