@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests.fakes` lives beside `benchmarks`
 
+from igor_cli.chat.slack.updates import GROUP as UPDATE_GROUP  # noqa: E402
+from igor_cli.chat.slack.updates import UPDATES_PER_MINUTE  # noqa: E402
 from igor_cli.config import Environment  # noqa: E402
 from igor_cli.sandbox import SANDBOX_TOKEN, Simulator  # noqa: E402
 from tests.fakes.slack import Call, FakeSlack  # noqa: E402
@@ -58,7 +60,9 @@ DEPLOY_SECONDS = 8.0  # simulated deployments outlast the burst, and end in the 
 LONG_DEPLOY_SECONDS = 600.0  # in the ack runs: they outlast even 2,000 commands
 FOLLOW_INTERVAL = 1.0  # in process: the bot polls every 3 s (three times the shell's interval)
 BOT_FOLLOW_INTERVAL = 15.0  # igor serve as it runs: 3 x the default 5 s
-IDLE_QUIET = 3.0  # seconds without a call to Slack or Cloud 66 that count as idle
+# Seconds without a call to Slack or Cloud 66 that count as idle: longer than the progress
+# edits' longest pause (a group of them, then the pause it earned: chat/slack/updates.py).
+IDLE_QUIET = 3.0 + UPDATE_GROUP * 60.0 / UPDATES_PER_MINUTE
 IDLE_TIMEOUT = 240.0
 HARNESS_SWITCH_SECONDS = 0.0005  # this process's GIL switch interval (see bench_bot_load)
 CHANNEL = "C0LOAD"
