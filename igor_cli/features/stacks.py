@@ -409,7 +409,7 @@ def list_stacks(
 
         # Only the stacks that read their actions go to the process's reader threads, at
         # once; the others' facts are worked out here (a thread is no help without a read).
-        reading = [s for s in chosen if _reads_actions(every[s.uid])]
+        reading = [s for s in chosen if _reads_actions(*_live_and_last(every[s.uid]))]
         found = (
             at_once(*(functools.partial(stack_deploys, client, s, every[s.uid]) for s in reading))
             if reading
@@ -452,9 +452,9 @@ def stack_deploys(client: Cloud66Client, stack: Stack, every: Sequence[Deploymen
     from igor_cli.cloud66.activity import igor_requesters
 
     live, last = _live_and_last(every)
-    shown = [d for d in (live, last) if d is not None]
-    if not _reads_actions(every):
+    if not _reads_actions(live, last):
         return StackDeploys(live, None, last, None)
+    shown = [d for d in (live, last) if d is not None]
     try:
         requesters = igor_requesters(shown, client.newest_actions(stack.uid).items)
     except (Throttled, Unreachable, ApiError):
@@ -475,10 +475,10 @@ def _live_and_last(every: Sequence[Deployment]) -> tuple[Deployment | None, Depl
     return running_deployment(every), min(finished, key=newest_first, default=None)
 
 
-def _reads_actions(every: Sequence[Deployment]) -> bool:
-    """Whether `stack_deploys` reads the stack's actions: when the deployments it shows may
+def _reads_actions(live: Deployment | None, last: Deployment | None) -> bool:
+    """Whether `stack_deploys` reads the stack's actions: when a deployment it shows may
     have come through the API (Cloud 66 names no requester for those; igor's actions do)."""
-    return any(d is not None and d.via_api is not False for d in _live_and_last(every))
+    return any(d is not None and d.via_api is not False for d in (live, last))
 
 
 WIDE_MAX_STACKS = 50  # `list --wide` reads one deployments list per stack: at most this many
