@@ -337,6 +337,34 @@ def test_a_backlog_of_edits_goes_out_in_groups_at_the_same_pace() -> None:
     assert at[5] - at[0] >= 0.45 and at[10] - at[5] >= 0.45  # then the pause it earned
 
 
+def test_outcome_edits_go_before_a_backlog_of_progress_edits() -> None:
+    # A burst of followed deploys queues progress edits behind Slack's pace; a deployment
+    # that ended must not read "deploying" until that backlog is through. A progress
+    # edit offered after an outcome neither replaces nor follows it.
+    sent: list[tuple[str, str]] = []
+    edits = {
+        name: (lambda said, name=name: sent.append((name, said.text)))
+        for name in ("p0", "p1", "p2", "p3", "p4", "p5", "p6", "ended")
+    }
+    updater = Updater(per_minute=600)  # a 0.1 s gap: groups of five, then 0.5 s
+    try:
+        for name in ("p0", "p1", "p2", "p3", "p4", "p5", "p6", "ended"):
+            updater.offer(edits[name], SlackMessage(f"{name} deploying"))
+        updater.offer(edits["ended"], SlackMessage("ended: deployed"), final=True)
+        updater.offer(edits["ended"], SlackMessage("ended deploying, late"))
+        deadline = time.monotonic() + 10
+        while len(sent) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+    finally:
+        updater.stop()
+    # The first group may have gone out before the outcome was offered (p0 at least).
+    assert ("ended", "ended: deployed") in sent
+    assert ("ended", "ended deploying, late") not in sent
+    assert sent.index(("ended", "ended: deployed")) <= 5
+    assert sorted(name for name, _ in sent) == sorted(edits)  # each message edited once
+
+
 def test_many_watchers_stay_under_slacks_update_limit(
     bot: RunningBot, slack: FakeSlack, sim: Simulator
 ) -> None:

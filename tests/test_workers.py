@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from igor_cli.chat.workers import Workers
+from igor_cli.chat.workers import Scheduler, Workers
 
 WAIT = 5.0  # seconds: a generous bound, never reached when the code is right
 
@@ -107,3 +109,47 @@ def test_stop_drops_the_lines() -> None:
         assert ran == ["running"]
     finally:
         release.set()
+
+
+def test_the_timer_runs_jobs_in_time_order_and_wakes_only_for_a_sooner_one() -> None:
+    # 200 notices due later wake nothing (a burst queues one per command waiting in its
+    # stack's line); a job due sooner than all of them still runs on time.
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("counts the timer's wake-ups in /proc (Linux)")
+    ran: list[str] = []
+    done = threading.Event()
+    scheduler = Scheduler("test-timer")
+    try:
+        scheduler.call_later(30.0, lambda: ran.append("first-later"))
+        wakes = _settled_waits(scheduler)  # the timer waits for it now
+        for number in range(200):
+            scheduler.call_later(30.0 + number, lambda: ran.append("later"))
+        time.sleep(0.1)
+        assert _waits_of(scheduler) == wakes  # not woken: nothing due sooner
+        scheduler.call_later(0.2, lambda: (ran.append("sooner"), done.set()))
+        scheduler.call_later(0.1, lambda: ran.append("soonest"))
+        assert done.wait(WAIT)
+        assert ran == ["soonest", "sooner"]
+        assert scheduler.pending == 201
+    finally:
+        scheduler.stop()
+    assert scheduler.pending == 0
+
+
+def _settled_waits(scheduler: Scheduler) -> int:
+    """The timer's count of sleeps once it has stopped changing (it is waiting)."""
+    before, deadline = -1, time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        now = _waits_of(scheduler)
+        if now == before:
+            return now
+        before = now
+        time.sleep(0.1)
+    raise AssertionError("the timer never settled")
+
+
+def _waits_of(scheduler: Scheduler) -> int:
+    """How often the timer thread has gone to sleep so far (its voluntary switches)."""
+    thread = next(t for t in threading.enumerate() if t.name == "test-timer")
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])

@@ -38,6 +38,11 @@ class News:
     what: str = ""  # what the deployment is, when more than a deploy (`Followed.what`)
     doing: str = ""  # what runs, when it is a stack action (`Followed.doing`)
 
+    @property
+    def final(self) -> bool:
+        """The last news of it: its outcome, an error, or igor stopped watching."""
+        return self.stopped or self.progress is None or self.progress.last
+
 
 @dataclass
 class Watcher:
@@ -159,7 +164,7 @@ class Followers:
                     if self._stopping.is_set() or not self._still(key, watch):
                         return  # stop() has told the watchers already, or drop() let them go
                     last = progress
-                    if not progress.finished and not progress.timed_out:
+                    if not progress.last:
                         self._tell_progress(watch, progress)
             finally:
                 close = getattr(client, "close", None)

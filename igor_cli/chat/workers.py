@@ -164,9 +164,11 @@ class Scheduler:
 
     def call_later(self, delay: float, job: Job) -> None:
         """Run `job` after `delay` seconds (unless stopped first)."""
+        entry = (time.monotonic() + max(0.0, delay), next(self._order), job)
         with self._changed:
-            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
-            self._changed.notify()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:  # sooner than what the thread waits for: it wakes
+                self._changed.notify()
 
     @property
     def pending(self) -> int:

@@ -91,6 +91,11 @@ class Progress:
     deployment_id: str = ""  # its deployment, when Cloud 66's action names it
 
     @property
+    def last(self) -> bool:
+        """The last look: it finished, or igor stopped waiting for it (timed out)."""
+        return self.finished or self.timed_out
+
+    @property
     def exit_code(self) -> ExitCode:
         """0 succeeded; 3 cancelled (someone asked; not igor failing); 1 failed or still runs."""
         if self.finished and self.success:

@@ -450,7 +450,7 @@ def render_progress(
 ) -> SlackMessage:
     """Progress of a followed deployment (or stack action, `doing`); the final one mentions
     who asked."""
-    if not progress.finished and not progress.timed_out:
+    if not progress.last:
         step = mrkdwn(sentences.progress_step(stack, progress, doing))
         return message(step, emoji=progress_emoji(progress))
     text = mrkdwn(sentences.progress_sentence(stack, progress, what, doing))
@@ -476,7 +476,7 @@ def _after_failure(stack: Stack, progress: Progress, doing: str = "") -> str:
 
 def progress_emoji(progress: Progress) -> str:
     """How a followed deployment went, as an emoji code."""
-    if not progress.finished and not progress.timed_out:
+    if not progress.last:
         return ":hourglass_flowing_sand:"
     if progress.timed_out:
         return ":hourglass:"

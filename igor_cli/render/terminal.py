@@ -313,7 +313,7 @@ class TerminalRenderer:
             yield line.seen
 
     def _progress_event(self, watched: Followed, progress: Progress) -> None:
-        if not progress.finished and not progress.timed_out:
+        if not progress.last:
             self._event("progress", _progress_json(watched, progress))
 
     def interrupted(self, watched: Followed) -> None:
@@ -438,7 +438,7 @@ def _progress_json(watched: Followed, progress: Progress) -> dict[str, Any]:
     }
     if progress.deployment_id:  # the deployment igor asked for, once Cloud 66 names it
         said["deployment_id"] = sentences.cloud66_id(progress.deployment_id)
-    if progress.finished or progress.timed_out:
+    if progress.last:
         said["timed_out"] = progress.timed_out
         said["cancelled_by"] = progress.cancelled_by or None
         said["dashboard_url"] = watched.stack.dashboard_url or None

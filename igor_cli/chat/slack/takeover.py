@@ -189,7 +189,7 @@ class Takeover:
                 self.delivery.update(said.channel, said.ts, message)
 
         def update(news: News) -> None:
-            self.updates.offer(edit, render_news(news))
+            self.updates.offer(edit, render_news(news), final=news.final)
 
         self.leases.watching(job, shared=shared)
         return Watcher(
