@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from igor_cli.chat.workers import Scheduler, Workers
+from igor_cli.chat.workers import GATHER_SECONDS, Scheduler, Workers
 
 WAIT = 5.0  # seconds: a generous bound, never reached when the code is right
 
@@ -134,6 +134,34 @@ def test_the_timer_runs_jobs_in_time_order_and_wakes_only_for_a_sooner_one() -> 
     finally:
         scheduler.stop()
     assert scheduler.pending == 0
+
+
+def test_timed_jobs_due_together_share_a_wake() -> None:
+    # A burst's "waiting" notices fall due a few ms apart: they run on one wake, in order,
+    # none before its time and none more than GATHER_SECONDS late.
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("counts the timer's wake-ups in /proc (Linux)")
+    ran: list[tuple[int, float, float]] = []
+    done = threading.Event()
+    scheduler = Scheduler("test-timer")
+    try:
+        wakes = _settled_waits(scheduler)
+        start = time.monotonic()
+        for number in range(20):
+            due = start + 0.3 + number * 0.002
+
+            def job(number: int = number, due: float = due) -> None:
+                ran.append((number, due, time.monotonic()))
+                if number == 19:
+                    done.set()
+
+            scheduler.call_later(due - time.monotonic(), job)
+        assert done.wait(WAIT)
+        assert _settled_waits(scheduler) - wakes <= 4  # one each, before: 20 or more
+    finally:
+        scheduler.stop()
+    assert [number for number, _, _ in ran] == list(range(20))
+    assert all(due <= at <= due + GATHER_SECONDS + 0.2 for _, due, at in ran)
 
 
 def _settled_waits(scheduler: Scheduler) -> int:

@@ -151,8 +151,12 @@ class Workers:
             self._jobs.put((key, after))
 
 
+GATHER_SECONDS = 0.05  # how late a timed job may run, so that jobs due together share a wake
+
+
 class Scheduler:
-    """Runs callables later, on one thread, in time order (real seconds)."""
+    """Runs callables later, on one thread, in time order (real seconds), each at most
+    `GATHER_SECONDS` late."""
 
     def __init__(self, name: str = "igor-timer") -> None:
         self._heap: list[tuple[float, int, Job]] = []
@@ -192,13 +196,23 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                # Woken when the soonest job is GATHER_SECONDS late: what fell due meanwhile
+                # runs on the same wake (a burst's notices fall due a few ms apart).
+                while not self._stopped:
+                    soonest = self._heap[0][0] if self._heap else None
+                    wait = None if soonest is None else soonest + GATHER_SECONDS - time.monotonic()
+                    if wait is not None and wait <= 0:
+                        break
                     self._changed.wait(wait)
                 if self._stopped:
                     return
-                _, _, job = heapq.heappop(self._heap)
-            try:
-                job()
-            except Exception:
-                log.exception("a timed job failed unexpectedly")
+                now, due = time.monotonic(), []
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap)[2])
+            for job in due:
+                if self._stopped:
+                    return
+                try:
+                    job()
+                except Exception:
+                    log.exception("a timed job failed unexpectedly")
