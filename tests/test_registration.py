@@ -205,3 +205,32 @@ def test_tokens_never_appear_in_any_output(
     monkeypatch.setenv("IGOR_CLOUD66_TOKEN", "a-wrong-and-distinctive-token-1234")
     for command in commands:
         assert "a-wrong-and-distinctive-token" not in igor(*command).output, command
+
+
+def test_register_slack_waits_out_a_rate_limit(slack_api: FakeSlack, igor: Igor) -> None:
+    # A 429 is Slack asking to wait, not a verdict on the token: waited out, then checked.
+    slack_api.fail_next("auth.test", retry_after=1)
+    slack_api.fail_next("apps.connections.open", status=503)
+    ran = igor(
+        "register", "--slack", "--stdin", input=f"{slack_api.bot_token}\n{slack_api.app_token}\n"
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "rejected" not in ran.output
+    assert stored("slack-bot") == slack_api.bot_token
+    assert len(slack_api.calls_to("auth.test")) == 2
+    assert len(slack_api.calls_to("apps.connections.open")) == 2
+
+
+def test_register_slack_says_a_long_rate_limit_and_stores_nothing(
+    slack_api: FakeSlack, igor: Igor
+) -> None:
+    slack_api.fail_next("auth.test", retry_after=90)
+    ran = igor(
+        "register", "--slack", "--stdin", input=f"{slack_api.bot_token}\n{slack_api.app_token}\n"
+    )
+    assert ran.exit_code == 5, ran.output
+    assert "Slack is rate-limiting igor" in ran.stderr
+    assert "Try again in 90 s." in ran.stderr
+    assert "rejected" not in ran.output
+    assert stored("slack-bot") is None
+    assert len(slack_api.calls_to("auth.test")) == 1  # not asked again in a loop

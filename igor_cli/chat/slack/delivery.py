@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from igor_cli.chat.slack.tokens import AUTH_ERRORS
+from igor_cli.chat.slack.web import retry_after
 from igor_cli.chat.workers import Workers
 from igor_cli.render.slack import SlackMessage, channel_link, message, mrkdwn
 
@@ -37,7 +38,6 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_SECONDS = 30 * 60
 LANES = 4
 MAX_RATE_LIMIT_WAITS = 8
-MAX_RATE_LIMIT_SECONDS = 120.0
 # The channel cannot be used, but the person can still be reached another way.
 _PLACE_ERRORS = frozenset(
     {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_reply"}
@@ -283,21 +283,6 @@ class _Failed(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
-
-
-def retry_after(headers: Any) -> float:
-    """Seconds a 429 asks to wait (its Retry-After; 1 s when absent), at most 2 minutes."""
-    value = None
-    if headers is not None:
-        for name in ("Retry-After", "retry-after"):
-            found = headers.get(name)
-            if found:
-                value = found[0] if isinstance(found, list) else found
-                break
-    try:
-        return min(MAX_RATE_LIMIT_SECONDS, max(1.0, float(value))) if value else 1.0
-    except ValueError:
-        return 1.0
 
 
 def _context_block(text: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("igor.serve")
 
 START_ATTEMPTS = 4
+START_WAIT_SECONDS = 30.0  # a longer Retry-After at start-up is said, not waited out
 # What Slack answers for a token that is wrong, revoked or of a deleted app.
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
@@ -64,14 +65,31 @@ def rejected(kind: TokenKind, reason: str) -> SlackTokenRejected:
 
 
 def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> Any:
-    """One Slack Web API call with a token; network failures retried, rejection final."""
+    """One Slack Web API call with a token; network failures, Slack's own (5xx) and its
+    rate limit (429, waited out as it asks, up to START_WAIT_SECONDS) retried; a token
+    Slack refuses, final."""
     from slack_sdk.errors import SlackApiError
+
+    from igor_cli.chat.slack.web import retry_after
 
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             return call()
         except SlackApiError as error:
-            raise rejected(kind, str(error.response.get("error", "rejected"))) from None
+            status = int(error.response.status_code)
+            if status != 429 and status < 500:
+                raise rejected(kind, str(error.response.get("error", "rejected"))) from None
+            busy = status == 429
+            delay = retry_after(error.response.headers) if busy else min(8.0, 0.5 * 2**attempt)
+            if attempt == START_ATTEMPTS or delay > START_WAIT_SECONDS:
+                why = "is rate-limiting igor" if busy else f"answered HTTP {status}"
+                raise Unreachable(
+                    f"Slack {why}: the {kind.description} was not checked.",
+                    f"Try again in {delay:.0f} s." if busy else "Try again in a minute.",
+                ) from None
+            said = "rate-limits igor" if busy else f"answered HTTP {status}"
+            log.warning("Slack %s; trying again in %.0f s", said, delay)
+            env.sleep(delay)
         except OSError as error:  # URLError, timeouts, refused connections
             from igor_cli.cloud66.refusals import network_reason
 

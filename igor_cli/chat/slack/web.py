@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 USER_AGENT = f"igor/{__version__} (+https://github.com/cloud66-oss/igor)"
 TIMEOUT = (15.0, 15.0)  # connect, read (slack_sdk's WebClient: 15 s for each, as igor set it)
 TOTAL = 30.0
+MAX_RATE_LIMIT_SECONDS = 120.0  # the longest Retry-After igor waits out
 
 
 class SlackUnreachable(OSError):
@@ -125,3 +126,18 @@ def _form_value(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)
+
+
+def retry_after(headers: Any) -> float:
+    """Seconds a 429 asks to wait (its Retry-After; 1 s when absent), at most 2 minutes."""
+    value = None
+    if headers is not None:
+        for name in ("Retry-After", "retry-after"):
+            found = headers.get(name)
+            if found:
+                value = found[0] if isinstance(found, list) else found
+                break
+    try:
+        return min(MAX_RATE_LIMIT_SECONDS, max(1.0, float(value))) if value else 1.0
+    except ValueError:
+        return 1.0
