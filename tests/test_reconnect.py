@@ -15,7 +15,7 @@ import pytest
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.web import WebClient
 
-from igor_cli.chat.slack.transports.socket_mode import SocketModeTransport
+from igor_cli.chat.slack.transports.socket_mode import Backoff, SocketModeTransport
 from igor_cli.chat.slack.web import SlackWeb
 from igor_cli.config import Environment
 from tests.conftest import RunningBot, wait_until
@@ -60,6 +60,22 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def spread(waits: list[float], longest: list[float]) -> bool:
+    """Each wait between half of its backoff and all of it."""
+    return len(waits) == len(longest) and all(
+        most / 2 <= wait <= most for wait, most in zip(waits, longest, strict=True)
+    )
+
+
+def test_backoff_waits_are_spread_not_in_step() -> None:
+    # Two replicas cut off at once draw their waits: not the same moments every time.
+    first, second = Backoff(), Backoff()
+    drawn = [(first.failed(), second.failed()) for _ in range(8)]
+    assert any(one != other for one, other in drawn)
+    assert spread([one for one, _ in drawn], [2, 4, 8, 16, 32, 60, 60, 60])
+    assert Backoff().failed(at_least=45) == 45  # Slack's Retry-After is waited out whole
+
+
 def opens(slack: FakeSlack) -> int:
     return len(slack.calls_to("apps.connections.open"))
 
@@ -76,15 +92,17 @@ def test_failing_connection_urls_back_off_to_a_minute(
     slack.fail_next("apps.connections.open", error="internal_error", count=7)
     slack.drop_connections(mode="close")
     slack.wait_connected(count=2, timeout=10)
-    # At once after a connection that worked, then 2, 4, ... never more than a minute.
-    assert pauses.seconds == [2, 4, 8, 16, 32, 60, 60]
+    # At once after a connection that worked, then 2, 4, ... never more than a minute,
+    # each drawn between half and all of that (replicas do not try in step).
+    assert spread(pauses.seconds, [2, 4, 8, 16, 32, 60, 60])
     assert opens(slack) == 1 + 8  # the first connection, seven refusals, the eighth try
     said = warnings(caplog)
     assert len(said) == 7, said  # each failed try said once, with the wait that follows
     assert all("apps.connections.open answered internal_error" in line for line in said)
+    # Each with the wait that follows it, as waited.
     assert [line.rsplit("again in ", 1)[1] for line in said] == [
-        "2 s", "4 s", "8 s", "16 s", "32 s", "60 s", "60 s",
-    ]  # fmt: skip
+        f"{wait:.0f} s" for wait in pauses.seconds
+    ]
     assert wait_until(lambda: "connected to Slack again" in caplog.text)
 
 
@@ -141,7 +159,7 @@ def test_too_many_websockets_backs_off_until_a_connection_is_free(
     finally:
         replica.close()
     assert slack.connections_refused == 4
-    assert pauses.seconds == [2, 4, 8, 16]  # not a new connection every 3 s
+    assert spread(pauses.seconds, [2, 4, 8, 16])  # not a new connection every 3 s
     said = [line for line in warnings(caplog) if "too_many_websockets" in line]
     assert len(said) == 4 and len(warnings(caplog)) == 4, warnings(caplog)
 

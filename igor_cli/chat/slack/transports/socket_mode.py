@@ -18,6 +18,7 @@ started and stopped by lifecycle.py.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -59,7 +60,9 @@ class Link:
 
 class Backoff:
     """How long to wait before the next try: nothing after a connection that worked, then
-    RETRY_FIRST doubling up to RETRY_MOST while tries keep failing."""
+    RETRY_FIRST doubling up to RETRY_MOST while tries keep failing, each wait drawn between
+    half of it and all of it, so that replicas cut off together do not all try again at
+    the same moments (apps.connections.open allows about one a minute)."""
 
     def __init__(self, first: float = RETRY_FIRST, most: float = RETRY_MOST) -> None:
         self.first = first
@@ -70,7 +73,8 @@ class Backoff:
         """One more failed try; the seconds to wait before the next (Slack's Retry-After
         when it asks for longer)."""
         self.failures += 1
-        return max(at_least, min(self.most, self.first * 2.0 ** (self.failures - 1)))
+        longest = min(self.most, self.first * 2.0 ** (self.failures - 1))
+        return max(at_least, random.uniform(longest / 2, longest))
 
     def worked(self) -> None:
         """A connection worked: the next one is tried at once."""
@@ -326,7 +330,7 @@ class SocketModeTransport:
         wrong (None: connected) and how long Slack asked to wait (a 429's Retry-After)."""
         from slack_sdk.errors import SlackApiError
 
-        from igor_cli.chat.slack.delivery import retry_after
+        from igor_cli.chat.slack.web import retry_after
 
         socket = self.socket
         assert socket is not None  # connect() made it
