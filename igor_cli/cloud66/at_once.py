@@ -19,11 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import Any
 
-THREADS = 32  # reads in flight beside the commands' own (the bot runs 32 commands at once)
+from igor_cli.cloud66 import READS_AT_ONCE
 
 
 class _Readers:
-    """Daemon threads (up to THREADS, started as reads need them) taking reads from one
+    """Daemon threads (up to READS_AT_ONCE, started as reads need them) taking reads from one
     queue. Not concurrent.futures' pool: its threads are joined when the interpreter
     exits, and a read stuck on an unresponsive Cloud 66 would hold `igor serve` open
     after SIGTERM (SPEC section 6: it ends within 10 s)."""
@@ -42,7 +42,7 @@ class _Readers:
             if self._idle > 0:
                 self._idle -= 1  # that one takes it
                 return future
-            if self._threads >= THREADS:
+            if self._threads >= READS_AT_ONCE:
                 return future  # taken by the first thread that is done
             self._threads += 1
             number = self._threads

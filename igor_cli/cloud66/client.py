@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from igor_cli import __version__
-from igor_cli.cloud66 import READS_ONLY
+from igor_cli.cloud66 import READS_AT_ONCE, READS_ONLY
 from igor_cli.cloud66.models import (
     Account,
     AsyncAction,
@@ -90,7 +90,6 @@ class Observer(Protocol):
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = (5.0, 30.0)  # connect, read: each request's own limits, within the call's deadline
-MAX_PAGE_WORKERS = 32  # stacks whose histories are read at once
 # A list's pages fetched at once: every page but the first, up to this many. Cloud 66
 # documents no limit on requests in flight, only 3,000 an hour (the client stops at what
 # is left of them); 50,000 stacks are 1,667 pages, and each round in flight costs one
@@ -148,7 +147,6 @@ class Cloud66Client:
         base_url: str = DEFAULT_API_URL,
         *,
         retry: RetryPolicy | None = None,
-        page_workers: int = MAX_PAGE_WORKERS,
         pages_in_flight: int = MAX_PAGES_IN_FLIGHT,
         timeout: tuple[float, float] = TIMEOUT,
         observer: Observer | None = None,
@@ -166,7 +164,6 @@ class Cloud66Client:
         self.base_url = _checked_base_url(base_url, token)
         self.origin = _origin(self.base_url)
         self.retry = retry or RetryPolicy()
-        self.page_workers = max(1, page_workers)
         self.pages_in_flight = max(1, pages_in_flight)
         self.timeout = timeout
         self.observer = observer
@@ -186,7 +183,7 @@ class Cloud66Client:
         self._session = (
             session
             if session is not None
-            else new_session(max(self.page_workers, self.pages_in_flight) + 2)
+            else new_session(max(READS_AT_ONCE, self.pages_in_flight) + 2)
         )
 
     def close(self) -> None:
