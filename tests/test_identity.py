@@ -164,6 +164,33 @@ def test_a_lock_record_igor_cannot_read_is_listed_and_not_taken_over(
     assert store.get(f"lock:{uid}") == DAMAGED
 
 
+def test_a_lock_record_igor_cannot_read_ends_by_force_by_its_uid(
+    sim: Simulator, igor: Igor, clock: FakeClock
+) -> None:
+    import json
+
+    store, uid = _damaged_lock_on_blog(clock)
+    refused = igor("deploy", "-s", "blog", "-e", "production")
+    assert f"igor unlock -s {uid} --force" in refused.stderr  # the way out, named
+    # Nobody can be shown to hold it: not unlocked without --force.
+    ran = igor("unlock", "-s", uid)
+    assert ran.exit_code == 1, ran.output
+    assert "cannot read" in ran.stderr and "--force" in ran.stderr
+    assert store.get(f"lock:{uid}") == DAMAGED
+    ran = igor("unlock", "-s", uid, "--force", "--reason", "damaged record", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.stdout)["result"] == "forced"
+    assert store.get(f"lock:{uid}") is None
+    on_record = [json.loads(text) for key, text in store.items("audit:").items()]
+    assert [(r["event"], r["lock"], r["reason"]) for r in on_record] == [
+        ("force-unlock", {"stack": {"uid": uid}, "unreadable": True}, "damaged record")
+    ]
+    assert igor("deploy", "-s", "blog", "-e", "production").exit_code == 0
+    assert posts(sim) == 1
+    # A name that is neither a readable lock's stack nor an unreadable record's uid.
+    assert "not locked" in igor("unlock", "-s", "nothing-here", "--force").stderr
+
+
 def test_a_forced_unlock_notice_keeps_its_words() -> None:
     now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     lock = Lock("s1", "blog", "production", Person.in_slack("U0ALICE"), "", now, now)

@@ -298,6 +298,16 @@ class UnlockOutcome(Outcome):
         from igor_cli.render.sentences import ago
 
         lock, when = self.lock, self.now or now
+        if self.result is UnlockResult.FORCED and lock is None:
+            return (
+                f"Unlocked the stack with uid {self.stack}, held by a lock record igor could "
+                "not read. The forced unlock is on record."
+            )
+        if self.result is UnlockResult.NOT_YOURS and lock is None:
+            return (
+                f"The stack with uid {self.stack} is held by a lock record igor cannot read: "
+                "nobody can be shown to hold it. Nothing was unlocked."
+            )
         if self.result is UnlockResult.NOT_LOCKED or lock is None:
             return f"{self.stack} is not locked; nothing to unlock."
         if self.result is UnlockResult.NOT_YOURS:
@@ -465,6 +475,9 @@ def release_lock(
 
     found = _matching(store, request.stack, request.environment)
     if not found:
+        damaged = _unreadable(store, request.stack)
+        if damaged is not None:
+            return _release_unreadable(store, request, origin, now, damaged)
         where = f" in {request.environment}" if request.environment else ""
         return UnlockOutcome(UnlockResult.NOT_LOCKED, request.stack + where)
     if len(found) > 1:
@@ -488,6 +501,35 @@ def release_lock(
         if not forced.told_now:  # the bot answering tells them; anyone else leaves a notice
             leave_notice(store, forced)
     return UnlockOutcome(UnlockResult.FORCED, lock.label, lock, now, forced)
+
+
+def _unreadable(store: Store, uid: str) -> str | None:
+    """The stored text of a lock record igor cannot read on the stack with this uid (what
+    `igor locks` and a refused change name it by), if there is one."""
+    from igor_cli.state.locks import guarding_locks
+
+    found = guarding_locks(store).get(uid.strip())
+    return found[1] if found is not None and found[0] is None else None
+
+
+def _release_unreadable(
+    store: Store, request: UnlockRequest, origin: Origin, now: datetime, text: str
+) -> UnlockOutcome:
+    """A lock record igor cannot read ends only by --force (nobody can be shown to hold
+    it), on record; compare-and-delete, so a lock taken meanwhile stays."""
+    from igor_cli.state.audit import keep_on_record
+    from igor_cli.state.locks import lock_key
+
+    uid = request.stack.strip()
+    if not request.force:
+        return UnlockOutcome(UnlockResult.NOT_YOURS, uid)
+    if not store.release(lock_key(uid), text):
+        return release_lock(store, request, origin, now)  # changed since: what holds now
+    record = {"event": "force-unlock", "by": origin.person.facts(),
+              "lock": {"stack": {"uid": uid}, "unreadable": True},
+              "reason": request.reason.strip()}  # fmt: skip
+    keep_on_record(store, record, now)
+    return UnlockOutcome(UnlockResult.FORCED, uid)
 
 
 def _reset_said(env: Environment, store: Store) -> str:

@@ -145,10 +145,10 @@ class LockUnreadable(IgorError):
 
 
 def unreadable_hint(stack_uid: str) -> str:
-    """How a lock igor cannot read ends: by itself, or by deleting its key."""
+    """How a lock igor cannot read ends: by itself, or forced (its key in the store named)."""
     return (
-        f"It ends when its time is up; to end it now, delete the key {lock_key(stack_uid)} "
-        "from the state store."
+        f"It ends when its time is up; to end it now: igor unlock -s {stack_uid} --force "
+        f"(on record; it deletes the key {lock_key(stack_uid)} from the state store)."
     )
 
 
