@@ -80,7 +80,7 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
             if status != 429 and status < 500:
                 raise rejected(kind, str(error.response.get("error", "rejected"))) from None
             busy = status == 429
-            delay = retry_after(error.response.headers) if busy else min(8.0, 0.5 * 2**attempt)
+            delay = retry_after(error.response.headers) if busy else _backoff(attempt)
             if attempt == START_ATTEMPTS or delay > START_WAIT_SECONDS:
                 why = "is rate-limiting igor" if busy else f"answered HTTP {status}"
                 raise Unreachable(
@@ -100,8 +100,13 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
                     "Check the network, or IGOR_SLACK_API_URL if you set it.",
                 ) from None
             log.warning("Slack unreachable at %s (%s); retrying", url, reason)
-            env.sleep(min(8.0, 0.5 * 2**attempt))
+            env.sleep(_backoff(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before trying again after a failed `attempt` (1, 2, ...): 1, 2, 4, 8 at most."""
+    return min(8.0, 0.5 * 2.0**attempt)
 
 
 def check_bot_token(token: str, env: Environment) -> tuple[SlackWeb, Identity]:
