@@ -5,6 +5,7 @@ Slack's refusals as slack_sdk's `SlackApiError`, and a post never sent twice."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -12,8 +13,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from igor_cli import http
-from igor_cli.chat.slack.delivery import retry_after
-from igor_cli.chat.slack.web import SlackUnreachable, SlackWeb
+from igor_cli.chat.slack.delivery import Delivery, Place
+from igor_cli.chat.slack.web import SlackUnreachable, SlackWeb, retry_after
+from igor_cli.render.slack import SlackMessage
 from tests.fakes.web import Answer, Origin, Seen, free_port
 
 TOKEN = "xoxb-secret-bot-token-4242"
@@ -106,6 +108,29 @@ def test_a_post_dropped_on_a_kept_alive_connection_is_not_sent_again() -> None:
     assert [json.loads(s.body)["text"] for s in seen] == ["first", "second"]
     assert lost.value.sent
     assert lost.value.words in ("connection closed before a full answer", "connection reset")
+
+
+def test_a_reply_that_may_have_arrived_is_not_sent_again_by_direct_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Sent, and the connection dropped before the answer: Slack may show it in the
+    # channel already. A direct message "I could not answer in #deploys" would tell the
+    # requester twice; it is said in the log instead, not counted as lost.
+    def dropped(seen: Seen) -> Answer:
+        return Answer(then="drop")
+
+    with Origin(dropped) as origin:
+        delivery = Delivery(web(origin), threading.Event())
+        place = Place("C0DEPLOY", "1.000100", "U0ALICE")
+        delivery.post(place, SlackMessage("Deploy started: shop (production)."))
+        delivery.ephemeral(place, "Only U0BOB can confirm this.")
+        delivery.wait_idle(10)
+        delivery.stop()
+        seen = origin.seen
+    assert [json.loads(s.body)["channel"] for s in seen] == ["C0DEPLOY", "C0DEPLOY"]
+    assert delivery.lost == 0
+    unsure = [r.getMessage() for r in caplog.records if "may have arrived" in r.getMessage()]
+    assert len(unsure) == 2 and "U0ALICE" in unsure[0]
 
 
 def test_a_post_goes_on_a_fresh_connection_once_the_kept_one_idled_too_long(

@@ -158,6 +158,9 @@ class Delivery:
                 blocks=said.blocks,
             )
         except _Failed as failed:
+            if failed.maybe_sent:  # another copy elsewhere could tell it twice
+                self._unsure("post", failed.error, place, said, context)
+                return
             if not tried_url and self._by_url(place, said, "in_channel"):
                 return
             if failed.error not in AUTH_ERRORS and self._direct(place, said):
@@ -178,6 +181,9 @@ class Delivery:
                 blocks=said.blocks,
             )
         except _Failed as failed:
+            if failed.maybe_sent:
+                self._unsure("ephemeral reply", failed.error, place, said, context)
+                return
             if self._by_url(place, said, "ephemeral"):
                 return
             if failed.error not in AUTH_ERRORS and self._direct(place, said):
@@ -233,6 +239,18 @@ class Delivery:
             return False
         return True
 
+    def _unsure(
+        self, what: str, error: str, place: Place, said: SlackMessage, context: dict[str, Any]
+    ) -> None:
+        """A reply sent with no answer back: it may be there, so it is not sent again (by
+        response_url or direct message: the requester would read it twice); said in the log."""
+        log.warning(
+            "no answer from Slack after sending a %s to %s in %s (%s): it may have arrived, "
+            "so it is not sent again; command %s, outcome %s: %s",
+            what, place.user or "?", place.channel or "?", error,
+            context.get("command", "?"), context.get("outcome", "?"), said.text[:300],
+        )  # fmt: skip
+
     def _lost(
         self,
         what: str,
@@ -274,15 +292,18 @@ class Delivery:
             except OSError as error:  # SlackUnreachable: never sent again (web.py)
                 from igor_cli.cloud66.refusals import network_reason
 
-                raise _Failed(network_reason(error)) from None
+                maybe_sent = bool(getattr(error, "sent", False))
+                raise _Failed(network_reason(error), maybe_sent=maybe_sent) from None
 
 
 class _Failed(Exception):
-    """A Web API call that did not go through, and Slack's reason."""
+    """A Web API call that did not go through, and Slack's reason; `maybe_sent`: it was
+    sent and no answer came, so Slack may have taken it."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, maybe_sent: bool = False) -> None:
         super().__init__(error)
         self.error = error
+        self.maybe_sent = maybe_sent
 
 
 def _context_block(text: str) -> dict[str, Any]:
