@@ -64,6 +64,7 @@ BOT_FOLLOW_INTERVAL = 15.0  # igor serve as it runs: 3 x the default 5 s
 # edits' longest pause (a group of them, then the pause it earned: chat/slack/updates.py).
 IDLE_QUIET = 3.0 + UPDATE_GROUP * 60.0 / UPDATES_PER_MINUTE
 IDLE_TIMEOUT = 240.0
+WAKE_ASLEEP = 0.1  # seconds asleep before the wake whose CPU is printed (_wake_cost)
 HARNESS_SWITCH_SECONDS = 0.0005  # this process's GIL switch interval (see bench_bot_load)
 CHANNEL = "C0LOAD"
 WARM_UP = "C0WARM"  # the one command before the burst
@@ -163,6 +164,25 @@ class Measured:
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _wake_cost(wakes: int = 10, asleep: float = WAKE_ASLEEP) -> float:
+    """Seconds of CPU this machine charges a thread for waking after `asleep` seconds
+    (the mean of `wakes`). The bot's CPU counted until idle is mostly wake-ups (a reply
+    posted, an edit, a ping answered, a timer), and a VM may charge one several times more
+    in one hour than in another: printed beside each figure, so that runs compare."""
+    spent: list[float] = []
+
+    def sleeper() -> None:
+        for _ in range(wakes):
+            before = time.thread_time()
+            time.sleep(asleep)
+            spent.append(time.thread_time() - before)
+
+    thread = threading.Thread(target=sleeper, name="bench-wake-cost")
+    thread.start()
+    thread.join()
+    return sum(spent) / len(spent)
 
 
 def _verdict(ok: bool) -> str:
@@ -621,11 +641,13 @@ def _cpu_and_latency() -> bool:
           f"idle (budget <= {CPU_BUDGET * 1000:.1f} ms); answering at {SLOW * 1000:.0f} ms a "
           f"Cloud 66 request <= {SLOW_BUDGET:.1f}x at 0 ms, within the token's "
           f"{TOKEN_HOURLY_LIMIT:,} requests an hour")  # fmt: skip
+    print(f"  (wake: the CPU this machine charges a thread for waking after "
+          f"{WAKE_ASLEEP * 1000:.0f} ms asleep, measured after each burst)")  # fmt: skip
     for name, lines in BURSTS.items():
         fast = burst(lines)
-        load_fast = _load()
+        load_fast = f"wake {_wake_cost() * 1e6:.0f} us; {_load()}"
         slow = burst(lines, latency=SLOW)
-        load_slow = _load()
+        load_slow = f"wake {_wake_cost() * 1e6:.0f} us; {_load()}"
         for latency, measured, load in ((0.0, fast, load_fast), (SLOW, slow, load_slow)):
             cpu = measured.bot_cpu
             cpu_ok = cpu is not None and cpu <= CPU_BUDGET
