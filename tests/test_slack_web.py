@@ -13,7 +13,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from igor_cli import http
-from igor_cli.chat.slack.delivery import Delivery, Place
+from igor_cli.chat.slack.delivery import Delivery, Place, ResponseUrl
 from igor_cli.chat.slack.web import SlackUnreachable, SlackWeb, retry_after
 from igor_cli.render.slack import SlackMessage
 from tests.fakes.web import Answer, Origin, Seen, free_port
@@ -131,6 +131,23 @@ def test_a_reply_that_may_have_arrived_is_not_sent_again_by_direct_message(
     assert delivery.lost == 0
     unsure = [r.getMessage() for r in caplog.records if "may have arrived" in r.getMessage()]
     assert len(unsure) == 2 and "U0ALICE" in unsure[0]
+
+
+def test_a_slash_commands_reply_that_may_have_arrived_is_not_posted_again() -> None:
+    # The same for a reply through the response_url: sent, no answer, so no post follows.
+    def dropped(seen: Seen) -> Answer:
+        return Answer(then="drop")
+
+    with Origin(dropped) as origin:
+        delivery = Delivery(web(origin), threading.Event())
+        url = ResponseUrl(origin.url.replace("/api/3", "/commands/T0/1/respond"))
+        place = Place("C0DEPLOY", "", "U0ALICE", response_url=url, answer_by_url=True)
+        delivery.post(place, SlackMessage("Deploy started: shop (production)."))
+        delivery.wait_idle(10)
+        delivery.stop()
+        seen = origin.seen
+    assert [s.path for s in seen] == ["/commands/T0/1/respond"]
+    assert delivery.lost == 0
 
 
 def test_a_post_goes_on_a_fresh_connection_once_the_kept_one_idled_too_long(

@@ -208,6 +208,8 @@ class Delivery:
         return self._send_url(url, said, response_type=response_type)
 
     def _send_url(self, url: ResponseUrl, said: SlackMessage, **options: Any) -> bool:
+        """Whether the reply went through the response_url: True also when it was sent and
+        no answer came (it may be there: no other copy is sent, as for a post)."""
         url.uses += 1
         try:
             reply = {"text": said.text, "blocks": said.blocks, **options}
@@ -215,6 +217,11 @@ class Delivery:
         except OSError as error:
             from igor_cli.cloud66.refusals import network_reason
 
+            if _maybe_sent(error):
+                log.warning("no answer from Slack after sending a reply to a response_url "
+                            "(%s): it may have arrived, so it is not sent again: %s",
+                            network_reason(error), said.text[:300])  # fmt: skip
+                return True
             log.warning("response_url unreachable (%s)", network_reason(error))
             return False
         if status != 200:
@@ -292,8 +299,7 @@ class Delivery:
             except OSError as error:  # SlackUnreachable: never sent again (web.py)
                 from igor_cli.cloud66.refusals import network_reason
 
-                maybe_sent = bool(getattr(error, "sent", False))
-                raise _Failed(network_reason(error), maybe_sent=maybe_sent) from None
+                raise _Failed(network_reason(error), maybe_sent=_maybe_sent(error)) from None
 
 
 class _Failed(Exception):
@@ -304,6 +310,12 @@ class _Failed(Exception):
         super().__init__(error)
         self.error = error
         self.maybe_sent = maybe_sent
+
+
+def _maybe_sent(error: OSError) -> bool:
+    """Whether a call that got no answer had left igor (`SlackUnreachable.sent`): Slack may
+    have taken it, so it must not be sent again another way."""
+    return bool(getattr(error, "sent", False))
 
 
 def _context_block(text: str) -> dict[str, Any]:

@@ -81,14 +81,13 @@ def _slack_call(kind: TokenKind, env: Environment, call: Callable[[], Any]) -> A
                 raise rejected(kind, str(error.response.get("error", "rejected"))) from None
             busy = status == 429
             delay = retry_after(error.response.headers) if busy else _backoff(attempt)
+            why = "is rate-limiting igor" if busy else f"answered HTTP {status}"
             if attempt == START_ATTEMPTS or delay > START_WAIT_SECONDS:
-                why = "is rate-limiting igor" if busy else f"answered HTTP {status}"
                 raise Unreachable(
                     f"Slack {why}: the {kind.description} was not checked.",
                     f"Try again in {delay:.0f} s." if busy else "Try again in a minute.",
                 ) from None
-            said = "rate-limits igor" if busy else f"answered HTTP {status}"
-            log.warning("Slack %s; trying again in %.0f s", said, delay)
+            log.warning("Slack %s; trying again in %.0f s", why, delay)
             env.sleep(delay)
         except OSError as error:  # URLError, timeouts, refused connections
             from igor_cli.cloud66.refusals import network_reason
