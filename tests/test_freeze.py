@@ -17,7 +17,7 @@ from igor_cli.freeze import StackFrozen, freezes_from_config
 from igor_cli.identity import Origin
 from igor_cli.sandbox import Simulator
 from igor_cli.state import open_store
-from tests.conftest import Igor, RunningBot
+from tests.conftest import Igor, RunningBot, wait_until
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
 
@@ -196,7 +196,12 @@ def test_a_broken_glass_is_announced_in_the_channel(
     write(WEEKEND.format(me="nobody@nowhere"))
     bot.start()
     ts = bot.mention("deploy -s blog --break-glass --reason 'payments down'", user="U0LEAD")
-    calls = bot.replies(2)
+    # The channel's announcement and the thread's answers go on lanes of their own: in
+    # any order (the deployment's outcome may come before the announcement).
+    assert wait_until(
+        lambda: any(not c.params.get("thread_ts") for c in slack.calls_to("chat.postMessage"))
+    )
+    calls = slack.calls_to("chat.postMessage")
     in_thread = [c for c in calls if c.params.get("thread_ts") == ts]
     in_channel = [c for c in calls if not c.params.get("thread_ts")]
     assert any("Deploy started" in c.params["text"] for c in in_thread)

@@ -473,6 +473,12 @@ def test_a_change_waits_for_another_igor_changing_the_same_stack(
             core.perform(env, lambda: client, DeployRequest(stack="blog"), Origin("cli", "me"))
         assert posts(sim) == 0
         assert other.get(f"change:{uid}") == "other-replica"  # not taken from its holder
+        # A dry run posts nothing: it waits for nobody's change, and holds nothing.
+        looked = core.perform(
+            env, lambda: client, DeployRequest(stack="blog", dry_run=True), Origin("cli", "me")
+        )
+        assert looked.exit_code == 0 and posts(sim) == 0
+        assert other.get(f"change:{uid}") == "other-replica"
 
         assert other.release(f"change:{uid}", "other-replica")
         assert other.claim(f"change:{uid}", "other-replica", 0.5)  # finishing soon

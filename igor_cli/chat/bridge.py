@@ -362,7 +362,7 @@ class Bridge:
     ) -> Step:
         """A change: refused where the replicas share no store, or by a rule no stack could
         lift; otherwise its work, keyed on the stack it names (changes to one stack run one
-        after another)."""
+        after another; a dry run, which posts nothing, runs at once)."""
         if refused_here:
             fields = {**_request_fields(request), "refused": "replicas on stores of their own"}
             return finish(Reply("refused", name, request, notice=refused_here, fields=fields))
@@ -378,6 +378,8 @@ class Bridge:
                     self._change(name, request, words, origin, channel, thread, confirmed, connect)
                 )
 
+        if not request.posts:  # a dry run changes nothing: it waits for nobody's change
+            return Work(rest)
         # One stack name (any case) covers every stack a change could resolve to.
         return Work(rest, request.stack.strip().casefold(), request.stack.strip())
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeGuard
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from igor_cli.core.run import Run
     from igor_cli.json_output import JsonOutput
     from igor_cli.render.said import Said
+
+# Holds one stack while a change decides and posts: `Environment.stack_lock`.
+StackLock = Callable[[str], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +151,18 @@ class Change(Request, OnAStack):
     def follows(self) -> bool:
         """Whether a shell follows the deployment it leads to (`--follow`)."""
         return self.follow
+
+    @property
+    def posts(self) -> bool:
+        """Whether it may post to Cloud 66 (a dry run does not): only what posts holds its
+        stack while it decides (`stack_lock`), and in chat waits in its stack's line."""
+        return not self.dry_run
+
+    def stack_lock(self, env: Environment) -> StackLock | None:
+        """What holds its stack while it decides and posts: one change at a time, across
+        every igor sharing the state store (`Environment.stack_lock`); nothing for a dry
+        run, which waits for nobody's change."""
+        return env.stack_lock if self.posts else None
 
     def question(self, stack: Stack, literal: Callable[[str], str]) -> QuestionWords:
         """What chat asks before it is made on `stack` (the one it resolved to)."""

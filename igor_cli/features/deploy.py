@@ -9,7 +9,7 @@ words here (`redeploy_sentence`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -31,7 +31,7 @@ from igor_cli.cli import (
     Wait,
     command,
 )
-from igor_cli.core.request import Change, Outcome, QuestionWords
+from igor_cli.core.request import Change, Outcome, QuestionWords, StackLock
 from igor_cli.errors import ApiError, ExitCode, RefNeedsClassic, Throttled, Unreachable
 from igor_cli.json_output import with_follow_events
 
@@ -141,7 +141,13 @@ class DeployRequest(Change):
     def act(self, run: Run) -> DeployOutcome:
         """Deploy, or say why not (the busy rules, the dry run, one POST)."""
         return deploy(
-            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.target, run.ledger()
+            run.connect(),
+            self,
+            run.origin,
+            run.hints,
+            self.stack_lock(run.env),
+            run.target,
+            run.ledger(),
         )
 
 
@@ -387,7 +393,7 @@ def deploy(
     request: DeployRequest,
     origin: Origin,
     hints: StackHints | None = None,
-    stack_lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stack_lock: StackLock | None = None,
     stack: Stack | None = None,
     ledger: Ledger | None = None,
 ) -> DeployOutcome:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -33,7 +33,7 @@ from igor_cli.cli import (
     command,
     complete_environments,
 )
-from igor_cli.core.request import Change, QuestionWords
+from igor_cli.core.request import Change, QuestionWords, StackLock
 from igor_cli.errors import (
     AlreadyLive,
     ChangedSinceConfirmed,
@@ -67,8 +67,6 @@ if TYPE_CHECKING:
     from igor_cli.state.deployed import Ledger
 
 COMMANDS = {"rollback": (), "promote": ()}
-
-StackLock = Callable[[str], AbstractContextManager[Any]]
 
 # -- the commands ----------------------------------------------------------------------
 
@@ -197,7 +195,7 @@ class RollbackRequest(Change):
     def act(self, run: Run) -> RollbackOutcome:
         """Deploy again what the last good deployment ran (or `--to`'s)."""
         return rollback(
-            run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger()
+            run.connect(), self, run.origin, run.hints, self.stack_lock(run.env), run.ledger()
         )
 
 
@@ -225,7 +223,9 @@ class PromoteRequest(Change):
 
     def act(self, run: Run) -> PromoteOutcome:
         """Deploy to `--to`'s stack what `--from`'s runs."""
-        return promote(run.connect(), self, run.origin, run.hints, run.env.stack_lock, run.ledger())
+        return promote(
+            run.connect(), self, run.origin, run.hints, self.stack_lock(run.env), run.ledger()
+        )
 
 
 # -- what to post again ----------------------------------------------------------

@@ -331,12 +331,13 @@ def test_commands_waiting_for_their_stack_are_told_and_the_line_is_bounded(
     monkeypatch.setattr("igor_cli.chat.lines.LINE_LIMIT", 2)
     sim.latency = 0.4  # a slow Cloud 66: each command on blog takes seconds
     bot.start()
-    asked = [bot.mention("deploy -s blog --dry-run", user=f"U0USER{n}") for n in range(4)]
+    # A cancel with nothing to cancel: a change that waits in line, and posts nothing.
+    asked = [bot.mention("cancel -s blog", user=f"U0USER{n}") for n in range(4)]
     assert wait_until(lambda: all(thread(slack, ts) for ts in asked), 30)
     # The intake takes them in any order: one runs, two wait (and are told), one is refused.
     first = {thread(slack, ts)[0].split(";")[0] for ts in asked}
     assert first == {
-        "Dry run: a deploy of blog (production) would start now. Nothing was posted.",
+        "blog (production) is not deploying, nothing to cancel.",
         "Waiting behind 1 command for blog",
         "Waiting behind 2 commands for blog",
         "2 commands for blog are already waiting",
@@ -348,6 +349,27 @@ def test_commands_waiting_for_their_stack_are_told_and_the_line_is_bounded(
     assert len(thread(slack, refused)) == 1  # nothing more: it never ran
 
 
+def test_a_dry_run_waits_in_no_line(
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("igor_cli.chat.lines.NOTICE_SECONDS", 0.2)
+    sim.latency = 0.4  # each change on blog takes a second or so: three take seconds
+    bot.start()
+    changes = [bot.mention("cancel -s blog", user=f"U0USER{n}") for n in range(3)]
+    dry = bot.mention("deploy -s blog --dry-run", user="U0LOOK")
+    assert wait_until(lambda: bool(thread(slack, dry)), 30)
+
+    # Answered while changes to blog still wait their turn, never told to wait itself.
+    def answered(ts: str) -> bool:
+        return any(not text.startswith("Waiting") for text in thread(slack, ts))
+
+    assert not all(map(answered, changes)), [thread(slack, ts) for ts in changes]
+    said = thread(slack, dry)
+    assert len(said) == 1 and said[0].startswith("Dry run: a deploy of blog"), said
+    assert wait_until(lambda: all(map(answered, changes)), 30)
+    assert sim.count("POST") == 0
+
+
 def test_a_command_whose_turn_comes_too_late_is_not_run(
     bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,13 +377,13 @@ def test_a_command_whose_turn_comes_too_late_is_not_run(
     monkeypatch.setattr("igor_cli.chat.lines.LINE_SECONDS", 0.5)
     sim.latency = 0.4  # the first in line takes longer than the second may wait
     bot.start()
-    asked = [bot.mention("deploy -s blog --dry-run", user=user) for user in ("U0AL", "U0BO")]
+    asked = [bot.mention("cancel -s blog", user=user) for user in ("U0AL", "U0BO")]
     assert wait_until(lambda: sum(len(thread(slack, ts)) for ts in asked) >= 3, 30)
     time.sleep(0.5)
     said = [thread(slack, ts) for ts in asked]
     ran = [s for s in said if len(s) == 1]
     late = [s for s in said if len(s) == 2]
-    assert len(ran) == 1 and "Dry run: a deploy of blog" in ran[0][0], said
+    assert len(ran) == 1 and "nothing to cancel" in ran[0][0], said
     assert len(late) == 1 and late[0][0].startswith("Waiting behind 1 command"), said
     assert "waited more than" in late[0][1] and "nothing was done" in late[0][1]
     assert sim.count("GET", "/stacks") <= 2  # the late one asked Cloud 66 nothing
