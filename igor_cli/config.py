@@ -10,8 +10,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -99,6 +99,10 @@ class Environment:
     _stack_locks: dict[str, threading.Lock] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # The stacks each thread holds (`stack_lock`): held again, a stack is not waited for.
+    _holding: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
     _continuity: Any = field(default=None, init=False, repr=False, compare=False)
     # The bot sets these: it names itself in the store's records, and says the store's
@@ -129,14 +133,24 @@ class Environment:
 
     def stack_lock(self, uid: str, label: str = "") -> AbstractContextManager[None]:
         """Hold one stack for one change: two changes to it, in this process or in any igor
-        sharing the state store, go one after the other."""
+        sharing the state store, go one after the other. A thread that holds it already
+        (a deploy that looked ahead: core/resolve.py) holds it on, and lets go once."""
         from igor_cli.state.mutex import one_change_at_a_time
+        from igor_cli.state.store import StateUnavailable, refusing_changes
 
+        held: set[str] = self._holding.__dict__.setdefault("uids", set())
+        if uid in held:
+            return nullcontext()
         with self._guard:
             process_lock = self._stack_locks.setdefault(uid, threading.Lock())
-        return one_change_at_a_time(
-            self.state_or_none(), process_lock, uid, label or f"stack {uid}", self.change_wait
+        try:
+            store = self.state_or_none()
+        except StateUnavailable as error:  # the claim cannot be made: no change is
+            raise refusing_changes(error) from None
+        change = one_change_at_a_time(
+            store, process_lock, uid, label or f"stack {uid}", self.change_wait
         )
+        return _holding(held, uid, change)
 
     def state_or_none(self) -> Store | None:
         """The state store; None only when the default file does not exist and cannot be
@@ -364,6 +378,17 @@ class Environment:
 
 
 _HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+
+
+@contextmanager
+def _holding(held: set[str], uid: str, change: AbstractContextManager[None]) -> Iterator[None]:
+    """`change` entered, with `uid` among the stacks this thread holds meanwhile."""
+    with change:
+        held.add(uid)
+        try:
+            yield
+        finally:
+            held.discard(uid)
 
 
 def url_problem(url: str) -> str:

@@ -10,6 +10,7 @@ console (`igor chat`) as plain text.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -22,7 +23,7 @@ from igor_cli.completion import StackCache
 from igor_cli.config import Environment
 from igor_cli.core.perform import guard_change, perform
 from igor_cli.core.request import Bookkeeping, Change, OnAStack, Outcome, Request, held_back
-from igor_cli.core.resolve import find_stack
+from igor_cli.core.resolve import find_stack, looking_ahead
 from igor_cli.core.run import Run
 from igor_cli.errors import IgorError
 from igor_cli.identity import Origin
@@ -433,7 +434,37 @@ class Bridge:
 
         What was typed can only narrow things down: a rule or a confirmation
         keyed on an environment applies whether or not `-e` was given.
+
+        A change that reads ahead (deploy) reads its stack's state with the stack's record,
+        under the stack's lock (core/resolve.py), unless it is about to ask a question
+        first (those reads would be made again after the click).
         """
+        decide = functools.partial(
+            self._decide, name, request, words, origin, channel, thread, confirmed
+        )
+        if confirmed is None and self.rules.asks:
+            return decide(connect)
+        try:
+            with looking_ahead(
+                connect, request, origin, StackCache(self.env), request.stack_lock(self.env)
+            ) as looked:
+                return decide(looked)
+        except IgorError as error:  # reading ahead (a decision's own errors are its reply)
+            fields = {**_request_fields(request), "error": type(error).__name__}
+            return Reply("error", name, request, error=error, fields=fields)
+
+    def _decide(
+        self,
+        name: str,
+        request: Change,
+        words: list[str],
+        origin: Origin,
+        channel: str,
+        thread: str,
+        confirmed: PendingCommand | None,
+        connect: Callable[[], Cloud66Client],
+    ) -> Reply:
+        """`_change`, through `connect`'s client."""
         fields = _request_fields(request)
         named, typed = request.stack, request.environment
         try:

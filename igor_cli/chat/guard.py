@@ -145,6 +145,11 @@ class Rules:
             for r in self.allow
         )
 
+    @property
+    def asks(self) -> bool:
+        """Whether a change anywhere waits for a click (a confirmation or an approval)."""
+        return bool(self.confirm or self.approve)
+
     def needs_confirmation(self, environment: str) -> bool:
         """Whether a change to a stack in this (resolved) environment waits for a click.
 

@@ -42,11 +42,19 @@ def perform(
     when the caller has just resolved it for this request (read from Cloud 66 on this
     request's turn: an action does not ask again).
     """
-    run = Run(env, connect, origin, hints, target)
+    if isinstance(request, Change) and target is None:  # its stack and reads, at once
+        from igor_cli.core.resolve import looking_ahead
+
+        with looking_ahead(connect, request, origin, hints, request.stack_lock(env)) as looked:
+            return _perform(Run(env, looked, origin, hints), request)
+    return _perform(Run(env, connect, origin, hints, target), request)
+
+
+def _perform(run: Run, request: Request) -> Outcome:
     if held_back(request):
         run = guard_change(run, request)  # every change passes here, whatever its command
         if not request.dry_run:
-            remember_reference(env, origin)  # before the POST: this deployment is igor's
+            remember_reference(run.env, run.origin)  # before the POST: this deployment is igor's
     from igor_cli.cloud66 import READS_ONLY
 
     reading = READS_ONLY.set("" if isinstance(request, Change) else type(request).__name__)

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeGuard
 from igor_cli.errors import ExitCode
 
 if TYPE_CHECKING:
+    from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
     from igor_cli.config import Environment
     from igor_cli.core.follow import Followed
     from igor_cli.core.run import Run
+    from igor_cli.identity import Origin
     from igor_cli.json_output import JsonOutput
     from igor_cli.render.said import Said
 
@@ -140,6 +142,9 @@ class Change(Request, OnAStack):
     # What it would deploy is known only by looking: chat looks first (a dry run), and
     # its question names what the click deploys (`expect`); with nothing to do, it says so.
     previews: ClassVar[bool] = False
+    # It reads its stack's state before it decides (`look`): those reads go at once with
+    # the stack's record, under the stack's lock (core/resolve.py, `looking_ahead`).
+    looks_ahead: ClassVar[bool] = False
 
     dry_run: bool = False
     follow: bool = False
@@ -157,6 +162,11 @@ class Change(Request, OnAStack):
         """Whether it may post to Cloud 66 (a dry run does not): only what posts holds its
         stack while it decides (`stack_lock`), and in chat waits in its stack's line."""
         return not self.dry_run
+
+    def look(self, client: Cloud66Client, uid: str, origin: Origin) -> Cloud66Client | None:
+        """When it `looks_ahead`: `client` with what it reads of the stack `uid` before it
+        decides read already, with the stack's record (None: Cloud 66 has no such stack)."""
+        raise NotImplementedError
 
     def stack_lock(self, env: Environment) -> StackLock | None:
         """What holds its stack while it decides and posts: one change at a time, across

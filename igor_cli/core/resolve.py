@@ -5,7 +5,8 @@ environment, from the completion cache when it knows the uid, else from the list
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from igor_cli.errors import (
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.activity import StackHints
     from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Stack
+    from igor_cli.core.request import Change, StackLock
+    from igor_cli.identity import Origin
 
 
 def resolve_stack(stacks: Sequence[Stack], name: str, environment: str | None) -> Stack:
@@ -90,6 +93,39 @@ def find_stack(
     return resolve_stack(client.stacks(), name, environment)
 
 
+@contextmanager
+def looking_ahead(
+    connect: Callable[[], Cloud66Client],
+    request: Change,
+    origin: Origin,
+    hints: StackHints | None,
+    hold: StackLock | None,
+) -> Iterator[Callable[[], Cloud66Client]]:
+    """How a change reaches Cloud 66 while it resolves its stack and acts.
+
+    For a change that `looks_ahead` (deploy) on a stack the completion cache names once:
+    that stack held (`hold`, its lock: no other change to it between these reads and its
+    own), then its record read at once with what the change reads before it decides: one
+    round trip where `find_stack` and those reads took two, the stack held until the
+    block ends. Otherwise, or when the record is not the stack asked for (renamed,
+    deleted), `connect` as it is, holding nothing: the change resolves its stack, and
+    holds it, as usual.
+    """
+    name = request.stack.strip()
+    uids = hints.uids(name, request.environment) if request.looks_ahead and hints and name else []
+    if len(uids) != 1:
+        yield connect
+        return
+    with ExitStack() as held:
+        if hold is not None:
+            held.enter_context(hold(uids[0]))
+        looked = request.look(connect(), uids[0], origin)
+        if looked is not None and _is(looked.stack(uids[0]), name, request.environment):
+            yield lambda: looked
+            return
+    yield connect
+
+
 def _is(stack: Stack, name: str, environment: str | None) -> bool:
     same_name = stack.name.casefold() == name.strip().casefold()
     return same_name and (not environment or stack.environment.casefold() == environment.casefold())
@@ -100,7 +136,7 @@ def check_services(client: Cloud66Client, stack: Stack, services: Sequence[str])
     if not services:
         return
     if not stack.is_docker:
-        # Checked before any other request: Cloud 66 deploys services of docker stacks only.
+        # Checked before the services are read: Cloud 66 deploys services of docker stacks only.
         raise ServicesNeedDocker(stack.label)
     available = [s.name for s in client.services(stack.uid)]
     by_fold = {a.casefold() for a in available}

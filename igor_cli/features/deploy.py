@@ -123,6 +123,7 @@ class DeployRequest(Change):
     """`igor deploy`."""
 
     json_fields: ClassVar[tuple[str, ...]] = with_follow_events(*DEPLOY_FIELDS)
+    looks_ahead: ClassVar[bool] = True
 
     services: tuple[str, ...] = ()
     ref: str = ""  # git_ref: a branch, tag or commit (classic stacks)
@@ -137,6 +138,12 @@ class DeployRequest(Change):
         where = literal(stack.environment)
         question = f"deploy *{literal(stack.name)}*{services}{ref}{profile} to *{where}*?"
         return QuestionWords(question, "Deploy", "Cancel")
+
+    def look(self, client: Cloud66Client, uid: str, origin: Origin) -> Cloud66Client | None:
+        """What `deploy_resolved` reads before it decides, read ahead with the record."""
+        from igor_cli.core.at_once import looked_ahead
+
+        return looked_ahead(client, uid, _retry_reference(origin))
 
     def act(self, run: Run) -> DeployOutcome:
         """Deploy, or say why not (the busy rules, the dry run, one POST)."""
@@ -412,6 +419,7 @@ def deploy(
     check_services(client, stack, services)
     # Two people asking at once (in this process, or in any igor sharing the state
     # store): the second must see the first's deployment, not race it to the POST.
+    # (Held already when its reads were made ahead, with the stack's record: held on.)
     with stack_lock(stack.uid) if stack_lock else nullcontext():
         return deploy_resolved(client, request, origin, stack, services, ledger=ledger)
 
@@ -446,7 +454,7 @@ def deploy_resolved(
         # A retry of this very request (a Slack retry, a replayed confirmation),
         # perhaps handled by another replica: Cloud 66 filters its actions by the
         # reference igor stored.
-        return client.actions_for(stack.uid, origin.user_reference)
+        return client.actions_for(stack.uid, _retry_reference(origin))
 
     def actions() -> Newest[AsyncAction]:
         # What runs is read afresh whenever the stack is busy (`live_state`, below): when
@@ -455,7 +463,7 @@ def deploy_resolved(
 
     # No read waits for another (issue 27: two round trips less for a deploy in line).
     read, retried, acted = at_once(
-        newest, mine if origin.request_id else None, actions if stack.busy else None
+        newest, mine if _retry_reference(origin) else None, actions if stack.busy else None
     )
 
     def outcome(
@@ -520,6 +528,12 @@ def deploy_resolved(
     # says `"queued": true` ("Stack queued for redeployment"), an idle stack's too.
     result = DeployResult.QUEUED if busy else DeployResult.STARTED
     return outcome(result, answer=answer, live=live, follow=follow)
+
+
+def _retry_reference(origin: Origin) -> str:
+    """The reference a retry of this very request was posted with ("": a request Slack
+    cannot retry, a shell's)."""
+    return origin.user_reference if origin.request_id else ""
 
 
 def _what_to_follow(

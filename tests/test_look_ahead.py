@@ -1,0 +1,117 @@
+"""A deploy reads its stack's record at once with what it decides on (issue 27).
+
+`find_stack` confirms the uid the completion cache knows with `GET /stacks/{uid}`; a
+deploy then reads the stack's newest deployments and actions (and its own actions, for
+a request Slack may retry) before it decides. On a stack the cache names once, those
+reads go together, under the stack's lock taken first: one round trip, not two, in the
+shell and in chat. A cache that names the wrong stack costs the look, never the deploy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from igor_cli.chat.bridge import Bridge
+from igor_cli.cloud66.client import Cloud66Client
+from igor_cli.completion import StackCache
+from igor_cli.config import Environment
+from igor_cli.core import perform as core
+from igor_cli.features.deploy import DeployRequest
+from igor_cli.identity import Origin
+from igor_cli.sandbox import Simulator
+from igor_cli.state import open_store
+from igor_cli.state.mutex import ChangeInProgress
+
+
+def _ask(sim: Simulator, where: str) -> threading.Thread:
+    """A deploy of shop (production), from chat or from the shell, on a filled cache."""
+    env = Environment()
+    bridge = Bridge(env)
+    client = Cloud66Client(sim.token, sim.url)
+    StackCache(env).stacks(client.stacks())
+    request = DeployRequest(stack="shop", environment="production")
+
+    def run() -> None:
+        if where == "chat":
+            bridge.handle("deploy -s shop -e production", Origin("slack", "U1", "e-2"))
+        else:
+            core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+
+    sim.reset_requests()
+    sim.latency = 1.0  # seconds each request is held: one after another, 2 s of reads
+    return threading.Thread(target=run)
+
+
+@pytest.mark.parametrize("where", ["chat", "shell"])
+def test_a_deploy_reads_its_stack_with_what_it_decides_on(sim: Simulator, where: str) -> None:
+    uid = sim.stack("shop", "production")["uid"]
+    asked = _ask(sim, where)
+    asked.start()
+    deadline = time.monotonic() + 10
+    while not sim.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = time.monotonic()
+    together = 4 if where == "chat" else 3  # chat's: igor's actions for a retried request too
+    while len(sim.requests) < together and time.monotonic() < first + 0.6:  # within one
+        time.sleep(0.01)
+    reads = sorted(r.path.removeprefix(f"/api/3/stacks/{uid}") for r in list(sim.requests))
+    asked.join(15)
+    expected = ["", "/actions", "/deployments"] + (["/actions"] if where == "chat" else [])
+    assert reads == sorted(expected)  # the record among them
+    assert sim.count("GET", f"/stacks/{uid}") == 1  # read once: not again for the deploy
+    assert sim.count("POST", f"/stacks/{uid}/deployments") == 1  # after them, once
+
+
+def test_a_deploy_holds_its_stack_before_it_reads_ahead(
+    sim: Simulator, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another igor changing shop: what this one would read now may be old when it posts.
+    monkeypatch.setenv("IGOR_STATE_URL", state_url)
+    client = Cloud66Client(sim.token, sim.url)
+    other = open_store(state_url)
+    env = Environment(change_wait=0.3)
+    try:
+        StackCache(env).stacks(client.stacks())
+        uid = sim.stack("shop", "production")["uid"]
+        request = DeployRequest(stack="shop", environment="production")
+        assert other.claim(f"change:{uid}", "other-replica", 60)
+        sim.reset_requests()
+        with pytest.raises(ChangeInProgress):
+            core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+        assert list(sim.requests) == []  # nothing read before the stack was its own
+        assert other.release(f"change:{uid}", "other-replica")
+        outcome = core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+        assert outcome.exit_code == 0 and sim.count("POST") == 1
+        assert other.items("change:") == {}  # held once, let go once
+    finally:
+        other.close()
+        client.close()
+        env.close()
+
+
+def test_a_cache_that_names_another_stack_costs_the_look_not_the_deploy(
+    sim: Simulator,
+) -> None:
+    client = Cloud66Client(sim.token, sim.url)
+    env = Environment()
+    try:
+        StackCache(env).stacks(client.stacks())
+        old = sim.stack("blog", "production")["uid"]
+        new = sim.stack("api", "production")["uid"]
+        with sim._transaction() as (state, _):  # renamed at Cloud 66 since the cache was made
+            state.find_stack("blog", "production").fields["name"] = "weblog"
+            state.find_stack("api", "production").fields["name"] = "blog"
+            state.dirty = True
+        assert StackCache(env).uids("blog", "production") == [old]
+        request = DeployRequest(stack="blog", environment="production")
+        outcome = core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+        assert outcome.exit_code == 0
+        posted = [r.path for r in sim.requests if r.method == "POST"]
+        assert posted == [f"/api/3/stacks/{new}/deployments"]  # the stack named blog now
+        assert env.state().items("change:") == {}  # neither stack left held
+    finally:
+        client.close()
+        env.close()
