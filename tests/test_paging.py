@@ -127,9 +127,9 @@ def test_shared_reads_last_a_few_seconds_and_a_change_forgets_its_stack() -> Non
     now = [0.0]
     shared = SharedReads(lambda: now[0], seconds=10.0)
     read: Newest[int] = Newest((3, 2, 1))
-    shared.keep("deployments:u", read)
-    shared.keep("actions:u", read)
-    shared.keep("deployments:v", read)
+    shared.keep("deployments:u", "u", read, shared.mark("u"))
+    shared.keep("actions:u", "u", read, shared.mark("u"))
+    shared.keep("deployments:v", "v", read, shared.mark("v"))
     now[0] = 9.0
     assert shared.recent("deployments:u") is read
     shared.forget("u")
@@ -137,3 +137,16 @@ def test_shared_reads_last_a_few_seconds_and_a_change_forgets_its_stack() -> Non
     assert shared.recent("deployments:v") is read
     now[0] = 10.0
     assert shared.recent("deployments:v") is None
+
+
+def test_a_read_under_way_when_a_change_is_posted_is_not_kept() -> None:
+    # It may have been answered before the change: kept, it would hide the change for
+    # the next commands' reads (a history right after a deploy).
+    shared = SharedReads(lambda: 0.0, seconds=10.0)
+    read: Newest[int] = Newest((3, 2, 1))
+    started = shared.mark("u")
+    shared.forget("u")  # a deploy to u was posted meanwhile
+    shared.keep("deployments:u", "u", read, started)
+    assert shared.recent("deployments:u") is None
+    shared.keep("deployments:u", "u", read, shared.mark("u"))  # read after it: kept
+    assert shared.recent("deployments:u") is read

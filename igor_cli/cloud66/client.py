@@ -410,6 +410,7 @@ class Cloud66Client:
             seen = shared.recent(key)
             if seen is not None and (seen.complete or enough(seen.items)):
                 return seen
+        mark = shared.mark(uid) if shared is not None else 0
         path = f"/stacks/{_segment(uid)}/{kind}"
         deadline = _Deadline(self.retry.total_seconds)
         query = dict(params or {})
@@ -422,7 +423,7 @@ class Cloud66Client:
             get, path, parse, newness, enough, memory=memory, key=key, max_pages=max_pages
         )
         if shared is not None:
-            shared.keep(key, read)
+            shared.keep(key, uid, read, mark)
         return read
 
     def _forget(self, uid: str) -> None:

@@ -392,6 +392,13 @@ class SharedReads:
         self.seconds = seconds
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, Newest[Any]]] = {}
+        self._forgotten: dict[str, int] = {}  # by stack uid: how many times (`forget`)
+
+    def mark(self, stack_uid: str) -> int:
+        """Where a read of the stack starts: it is kept only if no change to the stack was
+        posted before it ended (`keep`)."""
+        with self._lock:
+            return self._forgotten.get(stack_uid, 0)
 
     def recent(self, key: str) -> Newest[Any] | None:
         """What was read under `key` in the last `seconds`, if anything."""
@@ -401,13 +408,17 @@ class SharedReads:
             return None
         return seen[1]
 
-    def keep(self, key: str, read: Newest[Any]) -> None:
-        """Remember a read for the next commands."""
+    def keep(self, key: str, stack_uid: str, read: Newest[Any], mark: int) -> None:
+        """Remember a read of the stack for the next commands, unless a change to it was
+        posted since the read started at `mark` (it may not show the change)."""
         with self._lock:
-            self._seen[key] = (self.clock(), read)
+            if self._forgotten.get(stack_uid, 0) == mark:
+                self._seen[key] = (self.clock(), read)
 
     def forget(self, stack_uid: str) -> None:
-        """A change to the stack was posted: its history reads anew."""
+        """A change to the stack was posted: its history reads anew, and a read under way
+        is not kept."""
         with self._lock:
+            self._forgotten[stack_uid] = self._forgotten.get(stack_uid, 0) + 1
             for key in [k for k in self._seen if k.endswith(f":{stack_uid}")]:
                 del self._seen[key]
