@@ -73,6 +73,10 @@ def test_people_are_named_as_slack_shows_them_never_by_id(
 ) -> None:
     slack.add_user("U0BOB", name="bob", real_name="Bob Baker", display_name="bobby")
     slack.add_user("U0DANA", name="dana", real_name="Dana Diaz")  # no display name set
+    # Dana's deployment runs throughout: the bot's follow loop moves the simulator's clock
+    # on, and a history read as it ended (deployment still running, its action finished
+    # a moment later) could not tell it was igor's.
+    sim.deploy_seconds = 3600.0
     bot.start()
     locked = bot.mention("lock -s blog --reason release", user="U0BOB")
     assert "Locked blog" in answers_in(slack, locked)[0]
