@@ -1,10 +1,11 @@
-"""A deploy reads its stack's record at once with what it decides on (issue 27).
+"""A deploy or a cancel reads its stack's record at once with what it decides on (issue 27).
 
 `find_stack` confirms the uid the completion cache knows with `GET /stacks/{uid}`; a
 deploy then reads the stack's newest deployments and actions (and its own actions, for
-a request Slack may retry) before it decides. On a stack the cache names once, those
-reads go together, under the stack's lock taken first: one round trip, not two, in the
-shell and in chat. A cache that names the wrong stack costs the look, never the deploy.
+a request Slack may retry) before it decides, and a cancel what runs and waits. On a
+stack the cache names once, those reads go together (a deploy's under the stack's lock,
+taken first): one round trip, not two, in the shell and in chat. A cache that names the
+wrong stack costs the look, never the change.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 
 import pytest
 
-from igor_cli.chat.bridge import Bridge
+from igor_cli.chat.bridge import Bridge, parse
 from igor_cli.cloud66.client import Cloud66Client
 from igor_cli.completion import StackCache
 from igor_cli.config import Environment
 from igor_cli.core import perform as core
+from igor_cli.features.cancel import CancelRequest
 from igor_cli.features.deploy import DeployRequest
 from igor_cli.identity import Origin
 from igor_cli.sandbox import Simulator
@@ -26,17 +28,17 @@ from igor_cli.state import open_store
 from igor_cli.state.mutex import ChangeInProgress
 
 
-def _ask(sim: Simulator, where: str) -> threading.Thread:
-    """A deploy of shop (production), from chat or from the shell, on a filled cache."""
+def _ask(sim: Simulator, where: str, text: str) -> threading.Thread:
+    """`text` on shop (production), from chat or from the shell, on a filled cache."""
     env = Environment()
     bridge = Bridge(env)
     client = Cloud66Client(sim.token, sim.url)
     StackCache(env).stacks(client.stacks())
-    request = DeployRequest(stack="shop", environment="production")
+    request = parse(text.split())[1]  # the shell's definitions
 
     def run() -> None:
         if where == "chat":
-            bridge.handle("deploy -s shop -e production", Origin("slack", "U1", "e-2"))
+            bridge.handle(text, Origin("slack", "U1", "e-2"))
         else:
             core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
 
@@ -46,23 +48,31 @@ def _ask(sim: Simulator, where: str) -> threading.Thread:
 
 
 @pytest.mark.parametrize("where", ["chat", "shell"])
-def test_a_deploy_reads_its_stack_with_what_it_decides_on(sim: Simulator, where: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "posted"),
+    [("deploy -s shop -e production", "POST"), ("cancel -s shop -e production", "DELETE")],
+)
+def test_a_change_reads_its_stack_with_what_it_decides_on(
+    sim: Simulator, where: str, text: str, posted: str
+) -> None:
+    sim.start_foreign_deployment("shop", "production")  # something to cancel, or queue behind
     uid = sim.stack("shop", "production")["uid"]
-    asked = _ask(sim, where)
+    asked = _ask(sim, where, text)
     asked.start()
     deadline = time.monotonic() + 10
     while not sim.requests and time.monotonic() < deadline:
         time.sleep(0.01)
     first = time.monotonic()
-    together = 4 if where == "chat" else 3  # chat's: igor's actions for a retried request too
-    while len(sim.requests) < together and time.monotonic() < first + 0.6:  # within one
+    # A deploy from chat also reads igor's actions for this request (a Slack retry).
+    mine = ["/actions"] if where == "chat" and posted == "POST" else []
+    together = sorted(["", "/actions", "/deployments", *mine])
+    while len(sim.requests) < len(together) and time.monotonic() < first + 0.6:  # within one
         time.sleep(0.01)
     reads = sorted(r.path.removeprefix(f"/api/3/stacks/{uid}") for r in list(sim.requests))
     asked.join(15)
-    expected = ["", "/actions", "/deployments"] + (["/actions"] if where == "chat" else [])
-    assert reads == sorted(expected)  # the record among them
-    assert sim.count("GET", f"/stacks/{uid}") == 1  # read once: not again for the deploy
-    assert sim.count("POST", f"/stacks/{uid}/deployments") == 1  # after them, once
+    assert reads == together  # the record among them
+    assert sim.count("GET", f"/stacks/{uid}") == 1  # read once: not again for the change
+    assert sim.count(posted) == 1  # after them, once
 
 
 def test_a_deploy_holds_its_stack_before_it_reads_ahead(
@@ -86,6 +96,13 @@ def test_a_deploy_holds_its_stack_before_it_reads_ahead(
         outcome = core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
         assert outcome.exit_code == 0 and sim.count("POST") == 1
         assert other.items("change:") == {}  # held once, let go once
+
+        # A cancel never waits for another igor's change to be decided: it looks ahead
+        # holding nothing.
+        assert other.claim(f"change:{uid}", "other-replica", 60)
+        stop = CancelRequest(stack="shop", environment="production")
+        stopped = core.perform(env, lambda: client, stop, Origin("cli", "me"), StackCache(env))
+        assert stopped.exit_code == 0 and sim.count("DELETE") == 1
     finally:
         other.close()
         client.close()

@@ -65,9 +65,9 @@ _READS_BESIDE = frozenset({"services", "stacks", "deployment", "action", "origin
 
 
 def looked_ahead(client: Cloud66Client, uid: str, reference: str) -> Cloud66Client | None:
-    """`client`, with the stack `uid`'s record and what a deploy reads before it decides
-    (its newest deployments and actions, and its actions tagged `reference` when one is
-    given) read at once, for a change that holds the stack (core/resolve.py,
+    """`client`, with the stack `uid`'s record and what a deploy or a cancel reads before
+    it decides (its newest deployments and actions, and its actions tagged `reference`
+    when one is given) read at once, for a change that looks ahead (core/resolve.py,
     `looking_ahead`); each served until the client changes anything. None when Cloud 66
     has no such stack."""
     from igor_cli.errors import NotFound

@@ -159,8 +159,9 @@ class Change(Request, OnAStack):
 
     @property
     def posts(self) -> bool:
-        """Whether it may post to Cloud 66 (a dry run does not): only what posts holds its
-        stack while it decides (`stack_lock`), and in chat waits in its stack's line."""
+        """Whether it may post to Cloud 66 (a dry run does not): only what posts may hold
+        its stack while it decides (`stack_lock`; a halt never does), and in chat waits in
+        its stack's line."""
         return not self.dry_run
 
     def look(self, client: Cloud66Client, uid: str, origin: Origin) -> Cloud66Client | None:
@@ -182,6 +183,10 @@ class Change(Request, OnAStack):
 class Halt(Change):
     """A change that stops a change (cancel): asked about in chat, never held back by locks,
     freezes or approvals (stopping a deployment never waits)."""
+
+    def stack_lock(self, env: Environment) -> StackLock | None:
+        """Nothing: it never waits for a change to its stack to be decided."""
+        return None
 
 
 KINDS = (Read, Bookkeeping, Change)  # Halt is a Change

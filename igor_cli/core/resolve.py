@@ -103,9 +103,10 @@ def looking_ahead(
 ) -> Iterator[Callable[[], Cloud66Client]]:
     """How a change reaches Cloud 66 while it resolves its stack and acts.
 
-    For a change that `looks_ahead` (deploy) on a stack the completion cache names once:
-    that stack held (`hold`, its lock: no other change to it between these reads and its
-    own), then its record read at once with what the change reads before it decides: one
+    For a change that `looks_ahead` (deploy, cancel) on a stack the completion cache names
+    once: that stack held (`hold`, its lock, for a change that holds it: no other change
+    to it between these reads and its own), then its record read at once with what the
+    change reads before it decides: one
     round trip where `find_stack` and those reads took two, the stack held until the
     block ends. Otherwise, or when the record is not the stack asked for (renamed,
     deleted), `connect` as it is, holding nothing: the change resolves its stack, and

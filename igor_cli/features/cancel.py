@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from igor_cli.cloud66.client import Cloud66Client
     from igor_cli.cloud66.models import Deployment, Stack
     from igor_cli.core.run import Run
-    from igor_cli.identity import Person
+    from igor_cli.identity import Origin, Person
     from igor_cli.render.said import Choice, Said, Tone, Words
 
 COMMANDS = {"cancel": ("stop", "exit", "halt")}  # the original Igor's aliases
@@ -123,6 +123,7 @@ class CancelRequest(Halt):
     says so, asking no click."""
 
     previews: ClassVar[bool] = True
+    looks_ahead: ClassVar[bool] = True
     json_fields: ClassVar[tuple[str, ...]] = (
         "result", "stack", "cancelled", "cancelled_deployment_id", "deployment_id",
         "triggered_by", "started_by", "queued", "choices",
@@ -143,6 +144,12 @@ class CancelRequest(Halt):
             which = f"deployment {literal(self.deployment_id)}"
         question = f"cancel {which} of *{name}* in *{where}*?"
         return QuestionWords(question, "Cancel the deployment", "Keep it")
+
+    def look(self, client: Cloud66Client, uid: str, origin: Origin) -> Cloud66Client | None:
+        """What runs and waits (`live_now`'s reads), read ahead with the record."""
+        from igor_cli.core.at_once import looked_ahead
+
+        return looked_ahead(client, uid, "")
 
     def act(self, run: Run) -> CancelOutcome:
         """Cancel what runs (or `--id`'s), or say which to choose."""
