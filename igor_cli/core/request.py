@@ -143,7 +143,8 @@ class Change(Request, OnAStack):
     # its question names what the click deploys (`expect`); with nothing to do, it says so.
     previews: ClassVar[bool] = False
     # It reads its stack's state before it decides (`look`): those reads go at once with
-    # the stack's record, under the stack's lock (core/resolve.py, `looking_ahead`).
+    # the stack's record, under its `stack_lock` if it has one (core/resolve.py,
+    # `looking_ahead`).
     looks_ahead: ClassVar[bool] = False
 
     dry_run: bool = False
