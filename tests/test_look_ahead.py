@@ -37,10 +37,14 @@ def _ask(sim: Simulator, where: str, text: str) -> threading.Thread:
     request = parse(text.split())[1]  # the shell's definitions
 
     def run() -> None:
-        if where == "chat":
-            bridge.handle(text, Origin("slack", "U1", "e-2"))
-        else:
-            core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+        try:
+            if where == "chat":
+                bridge.handle(text, Origin("slack", "U1", "e-2"))
+            else:
+                core.perform(env, lambda: client, request, Origin("cli", "me"), StackCache(env))
+        finally:
+            client.close()
+            env.close()
 
     sim.reset_requests()
     sim.latency = 1.0  # seconds each request is held: one after another, 2 s of reads
