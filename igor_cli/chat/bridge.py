@@ -10,10 +10,9 @@ console (`igor chat`) as plain text.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -375,9 +374,15 @@ class Bridge:
 
         def rest() -> Reply:
             with self._client() as connect:
-                return finish(
-                    self._change(name, request, words, origin, channel, thread, confirmed, connect)
-                )
+                try:
+                    with self._reaching(request, origin, confirmed, connect) as reach:
+                        reply = self._change(
+                            name, request, words, origin, channel, thread, confirmed, reach
+                        )
+                except IgorError as error:  # reading ahead (a decision's own errors are its reply)
+                    fields = {**_request_fields(request), "error": type(error).__name__}
+                    reply = Reply("error", name, request, error=error, fields=fields)
+                return finish(reply)
 
         if not request.posts:  # a dry run changes nothing: it waits for nobody's change
             return Work(rest)
@@ -419,6 +424,21 @@ class Bridge:
         pinned = request.replaced(environment=stack.environment)
         return self.perform(name, pinned, origin, connect, stack)
 
+    def _reaching(
+        self,
+        request: Change,
+        origin: Origin,
+        confirmed: PendingCommand | None,
+        connect: Callable[[], Cloud66Client],
+    ) -> AbstractContextManager[Callable[[], Cloud66Client]]:
+        """How a change reaches Cloud 66: one that reads ahead (deploy, cancel) reads its
+        stack's state with the stack's record (core/resolve.py, `looking_ahead`), unless a
+        question may come first (those reads would be made again after the click)."""
+        if confirmed is None and self.rules.asks:
+            return nullcontext(connect)
+        hints = StackCache(self.env)
+        return looking_ahead(connect, request, origin, hints, request.stack_lock(self.env))
+
     def _change(
         self,
         name: str,
@@ -434,37 +454,7 @@ class Bridge:
 
         What was typed can only narrow things down: a rule or a confirmation
         keyed on an environment applies whether or not `-e` was given.
-
-        A change that reads ahead (deploy) reads its stack's state with the stack's record,
-        under the stack's lock (core/resolve.py), unless it is about to ask a question
-        first (those reads would be made again after the click).
         """
-        decide = functools.partial(
-            self._decide, name, request, words, origin, channel, thread, confirmed
-        )
-        if confirmed is None and self.rules.asks:
-            return decide(connect)
-        try:
-            with looking_ahead(
-                connect, request, origin, StackCache(self.env), request.stack_lock(self.env)
-            ) as looked:
-                return decide(looked)
-        except IgorError as error:  # reading ahead (a decision's own errors are its reply)
-            fields = {**_request_fields(request), "error": type(error).__name__}
-            return Reply("error", name, request, error=error, fields=fields)
-
-    def _decide(
-        self,
-        name: str,
-        request: Change,
-        words: list[str],
-        origin: Origin,
-        channel: str,
-        thread: str,
-        confirmed: PendingCommand | None,
-        connect: Callable[[], Cloud66Client],
-    ) -> Reply:
-        """`_change`, through `connect`'s client."""
         fields = _request_fields(request)
         named, typed = request.stack, request.environment
         try:
