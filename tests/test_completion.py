@@ -877,3 +877,52 @@ def test_a_big_accounts_cache_is_rewritten_holding_little_more_than_the_old_file
     assert {e["environment"] for e in json.loads(path.read_text())["stacks"]} == {"staging"}
     assert path.stat().st_size != size
     assert peak < 1.5 * size, (peak, size)
+
+
+def test_a_stack_is_looked_up_without_parsing_an_unchanged_cache_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # igor serve resolves every command's stack from the cache: a big account's file is
+    # megabytes of JSON (92 ms a parse at 50,000 stacks), parsed again only when it changed.
+    import igor_cli.completion as completion
+
+    env = Environment()
+    cache = StackCache(env)
+    cache.stacks([stack(f"app-{n:05}", uid=f"uid-{n:05}") for n in range(2_000)])
+    parsed: list[int] = []
+    real_load = completion.load
+    monkeypatch.setattr(completion, "load", lambda *a: parsed.append(1) or real_load(*a))
+    for _ in range(50):
+        assert cache.uids("APP-00007", None) == ["uid-00007"]
+        assert StackCache(env).named("uid-01999") == ("app-01999", "production")
+    assert len(parsed) == 1
+
+    cache.stacks([stack("app-00007", "staging", uid="uid-new")])  # igor's own rewrite
+    assert cache.uids("app-00007", None) == ["uid-new"]
+    assert cache.named("uid-01999") is None
+    assert len(parsed) == 2
+
+    path = cache_file(env, cache.key)  # an edit in place, by hand: same inode
+    data = json.loads(path.read_text())
+    data["stacks"][0]["uid"] = "uid-edited"
+    inode = path.stat().st_ino
+    path.write_text(json.dumps(data))
+    assert path.stat().st_ino == inode
+    assert cache.uids("app-00007", "staging") == ["uid-edited"]
+
+    path.unlink()  # gone: nothing known, nothing kept from before
+    assert cache.uids("app-00007", "staging") == []
+    assert cache.named("uid-edited") is None
+
+
+def test_a_cache_lookup_still_trusts_a_name_alone_only_from_a_recent_listing() -> None:
+    from tests.fakes.clock import FakeClock
+
+    clock = FakeClock()
+    env = Environment(clock=clock.datetime)
+    cache = StackCache(env)
+    cache.stacks([stack("shop", uid="uid-shop")])
+    assert cache.uids("shop", None) == ["uid-shop"]
+    clock.advance(601)  # the file is unchanged, its listing now too old for a name alone
+    assert cache.uids("shop", None) == []
+    assert cache.uids("shop", "production") == ["uid-shop"]
