@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, cast
 
 from igor_cli.errors import BadApiUrl, IgorError, UsageProblem
 
@@ -101,6 +101,10 @@ class Environment:
     )
     # The stacks each thread holds (`stack_lock`): held again, a stack is not waited for.
     _holding: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
+    # The config each thread decides on within `one_config` (read at its first ask).
+    _one_config: threading.local = field(
         default_factory=threading.local, init=False, repr=False, compare=False
     )
     _store: Any = field(default=None, init=False, repr=False, compare=False)
@@ -280,8 +284,34 @@ class Environment:
 
         A command asks for it several times (the API URL, the state store, freezes, the
         token); `igor serve` asks for every command, and sees an edit at once (with
-        `config_check`, only an edit it accepts: see there).
+        `config_check`, only an edit it accepts: see there). Within `one_config`, the
+        file is read at this thread's first ask, and that answer stands.
         """
+        held = self._one_config.__dict__
+        if "config" in held:
+            return cast("dict[str, Any]", held["config"])
+        config = self._config_on_disk()
+        if held.get("depth"):
+            held["config"] = config
+        return config
+
+    @contextmanager
+    def one_config(self) -> Iterator[None]:
+        """Within it, this thread decides on one config: the file as read at its first ask
+        (a bot's command reads its rules, the channel's defaults and the freezes from one
+        file, read once, however often they are asked for)."""
+        held = self._one_config.__dict__
+        outer = held.get("depth", 0)
+        held["depth"] = outer + 1
+        try:
+            yield
+        finally:
+            held["depth"] = outer
+            if not outer:
+                held.pop("config", None)
+
+    def _config_on_disk(self) -> dict[str, Any]:
+        """The config file as it is now (see `config`)."""
         path = self.config_path()
         try:
             data: bytes | None = path.read_bytes()

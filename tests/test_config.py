@@ -167,3 +167,29 @@ def test_the_config_file_is_parsed_again_only_when_its_bytes_change() -> None:
         env.config()
     with pytest.raises(ConfigError):  # a broken file is said every time, never remembered
         env.config()
+
+
+def test_within_one_config_a_thread_decides_on_the_file_as_it_first_read_it() -> None:
+    # A bot's command asks for the config some seven times (its rules, the channel's
+    # defaults, the freezes): it decides on one file, read once.
+    import threading
+
+    env = Environment()
+    path = env.config_path()
+    a, b = '[cloud66]\napi_url = "http://127.0.0.1:9/a"\n', '[cloud66]\napi_url = "http://127.0.0.1:9/b"\n'
+    path.write_text(a, encoding="utf-8")
+    seen_elsewhere: list[str] = []
+    with env.one_config():
+        assert env.api_url() == "http://127.0.0.1:9/a"
+        path.write_text(b, encoding="utf-8")
+        with env.one_config():  # nested: still the first reading
+            assert env.api_url() == "http://127.0.0.1:9/a"
+        assert env.api_url() == "http://127.0.0.1:9/a"
+        other = threading.Thread(target=lambda: seen_elsewhere.append(env.api_url()))
+        other.start()
+        other.join()
+    assert seen_elsewhere == ["http://127.0.0.1:9/b"]  # another thread reads the file
+    assert env.api_url() == "http://127.0.0.1:9/b"  # and so does this one, after
+    path.write_text("[cloud66\n", encoding="utf-8")
+    with env.one_config(), pytest.raises(ConfigError):  # a broken file is not held either
+        env.config()

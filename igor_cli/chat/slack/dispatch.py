@@ -92,8 +92,9 @@ class Commands:
         if self.outsider(request, fields):
             return
         origin = Origin.of(Person.in_slack(request.user, request.team or ""), request.request_id)
-        step = self.bridge.begin(request.text, origin, request.channel, request.thread)
-        self.run(step, request.place, fields)
+        with self.env.one_config():  # what it is decided on here, from one read of the file
+            step = self.bridge.begin(request.text, origin, request.channel, request.thread)
+            self.run(step, request.place, fields)
 
     def _claimed(self, key: str) -> bool:
         """Whether this replica runs the post: the first to claim it in the state store.
@@ -134,7 +135,7 @@ class Commands:
             if time.monotonic() - queued > lines.LINE_SECONDS:  # too late: its asker moved on
                 self._busy(place, fields, lines.too_late(work.name))
                 return
-            with self.takeover.command(place):
+            with self.takeover.command(place), self.env.one_config():
                 self.deliver(work(), place, fields)
 
         ahead = self.workers.queue(job, work.stack, lines.LINE_LIMIT)
