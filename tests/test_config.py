@@ -176,7 +176,10 @@ def test_within_one_config_a_thread_decides_on_the_file_as_it_first_read_it() ->
 
     env = Environment()
     path = env.config_path()
-    a, b = '[cloud66]\napi_url = "http://127.0.0.1:9/a"\n', '[cloud66]\napi_url = "http://127.0.0.1:9/b"\n'
+    a, b = (
+        '[cloud66]\napi_url = "http://127.0.0.1:9/a"\n',
+        '[cloud66]\napi_url = "http://127.0.0.1:9/b"\n',
+    )
     path.write_text(a, encoding="utf-8")
     seen_elsewhere: list[str] = []
     with env.one_config():
