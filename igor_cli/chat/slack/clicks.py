@@ -51,10 +51,11 @@ class Clicks:
         click of anyone but a member (members.py)."""
         if self.commands.outsider(request, {"command": "click", "action": request.action_id}):
             return
-        if request.action_id == CANCEL_OFFER_ACTION:
-            self._cancel(request)
-        elif request.action_id in (CONFIRM_ACTION, DECLINE_ACTION):
-            self._decide(request)
+        with self.env.one_config():  # decided on one reading of the config file
+            if request.action_id == CANCEL_OFFER_ACTION:
+                self._cancel(request)
+            elif request.action_id in (CONFIRM_ACTION, DECLINE_ACTION):
+                self._decide(request)
 
     def _decide(self, request: SlackRequest) -> None:
         """Confirm or Decline on a confirmation (or an approval) question."""
