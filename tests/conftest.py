@@ -187,6 +187,21 @@ def next_ts() -> str:
 
 
 @pytest.fixture
+def config_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The threads (by name, without their number: `igor-intake`, `igor-cmd`) that read
+    the config file from now on, one entry a read."""
+    reads: list[str] = []
+    on_disk = Environment._config_on_disk
+
+    def counted(env: Environment) -> dict[str, object]:
+        reads.append(threading.current_thread().name.rsplit("-", 1)[0])
+        return on_disk(env)
+
+    monkeypatch.setattr(Environment, "_config_on_disk", counted)
+    return reads
+
+
+@pytest.fixture
 def bot(
     slack: FakeSlack, sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningBot]:

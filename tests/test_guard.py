@@ -183,23 +183,14 @@ def test_yes_is_not_an_option_in_chat(
 
 def test_a_click_reads_the_config_file_once_where_it_is_decided(
     guarded: Path, bot: RunningBot, slack: FakeSlack, sim: Simulator,
-    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     # As a typed command does (test_trust_members): once on the thread that reads the
     # click, once on the worker that deploys.
-    import threading
-
     bot.start()
     bot.mention("deploy -s shop -e production", user=ALICE)
     bot.replies(1)
-    reads: list[str] = []
-    on_disk = Environment._config_on_disk
-
-    def counted(env: Environment) -> dict[str, object]:
-        reads.append(threading.current_thread().name.rsplit("-", 1)[0])
-        return on_disk(env)
-
-    monkeypatch.setattr(Environment, "_config_on_disk", counted)
+    reads = request.getfixturevalue("config_reads")  # counted from here
     slack.wait_ack(click(slack, ALICE, button_value(slack)))
     assert "Deploy started: shop (production)." in bot.replies(2)[1].params["text"]
     assert reads.count("igor-intake") == 1

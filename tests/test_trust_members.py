@@ -173,23 +173,15 @@ def test_a_user_removed_from_the_rules_is_refused_without_a_restart(
 
 
 def test_a_command_reads_the_config_file_once_where_it_is_decided(
-    bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     # Its rules, the channel's defaults and the freezes from one reading of the file: once
     # on the thread that reads the message, once on the worker that deploys (it was read
     # seven times, and an edit between two of them could decide a command on two files).
-    import threading
-
     configure(ALICE_ONLY, monkeypatch)
     bot.start()
-    reads: list[str] = []
-    on_disk = Environment._config_on_disk
-
-    def counted(env: Environment) -> dict[str, object]:
-        reads.append(threading.current_thread().name.rsplit("-", 1)[0])
-        return on_disk(env)
-
-    monkeypatch.setattr(Environment, "_config_on_disk", counted)
+    reads = request.getfixturevalue("config_reads")  # counted from here
     bot.mention("deploy -s shop -e staging", user=ALICE)
     assert "Deploy started" in bot.replies(1)[0].params["text"]
     assert reads.count("igor-intake") == 1
