@@ -255,12 +255,12 @@ class _Names(NamedTuple):
     by_name: dict[str, list[tuple[str, str, str]]]  # name, folded -> (uid, name, environment)
 
 
-# The last index of each cache file, by the file's identity when it was read. `igor serve`
-# resolves a stack from the cache for every command, and a big account's file is megabytes
-# of JSON (92 ms to parse at 50,000 stacks): read again only when it changed (igor
-# replaces it whole, so a new file is a new inode; an edit in place changes its size or
-# times). Only ever a hint: a stack found this way is confirmed with Cloud 66.
-_INDEXED: dict[Path, tuple[tuple[int, ...], _Names]] = {}
+# The last index of each cache file, by its signature when it was read (`file_signature`).
+# `igor serve` resolves a stack from the cache for every command, and a big account's file
+# is megabytes of JSON (92 ms to parse at 50,000 stacks): read again only when it changed
+# (igor replaces it whole, so a new file is a new inode; an edit in place changes its size
+# or time). Only ever a hint: a stack found this way is confirmed with Cloud 66.
+_INDEXED: dict[Path, tuple[list[int], _Names]] = {}
 _INDEXED_KEPT = 8  # files (APIs, tests' directories); the oldest is forgotten first
 _INDEXING = threading.Lock()
 
@@ -268,11 +268,9 @@ _INDEXING = threading.Lock()
 def _names(env: Environment, key: str) -> _Names:
     """The index of the cache for one API, read again only when the file changed."""
     path = cache_file(env, key)
-    try:
-        info = os.stat(path)
-    except OSError:
+    identity = tab_index.file_signature(str(path))
+    if identity is None:
         return _Names(None, {})
-    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     with _INDEXING:
         known = _INDEXED.get(path)
     if known is not None and known[0] == identity:

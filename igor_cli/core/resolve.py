@@ -106,11 +106,10 @@ def looking_ahead(
     For a change that `looks_ahead` (deploy, cancel) on a stack the completion cache names
     once: that stack held (`hold`, its lock, for a change that holds it: no other change
     to it between these reads and its own), then its record read at once with what the
-    change reads before it decides: one
-    round trip where `find_stack` and those reads took two, the stack held until the
-    block ends. Otherwise, or when the record is not the stack asked for (renamed,
-    deleted), `connect` as it is, holding nothing: the change resolves its stack, and
-    holds it, as usual.
+    change reads before it decides: one round trip where `find_stack` and those reads took
+    two, the stack held until the block ends. Otherwise, or when the record is not the
+    stack asked for (renamed, deleted), `connect` as it is, holding nothing: the change
+    resolves its stack, and holds it, as usual.
     """
     name = request.stack.strip()
     uids = hints.uids(name, request.environment) if request.looks_ahead and hints and name else []
