@@ -62,3 +62,23 @@ def test_many_reads_at_once_from_many_threads_are_all_answered() -> None:
     for thread in threads:
         thread.join(10)
     assert sorted(answers) == sorted([[n * k for n in range(5)] for k in range(40)])
+
+
+def test_reads_at_hand_are_answered_on_the_callers_thread_in_order() -> None:
+    # Answers the caller already holds (reads made ahead): no thread is woken for them.
+    threads: list[str] = []
+
+    def read(value: str) -> str:
+        threads.append(threading.current_thread().name)
+        return value
+
+    here = threading.current_thread().name
+    assert at_once(lambda: read("a"), None, lambda: read("b"), here=True) == ["a", None, "b"]
+    assert threads == [here, here]
+
+    def failing() -> str:
+        raise NotFound("first")
+
+    with pytest.raises(NotFound, match="first"):
+        at_once(lambda: read("c"), failing, lambda: read("d"), here=True)
+    assert threads[2:] == [here]  # nothing read after the first error, as one after another

@@ -67,12 +67,20 @@ class _Readers:
 _readers = _Readers()
 
 
-def at_once(first: Callable[[], Any], *others: Callable[[], Any] | None) -> list[Any]:
+def at_once(
+    first: Callable[[], Any], *others: Callable[[], Any] | None, here: bool = False
+) -> list[Any]:
     """`first` and each of `others` called together (`first` here, the others on other
     threads; None for a read not needed, answered None): their answers in order, or the
     error of the first of them that failed (in that order, as if one after the other),
     raised once all have ended (nothing reads on after the command, which closes its
-    client)."""
+    client).
+
+    `here`: the caller knows every answer is at hand already (reads made ahead: core/at_once.py),
+    so each is called on this thread in turn: handing a read to another thread and waking
+    this one for its answer costs more than the read."""
+    if here:
+        return [first()] + [None if read is None else read() for read in others]
     context = contextvars.copy_context()  # the request's (what it may send: cloud66.READS_ONLY)
     later = [
         None if read is None else _readers.submit(functools.partial(context.copy().run, read))

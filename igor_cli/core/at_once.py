@@ -24,8 +24,19 @@ def live_now(client: Cloud66Client, stack: Stack) -> LiveState:
     deployments, actions = at_once(
         lambda: client.newest_deployments(stack.uid, fresh=True),
         lambda: client.newest_actions(stack.uid, fresh=True),
+        here=at_hand(client, stack.uid, actions=True),
     )
     return live_state(read_already(client, stack.uid, actions), stack, deployments, fresh=True)
+
+
+def at_hand(client: Cloud66Client, uid: str, *, reference: str = "", actions: bool) -> bool:
+    """Whether `client` answers the reads a decision on the stack `uid` makes (its newest
+    deployments; its actions tagged `reference`, when one is given; its newest actions,
+    when `actions`) from reads made already for it (`looked_ahead`), without asking
+    Cloud 66: `at_once` then calls them in turn on the caller's thread."""
+    return isinstance(client, _ReadAlready) and client.holds(
+        uid, reference=reference, actions=actions
+    )
 
 
 def read_already(client: Cloud66Client, uid: str, actions: Newest[AsyncAction]) -> Cloud66Client:
@@ -85,6 +96,17 @@ class _ReadAlready:
         """Whether a read of `uid` asked with these options (None: the defaults) is the one
         made already: the client has changed nothing since."""
         return uid == self._uid and not self._changed and all(o is None for o in options)
+
+    def holds(self, uid: str, *, reference: str, actions: bool) -> bool:
+        """Whether the stack `uid`'s newest deployments, its actions tagged `reference` (when
+        given) and its newest actions (when `actions`) are all served from reads made already."""
+        served_mine = not reference or (self._mine[0] == reference and self._mine[1] is not None)
+        return (
+            self._serves(uid)
+            and self._deployments is not None
+            and served_mine
+            and (not actions or self._actions is not None)
+        )
 
     def stack(self, uid: str) -> Stack:
         """The record read already; any other, of Cloud 66."""

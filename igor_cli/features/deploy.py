@@ -444,8 +444,10 @@ def deploy_resolved(
         typical_duration,
     )
     from igor_cli.cloud66.at_once import at_once
-    from igor_cli.core.at_once import read_already
+    from igor_cli.core.at_once import at_hand, read_already
     from igor_cli.identity import Person
+
+    reference = _retry_reference(origin)
 
     def newest() -> Newest[Deployment]:
         return deployments or client.newest_deployments(stack.uid, fresh=True)
@@ -454,17 +456,19 @@ def deploy_resolved(
         # A retry of this very request (a Slack retry, a replayed confirmation),
         # perhaps handled by another replica: Cloud 66 filters its actions by the
         # reference igor stored.
-        return client.actions_for(stack.uid, _retry_reference(origin))
+        return client.actions_for(stack.uid, reference)
 
     def actions() -> Newest[AsyncAction]:
         # What runs is read afresh whenever the stack is busy (`live_state`, below): when
         # the stack's own read says so already, with the others.
         return client.newest_actions(stack.uid, fresh=True)
 
-    # No read waits for another (issue 27: two round trips less for a deploy in line).
+    # No read waits for another (issue 27: two round trips less for a deploy in line);
+    # read ahead with the stack's record (a chat deploy's look), each is at hand already.
     read, retried, acted = at_once(
-        newest, mine if _retry_reference(origin) else None, actions if stack.busy else None
-    )
+        newest, mine if reference else None, actions if stack.busy else None,
+        here=at_hand(client, stack.uid, reference=reference, actions=stack.busy),
+    )  # fmt: skip
 
     def outcome(
         result: DeployResult,
