@@ -243,10 +243,12 @@ class Cloud66Client:
         from igor_cli.cloud66.at_once import at_once
 
         wanted = list(dict.fromkeys(uids))
-        if not wanted:
-            return {}
-        reads = [functools.partial(self.newest_deployments, uid, enough) for uid in wanted]
-        return dict(zip(wanted, at_once(*reads), strict=True))
+        # Reads another command made moments ago are at hand: only the others go to threads.
+        held = {uid: self._recent("deployments", uid, enough or what_runs) for uid in wanted}
+        unread = [uid for uid, read in held.items() if read is None]
+        reads = [functools.partial(self.newest_deployments, uid, enough) for uid in unread]
+        answers = dict(zip(unread, at_once(*reads), strict=True)) if reads else {}
+        return {uid: held[uid] or answers[uid] for uid in wanted}
 
     def deployment(self, uid: str, deployment_id: str) -> Deployment:
         """One deployment (one GET; `NotFound` when the stack has no such deployment)."""
@@ -265,6 +267,11 @@ class Cloud66Client:
         return self._newest(
             "actions", uid, AsyncAction.from_api, enough or a_page, fresh, max_pages
         )
+
+    def actions_at_hand(self, uid: str) -> bool:
+        """Whether `newest_actions(uid)` is answered from a read another command of this run
+        made moments ago, without asking Cloud 66."""
+        return self._recent("actions", uid, a_page) is not None
 
     def actions_for(self, uid: str, user_reference: str) -> list[AsyncAction]:
         """The stack's actions tagged with this `user_reference`, newest first: Cloud 66
@@ -407,8 +414,8 @@ class Cloud66Client:
         key = f"{kind}:{uid}"
         shared = self.shared if params is None else None  # a filtered read is not the list
         if shared is not None and not fresh:
-            seen = shared.recent(key)
-            if seen is not None and (seen.complete or enough(seen.items)):
+            seen = self._recent(kind, uid, enough)
+            if seen is not None:
                 return seen
         mark = shared.mark(uid) if shared is not None else 0
         path = f"/stacks/{_segment(uid)}/{kind}"
@@ -425,6 +432,14 @@ class Cloud66Client:
         if shared is not None:
             shared.keep(key, uid, read, mark)
         return read
+
+    def _recent(
+        self, kind: str, uid: str, enough: Callable[[Sequence[Any]], bool]
+    ) -> Newest[Any] | None:
+        """The stack's newest `kind` as another command of this run read them moments ago
+        (`SharedReads`), when that read is `enough`; None when there is none to share."""
+        seen = self.shared.recent(f"{kind}:{uid}") if self.shared is not None else None
+        return seen if seen is not None and (seen.complete or enough(seen.items)) else None
 
     def _forget(self, uid: str) -> None:
         if self.shared is not None:

@@ -408,8 +408,12 @@ def list_stacks(
         from igor_cli.cloud66.at_once import at_once
 
         # Only the stacks that read their actions go to the process's reader threads, at
-        # once; the others' facts are worked out here (a thread is no help without a read).
-        reading = [s for s in chosen if _reads_actions(*_live_and_last(every[s.uid]))]
+        # once; the others' facts are worked out here (a thread is no help without a read,
+        # nor with actions another command read moments ago).
+        reading = [
+            s for s in chosen
+            if _reads_actions(*_live_and_last(every[s.uid])) and not client.actions_at_hand(s.uid)
+        ]  # fmt: skip
         found = (
             at_once(*(functools.partial(stack_deploys, client, s, every[s.uid]) for s in reading))
             if reading
