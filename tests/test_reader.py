@@ -76,6 +76,22 @@ def event(text: str, channel: str = "C0READ") -> dict[str, Any]:
     return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts}
 
 
+def test_acks_leave_without_waiting_for_slacks_tcp_ack(
+    slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
+) -> None:
+    # With Nagle's algorithm on, a burst's last acks waited for Slack's delayed TCP ACK
+    # (40 ms on Linux) behind the acks sent before them: the ack p99's slow runs.
+    import socket
+
+    taken = Taken()
+    transport = transport_for(taken)
+    slack.push_event(event("first"))
+    taken.wait(1)  # the reader runs on this connection
+    session = transport.socket.current_session
+    assert session is not None and session.sock is not None
+    assert session.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
 def test_an_envelope_is_acked_before_igor_takes_it(
     slack: FakeSlack, transport_for: Callable[[Taken], SocketModeTransport]
 ) -> None:

@@ -26,6 +26,7 @@ import errno
 import json
 import logging
 import os
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -186,6 +187,7 @@ class SessionReader:
 
     def run(self) -> None:
         """Read until the session ends (closed here, by slack_sdk, or by a new connection)."""
+        _send_at_once(self.session.sock)
         while not self.state.terminated:
             chunk = self._receive()
             if chunk is None:
@@ -395,6 +397,20 @@ class SessionReader:
         if session_id == self.session.session_id:
             with contextlib.suppress(ValueError):
                 self.session.last_ping_pong_time = float(sent)
+
+
+def _send_at_once(sock: socket.socket | None) -> None:
+    """Acks leave as soon as they are sent (TCP_NODELAY, tcp(7)). With Nagle's algorithm
+    on, a send while an earlier one is unacknowledged waits for the peer's ACK, which
+    Slack's end may delay (up to 40 ms on Linux) when it has nothing to send back: the
+    last acks of a burst waited that long. Every WebSocket library igor could use does
+    the same (aiohttp's connector, websockets)."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as error:  # not TCP (a test's socket pair): nothing to hold back
+        log.debug("could not set TCP_NODELAY on the Socket Mode connection: %s", error)
 
 
 def _header(buffer: bytearray, at: int, end: int) -> tuple[bool, int, int, int] | None:
