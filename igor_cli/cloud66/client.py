@@ -248,7 +248,7 @@ class Cloud66Client:
         unread = [uid for uid, read in held.items() if read is None]
         reads = [functools.partial(self.newest_deployments, uid, enough) for uid in unread]
         answers = dict(zip(unread, at_once(*reads), strict=True)) if reads else {}
-        return {uid: held[uid] or answers[uid] for uid in wanted}
+        return {uid: answers[uid] if read is None else read for uid, read in held.items()}
 
     def deployment(self, uid: str, deployment_id: str) -> Deployment:
         """One deployment (one GET; `NotFound` when the stack has no such deployment)."""
