@@ -202,6 +202,22 @@ def config_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
+def handed_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The reads `at_once` hands to its reader threads from now on, one entry a read."""
+    from igor_cli.cloud66 import at_once
+
+    handed: list[object] = []
+    submit = at_once._readers.submit
+
+    def counted(read: Callable[[], object]) -> object:
+        handed.append(read)
+        return submit(read)
+
+    monkeypatch.setattr(at_once._readers, "submit", counted)
+    return handed
+
+
+@pytest.fixture
 def bot(
     slack: FakeSlack, sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningBot]:

@@ -443,27 +443,20 @@ def test_lists_at_once_in_chat_read_each_stacks_deployments_once(
 
 
 def test_a_list_in_chat_hands_no_thread_the_reads_it_shares(
-    bot: RunningBot, slack: FakeSlack, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+    bot: RunningBot, slack: FakeSlack, sim: Simulator, handed_reads: list[object]
 ) -> None:
     # Each stack's history read moments ago is at hand: a thread is woken only for a read.
-    from igor_cli.cloud66 import at_once
-
-    handed: list[object] = []
-    submit = at_once._readers.submit
-    monkeypatch.setattr(
-        at_once._readers, "submit", lambda read: handed.append(read) or submit(read)
-    )
     bot.start()
     bot.mention("list")
     assert "blog (production)" in bot.replies(1)[0].params["text"]
     read = sim.count("GET", "/deployments")
     assert read >= 2
-    assert len(handed) >= 2  # the first listing's reads of its stacks, at once
-    handed.clear()
+    assert len(handed_reads) >= 2  # the first listing's reads of its stacks, at once
+    handed_reads.clear()
     bot.mention("list")
     assert "blog (production)" in bot.replies(2)[1].params["text"]
     assert sim.count("GET", "/deployments") == read  # read once for both
-    assert handed == []
+    assert handed_reads == []
 
 
 # -- issue 26 item 5: the live line moves, estimates compare like with like, one id ------

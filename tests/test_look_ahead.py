@@ -82,24 +82,17 @@ def test_a_change_reads_its_stack_with_what_it_decides_on(
 @pytest.mark.parametrize("where", ["chat", "shell"])
 @pytest.mark.parametrize("text", ["deploy -s shop -e production", "cancel -s shop -e production"])
 def test_what_was_read_ahead_is_not_handed_to_another_thread_again(
-    sim: Simulator, where: str, text: str, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator, where: str, text: str, handed_reads: list[object]
 ) -> None:
     # The look's reads go to other threads at once; the change's own reads are those
     # same answers, at hand: waking a thread for each would cost more than the read.
-    from igor_cli.cloud66 import at_once
-
-    handed: list[object] = []
-    submit = at_once._readers.submit
-    monkeypatch.setattr(
-        at_once._readers, "submit", lambda read: handed.append(read) or submit(read)
-    )
     sim.start_foreign_deployment("shop", "production")  # busy: a deploy reads what runs too
     asked = _ask(sim, where, text)
     sim.latency = 0.0
     asked.start()
     asked.join(15)
     mine = 1 if where == "chat" and text.startswith("deploy") else 0
-    assert len(handed) == 2 + mine  # the look's, beside the record: nothing after it
+    assert len(handed_reads) == 2 + mine  # the look's, beside the record: nothing after it
     assert sim.count("POST") + sim.count("DELETE") == 1  # and the change was made
 
 
