@@ -464,7 +464,7 @@ def deploy_resolved(
         return client.newest_actions(stack.uid, fresh=True)
 
     # No read waits for another (issue 27: two round trips less for a deploy in line);
-    # read ahead with the stack's record (a chat deploy's look), each is at hand already.
+    # read ahead with the stack's record (a deploy's look, shell or chat), each is at hand.
     read, retried, acted = at_once(
         newest, mine if reference else None, actions if stack.busy else None,
         here=at_hand(client, stack.uid, reference=reference, actions=stack.busy),
