@@ -610,10 +610,11 @@ def _harness_switch() -> Iterator[None]:
         sys.setswitchinterval(switch)
 
 
-def bench_bot_load(quick: bool = False) -> bool:
-    """Every `igor serve` figure of SPEC section 8, each against its budget."""
+def bench_bot_load(quick: bool = False, python_start: float | None = None) -> bool:
+    """Every `igor serve` figure of SPEC section 8, each against its budget (`python_start`:
+    the seconds `python -S -c pass` takes on this machine, printed with the CPU figures)."""
     with _harness_switch():
-        ok = _cpu_and_latency()
+        ok = _cpu_and_latency(python_start)
         ok &= _acks(1 if quick else ACK_RUNS)
         ok &= _floors_and_lines()
     return ok
@@ -634,7 +635,7 @@ def _checked(name: str, measured: Measured) -> bool:
     return ok
 
 
-def _cpu_and_latency() -> bool:
+def _cpu_and_latency(python_start: float | None = None) -> bool:
     """The bot's CPU a command until idle, and the time to answer, at 0 and SLOW latency."""
     ok = True
     print(f"igor serve: {COMMANDS} commands at once, SQLite; bot CPU a command counted until "
@@ -643,6 +644,10 @@ def _cpu_and_latency() -> bool:
           f"{TOKEN_HOURLY_LIMIT:,} requests an hour")  # fmt: skip
     print(f"  (wake: the CPU this machine charges a thread for waking after "
           f"{WAKE_ASLEEP * 1000:.0f} ms asleep, measured after each burst)")  # fmt: skip
+    if python_start is not None:
+        # Unlike the ratios, milliseconds of CPU depend on the machine: its speed, said once.
+        print(f"  (this machine starts Python, `python -S -c pass`, in {python_start * 1000:.1f} "
+              f"ms: compare the CPU figures of runs on other machines by it)")  # fmt: skip
     for name, lines in BURSTS.items():
         fast = burst(lines)
         load_fast = f"wake {_wake_cost() * 1e6:.0f} us; {_load()}"
