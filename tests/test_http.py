@@ -6,6 +6,8 @@ token); a change is never sent twice."""
 from __future__ import annotations
 
 import gzip
+import http.client
+import io
 import json
 import shutil
 import ssl
@@ -19,7 +21,7 @@ import pytest
 
 from igor_cli.cloud66.client import Cloud66Client, RetryPolicy, new_session
 from igor_cli.errors import ApiError, Cloud66Error, OutcomeUnknown, Unreachable
-from igor_cli.http import NetworkError, Session
+from igor_cli.http import NetworkError, Session, _Answer
 from tests.fakes.clock import FakeClock
 from tests.fakes.web import Answer, Origin, Proxy, Seen, free_port
 
@@ -163,6 +165,85 @@ def test_an_answer_cut_short_is_retried_for_a_get_and_unknown_for_a_deploy(
 
 
 # -- what goes out and what comes back --------------------------------------------------
+
+
+# Answers as servers send them, and some no server should: igor's reader of the header
+# block must read each exactly as http.client's own does.
+ANSWERS = {
+    "plain": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+    b"X-RateLimit-Remaining: 2999\r\n\r\n{}",
+    "repeated": b"HTTP/1.1 200 OK\r\nVary: Accept\r\nvary: Origin\r\nContent-Length: 0\r\n\r\n",
+    "folded": b"HTTP/1.1 200 OK\r\nX-Note: one\r\n two\r\nContent-Length: 1\r\n\r\nx",
+    "no colon": b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nnot a header\r\nX-A: b\r\n\r\nx",
+    "space before colon": b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n",
+    "empty value": b"HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Tab:\t v \r\nContent-Length: 0\r\n\r\n",
+    "latin-1": b"HTTP/1.1 200 OK\r\nX-Name: Jos\xe9\r\nContent-Length: 0\r\n\r\n",
+    "bare newlines": b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    "closes": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    "no length": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end",
+    "bad length": b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nto the end",
+    "http/1.0 kept": b"HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
+    "http/1.0": b"HTTP/1.0 404 Not Found\r\nContent-Length: 2\r\n\r\nno",
+    "no content": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+    "continue first": b"HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+    b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+}
+
+
+class _Wire:
+    """What a socket would give an answer to read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def _read(kind: type[http.client.HTTPResponse], raw: bytes, method: str) -> tuple[Any, ...]:
+    answer = kind(_Wire(raw), method=method)  # type: ignore[arg-type]
+    answer.begin()
+    facts = (answer.status, answer.reason, answer.version, answer.will_close, answer.length,
+             answer.chunked, answer.getheaders())  # fmt: skip
+    return (*facts, answer.read(), answer.getheader("x-a"), answer.getheader("vary"))
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_answer_is_read_as_http_client_reads_it(name: str, method: str) -> None:
+    assert _read(_Answer, ANSWERS[name], method) == _read(
+        http.client.HTTPResponse, ANSWERS[name], method
+    )
+
+
+def test_headers_are_read_without_the_email_package_unless_they_are_unusual(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # http.client's reader (the email package) costs most of what reading an answer does:
+    # the headers servers send are read without it, anything else with it.
+    read_by_email: list[int] = []
+    real = http.client.parse_headers
+
+    def counted(fp: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is here:  # not the server's reading of the request
+            read_by_email.append(1)
+        return real(fp, *args, **kwargs)
+
+    here = threading.current_thread()
+
+    monkeypatch.setattr(http.client, "parse_headers", counted)
+    headers = iter([{"X-RateLimit-Remaining": "2999"}, {"X-Note": "one\r\n two"}])
+    with Origin(lambda seen: Answer(body=ONE_STACK, headers=next(headers))) as origin:
+        session = Session()
+        plain = session.request("GET", origin.url + "/stacks", headers={})
+        assert plain.header("x-ratelimit-remaining") == "2999"
+        assert read_by_email == []
+        folded = session.request("GET", origin.url + "/stacks", headers={})
+        assert folded.header("x-note") == "one\r\n two"  # as http.client reads it
+        assert read_by_email == [1]
+        assert plain.json() == folded.json() == json.loads(ONE_STACK)
+        session.close()
 
 
 def test_a_gzipped_answer_is_read(clock: FakeClock) -> None:
