@@ -503,13 +503,16 @@ def _header_block(lines: list[bytes]) -> http.client.HTTPMessage:
     for raw in lines:
         if raw in (b"\r\n", b"\n", b""):
             break
-        name, colon, value = raw.decode("iso-8859-1").partition(":")
-        # A name of printable ASCII without spaces (the email parser's): else its reader.
-        if not (colon and name and name.isascii() and name.isprintable() and " " not in name):
+        line = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
+        name, colon, value = line.partition(":")
+        # A name of printable ASCII without spaces, and no carriage return but the line's
+        # end (the email parser would end the line there): else its reader reads it.
+        plain = name.isascii() and name.isprintable() and " " not in name and "\r" not in line
+        if not (colon and name and plain):
             import io
 
             return http.client.parse_headers(io.BytesIO(b"".join(lines)))
-        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+        message.set_raw(name, value.lstrip(" \t"))
     return message
 
 
