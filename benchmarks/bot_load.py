@@ -7,7 +7,9 @@ own, as it runs.
 What is measured, each figure printed with its budget and the load average:
 - bot CPU a command, counted from the first envelope until the bot is idle again (its
   follow loops done, every outcome posted), for a busy channel's mix, a list-only and a
-  deploy-only burst, at 0 ms and at 100 ms of Cloud 66 latency;
+  deploy-only burst, at 0 ms and at 100 ms of Cloud 66 latency, beside the time this
+  machine takes to start Python (`python -S -c pass`, measured by `python -m benchmarks
+  bot`): milliseconds of CPU, unlike the ratios, depend on the machine;
 - the time to answer 500 commands at 100 ms of latency against the same at 0 ms, and the
   Cloud 66 requests the burst cost against the token's hourly budget;
 - ack p99 of 500 and 2,000 envelopes at once, on SQLite and on Redis (a private
