@@ -8,8 +8,8 @@ other module takes them from here, so a typer upgrade is checked in one place.
 Here are the command and group classes (`-h` that raises instead of printing,
 the stack's name typed first, `--json` with an optional value, unknown commands
 that suggest the closest), the lazy table of a group's commands (a family's
-module is imported, and its command converted, when it is named), and value
-conversion without pydantic. The options themselves are `cli.py`'s.
+module is imported, and its command converted, when it is named), value conversion
+without pydantic, and defaults processed once. The options themselves are `cli.py`'s.
 """
 
 from __future__ import annotations
@@ -530,6 +530,7 @@ def _convert_without_pydantic(command: Command) -> None:
     """
     for param in command.params:
         _convert_plainly(param)
+        _default_kept(param)
     for sub in getattr(command, "commands", {}).values():
         _convert_without_pydantic(sub)
 
@@ -545,6 +546,55 @@ def _convert_plainly(param: Any) -> None:
 def _plain(annotation: Any) -> bool:
     # JsonOutput: --json's value, parsed by cli's `json_fields` (typer drops the `| None`).
     return annotation in (str, bool, int, float, Switch, JsonOutput) or annotation == list[str]
+
+
+_NOT_KEPT: Any = object()
+
+
+def _default_kept(param: Any) -> None:
+    """Make `param` keep its processed default (`_kept_class`) when only its declaration
+    can give it one: no callback, environment variable, prompt or callable default."""
+    declared = param.callback is None and param.envvar is None and not callable(param.default)
+    asked = getattr(param, "prompt", None) is not None or getattr(param, "_flag_needs_value", False)
+    if declared and param.expose_value and not asked and not hasattr(param, "igor_default"):
+        param.__class__ = _kept_class(param.__class__)
+
+
+@functools.cache
+def _kept_class(kind: Any) -> Any:
+    """`kind` (typer's option or argument), its default processed once and kept for each
+    parse that leaves it untyped. click processes every parameter at each parse, typed or
+    not (15 us each here), and the bot parses every message: a deploy has 21 parameters,
+    and people type two or three. Kept only when nothing can change it (None, a bool, a
+    number, a string, a tuple of those); a parse that gives it a value another way (typed,
+    the context's `default_map`) processes it as click does. A subclass (not a mixin):
+    an object's class can be swapped only for one of the same layout."""
+
+    def handle_parse_result(
+        self: Any, ctx: Context, opts: Mapping[str, Any], args: list[str]
+    ) -> tuple[Any, list[str]]:
+        name, value = self.name, self.igor_default
+        in_map = ctx.default_map is not None and ctx.default_map.get(name) is not None
+        from_env = ctx.auto_envvar_prefix is not None and getattr(self, "allow_from_autoenv", False)
+        if value is not _NOT_KEPT and opts.get(name) is None and not (in_map or from_env):
+            ctx.set_parameter_source(name, ParameterSource.DEFAULT)
+            ctx.params[name] = value
+            return value, args
+        value, args = kind.handle_parse_result(self, ctx, opts, args)
+        # Not on a TAB (resilient parsing), where a value that fails is read as None.
+        by_default = ctx.get_parameter_source(name) is ParameterSource.DEFAULT
+        if by_default and not ctx.resilient_parsing and _unchanging(value):
+            self.igor_default = value
+        return value, args
+
+    kept = {"handle_parse_result": handle_parse_result, "igor_default": _NOT_KEPT}
+    return type(kind.__name__, (kind,), {**kept, "__module__": kind.__module__})
+
+
+def _unchanging(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_unchanging(item) for item in value)
+    return value is None or type(value) in (bool, int, float, str)
 
 
 class _PlainValue(RuntimeParam):

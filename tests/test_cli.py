@@ -500,6 +500,78 @@ def test_a_commands_option_parser_is_built_once_not_at_every_parse(
     assert second.request.as_json.fields == ("result",)
 
 
+def _every_option_line() -> list[list[str]]:
+    """For every command: it alone, its stack named, and each of its options given once
+    (a flag alone, an option with a value that may not suit it)."""
+    from igor_cli import cli
+
+    root = cli.group()
+    lines: list[list[str]] = [["--sandbox"], ["--version"], ["-h"]]
+    for name in root.commands:
+        command = root.commands[name]
+        lines += [[name], [name, "shop"], [name, "-s", "shop", "-e", "production"]]
+        for param in command.params:
+            for opt in param.opts if param.param_type_name == "option" else ():
+                flag = bool(getattr(param, "is_flag", False))
+                lines.append([name, "-s", "shop", opt] + ([] if flag else ["2"]))
+    return lines
+
+
+def _parsed(words: list[str], defaults: dict[str, object]) -> object:
+    """What `cli.parse` makes of `words`: the request and what it used, or what it raised."""
+    from igor_cli import cli
+
+    try:
+        parsed = cli.parse(words, lambda: defaults)  # type: ignore[arg-type,return-value]
+    except (cli.UsageError, cli.HelpRequested) as raised:
+        return type(raised).__name__, raised.format_message()
+    return parsed
+
+
+def test_a_parse_keeping_defaults_reads_every_line_as_click_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bot parses every message (issue 27): igor keeps what a parameter's default comes
+    # to, where click processes each of a command's parameters again at every parse.
+    from igor_cli import cli, cli_typer
+    from igor_cli.targets import Default
+
+    lines = _every_option_line()
+    assert len(lines) > 150  # every option of every command
+    settings = [
+        {},
+        {"stack": Default("shop", "IGOR_STACK"), "environment": Default("staging", "x")},
+    ]
+
+    monkeypatch.setattr(cli_typer, "_default_kept", lambda param: None)
+    cli._group.cache_clear()  # the group built anew, its parameters as click made them
+    as_click = [[_parsed(line, given) for line in lines] for given in settings]
+    monkeypatch.undo()
+    cli._group.cache_clear()
+    processed: list[str] = []
+    from typer._click.core import Parameter
+
+    original = Parameter.handle_parse_result
+
+    def counted(param: object, *args: object) -> object:
+        processed.append(param.name)  # type: ignore[attr-defined]
+        return original(param, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Parameter, "handle_parse_result", counted)
+    for _ in range(2):  # the first parse of a line keeps what the second one takes
+        for given, click_read in zip(settings, as_click, strict=True):
+            processed.clear()
+            assert [_parsed(line, given) for line in lines] == click_read
+    # Kept defaults were taken: only what was typed, or given some other way, was processed.
+    processed.clear()
+    cli.parse(["deploy", "-s", "blog", "-e", "production"])
+    untyped = {"service", "ref", "profile", "wait", "no_wait", "follow", "dry_run", "reason"}
+    assert untyped < {param.name for param in cli.group().commands["deploy"].params}
+    assert {"stack", "environment"} <= set(processed)
+    assert not set(processed) & untyped
+    cli._group.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("words", "said"),
     [
