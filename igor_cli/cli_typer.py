@@ -438,7 +438,7 @@ def build_group(app: typer.Typer, index: Mapping[str, str], package: str) -> Igo
         finally:
             app.registered_commands = infos
         assert isinstance(built, IgorGroup)
-        _convert_without_pydantic(built)
+        _ready_to_parse(built)
         built.commands = _Commands(app, index, package)
         return built
 
@@ -470,7 +470,7 @@ class _Commands(dict[str, Command]):
                 pretty_exceptions_short=self._app.pretty_exceptions_short,
                 rich_markup_mode=self._app.rich_markup_mode,
             )
-            _convert_without_pydantic(built)
+            _ready_to_parse(built)
             self[name] = built
             del self._waiting[name]
             return built
@@ -520,22 +520,24 @@ def converted(app: typer.Typer, commands: list[Any]) -> Command:
     return typer.main.get_command(part)
 
 
-def _convert_without_pydantic(command: Command) -> None:
-    """Give each option of a type igor uses a conversion that needs no pydantic.
+def _ready_to_parse(command: Command) -> None:
+    """Each parameter of `command` (and of a group's commands) converted without pydantic
+    (`_convert_plainly`) and keeping its default once processed (`_default_kept`)."""
+    for param in command.params:
+        _convert_plainly(param)
+        _default_kept(param)
+    for sub in getattr(command, "commands", {}).values():
+        _ready_to_parse(sub)
+
+
+def _convert_plainly(param: Any) -> None:
+    """Give an option of a type igor uses a conversion that needs no pydantic.
 
     typer converts every value, defaults included, through a pydantic adapter
     built on first use: importing pydantic costs 110 ms, a third of a command's
     fixed cost. igor's values are already of their type once click has parsed
     them; anything else goes to typer's own conversion, which says what is wrong.
     """
-    for param in command.params:
-        _convert_plainly(param)
-        _default_kept(param)
-    for sub in getattr(command, "commands", {}).values():
-        _convert_without_pydantic(sub)
-
-
-def _convert_plainly(param: Any) -> None:
     from typer.core import TyperArgument, TyperOption
 
     if isinstance(param, TyperOption | TyperArgument) and _plain(param.type_descriptor.annotation):
@@ -564,11 +566,11 @@ def _default_kept(param: Any) -> None:
 def _kept_class(kind: Any) -> Any:
     """`kind` (typer's option or argument), its default processed once and kept for each
     parse that leaves it untyped. click processes every parameter at each parse, typed or
-    not (15 us each here), and the bot parses every message: a deploy has 21 parameters,
-    and people type two or three. Kept only when nothing can change it (None, a bool, a
-    number, a string, a tuple of those); a parse that gives it a value another way (typed,
-    the context's `default_map`) processes it as click does. A subclass (not a mixin):
-    an object's class can be swapped only for one of the same layout."""
+    not (15 us each here), and the bot parses every message: a deploy's parse processes 21
+    (its own, the group's, the two `-h`), and people type two or three. Kept only when
+    nothing can change it (None, a bool, a number, a string, a tuple of those); a parse that
+    gives it a value another way (typed, the context's `default_map`) processes it as click
+    does. A subclass (not a mixin): an object's class is swapped only for one of its layout."""
 
     def handle_parse_result(
         self: Any, ctx: Context, opts: Mapping[str, Any], args: list[str]
